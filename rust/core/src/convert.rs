@@ -1,0 +1,377 @@
+//! The conversion rules between Erlang terms and Python objects (`docs/type-conversion.md`).
+//!
+//! The rules are written once, here, and are generic over where the terms live: a
+//! [`TermReader`] shows an Erlang term as a [`View`], a [`TermBuilder`] makes Erlang terms.
+//! The NIF implements both on rustler terms (so the hot path builds terms and objects directly,
+//! with no intermediate tree); the mocked BEAM implements them on its own representation.
+//! Runs on the thread that holds the GIL. Depth is bounded by [`Options::max_depth`], which also
+//! turns cyclic Python structures into a clear error.
+
+use std::borrow::Cow;
+
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyIterator, PyList, PySet,
+    PyString, PyTuple,
+};
+
+use crate::error::{Error, Result};
+use crate::types::{Pid, Ref};
+
+/// Limits applied to every conversion.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Deepest nesting of lists, tuples and maps accepted in either direction.
+    pub max_depth: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_depth: 1000 }
+    }
+}
+
+/// What an Erlang term is, as the rules need to see it.
+pub enum View<'a, T> {
+    /// An atom, by name.
+    Atom(Cow<'a, str>),
+    /// An integer that fits in 64 bits.
+    Int(i64),
+    /// Any other integer: sign and little-endian magnitude.
+    BigInt {
+        /// True for negative numbers.
+        negative: bool,
+        /// Magnitude, least significant byte first.
+        magnitude_le: Cow<'a, [u8]>,
+    },
+    /// A float.
+    Float(f64),
+    /// A binary (whole bytes).
+    Binary(&'a [u8]),
+    /// The elements of a proper list.
+    List(Vec<T>),
+    /// The elements of a tuple.
+    Tuple(Vec<T>),
+    /// The pairs of a map.
+    Map(Vec<(T, T)>),
+    /// A pid, as external-format bytes.
+    Pid(Vec<u8>),
+    /// A reference, as external-format bytes.
+    Ref(Vec<u8>),
+    /// A handle to a Python object that went to Erlang earlier.
+    Object(Py<PyAny>),
+}
+
+/// Shows Erlang terms to the rules. `view` fails with [`Error::ImproperList`] or
+/// [`Error::Unsupported`] for terms with no Python equivalent.
+pub trait TermReader<'a> {
+    /// The term type of this world.
+    type Term: Copy;
+    /// Looks at one term (`py` lets the reader hand back Python object handles).
+    fn view(&self, py: Python<'_>, term: Self::Term) -> Result<View<'a, Self::Term>>;
+}
+
+/// Makes Erlang terms for the rules.
+pub trait TermBuilder {
+    /// The term type of this world.
+    type Term;
+    /// One of the fixed atoms the rules produce (`true`, `none`, `nan`, `generator`, ...).
+    fn atom(&mut self, name: &'static str) -> Self::Term;
+    /// A small integer.
+    fn int(&mut self, value: i64) -> Self::Term;
+    /// A big integer from its sign and little-endian magnitude.
+    fn bigint(&mut self, negative: bool, magnitude_le: &[u8]) -> Result<Self::Term>;
+    /// A float (always finite here).
+    fn float(&mut self, value: f64) -> Self::Term;
+    /// A binary holding a copy of `bytes`.
+    fn binary(&mut self, bytes: &[u8]) -> Self::Term;
+    /// A proper list.
+    fn list(&mut self, items: Vec<Self::Term>) -> Self::Term;
+    /// A tuple.
+    fn tuple(&mut self, items: Vec<Self::Term>) -> Self::Term;
+    /// A map; fails with [`Error::DuplicateKey`] when two keys are equal.
+    fn map(&mut self, pairs: Vec<(Self::Term, Self::Term)>) -> Result<Self::Term>;
+    /// A pid from its external-format bytes.
+    fn pid(&mut self, etf: &[u8]) -> Result<Self::Term>;
+    /// A reference from its external-format bytes.
+    fn reference(&mut self, etf: &[u8]) -> Result<Self::Term>;
+    /// An opaque handle that keeps `object` alive until Erlang drops it.
+    fn object(&mut self, object: Py<PyAny>) -> Result<Self::Term>;
+}
+
+fn check_depth(depth: usize, opts: &Options) -> Result<()> {
+    if depth > opts.max_depth {
+        Err(Error::TooDeep(opts.max_depth))
+    } else {
+        Ok(())
+    }
+}
+
+/// Converts an Erlang term to a Python object.
+pub fn to_py<'py, 'a, R: TermReader<'a>>(
+    py: Python<'py>,
+    reader: &R,
+    term: R::Term,
+    opts: &Options,
+) -> Result<Bound<'py, PyAny>> {
+    to_py_at(py, reader, term, opts, 0)
+}
+
+fn to_py_at<'py, 'a, R: TermReader<'a>>(
+    py: Python<'py>,
+    reader: &R,
+    term: R::Term,
+    opts: &Options,
+    depth: usize,
+) -> Result<Bound<'py, PyAny>> {
+    Ok(match reader.view(py, term)? {
+        View::Atom(name) => atom_to_py(py, &name),
+        View::Int(i) => i.into_pyobject(py).map_err(PyErr::from)?.into_any(),
+        View::BigInt { negative, magnitude_le } => bigint_to_py(py, negative, &magnitude_le)?,
+        View::Float(f) => PyFloat::new(py, f).into_any(),
+        View::Binary(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => PyString::new(py, text).into_any(),
+            Err(_) => PyBytes::new(py, bytes).into_any(),
+        },
+        View::List(items) => {
+            check_depth(depth + 1, opts)?;
+            let objs = items
+                .into_iter()
+                .map(|t| to_py_at(py, reader, t, opts, depth + 1))
+                .collect::<Result<Vec<_>>>()?;
+            PyList::new(py, objs)?.into_any()
+        }
+        View::Tuple(items) => {
+            check_depth(depth + 1, opts)?;
+            let objs = items
+                .into_iter()
+                .map(|t| to_py_at(py, reader, t, opts, depth + 1))
+                .collect::<Result<Vec<_>>>()?;
+            PyTuple::new(py, objs)?.into_any()
+        }
+        View::Map(pairs) => {
+            check_depth(depth + 1, opts)?;
+            let dict = PyDict::new(py);
+            for (k, v) in pairs {
+                let key = to_py_at(py, reader, k, opts, depth + 1)?;
+                let value = to_py_at(py, reader, v, opts, depth + 1)?;
+                dict.set_item(key, value)?;
+            }
+            dict.into_any()
+        }
+        View::Pid(etf) => Bound::new(py, Pid::from_etf(&etf))?.into_any(),
+        View::Ref(etf) => Bound::new(py, Ref::from_etf(&etf))?.into_any(),
+        View::Object(obj) => obj.into_bound(py),
+    })
+}
+
+fn atom_to_py<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
+    match name {
+        "true" => PyBool::new(py, true).to_owned().into_any(),
+        "false" => PyBool::new(py, false).to_owned().into_any(),
+        "nil" | "none" | "undefined" => py.None().into_bound(py),
+        other => PyString::new(py, other).into_any(),
+    }
+}
+
+fn bigint_to_py<'py>(
+    py: Python<'py>,
+    negative: bool,
+    magnitude_le: &[u8],
+) -> Result<Bound<'py, PyAny>> {
+    let bytes = PyBytes::new(py, magnitude_le);
+    let int_type = py.get_type::<PyInt>();
+    let value = int_type.call_method1("from_bytes", (bytes, "little"))?;
+    Ok(if negative { value.neg()? } else { value })
+}
+
+/// Converts an Erlang keyword map (atom, binary or string keys) to a Python `dict`.
+pub fn kwargs_to_py<'py, 'a, R: TermReader<'a>>(
+    py: Python<'py>,
+    reader: &R,
+    term: R::Term,
+    opts: &Options,
+) -> Result<Bound<'py, PyDict>> {
+    let View::Map(pairs) = reader.view(py, term)? else {
+        return Err(Error::Unsupported("keyword argument container (expected a map)"));
+    };
+    let dict = PyDict::new(py);
+    for (k, v) in pairs {
+        let key = match reader.view(py, k)? {
+            View::Atom(name) => PyString::new(py, &name),
+            View::Binary(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => PyString::new(py, text),
+                Err(_) => return Err(Error::BadKwargKey),
+            },
+            View::List(chars) => {
+                let mut text = String::with_capacity(chars.len());
+                for c in chars {
+                    match reader.view(py, c)? {
+                        View::Int(code) => match u32::try_from(code).ok().and_then(char::from_u32)
+                        {
+                            Some(ch) => text.push(ch),
+                            None => return Err(Error::BadKwargKey),
+                        },
+                        _ => return Err(Error::BadKwargKey),
+                    }
+                }
+                PyString::new(py, &text)
+            }
+            _ => return Err(Error::BadKwargKey),
+        };
+        dict.set_item(key, to_py_at(py, reader, v, opts, 1)?)?;
+    }
+    Ok(dict)
+}
+
+/// Converts a Python object to an Erlang term; a generator or iterator becomes
+/// `{generator, Handle}` (the rule for top-level results of calls and evals).
+pub fn result_from_py<B: TermBuilder>(
+    builder: &mut B,
+    obj: &Bound<'_, PyAny>,
+    opts: &Options,
+) -> Result<B::Term> {
+    if !is_plain_value(obj) && obj.cast::<PyIterator>().is_ok() {
+        let tag = builder.atom("generator");
+        let handle = builder.object(obj.clone().unbind())?;
+        return Ok(builder.tuple(vec![tag, handle]));
+    }
+    from_py(builder, obj, opts)
+}
+
+/// Strings, numbers and containers are never treated as iterators.
+fn is_plain_value(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_instance_of::<PyString>()
+        || obj.is_instance_of::<PyInt>()
+        || obj.is_instance_of::<PyFloat>()
+        || obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<PyTuple>()
+        || obj.is_instance_of::<PyDict>()
+        || obj.is_instance_of::<PyBytes>()
+}
+
+/// Converts a Python object to an Erlang term.
+pub fn from_py<B: TermBuilder>(
+    builder: &mut B,
+    obj: &Bound<'_, PyAny>,
+    opts: &Options,
+) -> Result<B::Term> {
+    from_py_at(builder, obj, opts, 0)
+}
+
+fn from_py_at<B: TermBuilder>(
+    builder: &mut B,
+    obj: &Bound<'_, PyAny>,
+    opts: &Options,
+    depth: usize,
+) -> Result<B::Term> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(builder.binary(s.to_str()?.as_bytes()));
+    }
+    if obj.is_none() {
+        return Ok(builder.atom("none"));
+    }
+    if let Ok(b) = obj.cast_exact::<PyBool>() {
+        return Ok(builder.atom(if b.is_true() { "true" } else { "false" }));
+    }
+    if let Ok(i) = obj.cast::<PyInt>() {
+        return int_from_py(builder, i);
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(float_from_py(builder, f.value()));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        check_depth(depth + 1, opts)?;
+        let mut pairs = Vec::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = from_py_at(builder, &k, opts, depth + 1)?;
+            let value = from_py_at(builder, &v, opts, depth + 1)?;
+            pairs.push((key, value));
+        }
+        return builder.map(pairs);
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        check_depth(depth + 1, opts)?;
+        let items = l
+            .iter()
+            .map(|item| from_py_at(builder, &item, opts, depth + 1))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(builder.list(items));
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        check_depth(depth + 1, opts)?;
+        let items = t
+            .iter()
+            .map(|item| from_py_at(builder, &item, opts, depth + 1))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(builder.tuple(items));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(builder.binary(b.as_bytes()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(builder.binary(&b.to_vec()));
+    }
+    if let Ok(p) = obj.cast::<Pid>() {
+        return builder.pid(p.get().etf());
+    }
+    if let Ok(r) = obj.cast::<Ref>() {
+        return builder.reference(r.get().etf());
+    }
+    if let Ok(s) = obj.cast::<PySet>() {
+        check_depth(depth + 1, opts)?;
+        let items = s
+            .iter()
+            .map(|item| from_py_at(builder, &item, opts, depth + 1))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(builder.list(items));
+    }
+    if let Ok(s) = obj.cast::<PyFrozenSet>() {
+        check_depth(depth + 1, opts)?;
+        let items = s
+            .iter()
+            .map(|item| from_py_at(builder, &item, opts, depth + 1))
+            .collect::<Result<Vec<_>>>()?;
+        return Ok(builder.list(items));
+    }
+    if is_numpy_value(obj) {
+        // ndarray.tolist() gives nested lists of Python numbers; a numpy scalar's tolist()
+        // gives the matching Python number. Either way, convert the plain result.
+        let plain = obj.call_method0("tolist")?;
+        check_depth(depth + 1, opts)?;
+        return from_py_at(builder, &plain, opts, depth + 1);
+    }
+    builder.object(obj.clone().unbind())
+}
+
+fn is_numpy_value(obj: &Bound<'_, PyAny>) -> bool {
+    let ty = obj.get_type();
+    match ty.module() {
+        Ok(module) => {
+            module.to_str().is_ok_and(|m| m == "numpy") && obj.hasattr("tolist").unwrap_or(false)
+        }
+        Err(_) => false,
+    }
+}
+
+fn int_from_py<B: TermBuilder>(builder: &mut B, i: &Bound<'_, PyInt>) -> Result<B::Term> {
+    if let Ok(small) = i.extract::<i64>() {
+        return Ok(builder.int(small));
+    }
+    let negative = i.lt(0)?;
+    let magnitude = if negative { i.neg()? } else { i.clone().into_any() };
+    let bits: usize = magnitude.call_method0("bit_length")?.extract()?;
+    let bytes = magnitude.call_method1("to_bytes", (bits.div_ceil(8), "little"))?;
+    let bytes = bytes.cast::<PyBytes>().map_err(PyErr::from)?;
+    builder.bigint(negative, bytes.as_bytes())
+}
+
+fn float_from_py<B: TermBuilder>(builder: &mut B, f: f64) -> B::Term {
+    if f.is_nan() {
+        builder.atom("nan")
+    } else if f.is_infinite() {
+        builder.atom(if f > 0.0 { "infinity" } else { "neg_infinity" })
+    } else {
+        builder.float(f)
+    }
+}

@@ -1,0 +1,46 @@
+//! The crate's one error type, turned into a Python exception in exactly one place.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::PyErr;
+
+/// Why a conversion between an Erlang term and a Python object failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The value nests deeper than the configured bound (this also catches cycles).
+    #[error("value nests deeper than {0} levels (cyclic, or raise max_depth)")]
+    TooDeep(usize),
+    /// An Erlang list whose last tail is not `[]`.
+    #[error("cannot convert an improper Erlang list to Python")]
+    ImproperList,
+    /// An Erlang term with no Python equivalent.
+    #[error("cannot convert an Erlang {0} to Python")]
+    Unsupported(&'static str),
+    /// Two Python dict keys became the same Erlang term.
+    #[error("two dict keys convert to the same Erlang term")]
+    DuplicateKey,
+    /// A keyword-argument key that is not an atom, binary or string.
+    #[error("keyword argument names must be atoms, binaries or strings")]
+    BadKwargKey,
+    /// The external term format bytes of a pid, reference or bignum are malformed.
+    #[error("malformed external term: {0}")]
+    BadExternalTerm(&'static str),
+    /// A Python exception raised while converting (for example by `str.encode`).
+    #[error(transparent)]
+    Python(#[from] PyErr),
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        match err {
+            Error::Python(e) => e,
+            Error::TooDeep(_) | Error::DuplicateKey => PyValueError::new_err(err.to_string()),
+            Error::ImproperList
+            | Error::Unsupported(_)
+            | Error::BadKwargKey
+            | Error::BadExternalTerm(_) => PyTypeError::new_err(err.to_string()),
+        }
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,21 @@
+//! `erlang-python-core`: everything that is the same inside and outside the BEAM.
+//!
+//! - [`convert`]: the conversion rules between Erlang terms and Python objects, generic over a
+//!   small reader/builder pair ([`convert::TermReader`], [`convert::TermBuilder`]) so that the
+//!   NIF builds rustler terms directly and the mocked BEAM builds its own representation.
+//! - [`types`]: the `erlang.Pid` and `erlang.Ref` Python classes.
+//! - [`native`]: the body of the `erlang._native` Python module.
+//! - [`etf`]: the few pieces of Erlang's external term format the rules need (bignums, pid and
+//!   reference identity).
+//!
+//! This crate never links the BEAM. Every function that touches Python takes `Python<'py>` or a
+//! `Bound<'py, _>`, so it runs on whatever thread holds the GIL (an executor thread inside the
+//! BEAM, the caller's thread in plain Python).
+
+pub mod convert;
+pub mod error;
+pub mod etf;
+pub mod native;
+pub mod types;
+
+pub use error::Error;

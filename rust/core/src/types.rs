@@ -1,0 +1,78 @@
+//! `erlang.Pid` and `erlang.Ref`: Erlang identities carried through Python unchanged.
+//!
+//! Both hold the term's external-format bytes, so they compare, hash and round-trip exactly
+//! (the same pid comes back to Erlang), and pickle-free code can use them as dict keys. Frozen
+//! classes: no interior mutability, safe on any thread with or without the GIL.
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::etf;
+
+/// An Erlang process identifier.
+#[pyclass(frozen, eq, hash, skip_from_py_object, module = "erlang", name = "Pid")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct Pid {
+    etf: Box<[u8]>,
+}
+
+impl Pid {
+    /// Wraps the external-format bytes of a pid.
+    pub fn from_etf(etf: &[u8]) -> Self {
+        Pid { etf: etf.into() }
+    }
+
+    /// The external-format bytes of the pid.
+    pub fn etf(&self) -> &[u8] {
+        &self.etf
+    }
+}
+
+#[pymethods]
+impl Pid {
+    fn __repr__(&self) -> String {
+        match etf::describe_pid(&self.etf) {
+            Ok(text) => format!("erlang.Pid({text})"),
+            Err(_) => "erlang.Pid(?)".to_owned(),
+        }
+    }
+
+    /// The pid in Erlang's external term format (`term_to_binary/1`).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.etf)
+    }
+}
+
+/// An Erlang reference.
+#[pyclass(frozen, eq, hash, skip_from_py_object, module = "erlang", name = "Ref")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct Ref {
+    etf: Box<[u8]>,
+}
+
+impl Ref {
+    /// Wraps the external-format bytes of a reference.
+    pub fn from_etf(etf: &[u8]) -> Self {
+        Ref { etf: etf.into() }
+    }
+
+    /// The external-format bytes of the reference.
+    pub fn etf(&self) -> &[u8] {
+        &self.etf
+    }
+}
+
+#[pymethods]
+impl Ref {
+    fn __repr__(&self) -> String {
+        match etf::describe_ref(&self.etf) {
+            Ok(text) => format!("erlang.Ref({text})"),
+            Err(_) => "erlang.Ref(?)".to_owned(),
+        }
+    }
+
+    /// The reference in Erlang's external term format (`term_to_binary/1`).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.etf)
+    }
+}

@@ -1,0 +1,29 @@
+//! Links the NIF against the libpython that PYO3_PYTHON names, with an rpath so the BEAM finds
+//! it at load, and tells the crate where that library and the default interpreter live.
+
+use std::path::Path;
+
+fn main() {
+    pyo3_build_config::add_libpython_rpath_link_args();
+    let cfg = pyo3_build_config::get();
+    let lib_dir = cfg.lib_dir.clone().unwrap_or_default();
+    let lib_name = cfg.lib_name.clone().unwrap_or_default();
+    let versioned = Path::new(&lib_dir).join(format!("lib{lib_name}.so.1.0"));
+    let plain = Path::new(&lib_dir).join(format!("lib{lib_name}.so"));
+    let lib = if versioned.exists() { versioned } else { plain };
+    println!("cargo:rustc-env=EP_LIBPYTHON={}", lib.display());
+    println!("cargo:rerun-if-env-changed=ERLANG_PYTHON_DEFAULT_EXECUTABLE");
+    let exe = std::env::var("ERLANG_PYTHON_DEFAULT_EXECUTABLE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| cfg.executable.clone())
+        .unwrap_or_default();
+    println!("cargo:rustc-env=EP_DEFAULT_EXECUTABLE={exe}");
+    let gil_disabled = cfg
+        .build_flags
+        .0
+        .iter()
+        .any(|f| f.to_string() == "Py_GIL_DISABLED");
+    println!("cargo:rustc-env=EP_GIL_DISABLED={}", u8::from(gil_disabled));
+    println!("cargo:rustc-env=EP_PY_MINOR={}", cfg.version.minor);
+}

@@ -1,0 +1,51 @@
+//! `erlang._native` as registered inside the BEAM: the shared body from core plus what only
+//! makes sense here (the interruptible `sleep` that replaces `time.sleep`).
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+use crate::executor;
+
+static ORIGINAL_SLEEP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// The module initialiser registered with `PyImport_AppendInittab` as `erlang._native`.
+#[pymodule]
+#[pyo3(name = "_native")]
+pub fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    erlang_python_core::native::populate(module)?;
+    module.add_function(wrap_pyfunction!(sleep, module)?)?;
+    module.add("IN_BEAM", true)?;
+    Ok(())
+}
+
+/// `time.sleep` for the embedded interpreter: on an executor thread it waits with the GIL
+/// released and returns early, raising `erlang.Interrupted`, when the Erlang caller times out
+/// or dies; elsewhere it is the original `time.sleep`.
+#[pyfunction]
+fn sleep(py: Python<'_>, secs: &Bound<'_, PyAny>) -> PyResult<()> {
+    let Some(slot) = executor::current_slot() else {
+        return match ORIGINAL_SLEEP.get(py) {
+            Some(original) => original.call1(py, (secs,)).map(drop),
+            None => Err(PyValueError::new_err("time.sleep is not available")),
+        };
+    };
+    let seconds: f64 = secs.extract()?;
+    if seconds.is_nan() {
+        return Err(PyValueError::new_err("Invalid value NaN (not a number)"));
+    }
+    if seconds < 0.0 {
+        return Err(PyValueError::new_err("sleep length must be non-negative"));
+    }
+    slot.sleep(py, seconds)
+}
+
+/// Replaces `time.sleep` with [`sleep`], keeping the original for non-executor threads.
+pub fn install_sleep(py: Python<'_>) -> PyResult<()> {
+    let time = py.import("time")?;
+    let original = time.getattr("sleep")?.unbind();
+    let _ = ORIGINAL_SLEEP.set(py, original);
+    let native = py.import("erlang._native")?;
+    time.setattr("sleep", native.getattr("sleep")?)?;
+    Ok(())
+}

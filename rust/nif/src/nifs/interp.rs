@@ -1,0 +1,59 @@
+//! `interp_init/1` (dirty IO: starts Python once) and `interp_info/0` (no GIL needed).
+
+use rustler::types::map::map_new;
+use rustler::{Atom, Encoder, Env, NifResult, Term};
+
+use crate::atoms;
+use crate::interp::{self, InitOptions};
+use crate::term::set_max_depth;
+
+fn opt<'a>(opts: Term<'a>, key: Atom) -> Option<Term<'a>> {
+    opts.map_get(key).ok()
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn interp_init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
+    if !opts.is_map() {
+        return Err(rustler::Error::BadArg);
+    }
+    let executable = match opt(opts, atoms::executable()) {
+        Some(t) if t.is_binary() => Some(String::from_utf8_lossy(t.decode::<rustler::Binary>()?.as_slice()).into_owned()),
+        Some(t) if t == atoms::undefined().encode(env) => None,
+        None => None,
+        Some(_) => return Err(rustler::Error::BadArg),
+    };
+    let sys_path = match opt(opts, atoms::sys_path()) {
+        Some(t) => t
+            .decode::<Vec<rustler::Binary>>()?
+            .iter()
+            .map(|b| String::from_utf8_lossy(b.as_slice()).into_owned())
+            .collect(),
+        None => Vec::new(),
+    };
+    if let Some(t) = opt(opts, atoms::max_depth()) {
+        let depth: usize = t.decode()?;
+        if depth == 0 {
+            return Err(rustler::Error::BadArg);
+        }
+        set_max_depth(depth);
+    }
+    Ok(match interp::initialize(InitOptions { executable, sys_path }) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(reason) => (atoms::error(), reason).encode(env),
+    })
+}
+
+#[rustler::nif]
+fn interp_info(env: Env<'_>) -> NifResult<Term<'_>> {
+    let mode = if env!("EP_GIL_DISABLED") == "1" {
+        atoms::free_threaded()
+    } else {
+        atoms::multi_executor()
+    };
+    let minor: u32 = env!("EP_PY_MINOR").parse().unwrap_or(0);
+    map_new(env)
+        .map_put(atoms::execution_mode(), mode)?
+        .map_put(atoms::subinterp_supported(), minor >= 12)?
+        .map_put(atoms::python_version(), interp::version())?
+        .map_put(atoms::initialized(), interp::is_initialized())
+}

@@ -1,0 +1,101 @@
+//! `pool_*`: start and stop executor pools and hand them jobs. Everything here runs on the
+//! caller's normal scheduler and does bounded work: copy the terms, enqueue (invariant 1).
+
+use rustler::types::map::map_new;
+use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
+
+use crate::atoms;
+use crate::executor::{Kind, Pool};
+use crate::interp;
+
+/// The resource `pool_new/1` returns; dropping it stops the pool.
+pub struct PoolResource {
+    pool: Pool,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for PoolResource {}
+
+#[rustler::nif]
+fn pool_new(env: Env<'_>, executors: usize) -> NifResult<Term<'_>> {
+    if executors == 0 || executors > 1024 {
+        return Err(rustler::Error::BadArg);
+    }
+    if !interp::is_initialized() {
+        return Ok((atoms::error(), atoms::not_initialized()).encode(env));
+    }
+    match Pool::start(executors) {
+        Ok(pool) => Ok((atoms::ok(), ResourceArc::new(PoolResource { pool })).encode(env)),
+        Err(e) => Ok((atoms::error(), e.to_string()).encode(env)),
+    }
+}
+
+#[rustler::nif]
+fn pool_stop(pool: ResourceArc<PoolResource>) -> rustler::Atom {
+    pool.pool.stop();
+    atoms::ok()
+}
+
+#[rustler::nif]
+fn pool_stats(env: Env<'_>, pool: ResourceArc<PoolResource>) -> NifResult<Term<'_>> {
+    let stats = pool.pool.stats();
+    map_new(env)
+        .map_put(atoms::executors(), stats.executors)?
+        .map_put(atoms::queued(), stats.queued)?
+        .map_put(atoms::running(), stats.running)
+}
+
+fn submit<'a>(
+    env: Env<'a>,
+    pool: &PoolResource,
+    kind: Kind,
+    parts: &[Term<'a>],
+) -> NifResult<Term<'a>> {
+    Ok(match pool.pool.submit(env, kind, parts) {
+        Ok(job) => job.encode(env),
+        Err(()) => (atoms::error(), atoms::stopped()).encode(env),
+    })
+}
+
+#[rustler::nif]
+fn pool_call<'a>(
+    env: Env<'a>,
+    pool: ResourceArc<PoolResource>,
+    reference: Term<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+) -> NifResult<Term<'a>> {
+    if !module.is_binary() || !function.is_binary() || !arguments.is_list() || !kwargs.is_map() {
+        return Err(rustler::Error::BadArg);
+    }
+    submit(env, &pool, Kind::Call, &[reference, module, function, arguments, kwargs])
+}
+
+#[rustler::nif]
+fn pool_eval<'a>(
+    env: Env<'a>,
+    pool: ResourceArc<PoolResource>,
+    reference: Term<'a>,
+    code: Term<'a>,
+    locals: Term<'a>,
+) -> NifResult<Term<'a>> {
+    if !code.is_binary() || !locals.is_map() {
+        return Err(rustler::Error::BadArg);
+    }
+    submit(env, &pool, Kind::Eval, &[reference, code, locals])
+}
+
+#[rustler::nif]
+fn pool_exec<'a>(
+    env: Env<'a>,
+    pool: ResourceArc<PoolResource>,
+    reference: Term<'a>,
+    code: Term<'a>,
+) -> NifResult<Term<'a>> {
+    if !code.is_binary() {
+        return Err(rustler::Error::BadArg);
+    }
+    submit(env, &pool, Kind::Exec, &[reference, code])
+}

@@ -1,0 +1,206 @@
+//! The conversion rules of core, applied to rustler terms: a [`TermReader`] and a
+//! [`TermBuilder`] over an [`Env`], and the resource that carries Python objects through Erlang
+//! as opaque handles. Runs on executor threads, with the GIL held, inside an owned env.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use erlang_python_core::convert::{Options, TermBuilder, TermReader, View};
+use erlang_python_core::{etf, Error};
+use pyo3::prelude::*;
+use rustler::types::tuple::{get_tuple, make_tuple};
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, ResourceArc, Term, TermType};
+
+use crate::atoms;
+
+/// A Python object held by Erlang (an opaque handle, or the body of `{generator, Handle}`).
+/// Dropping it off the GIL is fine: pyo3 defers the decref to the next GIL holder.
+pub struct PyObjectResource {
+    object: Py<PyAny>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for PyObjectResource {}
+
+static MAX_DEPTH: AtomicUsize = AtomicUsize::new(1000);
+
+/// Sets the nesting bound applied by every later conversion.
+pub fn set_max_depth(depth: usize) {
+    MAX_DEPTH.store(depth.max(1), Ordering::Relaxed);
+}
+
+/// The conversion options in force.
+pub fn options() -> Options {
+    Options { max_depth: MAX_DEPTH.load(Ordering::Relaxed) }
+}
+
+/// Reads rustler terms for the core rules.
+pub struct NifReader<'a> {
+    _env: Env<'a>,
+}
+
+impl<'a> NifReader<'a> {
+    /// A reader for terms of `env`.
+    pub fn new(env: Env<'a>) -> Self {
+        NifReader { _env: env }
+    }
+}
+
+fn etf_of(term: Term<'_>) -> Vec<u8> {
+    term.to_binary().as_slice().to_vec()
+}
+
+impl<'a> TermReader<'a> for NifReader<'a> {
+    type Term = Term<'a>;
+
+    fn view(&self, py: Python<'_>, term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
+        Ok(match term.get_type() {
+            TermType::Atom => View::Atom(atom_name(term)?),
+            TermType::Integer => match term.decode::<i64>() {
+                Ok(i) => View::Int(i),
+                Err(_) => {
+                    let bytes = etf_of(term);
+                    let (negative, magnitude) = etf::decode_bignum(&bytes)?;
+                    View::BigInt { negative, magnitude_le: Cow::Owned(magnitude.to_vec()) }
+                }
+            },
+            TermType::Float => View::Float(term.decode::<f64>().map_err(|_| Error::Unsupported("float"))?),
+            TermType::Binary => match term.decode::<Binary<'a>>() {
+                Ok(bin) => View::Binary(bin.as_slice()),
+                Err(_) => return Err(Error::Unsupported("bitstring")),
+            },
+            TermType::List => {
+                let len = term.list_length().map_err(|_| Error::ImproperList)?;
+                let mut items = Vec::with_capacity(len);
+                let mut rest = term;
+                while let Ok((head, tail)) = rest.list_get_cell() {
+                    items.push(head);
+                    rest = tail;
+                }
+                View::List(items)
+            }
+            TermType::Tuple => View::Tuple(get_tuple(term).map_err(|_| Error::Unsupported("tuple"))?),
+            TermType::Map => {
+                let iter = rustler::types::map::MapIterator::new(term)
+                    .ok_or(Error::Unsupported("map"))?;
+                View::Map(iter.collect())
+            }
+            TermType::Pid => View::Pid(etf_of(term)),
+            TermType::Ref => match term.decode::<ResourceArc<PyObjectResource>>() {
+                Ok(handle) => View::Object(handle.object.clone_ref(py)),
+                Err(_) => View::Ref(etf_of(term)),
+            },
+            TermType::Fun => return Err(Error::Unsupported("fun")),
+            TermType::Port => return Err(Error::Unsupported("port")),
+            TermType::Unknown => return Err(Error::Unsupported("term")),
+        })
+    }
+}
+
+fn atom_name(term: Term<'_>) -> Result<Cow<'static, str>, Error> {
+    let atom = Atom::from_term(term).map_err(|_| Error::Unsupported("atom"))?;
+    for (known, name) in [
+        (atoms::true_(), "true"),
+        (atoms::false_(), "false"),
+        (atoms::none(), "none"),
+        (atoms::nil(), "nil"),
+        (atoms::undefined(), "undefined"),
+    ] {
+        if atom == known {
+            return Ok(Cow::Borrowed(name));
+        }
+    }
+    // enif_get_atom reads Latin-1 only on OTP 25; the external format has every atom as UTF-8.
+    match term.atom_to_string() {
+        Ok(name) if name.is_ascii() => Ok(Cow::Owned(name)),
+        _ => Ok(Cow::Owned(etf::decode_atom(&etf_of(term))?)),
+    }
+}
+
+/// Builds rustler terms for the core rules.
+pub struct NifBuilder<'a> {
+    /// The env the terms are made in.
+    pub env: Env<'a>,
+}
+
+impl<'a> TermBuilder for NifBuilder<'a> {
+    type Term = Term<'a>;
+
+    fn atom(&mut self, name: &'static str) -> Term<'a> {
+        let atom = match name {
+            "true" => atoms::true_(),
+            "false" => atoms::false_(),
+            "none" => atoms::none(),
+            "nan" => atoms::nan(),
+            "infinity" => atoms::infinity(),
+            "neg_infinity" => atoms::neg_infinity(),
+            "generator" => atoms::generator(),
+            _ => atoms::undefined(),
+        };
+        atom.encode(self.env)
+    }
+
+    fn int(&mut self, value: i64) -> Term<'a> {
+        value.encode(self.env)
+    }
+
+    fn bigint(&mut self, negative: bool, magnitude_le: &[u8]) -> Result<Term<'a>, Error> {
+        let bytes = etf::encode_bignum(negative, magnitude_le)?;
+        self.env
+            .binary_to_term(&bytes)
+            .map(|(term, _)| term)
+            .ok_or(Error::BadExternalTerm("integer too large for Erlang"))
+    }
+
+    fn float(&mut self, value: f64) -> Term<'a> {
+        value.encode(self.env)
+    }
+
+    fn binary(&mut self, bytes: &[u8]) -> Term<'a> {
+        let mut bin = NewBinary::new(self.env, bytes.len());
+        bin.as_mut_slice().copy_from_slice(bytes);
+        bin.into()
+    }
+
+    fn list(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
+        items.encode(self.env)
+    }
+
+    fn tuple(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
+        make_tuple(self.env, &items)
+    }
+
+    fn map(&mut self, pairs: Vec<(Term<'a>, Term<'a>)>) -> Result<Term<'a>, Error> {
+        let (keys, values): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+        Term::map_from_term_arrays(self.env, &keys, &values).map_err(|_| Error::DuplicateKey)
+    }
+
+    fn pid(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
+        self.external(etf_bytes, etf::is_pid(etf_bytes), "not a pid")
+    }
+
+    fn reference(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
+        self.external(etf_bytes, etf::is_ref(etf_bytes), "not a reference")
+    }
+
+    fn object(&mut self, object: Py<PyAny>) -> Result<Term<'a>, Error> {
+        Ok(ResourceArc::new(PyObjectResource { object }).encode(self.env))
+    }
+}
+
+impl<'a> NifBuilder<'a> {
+    fn external(&self, bytes: &[u8], ok: bool, what: &'static str) -> Result<Term<'a>, Error> {
+        if !ok {
+            return Err(Error::BadExternalTerm(what));
+        }
+        self.env
+            .binary_to_term(bytes)
+            .map(|(term, _)| term)
+            .ok_or(Error::BadExternalTerm(what))
+    }
+
+    /// `{A, B}`.
+    pub fn pair(&self, a: impl Encoder, b: impl Encoder) -> Term<'a> {
+        make_tuple(self.env, &[a.encode(self.env), b.encode(self.env)])
+    }
+}
