@@ -127,7 +127,10 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
     Ok(match reader.view(py, term)? {
         View::Atom(name) => atom_to_py(py, &name),
         View::Int(i) => i.into_pyobject(py).map_err(PyErr::from)?.into_any(),
-        View::BigInt { negative, magnitude_le } => bigint_to_py(py, negative, &magnitude_le)?,
+        View::BigInt {
+            negative,
+            magnitude_le,
+        } => bigint_to_py(py, negative, &magnitude_le)?,
         View::Float(f) => PyFloat::new(py, f).into_any(),
         View::Binary(bytes) => match std::str::from_utf8(bytes) {
             Ok(text) => PyString::new(py, text).into_any(),
@@ -193,7 +196,9 @@ pub fn kwargs_to_py<'py, 'a, R: TermReader<'a>>(
     opts: &Options,
 ) -> Result<Bound<'py, PyDict>> {
     let View::Map(pairs) = reader.view(py, term)? else {
-        return Err(Error::Unsupported("keyword argument container (expected a map)"));
+        return Err(Error::Unsupported(
+            "keyword argument container (expected a map)",
+        ));
     };
     let dict = PyDict::new(py);
     for (k, v) in pairs {
@@ -207,11 +212,12 @@ pub fn kwargs_to_py<'py, 'a, R: TermReader<'a>>(
                 let mut text = String::with_capacity(chars.len());
                 for c in chars {
                     match reader.view(py, c)? {
-                        View::Int(code) => match u32::try_from(code).ok().and_then(char::from_u32)
-                        {
-                            Some(ch) => text.push(ch),
-                            None => return Err(Error::BadKwargKey),
-                        },
+                        View::Int(code) => {
+                            match u32::try_from(code).ok().and_then(char::from_u32) {
+                                Some(ch) => text.push(ch),
+                                None => return Err(Error::BadKwargKey),
+                            }
+                        }
                         _ => return Err(Error::BadKwargKey),
                     }
                 }
@@ -359,7 +365,11 @@ fn int_from_py<B: TermBuilder>(builder: &mut B, i: &Bound<'_, PyInt>) -> Result<
         return Ok(builder.int(small));
     }
     let negative = i.lt(0)?;
-    let magnitude = if negative { i.neg()? } else { i.clone().into_any() };
+    let magnitude = if negative {
+        i.neg()?
+    } else {
+        i.clone().into_any()
+    };
     let bits: usize = magnitude.call_method0("bit_length")?.extract()?;
     let bytes = magnitude.call_method1("to_bytes", (bits.div_ceil(8), "little"))?;
     let bytes = bytes.cast::<PyBytes>().map_err(PyErr::from)?;

@@ -25,8 +25,8 @@ use pyo3::exceptions::{PyNameError, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
-use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::env::SavedTerm;
+use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, ResourceArc, Term};
 
 use crate::atoms;
@@ -55,16 +55,23 @@ pub enum CancelOutcome {
 
 impl JobInner {
     fn new() -> Self {
-        JobInner { state: AtomicU8::new(QUEUED), slot: OnceLock::new() }
+        JobInner {
+            state: AtomicU8::new(QUEUED),
+            slot: OnceLock::new(),
+        }
     }
 
     fn start(&self, slot: &Arc<Slot>) -> bool {
         let _ = self.slot.set(slot.clone());
-        self.state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.state
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     fn commit_reply(&self) -> bool {
-        self.state.compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.state
+            .compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
     /// Gives up on the job: a queued job never runs, a running one is interrupted.
@@ -297,7 +304,11 @@ impl Pool {
                 .spawn(move || executor_main(&thread_counters, &thread_slot, &thread_rx))?;
             slots.push(slot);
         }
-        Ok(Pool { sender: RwLock::new(Some(tx)), slots, counters })
+        Ok(Pool {
+            sender: RwLock::new(Some(tx)),
+            slots,
+            counters,
+        })
     }
 
     /// Queues a job; `Err(())` once the pool is stopped.
@@ -314,7 +325,13 @@ impl Pool {
         let caller = env.pid();
         // A caller that is already gone gets no monitor; its reply is simply dropped.
         let _ = job.monitor(Some(env), &caller);
-        let request = Request { job: job.clone(), caller, env: owned, payload, kind };
+        let request = Request {
+            job: job.clone(),
+            caller,
+            env: owned,
+            payload,
+            kind,
+        };
         let guard = self.sender.read().map_err(|_| ())?;
         let sender = guard.as_ref().ok_or(())?;
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
@@ -414,7 +431,13 @@ enum Outcome<'py> {
 }
 
 fn run(counters: &Counters, slot: &Arc<Slot>, request: Request) {
-    let Request { job, caller, mut env, payload, kind } = request;
+    let Request {
+        job,
+        caller,
+        mut env,
+        payload,
+        kind,
+    } = request;
     if !job.inner.start(slot) {
         return;
     }
@@ -484,10 +507,15 @@ fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
         builder.pair(atoms::stop_iteration(), atoms::none())
     } else {
         let ty = err.get_type(py);
-        let name = ty.name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".to_owned());
-        let builtin = ty.module().map(|m| m.to_string() == "builtins").unwrap_or(false);
+        let name = ty
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Exception".to_owned());
+        let builtin = ty.module().map(|m| m == "builtins").unwrap_or(false);
         let type_term = if builtin {
-            Atom::from_str(env, &name).map(|a| a.encode(env)).unwrap_or_else(|_| name.encode(env))
+            Atom::from_str(env, &name)
+                .map(|a| a.encode(env))
+                .unwrap_or_else(|_| name.encode(env))
         } else {
             match Atom::existing_from_str(env, &name) {
                 Ok(atom) => atom.encode(env),
@@ -501,7 +529,10 @@ fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
             .unwrap_or_else(|_| "<str() of the exception failed>".to_owned());
         make_tuple(env, &[type_term, message.encode(env)])
     };
-    make_tuple(env, &[atoms::error().encode(env), reason, traceback.encode(env)])
+    make_tuple(
+        env,
+        &[atoms::error().encode(env), reason, traceback.encode(env)],
+    )
 }
 
 static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -524,8 +555,10 @@ fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
 static MAIN_NAMESPACE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static BUILTINS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-/// Compiled code objects by (mode, source); bounded, cleared when full.
-static CODE_CACHE: Mutex<Option<HashMap<(u8, Vec<u8>), Py<PyAny>>>> = Mutex::new(None);
+/// Compiled code objects by (mode, source); bounded, cleared when full. Only touched with the
+/// GIL held, so the lock is never contended.
+type CodeCache = HashMap<(u8, Vec<u8>), Py<PyAny>>;
+static CODE_CACHE: Mutex<Option<CodeCache>> = Mutex::new(None);
 const CODE_CACHE_LIMIT: usize = 512;
 
 fn main_namespace(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
@@ -557,7 +590,8 @@ fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
 }
 
 fn utf8<'b>(bytes: &'b [u8], what: &str) -> PyResult<&'b str> {
-    std::str::from_utf8(bytes).map_err(|_| PyTypeError::new_err(format!("{what} is not valid UTF-8")))
+    std::str::from_utf8(bytes)
+        .map_err(|_| PyTypeError::new_err(format!("{what} is not valid UTF-8")))
 }
 
 fn resolve<'py>(py: Python<'py>, module: &[u8], function: &[u8]) -> PyResult<Bound<'py, PyAny>> {
@@ -622,8 +656,11 @@ fn execute<'py>(
                 let [_, module, function, args, kwargs] = items[..] else {
                     return Err(bad_request());
                 };
-                let callable =
-                    resolve(py, binary_of(module, "module")?, binary_of(function, "function")?)?;
+                let callable = resolve(
+                    py,
+                    binary_of(module, "module")?,
+                    binary_of(function, "function")?,
+                )?;
                 let reader = NifReader::new(env);
                 let args = match reader.view(py, args).map_err(PyErr::from)? {
                     View::List(items) => items
@@ -633,10 +670,15 @@ fn execute<'py>(
                         .map_err(PyErr::from)?,
                     _ => return Err(PyTypeError::new_err("arguments must be a list")),
                 };
-                let kwargs = convert::kwargs_to_py(py, &reader, kwargs, &opts).map_err(PyErr::from)?;
+                let kwargs =
+                    convert::kwargs_to_py(py, &reader, kwargs, &opts).map_err(PyErr::from)?;
                 Ok((callable, PyTuple::new(py, args)?, kwargs))
             })?;
-            let kwargs = if kwargs.is_empty() { None } else { Some(&kwargs) };
+            let kwargs = if kwargs.is_empty() {
+                None
+            } else {
+                Some(&kwargs)
+            };
             callable.call(args, kwargs).map(Some)
         }
         Kind::Eval => {
@@ -647,13 +689,20 @@ fn execute<'py>(
                 };
                 let namespace = main_namespace(py)?;
                 let reader = NifReader::new(env);
-                let locals = convert::kwargs_to_py(py, &reader, locals, &opts).map_err(PyErr::from)?;
+                let locals =
+                    convert::kwargs_to_py(py, &reader, locals, &opts).map_err(PyErr::from)?;
                 if !locals.is_empty() {
                     namespace.update(locals.as_mapping())?;
                 }
-                Ok((compiled(py, binary_of(source, "code")?, 0)?, namespace.clone()))
+                Ok((
+                    compiled(py, binary_of(source, "code")?, 0)?,
+                    namespace.clone(),
+                ))
             })?;
-            builtins(py)?.getattr("eval")?.call1((code, namespace)).map(Some)
+            builtins(py)?
+                .getattr("eval")?
+                .call1((code, namespace))
+                .map(Some)
         }
         Kind::Exec => {
             let code = env.run(|env| -> PyResult<_> {
@@ -663,7 +712,10 @@ fn execute<'py>(
                 };
                 compiled(py, binary_of(source, "code")?, 1)
             })?;
-            builtins(py)?.getattr("exec")?.call1((code, main_namespace(py)?)).map(|_| None)
+            builtins(py)?
+                .getattr("exec")?
+                .call1((code, main_namespace(py)?))
+                .map(|_| None)
         }
     }
 }

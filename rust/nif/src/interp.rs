@@ -41,7 +41,10 @@ pub fn promote_libpython() -> bool {
     // initialisers a second time. The handle is intentionally leaked: libpython must stay
     // loaded for the life of the process.
     let handle = unsafe {
-        libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD)
+        libc::dlopen(
+            path.as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD,
+        )
     };
     !handle.is_null()
 }
@@ -110,7 +113,9 @@ fn status_error(status: &ffi::PyStatus, what: &str) -> Option<String> {
         "unknown error".to_owned()
     } else {
         // SAFETY: a non-null err_msg is a static NUL-terminated string owned by CPython.
-        unsafe { CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(status.err_msg) }
+            .to_string_lossy()
+            .into_owned()
     };
     Some(format!("{what}: {detail}"))
 }
@@ -183,5 +188,7 @@ pub fn clear_pending(py: Python<'_>, thread_id: u64) {
 /// The full `Py_GetVersion()` string; safe before and after initialisation, without the GIL.
 pub fn version() -> String {
     // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated buffer.
-    unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }
+        .to_string_lossy()
+        .into_owned()
 }

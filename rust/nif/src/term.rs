@@ -31,7 +31,9 @@ pub fn set_max_depth(depth: usize) {
 
 /// The conversion options in force.
 pub fn options() -> Options {
-    Options { max_depth: MAX_DEPTH.load(Ordering::Relaxed) }
+    Options {
+        max_depth: MAX_DEPTH.load(Ordering::Relaxed),
+    }
 }
 
 /// Reads rustler terms for the core rules.
@@ -61,10 +63,16 @@ impl<'a> TermReader<'a> for NifReader<'a> {
                 Err(_) => {
                     let bytes = etf_of(term);
                     let (negative, magnitude) = etf::decode_bignum(&bytes)?;
-                    View::BigInt { negative, magnitude_le: Cow::Owned(magnitude.to_vec()) }
+                    View::BigInt {
+                        negative,
+                        magnitude_le: Cow::Owned(magnitude.to_vec()),
+                    }
                 }
             },
-            TermType::Float => View::Float(term.decode::<f64>().map_err(|_| Error::Unsupported("float"))?),
+            TermType::Float => View::Float(
+                term.decode::<f64>()
+                    .map_err(|_| Error::Unsupported("float"))?,
+            ),
             TermType::Binary => match term.decode::<Binary<'a>>() {
                 Ok(bin) => View::Binary(bin.as_slice()),
                 Err(_) => return Err(Error::Unsupported("bitstring")),
@@ -79,10 +87,12 @@ impl<'a> TermReader<'a> for NifReader<'a> {
                 }
                 View::List(items)
             }
-            TermType::Tuple => View::Tuple(get_tuple(term).map_err(|_| Error::Unsupported("tuple"))?),
+            TermType::Tuple => {
+                View::Tuple(get_tuple(term).map_err(|_| Error::Unsupported("tuple"))?)
+            }
             TermType::Map => {
-                let iter = rustler::types::map::MapIterator::new(term)
-                    .ok_or(Error::Unsupported("map"))?;
+                let iter =
+                    rustler::types::map::MapIterator::new(term).ok_or(Error::Unsupported("map"))?;
                 View::Map(iter.collect())
             }
             TermType::Pid => View::Pid(etf_of(term)),

@@ -17,7 +17,9 @@ fn interp_init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
         return Err(rustler::Error::BadArg);
     }
     let executable = match opt(opts, atoms::executable()) {
-        Some(t) if t.is_binary() => Some(String::from_utf8_lossy(t.decode::<rustler::Binary>()?.as_slice()).into_owned()),
+        Some(t) if t.is_binary() => {
+            Some(String::from_utf8_lossy(t.decode::<rustler::Binary>()?.as_slice()).into_owned())
+        }
         Some(t) if t == atoms::undefined().encode(env) => None,
         None => None,
         Some(_) => return Err(rustler::Error::BadArg),
@@ -37,10 +39,15 @@ fn interp_init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
         }
         set_max_depth(depth);
     }
-    Ok(match interp::initialize(InitOptions { executable, sys_path }) {
-        Ok(()) => atoms::ok().encode(env),
-        Err(reason) => (atoms::error(), reason).encode(env),
-    })
+    Ok(
+        match interp::initialize(InitOptions {
+            executable,
+            sys_path,
+        }) {
+            Ok(()) => atoms::ok().encode(env),
+            Err(reason) => (atoms::error(), reason).encode(env),
+        },
+    )
 }
 
 #[rustler::nif]

@@ -70,7 +70,12 @@ fn pool_call<'a>(
     if !module.is_binary() || !function.is_binary() || !arguments.is_list() || !kwargs.is_map() {
         return Err(rustler::Error::BadArg);
     }
-    submit(env, &pool, Kind::Call, &[reference, module, function, arguments, kwargs])
+    submit(
+        env,
+        &pool,
+        Kind::Call,
+        &[reference, module, function, arguments, kwargs],
+    )
 }
 
 #[rustler::nif]
