@@ -22,6 +22,9 @@ pub struct PyObjectResource {
 #[rustler::resource_impl]
 impl rustler::Resource for PyObjectResource {}
 
+/// The largest map OTP stores flat (MAP_SMALL_MAP_LIMIT).
+const FLAT_MAP_LIMIT: usize = 32;
+
 static MAX_DEPTH: AtomicUsize = AtomicUsize::new(1000);
 
 /// Sets the nesting bound applied by every later conversion.
@@ -181,8 +184,20 @@ impl<'a> TermBuilder for NifBuilder<'a> {
     }
 
     fn map(&mut self, pairs: Vec<(Term<'a>, Term<'a>)>) -> Result<Term<'a>, Error> {
-        let (keys, values): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-        Term::map_from_term_arrays(self.env, &keys, &values).map_err(|_| Error::DuplicateKey)
+        // enif_make_map_from_arrays crashes OTP 25 for hash maps (more than 32 keys) built in
+        // a process-independent env, which is where executors build replies: start with a
+        // flat map and add the rest one by one, checking the size to catch duplicate keys.
+        let split = pairs.len().min(FLAT_MAP_LIMIT);
+        let (keys, values): (Vec<_>, Vec<_>) = pairs[..split].iter().copied().unzip();
+        let mut map = Term::map_from_term_arrays(self.env, &keys, &values)
+            .map_err(|_| Error::DuplicateKey)?;
+        for (i, (key, value)) in pairs[split..].iter().enumerate() {
+            map = map.map_put(*key, *value).map_err(|_| Error::DuplicateKey)?;
+            if map.map_size().map_err(|_| Error::DuplicateKey)? != split + i + 1 {
+                return Err(Error::DuplicateKey);
+            }
+        }
+        Ok(map)
     }
 
     fn pid(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
