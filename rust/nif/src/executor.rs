@@ -449,6 +449,13 @@ fn run(counters: &Counters, slot: &Arc<Slot>, request: Request) {
             match catch_unwind(AssertUnwindSafe(|| execute(py, &env, &payload, kind))) {
                 Ok(Ok(Some(value))) => Outcome::Value(value),
                 Ok(Ok(None)) => Outcome::Done,
+                // Interrupted because the pool is stopping: say so plainly.
+                Ok(Err(err))
+                    if err.is_instance_of::<Interrupted>(py)
+                        && counters.stopped.load(Ordering::Acquire) =>
+                {
+                    Outcome::Stopped
+                }
                 Ok(Err(err)) => Outcome::Raised(err),
                 Err(panic) => Outcome::Panicked(panic_message(&panic)),
             }
