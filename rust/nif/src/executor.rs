@@ -68,6 +68,10 @@ impl JobInner {
             .is_ok()
     }
 
+    fn is_cancelled(&self) -> bool {
+        self.state.load(Ordering::Acquire) == CANCELLED
+    }
+
     fn commit_reply(&self) -> bool {
         self.state
             .compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire)
@@ -443,7 +447,12 @@ fn run(counters: &Counters, slot: &Arc<Slot>, request: Request) {
     }
     Python::attach(|py| {
         slot.set_current(Some(job.inner.clone()));
-        let outcome = if counters.stopped.load(Ordering::Acquire) {
+        // A cancel that landed between `start` and `set_current` found no current job to
+        // interrupt; now that the job is current (under the GIL, which the interrupter also
+        // takes), a later cancel will find it, and an earlier one is seen here.
+        let outcome = if job.inner.is_cancelled() {
+            Outcome::Done
+        } else if counters.stopped.load(Ordering::Acquire) {
             Outcome::Stopped
         } else {
             match catch_unwind(AssertUnwindSafe(|| execute(py, &env, &payload, kind))) {
