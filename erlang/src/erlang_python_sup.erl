@@ -1,0 +1,45 @@
+%% @private
+%% @doc Top supervisor of `erlang_python'.
+%%
+%% Children start in dependency order, each depending only on those started before it:
+%%   1. `py_semaphore', the owner of the ETS table that rate-limits `py:call';
+%%   2. `py_pool', the owner of the interpreter's executor pool.
+%% The strategy is `rest_for_one': since a child may depend only on those started before it,
+%% when one dies the children after it restart with it and those before it keep running (a
+%% crashed pool does not reset the semaphore's count and limit). `one_for_all' would restart
+%% the earlier children for nothing.
+-module(erlang_python_sup).
+-behaviour(supervisor).
+
+-export([start_link/0]).
+-export([init/1]).
+
+%% @doc Start the supervisor, registered as `erlang_python_sup'.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
+
+%% @private
+-spec init([]) -> {ok, {supervisor:sup_flags(), [supervisor:child_spec()]}}.
+init([]) ->
+    SupFlags = #{strategy => rest_for_one, intensity => 5, period => 10},
+    Children = [
+        #{
+            id => py_semaphore,
+            start => {py_semaphore, start_link, []},
+            restart => permanent,
+            shutdown => 5000,
+            type => worker,
+            modules => [py_semaphore]
+        },
+        #{
+            id => py_pool,
+            start => {py_pool, start_link, []},
+            restart => permanent,
+            %% terminate/2 only unpublishes and stops the pool, which never blocks.
+            shutdown => 5000,
+            type => worker,
+            modules => [py_pool]
+        }
+    ],
+    {ok, {SupFlags, Children}}.

@@ -1,0 +1,150 @@
+%% @private
+%% @doc Erlang stubs of the `py_nif' NIF library (built from `rust/nif', installed as
+%% `priv/py_nif.so').
+%%
+%% Loading the library does not start Python: {@link interp_init/1} does, once per OS process.
+%% Every stub raises `nif_not_loaded' until the library replaces it. This module is internal;
+%% the public API is {@link py}.
+-module(py_nif).
+
+-export([
+    interp_init/1,
+    interp_info/0,
+    pool_new/1,
+    pool_stop/1,
+    pool_stats/1,
+    pool_call/6,
+    pool_eval/4,
+    pool_exec/3,
+    job_cancel/1
+]).
+-export([priv_dir/0]).
+
+-export_type([
+    interp_opts/0,
+    interp_info/0,
+    pool/0,
+    pool_stats/0,
+    job/0,
+    reply/0
+]).
+
+-nifs([
+    interp_init/1,
+    interp_info/0,
+    pool_new/1,
+    pool_stop/1,
+    pool_stats/1,
+    pool_call/6,
+    pool_eval/4,
+    pool_exec/3,
+    job_cancel/1
+]).
+
+-on_load(load/0).
+
+-type interp_opts() :: #{
+    executable => binary() | undefined,
+    sys_path => [binary()],
+    max_depth => pos_integer()
+}.
+-type interp_info() :: #{
+    execution_mode := multi_executor | free_threaded | subinterp,
+    subinterp_supported := boolean(),
+    python_version := binary(),
+    initialized := boolean()
+}.
+%% A NIF resource: the executor threads and their shared queue.
+-type pool() :: reference().
+-type pool_stats() :: #{
+    executors := non_neg_integer(),
+    queued := non_neg_integer(),
+    running := non_neg_integer()
+}.
+%% A NIF resource: one submitted request, used to cancel it.
+-type job() :: reference().
+%% The second element of the one `{Ref, Reply}' message a job sends to its caller.
+-type reply() ::
+    ok
+    | {ok, term()}
+    | {error, term()}
+    | {error, {atom() | binary(), binary()}, Traceback :: binary()}.
+
+%%% Loading
+
+-spec load() -> ok | {error, term()}.
+load() ->
+    erlang:load_nif(filename:join(priv_dir(), "py_nif"), 0).
+
+%% @doc The application's `priv' directory. Under a bare `erl -pa .../ebin' the application may
+%% be unknown to the code server, so fall back to the `priv' directory beside `ebin'.
+-spec priv_dir() -> file:filename().
+priv_dir() ->
+    case code:priv_dir(erlang_python) of
+        Dir when is_list(Dir) ->
+            Dir;
+        {error, bad_name} ->
+            Ebin = filename:dirname(beam_path()),
+            filename:join(filename:dirname(Ebin), "priv")
+    end.
+
+-spec beam_path() -> file:filename().
+beam_path() ->
+    case code:which(?MODULE) of
+        Path when is_list(Path) -> Path;
+        %% cover_compiled or non_existing: only the source location is left.
+        _ -> filename:join(filename:dirname(?FILE), "py_nif.beam")
+    end.
+
+%%% Interpreter (rust/nif/src/nifs/interp.rs)
+
+%% @doc Initialise the embedded interpreter; later calls return `ok' and ignore `Opts'.
+-spec interp_init(interp_opts()) -> ok | {error, term()}.
+interp_init(_Opts) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Build facts and whether the interpreter is initialised.
+-spec interp_info() -> interp_info().
+interp_info() ->
+    erlang:nif_error(nif_not_loaded).
+
+%%% Executor pool (rust/nif/src/nifs/pool.rs)
+
+%% @doc Start `NumExecutors' executor threads fed by one shared queue. `{error, Message}'
+%% when a thread cannot be started.
+-spec pool_new(pos_integer()) -> {ok, pool()} | {error, not_initialized | binary()}.
+pool_new(_NumExecutors) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Close the queue and interrupt running jobs; never blocks.
+-spec pool_stop(pool()) -> ok.
+pool_stop(_Pool) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Executor count, jobs waiting in the queue, jobs running.
+-spec pool_stats(pool()) -> pool_stats().
+pool_stats(_Pool) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.
+-spec pool_call(pool(), reference(), binary(), binary(), list(), map()) ->
+    job() | {error, stopped}.
+pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Enqueue the evaluation of an expression in the shared `__main__' namespace.
+-spec pool_eval(pool(), reference(), binary(), map()) -> job() | {error, stopped}.
+pool_eval(_Pool, _Ref, _Code, _Locals) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Enqueue the execution of statements in the shared `__main__' namespace.
+-spec pool_exec(pool(), reference(), binary()) -> job() | {error, stopped}.
+pool_exec(_Pool, _Ref, _Code) ->
+    erlang:nif_error(nif_not_loaded).
+
+%%% Jobs (rust/nif/src/nifs/job.rs)
+
+%% @doc `cancelled': no reply will arrive; `replied': the reply is on its way, receive it.
+-spec job_cancel(job()) -> cancelled | replied.
+job_cancel(_Job) ->
+    erlang:nif_error(nif_not_loaded).

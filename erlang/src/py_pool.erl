@@ -1,0 +1,190 @@
+%% @doc Owner of the embedded interpreter's executor pool. Only {@link get_stats/0} is meant
+%% for applications (it exists in erlang_python 1.6); the rest is internal.
+%%
+%% `init/1' initialises the interpreter (a no-op after the first time in this OS process),
+%% starts the NIF executor pool and publishes it in `persistent_term' under
+%% `{erlang_python, pool}', where {@link py} reads it on every request: no request passes
+%% through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop' never
+%% blocks, so stopping the application cannot hang here.
+-module(py_pool).
+-behaviour(gen_server).
+
+-include("py_pool.hrl").
+
+-export([start_link/0, get_stats/0, pool_size/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(DEFAULT_MAX_DEPTH, 1000).
+
+-record(state, {
+    pool :: py_nif:pool()
+}).
+
+-type stats() :: #{
+    num_workers := non_neg_integer(),
+    pending_requests := non_neg_integer(),
+    available_workers := non_neg_integer(),
+    checked_out := 0
+}.
+
+%%% API
+
+%% @private
+%% @doc Start the pool owner, registered as `py_pool'.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Pool statistics in the shape of erlang_python 1.6. `pending_requests' counts queued
+%% and running jobs; `available_workers' the idle executors; `checked_out' is always 0 (there
+%% is no checkout of executors). Exits with `noproc' when the application is not running.
+-spec get_stats() -> stats().
+get_stats() ->
+    gen_server:call(?MODULE, get_stats).
+
+%% @private
+%% @doc The configured number of executors: the `num_executors' application variable if set,
+%% else `num_workers', else `max(2, schedulers)'.
+-spec pool_size() -> pos_integer().
+pool_size() ->
+    case application:get_env(erlang_python, num_executors) of
+        {ok, N} -> positive(num_executors, N);
+        undefined -> positive(num_workers, application:get_env(erlang_python, num_workers,
+                                                               default_size()))
+    end.
+
+%%% gen_server callbacks
+
+%% @private
+-spec init([]) -> {ok, #state{}} | {stop, term()}.
+init([]) ->
+    %% Trap exits so that terminate/2 runs when the supervisor shuts us down.
+    process_flag(trap_exit, true),
+    Size = pool_size(),
+    case code:ensure_loaded(py_nif) of
+        {module, py_nif} -> start_pool(Size);
+        {error, Reason} -> {stop, {nif_not_loaded, Reason}}
+    end.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #state{}) ->
+    {reply, stats() | {error, unknown_call}, #state{}}.
+handle_call(get_stats, _From, #state{pool = Pool} = State) ->
+    #{executors := Executors, queued := Queued, running := Running} = py_nif:pool_stats(Pool),
+    Stats = #{
+        num_workers => Executors,
+        pending_requests => Queued + Running,
+        available_workers => max(0, Executors - Running),
+        checked_out => 0
+    },
+    {reply, Stats, State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+%% Exits are trapped only so that terminate/2 runs: an exit signal still stops the process.
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
+handle_info({'EXIT', _From, Reason}, State) when Reason =/= normal ->
+    {stop, Reason, State};
+handle_info(_Info, State) ->
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{pool = Pool}) ->
+    %% Unpublish first: from now on new requests get {error, not_started} rather than
+    %% reaching a closed queue.
+    _ = persistent_term:erase(?PY_POOL_KEY),
+    ok = py_nif:pool_stop(Pool).
+
+%%% Internal
+
+-spec start_pool(pos_integer()) -> {ok, #state{}} | {stop, term()}.
+start_pool(Size) ->
+    case start_interpreter(interp_opts()) of
+        ok ->
+            case py_nif:pool_new(Size) of
+                {ok, Pool} ->
+                    stop_stale_pool(),
+                    persistent_term:put(?PY_POOL_KEY, Pool),
+                    {ok, #state{pool = Pool}};
+                {error, Reason} ->
+                    {stop, {pool_start_failed, Reason}}
+            end;
+        {error, Reason} ->
+            {stop, {python_init_failed, Reason}}
+    end.
+
+%% A predecessor killed before its terminate/2 ran (brutal kill) left its pool published.
+-spec stop_stale_pool() -> ok.
+stop_stale_pool() ->
+    case persistent_term:get(?PY_POOL_KEY, undefined) of
+        undefined -> ok;
+        Stale -> py_nif:pool_stop(Stale)
+    end.
+
+%% Python accepts a missing executable and silently computes wrong paths from it; as it is
+%% initialised only once per OS process, that mistake would stay until the node restarts.
+%% Once Python runs, interp_init/1 ignores its options, so there is nothing to check.
+-spec start_interpreter(py_nif:interp_opts()) -> ok | {error, term()}.
+start_interpreter(#{executable := Executable} = Opts) when is_binary(Executable) ->
+    Initialized = maps:get(initialized, py_nif:interp_info()),
+    case Initialized orelse filelib:is_regular(Executable) of
+        true -> py_nif:interp_init(Opts);
+        false -> {error, {no_such_executable, Executable}}
+    end;
+start_interpreter(Opts) ->
+    py_nif:interp_init(Opts).
+
+-spec interp_opts() -> py_nif:interp_opts().
+interp_opts() ->
+    #{
+        executable => executable(),
+        %% Absolute: the priv directory is relative under `erl -pa relative/ebin'.
+        sys_path => [path_binary(filename:absname(filename:join(py_nif:priv_dir(), "python")))],
+        max_depth => positive(max_depth, application:get_env(erlang_python, max_depth,
+                                                             ?DEFAULT_MAX_DEPTH))
+    }.
+
+-spec executable() -> binary() | undefined.
+executable() ->
+    case application:get_env(erlang_python, python_executable) of
+        {ok, Path} when is_binary(Path); is_list(Path) ->
+            path_binary(Path);
+        {ok, undefined} ->
+            executable_from_os_env();
+        {ok, Other} ->
+            exit({bad_config, {python_executable, Other}});
+        undefined ->
+            executable_from_os_env()
+    end.
+
+-spec executable_from_os_env() -> binary() | undefined.
+executable_from_os_env() ->
+    case os:getenv("ERLANG_PYTHON_EXECUTABLE") of
+        false -> undefined;
+        "" -> undefined;
+        Path -> path_binary(Path)
+    end.
+
+-spec path_binary(file:filename_all()) -> binary().
+path_binary(Path) ->
+    case unicode:characters_to_binary(Path) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> exit({bad_config, {path, Path}})
+    end.
+
+-spec positive(atom(), term()) -> pos_integer().
+positive(_Key, N) when is_integer(N), N > 0 ->
+    N;
+positive(Key, Other) ->
+    exit({bad_config, {Key, Other}}).
+
+-spec default_size() -> pos_integer().
+default_size() ->
+    max(2, erlang:system_info(schedulers)).
