@@ -2,6 +2,8 @@
 
 from typing import final
 
+__all__ = ["IN_BEAM", "Interrupted", "Pid", "Ref"]
+
 IN_BEAM: bool
 
 @final
@@ -9,7 +11,7 @@ class Pid:
     """An Erlang process identifier; compares, hashes and round-trips exactly."""
 
     def to_bytes(self) -> bytes: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -17,11 +19,8 @@ class Ref:
     """An Erlang reference; compares, hashes and round-trips exactly."""
 
     def to_bytes(self) -> bytes: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 class Interrupted(BaseException):
     """Raised in Python code that the BEAM stops (caller timed out or died)."""
-
-def sleep(secs: float, /) -> None:
-    """Interruptible ``time.sleep`` (inside the BEAM only)."""

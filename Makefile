@@ -1,0 +1,211 @@
+# erlang_python: Erlang programs running CPython in the same OS process, through a Rust NIF.
+#
+# The one entry point for building and testing; `make help` lists the targets. Every target is
+# idempotent and incremental. PYTHON picks the interpreter: a pyenv version matched by prefix
+# (3.12 -> the newest installed 3.12.x; 3.13t -> a free-threaded 3.13.xt). Each Python gets its
+# own build dir _build/py$(PYTHON)/ holding venv/ (tools), cargo/ (NIF build) and maturin/
+# (pip extension build): switching PYTHON never rebuilds another version's artifacts.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= 3.12
+# `make ci` runs the whole `test` on $(PYTHON), then the Common Test suites on these others.
+CI_PYTHONS ?= 3.11 3.12 3.13
+# Extra arguments for ct_run, e.g. `make test-ct CT_ARGS='-suite py_SUITE -case call_ok'`.
+CT_ARGS ?=
+# Extra arguments for pytest, e.g. `make test-python PYTEST_ARGS='-k bytes -x'`.
+PYTEST_ARGS ?=
+
+# CI logs are read as plain text.
+ifdef CI
+export REBAR_COLOR := none
+endif
+
+# cargo from rustup lives here when a non-login shell (CI) has not put it on PATH.
+ifeq ($(shell command -v cargo),)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+endif
+
+# --- Python selection -----------------------------------------------------------------------
+ifndef PYENV_ROOT
+PYENV_ROOT := $(shell pyenv root 2>/dev/null || echo "$$HOME/.pyenv")
+endif
+PY_FT := $(if $(filter %t,$(PYTHON)),t)
+PY_PREFIX := $(patsubst %t,%,$(PYTHON))
+PY_FULL := $(shell ls -1 "$(PYENV_ROOT)/versions" 2>/dev/null \
+    | grep -E '^$(subst .,\.,$(PY_PREFIX))(\.[0-9]+)*$(PY_FT)$$' | sort -V | tail -n 1)
+PY_HOME := $(PYENV_ROOT)/versions/$(PY_FULL)
+PY_MM := $(word 1,$(subst ., ,$(PY_FULL))).$(word 2,$(subst ., ,$(patsubst %t,%,$(PY_FULL))))$(PY_FT)
+# Deferred (=): only targets that need the interpreter fail when it is missing; help and clean
+# still work.
+PY_BASE = $(if $(PY_FULL),$(PY_HOME)/bin/python$(PY_MM),$(error Python $(PYTHON) is not \
+    installed under $(PYENV_ROOT)/versions (found: $(shell ls "$(PYENV_ROOT)/versions" \
+    2>/dev/null | tr '\n' ' ')). Install it with `pyenv install $(PYTHON)` or choose another \
+    with PYTHON=3.11|3.12|3.13))
+
+# --- Layout -----------------------------------------------------------------------------------
+BUILD := _build/py$(PYTHON)
+VENV := $(BUILD)/venv
+VENV_BIN := $(CURDIR)/$(VENV)/bin
+VENV_PY := $(VENV_BIN)/python
+VENV_STAMP := $(BUILD)/venv-$(PY_FULL).stamp
+REQUIREMENTS := scripts/requirements-dev.txt
+CARGO_DIR := $(CURDIR)/$(BUILD)/cargo
+MATURIN_DIR := $(CURDIR)/$(BUILD)/maturin
+CT_DIR := $(BUILD)/ct
+CT_LOGS := _build/ct_logs
+EBIN := erlang/_build/default/lib/erlang_python/ebin
+PRIV := erlang/priv
+
+# The NIF links the pyenv libpython (PYO3_PYTHON) and defaults sys.executable to the venv's
+# python, so the venv's site-packages (numpy) are importable inside the BEAM.
+CARGO_ENV = PYO3_PYTHON=$(PY_BASE) ERLANG_PYTHON_DEFAULT_EXECUTABLE=$(VENV_PY) \
+    CARGO_TARGET_DIR=$(CARGO_DIR)
+# Test binaries and the pyext crate link libpython without an rpath of their own.
+LIBPATH_ENV = LD_LIBRARY_PATH=$(PY_HOME)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}
+
+# Erlang/OTP from Debian, installed only when a tool is missing (a fresh CI machine).
+ERLANG_TOOLS := erl erlc escript rebar3 ct_run dialyzer
+APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer erlang-eunit elixir
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+PY_LINT_PATHS = python $(wildcard tests/python) scripts
+DOC_FILES = README.md $(wildcard docs/*.md)
+
+.PHONY: help deps deps-system deps-venv nif erlang build pyext demo shell \
+    test test-rust test-ct test-python lint lint-rust lint-python lint-erlang lint-docs \
+    ci bench clean
+
+help: ## List the targets
+	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
+	@echo
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
+	    | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+
+# --- Dependencies -----------------------------------------------------------------------------
+deps: deps-system deps-venv ## Install Erlang/OTP (apt, if missing) and the per-Python venv
+
+deps-system:
+	@missing=""; \
+	for tool in $(ERLANG_TOOLS); do command -v "$$tool" >/dev/null || missing+=" $$tool"; done; \
+	if [[ -n "$$missing" ]]; then \
+	    echo "==> Erlang tools missing:$$missing; installing $(APT_PACKAGES)"; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        -o Dpkg::Use-Pty=0 $(APT_PACKAGES) </dev/null; \
+	fi; \
+	command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup" >&2; exit 1; }
+
+deps-venv: $(VENV_STAMP)
+
+# The stamp's name carries the full version: a new pyenv patch release rebuilds the venv.
+$(VENV_STAMP): $(REQUIREMENTS)
+	@echo "==> venv $(VENV) from $(PY_BASE)"
+	@if ! grep -qxF 'home = $(PY_HOME)/bin' $(VENV)/pyvenv.cfg 2>/dev/null; then \
+	    rm -rf $(VENV) && $(PY_BASE) -m venv $(VENV); \
+	fi
+	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q -r $(REQUIREMENTS)
+	@rm -f $(BUILD)/venv-*.stamp && touch $@
+
+# --- Build ------------------------------------------------------------------------------------
+# The library is replaced by rename, never rewritten in place: a running BEAM may have the old
+# one mapped. Only what changed is copied, so switching PYTHON back and forth stays cheap.
+nif: deps-venv ## Build the NIF (release) into erlang/priv/, with the Python package beside it
+	$(CARGO_ENV) cargo build --release -p erlang-python-nif
+	@mkdir -p $(PRIV)
+	@if ! cmp -s $(CARGO_DIR)/release/libpy_nif.so $(PRIV)/py_nif.so; then \
+	    cp $(CARGO_DIR)/release/libpy_nif.so $(PRIV)/.py_nif.so.tmp && \
+	    mv -f $(PRIV)/.py_nif.so.tmp $(PRIV)/py_nif.so && \
+	    echo "==> $(PRIV)/py_nif.so (Python $(PY_FULL))"; \
+	fi
+	@if ! diff -rq -x __pycache__ -x '*.so' python/erlang $(PRIV)/python/erlang >/dev/null 2>&1; then \
+	    rm -rf $(PRIV)/python/erlang && mkdir -p $(PRIV)/python && \
+	    cp -r python/erlang $(PRIV)/python/erlang && \
+	    find $(PRIV)/python -name __pycache__ -prune -exec rm -rf {} + && \
+	    find $(PRIV)/python -name '*.so' -delete && \
+	    echo "==> $(PRIV)/python/erlang"; \
+	fi
+
+erlang: deps-system ## Compile the Erlang application (rebar3)
+	cd erlang && rebar3 compile
+
+build: deps nif erlang ## deps + nif + erlang
+
+pyext: deps-venv ## Install erlang._native (maturin develop) into the venv for pytest
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(VENV_BIN):$$PATH CARGO_TARGET_DIR=$(MATURIN_DIR) \
+	    $(LIBPATH_ENV) $(VENV_BIN)/maturin develop --release -q
+
+demo: build ## Build everything and run examples/demo.escript
+	escript examples/demo.escript $(EBIN)
+
+shell: build ## Build everything and start an Erlang shell with erlang_python running
+	erl -pa $(EBIN) -eval 'application:ensure_all_started(erlang_python)'
+
+bench: build ## Build everything and run bench/bench.escript
+	escript bench/bench.escript $(EBIN)
+
+# --- Tests ------------------------------------------------------------------------------------
+test: build lint test-rust test-ct test-python ## build + lint + every test suite, on PYTHON
+
+test-rust: deps-venv ## cargo test --workspace
+	$(CARGO_ENV) $(LIBPATH_ENV) cargo test --workspace --release
+
+# ct_run compiles suites next to their sources: run a copy so tests/erlang stays clean. Its
+# default node name is ct@host: a unique one lets two runs (two checkouts) share a machine.
+test-ct: build ## Common Test suites in tests/erlang (logs: _build/ct_logs)
+	@ls tests/erlang/*_SUITE.erl >/dev/null 2>&1 || { echo "no suites in tests/erlang" >&2; exit 1; }
+	@rm -rf $(CT_DIR) && mkdir -p $(CT_DIR) $(CT_LOGS) && cp -r tests/erlang/. $(CT_DIR)/
+	ct_run -noshell -sname ct_py$(subst .,,$(PYTHON))_$$$$ -pa $(CURDIR)/$(EBIN) \
+	    $(addprefix -include $(CURDIR)/,$(wildcard erlang/include)) \
+	    -dir $(CT_DIR) -logdir $(CT_LOGS) $(CT_ARGS)
+
+# `embedded` tests need the BEAM: CT runs them; the standalone run deselects them.
+test-python: pyext ## pytest tests/python (skipped while it has no tests)
+	@if ! find tests/python -name 'test_*.py' 2>/dev/null | grep -q .; then \
+	    echo "==> tests/python has no tests: skipped"; exit 0; \
+	fi; \
+	rc=0; $(LIBPATH_ENV) $(VENV_BIN)/pytest tests/python -m 'not embedded' $(PYTEST_ARGS) || rc=$$?; \
+	if [[ $$rc -eq 5 ]]; then echo "==> no standalone Python tests collected"; rc=0; fi; \
+	exit $$rc
+	@if [[ -f python/erlang/_native.pyi ]]; then \
+	    echo "==> stubtest erlang._native"; \
+	    $(LIBPATH_ENV) MYPYPATH=python $(VENV_PY) -m mypy.stubtest erlang._native; \
+	fi
+
+# --- Lint -------------------------------------------------------------------------------------
+lint: lint-rust lint-python lint-erlang lint-docs ## rustfmt, clippy, ruff, mypy, dialyzer, xref, docs
+
+lint-rust: deps-venv
+	cargo fmt --all --check
+	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
+
+lint-python: deps-venv
+	$(VENV_BIN)/ruff check $(PY_LINT_PATHS)
+	$(VENV_BIN)/ruff format --check $(PY_LINT_PATHS)
+	$(VENV_BIN)/mypy --strict python/erlang scripts
+
+lint-erlang: erlang
+	cd erlang && rebar3 dialyzer && rebar3 xref
+
+lint-docs: deps-venv
+	$(VENV_PY) scripts/check_docs.py $(DOC_FILES)
+
+# --- Everything -------------------------------------------------------------------------------
+ci: ## What .ci/run runs: test on PYTHON, then test-ct on the other CI_PYTHONS
+	$(MAKE) test PYTHON=$(PYTHON)
+	@for v in $(filter-out $(PYTHON),$(CI_PYTHONS)); do \
+	    echo "==> test-ct on Python $$v"; \
+	    $(MAKE) test-ct PYTHON=$$v; \
+	done
+	@echo "==> ci passed: test on $(PYTHON), test-ct on $(filter-out $(PYTHON),$(CI_PYTHONS))"
+
+clean: ## Remove every build output (venvs, cargo dirs, erlang/_build, erlang/priv outputs)
+	rm -rf _build erlang/_build $(PRIV)/py_nif.so $(PRIV)/.py_nif.so.tmp $(PRIV)/python \
+	    .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find python tests -name __pycache__ -prune -exec rm -rf {} +
+	find python -name '*.so' -delete
+	@rmdir $(PRIV) 2>/dev/null || true
