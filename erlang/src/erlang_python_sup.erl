@@ -33,6 +33,14 @@ init([]) ->
             modules => [py_semaphore]
         },
         #{
+            id => py_callback,
+            start => {py_callback, start_link, []},
+            restart => permanent,
+            shutdown => 5000,
+            type => worker,
+            modules => [py_callback]
+        },
+        #{
             id => py_pool,
             start => {py_pool, start_link, []},
             restart => permanent,

@@ -31,6 +31,12 @@
     await/2,
     last_traceback/0
 ]).
+%% Python calls Erlang
+-export([
+    register_function/2,
+    register_function/3,
+    unregister_function/1
+]).
 %% Information, memory and garbage collection
 -export([
     version/0,
@@ -61,6 +67,8 @@
     | {exec, binary()}.
 
 -define(DEFAULT_TIMEOUT, 30000).
+%% Process dictionary key: the job whose Python callback this process is running.
+-define(SERVING, '$py_serving').
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 
 %%% Synchronous calls
@@ -91,19 +99,30 @@ call(Module, Func, Args, Kwargs, Timeout)
         undefined ->
             {error, not_started};
         Pool ->
-            try py_semaphore:acquire(Timeout) of
-                ok ->
-                    try
-                        run(Pool, Request, Timeout)
-                    after
-                        py_semaphore:release()
-                    end;
-                {error, max_concurrent} ->
-                    overloaded()
-            catch
-                %% The application stopped while this call waited for a slot.
-                error:badarg -> {error, not_started}
+            case get(?SERVING) of
+                undefined ->
+                    limited(Pool, Request, Timeout);
+                Job ->
+                    %% Called from an Erlang function that Python called: the request nests
+                    %% on the executor waiting for that function, which is already counted.
+                    run(Job, Request, Timeout)
             end
+    end.
+
+-spec limited(py_nif:pool(), request(), timeout()) -> py_result().
+limited(Pool, Request, Timeout) ->
+    try py_semaphore:acquire(Timeout) of
+        ok ->
+            try
+                run(Pool, Request, Timeout)
+            after
+                py_semaphore:release()
+            end;
+        {error, max_concurrent} ->
+            overloaded()
+    catch
+        %% The application stopped while this call waited for a slot.
+        error:badarg -> {error, not_started}
     end.
 
 %% @doc Evaluate a Python expression. Same as `eval(Code, #{})'.
@@ -153,7 +172,7 @@ call_async(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
         undefined ->
             self() ! {Ref, {error, not_started}};
         Pool ->
-            case py_nif:pool_call(Pool, Ref, ModuleBin, FuncBin, Args, Kwargs) of
+            case py_nif:pool_call(target(Pool), Ref, ModuleBin, FuncBin, Args, Kwargs) of
                 {error, stopped} -> self() ! {Ref, {error, not_started}};
                 Job -> put({py_async, Ref}, Job)
             end
@@ -171,16 +190,41 @@ await(Ref) ->
 %% reaches the mailbox afterwards. If the reply was already on its way, it is returned instead.
 -spec await(py_ref(), timeout()) -> py_result().
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
-    receive
-        {Ref, Reply} ->
-            _ = erase({py_async, Ref}),
-            reply(Reply)
-    after Timeout ->
-        case erase({py_async, Ref}) of
-            undefined -> {error, timeout};
-            Job -> cancel(Job, Ref)
-        end
+    case erase({py_async, Ref}) of
+        undefined ->
+            %% Not started (the error is in the mailbox), or already awaited.
+            receive
+                {Ref, Reply} -> reply(Reply)
+            after Timeout -> {error, timeout}
+            end;
+        Job ->
+            wait(Ref, Job, deadline(Timeout))
     end.
+
+%%% Python calls Erlang
+
+%% @doc Register `Fun' so that Python can call it as `erlang.call(Name, Args...)',
+%% `erlang.Name(Args...)' or `from erlang import Name'.
+%%
+%% `Fun' receives one list holding all positional arguments, converted by the usual rules; its
+%% result goes back to Python by the same rules. An exception in `Fun' raises
+%% `erlang.ErlangError' in Python. Registering again replaces the function. The name is visible
+%% at once in every Python thread. Returns `{error, not_started}' when the application is not
+%% running (registrations do not survive a restart).
+-spec register_function(atom() | binary(), fun((list()) -> term())) -> ok | {error, not_started}.
+register_function(Name, Fun) when (is_atom(Name) orelse is_binary(Name)), is_function(Fun, 1) ->
+    py_callback:register(name(Name), Fun).
+
+%% @doc Register `Module:Function/1' under `Name' (called with the list of arguments).
+-spec register_function(atom() | binary(), module(), atom()) -> ok | {error, not_started}.
+register_function(Name, Module, Function)
+        when (is_atom(Name) orelse is_binary(Name)), is_atom(Module), is_atom(Function) ->
+    py_callback:register(name(Name), {Module, Function}).
+
+%% @doc Forget the function registered as `Name' (also `ok' when there is none).
+-spec unregister_function(atom() | binary()) -> ok | {error, not_started}.
+unregister_function(Name) when is_atom(Name); is_binary(Name) ->
+    py_callback:unregister(name(Name)).
 
 %%% Information, memory and garbage collection
 
@@ -276,7 +320,15 @@ overloaded() ->
 request(Request, Timeout) ->
     case persistent_term:get(?PY_POOL_KEY, undefined) of
         undefined -> {error, not_started};
-        Pool -> run(Pool, Request, Timeout)
+        Pool -> run(target(Pool), Request, Timeout)
+    end.
+
+%% Requests made while serving a Python callback nest on the executor waiting for it.
+-spec target(py_nif:pool()) -> py_nif:target().
+target(Pool) ->
+    case get(?SERVING) of
+        undefined -> Pool;
+        Job -> Job
     end.
 
 %% Calls made on the application's own behalf: no semaphore slot, default timeout.
@@ -287,21 +339,68 @@ internal_call(Module, Func, Args) ->
 %% The hot path: make_ref/0 and the receive matching on that reference sit in one function, so
 %% the compiler's selective-receive optimisation skips the messages that were already in the
 %% mailbox before the request was sent.
--spec run(py_nif:pool(), request(), timeout()) -> ok | py_result().
-run(Pool, Request, Timeout) ->
+-spec run(py_nif:target(), request(), timeout()) -> ok | py_result().
+run(Target, Request, Timeout) ->
+    Deadline = deadline(Timeout),
     Ref = make_ref(),
-    case submit(Pool, Ref, Request) of
+    case submit(Target, Ref, Request) of
         {error, stopped} ->
             {error, not_started};
         Job ->
             receive
-                {Ref, Reply} -> reply(Reply)
+                {Ref, {'$py_callback', Id, Name, Args}} ->
+                    serve(Job, Id, Name, Args),
+                    wait(Ref, Job, Deadline);
+                {Ref, Reply} ->
+                    reply(Reply)
             after Timeout ->
                 cancel(Job, Ref)
             end
     end.
 
--spec submit(py_nif:pool(), reference(), request()) -> py_nif:job() | {error, stopped}.
+%% Waits for the reply of `Job', running the Erlang functions its Python code calls.
+-spec wait(reference(), py_nif:job(), integer() | infinity) -> ok | py_result().
+wait(Ref, Job, Deadline) ->
+    receive
+        {Ref, {'$py_callback', Id, Name, Args}} ->
+            serve(Job, Id, Name, Args),
+            wait(Ref, Job, Deadline);
+        {Ref, Reply} ->
+            reply(Reply)
+    after remaining(Deadline) ->
+        cancel(Job, Ref)
+    end.
+
+%% Runs the function Python called, in this process, and answers the waiting executor. While it
+%% runs, this process's own requests go to that executor (see target/1).
+-spec serve(py_nif:job(), non_neg_integer(), binary(), list()) -> ok.
+serve(Job, Id, Name, Args) ->
+    Outer = put(?SERVING, Job),
+    Result =
+        try
+            py_callback:execute(Name, Args)
+        after
+            restore(Outer)
+        end,
+    py_nif:callback_reply(Job, Id, Result).
+
+-spec restore(py_nif:job() | undefined) -> ok.
+restore(undefined) ->
+    _ = erase(?SERVING),
+    ok;
+restore(Job) ->
+    _ = put(?SERVING, Job),
+    ok.
+
+-spec deadline(timeout()) -> integer() | infinity.
+deadline(infinity) -> infinity;
+deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
+
+-spec remaining(integer() | infinity) -> timeout().
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+-spec submit(py_nif:target(), reference(), request()) -> py_nif:job() | {error, stopped}.
 submit(Pool, Ref, {call, Module, Func, Args, Kwargs}) ->
     py_nif:pool_call(Pool, Ref, Module, Func, Args, Kwargs);
 submit(Pool, Ref, {eval, Code, Locals}) ->
@@ -315,11 +414,20 @@ submit(Pool, Ref, {exec, Code}) ->
 cancel(Job, Ref) ->
     case py_nif:job_cancel(Job) of
         cancelled ->
+            %% A callback request sent before the cancel may still be in the mailbox.
+            flush(Ref),
             {error, timeout};
         replied ->
             receive
                 {Ref, Reply} -> reply(Reply)
             end
+    end.
+
+-spec flush(reference()) -> ok.
+flush(Ref) ->
+    receive
+        {Ref, _} -> flush(Ref)
+    after 0 -> ok
     end.
 
 -spec reply(py_nif:reply()) -> ok | py_result().

@@ -16,7 +16,12 @@
     pool_call/6,
     pool_eval/4,
     pool_exec/3,
-    job_cancel/1
+    job_cancel/1,
+    callback_reply/3,
+    callback_thread_reply/2,
+    callback_register/1,
+    callback_unregister/1,
+    callback_set_router/1
 ]).
 -export([priv_dir/0]).
 
@@ -26,7 +31,9 @@
     pool/0,
     pool_stats/0,
     job/0,
-    reply/0
+    target/0,
+    reply/0,
+    thread_channel/0
 ]).
 
 -nifs([
@@ -38,7 +45,12 @@
     pool_call/6,
     pool_eval/4,
     pool_exec/3,
-    job_cancel/1
+    job_cancel/1,
+    callback_reply/3,
+    callback_thread_reply/2,
+    callback_register/1,
+    callback_unregister/1,
+    callback_set_router/1
 ]).
 
 -on_load(load/0).
@@ -63,6 +75,11 @@
 }.
 %% A NIF resource: one submitted request, used to cancel it.
 -type job() :: reference().
+%% Where a request goes: a pool (any executor), or a job whose executor is waiting for a
+%% callback the calling process serves (the request then nests on that executor).
+-type target() :: pool() | job().
+%% A NIF resource: the one-shot reply channel of a callback made on a non-executor thread.
+-type thread_channel() :: reference().
 %% The second element of the one `{Ref, Reply}' message a job sends to its caller.
 -type reply() ::
     ok
@@ -127,18 +144,18 @@ pool_stats(_Pool) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.
--spec pool_call(pool(), reference(), binary(), binary(), list(), map()) ->
+-spec pool_call(target(), reference(), binary(), binary(), list(), map()) ->
     job() | {error, stopped}.
 pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue the evaluation of an expression in the shared `__main__' namespace.
--spec pool_eval(pool(), reference(), binary(), map()) -> job() | {error, stopped}.
+-spec pool_eval(target(), reference(), binary(), map()) -> job() | {error, stopped}.
 pool_eval(_Pool, _Ref, _Code, _Locals) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue the execution of statements in the shared `__main__' namespace.
--spec pool_exec(pool(), reference(), binary()) -> job() | {error, stopped}.
+-spec pool_exec(target(), reference(), binary()) -> job() | {error, stopped}.
 pool_exec(_Pool, _Ref, _Code) ->
     erlang:nif_error(nif_not_loaded).
 
@@ -147,4 +164,32 @@ pool_exec(_Pool, _Ref, _Code) ->
 %% @doc `cancelled': no reply will arrive; `replied': the reply is on its way, receive it.
 -spec job_cancel(job()) -> cancelled | replied.
 job_cancel(_Job) ->
+    erlang:nif_error(nif_not_loaded).
+
+%%% Callbacks (rust/nif/src/nifs/callback.rs)
+
+%% @doc Answer callback `Id' of `Job' with the result of {@link py_callback:execute/2}.
+-spec callback_reply(job(), non_neg_integer(), py_callback:result()) -> ok.
+callback_reply(_Job, _Id, _Result) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Answer a callback made on a non-executor Python thread; `error' if already answered.
+-spec callback_thread_reply(thread_channel(), py_callback:result()) -> ok | error.
+callback_thread_reply(_Channel, _Result) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Make `erlang.<Name>' resolve in Python.
+-spec callback_register(binary()) -> ok.
+callback_register(_Name) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Make `erlang.<Name>' raise `AttributeError' again.
+-spec callback_unregister(binary()) -> ok.
+callback_unregister(_Name) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Set the process that runs callbacks of non-executor threads; `undefined' clears it and
+%% forgets every registered name.
+-spec callback_set_router(pid() | undefined) -> ok.
+callback_set_router(_Router) ->
     erlang:nif_error(nif_not_loaded).

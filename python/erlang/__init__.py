@@ -1,9 +1,20 @@
-"""Python side of erlang_python: Erlang values as Python objects.
+"""Python side of erlang_python: Erlang values as Python objects, and calls into Erlang.
 
 Inside the BEAM, ``erlang._native`` is the NIF's built-in module; installed with pip, it is the
 extension module built from ``rust/pyext``. Importing this package has no side effects.
+
+Erlang functions registered with ``py:register_function/2,3`` are reachable as
+``erlang.call(name, *args)``, as attributes (``erlang.name(*args)``) and with
+``from erlang import name``; any other attribute raises ``AttributeError``.
 """
 
-from erlang._native import Interrupted, Pid, Ref
+from erlang._native import ErlangError, Function, Interrupted, Pid, Ref, call
+from erlang._native import _is_registered
 
-__all__ = ["Interrupted", "Pid", "Ref"]
+__all__ = ["ErlangError", "Function", "Interrupted", "Pid", "Ref", "call"]
+
+
+def __getattr__(name: str) -> Function:
+    if not name.startswith("__") and _is_registered(name):
+        return Function(name)
+    raise AttributeError(f"module 'erlang' has no attribute {name!r}")

@@ -3,6 +3,8 @@
 //! - [`convert`]: the conversion rules between Erlang terms and Python objects, generic over a
 //!   small reader/builder pair ([`convert::TermReader`], [`convert::TermBuilder`]) so that the
 //!   NIF builds rustler terms directly and the mocked BEAM builds its own representation.
+//! - [`callback`]: `erlang.call`, `erlang.Function`, `erlang.ErlangError` and the [`callback::Backend`]
+//!   trait through which they reach the BEAM (real or mocked).
 //! - [`types`]: the `erlang.Pid` and `erlang.Ref` Python classes.
 //! - [`native`]: the body of the `erlang._native` Python module.
 //! - [`etf`]: the few pieces of Erlang's external term format the rules need (bignums, pid and
@@ -12,6 +14,7 @@
 //! `Bound<'py, _>`, so it runs on whatever thread holds the GIL (an executor thread inside the
 //! BEAM, the caller's thread in plain Python).
 
+pub mod callback;
 pub mod convert;
 pub mod error;
 pub mod etf;

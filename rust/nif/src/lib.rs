@@ -5,6 +5,7 @@
 //! `docs/architecture.md` for the life of a call and `../shared/design.md` for the invariants.
 
 mod atoms;
+mod callback;
 mod executor;
 mod interp;
 mod native;

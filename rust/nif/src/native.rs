@@ -14,6 +14,8 @@ static ORIGINAL_SLEEP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 #[pyo3(name = "_native")]
 pub fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::native::populate(module)?;
+    erlang_python_core::callback::populate(module)?;
+    erlang_python_core::callback::set_backend(Box::new(crate::callback::BeamBackend));
     module.add_function(wrap_pyfunction!(sleep, module)?)?;
     module.add("IN_BEAM", true)?;
     Ok(())

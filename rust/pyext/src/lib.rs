@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 #[pyo3(name = "_native")]
 fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::native::populate(module)?;
+    erlang_python_core::callback::populate(module)?;
     module.add("IN_BEAM", false)?;
     Ok(())
 }

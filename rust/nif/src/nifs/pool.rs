@@ -5,7 +5,7 @@ use rustler::types::map::map_new;
 use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::atoms;
-use crate::executor::{Kind, Pool};
+use crate::executor::{new_request, JobResource, Kind, Pool, SlotMessage};
 use crate::interp;
 
 /// The resource `pool_new/1` returns; dropping it stops the pool.
@@ -45,22 +45,38 @@ fn pool_stats(env: Env<'_>, pool: ResourceArc<PoolResource>) -> NifResult<Term<'
         .map_put(atoms::running(), stats.running)
 }
 
+/// Queues a request on `target`: a pool (any of its executors) or a job (the executor that
+/// runs it, which is waiting for a callback this process is serving: a nested request).
 fn submit<'a>(
     env: Env<'a>,
-    pool: &PoolResource,
+    target: Term<'a>,
     kind: Kind,
     parts: &[Term<'a>],
 ) -> NifResult<Term<'a>> {
-    Ok(match pool.pool.submit(env, kind, parts) {
-        Ok(job) => job.encode(env),
-        Err(()) => (atoms::error(), atoms::stopped()).encode(env),
+    let stopped = || (atoms::error(), atoms::stopped()).encode(env);
+    if let Ok(pool) = target.decode::<ResourceArc<PoolResource>>() {
+        let (job, request) = new_request(env, kind, parts);
+        return Ok(match pool.pool.submit(request) {
+            Ok(()) => job.encode(env),
+            Err(_) => stopped(),
+        });
+    }
+    let outer = target.decode::<ResourceArc<JobResource>>()?;
+    let Some(slot) = outer.inner().slot().cloned() else {
+        return Err(rustler::Error::BadArg);
+    };
+    let (job, request) = new_request(env, kind, parts);
+    Ok(if slot.send(SlotMessage::Run(request)) {
+        job.encode(env)
+    } else {
+        stopped()
     })
 }
 
 #[rustler::nif]
 fn pool_call<'a>(
     env: Env<'a>,
-    pool: ResourceArc<PoolResource>,
+    target: Term<'a>,
     reference: Term<'a>,
     module: Term<'a>,
     function: Term<'a>,
@@ -72,7 +88,7 @@ fn pool_call<'a>(
     }
     submit(
         env,
-        &pool,
+        target,
         Kind::Call,
         &[reference, module, function, arguments, kwargs],
     )
@@ -81,7 +97,7 @@ fn pool_call<'a>(
 #[rustler::nif]
 fn pool_eval<'a>(
     env: Env<'a>,
-    pool: ResourceArc<PoolResource>,
+    target: Term<'a>,
     reference: Term<'a>,
     code: Term<'a>,
     locals: Term<'a>,
@@ -89,18 +105,18 @@ fn pool_eval<'a>(
     if !code.is_binary() || !locals.is_map() {
         return Err(rustler::Error::BadArg);
     }
-    submit(env, &pool, Kind::Eval, &[reference, code, locals])
+    submit(env, target, Kind::Eval, &[reference, code, locals])
 }
 
 #[rustler::nif]
 fn pool_exec<'a>(
     env: Env<'a>,
-    pool: ResourceArc<PoolResource>,
+    target: Term<'a>,
     reference: Term<'a>,
     code: Term<'a>,
 ) -> NifResult<Term<'a>> {
     if !code.is_binary() {
         return Err(rustler::Error::BadArg);
     }
-    submit(env, &pool, Kind::Exec, &[reference, code])
+    submit(env, target, Kind::Exec, &[reference, code])
 }

@@ -1,0 +1,872 @@
+#!/usr/bin/env escript
+%% -*- erlang -*-
+%%
+%% Benchmark harness for the `py` Erlang API (erlang_python).
+%%
+%% It measures only through the public `py` API, so the same run can be pointed at any
+%% implementation of that API (this project, or the reference erlang_python 1.6) by code path.
+%% One BEAM holds one Python, so every implementation is measured in its own OS process; the
+%% `--impl` mode starts one child BEAM per implementation and prints the results side by side.
+%%
+%%   escript bench/bench.escript <ebin dir> [<more code paths>...] [options]
+%%   escript bench/bench.escript --impl NAME=PATH[:PATH...] --impl NAME2=PATH... [options]
+%%
+%% Emulator flags (scheduler counts and so on) go in ERL_FLAGS, e.g. ERL_FLAGS="+S 4": nothing
+%% is hard-coded here. See bench/README.md for what each number means.
+-mode(compile).
+
+-define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
+%% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
+%% hand back to the OS slowly, which would make its RSS delta look negative.
+-define(SECTIONS, [memory, call, eval, throughput, convert, callback]).
+-define(CALL_TIMEOUT, 30000).
+
+%% ---------------------------------------------------------------------------------------------
+%% Entry point and options
+%% ---------------------------------------------------------------------------------------------
+
+main(Args) ->
+    Opts = parse_args(Args, default_opts()),
+    case maps:get(impls, Opts) of
+        [] -> run_single(Opts);
+        _ -> run_compare(Opts)
+    end.
+
+default_opts() ->
+    #{paths => [], app => erlang_python, quick => false, only => all, json => undefined,
+      terms => undefined, env => [], impls => [], label => undefined,
+      callers => ?DEFAULT_CALLERS, duration_ms => undefined}.
+
+parse_args([], Opts) ->
+    Opts#{paths := lists:reverse(maps:get(paths, Opts)),
+          env := lists:reverse(maps:get(env, Opts)),
+          impls := lists:reverse(maps:get(impls, Opts))};
+parse_args(["--quick" | T], O) -> parse_args(T, O#{quick := true});
+parse_args(["--only", Names | T], O) -> parse_args(T, O#{only := string:lexemes(Names, ",")});
+parse_args(["--app", App | T], O) -> parse_args(T, O#{app := list_to_atom(App)});
+parse_args(["--json", File | T], O) -> parse_args(T, O#{json := File});
+parse_args(["--terms", File | T], O) -> parse_args(T, O#{terms := File});
+parse_args(["--label", L | T], O) -> parse_args(T, O#{label := L});
+parse_args(["--callers", Cs | T], O) ->
+    parse_args(T, O#{callers := [pos_int(C, "--callers") || C <- string:lexemes(Cs, ",")]});
+parse_args(["--duration", Ms | T], O) ->
+    parse_args(T, O#{duration_ms := pos_int(Ms, "--duration")});
+parse_args(["--env", KV | T], O = #{env := Env}) ->
+    parse_args(T, O#{env := [parse_env(KV) | Env]});
+parse_args(["--impl", Spec | T], O = #{impls := Impls}) ->
+    case string:split(Spec, "=") of
+        [Name, Paths] when Name =/= "", Paths =/= "" ->
+            parse_args(T, O#{impls := [{Name, string:lexemes(Paths, ":")} | Impls]});
+        _ ->
+            usage("--impl wants NAME=PATH[:PATH...], got " ++ Spec)
+    end;
+parse_args([H | _], _) when H =:= "-h"; H =:= "--help" -> usage(none);
+parse_args(["-" ++ _ = Opt | _], _) -> usage("unknown option (or missing value): " ++ Opt);
+parse_args([Path | T], O = #{paths := Ps}) -> parse_args(T, O#{paths := [Path | Ps]}).
+
+pos_int(S, What) ->
+    try list_to_integer(S) of
+        N when N > 0 -> N;
+        _ -> usage(What ++ " wants positive integers")
+    catch
+        error:badarg -> usage(What ++ " wants positive integers, got " ++ S)
+    end.
+
+%% `--env num_executors=4` sets an application env key of the app under test before it starts;
+%% the value is read as an Erlang term (`--env python_executable='"/x/bin/python"'`).
+parse_env(KV) ->
+    case string:split(KV, "=") of
+        [K, V] when K =/= "" ->
+            {ok, Toks, _} = erl_scan:string(V ++ "."),
+            case erl_parse:parse_term(Toks) of
+                {ok, Term} -> {list_to_atom(K), Term};
+                {error, _} -> usage("--env value is not an Erlang term: " ++ V)
+            end;
+        _ ->
+            usage("--env wants KEY=TERM, got " ++ KV)
+    end.
+
+usage(Error) ->
+    Text =
+        "usage: escript bench/bench.escript <ebin dir> [<code path>...] [options]\n"
+        "       escript bench/bench.escript --impl NAME=PATH[:PATH...] [--impl ...] [options]\n"
+        "options:\n"
+        "  --quick                 10x smaller counts (smoke run)\n"
+        "  --only NAME,...         run only these: call, eval, throughput, convert,\n"
+        "                          convert.<case>, callback, memory\n"
+        "  --app APP               application to start (default erlang_python)\n"
+        "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
+        "  --callers N,...         concurrency levels for throughput (default 1,2,4,16,100)\n"
+        "  --duration MS           time per throughput level (default 3000, quick 300)\n"
+        "  --json FILE             write machine-readable results\n"
+        "  --label NAME            name of this implementation in the output\n"
+        "  --impl NAME=PATHS       measure several implementations, each in its own BEAM,\n"
+        "                          and print them side by side (':'-separated code paths)\n",
+    case Error of
+        none ->
+            io:put_chars(Text),
+            halt(0);
+        _ ->
+            io:format(standard_error, "bench: ~ts~n~ts", [Error, Text]),
+            halt(2)
+    end.
+
+die(Fmt, Args) ->
+    io:format(standard_error, "bench: " ++ Fmt ++ "~n", Args),
+    halt(1).
+
+%% ---------------------------------------------------------------------------------------------
+%% One implementation in this BEAM
+%% ---------------------------------------------------------------------------------------------
+
+run_single(Opts = #{paths := [], impls := []}) ->
+    _ = Opts,
+    usage("give the code path (ebin dir) of the implementation to measure");
+run_single(Opts = #{paths := Paths, app := App}) ->
+    lists:foreach(fun add_path/1, Paths),
+    start_app(App, maps:get(env, Opts)),
+    Info = collect_info(App, Opts),
+    print_info(Info),
+    Scale = case maps:get(quick, Opts) of true -> 10; false -> 1 end,
+    Ctx = #{scale => Scale, opts => Opts},
+    print_header(),
+    Results = lists:append([run_section(S, Ctx) || S <- ?SECTIONS, section_selected(S, Opts)]),
+    print_summary(Results),
+    write_outputs(Opts, Info, Results),
+    Bad = [R || R = #{status := S} <- Results, S =:= error],
+    halt(case Bad of [] -> 0; _ -> 1 end).
+
+add_path(P) ->
+    case filelib:is_dir(P) of
+        true -> true = code:add_patha(filename:absname(P));
+        false -> die("code path ~ts does not exist (build the implementation first)", [P])
+    end.
+
+start_app(App, Env) ->
+    case Env of
+        [] ->
+            ok;
+        _ ->
+            case application:load(App) of
+                ok -> ok;
+                {error, {already_loaded, App}} -> ok;
+                {error, LoadErr} -> die("cannot load application ~p: ~p", [App, LoadErr])
+            end,
+            [ok = application:set_env(App, K, V) || {K, V} <- Env]
+    end,
+    case application:ensure_all_started(App) of
+        {ok, _} -> ok;
+        {error, Reason} -> die("cannot start application ~p: ~p", [App, Reason])
+    end.
+
+section_selected(_Section, #{only := all}) ->
+    true;
+section_selected(Section, #{only := Only}) ->
+    S = atom_to_list(Section),
+    lists:any(fun(N) -> N =:= S orelse lists:prefix(S ++ ".", N) end, Only).
+
+case_selected(_Id, #{only := all}) ->
+    true;
+case_selected(Id, #{only := Only}) ->
+    lists:any(fun(N) -> N =:= Id orelse lists:prefix(N ++ ".", Id) end, Only).
+
+%% Every section returns a list of result maps; a crash in one section is reported as a result
+%% and the others still run.
+run_section(Section, Ctx) ->
+    erlang:garbage_collect(),
+    try
+        section(Section, Ctx)
+    catch
+        Class:Reason:Stack ->
+            R = #{id => atom_to_binary(Section), label => atom_to_binary(Section),
+                  status => error, metrics => #{},
+                  error => iolist_to_binary(io_lib:format("~p:~p ~p",
+                                                          [Class, Reason, hd(Stack ++ [none])])),
+                  target => <<>>},
+            print_row(R),
+            [R]
+    end.
+
+%% ---------------------------------------------------------------------------------------------
+%% Sections
+%% ---------------------------------------------------------------------------------------------
+
+section(call, #{scale := Scale}) ->
+    [latency_case(<<"call">>, <<"py:call(math, sqrt, [2.0])">>,
+                  fun() -> py:call(math, sqrt, [2.0]) end, expect({ok, 1.4142135623730951}),
+                  100000 div Scale, {p50_us, '=<', 10})];
+section(eval, #{scale := Scale}) ->
+    [latency_case(<<"eval">>, <<"py:eval(<<\"1+1\">>)">>,
+                  fun() -> py:eval(<<"1+1">>) end, expect({ok, 2}),
+                  100000 div Scale, {p50_us, '=<', 15})];
+section(throughput, #{scale := Scale, opts := Opts}) ->
+    F = fun() ->
+                case py:call(operator, add, [1, 2]) of
+                    {ok, 3} -> ok;
+                    Other -> {bad, Other}
+                end
+        end,
+    Duration = case maps:get(duration_ms, Opts) of
+                   undefined -> 3000 div Scale;
+                   D -> D
+               end,
+    Callers = maps:get(callers, Opts),
+    %% Warm up at the highest concurrency so every executor and caller path is hot.
+    _ = throughput(lists:max(Callers), max(100, Duration div 5), F),
+    [throughput_case(N, Duration, F) || N <- Callers];
+section(convert, #{scale := Scale, opts := Opts}) ->
+    define_ident(),
+    Text = binary:copy(<<"0123456789abcdef">>, 65536),
+    Cases = [{<<"convert.list_10k">>, <<"10k-int list">>, lists:seq(1, 10000), 2000, none},
+             {<<"convert.map_1k">>, <<"1k-key map binary => float">>, map_1k(), 2000,
+              round_trips},
+             {<<"convert.bin_1mb">>, <<"1 MiB binary (UTF-8 -> str)">>, Text, 500,
+              {p50_us, '=<', 400}},
+             {<<"convert.bytes_1mb">>, <<"1 MiB binary (not UTF-8 -> bytes)">>,
+              <<255, (rand:bytes(1048575))/binary>>, 500, {p50_us, '=<', 400}},
+             {<<"convert.nested">>, <<"depth-10 tree of maps/lists/tuples">>, tree(10), 1000,
+              none}],
+    RoundTrips = [convert_case(Id, Label, Term, N div Scale, Target)
+                  || {Id, Label, Term, N, Target} <- Cases,
+                     case_selected(binary_to_list(Id), Opts)],
+    %% The two halves of the 1 MiB str round trip, to see where its time goes.
+    [ok = py:exec(<<"BENCH_TEXT = '0123456789abcdef' * 65536">>) || _ <- lists:seq(1, 32)],
+    OneWay = [{<<"convert.bin_1mb_in">>, <<"one way: 1 MiB binary -> str (len)">>,
+               fun() -> py:call(builtins, len, [Text]) end, expect({ok, 1048576})},
+              {<<"convert.bin_1mb_out">>, <<"one way: 1 MiB str -> binary (eval)">>,
+               fun() -> py:eval(<<"BENCH_TEXT">>) end, expect({ok, Text})}],
+    RoundTrips ++ [latency_case(Id, Label, F, Check, 500 div Scale, none)
+                   || {Id, Label, F, Check} <- OneWay, case_selected(binary_to_list(Id), Opts)];
+section(callback, #{scale := Scale}) ->
+    callback_case(20000 div Scale);
+section(memory, #{scale := Scale}) ->
+    [memory_case(100000 div Scale, 1000000 div Scale)].
+
+%% --- latency ---------------------------------------------------------------------------------
+
+latency_case(Id, Label, F, Check, N, Target) ->
+    {_, WarmErrs, _} = timed_loop(max(1, N div 10), F, Check),
+    {Lats, Errs, FirstErr} = timed_loop(N, F, Check),
+    Metrics = lat_metrics(Lats),
+    finish(#{id => Id, label => Label, metrics => Metrics#{calls => N},
+             errors => Errs + WarmErrs, first_error => FirstErr}, Target).
+
+%% Runs F N times sequentially, timing each call with the monotonic clock. The reply is checked
+%% outside the timed region (comparing a 1 MiB reply takes tens of microseconds).
+%% Returns {LatenciesNs, ErrorCount, FirstBadReply}.
+timed_loop(N, F, Check) ->
+    erlang:garbage_collect(),
+    timed_loop(N, F, Check, [], 0, none).
+
+timed_loop(0, _F, _Check, Acc, Errs, First) ->
+    {Acc, Errs, First};
+timed_loop(N, F, Check, Acc, Errs, First) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    R = F(),
+    T1 = erlang:monotonic_time(nanosecond),
+    case Check(R) of
+        true -> timed_loop(N - 1, F, Check, [T1 - T0 | Acc], Errs, First);
+        false -> timed_loop(N - 1, F, Check, [T1 - T0 | Acc], Errs + 1, first(First, R))
+    end.
+
+%% A check that the reply is exactly Expected.
+expect(Expected) ->
+    fun(Reply) -> Reply =:= Expected end.
+
+first(none, Reply) -> Reply;
+first(First, _) -> First.
+
+lat_metrics([]) ->
+    #{};
+lat_metrics(LatsNs) ->
+    Sorted = list_to_tuple(lists:sort(LatsNs)),
+    N = tuple_size(Sorted),
+    Us = fun(Ns) -> Ns / 1000 end,
+    #{p50_us => Us(pct(Sorted, 50)), p90_us => Us(pct(Sorted, 90)),
+      p99_us => Us(pct(Sorted, 99)), p999_us => Us(pct(Sorted, 99.9)),
+      min_us => Us(element(1, Sorted)), max_us => Us(element(N, Sorted)),
+      mean_us => Us(lists:sum(LatsNs) / N)}.
+
+%% Nearest-rank percentile of a sorted tuple.
+pct(Sorted, P) ->
+    N = tuple_size(Sorted),
+    element(min(N, max(1, ceil(P * N / 100))), Sorted).
+
+%% --- throughput ------------------------------------------------------------------------------
+
+throughput_case(NCallers, DurationMs, F) ->
+    #{ok := Ok, errors := Errs, first_error := FirstErr, elapsed_ns := Elapsed, lats := Lats} =
+        throughput(NCallers, DurationMs, F),
+    Rate = Ok / (Elapsed / 1.0e9),
+    Metrics = maps:with([p50_us, p99_us], lat_metrics(Lats)),
+    Target = case NCallers of
+                 4 -> {calls_per_s, '>=', 100000};
+                 _ -> none
+             end,
+    Id = iolist_to_binary(["throughput.", integer_to_list(NCallers)]),
+    Label = iolist_to_binary(io_lib:format("~b caller~s, py:call(operator, add, [1, 2])",
+                                           [NCallers, plural(NCallers)])),
+    finish(#{id => Id, label => Label,
+             metrics => Metrics#{calls_per_s => Rate, calls => Ok, callers => NCallers,
+                                 seconds => Elapsed / 1.0e9},
+             errors => Errs, first_error => FirstErr}, Target).
+
+plural(1) -> "";
+plural(_) -> "s".
+
+%% NCallers processes call F in a loop until a common deadline; the rate is the number of good
+%% replies over the time from the start signal until the last caller is done.
+throughput(NCallers, DurationMs, F) ->
+    Parent = self(),
+    Workers = [spawn_monitor(fun() ->
+                                     receive {go, Deadline} -> ok end,
+                                     Parent ! {tp_done, self(), tp_loop(F, Deadline)}
+                             end)
+               || _ <- lists:seq(1, NCallers)],
+    T0 = erlang:monotonic_time(nanosecond),
+    Deadline = T0 + DurationMs * 1000000,
+    [Pid ! {go, Deadline} || {Pid, _} <- Workers],
+    Results = [receive
+                   {tp_done, Pid, Res} ->
+                       erlang:demonitor(MRef, [flush]),
+                       Res;
+                   {'DOWN', MRef, process, Pid, Why} ->
+                       {0, 1, {caller_crashed, Why}, []}
+               end
+               || {Pid, MRef} <- Workers],
+    T1 = erlang:monotonic_time(nanosecond),
+    lists:foldl(fun({Ok, Errs, First, Lats}, Acc = #{ok := O, errors := E, first_error := FE,
+                                                     lats := L}) ->
+                        Acc#{ok := O + Ok, errors := E + Errs, first_error := first(FE, First),
+                             lats := Lats ++ L}
+                end,
+                #{ok => 0, errors => 0, first_error => none, lats => [], elapsed_ns => T1 - T0},
+                Results).
+
+tp_loop(F, Deadline) ->
+    tp_loop(F, Deadline, 0, 0, none, []).
+
+tp_loop(F, Deadline, Ok, Errs, First, Lats) ->
+    T0 = erlang:monotonic_time(nanosecond),
+    case T0 >= Deadline of
+        true ->
+            {Ok, Errs, First, Lats};
+        false ->
+            R = F(),
+            T1 = erlang:monotonic_time(nanosecond),
+            case R of
+                ok -> tp_loop(F, Deadline, Ok + 1, Errs, First, [T1 - T0 | Lats]);
+                {bad, Reply} -> tp_loop(F, Deadline, Ok, Errs + 1, first(First, Reply), Lats)
+            end
+    end.
+
+%% --- conversion round trips ------------------------------------------------------------------
+
+%% The identity function lives in the `__main__` namespace. Implementations whose workers keep
+%% separate namespaces (erlang_python 1.6 gives each pool worker its own globals and picks
+%% workers round-robin) need it defined on every worker, so define it a few times over.
+define_ident() ->
+    [ok = py:exec(<<"def ident(x): return x">>) || _ <- lists:seq(1, 32)],
+    [{ok, 1} = py:call('__main__', ident, [1]) || _ <- lists:seq(1, 32)],
+    ok.
+
+map_1k() ->
+    maps:from_list([{<<"key_", (integer_to_binary(I))/binary>>, I + 0.25}
+                    || I <- lists:seq(1, 1000)]).
+
+%% A complete binary tree of depth 10 whose levels alternate map / list / tuple; leaves are
+%% small maps of an int, a float, a string and a bool.
+tree(0) ->
+    #{<<"i">> => 42, <<"f">> => 1.5, <<"s">> => <<"leaf">>, <<"b">> => true};
+tree(D) ->
+    case D rem 3 of
+        0 -> #{<<"left">> => tree(D - 1), <<"right">> => tree(D - 1)};
+        1 -> [tree(D - 1), tree(D - 1)];
+        2 -> {tree(D - 1), tree(D - 1)}
+    end.
+
+convert_case(Id, Label, Term, N, Target) ->
+    F = fun() -> py:call('__main__', ident, [Term]) end,
+    Check = expect({ok, Term}),
+    {_, WarmErrs, _} = timed_loop(max(1, N div 10), F, Check),
+    {Lats, Errs, FirstErr} = timed_loop(N, F, Check),
+    Metrics = lat_metrics(Lats),
+    Bytes = byte_size(term_to_binary(Term)),
+    finish(#{id => Id, label => <<"round trip ", Label/binary>>,
+             metrics => (maps:with([p50_us, p99_us, mean_us], Metrics))#{
+                           calls => N, round_trips => Errs + WarmErrs =:= 0,
+                           external_term_bytes => Bytes,
+                           heap_words => erts_debug:flat_size(Term)},
+             errors => Errs + WarmErrs, first_error => abbreviate(FirstErr)}, Target).
+
+%% A mismatching 1 MiB reply would flood the table and the JSON.
+abbreviate(none) -> none;
+abbreviate(Term) ->
+    case erts_debug:flat_size(Term) > 200 of
+        true -> {too_large_to_print, erts_debug:flat_size(Term), element_hint(Term)};
+        false -> Term
+    end.
+
+element_hint(T) when is_tuple(T), tuple_size(T) > 0 -> element(1, T);
+element_hint(T) when is_map(T) -> map_size(T);
+element_hint(T) when is_list(T) -> length(T);
+element_hint(T) when is_binary(T) -> byte_size(T);
+element_hint(T) -> T.
+
+%% --- Python -> Erlang callback round trip (optional feature) -----------------------------------
+
+callback_case(N) ->
+    Id = <<"callback">>,
+    Label = <<"py:call -> erlang.call('bench_echo', x) -> fun">>,
+    Probe =
+        try
+            ok = py:register_function(bench_echo, fun([X]) -> X end),
+            [ok = py:exec(<<"import erlang\n"
+                            "def bench_cb(x):\n"
+                            "    return erlang.call('bench_echo', x)\n">>)
+             || _ <- lists:seq(1, 32)],
+            py:call('__main__', bench_cb, [7], #{}, 5000)
+        catch
+            Class:Reason -> {Class, Reason}
+        end,
+    case Probe of
+        {ok, 7} ->
+            [latency_case(Id, Label, fun() -> py:call('__main__', bench_cb, [7]) end,
+                          expect({ok, 7}), N, none)];
+        Other ->
+            R = #{id => Id, label => Label, status => skipped, metrics => #{}, target => <<>>,
+                  error => iolist_to_binary(io_lib:format("not available: ~0p", [Other]))},
+            print_row(R),
+            [R]
+    end.
+
+%% --- memory over many calls ------------------------------------------------------------------
+
+%% A mixed workload (call, eval, a small conversion round trip, a Python exception) by 4
+%% concurrent callers. RSS and erlang:memory(total) are read after a warm-up and after the run,
+%% each time after garbage-collecting every process.
+memory_case(Warmup, Calls) ->
+    define_ident(),
+    Small = #{<<"k">> => [1, 2.5, <<"s">>, {true, none}]},
+    Ops = {fun() -> py:call(math, sqrt, [2.0]) end,
+           fun() -> py:eval(<<"1+1">>) end,
+           fun() -> py:call('__main__', ident, [Small]) end,
+           fun() -> py:call(math, sqrt, [-1.0]) end},
+    Check = fun(0, {ok, 1.4142135623730951}) -> ok;
+               (1, {ok, 2}) -> ok;
+               (2, {ok, S}) when S =:= Small -> ok;
+               (3, {error, {'ValueError', _}}) -> ok;
+               (_, Other) -> {bad, Other}
+            end,
+    Callers = 4,
+    gc_all(),
+    RssStart = rss_bytes(),
+    {_, E0, F0, _} = mixed_run(Callers, Warmup, Ops, Check),
+    gc_all(),
+    Rss0 = rss_bytes(),
+    Mem0 = erlang:memory(total),
+    %% Four legs, with RSS read after each, so that a steady climb shows apart from a one-off.
+    Legs = [begin
+                {T, E, F, _} = mixed_run(Callers, Calls div 4, Ops, Check),
+                gc_all(),
+                {T, E, F, rss_bytes()}
+            end
+            || _ <- lists:seq(1, 4)],
+    Elapsed = lists:sum([T || {T, _, _, _} <- Legs]),
+    E1 = lists:sum([E || {_, E, _, _} <- Legs]),
+    F1 = lists:foldl(fun({_, _, F, _}, Acc) -> first(Acc, F) end, none, Legs),
+    Series = [maybe_mb(Rss0) | [maybe_mb(R) || {_, _, _, R} <- Legs]],
+    Rss1 = rss_bytes(),
+    Mem1 = erlang:memory(total),
+    MB = fun(B) -> B / 1048576 end,
+    RssDelta = case {Rss0, Rss1} of
+                   {undefined, _} -> undefined;
+                   {_, undefined} -> undefined;
+                   _ -> MB(Rss1 - Rss0)
+               end,
+    Label = iolist_to_binary(io_lib:format("RSS growth over ~s mixed calls",
+                                           [human_count(Calls)])),
+    finish(#{id => <<"memory">>, label => Label,
+             metrics => #{rss_delta_mb => RssDelta, erlang_total_delta_mb => MB(Mem1 - Mem0),
+                          rss_before_mb => maybe_mb(Rss0), rss_after_mb => maybe_mb(Rss1),
+                          rss_series_mb => Series, rss_start_mb => maybe_mb(RssStart),
+                          calls => Calls, calls_per_s => Calls / (Elapsed / 1.0e9)},
+             errors => E0 + E1, first_error => first(F0, F1)},
+           {rss_delta_mb, '=<', 1}).
+
+maybe_mb(undefined) -> undefined;
+maybe_mb(B) -> B / 1048576.
+
+mixed_run(Callers, Calls, Ops, Check) ->
+    Parent = self(),
+    Per = Calls div Callers,
+    Workers = [spawn_monitor(fun() -> Parent ! {mixed_done, self(), mixed_loop(Per, Ops, Check)}
+                             end)
+               || _ <- lists:seq(1, Callers)],
+    T0 = erlang:monotonic_time(nanosecond),
+    Rs = [receive
+              {mixed_done, Pid, R} -> erlang:demonitor(MRef, [flush]), R;
+              {'DOWN', MRef, process, Pid, Why} -> {1, {caller_crashed, Why}}
+          end
+          || {Pid, MRef} <- Workers],
+    T1 = erlang:monotonic_time(nanosecond),
+    {Errs, First} = lists:foldl(fun({E, F}, {EA, FA}) -> {EA + E, first(FA, F)} end,
+                                {0, none}, Rs),
+    {T1 - T0, Errs, First, Per * Callers}.
+
+mixed_loop(N, Ops, Check) ->
+    mixed_loop(N, Ops, Check, 0, none).
+
+mixed_loop(0, _Ops, _Check, Errs, First) ->
+    {Errs, First};
+mixed_loop(N, Ops, Check, Errs, First) ->
+    K = N rem 4,
+    case Check(K, (element(K + 1, Ops))()) of
+        ok -> mixed_loop(N - 1, Ops, Check, Errs, First);
+        {bad, R} -> mixed_loop(N - 1, Ops, Check, Errs + 1, first(First, R))
+    end.
+
+gc_all() ->
+    [erlang:garbage_collect(P) || P <- erlang:processes()],
+    ok.
+
+%% VmRSS of this BEAM (the escript runs inside it), from /proc; undefined elsewhere.
+rss_bytes() ->
+    case file:read_file("/proc/self/status") of
+        {ok, Status} ->
+            case re:run(Status, "VmRSS:\\s+(\\d+)\\s+kB", [{capture, all_but_first, list}]) of
+                {match, [Kb]} -> list_to_integer(Kb) * 1024;
+                nomatch -> undefined
+            end;
+        {error, _} ->
+            undefined
+    end.
+
+%% ---------------------------------------------------------------------------------------------
+%% Verdicts and printing
+%% ---------------------------------------------------------------------------------------------
+
+%% Adds status (ok | error), target text and verdict (pass | fail | info) and prints the row.
+finish(R = #{metrics := M, errors := Errs}, Target) ->
+    {TargetText, Verdict} = verdict(Target, M),
+    R1 = R#{status => case Errs of 0 -> ok; _ -> error end,
+            target => TargetText, verdict => Verdict},
+    print_row(R1),
+    R1.
+
+verdict(none, _M) ->
+    {<<>>, info};
+verdict(round_trips, #{round_trips := RT}) ->
+    {<<"round trips (equal)">>, pass_fail(RT)};
+verdict({Key, Op, Limit}, M) ->
+    OpText = case Op of '=<' -> "<="; '>=' -> ">=" end,
+    Text = iolist_to_binary(lists:join(" ", [T || T <- [target_key(Key), OpText,
+                                                         fmt_value(Key, Limit)], T =/= ""])),
+    case maps:get(Key, M, undefined) of
+        undefined -> {Text, info};
+        V -> {Text, pass_fail(erlang:Op(V, Limit))}
+    end.
+
+pass_fail(true) -> pass;
+pass_fail(false) -> fail.
+
+target_key(p50_us) -> "p50";
+target_key(calls_per_s) -> "";
+target_key(rss_delta_mb) -> "RSS delta";
+target_key(K) -> atom_to_list(K).
+
+fmt_value(K, V) when K =:= p50_us; K =:= p99_us; K =:= mean_us -> fmt_us(V);
+fmt_value(calls_per_s, V) -> [human_count(V), " calls/s"];
+fmt_value(rss_delta_mb, V) -> fmt_mb(V).
+
+fmt_us(Us) when is_integer(Us) -> io_lib:format("~b us", [Us]);
+fmt_us(Us) when Us < 100 -> io_lib:format("~.1f us", [float(Us)]);
+fmt_us(Us) -> io_lib:format("~b us", [round(Us)]).
+
+fmt_mb(undefined) -> "n/a";
+fmt_mb(Mb) when is_integer(Mb) -> io_lib:format("~b MB", [Mb]);
+fmt_mb(Mb) -> io_lib:format("~.2f MB", [float(Mb)]).
+
+%% 1234567 -> "1,234,567"
+human_count(N) ->
+    Digits = integer_to_list(round(N)),
+    group3(lists:reverse(Digits), []).
+
+group3([A, B, C, D | T], Acc) -> group3([D | T], [$,, C, B, A | Acc]);
+group3(Rest, Acc) -> lists:reverse(Rest) ++ Acc.
+
+%% The one-line summary of a result, used both in the single table and in comparisons.
+summary(#{status := skipped}) ->
+    "skipped";
+summary(#{metrics := M = #{calls_per_s := Rate, callers := _}}) ->
+    io_lib:format("~ts calls/s (p50 ~ts, p99 ~ts)",
+                  [human_count(Rate), fmt_us(maps:get(p50_us, M, 0)),
+                   fmt_us(maps:get(p99_us, M, 0))]);
+summary(#{metrics := M = #{rss_delta_mb := D}}) ->
+    io_lib:format("RSS ~ts~ts, erlang:memory ~ts~ts",
+                  [sign(D), fmt_mb(D), sign(maps:get(erlang_total_delta_mb, M)),
+                   fmt_mb(maps:get(erlang_total_delta_mb, M))]);
+summary(#{metrics := M = #{p50_us := P50}}) ->
+    io_lib:format("p50 ~ts  p99 ~ts", [fmt_us(P50), fmt_us(maps:get(p99_us, M))]);
+summary(_) ->
+    "-".
+
+sign(undefined) -> "";
+sign(V) when V >= 0 -> "+";
+sign(_) -> "".
+
+print_header() ->
+    io:format("~n~-48s ~-44s ~-24s ~s~n", ["benchmark", "result", "target", "verdict"]),
+    io:format("~s~n", [lists:duplicate(128, $-)]).
+
+print_row(R = #{label := Label}) ->
+    Verdict = case R of
+                  #{status := skipped} -> "skipped";
+                  #{status := error} -> "ERRORS";
+                  #{verdict := info} -> "-";
+                  #{verdict := V} -> string:uppercase(atom_to_list(V));
+                  _ -> ""
+              end,
+    io:format("~-48ts ~-44ts ~-24ts ~s~n",
+              [Label, summary(R), maps:get(target, R, <<>>), Verdict]),
+    case R of
+        #{status := error} ->
+            io:format("    ^ ~ts~n", [error_text(R)]);
+        #{status := skipped, error := E} ->
+            io:format("    ^ ~ts~n", [E]);
+        #{metrics := #{rss_series_mb := Series, rss_start_mb := Start}} ->
+            io:format("    ^ RSS ~ts at start; after warm-up and after each quarter: ~ts~n",
+                      [fmt_mb(Start), lists:join(", ", [fmt_mb(M) || M <- Series])]);
+        _ ->
+            ok
+    end.
+
+error_text(#{error := E}) ->
+    E;
+error_text(#{errors := N, first_error := F}) ->
+    io_lib:format("~b unexpected replies, first: ~0P", [N, F, 30]).
+
+print_summary(Results) ->
+    Count = fun(P) -> length([R || R <- Results, P(R)]) end,
+    io:format("~s~n", [lists:duplicate(128, $-)]),
+    io:format("targets met: ~b, missed: ~b; benchmarks with errors: ~b, skipped: ~b~n",
+              [Count(fun(#{verdict := V}) -> V =:= pass; (_) -> false end),
+               Count(fun(#{verdict := V}) -> V =:= fail; (_) -> false end),
+               Count(fun(#{status := S}) -> S =:= error end),
+               Count(fun(#{status := S}) -> S =:= skipped end)]).
+
+%% ---------------------------------------------------------------------------------------------
+%% Information about the run
+%% ---------------------------------------------------------------------------------------------
+
+collect_info(App, Opts) ->
+    Try = fun(F) ->
+                  try F() of
+                      {ok, V} -> V;
+                      V -> V
+                  catch
+                      _:_ -> undefined
+                  end
+          end,
+    Vsn = case application:get_key(App, vsn) of
+              {ok, V} -> list_to_binary(V);
+              undefined -> undefined
+          end,
+    #{label => to_bin(case maps:get(label, Opts) of undefined -> atom_to_list(App); L -> L end),
+      app => App, app_vsn => Vsn,
+      code_paths => [list_to_binary(filename:absname(P)) || P <- maps:get(paths, Opts)],
+      quick => maps:get(quick, Opts),
+      otp_release => list_to_binary(erlang:system_info(otp_release)),
+      schedulers => erlang:system_info(schedulers_online),
+      dirty_io_schedulers => erlang:system_info(dirty_io_schedulers),
+      logical_processors => erlang:system_info(logical_processors_available),
+      python_version => Try(fun() -> py:version() end),
+      execution_mode => Try(fun() -> py:execution_mode() end),
+      num_executors => Try(fun() -> py:num_executors() end),
+      max_concurrent => Try(fun() -> py_semaphore:max_concurrent() end),
+      app_env => maps:from_list([{K, iolist_to_binary(io_lib:format("~0p", [V]))}
+                                 || {K, V} <- maps:get(env, Opts)])}.
+
+to_bin(L) when is_list(L) -> unicode:characters_to_binary(L);
+to_bin(B) when is_binary(B) -> B.
+
+print_info(I) ->
+    Py = case maps:get(python_version, I) of
+             B when is_binary(B) -> hd(binary:split(B, <<" ">>));
+             Other -> io_lib:format("~p", [Other])
+         end,
+    io:format("implementation: ~ts (app ~p ~ts) from ~ts~n",
+              [maps:get(label, I), maps:get(app, I), or_unknown(maps:get(app_vsn, I)),
+               lists:join(", ", maps:get(code_paths, I))]),
+    io:format("python ~ts, mode ~p, executors ~p, max_concurrent ~p~n",
+              [Py, maps:get(execution_mode, I), maps:get(num_executors, I),
+               maps:get(max_concurrent, I)]),
+    io:format("OTP ~ts, ~b schedulers, ~p dirty IO schedulers, ~p logical CPUs~ts~n",
+              [maps:get(otp_release, I), maps:get(schedulers, I),
+               maps:get(dirty_io_schedulers, I), maps:get(logical_processors, I),
+               case maps:get(quick, I) of
+                   true -> " (--quick: 10x smaller counts)";
+                   false -> ""
+               end]).
+
+or_unknown(undefined) -> "?";
+or_unknown(B) -> B.
+
+%% ---------------------------------------------------------------------------------------------
+%% Output files
+%% ---------------------------------------------------------------------------------------------
+
+write_outputs(Opts, Info, Results) ->
+    Doc = #{info => Info, results => [export(R) || R <- Results]},
+    case maps:get(json, Opts) of
+        undefined -> ok;
+        File -> ok = file:write_file(File, [json(Doc), $\n])
+    end,
+    case maps:get(terms, Opts) of
+        undefined -> ok;
+        TFile -> ok = file:write_file(TFile, io_lib:format("~p.~n", [Doc]))
+    end.
+
+%% Results as plain data: the first bad reply becomes text.
+export(R) ->
+    R1 = maps:remove(first_error, R),
+    case R of
+        #{first_error := none} -> R1;
+        #{first_error := F} -> R1#{first_error => iolist_to_binary(io_lib:format("~0P", [F, 30]))};
+        _ -> R1
+    end.
+
+%% A small JSON encoder (OTP 25 has no json module).
+json(M) when is_map(M) ->
+    Pairs = [[json_key(K), $:, json(V)] || {K, V} <- lists:sort(maps:to_list(M))],
+    [${, lists:join($,, Pairs), $}];
+json(L) when is_list(L) -> [$[, lists:join($,, [json(V) || V <- L]), $]];
+json(true) -> <<"true">>;
+json(false) -> <<"false">>;
+json(undefined) -> <<"null">>;
+json(none) -> <<"null">>;
+json(A) when is_atom(A) -> json_string(atom_to_binary(A));
+json(B) when is_binary(B) -> json_string(B);
+json(I) when is_integer(I) -> integer_to_binary(I);
+json(F) when is_float(F) -> float_to_binary(F, [short]);
+json(T) -> json_string(iolist_to_binary(io_lib:format("~0p", [T]))).
+
+json_key(K) when is_atom(K) -> json_string(atom_to_binary(K));
+json_key(K) when is_binary(K) -> json_string(K).
+
+json_string(B) ->
+    [$", [json_char(C) || <<C/utf8>> <= B], $"].
+
+json_char($") -> <<"\\\"">>;
+json_char($\\) -> <<"\\\\">>;
+json_char($\n) -> <<"\\n">>;
+json_char(C) when C < 32 -> io_lib:format("\\u~4.16.0b", [C]);
+json_char(C) -> <<C/utf8>>.
+
+%% ---------------------------------------------------------------------------------------------
+%% Several implementations side by side (each in its own BEAM)
+%% ---------------------------------------------------------------------------------------------
+
+run_compare(Opts = #{impls := Impls0, paths := Paths}) ->
+    Impls = case Paths of
+                [] -> Impls0;
+                _ -> [{label_or(Opts, "this"), Paths} | Impls0]
+            end,
+    Escript = case os:find_executable("escript") of
+                  false -> die("escript is not on PATH", []);
+                  E -> E
+              end,
+    Self = filename:absname(escript:script_name()),
+    Tmp = filename:join(tmp_dir(), "bench-" ++ os:getpid()),
+    Runs = [run_child(Escript, Self, Name, ImplPaths,
+                      Tmp ++ "-" ++ integer_to_list(I) ++ ".terms", Opts)
+            || {I, {Name, ImplPaths}} <- lists:zip(lists:seq(1, length(Impls)), Impls)],
+    print_comparison(Runs),
+    case maps:get(json, Opts) of
+        undefined -> ok;
+        File -> ok = file:write_file(File, [json([Doc || {_, Doc} <- Runs]), $\n])
+    end,
+    halt(0).
+
+label_or(#{label := undefined}, Default) -> Default;
+label_or(#{label := L}, _) -> L.
+
+tmp_dir() ->
+    case os:getenv("TMPDIR") of
+        false -> "/tmp";
+        D -> D
+    end.
+
+run_child(Escript, Self, Name, Paths, TermsFile, Opts) ->
+    Flags = lists:append([["--quick" || maps:get(quick, Opts)],
+                          case maps:get(only, Opts) of
+                              all -> [];
+                              Only -> ["--only", lists:join(",", Only)]
+                          end,
+                          ["--app", atom_to_list(maps:get(app, Opts))],
+                          ["--callers", lists:join(",", [integer_to_list(C)
+                                                         || C <- maps:get(callers, Opts)])],
+                          case maps:get(duration_ms, Opts) of
+                              undefined -> [];
+                              D -> ["--duration", integer_to_list(D)]
+                          end,
+                          lists:append([["--env", io_lib:format("~s=~0p", [K, V])]
+                                        || {K, V} <- maps:get(env, Opts)])]),
+    Args = [Self | Paths] ++ [lists:flatten(F) || F <- Flags] ++
+        ["--label", Name, "--terms", TermsFile],
+    io:format("~n=== ~ts ===~n", [Name]),
+    Port = open_port({spawn_executable, Escript},
+                     [{args, Args}, binary, exit_status, stderr_to_stdout, use_stdio]),
+    Status = relay(Port),
+    Doc = case file:consult(TermsFile) of
+              {ok, [Consulted]} -> Consulted;
+              _ -> #{info => #{label => to_bin(Name)}, results => [],
+                     failed => iolist_to_binary(io_lib:format("exit status ~b", [Status]))}
+          end,
+    _ = file:delete(TermsFile),
+    {Name, Doc}.
+
+relay(Port) ->
+    receive
+        {Port, {data, Data}} ->
+            io:put_chars(Data),
+            relay(Port);
+        {Port, {exit_status, S}} ->
+            S
+    end.
+
+print_comparison(Runs) ->
+    Width = 30,
+    Names = [N || {N, _} <- Runs],
+    Ids = lists:foldl(fun({_, #{results := Rs}}, Acc) ->
+                              Acc ++ [Id || #{id := Id} <- Rs, not lists:member(Id, Acc)]
+                      end, [], Runs),
+    io:format("~n=== side by side ===~n~-40s", ["benchmark"]),
+    [io:format(" ~-*ts", [Width, N]) || N <- Names],
+    io:format(" target~n~s~n", [lists:duplicate(40 + (Width + 1) * length(Names) + 22, $-)]),
+    lists:foreach(
+      fun(Id) ->
+              Rows = [lists:search(fun(#{id := I}) -> I =:= Id end, Rs)
+                      || {_, #{results := Rs}} <- Runs],
+              Target = hd([T || {value, #{target := T}} <- Rows] ++ [<<>>]),
+              io:format("~-40ts", [Id]),
+              [io:format(" ~-*ts", [Width, short(Row)]) || Row <- Rows],
+              io:format(" ~ts~n", [Target])
+      end, Ids),
+    [io:format("~ts: child run failed (~ts)~n", [N, F]) || {N, #{failed := F}} <- Runs],
+    ok.
+
+short(false) -> "-";
+short({value, #{status := skipped}}) -> "skipped";
+short({value, #{status := error}}) -> "ERRORS";
+short({value, #{metrics := #{calls_per_s := R, callers := _}} = Row}) ->
+    [human_count(R), "/s", mark(Row)];
+short({value, #{metrics := #{rss_delta_mb := D}} = Row}) ->
+    [sign(D), fmt_mb(D), mark(Row)];
+short({value, #{metrics := #{p50_us := P}} = Row}) ->
+    ["p50 ", fmt_us(P), mark(Row)];
+short(_) ->
+    "-".
+
+mark(#{verdict := fail}) -> " (missed)";
+mark(_) -> "".

@@ -1,0 +1,109 @@
+%% @private
+%% @doc Registry of the Erlang functions Python can call, and router of the calls made from
+%% Python threads that are not executors.
+%%
+%% The registry is the public ETS table `py_callbacks' (name => fun or `{M, F}'), owned by this
+%% process; the NIF keeps the set of names so that `erlang.<name>' resolves in Python at once.
+%% A call made on an executor reaches the process that is waiting for the Python job (see
+%% {@link py}); a call made on any other Python thread arrives here as
+%% `{'$py_thread_callback', Channel, Name, Args}' and runs in a fresh process, so a slow or
+%% crashing function never blocks the router.
+-module(py_callback).
+-behaviour(gen_server).
+
+-export([start_link/0, register/2, unregister/1, execute/2]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-define(TAB, py_callbacks).
+
+-type target() :: fun((list()) -> term()) | {module(), atom()}.
+-type result() ::
+    {ok, term()}
+    | {error, Class :: binary(), Reason :: binary(), Stacktrace :: binary()}
+    | {not_found, binary()}.
+-export_type([result/0]).
+
+%% @doc Start the registry and router, registered as `py_callback'.
+-spec start_link() -> {ok, pid()} | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Register `Target' under `Name' (replacing any previous one).
+-spec register(binary(), target()) -> ok | {error, not_started}.
+register(Name, Target) ->
+    try ets:insert(?TAB, {Name, Target}) of
+        true -> py_nif:callback_register(Name)
+    catch
+        error:badarg -> {error, not_started}
+    end.
+
+%% @doc Forget `Name' (also `ok' when it was not registered).
+-spec unregister(binary()) -> ok | {error, not_started}.
+unregister(Name) ->
+    try ets:delete(?TAB, Name) of
+        true -> py_nif:callback_unregister(Name)
+    catch
+        error:badarg -> {error, not_started}
+    end.
+
+%% @doc Run the function registered as `Name' with the list of positional arguments.
+-spec execute(binary(), list()) -> result().
+execute(Name, Args) ->
+    try ets:lookup(?TAB, Name) of
+        [{_, Fun}] when is_function(Fun, 1) -> invoke(Fun, Args);
+        [{_, {M, F}}] -> invoke(fun M:F/1, Args);
+        [] -> {not_found, Name}
+    catch
+        error:badarg -> {not_found, Name}
+    end.
+
+-spec invoke(fun((list()) -> term()), list()) -> result().
+invoke(Fun, Args) ->
+    try
+        {ok, Fun(Args)}
+    catch
+        Class:Reason:Stack ->
+            {error, atom_to_binary(Class, utf8), text(Reason), text(Stack)}
+    end.
+
+-spec text(term()) -> binary().
+text(Term) ->
+    case unicode:characters_to_binary(io_lib:format("~tp", [Term])) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> iolist_to_binary(io_lib:format("~p", [Term]))
+    end.
+
+%%% gen_server callbacks
+
+%% @private
+-spec init([]) -> {ok, undefined}.
+init([]) ->
+    process_flag(trap_exit, true),
+    ?TAB = ets:new(?TAB, [named_table, public, set, {read_concurrency, true}]),
+    ok = py_nif:callback_set_router(self()),
+    {ok, undefined}.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), undefined) -> {reply, {error, unknown_call}, undefined}.
+handle_call(_Request, _From, State) ->
+    {reply, {error, unknown_call}, State}.
+
+%% @private
+-spec handle_cast(term(), undefined) -> {noreply, undefined}.
+handle_cast(_Request, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), undefined) -> {noreply, undefined} | {stop, term(), undefined}.
+handle_info({'$py_thread_callback', Channel, Name, Args}, State) ->
+    _ = spawn(fun() -> py_nif:callback_thread_reply(Channel, execute(Name, Args)) end),
+    {noreply, State};
+handle_info({'EXIT', _From, Reason}, State) when Reason =/= normal ->
+    {stop, Reason, State};
+handle_info(_Info, State) ->
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), undefined) -> ok.
+terminate(_Reason, _State) ->
+    py_nif:callback_set_router(undefined).

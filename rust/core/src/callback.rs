@@ -1,0 +1,201 @@
+//! Python calls Erlang: `erlang.call`, `erlang.Function`, `erlang.ErlangError`, and the
+//! registry of Erlang function names that drives `erlang.<name>` attribute access.
+//!
+//! Where the call goes is the [`Backend`]'s business: the NIF sends it to the BEAM (design.md
+//! invariant 4), the pip extension to the mocked BEAM of `erlang.testing`. Without a backend
+//! (plain Python, no mock) calls raise `erlang.NotInBeamError`. Any thread; the backend decides
+//! how to wait (always with the GIL released).
+
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+pyo3::create_exception!(
+    erlang,
+    ErlangError,
+    PyRuntimeError,
+    "An Erlang function called from Python failed (exception, exit or throw), or no function \
+     is registered under that name. Attributes: `erlang_class` ('error', 'exit', 'throw' or \
+     'not_found'), `reason` and `stacktrace` (Erlang terms printed as text)."
+);
+
+/// Where `erlang.call` goes.
+pub trait Backend: Send + Sync + 'static {
+    /// Calls the Erlang function registered as `name` with `args` and returns its result
+    /// converted to Python; raises [`ErlangError`] when it fails or is not registered.
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>>;
+}
+
+static BACKEND: OnceLock<Box<dyn Backend>> = OnceLock::new();
+static NAMES: RwLock<Option<HashSet<String>>> = RwLock::new(None);
+
+/// Installs the backend of this process (first call wins).
+pub fn set_backend(backend: Box<dyn Backend>) {
+    let _ = BACKEND.set(backend);
+}
+
+/// Makes `erlang.<name>` resolve.
+pub fn register_name(name: &str) {
+    if let Ok(mut names) = NAMES.write() {
+        names
+            .get_or_insert_with(HashSet::new)
+            .insert(name.to_owned());
+    }
+}
+
+/// Makes `erlang.<name>` raise `AttributeError` again.
+pub fn unregister_name(name: &str) {
+    if let Ok(mut names) = NAMES.write() {
+        if let Some(names) = names.as_mut() {
+            names.remove(name);
+        }
+    }
+}
+
+/// Forgets every name (the registry's owner stopped).
+pub fn clear_names() {
+    if let Ok(mut names) = NAMES.write() {
+        *names = None;
+    }
+}
+
+/// True when an Erlang function is registered as `name`.
+pub fn is_registered(name: &str) -> bool {
+    NAMES
+        .read()
+        .map(|names| names.as_ref().is_some_and(|n| n.contains(name)))
+        .unwrap_or(false)
+}
+
+/// Builds the `ErlangError` raised for a failed Erlang function.
+pub fn erlang_error(py: Python<'_>, class: &str, reason: &str, stacktrace: &str) -> PyErr {
+    let message = if class == "not_found" {
+        format!("Function '{reason}' not registered")
+    } else {
+        format!("{class}: {reason}")
+    };
+    let err = ErlangError::new_err(message);
+    let value = err.value(py);
+    let _ = value.setattr("erlang_class", class);
+    let _ = value.setattr("reason", reason);
+    let _ = value.setattr("stacktrace", stacktrace);
+    err
+}
+
+fn backend_call<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match BACKEND.get() {
+        Some(backend) => backend.call(py, name, args),
+        None => Err(not_in_beam(py)),
+    }
+}
+
+/// `erlang.NotInBeamError` (defined by the pure-Python package), or a RuntimeError when the
+/// package is not importable.
+pub fn not_in_beam(py: Python<'_>) -> PyErr {
+    let message = "erlang.call needs the BEAM: run this code inside erlang_python, or use \
+                   erlang.testing (the `beam` pytest fixture or `with erlang.testing.MockBeam():`)";
+    match py
+        .import("erlang")
+        .and_then(|m| m.getattr("NotInBeamError"))
+    {
+        Ok(cls) => match cls.call1((message,)) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        },
+        Err(_) => PyRuntimeError::new_err(message),
+    }
+}
+
+/// `erlang.call(name, *args)`: calls the Erlang function registered as `name`.
+#[pyfunction]
+#[pyo3(signature = (*args, **kwargs))]
+fn call<'py>(
+    py: Python<'py>,
+    args: &Bound<'py, PyTuple>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if kwargs.is_some_and(|k| !k.is_empty()) {
+        return Err(PyTypeError::new_err("call() takes no keyword arguments"));
+    }
+    let Ok(first) = args.get_item(0) else {
+        return Err(PyTypeError::new_err(
+            "erlang.call requires at least a function name",
+        ));
+    };
+    let name = first
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("Function name must be a string"))?
+        .to_str()?
+        .to_owned();
+    let rest = args.get_slice(1, args.len());
+    backend_call(py, &name, &rest)
+}
+
+/// `erlang._is_registered(name)`: whether `erlang.<name>` resolves.
+#[pyfunction]
+#[pyo3(name = "_is_registered")]
+fn py_is_registered(name: &str) -> bool {
+    is_registered(name)
+}
+
+/// A registered Erlang function, as `erlang.<name>` returns it.
+#[pyclass(frozen, module = "erlang", name = "Function")]
+pub struct Function {
+    name: String,
+}
+
+#[pymethods]
+impl Function {
+    #[new]
+    fn new(name: String) -> Self {
+        Function { name }
+    }
+
+    /// The registered name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    #[pyo3(signature = (*args, **kwargs))]
+    fn __call__<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if kwargs.is_some_and(|k| !k.is_empty()) {
+            return Err(PyTypeError::new_err(format!(
+                "Erlang function '{}' takes no keyword arguments",
+                self.name
+            )));
+        }
+        backend_call(py, &self.name, args)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<erlang function '{}'>", self.name)
+    }
+}
+
+/// Adds the callback names to `module`.
+pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add_class::<Function>()?;
+    module.add("ErlangError", py.get_type::<ErlangError>())?;
+    module.add_function(wrap_pyfunction!(call, module)?)?;
+    module.add_function(wrap_pyfunction!(py_is_registered, module)?)?;
+    Ok(())
+}

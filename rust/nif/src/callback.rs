@@ -1,0 +1,203 @@
+//! The BEAM side of `erlang.call` (design.md invariant 4: Python -> Erlang never re-runs
+//! Python code).
+//!
+//! On an executor thread running a job, the call becomes a message `{Ref, {'$py_callback', Id,
+//! Name, Args}}` to the job's caller, which is waiting in `py`'s receive loop; the executor then
+//! waits on its private channel with the GIL released. While it waits it runs the requests the
+//! caller makes from inside the callback (they are routed to this executor), so
+//! Python -> Erlang -> Python nests at any depth in the same namespace without holding a
+//! scheduler. On any other thread (`threading.Thread`, executors of `concurrent.futures`) the
+//! call goes to the `py_callback` router process and the thread waits on a one-shot channel.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use crossbeam_channel::Sender;
+use erlang_python_core::callback::{erlang_error, Backend};
+use erlang_python_core::convert::{self, TermReader, View};
+use erlang_python_core::native::Interrupted;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use rustler::env::SavedTerm;
+use rustler::types::tuple::make_tuple;
+use rustler::{Encoder, Env, LocalPid, OwnedEnv, ResourceArc, Term};
+
+use crate::atoms;
+use crate::executor::{current_slot, JobInner, Slot, SlotMessage};
+use crate::term::{options, NifBuilder, NifReader};
+
+/// The backend the NIF installs in core.
+pub struct BeamBackend;
+
+impl Backend for BeamBackend {
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(slot) = current_slot() {
+            if let Some(job) = slot.current_job() {
+                return executor_call(py, &slot, &job, name, args);
+            }
+        }
+        thread_call(py, name, args)
+    }
+}
+
+/// Converts the arguments and saves `{Head..., Name, ArgsList}` in `owned`.
+fn save_request(
+    owned: &OwnedEnv,
+    head: impl for<'a> FnOnce(Env<'a>) -> Vec<Term<'a>>,
+    name: &str,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<SavedTerm> {
+    owned.run(|env| {
+        let mut builder = NifBuilder { env };
+        let opts = options();
+        let mut items = Vec::with_capacity(args.len());
+        for arg in args.iter() {
+            items.push(convert::from_py(&mut builder, &arg, &opts).map_err(PyErr::from)?);
+        }
+        let mut parts = head(env);
+        parts.push(name.encode(env));
+        parts.push(items.encode(env));
+        Ok(owned.save(make_tuple(env, &parts)))
+    })
+}
+
+fn executor_call<'py>(
+    py: Python<'py>,
+    slot: &Arc<Slot>,
+    job: &Arc<JobInner>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let id = slot.next_callback_id();
+    let mut env = OwnedEnv::new();
+    let saved = save_request(
+        &env,
+        |env| vec![atoms::py_callback().encode(env), id.encode(env)],
+        name,
+        args,
+    )?;
+    let sent = job.send_unless_cancelled(|| {
+        env.send_and_clear(job.caller(), |env| {
+            let body = saved.load(env);
+            let tag = env
+                .binary_to_term(job.reference())
+                .map(|(t, _)| t)
+                .unwrap_or_else(|| atoms::undefined().encode(env));
+            make_tuple(env, &[tag, body])
+        })
+        .is_ok()
+    });
+    if !sent {
+        return Err(Interrupted::new_err("the Erlang caller stopped waiting"));
+    }
+    loop {
+        if job.is_cancelled() {
+            return Err(Interrupted::new_err("the Erlang caller stopped waiting"));
+        }
+        match py.detach(|| slot.next_private()) {
+            Some(SlotMessage::Reply { id: got, env, term }) if got == id => {
+                return reply_to_py(py, &env, &term);
+            }
+            Some(SlotMessage::Run(request)) => slot.run_nested(request),
+            Some(SlotMessage::Reply { .. }) | Some(SlotMessage::Wake) => {}
+            None => return Err(Interrupted::new_err("the executor is stopping")),
+        }
+    }
+}
+
+/// Where threads that are not executors send their callbacks.
+static ROUTER: RwLock<Option<LocalPid>> = RwLock::new(None);
+
+/// Sets (or clears) the router process.
+pub fn set_router(pid: Option<LocalPid>) {
+    if let Ok(mut router) = ROUTER.write() {
+        *router = pid;
+    }
+}
+
+/// The one-shot reply channel of a callback made from a non-executor thread.
+pub struct ReplyChannel {
+    sender: Mutex<Option<Sender<(OwnedEnv, SavedTerm)>>>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ReplyChannel {}
+
+impl ReplyChannel {
+    /// Delivers the result; false when it was already delivered.
+    pub fn deliver(&self, env: OwnedEnv, term: SavedTerm) -> bool {
+        let sender = self.sender.lock().ok().and_then(|mut s| s.take());
+        sender.is_some_and(|s| s.send((env, term)).is_ok())
+    }
+}
+
+fn thread_call<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(router) = ROUTER.read().ok().and_then(|r| *r) else {
+        return Err(erlang_python_core::callback::not_in_beam(py));
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let channel = ResourceArc::new(ReplyChannel {
+        sender: Mutex::new(Some(tx)),
+    });
+    let mut env = OwnedEnv::new();
+    let saved = save_request(
+        &env,
+        |env| vec![atoms::py_thread_callback().encode(env), channel.encode(env)],
+        name,
+        args,
+    )?;
+    drop(channel);
+    if env.send_and_clear(&router, |env| saved.load(env)).is_err() {
+        return Err(erlang_python_core::callback::not_in_beam(py));
+    }
+    match py.detach(|| rx.recv()) {
+        Ok((env, term)) => reply_to_py(py, &env, &term),
+        Err(_) => Err(erlang_error(
+            py,
+            "error",
+            "the callback's Erlang process ended without replying",
+            "",
+        )),
+    }
+}
+
+/// Turns `{ok, V} | {error, Class, Reason, Stack} | {not_found, Name}` into a Python value or
+/// an `erlang.ErlangError`.
+fn reply_to_py<'py>(
+    py: Python<'py>,
+    env: &OwnedEnv,
+    term: &SavedTerm,
+) -> PyResult<Bound<'py, PyAny>> {
+    env.run(|env| {
+        let reader = NifReader::new(env);
+        let bad = || erlang_error(py, "error", "malformed callback reply", "");
+        let View::Tuple(items) = reader.view(py, term.load(env)).map_err(PyErr::from)? else {
+            return Err(bad());
+        };
+        let text = |t: Term<'_>| -> String {
+            t.decode::<rustler::Binary>()
+                .map(|b| String::from_utf8_lossy(b.as_slice()).into_owned())
+                .unwrap_or_default()
+        };
+        match items[..] {
+            [tag, value] if tag == atoms::ok().encode(env) => {
+                convert::to_py(py, &reader, value, &options()).map_err(PyErr::from)
+            }
+            [tag, class, reason, stack] if tag == atoms::error().encode(env) => {
+                Err(erlang_error(py, &text(class), &text(reason), &text(stack)))
+            }
+            [tag, callback] if tag == atoms::not_found().encode(env) => {
+                Err(erlang_error(py, "not_found", &text(callback), ""))
+            }
+            _ => Err(bad()),
+        }
+    })
+}

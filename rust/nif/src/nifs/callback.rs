@@ -1,0 +1,68 @@
+//! `callback_*`: the Erlang half of `erlang.call` (see `crate::callback`). Normal schedulers;
+//! each copies one term into an owned env and pushes it to a channel.
+
+use erlang_python_core::callback as names;
+use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
+
+use crate::atoms;
+use crate::callback::{set_router, ReplyChannel};
+use crate::executor::{JobResource, SlotMessage};
+
+fn owned_copy(term: Term<'_>) -> (OwnedEnv, rustler::env::SavedTerm) {
+    let env = OwnedEnv::new();
+    let saved = env.save(term);
+    (env, saved)
+}
+
+/// Answers callback `Id` of `Job` (sent to the caller as `{Ref, {'$py_callback', Id, ...}}`).
+#[rustler::nif]
+fn callback_reply(job: ResourceArc<JobResource>, id: u64, result: Term<'_>) -> NifResult<Atom> {
+    let Some(slot) = job.inner().slot() else {
+        return Err(rustler::Error::BadArg);
+    };
+    let (env, term) = owned_copy(result);
+    // An executor that has exited (pool stopped) no longer needs the answer.
+    let _ = slot.send(SlotMessage::Reply { id, env, term });
+    Ok(atoms::ok())
+}
+
+/// Answers a callback made from a non-executor thread.
+#[rustler::nif]
+fn callback_thread_reply(channel: ResourceArc<ReplyChannel>, result: Term<'_>) -> Atom {
+    let (env, term) = owned_copy(result);
+    if channel.deliver(env, term) {
+        atoms::ok()
+    } else {
+        atoms::error()
+    }
+}
+
+fn name_of(name: Binary<'_>) -> NifResult<&str> {
+    std::str::from_utf8(name.as_slice()).map_err(|_| rustler::Error::BadArg)
+}
+
+/// Makes `erlang.<Name>` resolve in Python.
+#[rustler::nif]
+fn callback_register(name: Binary<'_>) -> NifResult<Atom> {
+    names::register_name(name_of(name)?);
+    Ok(atoms::ok())
+}
+
+/// Makes `erlang.<Name>` raise `AttributeError` again.
+#[rustler::nif]
+fn callback_unregister(name: Binary<'_>) -> NifResult<Atom> {
+    names::unregister_name(name_of(name)?);
+    Ok(atoms::ok())
+}
+
+/// Sets the router for non-executor threads (`undefined` clears it and forgets every name).
+#[rustler::nif]
+fn callback_set_router<'a>(env: Env<'a>, router: Term<'a>) -> NifResult<Term<'a>> {
+    if router == atoms::undefined().encode(env) {
+        set_router(None);
+        names::clear_names();
+    } else {
+        set_router(Some(router.decode()?));
+    }
+    Ok(atoms::ok().encode(env))
+}
