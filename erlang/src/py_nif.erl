@@ -58,7 +58,8 @@
 -type interp_opts() :: #{
     executable => binary() | undefined,
     sys_path => [binary()],
-    max_depth => pos_integer()
+    max_depth => pos_integer(),
+    malloc_pad => non_neg_integer()
 }.
 -type interp_info() :: #{
     execution_mode := multi_executor | free_threaded | subinterp,

@@ -15,6 +15,9 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(DEFAULT_MAX_DEPTH, 1000).
+%% glibc mmap threshold and top pad for the OS process (see docs/getting-started.md): large Python objects reuse
+%% memory instead of page-faulting it in on every allocation.
+-define(DEFAULT_MALLOC_PAD, 16 * 1024 * 1024).
 
 -record(state, {
     pool :: py_nif:pool()
@@ -148,7 +151,10 @@ interp_opts() ->
         %% Absolute: the priv directory is relative under `erl -pa relative/ebin'.
         sys_path => [path_binary(filename:absname(filename:join(py_nif:priv_dir(), "python")))],
         max_depth => positive(max_depth, application:get_env(erlang_python, max_depth,
-                                                             ?DEFAULT_MAX_DEPTH))
+                                                             ?DEFAULT_MAX_DEPTH)),
+        malloc_pad => non_negative(malloc_pad,
+                                       application:get_env(erlang_python, malloc_pad,
+                                                           ?DEFAULT_MALLOC_PAD))
     }.
 
 -spec executable() -> binary() | undefined.
@@ -183,6 +189,12 @@ path_binary(Path) ->
 positive(_Key, N) when is_integer(N), N > 0 ->
     N;
 positive(Key, Other) ->
+    exit({bad_config, {Key, Other}}).
+
+-spec non_negative(atom(), term()) -> non_neg_integer().
+non_negative(_Key, N) when is_integer(N), N >= 0 ->
+    N;
+non_negative(Key, Other) ->
     exit({bad_config, {Key, Other}}).
 
 -spec default_size() -> pos_integer().

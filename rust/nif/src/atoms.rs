@@ -30,6 +30,7 @@ rustler::atoms! {
     executable,
     sys_path,
     max_depth,
+    malloc_pad,
     py_callback = "$py_callback",
     py_thread_callback = "$py_thread_callback",
     not_found,

@@ -32,6 +32,12 @@ fn interp_init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
             .collect(),
         None => Vec::new(),
     };
+    if let Some(t) = opt(opts, atoms::malloc_pad()) {
+        let bytes: usize = t.decode()?;
+        if bytes > 0 && !interp::tune_malloc(bytes) {
+            return Err(rustler::Error::BadArg);
+        }
+    }
     if let Some(t) = opt(opts, atoms::max_depth()) {
         let depth: usize = t.decode()?;
         if depth == 0 {
