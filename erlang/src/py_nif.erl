@@ -21,7 +21,13 @@
     callback_thread_reply/2,
     callback_register/1,
     callback_unregister/1,
-    callback_set_router/1
+    callback_set_router/1,
+    semaphore_new/1,
+    semaphore_try_acquire/1,
+    semaphore_release/1,
+    semaphore_current/1,
+    semaphore_max/1,
+    semaphore_set_max/2
 ]).
 -export([priv_dir/0]).
 
@@ -33,7 +39,8 @@
     job/0,
     target/0,
     reply/0,
-    thread_channel/0
+    thread_channel/0,
+    semaphore/0
 ]).
 
 -nifs([
@@ -50,7 +57,13 @@
     callback_thread_reply/2,
     callback_register/1,
     callback_unregister/1,
-    callback_set_router/1
+    callback_set_router/1,
+    semaphore_new/1,
+    semaphore_try_acquire/1,
+    semaphore_release/1,
+    semaphore_current/1,
+    semaphore_max/1,
+    semaphore_set_max/2
 ]).
 
 -on_load(load/0).
@@ -81,6 +94,8 @@
 -type target() :: pool() | job().
 %% A NIF resource: the one-shot reply channel of a callback made on a non-executor thread.
 -type thread_channel() :: reference().
+%% A NIF resource: the counting semaphore of py_semaphore.
+-type semaphore() :: reference().
 %% The second element of the one `{Ref, Reply}' message a job sends to its caller.
 -type reply() ::
     ok
@@ -193,4 +208,36 @@ callback_unregister(_Name) ->
 %% forgets every registered name.
 -spec callback_set_router(pid() | undefined) -> ok.
 callback_set_router(_Router) ->
+    erlang:nif_error(nif_not_loaded).
+
+%%% Semaphore (rust/nif/src/nifs/semaphore.rs)
+
+%% @doc A semaphore with `Max' slots, none taken.
+-spec semaphore_new(pos_integer()) -> semaphore().
+semaphore_new(_Max) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Take a slot for the calling process (monitored until it dies), or `full'.
+-spec semaphore_try_acquire(semaphore()) -> ok | full.
+semaphore_try_acquire(_Sem) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Give a slot back (never below 0).
+-spec semaphore_release(semaphore()) -> ok.
+semaphore_release(_Sem) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Slots taken.
+-spec semaphore_current(semaphore()) -> non_neg_integer().
+semaphore_current(_Sem) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The limit.
+-spec semaphore_max(semaphore()) -> pos_integer().
+semaphore_max(_Sem) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Change the limit.
+-spec semaphore_set_max(semaphore(), pos_integer()) -> ok.
+semaphore_set_max(_Sem, _Max) ->
     erlang:nif_error(nif_not_loaded).

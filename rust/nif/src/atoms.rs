@@ -34,4 +34,5 @@ rustler::atoms! {
     py_callback = "$py_callback",
     py_thread_callback = "$py_thread_callback",
     not_found,
+    full,
 }
