@@ -1,0 +1,439 @@
+%% @doc Info, memory and GC functions, py_semaphore, py_pool:get_stats/0, application
+%% lifecycle and configuration.
+-module(py_api_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+
+-export([
+    version/1,
+    memory_stats_shape/1,
+    gc_default/1,
+    gc_generations/1,
+    gc_collects_cycles/1,
+    gc_bad_generation/1,
+    tracemalloc_start_stop/1,
+    tracemalloc_start_depth/1,
+    tracemalloc_bad_args/1,
+    execution_mode/1,
+    num_executors/1,
+    subinterp_supported/1,
+    semaphore_defaults/1,
+    semaphore_init_idempotent/1,
+    semaphore_acquire_release/1,
+    semaphore_acquire_timeout/1,
+    semaphore_set_max_concurrent/1,
+    semaphore_bad_max/1,
+    call_overloaded/1,
+    call_releases_slot_on_timeout_and_error/1,
+    killed_caller_releases_slot/1,
+    killed_holders_give_back_slots/1,
+    pool_stats_shape/1,
+    pool_stats_pending_requests/1,
+    app_stop_start_cycles/1,
+    app_stop_during_call/1,
+    num_workers_env/1,
+    num_executors_env_overrides/1,
+    one_executor_serialises/1,
+    max_concurrent_env/1
+]).
+
+-spec all() -> [atom()].
+all() -> py_test_util:cases(?MODULE).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {minutes, 3}}].
+
+-spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_suite(Config) ->
+    ok = py_test_util:start(),
+    Config.
+
+-spec end_per_suite(ct_suite:ct_config()) -> ok.
+end_per_suite(_Config) ->
+    ok = py_test_util:stop().
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(_Case, Config) ->
+    ok = py_test_util:start(),
+    py_test_util:flush(),
+    [{saved_max, py_semaphore:max_concurrent()} | Config].
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(Case, Config) ->
+    %% Cases that change the app env, or may leave the semaphore inconsistent, end with a
+    %% restart: the application creates a fresh semaphore at start.
+    EnvCases = [num_workers_env, num_executors_env_overrides, one_executor_serialises,
+                max_concurrent_env, killed_holders_give_back_slots],
+    case lists:member(Case, EnvCases) of
+        true ->
+            ok = py_test_util:stop(),
+            [application:unset_env(erlang_python, K)
+             || K <- [num_workers, num_executors, max_concurrent]],
+            ok = py_test_util:start();
+        false ->
+            ok = py_test_util:start(),
+            ok = py_semaphore:set_max_concurrent(?config(saved_max, Config))
+    end,
+    _ = py:tracemalloc_stop(),
+    ok.
+
+%%% ---------------------------------------------------------------- info
+
+%% @doc version/0 is {ok, Bin}, the interpreter's full sys.version string.
+-spec version(ct_suite:ct_config()) -> term().
+version(_Config) ->
+    {ok, V} = py:version(),
+    <<"3.", _/binary>> = V,
+    {ok, V} = py:eval(<<"__import__('sys').version">>).
+
+%% @doc memory_stats/0 has gc_stats (3 maps with binary keys), gc_count and gc_threshold.
+-spec memory_stats_shape(ct_suite:ct_config()) -> term().
+memory_stats_shape(_Config) ->
+    {ok, #{gc_stats := GcStats, gc_count := {_, _, _}, gc_threshold := {T0, _, _}} = Stats} =
+        py:memory_stats(),
+    3 = length(GcStats),
+    lists:foreach(
+      fun(#{<<"collections">> := C, <<"collected">> := D, <<"uncollectable">> := U})
+            when is_integer(C), is_integer(D), is_integer(U) ->
+              ok
+      end, GcStats),
+    true = is_integer(T0),
+    false = maps:is_key(traced_memory_current, Stats),
+    false = maps:is_key(traced_memory_peak, Stats).
+
+%% @doc gc/0 runs a full collection and returns {ok, N}.
+-spec gc_default(ct_suite:ct_config()) -> term().
+gc_default(_Config) ->
+    {ok, N} = py:gc(),
+    true = is_integer(N) andalso N >= 0.
+
+%% @doc gc/1 accepts generations 0, 1 and 2.
+-spec gc_generations(ct_suite:ct_config()) -> term().
+gc_generations(_Config) ->
+    lists:foreach(fun(Gen) ->
+                          {ok, N} = py:gc(Gen),
+                          true = is_integer(N) andalso N >= 0
+                  end, [0, 1, 2]).
+
+%% @doc gc/0 reports the reference cycles it frees.
+-spec gc_collects_cycles(ct_suite:ct_config()) -> term().
+gc_collects_cycles(_Config) ->
+    ok = py:exec(<<"import gc as ep_gc\n"
+                   "class EpCycle:\n    pass\n"
+                   "def ep_make_cycles(n):\n"
+                   "    ep_gc.disable()\n"
+                   "    for _ in range(n):\n"
+                   "        a = EpCycle()\n"
+                   "        a.me = a\n">>),
+    {ok, none} = py:call('__main__', ep_make_cycles, [100]),
+    {ok, N} = py:gc(),
+    ok = py:exec(<<"ep_gc.enable()">>),
+    {_, true} = {N, N >= 100}.
+
+%% @doc gc/1 outside 0..2 raises function_clause.
+-spec gc_bad_generation(ct_suite:ct_config()) -> term().
+gc_bad_generation(_Config) ->
+    function_clause = py_test_util:expect_raise(fun() -> py:gc(3) end, [function_clause]),
+    function_clause = py_test_util:expect_raise(fun() -> py:gc(-1) end, [function_clause]),
+    function_clause = py_test_util:expect_raise(fun() -> py:gc(a) end, [function_clause]),
+    {ok, _} = py:gc(0).
+
+%% @doc tracemalloc_start/0 adds traced_memory_* keys to memory_stats/0; stop removes them.
+-spec tracemalloc_start_stop(ct_suite:ct_config()) -> term().
+tracemalloc_start_stop(_Config) ->
+    ok = py:tracemalloc_start(),
+    {ok, true} = py:eval(<<"__import__('tracemalloc').is_tracing()">>),
+    {ok, _} = py:eval(<<"[str(i) for i in range(1000)]">>),
+    {ok, #{traced_memory_current := Cur, traced_memory_peak := Peak}} = py:memory_stats(),
+    true = is_integer(Cur) andalso is_integer(Peak) andalso Peak >= Cur andalso Peak > 0,
+    ok = py:tracemalloc_stop(),
+    {ok, false} = py:eval(<<"__import__('tracemalloc').is_tracing()">>),
+    {ok, Stats} = py:memory_stats(),
+    false = maps:is_key(traced_memory_current, Stats),
+    ok = py:tracemalloc_stop().
+
+%% @doc tracemalloc_start/1 sets the number of frames kept.
+-spec tracemalloc_start_depth(ct_suite:ct_config()) -> term().
+tracemalloc_start_depth(_Config) ->
+    ok = py:tracemalloc_start(5),
+    {ok, 5} = py:eval(<<"__import__('tracemalloc').get_traceback_limit()">>),
+    ok = py:tracemalloc_stop(),
+    ok = py:tracemalloc_start(),
+    {ok, 1} = py:eval(<<"__import__('tracemalloc').get_traceback_limit()">>),
+    ok = py:tracemalloc_stop().
+
+%% @doc tracemalloc_start/1 with a non-positive or non-integer count raises function_clause.
+-spec tracemalloc_bad_args(ct_suite:ct_config()) -> term().
+tracemalloc_bad_args(_Config) ->
+    Bad = [function_clause, badarg],
+    _ = py_test_util:expect_raise(fun() -> py:tracemalloc_start(0) end, Bad),
+    _ = py_test_util:expect_raise(fun() -> py:tracemalloc_start(-1) end, Bad),
+    _ = py_test_util:expect_raise(fun() -> py:tracemalloc_start(a) end, Bad),
+    {ok, false} = py:eval(<<"__import__('tracemalloc').is_tracing()">>).
+
+%% @doc execution_mode/0 matches the interpreter: multi_executor with a GIL, else free_threaded.
+-spec execution_mode(ct_suite:ct_config()) -> term().
+execution_mode(_Config) ->
+    Mode = py:execution_mode(),
+    {ok, Gil} = py:eval(<<"getattr(__import__('sys'), '_is_gil_enabled', lambda: True)()">>),
+    Mode = case Gil of
+               true -> multi_executor;
+               false -> free_threaded
+           end.
+
+%% @doc num_executors/0 is the configured pool size (default max(2, schedulers)).
+-spec num_executors(ct_suite:ct_config()) -> term().
+num_executors(_Config) ->
+    N = py:num_executors(),
+    N = py_test_util:default_num_executors(),
+    #{num_workers := N} = py_pool:get_stats().
+
+%% @doc subinterp_supported/0 is true exactly on CPython >= 3.12.
+-spec subinterp_supported(ct_suite:ct_config()) -> term().
+subinterp_supported(_Config) ->
+    Supported = py:subinterp_supported(),
+    {ok, Supported} = py:eval(<<"__import__('sys').version_info >= (3, 12)">>).
+
+%%% ---------------------------------------------------------------- py_semaphore
+
+%% @doc The default limit is schedulers * 2 + 1 (or max_concurrent); nothing is in flight at rest.
+-spec semaphore_defaults(ct_suite:ct_config()) -> term().
+semaphore_defaults(_Config) ->
+    Expected = case application:get_env(erlang_python, max_concurrent) of
+                   {ok, M} when is_integer(M), M > 0 -> M;
+                   _ -> erlang:system_info(schedulers) * 2 + 1
+               end,
+    Expected = py_semaphore:max_concurrent(),
+    0 = py_semaphore:current().
+
+%% @doc init/0 can be called again without resetting the limit or the counter.
+-spec semaphore_init_idempotent(ct_suite:ct_config()) -> term().
+semaphore_init_idempotent(_Config) ->
+    ok = py_semaphore:set_max_concurrent(3),
+    ok = py_semaphore:acquire(1000),
+    ok = py_semaphore:init(),
+    3 = py_semaphore:max_concurrent(),
+    1 = py_semaphore:current(),
+    ok = py_semaphore:release(),
+    0 = py_semaphore:current().
+
+%% @doc acquire/1 and release/0 move current/0; release never goes below 0.
+-spec semaphore_acquire_release(ct_suite:ct_config()) -> term().
+semaphore_acquire_release(_Config) ->
+    0 = py_semaphore:current(),
+    ok = py_semaphore:acquire(1000),
+    1 = py_semaphore:current(),
+    ok = py_semaphore:acquire(infinity),
+    2 = py_semaphore:current(),
+    ok = py_semaphore:release(),
+    ok = py_semaphore:release(),
+    0 = py_semaphore:current(),
+    ok = py_semaphore:release(),
+    0 = py_semaphore:current().
+
+%% @doc acquire/1 gives {error, max_concurrent} after its timeout when the limit is reached.
+-spec semaphore_acquire_timeout(ct_suite:ct_config()) -> term().
+semaphore_acquire_timeout(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    ok = py_semaphore:acquire(1000),
+    {Ms, {error, max_concurrent}} = py_test_util:timed(fun() -> py_semaphore:acquire(100) end),
+    {_, true} = {Ms, Ms >= 90 andalso Ms < 2000},
+    1 = py_semaphore:current(),
+    ok = py_semaphore:release(),
+    ok = py_semaphore:acquire(100),
+    ok = py_semaphore:release().
+
+%% @doc set_max_concurrent/1 takes effect at once.
+-spec semaphore_set_max_concurrent(ct_suite:ct_config()) -> term().
+semaphore_set_max_concurrent(_Config) ->
+    ok = py_semaphore:set_max_concurrent(2),
+    2 = py_semaphore:max_concurrent(),
+    ok = py_semaphore:acquire(100),
+    ok = py_semaphore:acquire(100),
+    {error, max_concurrent} = py_semaphore:acquire(50),
+    ok = py_semaphore:set_max_concurrent(3),
+    ok = py_semaphore:acquire(100),
+    [ok = py_semaphore:release() || _ <- [1, 2, 3]],
+    0 = py_semaphore:current().
+
+%% @doc set_max_concurrent/1 rejects non-positive and non-integer limits.
+-spec semaphore_bad_max(ct_suite:ct_config()) -> term().
+semaphore_bad_max(_Config) ->
+    Max = py_semaphore:max_concurrent(),
+    Bad = [function_clause, badarg],
+    _ = py_test_util:expect_raise(fun() -> py_semaphore:set_max_concurrent(0) end, Bad),
+    _ = py_test_util:expect_raise(fun() -> py_semaphore:set_max_concurrent(-1) end, Bad),
+    _ = py_test_util:expect_raise(fun() -> py_semaphore:set_max_concurrent(a) end, Bad),
+    Max = py_semaphore:max_concurrent().
+
+%% @doc With max_concurrent 1 and a slow call holding the slot, call gives {overloaded, 1, 1}.
+-spec call_overloaded(ct_suite:ct_config()) -> term().
+call_overloaded(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    Holder = py_test_util:spawn_call(fun() -> py:call(time, sleep, [1]) end),
+    ok = py_test_util:wait_for_value(fun py_semaphore:current/0, 1, 5000),
+    {Ms, {error, {overloaded, 1, 1}}} =
+        py_test_util:timed(fun() -> py:call(math, sqrt, [4], #{}, 100) end),
+    {_, true} = {Ms, Ms < 1000},
+    %% eval/exec/call_async are not rate limited.
+    {ok, 2} = py:eval(<<"1 + 1">>),
+    {ok, 2.0} = py:await(py:call_async(math, sqrt, [4]), 5000),
+    {ok, none} = py_test_util:await_call(Holder, 10000),
+    0 = py_semaphore:current(),
+    {ok, 2.0} = py:call(math, sqrt, [4], #{}, 1000).
+
+%% @doc The slot is released after a timeout and after a Python exception.
+-spec call_releases_slot_on_timeout_and_error(ct_suite:ct_config()) -> term().
+call_releases_slot_on_timeout_and_error(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    {error, timeout} = py:call(time, sleep, [100], #{}, 200),
+    0 = py_semaphore:current(),
+    {error, {'ZeroDivisionError', _}} = py:call(operator, truediv, [1, 0]),
+    0 = py_semaphore:current(),
+    {error, {'TypeError', _}} = py:call(math, sqrt, [[1 | 2]]),
+    0 = py_semaphore:current(),
+    {ok, 2.0} = py:call(math, sqrt, [4], #{}, 1000).
+
+%% @doc A caller killed during a call does not keep its semaphore slot forever.
+-spec killed_caller_releases_slot(ct_suite:ct_config()) -> term().
+killed_caller_releases_slot(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    Pid = spawn(fun() -> py:call(time, sleep, [100]) end),
+    %% Kill it once the job is queued or running, i.e. mid-call.
+    ok = py_test_util:wait_until(
+           fun() -> maps:get(pending_requests, py_pool:get_stats()) >= 1 end, 5000),
+    1 = py_semaphore:current(),
+    ok = py_test_util:kill_and_wait([Pid]),
+    ok = py_test_util:wait_for_value(fun py_semaphore:current/0, 0, 5000),
+    {ok, 2.0} = py:call(math, sqrt, [4], #{}, 1000).
+
+%% @doc Holders killed at any point of acquire/release loops leave no slot taken.
+-spec killed_holders_give_back_slots(ct_suite:ct_config()) -> term().
+killed_holders_give_back_slots(_Config) ->
+    ok = py_semaphore:set_max_concurrent(100000),
+    Loop = fun Loop() ->
+                   ok = py_semaphore:acquire(infinity),
+                   ok = py_semaphore:release(),
+                   Loop()
+           end,
+    [begin
+         Pids = [spawn(Loop) || _ <- lists:seq(1, 200)],
+         %% Let them run a while so that the kills land at arbitrary points.
+         receive after 50 -> ok end,
+         ok = py_test_util:kill_and_wait(Pids),
+         ok = py_test_util:wait_for_value(fun py_semaphore:current/0, 0, 5000)
+     end || _ <- lists:seq(1, 5)],
+    ok.
+
+%%% ---------------------------------------------------------------- py_pool
+
+%% @doc get_stats/0 has the 1.6 keys; at rest nothing is pending or checked out.
+-spec pool_stats_shape(ct_suite:ct_config()) -> term().
+pool_stats_shape(_Config) ->
+    N = py:num_executors(),
+    #{num_workers := N, pending_requests := 0, available_workers := A, checked_out := 0} =
+        py_pool:get_stats(),
+    true = is_integer(A) andalso A >= 0.
+
+%% @doc pending_requests rises during a slow call and returns to 0 after it.
+-spec pool_stats_pending_requests(ct_suite:ct_config()) -> term().
+pool_stats_pending_requests(_Config) ->
+    #{pending_requests := 0} = py_pool:get_stats(),
+    Job = py_test_util:spawn_call(fun() -> py:call(time, sleep, [1]) end),
+    ok = py_test_util:wait_until(
+           fun() -> maps:get(pending_requests, py_pool:get_stats()) >= 1 end, 5000),
+    {ok, none} = py_test_util:await_call(Job, 10000),
+    ok = py_test_util:wait_for_value(
+           fun() -> maps:get(pending_requests, py_pool:get_stats()) end, 0, 2000),
+    %% Many quick calls leave nothing behind (1.6's counter only ever grew).
+    _ = py_test_util:pmap(fun(I) -> {ok, _} = py:call(math, sqrt, [I]) end, lists:seq(1, 100)),
+    ok = py_test_util:wait_for_value(
+           fun() -> maps:get(pending_requests, py_pool:get_stats()) end, 0, 2000).
+
+%%% ---------------------------------------------------------------- lifecycle
+
+%% @doc Repeated stop/start cycles in one VM never hang and the pool works after each.
+-spec app_stop_start_cycles(ct_suite:ct_config()) -> term().
+app_stop_start_cycles(_Config) ->
+    [begin
+         {StopMs, ok} = py_test_util:timed(fun() -> py_test_util:stop() end),
+         {_, true} = {StopMs, StopMs < 10000},
+         {error, not_started} = py:call(math, sqrt, [4]),
+         ok = py_test_util:start(),
+         {ok, 2.0} = py:call(math, sqrt, [4]),
+         {ok, 2} = py:eval(<<"1 + 1">>)
+     end || _ <- lists:seq(1, 4)],
+    ok = py_test_util:stop(),
+    ok = py_test_util:stop(),
+    ok = py_test_util:start().
+
+%% @doc Stopping the application while calls run does not hang, and the callers get an answer.
+-spec app_stop_during_call(ct_suite:ct_config()) -> term().
+app_stop_during_call(_Config) ->
+    N = py:num_executors(),
+    Jobs = [py_test_util:spawn_call(fun() -> py:call(time, sleep, [100], #{}, 20000) end)
+            || _ <- lists:seq(1, N + 1)],
+    ok = py_test_util:wait_until(
+           fun() -> maps:get(pending_requests, py_pool:get_stats()) >= N + 1 end, 5000),
+    {StopMs, ok} = py_test_util:timed(fun() -> py_test_util:stop() end),
+    {_, true} = {StopMs, StopMs < 10000},
+    %% Each waiting caller gets an error: at the latest its own 20 s timeout.
+    {WaitMs, Results} = py_test_util:timed(
+                          fun() -> [py_test_util:await_call(J, 25000) || J <- Jobs] end),
+    ct:pal("callers' results ~p ms after stop: ~p", [WaitMs, Results]),
+    [{error, _} = R || R <- Results],
+    ok = py_test_util:start(),
+    {ok, 2.0} = py:call(math, sqrt, [4], #{}, 5000).
+
+%% @doc The num_workers app env sets the executor count.
+-spec num_workers_env(ct_suite:ct_config()) -> term().
+num_workers_env(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, num_workers, 3),
+    ok = application:unset_env(erlang_python, num_executors),
+    ok = py_test_util:start(),
+    3 = py:num_executors(),
+    #{num_workers := 3} = py_pool:get_stats(),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc num_executors overrides num_workers, and N executors run N sleeps at once.
+-spec num_executors_env_overrides(ct_suite:ct_config()) -> term().
+num_executors_env_overrides(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, num_workers, 2),
+    ok = application:set_env(erlang_python, num_executors, 5),
+    ok = py_test_util:start(),
+    5 = py:num_executors(),
+    #{num_workers := 5} = py_pool:get_stats(),
+    {ok, 4} = py:call(math, floor, [4.5]),
+    {Ms, Results} = py_test_util:timed(
+                      fun() ->
+                              py_test_util:pmap(fun(_) -> py:call(time, sleep, [1]) end,
+                                                lists:seq(1, 5))
+                      end),
+    Results = lists:duplicate(5, {ok, none}),
+    {_, true} = {Ms, Ms < 1800}.
+
+%% @doc With num_executors 1, two 0.5 s sleeps run one after the other.
+-spec one_executor_serialises(ct_suite:ct_config()) -> term().
+one_executor_serialises(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, num_executors, 1),
+    ok = py_test_util:start(),
+    1 = py:num_executors(),
+    {Ms, [{ok, none}, {ok, none}]} =
+        py_test_util:timed(
+          fun() -> py_test_util:pmap(fun(_) -> py:call(time, sleep, [0.5]) end, [1, 2]) end),
+    {_, true} = {Ms, Ms >= 950}.
+
+%% @doc The max_concurrent app env sets the semaphore limit at start.
+-spec max_concurrent_env(ct_suite:ct_config()) -> term().
+max_concurrent_env(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, max_concurrent, 7),
+    ok = py_test_util:start(),
+    7 = py_semaphore:max_concurrent(),
+    {ok, 2.0} = py:call(math, sqrt, [4]).

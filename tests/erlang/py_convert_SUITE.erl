@@ -1,0 +1,650 @@
+%% @doc The type conversion table (docs/type-conversion.md), both directions, plus a
+%% seeded random round-trip property.
+-module(py_convert_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+
+-export([
+    erlang_to_python_types/1,
+    round_trip_exact/1,
+    round_trip_normalised/1,
+    python_to_erlang_values/1,
+    float_specials/1,
+    bignums/1,
+    pids_and_refs/1,
+    utf8_atoms/1,
+    invalid_utf8_binary_is_bytes/1,
+    map_key_collision_erlang_side/1,
+    dict_key_collision_python_side/1,
+    lone_surrogate/1,
+    unconvertible_arguments/1,
+    improper_list/1,
+    deep_nesting_erlang_side/1,
+    deep_nesting_python_side/1,
+    cyclic_python_structures/1,
+    large_binaries/1,
+    raising_dunder_methods/1,
+    container_subclasses/1,
+    sets_become_lists/1,
+    numpy_arrays/1,
+    numpy_scalars/1,
+    opaque_handles/1,
+    handle_methods/1,
+    handles_in_containers_and_kwargs/1,
+    handle_shared_with_other_process/1,
+    handle_released_on_gc/1,
+    generators/1,
+    iterators/1,
+    thousand_key_map/1,
+    kwargs_values/1,
+    random_round_trip/1
+]).
+
+-define(SEED, {16#1f2e, 16#3d4c, 16#5b6a}).
+-define(ITERATIONS, 500).
+
+-spec all() -> [atom()].
+all() -> py_test_util:cases(?MODULE).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {minutes, 3}}].
+
+-spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_suite(Config) ->
+    ok = py_test_util:start(),
+    ok = define_helpers(),
+    Config.
+
+-spec end_per_suite(ct_suite:ct_config()) -> ok.
+end_per_suite(_Config) ->
+    ok = py_test_util:stop().
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(_Case, Config) ->
+    ok = py_test_util:start(),
+    %% A previous suite may have restarted the app; __main__ survives that, but be safe.
+    ok = define_helpers(),
+    py_test_util:flush(),
+    Config.
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(_Case, _Config) ->
+    ok.
+
+define_helpers() ->
+    py:exec(<<"def ident(x):\n    return x\n\n"
+              "def typename(x):\n    return type(x).__name__\n\n"
+              "def ident_kw(**kw):\n    return kw\n">>).
+
+ident(X) -> py:call('__main__', ident, [X]).
+
+typename(X) ->
+    {ok, T} = py:call('__main__', typename, [X]),
+    T.
+
+%%% ---------------------------------------------------------------- Erlang -> Python
+
+%% @doc Each Erlang term kind arrives in Python as the documented type.
+-spec erlang_to_python_types(ct_suite:ct_config()) -> term().
+erlang_to_python_types(_Config) ->
+    Table = [{true, <<"bool">>}, {false, <<"bool">>},
+             {nil, <<"NoneType">>}, {none, <<"NoneType">>}, {undefined, <<"NoneType">>},
+             {hello, <<"str">>}, {'é', <<"str">>}, {nan, <<"str">>},
+             {0, <<"int">>}, {-7, <<"int">>}, {1 bsl 200, <<"int">>}, {-(1 bsl 200), <<"int">>},
+             {1.5, <<"float">>}, {-0.0, <<"float">>},
+             {<<"abc">>, <<"str">>}, {<<>>, <<"str">>}, {<<"日本"/utf8>>, <<"str">>},
+             {<<255, 0>>, <<"bytes">>}, {<<16#e9>>, <<"bytes">>},
+             {[], <<"list">>}, {[1, 2], <<"list">>}, {"abc", <<"list">>},
+             {{}, <<"tuple">>}, {{1, a}, <<"tuple">>},
+             {#{}, <<"dict">>}, {#{a => 1}, <<"dict">>},
+             {self(), <<"Pid">>}, {make_ref(), <<"Ref">>}],
+    [{Term, Expected} = {Term, typename(Term)} || {Term, Expected} <- Table],
+    {ok, [97, 98, 99]} = ident("abc"),
+    {ok, true} = py:eval(<<"ep_cl == [97, 98, 99]">>, #{ep_cl => "abc"}).
+
+%% @doc Terms that have an exact Python equivalent come back unchanged.
+-spec round_trip_exact(ct_suite:ct_config()) -> term().
+round_trip_exact(_Config) ->
+    Terms = [true, false, none, 0, 1, -1, 42, (1 bsl 63) - 1, -(1 bsl 63),
+             1.5, -2.25, 0.1, 1.0e300, 5.0e-324, 1.7976931348623157e308,
+             <<>>, <<"abc">>, <<"日本 é ✓ 🐍"/utf8>>, <<0, 1, 2>>, <<255, 254>>,
+             [], [1, [2, [3]]], {}, {1, {2, <<"x">>}}, #{}, #{1 => 2},
+             #{<<"k">> => [1, #{<<"n">> => {true, false, none}}]},
+             #{{1, 2} => <<"tuple key">>, 3 => 4},
+             [1.0, 2.0], "abc", self(), make_ref(), [self(), {make_ref()}]],
+    [{Term, {ok, Term}} = {Term, ident(Term)} || Term <- Terms],
+    ok.
+
+%% @doc Terms without an exact equivalent come back in their documented normal form.
+-spec round_trip_normalised(ct_suite:ct_config()) -> term().
+round_trip_normalised(_Config) ->
+    Table = [{nil, none}, {undefined, none}, {hello, <<"hello">>},
+             {'é', <<"é"/utf8>>}, {nan, <<"nan">>}, {infinity, <<"infinity">>},
+             {[a, {b}], [<<"a">>, {<<"b">>}]},
+             {#{a => b}, #{<<"a">> => <<"b">>}},
+             {#{a => nil, 1 => undefined}, #{<<"a">> => none, 1 => none}}],
+    [{Term, {ok, Expected}} = {Term, ident(Term)} || {Term, Expected} <- Table],
+    {ok, <<"hello">>} = py:call(builtins, str, [hello]).
+
+%%% ---------------------------------------------------------------- Python -> Erlang
+
+%% @doc Each Python value kind comes back as the documented Erlang term.
+-spec python_to_erlang_values(ct_suite:ct_config()) -> term().
+python_to_erlang_values(_Config) ->
+    Table = [{<<"None">>, none}, {<<"True">>, true}, {<<"False">>, false},
+             {<<"0">>, 0}, {<<"-12">>, -12}, {<<"1.5">>, 1.5},
+             {<<"'é日本'"/utf8>>, <<"é日本"/utf8>>}, {<<"''">>, <<>>},
+             {<<"b'\\xff\\x00'">>, <<255, 0>>}, {<<"bytearray(b'ab')">>, <<"ab">>},
+             {<<"[1, (2, 3)]">>, [1, {2, 3}]}, {<<"()">>, {}}, {<<"(1,)">>, {1}},
+             {<<"[]">>, []}, {<<"{}">>, #{}},
+             {<<"{'a': 1, 2: 'b', None: 3, (1, 2): 4, b'k': 5}">>,
+              #{<<"a">> => 1, 2 => <<"b">>, none => 3, {1, 2} => 4, <<"k">> => 5}},
+             {<<"__import__('collections').namedtuple('P', 'x y')(1, 2)">>, {1, 2}},
+             {<<"__import__('collections').OrderedDict([('a', 1)])">>, #{<<"a">> => 1}},
+             {<<"True + 1">>, 2}],
+    [{Code, {ok, Expected}} = {Code, py:eval(Code)} || {Code, Expected} <- Table],
+    ok.
+
+%% @doc nan, inf and -inf become atoms (also nested); the atoms go back as strings.
+-spec float_specials(ct_suite:ct_config()) -> term().
+float_specials(_Config) ->
+    {ok, nan} = py:eval(<<"float('nan')">>),
+    {ok, infinity} = py:eval(<<"float('inf')">>),
+    {ok, neg_infinity} = py:eval(<<"-float('inf')">>),
+    {ok, [nan, infinity, neg_infinity, 1.0]} =
+        py:eval(<<"[float('nan'), float('inf'), float('-inf'), 1.0]">>),
+    {ok, #{<<"x">> := infinity}} = py:eval(<<"{'x': 1e308 * 10}">>),
+    {ok, <<"nan">>} = ident(nan),
+    {ok, <<"str">>} = py:call('__main__', typename, [infinity]).
+
+%% @doc Integers of any size convert exactly in both directions.
+-spec bignums(ct_suite:ct_config()) -> term().
+bignums(_Config) ->
+    Ints = [1 bsl 200, -(1 bsl 200), 1 bsl 64, (1 bsl 64) - 1, -(1 bsl 64),
+            -(1 bsl 63) - 1, 1 bsl 63, -(1 bsl 63), (1 bsl 63) - 1,
+            1 bsl 1000, -(3 bsl 4000) + 17],
+    [{I, {ok, I}} = {I, ident(I)} || I <- Ints],
+    [{I, {ok, S}} = {I, py:call(builtins, str, [I])} || I <- Ints, S <- [integer_to_binary(I)]],
+    {ok, 1606938044258990275541962092341162602522202993782792835301376} =
+        py:eval(<<"2 ** 200">>),
+    {ok, -18446744073709551616} = py:eval(<<"-(2 ** 64)">>),
+    {ok, -9223372036854775809} = py:eval(<<"-(2 ** 63) - 1">>),
+    {ok, 18446744073709551617} = py:eval(<<"ep_big + 1">>, #{ep_big => 1 bsl 64}),
+    {ok, true} = py:eval(<<"ep_big2 == 2 ** 200">>, #{ep_big2 => 1 bsl 200}),
+    {ok, [1 bsl 100, {-(1 bsl 100)}]} = ident([1 bsl 100, {-(1 bsl 100)}]).
+
+%% @doc Pids and references round-trip, compare equal in Python and are hashable.
+-spec pids_and_refs(ct_suite:ct_config()) -> term().
+pids_and_refs(_Config) ->
+    Self = self(),
+    Ref = make_ref(),
+    Other = spawn(fun() -> receive stop -> ok end end),
+    {ok, Self} = ident(Self),
+    {ok, Ref} = ident(Ref),
+    {ok, Other} = ident(Other),
+    {ok, #{Self := Ref}} = ident(#{Self => Ref}),
+    {ok, true} = py:call(operator, eq, [Self, Self]),
+    {ok, false} = py:call(operator, eq, [Self, Other]),
+    {ok, true} = py:call(operator, eq, [Ref, Ref]),
+    {ok, false} = py:call(operator, eq, [Ref, make_ref()]),
+    {ok, false} = py:call(operator, eq, [Self, Ref]),
+    {ok, 1} = py:eval(<<"len({ep_p1, ep_p2})">>, #{ep_p1 => Self, ep_p2 => Self}),
+    {ok, 2} = py:eval(<<"len({ep_r1, ep_r2})">>, #{ep_r1 => Ref, ep_r2 => make_ref()}),
+    {ok, true} = py:eval(<<"hash(ep_p1) == hash(ep_p2)">>, #{ep_p1 => Self, ep_p2 => Self}),
+    {ok, Self} = py:eval(<<"{ep_p1: 1}.popitem()[0]">>, #{ep_p1 => Self}),
+    Other ! stop.
+
+%% @doc Unicode atoms become str (also as dict keys).
+-spec utf8_atoms(ct_suite:ct_config()) -> term().
+utf8_atoms(_Config) ->
+    {ok, <<"é"/utf8>>} = ident('é'),
+    {ok, <<"日本"/utf8>>} = ident('日本'),
+    {ok, 2} = py:call(builtins, len, ['日本']),
+    {ok, 1} = py:call(builtins, len, ['é']),
+    {ok, #{<<"日本"/utf8>> := <<"東京"/utf8>>}} = ident(#{'日本' => '東京'}),
+    Long = list_to_atom(lists:duplicate(255, $a)),
+    {ok, 255} = py:call(builtins, len, [Long]).
+
+%% @doc A binary that is not valid UTF-8 becomes bytes and round-trips unchanged.
+-spec invalid_utf8_binary_is_bytes(ct_suite:ct_config()) -> term().
+invalid_utf8_binary_is_bytes(_Config) ->
+    Bins = [<<255>>, <<16#c3>>, <<"ok", 16#80>>, <<16#ed, 16#a0, 16#80>>, <<0, 255, 0>>],
+    [{B, <<"bytes">>} = {B, typename(B)} || B <- Bins],
+    [{B, {ok, B}} = {B, ident(B)} || B <- Bins],
+    {ok, 3} = py:call(builtins, len, [<<0, 255, 0>>]),
+    {ok, [0, 255, 0]} = py:call(builtins, list, [<<0, 255, 0>>]).
+
+%% @doc Atom a and <<"a">> as keys of one map give one dict entry.
+-spec map_key_collision_erlang_side(ct_suite:ct_config()) -> term().
+map_key_collision_erlang_side(_Config) ->
+    {ok, M} = ident(#{a => 1, <<"a">> => 2}),
+    [<<"a">>] = maps:keys(M),
+    true = lists:member(maps:get(<<"a">>, M), [1, 2]),
+    {ok, 1} = py:call(builtins, len, [#{a => 1, <<"a">> => 2}]).
+
+%% @doc Two dict keys that convert to the same term give a ValueError.
+-spec dict_key_collision_python_side(ct_suite:ct_config()) -> term().
+dict_key_collision_python_side(_Config) ->
+    {error, {'ValueError', Msg}} = py:eval(<<"{'a': 1, b'a': 2}">>),
+    true = is_binary(Msg),
+    {error, {'ValueError', _}} = py:eval(<<"[{'x': 1, b'x': 2}]">>),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc A str holding a lone surrogate gives a UnicodeEncodeError.
+-spec lone_surrogate(ct_suite:ct_config()) -> term().
+lone_surrogate(_Config) ->
+    {error, {'UnicodeEncodeError', _}} = py:eval(<<"'\\ud800'">>),
+    {error, {'UnicodeEncodeError', _}} = py:eval(<<"['ok', {'k': 'a\\udfff'}]">>),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc Funs, ports and odd bitstrings are TypeErrors and the function is not called.
+-spec unconvertible_arguments(ct_suite:ct_config()) -> term().
+unconvertible_arguments(_Config) ->
+    ok = py:exec(<<"ep_called = []\n"
+                   "def ep_record(*a, **k):\n"
+                   "    ep_called.append(1)\n"
+                   "    return len(ep_called)\n">>),
+    Port = hd(erlang:ports()),
+    Bad = [fun() -> ok end, fun lists:map/2, Port, <<1:3>>, <<0, 1:1>>,
+           [1, fun() -> ok end], #{k => <<1:7>>}, {a, Port}],
+    [{T, {error, {'TypeError', _}}} = {T, py:call('__main__', ep_record, [T])} || T <- Bad],
+    [{T, {error, {'TypeError', _}}} = {T, py:call('__main__', ep_record, [], #{k => T})}
+     || T <- Bad],
+    {error, {'TypeError', _}} = py:eval(<<"ep_f">>, #{ep_f => fun() -> ok end}),
+    {ok, 0} = py:eval(<<"len(ep_called)">>),
+    {ok, 1} = py:call('__main__', ep_record, [1]).
+
+%% @doc An improper list is a TypeError wherever it appears.
+-spec improper_list(ct_suite:ct_config()) -> term().
+improper_list(_Config) ->
+    {error, {'TypeError', Msg}} = ident([1 | 2]),
+    true = is_binary(Msg),
+    {error, {'TypeError', _}} = ident(#{k => [a, b | c]}),
+    {error, {'TypeError', _}} = ident({1, [2 | <<"x">>]}),
+    {error, {'TypeError', _}} = py:eval(<<"ep_il">>, #{ep_il => [1 | 2]}),
+    {ok, [1, 2]} = ident([1, 2]).
+
+%% @doc Erlang terms nested beyond max_depth give a ValueError, not a crash.
+-spec deep_nesting_erlang_side(ct_suite:ct_config()) -> term().
+deep_nesting_erlang_side(_Config) ->
+    Deep = fun(Wrap, N) -> lists:foldl(fun(_, Acc) -> Wrap(Acc) end, 0, lists:seq(1, N)) end,
+    InList = fun(X) -> [X] end,
+    InTuple = fun(X) -> {X} end,
+    InMap = fun(X) -> #{k => X} end,
+    Mixed = fun(X) -> [{#{k => X}}] end,
+    Ok = Deep(InList, 200),
+    {ok, Ok} = ident(Ok),
+    {error, {'ValueError', _}} = ident(Deep(InList, 2000)),
+    {error, {'ValueError', _}} = ident(Deep(InTuple, 2000)),
+    {error, {'ValueError', _}} = ident(Deep(InMap, 2000)),
+    {error, {'ValueError', _}} = ident(Deep(Mixed, 1000)),
+    {error, {'ValueError', _}} = ident(Deep(InList, 100000)),
+    {error, {'ValueError', _}} = py:call('__main__', ident_kw, [], #{k => Deep(InList, 2000)}),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc Python values nested beyond max_depth give a ValueError, not a crash.
+-spec deep_nesting_python_side(ct_suite:ct_config()) -> term().
+deep_nesting_python_side(_Config) ->
+    ok = py:exec(<<"def ep_nest(n, kind):\n"
+                   "    v = 0\n"
+                   "    for _ in range(n):\n"
+                   "        v = [v] if kind == 'list' else (v,) if kind == 'tuple' else {'k': v}\n"
+                   "    return v\n">>),
+    {ok, [[[0]]]} = py:call('__main__', ep_nest, [3, list]),
+    {ok, _} = py:call('__main__', ep_nest, [200, dict]),
+    {error, {'ValueError', _}} = py:call('__main__', ep_nest, [2000, list]),
+    {error, {'ValueError', _}} = py:call('__main__', ep_nest, [2000, tuple]),
+    {error, {'ValueError', _}} = py:call('__main__', ep_nest, [2000, dict]),
+    {error, {'ValueError', _}} = py:call('__main__', ep_nest, [100000, list]),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc Cyclic Python lists and dicts hit the depth bound: ValueError, not a crash.
+-spec cyclic_python_structures(ct_suite:ct_config()) -> term().
+cyclic_python_structures(_Config) ->
+    ok = py:exec(<<"def ep_cyclic_list():\n    l = []\n    l.append(l)\n    return l\n\n"
+                   "def ep_cyclic_dict():\n    d = {}\n    d['self'] = d\n    return d\n\n"
+                   "def ep_cyclic_mixed():\n    l = [1]\n    l.append((l, {'x': l}))\n"
+                   "    return l\n">>),
+    {error, {'ValueError', _}} = py:call('__main__', ep_cyclic_list, []),
+    {error, {'ValueError', _}} = py:call('__main__', ep_cyclic_dict, []),
+    {error, {'ValueError', _}} = py:call('__main__', ep_cyclic_mixed, []),
+    {error, {'ValueError', _}} = py:eval(<<"ep_cyclic_list()">>),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc 10 MB binaries (str and bytes) cross in both directions.
+-spec large_binaries(ct_suite:ct_config()) -> term().
+large_binaries(_Config) ->
+    Size = 10 * 1024 * 1024,
+    Text = binary:copy(<<"abcdefghij">>, Size div 10),
+    TextLen = byte_size(Text),
+    {ok, Text} = ident(Text),
+    {ok, TextLen} = py:call(builtins, len, [Text]),
+    Bytes = binary:copy(<<255, 0>>, Size div 2),
+    {ok, Bytes} = ident(Bytes),
+    {ok, <<"bytes">>} = py:call('__main__', typename, [Bytes]),
+    {ok, FromPy} = py:eval(<<"'é' * 5000000"/utf8>>),
+    10000000 = byte_size(FromPy),
+    {ok, FromPyBytes} = py:eval(<<"bytes(10485760)">>),
+    Size = byte_size(FromPyBytes).
+
+%% @doc Objects whose __iter__, __str__ and __repr__ raise convert without calling them.
+-spec raising_dunder_methods(ct_suite:ct_config()) -> term().
+raising_dunder_methods(_Config) ->
+    ok = py:exec(<<"class EpBadDunder:\n"
+                   "    def __iter__(self):\n        raise RuntimeError('iter called')\n"
+                   "    def __str__(self):\n        raise RuntimeError('str called')\n"
+                   "    def __repr__(self):\n        raise RuntimeError('repr called')\n"
+                   "    def __len__(self):\n        raise RuntimeError('len called')\n\n"
+                   "class EpBadStr(str):\n"
+                   "    def __str__(self):\n        raise RuntimeError('str called')\n">>),
+    {ok, H} = py:eval(<<"EpBadDunder()">>),
+    true = is_reference(H),
+    {ok, <<"EpBadDunder">>} = py:call('__main__', typename, [H]),
+    {ok, [H2, 1]} = py:eval(<<"[EpBadDunder(), 1]">>),
+    true = is_reference(H2),
+    {ok, <<"text">>} = py:eval(<<"EpBadStr('text')">>),
+    {ok, #{<<"k">> := <<"v">>}} = py:eval(<<"{EpBadStr('k'): EpBadStr('v')}">>).
+
+%% @doc dict/list/tuple subclasses are read through their storage, not their overrides.
+-spec container_subclasses(ct_suite:ct_config()) -> term().
+container_subclasses(_Config) ->
+    ok = py:exec(<<"class EpBadList(list):\n"
+                   "    def __iter__(self):\n        raise RuntimeError('iter called')\n"
+                   "    def __getitem__(self, i):\n        raise RuntimeError('getitem called')\n"
+                   "    def __len__(self):\n        raise RuntimeError('len called')\n\n"
+                   "class EpBadTuple(tuple):\n"
+                   "    def __iter__(self):\n        raise RuntimeError('iter called')\n"
+                   "    def __getitem__(self, i):\n        raise RuntimeError('getitem called')\n\n"
+                   "class EpBadDict(dict):\n"
+                   "    def __iter__(self):\n        raise RuntimeError('iter called')\n"
+                   "    def items(self):\n        raise RuntimeError('items called')\n"
+                   "    def keys(self):\n        raise RuntimeError('keys called')\n"
+                   "    def __getitem__(self, k):\n"
+                   "        raise RuntimeError('getitem called')\n">>),
+    {ok, [1, 2, 3]} = py:eval(<<"EpBadList([1, 2, 3])">>),
+    {ok, {1, 2}} = py:eval(<<"EpBadTuple((1, 2))">>),
+    {ok, #{<<"a">> := 1}} = py:eval(<<"EpBadDict({'a': 1})">>),
+    {ok, [#{<<"x">> := [7]}]} = py:eval(<<"[EpBadDict(x=EpBadList([7]))]">>).
+
+%% @doc set and frozenset become lists (order unspecified).
+-spec sets_become_lists(ct_suite:ct_config()) -> term().
+sets_become_lists(_Config) ->
+    {ok, L} = py:eval(<<"{3, 1, 2}">>),
+    [1, 2, 3] = lists:sort(L),
+    {ok, [1]} = py:eval(<<"frozenset([1])">>),
+    {ok, []} = py:eval(<<"set()">>),
+    {ok, #{<<"s">> := L2}} = py:eval(<<"{'s': {'a', 'b'}}">>),
+    [<<"a">>, <<"b">>] = lists:sort(L2).
+
+%% @doc numpy arrays become nested lists; Erlang lists are accepted by numpy.
+-spec numpy_arrays(ct_suite:ct_config()) -> term().
+numpy_arrays(_Config) ->
+    ok = py:exec(<<"import numpy as ep_np">>),
+    {ok, [[0, 1, 2], [3, 4, 5]]} = py:eval(<<"ep_np.arange(6).reshape(2, 3)">>),
+    {ok, [1.5, 2.5]} = py:eval(<<"ep_np.array([1.5, 2.5])">>),
+    {ok, [true, false]} = py:eval(<<"ep_np.array([True, False])">>),
+    {ok, [<<"a">>, <<"bc">>]} = py:eval(<<"ep_np.array(['a', 'bc'])">>),
+    {ok, []} = py:eval(<<"ep_np.array([])">>),
+    {ok, [[1.0, nan]]} = py:eval(<<"ep_np.array([[1.0, float('nan')]])">>),
+    {ok, 3} = py:eval(<<"ep_np.array(3)">>),
+    {ok, #{<<"a">> := [1, 2]}} = py:eval(<<"{'a': ep_np.array([1, 2])}">>),
+    {ok, 6} = py:call(numpy, sum, [[1, 2, 3]]),
+    {ok, 2.5} = py:call(numpy, mean, [[1, 2, 3, 4]]),
+    {ok, 11} = py:call(numpy, dot, [[1, 2], [3, 4]]),
+    {ok, [[1, 2], [3, 4]]} = py:call(numpy, array, [[[1, 2], [3, 4]]]).
+
+%% @doc numpy scalars become Erlang numbers (top level and nested).
+-spec numpy_scalars(ct_suite:ct_config()) -> term().
+numpy_scalars(_Config) ->
+    ok = py:exec(<<"import numpy as ep_np">>),
+    {ok, 7} = py:eval(<<"ep_np.int64(7)">>),
+    {ok, -3} = py:eval(<<"ep_np.int8(-3)">>),
+    {ok, 18446744073709551615} = py:eval(<<"ep_np.uint64(2**64 - 1)">>),
+    {ok, 0.5} = py:eval(<<"ep_np.float32(0.5)">>),
+    {ok, 1.5} = py:eval(<<"ep_np.float64(1.5)">>),
+    {ok, nan} = py:eval(<<"ep_np.float64('nan')">>),
+    {ok, true} = py:eval(<<"ep_np.bool_(True)">>),
+    {ok, [1, 2.5]} = py:eval(<<"[ep_np.int32(1), ep_np.float64(2.5)]">>),
+    {ok, #{<<"n">> := 3}} = py:eval(<<"{'n': ep_np.int16(3)}">>),
+    {ok, 5} = py:eval(<<"ep_np.array([2, 3]).sum()">>).
+
+%%% ---------------------------------------------------------------- handles
+
+%% @doc Objects without an Erlang equivalent come back as handles that pass back unchanged.
+-spec opaque_handles(ct_suite:ct_config()) -> term().
+opaque_handles(_Config) ->
+    {ok, H} = py:eval(<<"object()">>),
+    true = is_reference(H),
+    {ok, <<"object">>} = py:call('__main__', typename, [H]),
+    {ok, H2} = ident(H),
+    {ok, true} = py:call(operator, is_, [H, H2]),
+    {ok, F} = py:eval(<<"lambda x: x * 2">>),
+    true = is_reference(F),
+    {ok, 42} = py:call(operator, call, [F, 21]),
+    {ok, 42} = py:eval(<<"ep_lam(21)">>, #{ep_lam => F}),
+    {ok, M} = py:eval(<<"__import__('math')">>),
+    {ok, 2.0} = py:eval(<<"ep_mod.sqrt(4)">>, #{ep_mod => M}),
+    {ok, C} = py:eval(<<"3 + 4j">>),
+    true = is_reference(C),
+    {ok, 5.0} = py:call(builtins, abs, [C]),
+    {ok, D} = py:eval(<<"__import__('decimal').Decimal('1.5')">>),
+    {ok, <<"1.5">>} = py:call(builtins, str, [D]),
+    {ok, R} = py:call(builtins, range, [3]),
+    {ok, [0, 1, 2]} = py:call(builtins, list, [R]),
+    {ok, <<"builtin_function_or_method">>} =
+        py:call('__main__', typename, [element(2, py:eval(<<"len">>))]).
+
+%% @doc Methods and attributes of an object reached through its handle.
+-spec handle_methods(ct_suite:ct_config()) -> term().
+handle_methods(_Config) ->
+    ok = py:exec(<<"class EpCounter:\n"
+                   "    def __init__(self):\n        self.n = 0\n"
+                   "    def incr(self, k=1):\n        self.n += k\n        return self.n\n">>),
+    {ok, C} = py:eval(<<"EpCounter()">>),
+    {ok, Incr} = py:call(builtins, getattr, [C, <<"incr">>]),
+    {ok, 5} = py:call(operator, call, [Incr, 5]),
+    {ok, 7} = py:call(operator, call, [Incr, 2]),
+    {ok, Caller} = py:call(operator, methodcaller, [incr]),
+    {ok, 8} = py:call(operator, call, [Caller, C]),
+    {ok, 8} = py:call(builtins, getattr, [C, n]),
+    {ok, 18} = py:eval(<<"ep_cnt.incr(10)">>, #{ep_cnt => C}),
+    {ok, 18} = py:call(builtins, getattr, [C, <<"n">>]).
+
+%% @doc Handles nested in containers and kwargs keep their identity.
+-spec handles_in_containers_and_kwargs(ct_suite:ct_config()) -> term().
+handles_in_containers_and_kwargs(_Config) ->
+    {ok, [H1, #{<<"k">> := H2}]} = py:eval(<<"[object(), {'k': (lambda: 1)}]">>),
+    true = is_reference(H1),
+    {ok, 1} = py:call(operator, call, [H2]),
+    {ok, #{<<"v">> := H3}} = py:call('__main__', ident_kw, [], #{v => H1}),
+    {ok, true} = py:call(operator, is_, [H1, H3]),
+    {ok, {H4, [H5]}} = ident({H1, [H1]}),
+    {ok, true} = py:call(operator, is_, [H4, H5]),
+    {ok, true} = py:call(operator, is_, [H1, H4]).
+
+%% @doc A handle sent to another Erlang process works there.
+-spec handle_shared_with_other_process(ct_suite:ct_config()) -> term().
+handle_shared_with_other_process(_Config) ->
+    ok = py:exec(<<"class EpBox:\n    def __init__(self, v):\n        self.v = v\n">>),
+    {ok, Box} = py:call('__main__', 'EpBox', [<<"boxed">>]),
+    Job = py_test_util:spawn_call(fun() -> py:call(builtins, getattr, [Box, v]) end),
+    {ok, <<"boxed">>} = py_test_util:await_call(Job, 10000),
+    {ok, <<"boxed">>} = py:call(builtins, getattr, [Box, v]).
+
+%% @doc The Python object is released once Erlang garbage-collects its last handle.
+-spec handle_released_on_gc(ct_suite:ct_config()) -> term().
+handle_released_on_gc(_Config) ->
+    ok = py:exec(<<"import weakref as ep_weakref\n"
+                   "class EpTracked:\n    pass\n"
+                   "ep_tracked = []\n"
+                   "def ep_make_tracked():\n"
+                   "    o = EpTracked()\n"
+                   "    ep_tracked.append(ep_weakref.ref(o))\n"
+                   "    return o\n"
+                   "def ep_tracked_alive():\n"
+                   "    return ep_tracked[-1]() is not None\n">>),
+    Job = py_test_util:spawn_call(
+            fun() ->
+                    {ok, H} = py:call('__main__', ep_make_tracked, []),
+                    {ok, <<"EpTracked">>} = py:call('__main__', typename, [H]),
+                    py:call('__main__', ep_tracked_alive, [])
+            end),
+    {ok, true} = py_test_util:await_call(Job, 10000),
+    %% The holder process has exited; its heap and the handle with it are gone. Release of
+    %% the Python object happens on a Python thread: poll the weakref.
+    ok = py_test_util:wait_until(
+           fun() -> {ok, false} =:= py:call('__main__', ep_tracked_alive, []) end, 10000),
+    %% Handles kept in this process stay alive across a local garbage collection.
+    {ok, Kept} = py:call('__main__', ep_make_tracked, []),
+    true = erlang:garbage_collect(),
+    {ok, true} = py:call('__main__', ep_tracked_alive, []),
+    {ok, <<"EpTracked">>} = py:call('__main__', typename, [Kept]).
+
+%%% ---------------------------------------------------------------- generators
+
+%% @doc A generator result is {generator, Handle}; the handle can be passed to builtins.list.
+-spec generators(ct_suite:ct_config()) -> term().
+generators(_Config) ->
+    {ok, {generator, G}} = py:eval(<<"(i * i for i in range(4))">>),
+    {ok, [0, 1, 4, 9]} = py:call(builtins, list, [G]),
+    {ok, []} = py:call(builtins, list, [G]),
+    ok = py:exec(<<"def ep_gen(n):\n    for i in range(n):\n        yield i\n">>),
+    {ok, {generator, G2}} = py:call('__main__', ep_gen, [3]),
+    {ok, 0} = py:call(builtins, next, [G2]),
+    {ok, [1, 2]} = py:call(builtins, list, [G2]),
+    {error, {stop_iteration, none}} = py:call(builtins, next, [G2]),
+    {ok, <<"generator">>} = py:call('__main__', typename, [G2]).
+
+%% @doc Iterators at the top level are {generator, H}; nested ones are plain handles.
+-spec iterators(ct_suite:ct_config()) -> term().
+iterators(_Config) ->
+    {ok, {generator, I}} = py:eval(<<"iter([10, 20])">>),
+    {ok, 10} = py:call(builtins, next, [I]),
+    {ok, 20} = py:call(builtins, next, [I]),
+    {error, {stop_iteration, none}} = py:call(builtins, next, [I]),
+    {ok, {generator, M}} = py:call(builtins, map, [element(2, py:eval(<<"abs">>)), [-1, -2]]),
+    {ok, [1, 2]} = py:call(builtins, list, [M]),
+    {ok, {generator, Z}} = py:call(builtins, zip, [[1, 2], [a, b]]),
+    {ok, [{1, <<"a">>}, {2, <<"b">>}]} = py:call(builtins, list, [Z]),
+    {ok, {generator, _}} = py:call(builtins, iter, [#{a => 1}]),
+    {ok, [N]} = py:eval(<<"[iter([1])]">>),
+    true = is_reference(N),
+    {ok, [1]} = py:call(builtins, list, [N]).
+
+%% @doc A map of 1,000 binary keys to floats round-trips unchanged.
+-spec thousand_key_map(ct_suite:ct_config()) -> term().
+thousand_key_map(_Config) ->
+    M = maps:from_list([{integer_to_binary(I), I * 0.5} || I <- lists:seq(1, 1000)]),
+    {ok, M} = ident(M),
+    {ok, 1000} = py:call(builtins, len, [M]),
+    {ok, 250.0} = py:call(operator, getitem, [M, <<"500">>]).
+
+%% @doc Kwargs values follow the same table as positional arguments.
+-spec kwargs_values(ct_suite:ct_config()) -> term().
+kwargs_values(_Config) ->
+    V = #{list => [1, 2.5, <<"s">>], tuple => {none, true}, big => 1 bsl 100,
+          bytes => <<255>>, pid => self()},
+    Expected = maps:from_list([{atom_to_binary(K, utf8), X} || {K, X} <- maps:to_list(V)]),
+    {ok, Expected} = py:call('__main__', ident_kw, [], V),
+    {ok, #{<<"a">> := none}} = py:call('__main__', ident_kw, [], #{a => undefined}).
+
+%%% ---------------------------------------------------------------- property
+
+%% @doc 500 random nested terms (seed in the log) round-trip through ident as normalised.
+-spec random_round_trip(ct_suite:ct_config()) -> term().
+random_round_trip(_Config) ->
+    ct:pal("random_round_trip seed: ~p (exsss), ~p iterations", [?SEED, ?ITERATIONS]),
+    _ = rand:seed(exsss, ?SEED),
+    lists:foreach(
+      fun(I) ->
+              Term = gen_term(0),
+              Expected = normalise(Term),
+              case ident(Term) of
+                  {ok, Got} when Got =:= Expected ->
+                      ok;
+                  Other ->
+                      ct:fail({round_trip_mismatch, #{iteration => I, seed => ?SEED,
+                                                      term => Term, expected => Expected,
+                                                      got => Other}})
+              end
+      end, lists:seq(1, ?ITERATIONS)).
+
+gen_term(Depth) when Depth >= 4 ->
+    gen_leaf();
+gen_term(Depth) ->
+    case rand:uniform(10) of
+        N when N =< 5 -> gen_leaf();
+        6 -> [gen_term(Depth + 1) || _ <- lists:seq(1, rand:uniform(5) - 1)];
+        7 -> list_to_tuple([gen_term(Depth + 1) || _ <- lists:seq(1, rand:uniform(5) - 1)]);
+        8 -> maps:from_list([{gen_key(), gen_term(Depth + 1)}
+                             || _ <- lists:seq(1, rand:uniform(5) - 1)]);
+        9 -> [gen_leaf(), gen_term(Depth + 1)];
+        10 -> {gen_key(), gen_term(Depth + 1)}
+    end.
+
+gen_leaf() ->
+    case rand:uniform(14) of
+        1 -> rand:uniform(2001) - 1001;
+        2 -> rand:uniform(1 bsl 64) - (1 bsl 63) - 1;
+        3 -> sign() * rand:uniform(1 bsl (64 + rand:uniform(300)));
+        4 -> (rand:uniform() - 0.5) * math:pow(10, rand:uniform(600) - 300);
+        5 -> random_bits_float();
+        6 -> gen_utf8();
+        7 -> list_to_binary([rand:uniform(256) - 1 || _ <- lists:seq(1, rand:uniform(8))]);
+        8 -> true;
+        9 -> false;
+        10 -> none;
+        11 -> lists:nth(rand:uniform(6), [nil, undefined, hello, 'é', '日本', 'with space']);
+        12 -> self();
+        13 -> make_ref();
+        14 -> lists:nth(rand:uniform(4), [<<>>, [], {}, #{}])
+    end.
+
+%% Keys never collide after conversion: binaries start with "k", atoms do not, integers
+%% avoid 0 and 1 (equal to False/True in a dict), tuples hold only those.
+gen_key() ->
+    case rand:uniform(6) of
+        1 -> <<"k", (gen_utf8())/binary>>;
+        2 -> lists:nth(rand:uniform(3), [alpha, beta, 'ключ']);
+        3 -> sign() * (rand:uniform(1000) + 1);
+        4 -> sign() * rand:uniform(1 bsl 100) + (1 bsl 101);
+        5 -> {rand:uniform(100) + 1, <<"k", (gen_utf8())/binary>>};
+        6 -> self()
+    end.
+
+sign() ->
+    case rand:uniform(2) of
+        1 -> 1;
+        2 -> -1
+    end.
+
+random_bits_float() ->
+    case <<(rand:uniform(1 bsl 64) - 1):64>> of
+        <<F:64/float>> -> F;
+        _ -> 0.0   % nan and infinity bit patterns do not match a float segment
+    end.
+
+gen_utf8() ->
+    Ranges = [{32, 126}, {160, 255}, {16#400, 16#4ff}, {16#4e00, 16#9fff},
+              {16#1f300, 16#1f64f}, {0, 31}],
+    Chars = [begin
+                 {Lo, Hi} = lists:nth(rand:uniform(length(Ranges)), Ranges),
+                 Lo + rand:uniform(Hi - Lo + 1) - 1
+             end || _ <- lists:seq(1, rand:uniform(9) - 1)],
+    unicode:characters_to_binary(Chars).
+
+%% The documented normal form of a term after Erlang -> Python -> Erlang.
+normalise(true) -> true;
+normalise(false) -> false;
+normalise(none) -> none;
+normalise(nil) -> none;
+normalise(undefined) -> none;
+normalise(A) when is_atom(A) -> atom_to_binary(A, utf8);
+normalise(L) when is_list(L) -> [normalise(X) || X <- L];
+normalise(T) when is_tuple(T) -> list_to_tuple([normalise(X) || X <- tuple_to_list(T)]);
+normalise(M) when is_map(M) -> maps:from_list([{normalise(K), normalise(V)}
+                                               || {K, V} <- maps:to_list(M)]);
+normalise(X) -> X.
