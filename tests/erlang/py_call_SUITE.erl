@@ -41,6 +41,7 @@
     last_traceback/1,
     last_traceback_per_process/1,
     stop_iteration/1,
+    rust_panic_is_internal_error/1,
     bad_args_not_list/1,
     bad_kwargs_not_map/1,
     bad_timeout/1,
@@ -414,6 +415,23 @@ stop_iteration(_Config) ->
     {error, {stop_iteration, none}} = py:call('__main__', ep_stop, []),
     {error, {stop_iteration, none}} = py:call('__main__', ep_next_empty, []),
     {error, {stop_iteration, none}} = py:eval(<<"next(iter([]))">>).
+
+%% @doc A panic in the NIF's Rust code becomes {error, {internal, Msg}} and the executor lives on.
+%% (A result dict that its own conversion mutates makes pyo3's dict iterator panic.)
+-spec rust_panic_is_internal_error(ct_suite:ct_config()) -> ok.
+rust_panic_is_internal_error(_Config) ->
+    ok = py:exec(<<"class EpEvil:\n"
+                   "    def tolist(self):\n"
+                   "        ep_evil_dict[len(ep_evil_dict)] = 0\n"
+                   "        return 1\n"
+                   "EpEvil.__module__ = 'numpy'\n"
+                   "ep_evil_dict = {'a': EpEvil(), 'b': 2}\n">>),
+    Executors = py:num_executors(),
+    Results = [py:eval(<<"ep_evil_dict">>) || _ <- lists:seq(1, Executors * 2)],
+    [{error, {internal, Msg}}] = lists:usort(Results),
+    true = is_binary(Msg),
+    [{ok, 2} = py:eval(<<"1 + 1">>) || _ <- lists:seq(1, Executors * 2)],
+    ok.
 
 %%% ---------------------------------------------------------------- bad arguments
 
