@@ -31,6 +31,15 @@
     await/2,
     last_traceback/0
 ]).
+%% Streaming
+-export([
+    stream/3,
+    stream/4,
+    stream_eval/1,
+    stream_eval/2,
+    stream_next/1,
+    stream_next/2
+]).
 %% Python calls Erlang
 -export([
     register_function/2,
@@ -51,7 +60,7 @@
     subinterp_supported/0
 ]).
 
--export_type([py_result/0, py_ref/0]).
+-export_type([py_result/0, py_ref/0, py_generator/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -60,13 +69,21 @@
 -type py_code() :: unicode:chardata().
 -type py_result() :: {ok, term()} | {error, term()}.
 -type py_ref() :: reference().
+%% What `call'/`eval' return for a Python generator or iterator: stream it with stream_next/2.
+-type py_generator() :: {generator, py_nif:handle()} | py_nif:handle().
 
 -type request() ::
     {call, binary(), binary(), py_args(), map()}
     | {eval, binary(), map()}
-    | {exec, binary()}.
+    | {exec, binary()}
+    | {next, py_nif:handle(), pos_integer()}.
+
+%% What a request gives back: `ok' for exec, `{done, Items}' for the last batch of an iterator.
+-type outcome() :: ok | py_result() | {done, [term()]}.
 
 -define(DEFAULT_TIMEOUT, 30000).
+%% Items taken from a Python iterator per round trip by stream/3,4 and stream_eval/1,2.
+-define(STREAM_BATCH, 1000).
 %% Process dictionary key: the job whose Python callback this process is running.
 -define(SERVING, '$py_serving').
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
@@ -201,6 +218,71 @@ await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
             wait(Ref, Job, deadline(Timeout))
     end.
 
+%%% Streaming
+
+%% @doc Stream `Module.Func(*Args)'. Same as `stream(Module, Func, Args, #{})'.
+-spec stream(py_module(), py_func(), py_args()) -> {ok, [term()]} | {error, term()}.
+stream(Module, Func, Args) ->
+    stream(Module, Func, Args, #{}).
+
+%% @doc Call `Module.Func(*Args, **Kwargs)' and collect what it yields.
+%%
+%% If the result is a generator or any other iterator, each item it yields becomes one element
+%% of the returned list (taken in batches of 1000 per round trip; each batch has its own 30 s
+%% timeout); any other result is a one-element list. An exception, whether raised by the call
+%% or while iterating, gives `{error, {Type, Message}}'. For an infinite or very large iterator
+%% use {@link call/3} (which returns `{ok, {generator, Handle}}') and {@link stream_next/2}.
+-spec stream(py_module(), py_func(), py_args(), py_kwargs()) ->
+    {ok, [term()]} | {error, term()}.
+stream(Module, Func, Args, Kwargs) ->
+    collect(call(Module, Func, Args, Kwargs)).
+
+%% @doc Stream the value of a Python expression. Same as `stream_eval(Code, #{})'.
+-spec stream_eval(py_code()) -> {ok, [term()]} | {error, term()}.
+stream_eval(Code) ->
+    stream_eval(Code, #{}).
+
+%% @doc Evaluate an expression as {@link eval/2} does and collect what it yields, as
+%% {@link stream/4} does.
+-spec stream_eval(py_code(), map()) -> {ok, [term()]} | {error, term()}.
+stream_eval(Code, Locals) ->
+    collect(eval(Code, Locals)).
+
+%% @doc Take up to 100 items from a Python iterator. Same as `stream_next(Gen, 100)'.
+-spec stream_next(py_generator()) -> {ok, [term()]} | {done, [term()]} | {error, term()}.
+stream_next(Gen) ->
+    stream_next(Gen, 100).
+
+%% @doc Take up to `Max' items from the iterator behind a `{generator, Handle}' (or the bare
+%% `Handle') that {@link call/3} or {@link eval/1} returned.
+%%
+%% Returns `{ok, Items}' (at least one item; more may follow), `{done, Items}' when the
+%% iterator is exhausted (`Items' holds the last ones, possibly none), or `{error, Reason}' for
+%% an exception raised while iterating. Stopping early is fine: the Python iterator is released
+%% when the handle is garbage-collected. Each call waits up to 30 s.
+-spec stream_next(py_generator(), pos_integer()) ->
+    {ok, [term()]} | {done, [term()]} | {error, term()}.
+stream_next({generator, Handle}, Max) ->
+    stream_next(Handle, Max);
+stream_next(Handle, Max) when is_reference(Handle), is_integer(Max), Max > 0 ->
+    request({next, Handle, Max}, ?DEFAULT_TIMEOUT).
+
+-spec collect(py_result()) -> {ok, [term()]} | {error, term()}.
+collect({ok, {generator, Handle}}) ->
+    collect(Handle, []);
+collect({ok, Value}) ->
+    {ok, [Value]};
+collect({error, _} = Error) ->
+    Error.
+
+-spec collect(py_nif:handle(), [[term()]]) -> {ok, [term()]} | {error, term()}.
+collect(Handle, Batches) ->
+    case stream_next(Handle, ?STREAM_BATCH) of
+        {ok, Items} -> collect(Handle, [Items | Batches]);
+        {done, Items} -> {ok, lists:append(lists:reverse([Items | Batches]))};
+        {error, _} = Error -> Error
+    end.
+
 %%% Python calls Erlang
 
 %% @doc Register `Fun' so that Python can call it as `erlang.call(Name, Args...)',
@@ -316,7 +398,7 @@ overloaded() ->
         error:badarg -> {error, not_started}
     end.
 
--spec request(request(), timeout()) -> ok | py_result().
+-spec request(request(), timeout()) -> outcome().
 request(Request, Timeout) ->
     case persistent_term:get(?PY_POOL_KEY, undefined) of
         undefined -> {error, not_started};
@@ -339,7 +421,7 @@ internal_call(Module, Func, Args) ->
 %% The hot path: make_ref/0 and the receive matching on that reference sit in one function, so
 %% the compiler's selective-receive optimisation skips the messages that were already in the
 %% mailbox before the request was sent.
--spec run(py_nif:target(), request(), timeout()) -> ok | py_result().
+-spec run(py_nif:target(), request(), timeout()) -> outcome().
 run(Target, Request, Timeout) ->
     Deadline = deadline(Timeout),
     Ref = make_ref(),
@@ -359,7 +441,7 @@ run(Target, Request, Timeout) ->
     end.
 
 %% Waits for the reply of `Job', running the Erlang functions its Python code calls.
--spec wait(reference(), py_nif:job(), integer() | infinity) -> ok | py_result().
+-spec wait(reference(), py_nif:job(), integer() | infinity) -> outcome().
 wait(Ref, Job, Deadline) ->
     receive
         {Ref, {'$py_callback', Id, Name, Args}} ->
@@ -406,11 +488,13 @@ submit(Pool, Ref, {call, Module, Func, Args, Kwargs}) ->
 submit(Pool, Ref, {eval, Code, Locals}) ->
     py_nif:pool_eval(Pool, Ref, Code, Locals);
 submit(Pool, Ref, {exec, Code}) ->
-    py_nif:pool_exec(Pool, Ref, Code).
+    py_nif:pool_exec(Pool, Ref, Code);
+submit(Pool, Ref, {next, Handle, Max}) ->
+    py_nif:pool_next(Pool, Ref, Handle, Max).
 
 %% After a timeout: either the job is cancelled and will never reply, or the executor has
 %% already committed to replying and the reply must be taken out of the mailbox.
--spec cancel(py_nif:job(), reference()) -> ok | py_result().
+-spec cancel(py_nif:job(), reference()) -> outcome().
 cancel(Job, Ref) ->
     case py_nif:job_cancel(Job) of
         cancelled ->
@@ -430,7 +514,7 @@ flush(Ref) ->
     after 0 -> ok
     end.
 
--spec reply(py_nif:reply()) -> ok | py_result().
+-spec reply(py_nif:reply()) -> outcome().
 reply({error, Reason, Traceback}) ->
     put(py_last_traceback, Traceback),
     {error, Reason};

@@ -17,6 +17,7 @@
     pool_eval/4,
     pool_exec/3,
     job_cancel/1,
+    pool_next/4,
     callback_reply/3,
     callback_thread_reply/2,
     callback_register/1,
@@ -40,7 +41,8 @@
     target/0,
     reply/0,
     thread_channel/0,
-    semaphore/0
+    semaphore/0,
+    handle/0
 ]).
 
 -nifs([
@@ -53,6 +55,7 @@
     pool_eval/4,
     pool_exec/3,
     job_cancel/1,
+    pool_next/4,
     callback_reply/3,
     callback_thread_reply/2,
     callback_register/1,
@@ -94,6 +97,8 @@
 -type target() :: pool() | job().
 %% A NIF resource: the one-shot reply channel of a callback made on a non-executor thread.
 -type thread_channel() :: reference().
+%% A NIF resource holding a Python object (an opaque value, or the iterator of a generator).
+-type handle() :: reference().
 %% A NIF resource: the counting semaphore of py_semaphore.
 -type semaphore() :: reference().
 %% The second element of the one `{Ref, Reply}' message a job sends to its caller.
@@ -101,6 +106,7 @@
     ok
     | {ok, term()}
     | {error, term()}
+    | {done, [term()]}
     | {error, {atom() | binary(), binary()}, Traceback :: binary()}.
 
 %%% Loading
@@ -173,6 +179,12 @@ pool_eval(_Pool, _Ref, _Code, _Locals) ->
 %% @doc Enqueue the execution of statements in the shared `__main__' namespace.
 -spec pool_exec(target(), reference(), binary()) -> job() | {error, stopped}.
 pool_exec(_Pool, _Ref, _Code) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Enqueue taking up to `Max' items from the iterator behind `Handle'; the reply is
+%% `{ok, Items}', `{done, Items}' (exhausted) or an error.
+-spec pool_next(target(), reference(), handle(), pos_integer()) -> job() | {error, stopped}.
+pool_next(_Target, _Ref, _Handle, _Max) ->
     erlang:nif_error(nif_not_loaded).
 
 %%% Jobs (rust/nif/src/nifs/job.rs)

@@ -35,4 +35,5 @@ rustler::atoms! {
     py_thread_callback = "$py_thread_callback",
     not_found,
     full,
+    done,
 }

@@ -25,7 +25,7 @@ use erlang_python_core::native::Interrupted;
 use pyo3::exceptions::{PyNameError, PyStopIteration, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyString, PyTuple};
 use rustler::env::SavedTerm;
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, ResourceArc, Term};
@@ -353,6 +353,18 @@ pub enum Kind {
     Eval,
     /// `{Ref, Code}`
     Exec,
+    /// `{Ref, Handle, Max}`: up to `Max` items of the iterator behind `Handle`.
+    Next,
+}
+
+/// What a successful job produced.
+enum Produced<'py> {
+    /// A call's or an eval's result.
+    Value(Bound<'py, PyAny>),
+    /// `exec` returns nothing.
+    Nothing,
+    /// Items taken from an iterator, and whether it is exhausted.
+    Items(Vec<Bound<'py, PyAny>>, bool),
 }
 
 /// A job as it travels to an executor: the caller, the job, and the terms copied into an
@@ -591,6 +603,7 @@ fn spin_then_recv<C, T>(channel: &C, mut poll: impl FnMut(&C) -> Poll<T>) -> Opt
 /// How a job ended, before its result is turned into a term.
 enum Outcome<'py> {
     Value(Bound<'py, PyAny>),
+    Items(Vec<Bound<'py, PyAny>>, bool),
     Done,
     Raised(PyErr),
     Panicked(String),
@@ -622,8 +635,9 @@ fn run(slot: &Arc<Slot>, request: Request) {
             Outcome::Stopped
         } else {
             match catch_unwind(AssertUnwindSafe(|| execute(py, &env, &payload, kind))) {
-                Ok(Ok(Some(value))) => Outcome::Value(value),
-                Ok(Ok(None)) => Outcome::Done,
+                Ok(Ok(Produced::Value(value))) => Outcome::Value(value),
+                Ok(Ok(Produced::Items(items, done))) => Outcome::Items(items, done),
+                Ok(Ok(Produced::Nothing)) => Outcome::Done,
                 // Interrupted because the pool is stopping: say so plainly.
                 Ok(Err(err))
                     if err.is_instance_of::<Interrupted>(py)
@@ -665,6 +679,21 @@ fn reply<'a>(py: Python<'_>, env: Env<'a>, payload: &SavedTerm, outcome: Outcome
             let mut b = NifBuilder { env };
             match convert::result_from_py(&mut b, &value, &options()) {
                 Ok(term) => b.pair(atoms::ok(), term),
+                Err(err) => python_error(py, env, PyErr::from(err)),
+            }
+        }
+        Outcome::Items(items, done) => {
+            let mut b = NifBuilder { env };
+            let opts = options();
+            let terms: Result<Vec<_>, _> = items
+                .iter()
+                .map(|item| convert::from_py(&mut b, item, &opts))
+                .collect();
+            match terms {
+                Ok(terms) => {
+                    let tag = if done { atoms::done() } else { atoms::ok() };
+                    b.pair(tag, terms)
+                }
                 Err(err) => python_error(py, env, PyErr::from(err)),
             }
         }
@@ -828,13 +857,13 @@ fn binary_of<'a>(term: Term<'a>, what: &str) -> PyResult<&'a [u8]> {
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a binary")))
 }
 
-/// Runs one request; `Ok(None)` for `exec`.
+/// Runs one request.
 fn execute<'py>(
     py: Python<'py>,
     env: &OwnedEnv,
     payload: &SavedTerm,
     kind: Kind,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
+) -> PyResult<Produced<'py>> {
     let opts = options();
     match kind {
         Kind::Call => {
@@ -866,7 +895,7 @@ fn execute<'py>(
             } else {
                 Some(&kwargs)
             };
-            callable.call(args, kwargs).map(Some)
+            callable.call(args, kwargs).map(Produced::Value)
         }
         Kind::Eval => {
             let (code, namespace) = env.run(|env| -> PyResult<_> {
@@ -889,7 +918,7 @@ fn execute<'py>(
             builtins(py)?
                 .getattr("eval")?
                 .call1((code, namespace))
-                .map(Some)
+                .map(Produced::Value)
         }
         Kind::Exec => {
             let code = env.run(|env| -> PyResult<_> {
@@ -902,7 +931,43 @@ fn execute<'py>(
             builtins(py)?
                 .getattr("exec")?
                 .call1((code, main_namespace(py)?))
-                .map(|_| None)
+                .map(|_| Produced::Nothing)
+        }
+        Kind::Next => {
+            let (iterator, max) = env.run(|env| -> PyResult<_> {
+                let items = get_tuple(payload.load(env)).map_err(|_| bad_request())?;
+                let [_, handle, max] = items[..] else {
+                    return Err(bad_request());
+                };
+                let max: usize = max.decode().map_err(|_| bad_request())?;
+                let reader = NifReader::new(env);
+                match reader.view(py, handle).map_err(PyErr::from)? {
+                    View::Object(object) => Ok((object.into_bound(py), max)),
+                    _ => Err(PyTypeError::new_err("expected a generator handle")),
+                }
+            })?;
+            let mut iterator = match iterator.cast_into::<PyIterator>() {
+                Ok(iterator) => iterator,
+                Err(err) => {
+                    let name = err
+                        .into_inner()
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default();
+                    return Err(PyTypeError::new_err(format!(
+                        "'{name}' object is not an iterator"
+                    )));
+                }
+            };
+            let mut items = Vec::with_capacity(max.min(1024));
+            while items.len() < max {
+                match iterator.next() {
+                    Some(item) => items.push(item?),
+                    None => return Ok(Produced::Items(items, true)),
+                }
+            }
+            Ok(Produced::Items(items, false))
         }
     }
 }

@@ -120,3 +120,17 @@ fn pool_exec<'a>(
     }
     submit(env, target, Kind::Exec, &[reference, code])
 }
+
+#[rustler::nif]
+fn pool_next<'a>(
+    env: Env<'a>,
+    target: Term<'a>,
+    reference: Term<'a>,
+    handle: Term<'a>,
+    max: Term<'a>,
+) -> NifResult<Term<'a>> {
+    if !max.decode::<usize>().is_ok_and(|m| m > 0) {
+        return Err(rustler::Error::BadArg);
+    }
+    submit(env, target, Kind::Next, &[reference, handle, max])
+}
