@@ -18,7 +18,7 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, eval, throughput, convert, callback]).
+-define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream]).
 -define(CALL_TIMEOUT, 30000).
 
 %% ---------------------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ usage(Error) ->
         "options:\n"
         "  --quick                 10x smaller counts (smoke run)\n"
         "  --only NAME,...         run only these: call, eval, throughput, convert,\n"
-        "                          convert.<case>, callback, memory\n"
+        "                          convert.<case>, callback, stream, memory\n"
         "  --app APP               application to start (default erlang_python)\n"
         "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
         "  --callers N,...         concurrency levels for throughput (default 1,2,4,16,100)\n"
@@ -239,6 +239,12 @@ section(convert, #{scale := Scale, opts := Opts}) ->
                    || {Id, Label, F, Check} <- OneWay, case_selected(binary_to_list(Id), Opts)];
 section(callback, #{scale := Scale}) ->
     callback_case(20000 div Scale);
+section(stream, #{scale := Scale}) ->
+    %% 10,000 items at the target rate of 500,000 items/s take 20 ms.
+    Expected = {ok, lists:seq(0, 9999)},
+    [latency_case(<<"stream.10k">>, <<"py:stream_eval of a 10k-item generator">>,
+                  fun() -> py:stream_eval(<<"(i for i in range(10000))">>) end,
+                  expect(Expected), max(10, 300 div Scale), {p50_us, '=<', 20000})];
 section(memory, #{scale := Scale}) ->
     [memory_case(100000 div Scale, 1000000 div Scale)].
 
@@ -423,7 +429,12 @@ callback_case(N) ->
             ok = py:register_function(bench_echo, fun([X]) -> X end),
             [ok = py:exec(<<"import erlang\n"
                             "def bench_cb(x):\n"
-                            "    return erlang.call('bench_echo', x)\n">>)
+                            "    return erlang.call('bench_echo', x)\n"
+                            "def bench_cb_loop(n):\n"
+                            "    f = erlang.bench_echo\n"
+                            "    for i in range(n):\n"
+                            "        f(i)\n"
+                            "    return n\n">>)
              || _ <- lists:seq(1, 32)],
             py:call('__main__', bench_cb, [7], #{}, 5000)
         catch
@@ -432,7 +443,15 @@ callback_case(N) ->
     case Probe of
         {ok, 7} ->
             [latency_case(Id, Label, fun() -> py:call('__main__', bench_cb, [7]) end,
-                          expect({ok, 7}), N, none)];
+                          expect({ok, 7}), N, none),
+             latency_case(<<"callback.eval">>, <<"py:eval of code making one callback">>,
+                          fun() -> py:eval(<<"erlang.bench_echo(7)">>) end,
+                          expect({ok, 7}), N, {p50_us, '=<', 30}),
+             %% 1000 callbacks per measured call: the p50 in us is the per-callback cost in ns.
+             latency_case(<<"callback.loop">>,
+                          <<"1000 callbacks in a Python loop (p50/1000 = per callback)">>,
+                          fun() -> py:call('__main__', bench_cb_loop, [1000]) end,
+                          expect({ok, 1000}), max(10, N div 100), {p50_us, '=<', 10000})];
         Other ->
             R = #{id => Id, label => Label, status => skipped, metrics => #{}, target => <<>>,
                   error => iolist_to_binary(io_lib:format("not available: ~0p", [Other]))},
