@@ -163,12 +163,13 @@ test-ct: build ## Common Test suites in tests/erlang (logs: _build/ct_logs)
 	    $(addprefix -include $(CURDIR)/,$(wildcard erlang/include)) \
 	    -dir $(CT_DIR) -logdir $(CT_LOGS) $(CT_ARGS)
 
-# `embedded` tests need the BEAM: CT runs them; the standalone run deselects them.
+# Every test runs standalone against the mocked BEAM; those marked `embedded` run again inside
+# the real BEAM (tests/erlang/py_embedded_SUITE.erl, in test-ct).
 test-python: pyext ## pytest tests/python (skipped while it has no tests)
 	@if ! find tests/python -name 'test_*.py' 2>/dev/null | grep -q .; then \
 	    echo "==> tests/python has no tests: skipped"; exit 0; \
 	fi; \
-	rc=0; $(LIBPATH_ENV) $(VENV_BIN)/pytest tests/python -m 'not embedded' $(PYTEST_ARGS) || rc=$$?; \
+	rc=0; $(LIBPATH_ENV) $(VENV_BIN)/pytest tests/python $(PYTEST_ARGS) || rc=$$?; \
 	if [[ $$rc -eq 5 ]]; then echo "==> no standalone Python tests collected"; rc=0; fi; \
 	exit $$rc
 	@if [[ -f python/erlang/_native.pyi ]]; then \

@@ -8,10 +8,46 @@ Erlang functions registered with ``py:register_function/2,3`` are reachable as
 ``from erlang import name``; any other attribute raises ``AttributeError``.
 """
 
-from erlang._native import ErlangError, Function, Interrupted, Pid, Ref, call
-from erlang._native import _is_registered
+from erlang._errors import NotInBeamError
+from erlang._native import (
+    ErlangError,
+    Function,
+    Interrupted,
+    Pid,
+    Ref,
+    _is_registered,
+    binary_to_term,
+    call,
+    term_to_binary,
+)
+from erlang.state import (
+    state_clear,
+    state_decr,
+    state_delete,
+    state_get,
+    state_incr,
+    state_keys,
+    state_set,
+)
 
-__all__ = ["ErlangError", "Function", "Interrupted", "Pid", "Ref", "call"]
+__all__ = [
+    "ErlangError",
+    "Function",
+    "Interrupted",
+    "NotInBeamError",
+    "Pid",
+    "Ref",
+    "binary_to_term",
+    "call",
+    "state_clear",
+    "state_decr",
+    "state_delete",
+    "state_get",
+    "state_incr",
+    "state_keys",
+    "state_set",
+    "term_to_binary",
+]
 
 
 def __getattr__(name: str) -> Function:

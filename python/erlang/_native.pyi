@@ -2,7 +2,23 @@
 
 from typing import Any, final
 
-__all__ = ["IN_BEAM", "ErlangError", "Function", "Interrupted", "Pid", "Ref", "call"]
+__all__ = [
+    "IN_BEAM",
+    "ErlangError",
+    "Function",
+    "Interrupted",
+    "MockHandles",
+    "Pid",
+    "Ref",
+    "_is_registered",
+    "binary_to_term",
+    "call",
+    "format_term",
+    "mock_current",
+    "mock_enter",
+    "mock_exit",
+    "term_to_binary",
+]
 
 IN_BEAM: bool
 
@@ -36,7 +52,7 @@ class ErlangError(RuntimeError):
 class Function:
     """A registered Erlang function, as ``erlang.<name>`` returns it."""
 
-    def __init__(self, name: str) -> None: ...
+    def __new__(cls, name: str) -> Function: ...
     @property
     def name(self) -> str: ...
     def __call__(self, *args: Any) -> Any: ...
@@ -45,3 +61,27 @@ def call(*args: Any, **kwargs: Any) -> Any:
     """``call(name, *args)``: call the Erlang function registered as ``name``."""
 
 def _is_registered(name: str) -> bool: ...
+def term_to_binary(value: object, /) -> bytes:
+    """Encode a value in Erlang's external term format, as ``term_to_binary/1`` would."""
+
+def binary_to_term(data: bytes | bytearray, /) -> Any:
+    """Decode bytes in Erlang's external term format to the value Python receives."""
+
+# The mocked BEAM's native half: only in the pip extension (rust/pyext), never in the BEAM.
+
+@final
+class MockHandles:
+    """The handle table of one mocked BEAM, with the term functions that use it."""
+
+    def __new__(cls, max_depth: int = 1000) -> MockHandles: ...
+    def term_to_binary(self, value: object, /) -> bytes: ...
+    def binary_to_term(self, data: bytes | bytearray, /) -> Any: ...
+    def clear(self) -> None: ...
+    def __len__(self) -> int: ...
+
+def format_term(data: bytes | bytearray, /, max_depth: int = 1000) -> str:
+    """External term format bytes in Erlang syntax."""
+
+def mock_enter(beam: object, /) -> None: ...
+def mock_exit(beam: object, /) -> None: ...
+def mock_current(what: str, /) -> Any: ...

@@ -24,6 +24,21 @@ pub enum Error {
     /// The external term format bytes of a pid, reference or bignum are malformed.
     #[error("malformed external term: {0}")]
     BadExternalTerm(&'static str),
+    /// Bytes given to `binary_to_term` are not one well-formed term in the external format.
+    #[error("invalid external term format at byte {at}: {what}")]
+    BadEtf {
+        /// Offset of the offending byte.
+        at: usize,
+        /// What is wrong there.
+        what: &'static str,
+    },
+    /// A Python object with no Erlang equivalent, where no handle can stand for it (the
+    /// external term format outside the mocked BEAM).
+    #[error(
+        "cannot encode '{0}' in the external term format: it has no Erlang equivalent \
+         (docs/type-conversion.md)"
+    )]
+    NotEncodable(String),
     /// A Python exception raised while converting (for example by `str.encode`).
     #[error(transparent)]
     Python(#[from] PyErr),
@@ -33,11 +48,14 @@ impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
         match err {
             Error::Python(e) => e,
-            Error::TooDeep(_) | Error::DuplicateKey => PyValueError::new_err(err.to_string()),
+            Error::TooDeep(_) | Error::DuplicateKey | Error::BadEtf { .. } => {
+                PyValueError::new_err(err.to_string())
+            }
             Error::ImproperList
             | Error::Unsupported(_)
             | Error::BadKwargKey
-            | Error::BadExternalTerm(_) => PyTypeError::new_err(err.to_string()),
+            | Error::BadExternalTerm(_)
+            | Error::NotEncodable(_) => PyTypeError::new_err(err.to_string()),
         }
     }
 }

@@ -6,18 +6,11 @@
 
 use crate::error::{Error, Result};
 
-/// ETF version byte that starts every encoded term.
-pub const VERSION: u8 = 131;
-const SMALL_BIG_EXT: u8 = 110;
-const LARGE_BIG_EXT: u8 = 111;
-const ATOM_EXT: u8 = 100;
-const SMALL_ATOM_EXT: u8 = 115;
-const ATOM_UTF8_EXT: u8 = 118;
-const SMALL_ATOM_UTF8_EXT: u8 = 119;
-const PID_EXT: u8 = 103;
-const NEW_PID_EXT: u8 = 88;
-const NEW_REFERENCE_EXT: u8 = 114;
-const NEWER_REFERENCE_EXT: u8 = 90;
+pub use crate::ext::tag::VERSION;
+use crate::ext::tag::{
+    ATOM_EXT, ATOM_UTF8_EXT, LARGE_BIG_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, NEW_REFERENCE_EXT,
+    PID_EXT, SMALL_ATOM_EXT, SMALL_ATOM_UTF8_EXT, SMALL_BIG_EXT,
+};
 
 /// A cursor over ETF bytes.
 struct Reader<'a> {

@@ -9,6 +9,8 @@
 //! - [`native`]: the body of the `erlang._native` Python module.
 //! - [`etf`]: the few pieces of Erlang's external term format the rules need (bignums, pid and
 //!   reference identity).
+//! - [`ext`]: the whole external term format as a reader/builder pair on bytes
+//!   (`erlang.term_to_binary`, `erlang.binary_to_term`, and the mocked BEAM's terms).
 //!
 //! This crate never links the BEAM. Every function that touches Python takes `Python<'py>` or a
 //! `Bound<'py, _>`, so it runs on whatever thread holds the GIL (an executor thread inside the
@@ -18,6 +20,7 @@ pub mod callback;
 pub mod convert;
 pub mod error;
 pub mod etf;
+pub mod ext;
 pub mod native;
 pub mod types;
 

@@ -2,7 +2,11 @@
 //! pip-installed extension (standalone): the classes and exceptions that exist in both worlds.
 
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::PyBytes;
 
+use crate::convert::Options;
+use crate::ext::{self, NoHandles};
 use crate::types::{Pid, Ref};
 
 pyo3::create_exception!(
@@ -19,5 +23,33 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Pid>()?;
     module.add_class::<Ref>()?;
     module.add("Interrupted", py.get_type::<Interrupted>())?;
+    module.add_function(wrap_pyfunction!(term_to_binary, module)?)?;
+    module.add_function(wrap_pyfunction!(binary_to_term, module)?)?;
     Ok(())
+}
+
+/// Encodes a value in Erlang's external term format, as `term_to_binary/1` would encode the
+/// term that the value becomes in Erlang (docs/type-conversion.md).
+///
+/// Raises TypeError for values with no Erlang equivalent, ValueError for nesting deeper than
+/// 1000 levels (cycles included) and for dict keys that become the same term, and
+/// UnicodeEncodeError for a str with a lone surrogate.
+#[pyfunction]
+#[pyo3(signature = (value, /))]
+fn term_to_binary<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let py = value.py();
+    let bytes = ext::encode(py, value, &NoHandles, &Options::default())?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// Decodes bytes in Erlang's external term format (as `term_to_binary/1` produces them) to
+/// the Python value that the term becomes in Python (docs/type-conversion.md).
+///
+/// Raises ValueError for bytes that are not exactly one well-formed term, or that nest deeper
+/// than 1000 levels, and TypeError for terms with no Python equivalent (funs, ports,
+/// bitstrings, improper lists).
+#[pyfunction]
+#[pyo3(signature = (data, /))]
+fn binary_to_term<'py>(py: Python<'py>, data: PyBackedBytes) -> PyResult<Bound<'py, PyAny>> {
+    Ok(ext::decode(py, &data, &NoHandles, &Options::default())?)
 }

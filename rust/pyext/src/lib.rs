@@ -1,5 +1,8 @@
 //! `erlang._native` for plain Python (the pip wheel): the shared module body from core, outside
-//! the BEAM. Runs on whatever thread imports it; holds no state of its own.
+//! the BEAM, plus the native half of the mocked BEAM ([`mock`]). Runs on whatever thread
+//! imports or calls it.
+
+pub mod mock;
 
 use pyo3::prelude::*;
 
@@ -9,6 +12,7 @@ use pyo3::prelude::*;
 fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::native::populate(module)?;
     erlang_python_core::callback::populate(module)?;
+    mock::register(module)?;
     module.add("IN_BEAM", false)?;
     Ok(())
 }

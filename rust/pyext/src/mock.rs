@@ -1,0 +1,145 @@
+//! The mocked BEAM's native half (plain Python only; `erlang.testing` drives it).
+//!
+//! - The backend slot: `mock_enter` / `mock_exit` push and pop the active
+//!   `erlang.testing.MockBeam`, and [`current`] hands it to whatever needs "the BEAM" (it raises
+//!   `erlang.NotInBeamError` outside a mock); the Python-visible `mock_current` is the same
+//!   lookup. A BEAM-only feature plugs in here: the pip extension's implementation of core's
+//!   `callback::Backend` (installed with `callback::set_backend` in the module initialiser)
+//!   does `current(py, "erlang.call")?` and calls a private method of that `MockBeam`, which
+//!   holds the feature's registry (the Python callables registered as Erlang functions) and
+//!   passes values through `MockHandles` so that they follow the conversion rules.
+//! - `MockHandles`: the handle table of one mocked BEAM, with the external term format
+//!   functions that use it (opaque objects become references of `ext::HANDLE_NODE`).
+//! - `format_term`: external term format bytes printed in Erlang syntax.
+//!
+//! Runs on whichever thread holds the GIL; the slot is a Python list, so it is as thread-safe
+//! as list operations (also on free-threaded builds).
+
+use erlang_python_core::convert::Options;
+use erlang_python_core::ext::{self, HandleTable};
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyList};
+
+/// The active mocks, innermost last.
+static ACTIVE: PyOnceLock<Py<PyList>> = PyOnceLock::new();
+
+fn active(py: Python<'_>) -> &Bound<'_, PyList> {
+    ACTIVE
+        .get_or_init(py, || PyList::empty(py).unbind())
+        .bind(py)
+}
+
+/// The active mocked BEAM, or `erlang.NotInBeamError` naming `what` (the call that needs it).
+pub fn current<'py>(py: Python<'py>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+    let stack = active(py);
+    match stack.len() {
+        0 => Err(not_in_beam(py, what)),
+        n => stack.get_item(n - 1),
+    }
+}
+
+/// `erlang.NotInBeamError` for `what`, built by `erlang._errors.not_in_beam` (one message, in
+/// Python, where the exception class lives).
+fn not_in_beam(py: Python<'_>, what: &str) -> PyErr {
+    let made = py
+        .import("erlang._errors")
+        .and_then(|errors| errors.call_method1("not_in_beam", (what,)));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => err,
+    }
+}
+
+/// Makes `beam` the active mocked BEAM (until `mock_exit(beam)`).
+#[pyfunction]
+#[pyo3(signature = (beam, /))]
+fn mock_enter(beam: &Bound<'_, PyAny>) -> PyResult<()> {
+    active(beam.py()).append(beam)
+}
+
+/// Deactivates `beam` (the innermost activation of it, wherever it is in the stack).
+#[pyfunction]
+#[pyo3(signature = (beam, /))]
+fn mock_exit(beam: &Bound<'_, PyAny>) -> PyResult<()> {
+    let stack = active(beam.py());
+    for i in (0..stack.len()).rev() {
+        if stack.get_item(i)?.is(beam) {
+            return stack.del_item(i);
+        }
+    }
+    Ok(())
+}
+
+/// The active mocked BEAM; raises `erlang.NotInBeamError` when there is none.
+#[pyfunction]
+#[pyo3(signature = (what, /))]
+fn mock_current<'py>(py: Python<'py>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+    current(py, what)
+}
+
+/// The handle table of one mocked BEAM, and the external term format functions that use it.
+#[pyclass(frozen, module = "erlang._native")]
+struct MockHandles {
+    table: HandleTable,
+    opts: Options,
+}
+
+#[pymethods]
+impl MockHandles {
+    #[new]
+    #[pyo3(signature = (max_depth = 1000))]
+    fn new(max_depth: usize) -> Self {
+        MockHandles {
+            table: HandleTable::new(),
+            opts: Options {
+                max_depth: max_depth.max(1),
+            },
+        }
+    }
+
+    /// `erlang.term_to_binary`, where objects with no Erlang equivalent become handles.
+    #[pyo3(signature = (value, /))]
+    fn term_to_binary<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let py = value.py();
+        let bytes = ext::encode(py, value, &self.table, &self.opts)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// `erlang.binary_to_term`, where this table's handles become their objects again.
+    #[pyo3(signature = (data, /))]
+    fn binary_to_term<'py>(
+        &self,
+        py: Python<'py>,
+        data: PyBackedBytes,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Ok(ext::decode(py, &data, &self.table, &self.opts)?)
+    }
+
+    /// Releases every object (Erlang dropped all its handles).
+    fn clear(&self, py: Python<'_>) {
+        self.table.clear(py);
+    }
+
+    fn __len__(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// External term format bytes in Erlang syntax, e.g. `#{<<"a">> => {1,none}}`.
+#[pyfunction]
+#[pyo3(signature = (data, /, max_depth = 1000))]
+fn format_term(data: PyBackedBytes, max_depth: usize) -> PyResult<String> {
+    Ok(ext::format(&data, max_depth)?)
+}
+
+/// Adds the mock's names to `erlang._native`.
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<MockHandles>()?;
+    module.add_function(wrap_pyfunction!(mock_enter, module)?)?;
+    module.add_function(wrap_pyfunction!(mock_exit, module)?)?;
+    module.add_function(wrap_pyfunction!(mock_current, module)?)?;
+    module.add_function(wrap_pyfunction!(format_term, module)?)?;
+    Ok(())
+}
