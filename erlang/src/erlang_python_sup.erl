@@ -2,8 +2,11 @@
 %% @doc Top supervisor of `erlang_python'.
 %%
 %% Children start in dependency order, each depending only on those started before it:
-%%   1. `py_semaphore', the owner of the ETS table that rate-limits `py:call';
-%%   2. `py_pool', the owner of the interpreter's executor pool.
+%%   1. `py_semaphore', the owner of the semaphore that rate-limits `py:call';
+%%   2. `py_callback', the registry of the Erlang functions Python can call;
+%%   3. `py_state', the owner of the shared-state table, which registers its Python callbacks
+%%      with `py_callback' (so it restarts when `py_callback' does);
+%%   4. `py_pool', the owner of the interpreter's executor pool.
 %% The strategy is `rest_for_one': since a child may depend only on those started before it,
 %% when one dies the children after it restart with it and those before it keep running (a
 %% crashed pool does not reset the semaphore's count and limit). `one_for_all' would restart
@@ -39,6 +42,14 @@ init([]) ->
             shutdown => 5000,
             type => worker,
             modules => [py_callback]
+        },
+        #{
+            id => py_state,
+            start => {py_state, start_link, []},
+            restart => permanent,
+            shutdown => 5000,
+            type => worker,
+            modules => [py_state]
         },
         #{
             id => py_pool,

@@ -31,6 +31,22 @@
     await/2,
     last_traceback/0
 ]).
+%% Context affinity
+-export([
+    bind/0,
+    bind/1,
+    unbind/0,
+    unbind/1,
+    is_bound/0,
+    with_context/1,
+    ctx_call/4,
+    ctx_call/5,
+    ctx_call/6,
+    ctx_eval/2,
+    ctx_eval/3,
+    ctx_eval/4,
+    ctx_exec/2
+]).
 %% Streaming
 -export([
     stream/3,
@@ -59,8 +75,27 @@
     num_executors/0,
     subinterp_supported/0
 ]).
+%% Shared state
+-export([
+    state_fetch/1,
+    state_store/2,
+    state_remove/1,
+    state_keys/0,
+    state_clear/0,
+    state_incr/1,
+    state_incr/2,
+    state_decr/1,
+    state_decr/2
+]).
+%% Virtual environments and reload
+-export([
+    activate_venv/1,
+    deactivate_venv/0,
+    venv_info/0,
+    reload/1
+]).
 
--export_type([py_result/0, py_ref/0, py_generator/0]).
+-export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -69,6 +104,9 @@
 -type py_code() :: unicode:chardata().
 -type py_result() :: {ok, term()} | {error, term()}.
 -type py_ref() :: reference().
+-record(py_ctx, {ref :: py_nif:context()}).
+%% A context made by bind(new): an executor with a private namespace.
+-opaque py_ctx() :: #py_ctx{}.
 %% What `call'/`eval' return for a Python generator or iterator: stream it with stream_next/2.
 -type py_generator() :: {generator, py_nif:handle()} | py_nif:handle().
 
@@ -86,6 +124,8 @@
 -define(STREAM_BATCH, 1000).
 %% Process dictionary key: the job whose Python callback this process is running.
 -define(SERVING, '$py_serving').
+%% Process dictionary key: the context of a process bound with bind/0.
+-define(CONTEXT, '$py_context').
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 
 %%% Synchronous calls
@@ -118,7 +158,7 @@ call(Module, Func, Args, Kwargs, Timeout)
         Pool ->
             case get(?SERVING) of
                 undefined ->
-                    limited(Pool, Request, Timeout);
+                    limited(target(Pool), Request, Timeout);
                 Job ->
                     %% Called from an Erlang function that Python called: the request nests
                     %% on the executor waiting for that function, which is already counted.
@@ -126,12 +166,12 @@ call(Module, Func, Args, Kwargs, Timeout)
             end
     end.
 
--spec limited(py_nif:pool(), request(), timeout()) -> py_result().
-limited(Pool, Request, Timeout) ->
+-spec limited(py_nif:target(), request(), timeout()) -> py_result().
+limited(Target, Request, Timeout) ->
     try py_semaphore:acquire(Timeout) of
         ok ->
             try
-                run(Pool, Request, Timeout)
+                run(Target, Request, Timeout)
             after
                 py_semaphore:release()
             end;
@@ -191,6 +231,8 @@ call_async(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
         Pool ->
             case py_nif:pool_call(target(Pool), Ref, ModuleBin, FuncBin, Args, Kwargs) of
                 {error, stopped} -> self() ! {Ref, {error, not_started}};
+                {error, no_workers_available} = Error -> self() ! {Ref, Error};
+                {error, not_bound} -> error(context_not_bound);
                 Job -> put({py_async, Ref}, Job)
             end
     end,
@@ -216,6 +258,133 @@ await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
             end;
         Job ->
             wait(Ref, Job, deadline(Timeout))
+    end.
+
+%%% Context affinity
+
+%% @doc Bind the calling process to a context: an executor taken out of the pool, with a
+%% private namespace, that runs every later `call'/`eval'/`exec' of this process until
+%% {@link unbind/0} or the process's death. Idempotent. `{error, no_workers_available}' when
+%% every executor is already taken; while every executor is bound, unbound requests get that
+%% error too.
+-spec bind() -> ok | {error, no_workers_available | not_started}.
+bind() ->
+    case get(?CONTEXT) of
+        undefined ->
+            case new_context() of
+                {ok, Context} ->
+                    _ = put(?CONTEXT, Context),
+                    ok;
+                {error, _} = Error ->
+                    Error
+            end;
+        _ ->
+            ok
+    end.
+
+%% @doc `bind(new)': a context of its own (an executor with a private namespace), for use with
+%% {@link ctx_call/6}, {@link ctx_eval/4} and {@link ctx_exec/2}. Any process may use it; it is
+%% released by {@link unbind/1} or when the process that made it dies. A process may hold many.
+-spec bind(new) -> {ok, py_ctx()} | {error, no_workers_available | not_started}.
+bind(new) ->
+    case new_context() of
+        {ok, Context} -> {ok, #py_ctx{ref = Context}};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Release the calling process's context (its executor goes back to the pool). Always `ok'.
+-spec unbind() -> ok.
+unbind() ->
+    case erase(?CONTEXT) of
+        undefined -> ok;
+        Context -> py_nif:context_unbind(Context)
+    end.
+
+%% @doc Release a context made by `bind(new)'. Always `ok'.
+-spec unbind(py_ctx()) -> ok.
+unbind(#py_ctx{ref = Context}) ->
+    py_nif:context_unbind(Context).
+
+%% @doc Whether the calling process is bound (see {@link bind/0}).
+-spec is_bound() -> boolean().
+is_bound() ->
+    case get(?CONTEXT) of
+        undefined -> false;
+        Context -> py_nif:context_is_bound(Context)
+    end.
+
+%% @doc Run `Fun' in a context. `Fun/0': the calling process is bound while it runs (and
+%% unbound after, unless it was bound before). `Fun/1': it gets a new context, released after.
+%% Raises `{badmatch, {error, Reason}}' when no context can be had, as erlang_python 1.6 does.
+-spec with_context(fun(() -> Result) | fun((py_ctx()) -> Result)) -> Result.
+with_context(Fun) when is_function(Fun, 0) ->
+    case is_bound() of
+        true ->
+            Fun();
+        false ->
+            ok = bind(),
+            try Fun() after unbind() end
+    end;
+with_context(Fun) when is_function(Fun, 1) ->
+    {ok, Ctx} = bind(new),
+    try Fun(Ctx) after unbind(Ctx) end.
+
+%% @doc {@link call/3} in a context. Same as `ctx_call(Ctx, Module, Func, Args, #{})'.
+-spec ctx_call(py_ctx(), py_module(), py_func(), py_args()) -> py_result().
+ctx_call(Ctx, Module, Func, Args) ->
+    ctx_call(Ctx, Module, Func, Args, #{}, ?DEFAULT_TIMEOUT).
+
+%% @doc {@link call/4} in a context. Same as `ctx_call(Ctx, Module, Func, Args, Kwargs, 30000)'.
+-spec ctx_call(py_ctx(), py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
+ctx_call(Ctx, Module, Func, Args, Kwargs) ->
+    ctx_call(Ctx, Module, Func, Args, Kwargs, ?DEFAULT_TIMEOUT).
+
+%% @doc {@link call/5} in the context `Ctx' (its executor and namespace; `'__main__'' names its
+%% namespace). Takes a semaphore slot. Raises `error(context_not_bound)' for a released context.
+-spec ctx_call(py_ctx(), py_module(), py_func(), py_args(), py_kwargs(), timeout()) ->
+    py_result().
+ctx_call(#py_ctx{ref = Context}, Module, Func, Args, Kwargs, Timeout)
+        when is_list(Args), is_map(Kwargs), ?IS_TIMEOUT(Timeout) ->
+    Request = {call, name(Module), name(Func), Args, Kwargs},
+    case get(?SERVING) of
+        undefined -> limited(Context, Request, Timeout);
+        _ -> run(Context, Request, Timeout)
+    end.
+
+%% @doc {@link eval/1} in a context.
+-spec ctx_eval(py_ctx(), py_code()) -> py_result().
+ctx_eval(Ctx, Code) ->
+    ctx_eval(Ctx, Code, #{}, ?DEFAULT_TIMEOUT).
+
+%% @doc {@link eval/2} in a context.
+-spec ctx_eval(py_ctx(), py_code(), map()) -> py_result().
+ctx_eval(Ctx, Code, Locals) ->
+    ctx_eval(Ctx, Code, Locals, ?DEFAULT_TIMEOUT).
+
+%% @doc {@link eval/3} in the context `Ctx' (locals persist in its namespace). Raises
+%% `error(context_not_bound)' for a released context.
+-spec ctx_eval(py_ctx(), py_code(), map(), timeout()) -> py_result().
+ctx_eval(#py_ctx{ref = Context}, Code, Locals, Timeout)
+        when is_map(Locals), ?IS_TIMEOUT(Timeout) ->
+    run(Context, {eval, code(Code), Locals}, Timeout).
+
+%% @doc {@link exec/1} in the context `Ctx'. Raises `error(context_not_bound)' for a released
+%% context.
+-spec ctx_exec(py_ctx(), py_code()) -> ok | {error, term()}.
+ctx_exec(#py_ctx{ref = Context}, Code) ->
+    run(Context, {exec, code(Code)}, ?DEFAULT_TIMEOUT).
+
+-spec new_context() -> {ok, py_nif:context()} | {error, no_workers_available | not_started}.
+new_context() ->
+    case persistent_term:get(?PY_POOL_KEY, undefined) of
+        undefined ->
+            {error, not_started};
+        Pool ->
+            case py_nif:context_bind(Pool) of
+                {ok, _} = Ok -> Ok;
+                {error, stopped} -> {error, not_started};
+                {error, no_workers_available} = Error -> Error
+            end
     end.
 
 %%% Streaming
@@ -388,6 +557,126 @@ num_executors() ->
 subinterp_supported() ->
     maps:get(subinterp_supported, py_nif:interp_info()).
 
+%%% Virtual environments and reload
+
+%% @doc Make the packages of the virtual environment at `Path' importable.
+%%
+%% The venv's site-packages directory for the running Python (`lib/pythonX.Y/site-packages')
+%% is added to `sys.path' the way `site.addsitedir' adds it: its `.pth' files are processed, so
+%% editable installs work. The new entries go right before the first site-packages directory
+%% already on `sys.path', so the venv's packages win over the interpreter's but never shadow
+%% the standard library. `sys.prefix', `sys.executable' and the OS environment do not change.
+%% A venv that is already active is deactivated first (activating it again is harmless). The
+%% interpreter and its `sys' module are shared: every executor and every bound context sees the
+%% change at once.
+%%
+%% Returns `{error, {invalid_venv, SitePackages}}' when that directory does not exist (no such
+%% venv, a file, a venv for another Python) and `{error, {python_version_mismatch, VenvXY,
+%% RunningXY}}' when the venv's `pyvenv.cfg' names another Python version, e.g. `<<"3.11">>'
+%% and `<<"3.12">>'; in both cases nothing changes.
+-spec activate_venv(Path :: binary() | string()) ->
+    ok
+    | {error,
+        {invalid_venv, binary()}
+        | {python_version_mismatch, binary(), binary()}
+        | term()}.
+activate_venv(Path) when is_binary(Path); is_list(Path) ->
+    case internal_call(<<"erlang._venv">>, <<"activate">>, [venv_path(Path)]) of
+        {ok, none} ->
+            ok;
+        {ok, {<<"invalid_venv">>, SitePackages}} ->
+            {error, {invalid_venv, SitePackages}};
+        {ok, {<<"python_version_mismatch">>, Venv, Running}} ->
+            {error, {python_version_mismatch, Venv, Running}};
+        {error, _} = Error ->
+            Error
+    end.
+
+%% A binary goes as it is (Python decodes it as a file name, like `os.fsdecode'); a string must
+%% be Unicode characters.
+-spec venv_path(binary() | string()) -> binary().
+venv_path(Path) when is_binary(Path) ->
+    Path;
+venv_path(Path) ->
+    chars(Path).
+
+%% @doc Undo {@link activate_venv/1}: `sys.path' is again exactly the list it was before (same
+%% entries, same order; changes made to it meanwhile are dropped) and the import hooks the
+%% venv's `.pth' files installed are removed. Modules already imported from the venv stay
+%% imported. Returns `ok', also when no venv is active.
+-spec deactivate_venv() -> ok | {error, term()}.
+deactivate_venv() ->
+    ok_if_none(internal_call(<<"erlang._venv">>, <<"deactivate">>, [])).
+
+%% @doc The active venv: `{ok, #{<<"active">> => false}}', or `{ok, #{<<"active">> => true,
+%% <<"venv_path">> => Path, <<"site_packages">> => Dir, <<"sys_path">> => [Entry]}}' where
+%% `Path' is absolute and `sys_path' is the current `sys.path'.
+-spec venv_info() -> {ok, #{binary() => term()}} | {error, term()}.
+venv_info() ->
+    internal_call(<<"erlang._venv">>, <<"info">>, []).
+
+%% @doc Reload the Python module `Module' (`importlib.reload') if it is imported; `ok' if it is
+%% not.
+%%
+%% There is one interpreter, shared by every executor and context, so one reload serves them
+%% all. Names bound before the reload (`from m import f', instances of its classes) keep the
+%% old objects. An error in the new source is returned as `{error, {Type, Msg}}', e.g.
+%% `{error, {'SyntaxError', Msg}}'.
+-spec reload(py_module()) -> ok | {error, term()}.
+reload(Module) ->
+    ok_if_none(internal_call(<<"erlang._venv">>, <<"reload">>, [name(Module)])).
+
+%%% Shared state
+
+%% @doc The value stored under `Key' in the shared state, or `{error, not_found}'. See
+%% {@link py_state} and `docs/state.md'.
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+state_fetch(Key) ->
+    py_state:fetch(Key).
+
+%% @doc Store `Value' under `Key' in the shared state (Python reads it with
+%% `erlang.state_get'; use binary keys to share with Python). Creating a key past the
+%% `state_max_keys' bound returns `{error, {state_full, Max}}'.
+-spec state_store(term(), term()) -> ok | py_state:full().
+state_store(Key, Value) ->
+    py_state:store(Key, Value).
+
+%% @doc Remove `Key' from the shared state (also `ok' when it is not there).
+-spec state_remove(term()) -> ok.
+state_remove(Key) ->
+    py_state:remove(Key).
+
+%% @doc Every key of the shared state (`[]' when it is empty).
+-spec state_keys() -> [term()].
+state_keys() ->
+    py_state:keys().
+
+%% @doc Remove every key of the shared state.
+-spec state_clear() -> ok.
+state_clear() ->
+    py_state:clear().
+
+%% @doc `state_incr(Key, 1)'.
+-spec state_incr(term()) -> integer() | py_state:full().
+state_incr(Key) ->
+    py_state:incr(Key).
+
+%% @doc Atomically add `N' to the integer under `Key' and return the new value; a missing key
+%% counts from 0. Raises `badarg' when the value is not an integer.
+-spec state_incr(term(), integer()) -> integer() | py_state:full().
+state_incr(Key, N) ->
+    py_state:incr(Key, N).
+
+%% @doc `state_incr(Key, -1)'.
+-spec state_decr(term()) -> integer() | py_state:full().
+state_decr(Key) ->
+    py_state:decr(Key).
+
+%% @doc `state_incr(Key, -N)'.
+-spec state_decr(term(), integer()) -> integer() | py_state:full().
+state_decr(Key, N) ->
+    py_state:decr(Key, N).
+
 %%% Internal
 
 -spec overloaded() -> {error, {overloaded, non_neg_integer(), pos_integer()} | not_started}.
@@ -405,12 +694,18 @@ request(Request, Timeout) ->
         Pool -> run(target(Pool), Request, Timeout)
     end.
 
-%% Requests made while serving a Python callback nest on the executor waiting for it.
+%% Requests made while serving a Python callback nest on the executor waiting for it; those of
+%% a bound process go to its context; the others to the pool.
 -spec target(py_nif:pool()) -> py_nif:target().
 target(Pool) ->
     case get(?SERVING) of
-        undefined -> Pool;
-        Job -> Job
+        undefined ->
+            case get(?CONTEXT) of
+                undefined -> Pool;
+                Context -> Context
+            end;
+        Job ->
+            Job
     end.
 
 %% Calls made on the application's own behalf: no semaphore slot, default timeout.
@@ -428,11 +723,14 @@ run(Target, Request, Timeout) ->
     case submit(Target, Ref, Request) of
         {error, stopped} ->
             {error, not_started};
+        {error, no_workers_available} = Error ->
+            Error;
+        {error, not_bound} ->
+            error(context_not_bound);
         Job ->
             receive
                 {Ref, {'$py_callback', Id, Name, Args}} ->
-                    serve(Job, Id, Name, Args),
-                    wait(Ref, Job, Deadline);
+                    serve(Ref, Job, Id, Name, Args, Deadline);
                 {Ref, Reply} ->
                     reply(Reply)
             after Timeout ->
@@ -445,18 +743,19 @@ run(Target, Request, Timeout) ->
 wait(Ref, Job, Deadline) ->
     receive
         {Ref, {'$py_callback', Id, Name, Args}} ->
-            serve(Job, Id, Name, Args),
-            wait(Ref, Job, Deadline);
+            serve(Ref, Job, Id, Name, Args, Deadline);
         {Ref, Reply} ->
             reply(Reply)
     after remaining(Deadline) ->
         cancel(Job, Ref)
     end.
 
-%% Runs the function Python called, in this process, and answers the waiting executor. While it
-%% runs, this process's own requests go to that executor (see target/1).
--spec serve(py_nif:job(), non_neg_integer(), binary(), list()) -> ok.
-serve(Job, Id, Name, Args) ->
+%% Runs the function Python called, in this process, answers the waiting executor and goes on
+%% waiting. While the function runs, this process's own requests go to that executor (see
+%% target/1). If the deadline passed meanwhile, the job is cancelled instead of answered.
+-spec serve(reference(), py_nif:job(), non_neg_integer(), binary(), list(),
+            integer() | infinity) -> outcome().
+serve(Ref, Job, Id, Name, Args, Deadline) ->
     Outer = put(?SERVING, Job),
     Result =
         try
@@ -464,7 +763,13 @@ serve(Job, Id, Name, Args) ->
         after
             restore(Outer)
         end,
-    py_nif:callback_reply(Job, Id, Result).
+    case remaining(Deadline) of
+        0 ->
+            cancel(Job, Ref);
+        _ ->
+            ok = py_nif:callback_reply(Job, Id, Result),
+            wait(Ref, Job, Deadline)
+    end.
 
 -spec restore(py_nif:job() | undefined) -> ok.
 restore(undefined) ->
@@ -482,7 +787,8 @@ deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
 remaining(infinity) -> infinity;
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
--spec submit(py_nif:target(), reference(), request()) -> py_nif:job() | {error, stopped}.
+-spec submit(py_nif:target(), reference(), request()) ->
+    py_nif:job() | {error, py_nif:submit_error()}.
 submit(Pool, Ref, {call, Module, Func, Args, Kwargs}) ->
     py_nif:pool_call(Pool, Ref, Module, Func, Args, Kwargs);
 submit(Pool, Ref, {eval, Code, Locals}) ->

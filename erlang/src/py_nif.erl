@@ -18,6 +18,9 @@
     pool_exec/3,
     job_cancel/1,
     pool_next/4,
+    context_bind/1,
+    context_unbind/1,
+    context_is_bound/1,
     callback_reply/3,
     callback_thread_reply/2,
     callback_register/1,
@@ -42,7 +45,9 @@
     reply/0,
     thread_channel/0,
     semaphore/0,
-    handle/0
+    handle/0,
+    context/0,
+    submit_error/0
 ]).
 
 -nifs([
@@ -56,6 +61,9 @@
     pool_exec/3,
     job_cancel/1,
     pool_next/4,
+    context_bind/1,
+    context_unbind/1,
+    context_is_bound/1,
     callback_reply/3,
     callback_thread_reply/2,
     callback_register/1,
@@ -88,13 +96,19 @@
 -type pool_stats() :: #{
     executors := non_neg_integer(),
     queued := non_neg_integer(),
-    running := non_neg_integer()
+    running := non_neg_integer(),
+    bound := non_neg_integer()
 }.
 %% A NIF resource: one submitted request, used to cancel it.
 -type job() :: reference().
 %% Where a request goes: a pool (any executor), or a job whose executor is waiting for a
 %% callback the calling process serves (the request then nests on that executor).
--type target() :: pool() | job().
+-type target() :: pool() | context() | job().
+%% Why a request was not queued: the pool stopped, every executor is bound, or the context
+%% was released.
+-type submit_error() :: stopped | no_workers_available | not_bound.
+%% A NIF resource: an executor checked out of a pool, with a private namespace.
+-type context() :: reference().
 %% A NIF resource: the one-shot reply channel of a callback made on a non-executor thread.
 -type thread_channel() :: reference().
 %% A NIF resource holding a Python object (an opaque value, or the iterator of a generator).
@@ -167,24 +181,39 @@ pool_stats(_Pool) ->
 
 %% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.
 -spec pool_call(target(), reference(), binary(), binary(), list(), map()) ->
-    job() | {error, stopped}.
+    job() | {error, submit_error()}.
 pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue the evaluation of an expression in the shared `__main__' namespace.
--spec pool_eval(target(), reference(), binary(), map()) -> job() | {error, stopped}.
+-spec pool_eval(target(), reference(), binary(), map()) -> job() | {error, submit_error()}.
 pool_eval(_Pool, _Ref, _Code, _Locals) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue the execution of statements in the shared `__main__' namespace.
--spec pool_exec(target(), reference(), binary()) -> job() | {error, stopped}.
+-spec pool_exec(target(), reference(), binary()) -> job() | {error, submit_error()}.
 pool_exec(_Pool, _Ref, _Code) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue taking up to `Max' items from the iterator behind `Handle'; the reply is
 %% `{ok, Items}', `{done, Items}' (exhausted) or an error.
--spec pool_next(target(), reference(), handle(), pos_integer()) -> job() | {error, stopped}.
+-spec pool_next(target(), reference(), handle(), pos_integer()) -> job() | {error, submit_error()}.
 pool_next(_Target, _Ref, _Handle, _Max) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Check an executor out of `Pool' for a context (monitoring the calling process).
+-spec context_bind(pool()) -> {ok, context()} | {error, stopped | no_workers_available}.
+context_bind(_Pool) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Give a context's executor back to its pool (idempotent).
+-spec context_unbind(context()) -> ok.
+context_unbind(_Context) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Whether the context still has its executor.
+-spec context_is_bound(context()) -> boolean().
+context_is_bound(_Context) ->
     erlang:nif_error(nif_not_loaded).
 
 %%% Jobs (rust/nif/src/nifs/job.rs)

@@ -27,7 +27,7 @@
     num_workers := non_neg_integer(),
     pending_requests := non_neg_integer(),
     available_workers := non_neg_integer(),
-    checked_out := 0
+    checked_out := non_neg_integer()
 }.
 
 %%% API
@@ -39,8 +39,9 @@ start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 %% @doc Pool statistics in the shape of erlang_python 1.6. `pending_requests' counts queued
-%% and running jobs; `available_workers' the idle executors; `checked_out' is always 0 (there
-%% is no checkout of executors). Exits with `noproc' when the application is not running.
+%% and running jobs; `checked_out' the executors bound to contexts ({@link py:bind/0,1});
+%% `available_workers' the executors neither bound nor busy. Exits with `noproc' when the
+%% application is not running.
 -spec get_stats() -> stats().
 get_stats() ->
     gen_server:call(?MODULE, get_stats).
@@ -73,12 +74,13 @@ init([]) ->
 -spec handle_call(term(), gen_server:from(), #state{}) ->
     {reply, stats() | {error, unknown_call}, #state{}}.
 handle_call(get_stats, _From, #state{pool = Pool} = State) ->
-    #{executors := Executors, queued := Queued, running := Running} = py_nif:pool_stats(Pool),
+    #{executors := Executors, queued := Queued, running := Running, bound := Bound} =
+        py_nif:pool_stats(Pool),
     Stats = #{
         num_workers => Executors,
         pending_requests => Queued + Running,
-        available_workers => max(0, Executors - Running),
-        checked_out => 0
+        available_workers => max(0, Executors - Bound - Running),
+        checked_out => Bound
     },
     {reply, Stats, State};
 handle_call(_Request, _From, State) ->

@@ -36,4 +36,7 @@ rustler::atoms! {
     not_found,
     full,
     done,
+    bound,
+    not_bound,
+    no_workers_available,
 }

@@ -52,6 +52,8 @@ pub struct JobInner {
     /// `cancel` returns, every callback request of the job is already in the caller's mailbox
     /// (where `py` flushes it) or will never be sent.
     send_lock: Mutex<()>,
+    /// The private namespace of the context the job runs in; `None` for `__main__`'s.
+    namespace: Option<Arc<Namespace>>,
 }
 
 /// What `job_cancel/1` tells the caller.
@@ -63,14 +65,20 @@ pub enum CancelOutcome {
 }
 
 impl JobInner {
-    fn new(caller: LocalPid, reference: Box<[u8]>) -> Self {
+    fn new(caller: LocalPid, reference: Box<[u8]>, namespace: Option<Arc<Namespace>>) -> Self {
         JobInner {
             state: AtomicU8::new(QUEUED),
             slot: OnceLock::new(),
             caller,
             reference,
             send_lock: Mutex::new(()),
+            namespace,
         }
+    }
+
+    /// The namespace the job runs in (requests nested in its callbacks run there too).
+    pub fn namespace(&self) -> Option<&Arc<Namespace>> {
+        self.namespace.as_ref()
     }
 
     /// Runs `send` unless the job is cancelled, atomically with respect to [`Self::cancel`];
@@ -209,6 +217,8 @@ pub struct Slot {
     private_rx: Receiver<SlotMessage>,
     next_callback: AtomicU64,
     counters: Arc<Counters>,
+    /// Checked out by a context: serves its private channel only.
+    bound: AtomicBool,
 }
 
 /// A message for one executor.
@@ -240,6 +250,7 @@ impl Slot {
             private_rx,
             next_callback: AtomicU64::new(1),
             counters,
+            bound: AtomicBool::new(false),
         }
     }
 
@@ -386,6 +397,8 @@ struct Counters {
     queued: AtomicUsize,
     running: AtomicUsize,
     stopped: AtomicBool,
+    /// Executors checked out by contexts (`py:bind`).
+    bound: AtomicUsize,
 }
 
 /// A set of executor threads fed by one queue.
@@ -403,6 +416,83 @@ pub struct PoolStats {
     pub queued: usize,
     /// Requests being run.
     pub running: usize,
+    /// Executors checked out by contexts.
+    pub bound: usize,
+}
+
+/// Why a request could not be queued.
+pub enum SubmitError {
+    /// The pool is stopped.
+    Stopped,
+    /// Every executor is checked out by a context.
+    NoWorkers,
+}
+
+/// A private namespace: a fresh `dict` that works like a module's globals.
+pub struct Namespace {
+    dict: PyOnceLock<Py<PyDict>>,
+}
+
+impl Namespace {
+    fn new() -> Self {
+        Namespace {
+            dict: PyOnceLock::new(),
+        }
+    }
+
+    fn dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.dict
+            .get_or_try_init(py, || {
+                let dict = PyDict::new(py);
+                dict.set_item("__builtins__", builtins(py)?)?;
+                dict.set_item("__name__", "__main__")?;
+                dict.set_item("erlang", py.import("erlang")?)?;
+                Ok::<_, PyErr>(dict.unbind())
+            })
+            .map(|d| d.bind(py).clone())
+    }
+}
+
+/// An executor checked out by `py:bind`, with its own namespace. Released (the executor goes
+/// back to the pool) by [`Context::release`], when its resource is dropped, or when the
+/// process that created it dies.
+pub struct Context {
+    slot: Arc<Slot>,
+    namespace: Arc<Namespace>,
+    released: AtomicBool,
+}
+
+impl Context {
+    /// Queues a request on the context's executor, in its namespace; false once released.
+    pub fn submit_with(&self, make: impl FnOnce(Option<Arc<Namespace>>) -> Request) -> bool {
+        if self.released.load(Ordering::Acquire) {
+            return false;
+        }
+        self.slot
+            .send(SlotMessage::Run(make(Some(self.namespace.clone()))))
+    }
+
+    /// True until released.
+    pub fn is_bound(&self) -> bool {
+        !self.released.load(Ordering::Acquire)
+    }
+
+    /// Gives the executor back to the pool (idempotent).
+    pub fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.slot.bound.swap(false, Ordering::AcqRel) {
+            self.slot.counters.bound.fetch_sub(1, Ordering::AcqRel);
+        }
+        let _ = self.slot.private_tx.send(SlotMessage::Wake);
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Copies a request's terms into an owned env and makes its job resource, which monitors the
@@ -411,6 +501,7 @@ pub fn new_request<'a>(
     env: Env<'a>,
     kind: Kind,
     parts: &[Term<'a>],
+    namespace: Option<Arc<Namespace>>,
 ) -> (ResourceArc<JobResource>, Request) {
     let owned = OwnedEnv::new();
     let payload = owned.save(make_tuple(env, parts));
@@ -420,7 +511,7 @@ pub fn new_request<'a>(
         .map(|r| r.to_binary().as_slice().into())
         .unwrap_or_default();
     let job = ResourceArc::new(JobResource {
-        inner: Arc::new(JobInner::new(caller, reference)),
+        inner: Arc::new(JobInner::new(caller, reference, namespace)),
     });
     // A caller that is already gone gets no monitor; its reply is simply dropped.
     let _ = job.monitor(Some(env), &caller);
@@ -442,6 +533,7 @@ impl Pool {
             queued: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
+            bound: AtomicUsize::new(0),
         });
         let mut slots = Vec::with_capacity(n);
         for i in 0..n {
@@ -460,22 +552,47 @@ impl Pool {
         })
     }
 
-    /// Queues a request for any executor; gives it back once the pool is stopped.
-    pub fn submit(&self, request: Request) -> Result<(), Request> {
+    /// Queues a request for any executor not checked out by a context.
+    pub fn submit(&self, request: Request) -> Result<(), SubmitError> {
         let Ok(guard) = self.sender.read() else {
-            return Err(request);
+            return Err(SubmitError::Stopped);
         };
         let Some(sender) = guard.as_ref() else {
-            return Err(request);
+            return Err(SubmitError::Stopped);
         };
+        if self.counters.bound.load(Ordering::Acquire) >= self.slots.len() {
+            return Err(SubmitError::NoWorkers);
+        }
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(crossbeam_channel::SendError(message)) = sender.send(Message::Run(request)) {
+        if sender.send(Message::Run(request)).is_err() {
             self.counters.queued.fetch_sub(1, Ordering::Relaxed);
-            if let Message::Run(request) = message {
-                return Err(request);
-            }
+            return Err(SubmitError::Stopped);
         }
         Ok(())
+    }
+
+    /// Checks out an executor for a context with a private namespace, preferring an idle one.
+    pub fn bind(&self) -> Result<Context, SubmitError> {
+        if self.counters.stopped.load(Ordering::Acquire) {
+            return Err(SubmitError::Stopped);
+        }
+        let idle = self.slots.iter().filter(|s| !s.is_busy());
+        let busy = self.slots.iter().filter(|s| s.is_busy());
+        for slot in idle.chain(busy) {
+            if slot
+                .bound
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.counters.bound.fetch_add(1, Ordering::AcqRel);
+                return Ok(Context {
+                    slot: slot.clone(),
+                    namespace: Arc::new(Namespace::new()),
+                    released: AtomicBool::new(false),
+                });
+            }
+        }
+        Err(SubmitError::NoWorkers)
     }
 
     /// Stops the pool without waiting: queued jobs reply `{error, stopped}`, running ones are
@@ -503,6 +620,7 @@ impl Pool {
             executors: self.slots.len(),
             queued: self.counters.queued.load(Ordering::Relaxed),
             running: self.counters.running.load(Ordering::Relaxed),
+            bound: self.counters.bound.load(Ordering::Relaxed),
         }
     }
 }
@@ -533,6 +651,15 @@ fn executor_main(slot: &Arc<Slot>, rx: &Receiver<Message>) {
 /// whose callback already ended still run).
 fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>) {
     loop {
+        if slot.bound.load(Ordering::Acquire) {
+            // Checked out by a context: its requests only, until it is released (Wake).
+            match slot.next_private() {
+                Some(SlotMessage::Run(request)) => run(slot, request),
+                Some(_) => {}
+                None => return,
+            }
+            continue;
+        }
         let next = spin_then_recv(rx, |rx| {
             if let Ok(private) = slot.private_rx.try_recv() {
                 return Poll::Ready(Either::Private(private));
@@ -634,7 +761,15 @@ fn run(slot: &Arc<Slot>, request: Request) {
         } else if counters.stopped.load(Ordering::Acquire) {
             Outcome::Stopped
         } else {
-            match catch_unwind(AssertUnwindSafe(|| execute(py, &env, &payload, kind))) {
+            let namespace = job.inner.namespace.clone();
+            let run_job = || {
+                let namespace = match &namespace {
+                    Some(ns) => ns.dict(py)?,
+                    None => main_namespace(py)?.clone(),
+                };
+                execute(py, &env, &payload, kind, &namespace)
+            };
+            match catch_unwind(AssertUnwindSafe(run_job)) {
                 Ok(Ok(Produced::Value(value))) => Outcome::Value(value),
                 Ok(Ok(Produced::Items(items, done))) => Outcome::Items(items, done),
                 Ok(Ok(Produced::Nothing)) => Outcome::Done,
@@ -810,13 +945,18 @@ fn utf8<'b>(bytes: &'b [u8], what: &str) -> PyResult<&'b str> {
         .map_err(|_| PyTypeError::new_err(format!("{what} is not valid UTF-8")))
 }
 
-fn resolve<'py>(py: Python<'py>, module: &[u8], function: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+fn resolve<'py>(
+    py: Python<'py>,
+    namespace: &Bound<'py, PyDict>,
+    module: &[u8],
+    function: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
     let module = utf8(module, "module name")?;
     let function = utf8(function, "function name")?;
     let mut parts = function.split('.');
     let first = parts.next().unwrap_or_default();
     let mut target = if module == "__main__" {
-        main_namespace(py)?
+        namespace
             .get_item(first)?
             .ok_or_else(|| PyNameError::new_err(format!("name '{first}' is not defined")))?
     } else {
@@ -863,6 +1003,7 @@ fn execute<'py>(
     env: &OwnedEnv,
     payload: &SavedTerm,
     kind: Kind,
+    namespace: &Bound<'py, PyDict>,
 ) -> PyResult<Produced<'py>> {
     let opts = options();
     match kind {
@@ -874,6 +1015,7 @@ fn execute<'py>(
                 };
                 let callable = resolve(
                     py,
+                    namespace,
                     binary_of(module, "module")?,
                     binary_of(function, "function")?,
                 )?;
@@ -903,7 +1045,6 @@ fn execute<'py>(
                 let [_, source, locals] = items[..] else {
                     return Err(bad_request());
                 };
-                let namespace = main_namespace(py)?;
                 let reader = NifReader::new(env);
                 let locals =
                     convert::kwargs_to_py(py, &reader, locals, &opts).map_err(PyErr::from)?;
@@ -930,7 +1071,7 @@ fn execute<'py>(
             })?;
             builtins(py)?
                 .getattr("exec")?
-                .call1((code, main_namespace(py)?))
+                .call1((code, namespace))
                 .map(|_| Produced::Nothing)
         }
         Kind::Next => {

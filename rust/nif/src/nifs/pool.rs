@@ -2,10 +2,10 @@
 //! caller's normal scheduler and does bounded work: copy the terms, enqueue (invariant 1).
 
 use rustler::types::map::map_new;
-use rustler::{Encoder, Env, NifResult, ResourceArc, Term};
+use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
 use crate::atoms;
-use crate::executor::{new_request, JobResource, Kind, Pool, SlotMessage};
+use crate::executor::{new_request, Context, JobResource, Kind, Pool, SlotMessage, SubmitError};
 use crate::interp;
 
 /// The resource `pool_new/1` returns; dropping it stops the pool.
@@ -42,35 +42,93 @@ fn pool_stats(env: Env<'_>, pool: ResourceArc<PoolResource>) -> NifResult<Term<'
     map_new(env)
         .map_put(atoms::executors(), stats.executors)?
         .map_put(atoms::queued(), stats.queued)?
-        .map_put(atoms::running(), stats.running)
+        .map_put(atoms::running(), stats.running)?
+        .map_put(atoms::bound(), stats.bound)
 }
 
-/// Queues a request on `target`: a pool (any of its executors) or a job (the executor that
-/// runs it, which is waiting for a callback this process is serving: a nested request).
+/// Queues a request on `target`: a pool (any free executor), a context (its executor, in its
+/// namespace), or a job (the executor that runs it, which is waiting for a callback this
+/// process is serving: the request nests there, in the job's namespace).
 fn submit<'a>(
     env: Env<'a>,
     target: Term<'a>,
     kind: Kind,
     parts: &[Term<'a>],
 ) -> NifResult<Term<'a>> {
-    let stopped = || (atoms::error(), atoms::stopped()).encode(env);
+    let error = |reason: rustler::Atom| (atoms::error(), reason).encode(env);
     if let Ok(pool) = target.decode::<ResourceArc<PoolResource>>() {
-        let (job, request) = new_request(env, kind, parts);
+        let (job, request) = new_request(env, kind, parts, None);
         return Ok(match pool.pool.submit(request) {
             Ok(()) => job.encode(env),
-            Err(_) => stopped(),
+            Err(SubmitError::Stopped) => error(atoms::stopped()),
+            Err(SubmitError::NoWorkers) => error(atoms::no_workers_available()),
+        });
+    }
+    if let Ok(context) = target.decode::<ResourceArc<ContextResource>>() {
+        let mut job = None;
+        let sent = context.context.submit_with(|namespace| {
+            let (j, request) = new_request(env, kind, parts, namespace);
+            job = Some(j);
+            request
+        });
+        return Ok(match job {
+            Some(job) if sent => job.encode(env),
+            Some(_) => error(atoms::stopped()),
+            None => error(atoms::not_bound()),
         });
     }
     let outer = target.decode::<ResourceArc<JobResource>>()?;
     let Some(slot) = outer.inner().slot().cloned() else {
         return Err(rustler::Error::BadArg);
     };
-    let (job, request) = new_request(env, kind, parts);
+    let (job, request) = new_request(env, kind, parts, outer.inner().namespace().cloned());
     Ok(if slot.send(SlotMessage::Run(request)) {
         job.encode(env)
     } else {
-        stopped()
+        error(atoms::stopped())
     })
+}
+
+/// A context resource (`py:bind/0,1`): an executor checked out of a pool. Released when the
+/// process that made it dies, when `context_unbind/1` is called, or when it is collected.
+pub struct ContextResource {
+    context: Context,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for ContextResource {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: rustler::Monitor) {
+        self.context.release();
+    }
+}
+
+/// Checks an executor out of `pool` for the calling process.
+#[rustler::nif]
+fn context_bind(env: Env<'_>, pool: ResourceArc<PoolResource>) -> NifResult<Term<'_>> {
+    Ok(match pool.pool.bind() {
+        Ok(context) => {
+            let resource = ResourceArc::new(ContextResource { context });
+            let _ = resource.monitor(Some(env), &env.pid());
+            (atoms::ok(), resource).encode(env)
+        }
+        Err(SubmitError::Stopped) => (atoms::error(), atoms::stopped()).encode(env),
+        Err(SubmitError::NoWorkers) => (atoms::error(), atoms::no_workers_available()).encode(env),
+    })
+}
+
+/// Gives the context's executor back to its pool (idempotent).
+#[rustler::nif]
+fn context_unbind(context: ResourceArc<ContextResource>) -> rustler::Atom {
+    context.context.release();
+    atoms::ok()
+}
+
+/// Whether the context still has its executor.
+#[rustler::nif]
+fn context_is_bound(context: ResourceArc<ContextResource>) -> bool {
+    context.context.is_bound()
 }
 
 #[rustler::nif]

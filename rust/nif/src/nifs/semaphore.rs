@@ -3,6 +3,7 @@
 //! slot half taken, and the semaphore monitors its holders: a holder that dies gives its slots
 //! back. Normal schedulers; a short critical section, never Python.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -63,17 +64,18 @@ fn semaphore_try_acquire(env: Env<'_>, sem: ResourceArc<Semaphore>) -> NifResult
     if counts.running >= counts.max {
         return Ok(atoms::full());
     }
-    if !counts.holders.contains_key(&pid) {
-        if sem.monitor(Some(env), &pid).is_none() {
-            // The caller is exiting: nothing would give the slot back.
-            return Ok(atoms::full());
+    let held = match counts.holders.entry(pid) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => {
+            if sem.monitor(Some(env), &pid).is_none() {
+                // The caller is exiting: nothing would give the slot back.
+                return Ok(atoms::full());
+            }
+            entry.insert(0)
         }
-        counts.holders.insert(pid, 0);
-    }
+    };
+    *held += 1;
     counts.running += 1;
-    if let Some(held) = counts.holders.get_mut(&pid) {
-        *held += 1;
-    }
     Ok(atoms::ok())
 }
 
