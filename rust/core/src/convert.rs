@@ -297,19 +297,11 @@ fn from_py_at<B: TermBuilder>(
         return builder.map(pairs);
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        check_depth(depth + 1, opts)?;
-        let items = l
-            .iter()
-            .map(|item| from_py_at(builder, &item, opts, depth + 1))
-            .collect::<Result<Vec<_>>>()?;
+        let items = elements(builder, l.iter(), opts, depth)?;
         return Ok(builder.list(items));
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        check_depth(depth + 1, opts)?;
-        let items = t
-            .iter()
-            .map(|item| from_py_at(builder, &item, opts, depth + 1))
-            .collect::<Result<Vec<_>>>()?;
+        let items = elements(builder, t.iter(), opts, depth)?;
         return Ok(builder.tuple(items));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
@@ -325,19 +317,11 @@ fn from_py_at<B: TermBuilder>(
         return builder.reference(r.get().etf());
     }
     if let Ok(s) = obj.cast::<PySet>() {
-        check_depth(depth + 1, opts)?;
-        let items = s
-            .iter()
-            .map(|item| from_py_at(builder, &item, opts, depth + 1))
-            .collect::<Result<Vec<_>>>()?;
+        let items = elements(builder, s.iter(), opts, depth)?;
         return Ok(builder.list(items));
     }
     if let Ok(s) = obj.cast::<PyFrozenSet>() {
-        check_depth(depth + 1, opts)?;
-        let items = s
-            .iter()
-            .map(|item| from_py_at(builder, &item, opts, depth + 1))
-            .collect::<Result<Vec<_>>>()?;
+        let items = elements(builder, s.iter(), opts, depth)?;
         return Ok(builder.list(items));
     }
     if is_numpy_value(obj) {
@@ -348,6 +332,19 @@ fn from_py_at<B: TermBuilder>(
         return from_py_at(builder, &plain, opts, depth + 1);
     }
     builder.object(obj.clone().unbind())
+}
+
+/// Converts the elements of a list, tuple or set one level down.
+fn elements<'py, B: TermBuilder>(
+    builder: &mut B,
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    opts: &Options,
+    depth: usize,
+) -> Result<Vec<B::Term>> {
+    check_depth(depth + 1, opts)?;
+    items
+        .map(|item| from_py_at(builder, &item, opts, depth + 1))
+        .collect()
 }
 
 fn is_numpy_value(obj: &Bound<'_, PyAny>) -> bool {
