@@ -891,7 +891,9 @@ static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
     let formatted = FORMAT_EXCEPTION
         .import(py, "traceback", "format_exception")
-        .and_then(|f| f.call1((err.value(py),)))
+        // The three-argument form: before 3.12 the exception value does not always carry its
+        // `__traceback__` (pyo3 keeps the traceback beside it), so pass it explicitly.
+        .and_then(|f| f.call1((err.get_type(py), err.value(py), err.traceback(py))))
         .and_then(|lines| {
             let lines = lines.cast::<PyList>().map_err(PyErr::from)?;
             let mut text = String::new();
