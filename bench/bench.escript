@@ -18,7 +18,7 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream]).
+-define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, logging]).
 -define(CALL_TIMEOUT, 30000).
 
 %% ---------------------------------------------------------------------------------------------
@@ -245,6 +245,8 @@ section(stream, #{scale := Scale}) ->
     [latency_case(<<"stream.10k">>, <<"py:stream_eval of a 10k-item generator">>,
                   fun() -> py:stream_eval(<<"(i for i in range(10000))">>) end,
                   expect(Expected), max(10, 300 div Scale), {p50_us, '=<', 20000})];
+section(logging, #{scale := Scale}) ->
+    logging_cases(max(10, 2000 div Scale));
 section(memory, #{scale := Scale}) ->
     [memory_case(100000 div Scale, 1000000 div Scale)].
 
@@ -458,6 +460,65 @@ callback_case(N) ->
             print_row(R),
             [R]
     end.
+
+%% --- Python logging ----------------------------------------------------------------------------
+
+%% Each measured call logs 1000 records from a Python loop, so p50 in us is the per-record cost
+%% in ns. `plain` is Python logging with no handler (the baseline), `filtered` a record below
+%% the level given to configure_logging, `forwarded` a record that goes to OTP logger (whose
+%% primary level then drops it, as `notice` does for `info`). `native_filtered` (where the
+%% implementation has `erlang._native._log_threshold`) is a handler-enabled logger whose
+%% records the native threshold drops, and `log_call_filtered` one direct `_log` call below it.
+logging_cases(N) ->
+    Code = <<"import logging, erlang\n"
+             "def bench_log(name, n):\n"
+             "    log = logging.getLogger(name)\n"
+             "    for i in range(n):\n"
+             "        log.info('record %d', i)\n"
+             "    return n\n"
+             "def bench_log_plain(n):\n"
+             "    log = logging.getLogger('bench.plain')\n"
+             "    log.propagate = False\n"
+             "    log.setLevel(logging.DEBUG)\n"
+             "    return bench_log('bench.plain', n)\n"
+             "def bench_native_setup():\n"
+             "    from erlang import _native\n"
+             "    if not hasattr(_native, '_log_threshold'):\n"
+             "        return False\n"
+             "    logging.getLogger('bench.native').setLevel(logging.DEBUG)\n"
+             "    return True\n"
+             "def bench_log_call(n):\n"
+             "    from erlang._native import _log\n"
+             "    meta = {}\n"
+             "    for i in range(n):\n"
+             "        _log(20, 'bench', 'record', meta)\n"
+             "    return n\n">>,
+    [ok = py:exec(Code) || _ <- lists:seq(1, 32)],
+    Loop = fun(F, Args) -> fun() -> py:call('__main__', F, Args) end end,
+    Case = fun(Id, Label, F, Args) ->
+                   latency_case(Id, Label, Loop(F, Args), expect({ok, 1000}), N, none)
+           end,
+    Plain = Case(<<"logging.plain">>, <<"1000 x logger.info, no handler (baseline)">>,
+                 bench_log_plain, [1000]),
+    ok = py:configure_logging(#{level => warning}),
+    Filtered = Case(<<"logging.filtered">>,
+                    <<"1000 x logger.info below configure_logging's level">>,
+                    bench_log, [<<"bench.filtered">>, 1000]),
+    Native = case py:call('__main__', bench_native_setup, []) of
+                 {ok, true} ->
+                     [Case(<<"logging.native_filtered">>,
+                           <<"1000 x logger.info, handler reached, native threshold drops">>,
+                           bench_log, [<<"bench.native">>, 1000]),
+                      Case(<<"logging.log_call_filtered">>,
+                           <<"1000 x erlang._native._log below the threshold">>,
+                           bench_log_call, [1000])];
+                 _ ->
+                     []
+             end,
+    ok = py:configure_logging(#{level => debug}),
+    Forwarded = Case(<<"logging.forwarded">>, <<"1000 x logger.info forwarded to logger">>,
+                     bench_log, [<<"bench.forwarded">>, 1000]),
+    [Plain, Filtered | Native] ++ [Forwarded].
 
 %% --- memory over many calls ------------------------------------------------------------------
 

@@ -94,6 +94,12 @@
     venv_info/0,
     reload/1
 ]).
+%% Logging
+-export([
+    configure_logging/0,
+    configure_logging/1,
+    logging_stats/0
+]).
 
 -export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0]).
 
@@ -677,7 +683,59 @@ state_decr(Key) ->
 state_decr(Key, N) ->
     py_state:decr(Key, N).
 
+%%% Logging
+
+%% @doc `configure_logging(#{})'.
+-spec configure_logging() -> ok | {error, term()}.
+configure_logging() ->
+    configure_logging(#{}).
+
+%% @doc Send Python `logging' records to OTP `logger' (see `docs/logging.md').
+%%
+%% Installs one `erlang.ErlangHandler' on Python's root logger (replacing the one a previous
+%% call installed, so calling twice does not duplicate records), sets the root logger's level
+%% and the native threshold below which records are dropped before any term is built.
+%% Options: `level' (`debug' | `info' | `warning' | `error' | `critical', default `debug') and
+%% `format' (a `logging.Formatter' format string, binary or string; default `"%(message)s"').
+%% The format is passed to Python as a value, never spliced into source. Raises `badarg' for
+%% an unknown level or a format that is not text.
+-spec configure_logging(#{level => py_logger:level(), format => unicode:chardata()}) ->
+    ok | {error, term()}.
+configure_logging(Opts) when is_map(Opts) ->
+    Level = py_logger:level_number(maps:get(level, Opts, debug)),
+    Format =
+        case maps:find(format, Opts) of
+            error -> none;
+            {ok, F} -> text(F)
+        end,
+    ok = py_nif:log_set_threshold(Level),
+    ok_if_none(internal_call(<<"erlang._logging">>, <<"setup_logging">>, [Level, Format]));
+configure_logging(Opts) ->
+    error(badarg, [Opts]).
+
+%% @doc How Python log records fared: `dropped' (past the in-flight bound, since the NIF
+%% loaded), `in_flight' (sent to `py_logger', not yet handled), `max_in_flight' (the bound,
+%% application variable `log_max_in_flight') and `threshold' (the native level threshold, in
+%% Python's numbers).
+-spec logging_stats() ->
+    #{
+        dropped := non_neg_integer(),
+        in_flight := non_neg_integer(),
+        max_in_flight := pos_integer(),
+        threshold := integer()
+    }.
+logging_stats() ->
+    py_nif:log_stats().
+
 %%% Internal
+
+-spec text(unicode:chardata()) -> binary().
+text(Text) ->
+    case unicode:characters_to_binary(Text) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> error(badarg, [Text])
+    end.
+
 
 -spec overloaded() -> {error, {overloaded, non_neg_integer(), pos_integer()} | not_started}.
 overloaded() ->

@@ -31,7 +31,12 @@
     semaphore_release/1,
     semaphore_current/1,
     semaphore_max/1,
-    semaphore_set_max/2
+    semaphore_set_max/2,
+    log_set_receiver/2,
+    log_set_threshold/1,
+    log_set_max_in_flight/1,
+    log_ack/1,
+    log_stats/0
 ]).
 -export([priv_dir/0]).
 
@@ -45,6 +50,7 @@
     reply/0,
     thread_channel/0,
     semaphore/0,
+    log_stats/0,
     handle/0,
     context/0,
     submit_error/0
@@ -74,7 +80,12 @@
     semaphore_release/1,
     semaphore_current/1,
     semaphore_max/1,
-    semaphore_set_max/2
+    semaphore_set_max/2,
+    log_set_receiver/2,
+    log_set_threshold/1,
+    log_set_max_in_flight/1,
+    log_ack/1,
+    log_stats/0
 ]).
 
 -on_load(load/0).
@@ -115,6 +126,14 @@
 -type handle() :: reference().
 %% A NIF resource: the counting semaphore of py_semaphore.
 -type semaphore() :: reference().
+%% Records dropped since the library loaded, records sent to py_logger and not yet
+%% acknowledged, the bound on the latter, and the native level threshold (Python numbers).
+-type log_stats() :: #{
+    dropped := non_neg_integer(),
+    in_flight := non_neg_integer(),
+    max_in_flight := pos_integer(),
+    threshold := integer()
+}.
 %% The second element of the one `{Ref, Reply}' message a job sends to its caller.
 -type reply() ::
     ok
@@ -281,4 +300,33 @@ semaphore_max(_Sem) ->
 %% @doc Change the limit.
 -spec semaphore_set_max(semaphore(), pos_integer()) -> ok.
 semaphore_set_max(_Sem, _Max) ->
+    erlang:nif_error(nif_not_loaded).
+
+%%% Logging (rust/nif/src/nifs/log.rs)
+
+%% @doc Send Python log records to `Receiver' (`undefined': drop them) and set the native
+%% threshold (records with a lower Python level are dropped before anything is built).
+-spec log_set_receiver(pid() | undefined, integer()) -> ok.
+log_set_receiver(_Receiver, _Level) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Set the native threshold (Python level numbers).
+-spec log_set_threshold(integer()) -> ok.
+log_set_threshold(_Level) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Set the bound on records sent and not yet acknowledged; past it records are dropped
+%% and counted.
+-spec log_set_max_in_flight(pos_integer()) -> ok.
+log_set_max_in_flight(_Max) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The receiver handled `N' records.
+-spec log_ack(non_neg_integer()) -> ok.
+log_ack(_N) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Drop count, records in flight, their bound, and the native threshold.
+-spec log_stats() -> log_stats().
+log_stats() ->
     erlang:nif_error(nif_not_loaded).

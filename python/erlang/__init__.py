@@ -8,6 +8,8 @@ Erlang functions registered with ``py:register_function/2,3`` are reachable as
 ``from erlang import name``; any other attribute raises ``AttributeError``.
 """
 
+from __future__ import annotations
+
 from erlang._errors import NotInBeamError
 from erlang._native import (
     ErlangError,
@@ -30,8 +32,17 @@ from erlang.state import (
     state_set,
 )
 
+# `ErlangHandler` and `setup_logging` are imported on first use (see `__getattr__`): importing
+# `logging` would triple the cost of `import erlang`. Type checkers treat this name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from erlang._logging import ErlangHandler, setup_logging
+
 __all__ = [
     "ErlangError",
+    "ErlangHandler",
     "Function",
     "Interrupted",
     "NotInBeamError",
@@ -39,6 +50,7 @@ __all__ = [
     "Ref",
     "binary_to_term",
     "call",
+    "setup_logging",
     "state_clear",
     "state_decr",
     "state_delete",
@@ -50,7 +62,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Function:
+_LAZY = frozenset({"ErlangHandler", "setup_logging"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from erlang import _logging
+
+        return getattr(_logging, name)
     if not name.startswith("__") and _is_registered(name):
         return Function(name)
     raise AttributeError(f"module 'erlang' has no attribute {name!r}")

@@ -11,12 +11,16 @@ __all__ = [
     "Pid",
     "Ref",
     "_is_registered",
+    "_log",
+    "_log_threshold",
     "binary_to_term",
     "call",
     "format_term",
     "mock_current",
     "mock_enter",
+    "mock_erlang_error",
     "mock_exit",
+    "mock_names",
     "term_to_binary",
 ]
 
@@ -61,6 +65,8 @@ def call(*args: Any, **kwargs: Any) -> Any:
     """``call(name, *args)``: call the Erlang function registered as ``name``."""
 
 def _is_registered(name: str) -> bool: ...
+def _log(level: int, logger: str, message: str, meta: dict[str, Any], /) -> None: ...
+def _log_threshold(level: int | None = None, /) -> int: ...
 def term_to_binary(value: object, /) -> bytes:
     """Encode a value in Erlang's external term format, as ``term_to_binary/1`` would."""
 
@@ -85,3 +91,8 @@ def format_term(data: bytes | bytearray, /, max_depth: int = 1000) -> str:
 def mock_enter(beam: object, /) -> None: ...
 def mock_exit(beam: object, /) -> None: ...
 def mock_current(what: str, /) -> Any: ...
+def mock_names(names: list[str], /) -> None:
+    """Make exactly ``names`` resolve as ``erlang.<name>``."""
+
+def mock_erlang_error(erlang_class: str, reason: str, stacktrace: str, /) -> ErlangError:
+    """The ``ErlangError`` raised when an Erlang function fails or is not registered."""

@@ -1,7 +1,8 @@
 %% @doc The Python suite inside the BEAM: `pytest -m embedded tests/python' runs on an
-%% executor, against the NIF's built-in `erlang._native', so the mocked BEAM cannot drift from
-%% the real one; and the external term format of `erlang.term_to_binary' /
-%% `erlang.binary_to_term' is checked against Erlang's own and against the NIF's conversion.
+%% executor, against the NIF's built-in `erlang._native' and real registered functions and
+%% state, so the mocked BEAM cannot drift from the real one; and the external term format of
+%% `erlang.term_to_binary' / `erlang.binary_to_term' is checked against Erlang's own and
+%% against the NIF's conversion.
 -module(py_embedded_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -48,6 +49,7 @@ suite() -> [{timetrap, {minutes, 10}}].
 init_per_suite(Config) ->
     ok = py_test_util:start(),
     ok = py:exec(?RUNNER),
+    ok = register_test_helpers(),
     Config.
 
 end_per_suite(_Config) ->
@@ -91,6 +93,46 @@ binary_to_term_matches_arguments(_Config) ->
      || T <- terms() ++ erlang_only_terms(),
         Bin <- [term_to_binary(T), term_to_binary(T, [{minor_version, 2}])]],
     ok.
+
+%% The `erlang_funcs' fixture of tests/python/conftest.py registers Python functions as Erlang
+%% functions through these two: each registered fun hands its argument list to
+%% `ep_funcs.dispatch' in Python (a nested py:call) and returns what the Python function
+%% returned, or raises what it raised.
+-spec register_test_helpers() -> ok.
+register_test_helpers() ->
+    ok = py:register_function(ep_register_function, fun([Name]) ->
+        ok = py:register_function(Name, fun(Args) -> dispatch(Name, Args) end),
+        none
+    end),
+    py:register_function(ep_unregister_function, fun([Name]) ->
+        ok = py:unregister_function(Name),
+        none
+    end).
+
+%% `ep_funcs.dispatch' returns `("ok", Result)', or `("raise", Class, Reason)' for an
+%% `erlang.testing.ErlangException' (Reason is Erlang text: raised as the term it denotes).
+-spec dispatch(binary(), list()) -> term().
+dispatch(Name, Args) ->
+    case py:call(ep_funcs, dispatch, [Name, Args], #{}, 60000) of
+        {ok, {<<"ok">>, Result}} ->
+            Result;
+        {ok, {<<"raise">>, Class, Reason}} ->
+            erlang:raise(binary_to_existing_atom(Class, utf8), parse_term(Reason), []);
+        {error, Error} ->
+            error(Error)
+    end.
+
+-spec parse_term(binary()) -> term().
+parse_term(Text) ->
+    case erl_scan:string(unicode:characters_to_list(Text) ++ ".") of
+        {ok, Tokens, _} ->
+            case erl_parse:parse_term(Tokens) of
+                {ok, Term} -> Term;
+                {error, _} -> Text
+            end;
+        {error, _, _} ->
+            Text
+    end.
 
 %% Terms that come back from Python unchanged.
 -spec terms() -> [term()].

@@ -10,16 +10,23 @@ a test sees what Erlang would see::
         assert beam.roundtrip({"a": (1, None)}) == {"a": (1, None)}
         assert str(beam.to_erlang({"a": (1, None)})) == '#{<<"a">> => {1,none}}'
 
+It also stands in for the Erlang functions that Python code calls: ``erlang.call``,
+``erlang.<name>``, ``from erlang import name`` and ``erlang.Function`` reach the Python callables
+registered with ``MockBeam.register_function`` (as Erlang code registers funs with
+``py:register_function/2``), and ``erlang.state_*`` reach a shared store with the semantics of
+erlang_python's ``py_state`` (``MockBeam.state``).
+
 With pytest, the ``beam`` fixture (plugin ``erlang.testing.plugin``, registered by the
 ``erlang`` package) gives a ``MockBeam`` that is active for one test. Outside any BEAM, real or
 mocked, calls that need one raise ``erlang.NotInBeamError``.
 
-Plugging a feature in (for maintainers): a BEAM-only function of ``erlang._native`` reaches the
-active mock through ``mock::current`` in ``rust/pyext/src/mock.rs`` (which raises
-``NotInBeamError`` when there is none) and calls a private method of ``MockBeam`` named after
-the feature, passing values as external term format bytes (``MockHandles.term_to_binary``) so
-that they go through the conversion rules. The feature's registry, the part tests fill in and
-inspect, is a public attribute created in ``MockBeam.__init__`` and documented there.
+How a feature plugs in (for maintainers): core's callback backend of the pip extension
+(``rust/pyext/src/mock.rs``) hands every ``erlang.call`` to ``MockBeam._erlang_call`` of the
+current mock, which converts the arguments and the result with the mock's ``MockHandles`` (the
+external term format codec of ``rust/core``) and turns failures into ``erlang.ErlangError`` with
+the native ``mock_erlang_error``. A feature that Python reaches through ``erlang.call`` (as
+``state_*`` does) registers built-in functions in ``MockBeam.__init__`` and keeps its registry,
+the part tests fill in and inspect, in a public attribute documented there.
 
 The mock is process-wide, like the BEAM: while a ``MockBeam`` is active, every thread sees it.
 """
@@ -28,13 +35,27 @@ The mock is process-wide, like the BEAM: while a ``MockBeam`` is active, every t
 # must still import (pytest loads the plugin there too).
 from __future__ import annotations
 
+import inspect
+import threading
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, final
+from typing import Any, Self, TypeVar, final
 
 from erlang import _native
 from erlang._errors import NotInBeamError
 
-__all__ = ["MockBeam", "Term"]
+__all__ = ["ErlangException", "MockBeam", "MockState", "Term"]
+
+_T = TypeVar("_T")
+
+# Guards the active-mock stack and core's name registry together: the names that
+# `erlang.<name>` resolves are always those of the current mock.
+_names_lock = threading.Lock()
+
+# The Erlang classes of exceptions (`erlang:raise/3`).
+_CLASSES = ("error", "exit", "throw")
 
 
 @final
@@ -72,21 +93,203 @@ class Term:
         return hash(self._etf)
 
 
+class ErlangException(Exception):
+    """Raised by a function registered on the mock to fail as an Erlang function fails.
+
+    ``raise ErlangException("throw", "{not_found,42}")`` in a registered function makes the
+    ``erlang.call`` that called it raise ``erlang.ErlangError`` with ``erlang_class`` ``'throw'``
+    and ``reason`` ``'{not_found,42}'``: the class of an Erlang exception (``'error'``,
+    ``'exit'`` or ``'throw'``) and its reason as the BEAM prints it (Erlang syntax, ``~tp``).
+    ``stacktrace`` defaults to the Python stack where the exception was raised.
+
+    Any other exception raised by a registered function fails the call as an Erlang ``error``
+    whose reason is the exception's ``repr()``.
+    """
+
+    def __init__(self, erlang_class: str, reason: str, stacktrace: str | None = None) -> None:
+        if erlang_class not in _CLASSES:
+            raise ValueError(
+                f"erlang_class must be 'error', 'exit' or 'throw', not {erlang_class!r}"
+            )
+        super().__init__(erlang_class, reason)
+        self.erlang_class = erlang_class
+        self.reason = reason
+        self.stacktrace = stacktrace
+
+    def __str__(self) -> str:
+        return f"{self.erlang_class}: {self.reason}"
+
+
+def _function_clause() -> ErlangException:
+    """What an Erlang fun raises when no clause matches its argument list."""
+    return ErlangException("error", "function_clause")
+
+
+@dataclass(frozen=True, slots=True)
+class _Function:
+    """A function registered on a mock."""
+
+    fn: Callable[..., object]
+    # Python's positional arguments as separate arguments rather than one list.
+    spread: bool = False
+    # A built-in: gets the arguments as external term format bytes, returns the Python result.
+    builtin: bool = False
+
+
+class MockState(MutableMapping[Any, Any]):
+    """The shared state of a mocked BEAM (``MockBeam.state``): what ``erlang.state_*`` see.
+
+    The store holds Erlang terms, as erlang_python's ``py_state`` table does: keys match when
+    they are the same Erlang term (``"k"`` and ``b"k"`` are one key, the binary ``<<"k">>``;
+    ``1`` and ``1.0`` are two). As a mapping it shows the Python view: ``state["hits"] = 3``
+    stores what ``erlang.state_set("hits", 3)`` stores, ``state["hits"]`` reads what
+    ``erlang.state_get("hits")`` returns, and iterating gives the keys as ``erlang.state_keys()``
+    does (a key set as ``b"k"`` comes back as ``"k"``). Creating a key past
+    ``MockBeam(state_max_keys=...)`` raises ``erlang.ErlangError``, as ``state_set`` does.
+
+    It works while its mock is active (else ``erlang.NotInBeamError``), and it is emptied when the
+    mock exits, as the BEAM's state is when erlang_python stops. Operations are atomic under
+    threads.
+    """
+
+    def __init__(self, beam: MockBeam, max_keys: int) -> None:
+        self._beam = beam
+        self._max_keys = max_keys
+        # Key term => value term, both in the external term format (canonical: one term, one
+        # encoding), in creation order.
+        self._terms: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def max_keys(self) -> int:
+        """How many keys the store holds at most (``MockBeam(state_max_keys=...)``)."""
+        return self._max_keys
+
+    def __getitem__(self, key: object) -> Any:
+        handles = self._beam._active("state")
+        with self._lock:
+            value = self._terms.get(handles.term_to_binary(key))
+        if value is None:
+            raise KeyError(key)
+        return handles.binary_to_term(value)
+
+    def __setitem__(self, key: object, value: object) -> None:
+        handles = self._beam._active("state")
+        try:
+            self._store(handles.term_to_binary(key), handles.term_to_binary(value))
+        except ErlangException as exc:
+            raise _erlang_error(exc) from None
+
+    def __delitem__(self, key: object) -> None:
+        handles = self._beam._active("state")
+        with self._lock:
+            value = self._terms.pop(handles.term_to_binary(key), None)
+        if value is None:
+            raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._python_keys())
+
+    def __len__(self) -> int:
+        self._beam._active("state")
+        return len(self._terms)
+
+    def __repr__(self) -> str:
+        if self._beam._handles is None:
+            return "<erlang.testing.MockState (inactive)>"
+        return f"<erlang.testing.MockState {dict(self)!r}>"
+
+    def _python_keys(self) -> list[Any]:
+        handles = self._beam._active("state")
+        with self._lock:
+            keys = list(self._terms)
+        return [handles.binary_to_term(key) for key in keys]
+
+    # The operations of py_state, on terms.
+
+    def _fetch(self, key: bytes) -> bytes | None:
+        with self._lock:
+            return self._terms.get(key)
+
+    def _store(self, key: bytes, value: bytes) -> None:
+        with self._lock:
+            if key not in self._terms:
+                self._reserve()
+            self._terms[key] = value
+
+    def _remove(self, key: bytes) -> None:
+        with self._lock:
+            self._terms.pop(key, None)
+
+    def _clear(self) -> None:
+        with self._lock:
+            self._terms.clear()
+
+    def _incr(self, handles: _native.MockHandles, key: bytes, n: int) -> int:
+        with self._lock:
+            value = self._terms.get(key)
+            if value is None:
+                self._reserve()
+                new = n
+            else:
+                current = handles.binary_to_term(value)
+                # Only an Erlang integer is counted on (True is the atom `true`).
+                if type(current) is not int:
+                    raise ErlangException("error", "badarg")
+                new = current + n
+            self._terms[key] = handles.term_to_binary(new)
+        return new
+
+    def _reserve(self) -> None:
+        """Room for one more key, or the error of py_state past its bound."""
+        if len(self._terms) >= self._max_keys:
+            raise ErlangException("error", f"{{state_full,{self._max_keys}}}")
+
+
 class MockBeam:
     """A mocked BEAM for code that uses ``erlang`` in plain Python (tests, tooling).
 
-    Use it as a context manager, or through the ``beam`` pytest fixture. While it is active,
-    values go through the conversion rules of the real BEAM: ``to_erlang`` shows the Erlang
-    term a value becomes, ``from_erlang`` the Python value an Erlang term becomes, and
-    ``roundtrip`` does both. A value with no Erlang equivalent travels as an opaque handle, as
-    in the BEAM, and comes back as the same object; handles keep their objects alive until the
-    mock exits. Values that cannot be converted raise the error the real BEAM raises.
+    Use it as a context manager, or through the ``beam`` pytest fixture. While it is active:
+
+    - values go through the conversion rules of the real BEAM: ``to_erlang`` shows the Erlang
+      term a value becomes, ``from_erlang`` the Python value an Erlang term becomes, and
+      ``roundtrip`` does both. A value with no Erlang equivalent travels as an opaque handle, as
+      in the BEAM, and comes back as the same object; handles keep their objects alive until
+      the mock exits. Values that cannot be converted raise the error the real BEAM raises;
+    - ``erlang.call(name, *args)`` (and ``erlang.<name>``, ``erlang.Function``) calls the
+      function registered with ``register_function``; ``erlang.<name>`` and
+      ``from erlang import name`` resolve exactly the registered names. ``calls`` records
+      every call;
+    - ``erlang.state_*`` use ``state``, a store with the semantics of erlang_python's
+      ``py_state``, bounded to ``state_max_keys`` keys.
+
+    Registered functions belong to the mock and stay registered across activations; the state
+    and the handles last one activation. ``state_get``, ``state_set``, ``state_delete``,
+    ``state_keys``, ``state_clear``, ``state_incr`` and ``state_decr`` are registered from the
+    start, as erlang_python registers them when it starts.
     """
 
-    def __init__(self, *, max_depth: int = 1000) -> None:
-        """``max_depth`` bounds nesting, as the ``max_depth`` setting of erlang_python does."""
+    def __init__(self, *, max_depth: int = 1000, state_max_keys: int = 100_000) -> None:
+        """``max_depth`` bounds nesting, as the ``max_depth`` setting of erlang_python does;
+        ``state_max_keys`` bounds the shared state, as its ``state_max_keys`` setting does."""
+        if type(state_max_keys) is not int or state_max_keys < 1:
+            raise ValueError(f"state_max_keys must be a positive int, not {state_max_keys!r}")
         self.max_depth = max_depth
+        self.calls: list[tuple[str, list[Any]]] = []
+        """Every ``erlang.call`` this mock served, in order: the name and the list of
+        arguments as the function received them (unknown names included)."""
+        self.state = MockState(self, state_max_keys)
+        """The shared state that ``erlang.state_*`` read and write (see ``MockState``)."""
         self._handles: _native.MockHandles | None = None
+        self._functions: dict[str, _Function] = {
+            "state_get": _Function(self._state_get, builtin=True),
+            "state_set": _Function(self._state_set, builtin=True),
+            "state_delete": _Function(self._state_delete, builtin=True),
+            "state_keys": _Function(self._state_keys, builtin=True),
+            "state_clear": _Function(self._state_clear, builtin=True),
+            "state_incr": _Function(self._state_incr, builtin=True),
+            "state_decr": _Function(self._state_decr, builtin=True),
+        }
 
     def __enter__(self) -> Self:
         if _native.IN_BEAM:
@@ -94,10 +297,12 @@ class MockBeam:
                 "erlang.testing.MockBeam is for plain Python; this code runs inside the BEAM, "
                 "where erlang is the real thing"
             )
-        if self._handles is not None:
-            raise RuntimeError("this MockBeam is already active")
-        self._handles = _native.MockHandles(self.max_depth)
-        _native.mock_enter(self)
+        with _names_lock:
+            if self._handles is not None:
+                raise RuntimeError("this MockBeam is already active")
+            self._handles = _native.MockHandles(self.max_depth)
+            _native.mock_enter(self)
+            _publish_names()
         return self
 
     def __exit__(
@@ -106,10 +311,13 @@ class MockBeam:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        handles, self._handles = self._handles, None
-        _native.mock_exit(self)
+        with _names_lock:
+            handles, self._handles = self._handles, None
+            _native.mock_exit(self)
+            _publish_names()
+        # erlang_python stopped: its state is gone, and Erlang dropped every handle.
+        self.state._clear()
         if handles is not None:
-            # Erlang dropped every handle: their objects are released.
             handles.clear()
 
     @staticmethod
@@ -122,26 +330,218 @@ class MockBeam:
             raise TypeError(f"the active mock is not a MockBeam: {beam!r}")
         return beam
 
+    def register_function(
+        self, name: str, fn: Callable[..., object], *, spread: bool = False
+    ) -> None:
+        """Make ``fn`` the Erlang function ``name``, as ``py:register_function(Name, Fun)``
+        does in Erlang (registering a name again replaces its function).
+
+        ``fn`` receives **one list holding all positional arguments**, as the Erlang fun does:
+        ``erlang.f()`` calls ``fn([])``, ``erlang.f(1, "a")`` calls ``fn([1, "a"])``, the
+        arguments converted as Erlang receives them and back (a tuple stays a tuple, a set
+        becomes a list). With ``spread=True`` it receives them as separate arguments
+        (``fn(1, "a")``) instead. Its return value is what the call returns in Python, after the
+        same conversion; return a ``Term`` to return an exact Erlang term.
+
+        ``fn`` may be an ``async def`` function (or return any awaitable): a synchronous
+        ``erlang.call`` awaits it on a private event loop, in a helper thread when the calling
+        thread is running a loop. An ``ErlangException`` it raises fails the call with that
+        class and reason; any other exception as an Erlang ``error`` (see
+        ``ErlangException``). Both reach the caller as ``erlang.ErlangError``.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        with _names_lock:
+            self._functions[name] = _Function(fn, spread=spread)
+            if self._is_current():
+                _publish_names()
+
+    def unregister_function(self, name: str) -> None:
+        """Forget ``name``, as ``py:unregister_function(Name)`` does (nothing happens when it
+        is not registered): ``erlang.name`` raises ``AttributeError`` again, and calling it
+        raises ``erlang.ErlangError`` (``not_found``)."""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        with _names_lock:
+            self._functions.pop(name, None)
+            if self._is_current():
+                _publish_names()
+
     def to_erlang(self, value: object) -> Term:
         """The Erlang term that ``value`` becomes when Python hands it to Erlang."""
-        return Term(self._active("to_erlang").term_to_binary(value))
+        return Term(self._active("to_erlang()").term_to_binary(value))
 
     def from_erlang(self, term: Term | bytes | bytearray) -> Any:
         """The Python value that an Erlang term (a ``Term``, or external term format bytes
         such as Erlang's ``term_to_binary/1`` gives) becomes when Erlang hands it to Python."""
         data = term.etf if isinstance(term, Term) else term
-        return self._active("from_erlang").binary_to_term(data)
+        return self._active("from_erlang()").binary_to_term(data)
 
     def roundtrip(self, value: object) -> Any:
         """``value`` after a trip to Erlang and back: what Python gets when Erlang returns the
         term it received (tuples stay tuples, sets come back as lists, atoms as str)."""
-        handles = self._active("roundtrip")
+        handles = self._active("roundtrip()")
         return handles.binary_to_term(handles.term_to_binary(value))
 
     def _active(self, method: str) -> _native.MockHandles:
-        if self._handles is None:
+        handles = self._handles
+        if handles is None:
             raise NotInBeamError(
-                f"MockBeam.{method}() needs an active mock: call it inside "
-                "`with MockBeam() as beam:`, or use the `beam` pytest fixture"
+                f"MockBeam.{method} needs an active mock: use it inside "
+                "`with MockBeam() as beam:`, or the `beam` pytest fixture"
             )
-        return self._handles
+        return handles
+
+    def _is_current(self) -> bool:
+        return self._handles is not None and _current() is self
+
+    def _erlang_call(self, name: str, args: tuple[object, ...]) -> Any:
+        """``erlang.call(name, *args)``, from the native backend: each argument becomes an
+        Erlang term as the BEAM converts it (raising what the BEAM raises), the function runs,
+        and its result comes back through the conversion rules."""
+        handles = self._active("erlang.call")
+        terms = [handles.term_to_binary(arg) for arg in args]
+        self.calls.append((name, [handles.binary_to_term(term) for term in terms]))
+        function = self._functions.get(name)
+        if function is None:
+            raise _native.mock_erlang_error("not_found", name, "")
+        try:
+            if function.builtin:
+                return function.fn(handles, terms)
+            received = [handles.binary_to_term(term) for term in terms]
+            result = function.fn(*received) if function.spread else function.fn(received)
+            if inspect.isawaitable(result):
+                result = _wait_for(result)
+        except ErlangException as exc:
+            failure = _erlang_error(exc)
+        except Exception as exc:
+            failure = _native.mock_erlang_error("error", repr(exc), _stack(exc))
+        else:
+            etf = result.etf if isinstance(result, Term) else handles.term_to_binary(result)
+            return handles.binary_to_term(etf)
+        raise failure from None
+
+    # The state_* functions, as py_state defines them: each receives the argument list and
+    # raises function_clause when it does not match.
+
+    def _state_get(self, handles: _native.MockHandles, args: list[bytes]) -> Any:
+        match args:
+            case [key]:
+                default = None
+            case [key, term]:
+                default = handles.binary_to_term(term)
+            case _:
+                raise _function_clause()
+        value = self.state._fetch(key)
+        return default if value is None else handles.binary_to_term(value)
+
+    def _state_set(self, handles: _native.MockHandles, args: list[bytes]) -> None:
+        match args:
+            case [key, value]:
+                self.state._store(key, value)
+            case _:
+                raise _function_clause()
+
+    def _state_delete(self, handles: _native.MockHandles, args: list[bytes]) -> None:
+        match args:
+            case [key]:
+                self.state._remove(key)
+            case _:
+                raise _function_clause()
+
+    def _state_keys(self, handles: _native.MockHandles, args: list[bytes]) -> list[Any]:
+        if args:
+            raise _function_clause()
+        return self.state._python_keys()
+
+    def _state_clear(self, handles: _native.MockHandles, args: list[bytes]) -> None:
+        if args:
+            raise _function_clause()
+        self.state._clear()
+
+    def _state_incr(self, handles: _native.MockHandles, args: list[bytes]) -> int:
+        key, n = _counter_args(handles, args)
+        return self.state._incr(handles, key, n)
+
+    def _state_decr(self, handles: _native.MockHandles, args: list[bytes]) -> int:
+        key, n = _counter_args(handles, args)
+        return self.state._incr(handles, key, -n)
+
+
+def _counter_args(handles: _native.MockHandles, args: list[bytes]) -> tuple[bytes, int]:
+    """``[Key]`` or ``[Key, N]`` with an integer ``N``, as ``state_incr/1`` matches them."""
+    match args:
+        case [key]:
+            return key, 1
+        case [key, term]:
+            n = handles.binary_to_term(term)
+            if type(n) is int:
+                return key, n
+    raise _function_clause()
+
+
+def _erlang_error(exc: ErlangException) -> BaseException:
+    """The ``erlang.ErlangError`` that the caller of a function raising ``exc`` gets."""
+    stack = _stack(exc) if exc.stacktrace is None else exc.stacktrace
+    return _native.mock_erlang_error(exc.erlang_class, exc.reason, stack)
+
+
+def _stack(exc: BaseException) -> str:
+    """The Python stack of ``exc`` below the mock's frame that caught it, as text."""
+    tb = exc.__traceback__
+    return "".join(traceback.format_tb(tb.tb_next if tb is not None else None))
+
+
+def _current() -> object:
+    """The active mock, or None."""
+    try:
+        return _native.mock_current("erlang.testing")
+    except NotInBeamError:
+        return None
+
+
+def _publish_names() -> None:
+    """Core's name registry (what ``erlang.<name>`` resolves) is process-wide, like the BEAM's:
+    make it hold the current mock's names, or none. Called with ``_names_lock`` held."""
+    current = _current()
+    names = list(current._functions) if isinstance(current, MockBeam) else []
+    _native.mock_names(names)
+
+
+def _wait_for(awaitable: Awaitable[_T]) -> _T:
+    """The result of an async registered function for a synchronous ``erlang.call``: awaited on
+    a private event loop (never the caller's: a thread that runs a loop cannot run another, so
+    the loop then runs in a helper thread while the caller waits, as a synchronous call into
+    the BEAM blocks it)."""
+    import asyncio
+
+    async def wait() -> _T:
+        return await awaitable
+
+    def run() -> _T:
+        # A loop factory keeps the loop private: the thread's current event loop is untouched.
+        with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+            return runner.run(wait())
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    outcome: list[tuple[bool, Any]] = []
+
+    def helper() -> None:
+        try:
+            outcome.append((True, run()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=helper, name="erlang.testing async function")
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: _T = value
+    return result

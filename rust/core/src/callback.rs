@@ -2,9 +2,11 @@
 //! registry of Erlang function names that drives `erlang.<name>` attribute access.
 //!
 //! Where the call goes is the [`Backend`]'s business: the NIF sends it to the BEAM (design.md
-//! invariant 4), the pip extension to the mocked BEAM of `erlang.testing`. Without a backend
-//! (plain Python, no mock) calls raise `erlang.NotInBeamError`. Any thread; the backend decides
-//! how to wait (always with the GIL released).
+//! invariant 4), the pip extension to the active mocked BEAM of `erlang.testing`. With no BEAM
+//! to reach (no backend, or no active mock) calls raise `erlang.NotInBeamError`
+//! ([`not_in_beam_for`]). The name registry is process-wide: the NIF fills it from
+//! `py:register_function`, the pip extension with the names of the current mock. Any thread;
+//! the backend decides how to wait (always with the GIL released).
 
 use std::collections::HashSet;
 use std::sync::{OnceLock, RwLock};
@@ -60,6 +62,13 @@ pub fn unregister_name(name: &str) {
     }
 }
 
+/// Makes exactly `names` resolve, in one step (the mocked BEAM that became current).
+pub fn set_names<I: IntoIterator<Item = String>>(names: I) {
+    if let Ok(mut registry) = NAMES.write() {
+        *registry = Some(names.into_iter().collect());
+    }
+}
+
 /// Forgets every name (the registry's owner stopped).
 pub fn clear_names() {
     if let Ok(mut names) = NAMES.write() {
@@ -101,20 +110,23 @@ fn backend_call<'py>(
     }
 }
 
-/// `erlang.NotInBeamError` (defined by the pure-Python package), or a RuntimeError when the
-/// package is not importable.
+/// `erlang.NotInBeamError` for `erlang.call`; see [`not_in_beam_for`].
 pub fn not_in_beam(py: Python<'_>) -> PyErr {
-    let message = "erlang.call needs the BEAM: run this code inside erlang_python, or use \
-                   erlang.testing (the `beam` pytest fixture or `with erlang.testing.MockBeam():`)";
-    match py
-        .import("erlang")
-        .and_then(|m| m.getattr("NotInBeamError"))
-    {
-        Ok(cls) => match cls.call1((message,)) {
-            Ok(exc) => PyErr::from_value(exc),
-            Err(e) => e,
-        },
-        Err(_) => PyRuntimeError::new_err(message),
+    not_in_beam_for(py, "erlang.call")
+}
+
+/// `erlang.NotInBeamError` for `what` (the call that needs the BEAM), built by
+/// `erlang._errors.not_in_beam` so that the message is written once, in Python, where the
+/// exception class lives. A `RuntimeError` when the pure-Python package is not importable.
+pub fn not_in_beam_for(py: Python<'_>, what: &str) -> PyErr {
+    let made = py
+        .import("erlang._errors")
+        .and_then(|errors| errors.call_method1("not_in_beam", (what,)));
+    match made {
+        Ok(exc) => PyErr::from_value(exc),
+        Err(err) => PyRuntimeError::new_err(format!(
+            "{what} needs the BEAM, and the erlang package is not importable: {err}"
+        )),
     }
 }
 

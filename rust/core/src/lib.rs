@@ -6,6 +6,7 @@
 //! - [`callback`]: `erlang.call`, `erlang.Function`, `erlang.ErlangError` and the [`callback::Backend`]
 //!   trait through which they reach the BEAM (real or mocked).
 //! - [`types`]: the `erlang.Pid` and `erlang.Ref` Python classes.
+//! - [`log`]: `erlang._native._log`, its native level threshold and the [`log::LogSink`] trait.
 //! - [`native`]: the body of the `erlang._native` Python module.
 //! - [`etf`]: the few pieces of Erlang's external term format the rules need (bignums, pid and
 //!   reference identity).
@@ -21,6 +22,7 @@ pub mod convert;
 pub mod error;
 pub mod etf;
 pub mod ext;
+pub mod log;
 pub mod native;
 pub mod types;
 

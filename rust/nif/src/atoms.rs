@@ -39,4 +39,9 @@ rustler::atoms! {
     bound,
     not_bound,
     no_workers_available,
+    py_log,
+    dropped,
+    in_flight,
+    max_in_flight,
+    threshold,
 }

@@ -8,6 +8,7 @@ mod atoms;
 mod callback;
 mod executor;
 mod interp;
+mod log;
 mod native;
 mod nifs;
 mod setup;

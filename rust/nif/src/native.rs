@@ -16,6 +16,8 @@ pub fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::native::populate(module)?;
     erlang_python_core::callback::populate(module)?;
     erlang_python_core::callback::set_backend(Box::new(crate::callback::BeamBackend));
+    erlang_python_core::log::populate(module)?;
+    erlang_python_core::log::set_log_sink(Box::new(crate::log::BeamLogSink));
     module.add_function(wrap_pyfunction!(sleep, module)?)?;
     module.add("IN_BEAM", true)?;
     Ok(())

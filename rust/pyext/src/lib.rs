@@ -1,6 +1,6 @@
 //! `erlang._native` for plain Python (the pip wheel): the shared module body from core, outside
-//! the BEAM, plus the native half of the mocked BEAM ([`mock`]). Runs on whatever thread
-//! imports or calls it.
+//! the BEAM, plus the native half of the mocked BEAM ([`mock`]), which is core's callback
+//! backend here. Runs on whatever thread imports or calls it.
 
 pub mod mock;
 
@@ -12,7 +12,9 @@ use pyo3::prelude::*;
 fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::native::populate(module)?;
     erlang_python_core::callback::populate(module)?;
+    erlang_python_core::log::populate(module)?;
     mock::register(module)?;
+    erlang_python_core::callback::set_backend(Box::new(mock::MockBackend));
     module.add("IN_BEAM", false)?;
     Ok(())
 }

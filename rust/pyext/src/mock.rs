@@ -1,13 +1,16 @@
 //! The mocked BEAM's native half (plain Python only; `erlang.testing` drives it).
 //!
-//! - The backend slot: `mock_enter` / `mock_exit` push and pop the active
+//! - The active-mock slot: `mock_enter` / `mock_exit` push and pop the active
 //!   `erlang.testing.MockBeam`, and [`current`] hands it to whatever needs "the BEAM" (it raises
 //!   `erlang.NotInBeamError` outside a mock); the Python-visible `mock_current` is the same
-//!   lookup. A BEAM-only feature plugs in here: the pip extension's implementation of core's
-//!   `callback::Backend` (installed with `callback::set_backend` in the module initialiser)
-//!   does `current(py, "erlang.call")?` and calls a private method of that `MockBeam`, which
-//!   holds the feature's registry (the Python callables registered as Erlang functions) and
-//!   passes values through `MockHandles` so that they follow the conversion rules.
+//!   lookup.
+//! - [`MockBackend`], core's `callback::Backend` for the pip extension (installed by the module
+//!   initialiser): `erlang.call` goes to `MockBeam._erlang_call` of the current mock, which
+//!   holds the registered Python callables and the shared state and passes every value through
+//!   its `MockHandles`, so that arguments and results follow the conversion rules.
+//! - `mock_names` sets core's process-wide name registry (what `erlang.<name>` resolves) to the
+//!   current mock's function names; `mock_erlang_error` builds the `erlang.ErlangError` of a
+//!   failed function with core's `callback::erlang_error`, as the NIF does.
 //! - `MockHandles`: the handle table of one mocked BEAM, with the external term format
 //!   functions that use it (opaque objects become references of `ext::HANDLE_NODE`).
 //! - `format_term`: external term format bytes printed in Erlang syntax.
@@ -15,12 +18,14 @@
 //! Runs on whichever thread holds the GIL; the slot is a Python list, so it is as thread-safe
 //! as list operations (also on free-threaded builds).
 
+use erlang_python_core::callback::{self, Backend};
 use erlang_python_core::convert::Options;
 use erlang_python_core::ext::{self, HandleTable};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 /// The active mocks, innermost last.
 static ACTIVE: PyOnceLock<Py<PyList>> = PyOnceLock::new();
@@ -33,22 +38,34 @@ fn active(py: Python<'_>) -> &Bound<'_, PyList> {
 
 /// The active mocked BEAM, or `erlang.NotInBeamError` naming `what` (the call that needs it).
 pub fn current<'py>(py: Python<'py>, what: &str) -> PyResult<Bound<'py, PyAny>> {
+    innermost(py)?.ok_or_else(|| callback::not_in_beam_for(py, what))
+}
+
+fn innermost(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     let stack = active(py);
     match stack.len() {
-        0 => Err(not_in_beam(py, what)),
-        n => stack.get_item(n - 1),
+        0 => Ok(None),
+        n => stack.get_item(n - 1).map(Some),
     }
 }
 
-/// `erlang.NotInBeamError` for `what`, built by `erlang._errors.not_in_beam` (one message, in
-/// Python, where the exception class lives).
-fn not_in_beam(py: Python<'_>, what: &str) -> PyErr {
-    let made = py
-        .import("erlang._errors")
-        .and_then(|errors| errors.call_method1("not_in_beam", (what,)));
-    match made {
-        Ok(exc) => PyErr::from_value(exc),
-        Err(err) => err,
+/// `erlang.call` in plain Python: served by the current mocked BEAM.
+pub struct MockBackend;
+
+impl Backend for MockBackend {
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(beam) = innermost(py)? else {
+            return Err(callback::not_in_beam_for(
+                py,
+                &format!("erlang.call('{name}')"),
+            ));
+        };
+        beam.call_method1(intern!(py, "_erlang_call"), (name, args))
     }
 }
 
@@ -127,6 +144,29 @@ impl MockHandles {
     }
 }
 
+/// Makes exactly `names` resolve as `erlang.<name>` (the current mock's functions).
+#[pyfunction]
+#[pyo3(signature = (names, /))]
+fn mock_names(names: Vec<String>) {
+    callback::set_names(names);
+}
+
+/// The `erlang.ErlangError` that Python code sees when an Erlang function fails (class
+/// `'error'`, `'exit'` or `'throw'`) or is not registered (`'not_found'`, `reason` the name).
+#[pyfunction]
+#[pyo3(signature = (erlang_class, reason, stacktrace, /))]
+fn mock_erlang_error<'py>(
+    py: Python<'py>,
+    erlang_class: &str,
+    reason: &str,
+    stacktrace: &str,
+) -> Bound<'py, PyAny> {
+    callback::erlang_error(py, erlang_class, reason, stacktrace)
+        .into_value(py)
+        .into_bound(py)
+        .into_any()
+}
+
 /// External term format bytes in Erlang syntax, e.g. `#{<<"a">> => {1,none}}`.
 #[pyfunction]
 #[pyo3(signature = (data, /, max_depth = 1000))]
@@ -140,6 +180,8 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(mock_enter, module)?)?;
     module.add_function(wrap_pyfunction!(mock_exit, module)?)?;
     module.add_function(wrap_pyfunction!(mock_current, module)?)?;
+    module.add_function(wrap_pyfunction!(mock_names, module)?)?;
+    module.add_function(wrap_pyfunction!(mock_erlang_error, module)?)?;
     module.add_function(wrap_pyfunction!(format_term, module)?)?;
     Ok(())
 }

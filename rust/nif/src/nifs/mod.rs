@@ -1,8 +1,9 @@
 //! The NIF functions, grouped as `py_nif.erl` groups its stubs: `interp`, `pool`, `job`,
-//! `callback`, `semaphore`.
+//! `callback`, `semaphore`, `log`.
 
 pub mod callback;
 pub mod interp;
 pub mod job;
+pub mod log;
 pub mod pool;
 pub mod semaphore;

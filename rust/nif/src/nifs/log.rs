@@ -1,0 +1,62 @@
+//! `log_*`: the Erlang half of Python logging (see `crate::log`). Normal schedulers; each is a
+//! few atomic operations.
+
+use rustler::{Encoder, Env, NifResult, Term};
+
+use crate::atoms;
+use crate::log;
+
+/// Sets the receiver of `{py_log, ...}` messages (`undefined` clears it) and the threshold.
+#[rustler::nif]
+fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResult<Term<'a>> {
+    if receiver == atoms::undefined().encode(env) {
+        log::set_receiver(None);
+    } else {
+        log::set_receiver(Some(receiver.decode()?));
+    }
+    erlang_python_core::log::set_threshold(level);
+    Ok(atoms::ok().encode(env))
+}
+
+/// Sets the native threshold (Python level numbers: records below it are dropped).
+#[rustler::nif]
+fn log_set_threshold(level: i32) -> rustler::Atom {
+    erlang_python_core::log::set_threshold(level);
+    atoms::ok()
+}
+
+/// Sets the bound on records sent but not yet acknowledged.
+#[rustler::nif]
+fn log_set_max_in_flight(max: usize) -> NifResult<rustler::Atom> {
+    if max == 0 {
+        return Err(rustler::Error::BadArg);
+    }
+    log::set_max_in_flight(max);
+    Ok(atoms::ok())
+}
+
+/// The receiver handled `N` records.
+#[rustler::nif]
+fn log_ack(n: usize) -> rustler::Atom {
+    log::ack(n);
+    atoms::ok()
+}
+
+/// `#{dropped, in_flight, max_in_flight, threshold}`.
+#[rustler::nif]
+fn log_stats(env: Env<'_>) -> NifResult<Term<'_>> {
+    let (dropped, in_flight, max) = log::stats();
+    let keys = [
+        atoms::dropped().encode(env),
+        atoms::in_flight().encode(env),
+        atoms::max_in_flight().encode(env),
+        atoms::threshold().encode(env),
+    ];
+    let values = [
+        dropped.encode(env),
+        in_flight.encode(env),
+        max.encode(env),
+        erlang_python_core::log::threshold().encode(env),
+    ];
+    Term::map_from_term_arrays(env, &keys, &values).map_err(|_| rustler::Error::BadArg)
+}

@@ -1,0 +1,290 @@
+%% @doc Python logging into OTP logger: level mapping, metadata, the native threshold,
+%% configure twice, every kind of Python thread, exception text, overload (drop and count)
+%% and bad inputs.
+-module(py_logging_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+%% logger handler callback: forwards python-domain events to the test process.
+-export([log/2]).
+
+-export([
+    level_mapping/1,
+    metadata/1,
+    direct_log_meta_repr/1,
+    threshold_filters_natively/1,
+    configure_twice_one_handler/1,
+    from_threading_thread/1,
+    from_asyncio_task/1,
+    from_concurrent_executor/1,
+    exception_text/1,
+    format_option/1,
+    burst_drops_and_counts/1,
+    bad_inputs/1
+]).
+
+-define(HANDLER, py_logging_suite_fwd).
+
+-spec all() -> [atom()].
+all() -> py_test_util:cases(?MODULE).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {minutes, 3}}].
+
+-spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_suite(Config) ->
+    ok = py_test_util:start(),
+    #{level := Primary} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, all),
+    %% Keep Python records off the console; the test handler sees them.
+    _ = logger:add_handler_filter(default, no_python,
+                                  {fun logger_filters:domain/2, {stop, sub, [python]}}),
+    ok = py:exec(<<"import logging, erlang">>),
+    [{primary_level, Primary} | Config].
+
+-spec end_per_suite(ct_suite:ct_config()) -> ok.
+end_per_suite(Config) ->
+    ok = logger:set_primary_config(level, ?config(primary_level, Config)),
+    _ = logger:remove_handler_filter(default, no_python),
+    ok = py_test_util:stop().
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(_Case, Config) ->
+    ok = py_test_util:start(),
+    ok = logger:add_handler(?HANDLER, ?MODULE, #{
+        config => #{pid => self()},
+        filter_default => stop,
+        filters => [{python, {fun logger_filters:domain/2, {log, sub, [python]}}}]
+    }),
+    ok = py:configure_logging(#{level => debug}),
+    py_test_util:flush(),
+    Config.
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(_Case, _Config) ->
+    _ = logger:remove_handler(?HANDLER),
+    py_test_util:flush().
+
+%% @private
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(Event, #{config := #{pid := Pid}}) ->
+    Pid ! {logged, Event},
+    ok.
+
+%%% ---------------------------------------------------------------- helpers
+
+-spec exec(iolist()) -> ok.
+exec(Lines) ->
+    ok = py:exec(iolist_to_binary([[L, $\n] || L <- Lines])).
+
+-spec next_event() -> {atom(), binary(), binary(), map()}.
+next_event() ->
+    receive
+        {logged, #{level := Level, msg := {"~ts", [Msg]}, meta := Meta}} ->
+            #{py_logger := Name, py_meta := PyMeta, domain := [python]} = Meta,
+            {Level, Name, Msg, PyMeta}
+    after 5000 ->
+        ct:fail(no_log_event)
+    end.
+
+%%% ---------------------------------------------------------------- cases
+
+%% @doc Python levels map to debug/info/warning/error/critical, in order, with name and text.
+-spec level_mapping(ct_suite:ct_config()) -> term().
+level_mapping(_Config) ->
+    exec([
+        "_l = logging.getLogger('t.map')",
+        "for _n in (10, 20, 30, 40, 50, 45):",
+        "    _l.log(_n, 'level %d', _n)"
+    ]),
+    [
+        {debug, <<"t.map">>, <<"level 10">>, _},
+        {info, _, <<"level 20">>, _},
+        {warning, _, <<"level 30">>, _},
+        {error, _, <<"level 40">>, _},
+        {critical, _, <<"level 50">>, _},
+        {critical, _, <<"level 45">>, _}
+    ] = [next_event() || _ <- lists:seq(1, 6)],
+    py_test_util:assert_no_message(50).
+
+%% @doc Metadata carries module, line, function, thread, process and the extra fields
+%% (unconvertible ones as repr).
+-spec metadata(ct_suite:ct_config()) -> term().
+metadata(_Config) ->
+    exec([
+        "def _meta_fn():",
+        "    logging.getLogger('t.meta').warning('hello', extra={'user': 'bob', 'n': 3,",
+        "        'obj': object(), 'tags': ['a', 1]})",
+        "_meta_fn()"
+    ]),
+    {warning, <<"t.meta">>, <<"hello">>, Meta} = next_event(),
+    #{
+        <<"funcName">> := <<"_meta_fn">>,
+        <<"lineno">> := 2,
+        <<"module">> := _,
+        <<"thread">> := Thread,
+        <<"threadName">> := _,
+        <<"process">> := OsPid,
+        <<"extra">> := #{
+            <<"user">> := <<"bob">>,
+            <<"n">> := 3,
+            <<"obj">> := <<"<object object at ", _/binary>>,
+            <<"tags">> := [<<"a">>, 1]
+        }
+    } = Meta,
+    true = is_integer(Thread),
+    OsPid = list_to_integer(os:getpid()).
+
+%% @doc A direct _log call with objects that have no term in its metadata sends their repr
+%% (no opaque handle keeps them alive from a log event); non-string keys are skipped.
+-spec direct_log_meta_repr(ct_suite:ct_config()) -> term().
+direct_log_meta_repr(_Config) ->
+    exec(["erlang._native._log(30, 't.direct', 'msg', {'o': object(), 'l': [object(), 1],",
+          "                      1: 'skipped', 'ok': {'a': 1.5}})"]),
+    {warning, <<"t.direct">>, <<"msg">>, Meta} = next_event(),
+    #{<<"o">> := <<"<object object at ", _/binary>>,
+      <<"l">> := [<<"<object object at ", _/binary>>, 1],
+      <<"ok">> := #{<<"a">> := 1.5}} = Meta,
+    3 = map_size(Meta).
+
+%% @doc Below the native threshold, _log sends nothing (checked with py_logger suspended:
+%% nothing is in flight), and Python's own level filters too.
+-spec threshold_filters_natively(ct_suite:ct_config()) -> term().
+threshold_filters_natively(_Config) ->
+    ok = py:configure_logging(#{level => warning}),
+    #{threshold := 30} = py:logging_stats(),
+    ok = sys:suspend(py_logger),
+    try
+        #{in_flight := 0} = py:logging_stats(),
+        exec(["erlang._native._log(20, 't.thr', 'below', {})",
+              "logging.getLogger('t.thr').info('below too')"]),
+        #{in_flight := 0} = py:logging_stats(),
+        exec(["erlang._native._log(30, 't.thr', 'at', {})"]),
+        #{in_flight := 1} = py:logging_stats()
+    after
+        ok = sys:resume(py_logger)
+    end,
+    {warning, <<"t.thr">>, <<"at">>, #{}} = next_event(),
+    py_test_util:assert_no_message(50).
+
+%% @doc configure_logging twice leaves exactly one ErlangHandler: one record, one event.
+-spec configure_twice_one_handler(ct_suite:ct_config()) -> term().
+configure_twice_one_handler(_Config) ->
+    ok = py:configure_logging(#{level => info}),
+    ok = py:configure_logging(),
+    {ok, 1} = py:eval(<<"sum(isinstance(h, erlang.ErlangHandler) "
+                        "for h in logging.getLogger().handlers)">>),
+    exec(["logging.getLogger('t.twice').error('once')"]),
+    {error, <<"t.twice">>, <<"once">>, _} = next_event(),
+    py_test_util:assert_no_message(100).
+
+%% @doc Records logged by a threading.Thread arrive, with that thread's name.
+-spec from_threading_thread(ct_suite:ct_config()) -> term().
+from_threading_thread(_Config) ->
+    exec([
+        "import threading",
+        "_t = threading.Thread(target=lambda: logging.getLogger('t.th').info('from thread'),",
+        "                      name='py-worker-x')",
+        "_t.start(); _t.join()"
+    ]),
+    {info, <<"t.th">>, <<"from thread">>, #{<<"threadName">> := <<"py-worker-x">>}} =
+        next_event().
+
+%% @doc Records logged by an asyncio task arrive (with the task name on 3.12+).
+-spec from_asyncio_task(ct_suite:ct_config()) -> term().
+from_asyncio_task(_Config) ->
+    %% asyncio logs its selector choice at debug level.
+    ok = py:configure_logging(#{level => info}),
+    exec([
+        "import asyncio",
+        "async def _task():",
+        "    logging.getLogger('t.aio').info('from task')",
+        "async def _main():",
+        "    await asyncio.create_task(_task(), name='log-task')",
+        "asyncio.run(_main())"
+    ]),
+    {info, <<"t.aio">>, <<"from task">>, Meta} = next_event(),
+    case py:eval(<<"__import__('sys').version_info >= (3, 12)">>) of
+        {ok, true} -> #{<<"taskName">> := <<"log-task">>} = Meta;
+        {ok, false} -> ok
+    end.
+
+%% @doc Records logged from a concurrent.futures pool and from several executors at once
+%% all arrive.
+-spec from_concurrent_executor(ct_suite:ct_config()) -> term().
+from_concurrent_executor(_Config) ->
+    exec([
+        "import concurrent.futures",
+        "with concurrent.futures.ThreadPoolExecutor(4) as _ex:",
+        "    list(_ex.map(lambda i: logging.getLogger('t.pool').info('job %d', i), range(8)))"
+    ]),
+    Pool = lists:sort([Msg || {info, <<"t.pool">>, Msg, _} <- [next_event() || _ <- lists:seq(1, 8)]]),
+    8 = length(Pool),
+    Parent = self(),
+    Ns = lists:seq(1, 4),
+    _ = [spawn_link(fun() ->
+            Parent ! {done, N,
+                      py:eval(<<"logging.getLogger('t.exec').info('executor %d', n)">>,
+                              #{n => N})}
+         end) || N <- Ns],
+    [receive {done, N, {ok, none}} -> ok after 5000 -> ct:fail({no_reply, N}) end || N <- Ns],
+    Execs = lists:sort([Msg || {info, <<"t.exec">>, Msg, _} <- [next_event() || _ <- Ns]]),
+    Execs = lists:sort([iolist_to_binary(["executor ", integer_to_list(N)]) || N <- Ns]).
+
+%% @doc logger.exception forwards the traceback as text, in the message and in exc_text.
+-spec exception_text(ct_suite:ct_config()) -> term().
+exception_text(_Config) ->
+    exec([
+        "try:",
+        "    1 / 0",
+        "except ZeroDivisionError:",
+        "    logging.getLogger('t.exc').exception('it failed')"
+    ]),
+    {error, <<"t.exc">>, <<"it failed\n", Trace/binary>>, #{<<"exc_text">> := ExcText}} =
+        next_event(),
+    {match, _} = re:run(ExcText, <<"ZeroDivisionError: division by zero">>),
+    {match, _} = re:run(Trace, <<"Traceback">>).
+
+%% @doc The format option is a logging.Formatter format, passed as data: quotes and braces
+%% in it are not code.
+-spec format_option(ct_suite:ct_config()) -> term().
+format_option(_Config) ->
+    ok = py:configure_logging(#{format => "[%(levelname)s] %(name)s: %(message)s ') + 1 + ('"}),
+    exec(["logging.getLogger('t.fmt').info('formatted')"]),
+    {info, <<"t.fmt">>, <<"[INFO] t.fmt: formatted ') + 1 + ('">>, _} = next_event().
+
+%% @doc 100,000 records with py_logger suspended: Python returns, records past the bound are
+%% dropped and counted, in-flight never exceeds the bound; after resume everything drains.
+-spec burst_drops_and_counts(ct_suite:ct_config()) -> term().
+burst_drops_and_counts(_Config) ->
+    #{dropped := Dropped0, max_in_flight := Max} = py:logging_stats(),
+    ok = sys:suspend(py_logger),
+    try
+        exec([
+            "_b = logging.getLogger('t.burst')",
+            "for _i in range(100000):",
+            "    _b.info('burst %d', _i)"
+        ]),
+        #{dropped := Dropped1, in_flight := InFlight} = py:logging_stats(),
+        true = InFlight =< Max,
+        Max = InFlight,
+        100000 = Dropped1 - Dropped0 + InFlight
+    after
+        ok = sys:resume(py_logger)
+    end,
+    ok = py_test_util:wait_until(fun() -> maps:get(in_flight, py:logging_stats()) =:= 0 end,
+                                 30000),
+    py_test_util:flush().
+
+%% @doc Bad options raise badarg; bad _log arguments raise TypeError in Python.
+-spec bad_inputs(ct_suite:ct_config()) -> term().
+bad_inputs(_Config) ->
+    {'EXIT', {badarg, _}} = catch py:configure_logging(#{level => loud}),
+    {'EXIT', {badarg, _}} = catch py:configure_logging(#{format => 42}),
+    {'EXIT', {badarg, _}} = catch py:configure_logging(not_a_map),
+    {error, {'TypeError', _}} = py:eval(<<"erlang._native._log('x', 'n', 'm', {})">>),
+    {error, {'TypeError', _}} = py:eval(<<"erlang._native._log(20, 1, 'm', {})">>),
+    {error, {'TypeError', _}} = py:eval(<<"erlang._native._log(20, 'n', 'm', [])">>),
+    #{threshold := 10} = py:logging_stats().
