@@ -18,7 +18,7 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, logging]).
+-define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, state, logging]).
 -define(CALL_TIMEOUT, 30000).
 
 %% ---------------------------------------------------------------------------------------------
@@ -93,7 +93,7 @@ usage(Error) ->
         "options:\n"
         "  --quick                 10x smaller counts (smoke run)\n"
         "  --only NAME,...         run only these: call, eval, throughput, convert,\n"
-        "                          convert.<case>, callback, stream, memory\n"
+        "                          convert.<case>, callback, stream, state, logging, memory\n"
         "  --app APP               application to start (default erlang_python)\n"
         "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
         "  --callers N,...         concurrency levels for throughput (default 1,2,4,16,100)\n"
@@ -239,6 +239,21 @@ section(convert, #{scale := Scale, opts := Opts}) ->
                    || {Id, Label, F, Check} <- OneWay, case_selected(binary_to_list(Id), Opts)];
 section(callback, #{scale := Scale}) ->
     callback_case(20000 div Scale);
+section(state, #{scale := Scale}) ->
+    %% The shared-state counter from both sides: one py:state_incr from Erlang, and 1000
+    %% state_incr calls in a Python loop (each one a callback into Erlang).
+    ok = py:exec(<<"import erlang\n"
+                   "def bench_state_loop(n):\n"
+                   "    for i in range(n):\n"
+                   "        erlang.state_incr('bench_counter')\n"
+                   "    return n\n">>),
+    [latency_case(<<"state.incr_erlang">>, <<"py:state_incr(<<\"bench_counter\">>)">>,
+                  fun() -> py:state_incr(<<"bench_counter">>) end,
+                  fun(N) -> is_integer(N) end, 100000 div Scale, none),
+     latency_case(<<"state.incr_python">>,
+                  <<"1000 x erlang.state_incr in Python (p50/1000 = each)">>,
+                  fun() -> py:call('__main__', bench_state_loop, [1000]) end,
+                  expect({ok, 1000}), max(10, 200 div Scale), none)];
 section(stream, #{scale := Scale}) ->
     %% 10,000 items at the target rate of 500,000 items/s take 20 ms.
     Expected = {ok, lists:seq(0, 9999)},
