@@ -12,6 +12,7 @@ import pytest
 import erlang
 from erlang import _logging
 from erlang._native import _log, _log_threshold
+from erlang.testing import MockBeam
 
 Sent = list[tuple[int, str, str, dict[str, object]]]
 
@@ -155,3 +156,34 @@ def test_log_checks_its_arguments(args: tuple[object, ...], match: str) -> None:
             _log(*args)  # type: ignore[arg-type]
     finally:
         _log_threshold(before)
+
+
+def test_mock_collects_forwarded_records(beam: MockBeam) -> None:
+    """Under the mocked BEAM, forwarded records land in beam.log_records with their metadata."""
+    handler = erlang.setup_logging(logging.INFO)
+    try:
+        log = logging.getLogger("mock.records")
+        log.debug("dropped below the threshold")
+        log.warning("disk %s full", "d1", extra={"disk": "d1"})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    records = [r for r in beam.log_records if r.logger == "mock.records"]
+    assert [r.erlang_level for r in records] == ["warning", "error"]
+    assert records[0].message == "disk d1 full"
+    assert records[1].message.startswith("failed")
+    assert records[0].level == logging.WARNING
+    assert records[0].meta["funcName"] == "test_mock_collects_forwarded_records"
+    assert "ValueError: boom" in records[1].meta["exc_text"]
+
+
+def test_records_outside_a_mock_are_dropped() -> None:
+    """Without the BEAM or a mock, forwarding a record neither raises nor blocks."""
+    handler = erlang.setup_logging(logging.INFO)
+    try:
+        logging.getLogger("no.mock").error("nowhere to go")
+    finally:
+        logging.getLogger().removeHandler(handler)

@@ -41,12 +41,12 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar, final
+from typing import Any, NamedTuple, Self, TypeVar, final
 
 from erlang import _native
 from erlang._errors import NotInBeamError
 
-__all__ = ["ErlangException", "MockBeam", "MockState", "Term"]
+__all__ = ["ErlangException", "LogRecord", "MockBeam", "MockState", "Term"]
 
 _T = TypeVar("_T")
 
@@ -246,6 +246,30 @@ class MockState(MutableMapping[Any, Any]):
             raise ErlangException("error", f"{{state_full,{self._max_keys}}}")
 
 
+def _erlang_level(levelno: int) -> str:
+    # py_logger's mapping of Python level numbers to OTP logger levels.
+    for limit, name in ((10, "debug"), (20, "info"), (30, "warning"), (40, "error")):
+        if levelno <= limit:
+            return name
+    return "critical"
+
+
+class LogRecord(NamedTuple):
+    """A Python ``logging`` record as erlang_python forwards it to OTP ``logger``."""
+
+    level: int
+    """The Python level number (``record.levelno``)."""
+    erlang_level: str
+    """The OTP ``logger`` level it maps to: debug, info, warning, error or critical."""
+    logger: str
+    """The Python logger's name."""
+    message: str
+    """The formatted message."""
+    meta: dict[str, Any]
+    """The metadata (module, lineno, funcName, thread, extra fields, exception text, ...) as
+    Erlang receives it, converted back to Python."""
+
+
 class MockBeam:
     """A mocked BEAM for code that uses ``erlang`` in plain Python (tests, tooling).
 
@@ -261,7 +285,9 @@ class MockBeam:
       ``from erlang import name`` resolve exactly the registered names. ``calls`` records
       every call;
     - ``erlang.state_*`` use ``state``, a store with the semantics of erlang_python's
-      ``py_state``, bounded to ``state_max_keys`` keys.
+      ``py_state``, bounded to ``state_max_keys`` keys;
+    - records that ``erlang.ErlangHandler`` forwards (``erlang.setup_logging``) are appended to
+      ``log_records`` as ``LogRecord`` entries, after the same native level threshold.
 
     Registered functions belong to the mock and stay registered across activations; the state
     and the handles last one activation. ``state_get``, ``state_set``, ``state_delete``,
@@ -278,6 +304,8 @@ class MockBeam:
         self.calls: list[tuple[str, list[Any]]] = []
         """Every ``erlang.call`` this mock served, in order: the name and the list of
         arguments as the function received them (unknown names included)."""
+        self.log_records: list[LogRecord] = []
+        """Every log record forwarded while this mock was active, in order."""
         self.state = MockState(self, state_max_keys)
         """The shared state that ``erlang.state_*`` read and write (see ``MockState``)."""
         self._handles: _native.MockHandles | None = None
@@ -393,6 +421,14 @@ class MockBeam:
                 "`with MockBeam() as beam:`, or the `beam` pytest fixture"
             )
         return handles
+
+    def _record_log(self, level: int, logger: str, message: str, meta: dict[str, Any]) -> None:
+        try:
+            seen = self.roundtrip(meta)
+        except (TypeError, ValueError):
+            # The BEAM sends a value with no Erlang term as its repr().
+            seen = {key: repr(value) for key, value in meta.items()}
+        self.log_records.append(LogRecord(level, _erlang_level(level), logger, message, seen))
 
     def _is_current(self) -> bool:
         return self._handles is not None and _current() is self

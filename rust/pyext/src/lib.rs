@@ -15,6 +15,7 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::log::populate(module)?;
     mock::register(module)?;
     erlang_python_core::callback::set_backend(Box::new(mock::MockBackend));
+    erlang_python_core::log::set_log_sink(Box::new(mock::MockLogSink));
     module.add("IN_BEAM", false)?;
     Ok(())
 }

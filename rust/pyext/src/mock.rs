@@ -11,6 +11,8 @@
 //! - `mock_names` sets core's process-wide name registry (what `erlang.<name>` resolves) to the
 //!   current mock's function names; `mock_erlang_error` builds the `erlang.ErlangError` of a
 //!   failed function with core's `callback::erlang_error`, as the NIF does.
+//! - [`MockLogSink`], core's `log::LogSink`: records go to `MockBeam._record_log` of the current
+//!   mock (`beam.log_records`).
 //! - `MockHandles`: the handle table of one mocked BEAM, with the external term format
 //!   functions that use it (opaque objects become references of `ext::HANDLE_NODE`).
 //! - `format_term`: external term format bytes printed in Erlang syntax.
@@ -21,11 +23,12 @@
 use erlang_python_core::callback::{self, Backend};
 use erlang_python_core::convert::Options;
 use erlang_python_core::ext::{self, HandleTable};
+use erlang_python_core::log::LogSink;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 /// The active mocks, innermost last.
 static ACTIVE: PyOnceLock<Py<PyList>> = PyOnceLock::new();
@@ -66,6 +69,30 @@ impl Backend for MockBackend {
             ));
         };
         beam.call_method1(intern!(py, "_erlang_call"), (name, args))
+    }
+}
+
+/// Core's `log::LogSink` for the pip extension: a record that passes the native threshold
+/// goes to `MockBeam._record_log` of the current mock (inspectable as `beam.log_records`);
+/// with no mock active it is dropped, as the BEAM drops records when no receiver is set
+/// (logging never raises).
+pub struct MockLogSink;
+
+impl LogSink for MockLogSink {
+    fn emit(
+        &self,
+        py: Python<'_>,
+        level: i32,
+        logger: &str,
+        message: &str,
+        meta: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        match innermost(py)? {
+            Some(beam) => beam
+                .call_method1(intern!(py, "_record_log"), (level, logger, message, meta))
+                .map(drop),
+            None => Ok(()),
+        }
     }
 }
 
