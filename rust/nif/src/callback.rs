@@ -22,7 +22,7 @@ use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, Env, LocalPid, OwnedEnv, ResourceArc, Term};
 
 use crate::atoms;
-use crate::executor::{current_slot, JobInner, Slot, SlotMessage};
+use crate::executor::{copy_running_reference, current_slot, JobInner, Slot, SlotMessage};
 use crate::term::{options, NifBuilder, NifReader};
 
 /// The backend the NIF installs in core.
@@ -83,10 +83,7 @@ fn executor_call<'py>(
     let sent = job.send_unless_cancelled(|| {
         env.send_and_clear(job.caller(), |env| {
             let body = saved.load(env);
-            let tag = env
-                .binary_to_term(job.reference())
-                .map(|(t, _)| t)
-                .unwrap_or_else(|| atoms::undefined().encode(env));
+            let tag = copy_running_reference(env).unwrap_or_else(|| atoms::undefined().encode(env));
             make_tuple(env, &[tag, body])
         })
         .is_ok()

@@ -14,6 +14,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -46,8 +47,6 @@ pub struct JobInner {
     slot: OnceLock<Arc<Slot>>,
     /// The Erlang process waiting for the reply (and serving the job's callbacks).
     caller: LocalPid,
-    /// The caller's reply tag, in external term format (callback messages carry it too).
-    reference: Box<[u8]>,
     /// Held while a callback request is sent and while the job is cancelled, so that once
     /// `cancel` returns, every callback request of the job is already in the caller's mailbox
     /// (where `py` flushes it) or will never be sent.
@@ -65,12 +64,11 @@ pub enum CancelOutcome {
 }
 
 impl JobInner {
-    fn new(caller: LocalPid, reference: Box<[u8]>, namespace: Option<Arc<Namespace>>) -> Self {
+    fn new(caller: LocalPid, namespace: Option<Arc<Namespace>>) -> Self {
         JobInner {
             state: AtomicU8::new(QUEUED),
             slot: OnceLock::new(),
             caller,
-            reference,
             send_lock: Mutex::new(()),
             namespace,
         }
@@ -91,11 +89,6 @@ impl JobInner {
     /// The process waiting for this job.
     pub fn caller(&self) -> &LocalPid {
         &self.caller
-    }
-
-    /// The caller's reply tag, in external term format.
-    pub fn reference(&self) -> &[u8] {
-        &self.reference
     }
 
     /// The executor running (or that ran) the job.
@@ -382,7 +375,6 @@ enum Produced<'py> {
 /// owned env (the first element of the saved tuple is always the caller's reply `Ref`).
 pub struct Request {
     job: ResourceArc<JobResource>,
-    caller: LocalPid,
     env: OwnedEnv,
     payload: SavedTerm,
     kind: Kind,
@@ -506,18 +498,13 @@ pub fn new_request<'a>(
     let owned = OwnedEnv::new();
     let payload = owned.save(make_tuple(env, parts));
     let caller = env.pid();
-    let reference = parts
-        .first()
-        .map(|r| r.to_binary().as_slice().into())
-        .unwrap_or_default();
     let job = ResourceArc::new(JobResource {
-        inner: Arc::new(JobInner::new(caller, reference, namespace)),
+        inner: Arc::new(JobInner::new(caller, namespace)),
     });
     // A caller that is already gone gets no monitor; its reply is simply dropped.
     let _ = job.monitor(Some(env), &caller);
     let request = Request {
         job: job.clone(),
-        caller,
         env: owned,
         payload,
         kind,
@@ -740,14 +727,18 @@ enum Outcome<'py> {
 fn run(slot: &Arc<Slot>, request: Request) {
     let Request {
         job,
-        caller,
-        mut env,
+        env,
         payload,
         kind,
     } = request;
     if !job.inner.start(slot) {
         return;
     }
+    // Reachable from callbacks made while the job runs (see `copy_running_reference`).
+    let terms = Rc::new(RunningTerms {
+        env: RefCell::new(env),
+        payload,
+    });
     let counters = &slot.counters;
     counters.running.fetch_add(1, Ordering::Relaxed);
     Python::attach(|py| {
@@ -767,9 +758,12 @@ fn run(slot: &Arc<Slot>, request: Request) {
                     Some(ns) => ns.dict(py)?,
                     None => main_namespace(py)?.clone(),
                 };
-                execute(py, &env, &payload, kind, &namespace)
+                execute(py, &terms.env.borrow(), &terms.payload, kind, &namespace)
             };
-            match catch_unwind(AssertUnwindSafe(run_job)) {
+            RUNNING_TERMS.with(|r| r.borrow_mut().push(terms.clone()));
+            let result = catch_unwind(AssertUnwindSafe(run_job));
+            RUNNING_TERMS.with(|r| r.borrow_mut().pop());
+            match result {
                 Ok(Ok(Produced::Value(value))) => Outcome::Value(value),
                 Ok(Ok(Produced::Items(items, done))) => Outcome::Items(items, done),
                 Ok(Ok(Produced::Nothing)) => Outcome::Done,
@@ -787,10 +781,35 @@ fn run(slot: &Arc<Slot>, request: Request) {
         slot.swap_current(outer);
         interp::clear_pending(py, slot.thread_id.load(Ordering::Acquire));
         if job.inner.commit_reply() {
-            let _ = env.send_and_clear(&caller, |env| reply(py, env, &payload, outcome));
+            let mut env = terms.env.borrow_mut();
+            let _ = env.send_and_clear(job.inner.caller(), |env| {
+                reply(py, env, &terms.payload, outcome)
+            });
         }
     });
     counters.running.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The terms of a request while an executor runs it.
+struct RunningTerms {
+    env: RefCell<OwnedEnv>,
+    payload: SavedTerm,
+}
+
+thread_local! {
+    /// The requests this executor is running, innermost last (nested ones run during callbacks).
+    static RUNNING_TERMS: RefCell<Vec<Rc<RunningTerms>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Copies the reply tag (`Ref`) of the request this executor is running into `dst`, so that a
+/// callback message can carry it; `None` off an executor. Only callbacks pay for this.
+pub fn copy_running_reference<'a>(dst: Env<'a>) -> Option<Term<'a>> {
+    let terms = RUNNING_TERMS.with(|r| r.borrow().last().cloned())?;
+    let env = terms.env.borrow();
+    env.run(|src| {
+        let items = get_tuple(terms.payload.load(src)).ok()?;
+        items.first().map(|reference| reference.in_env(dst))
+    })
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
