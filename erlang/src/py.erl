@@ -31,6 +31,17 @@
     await/2,
     last_traceback/0
 ]).
+%% Asyncio: coroutines and async generators
+-export([
+    async_call/3,
+    async_call/4,
+    async_await/1,
+    async_await/2,
+    async_gather/1,
+    async_gather/2,
+    async_stream/3,
+    async_stream/4
+]).
 %% Context affinity
 -export([
     bind/0,
@@ -120,7 +131,11 @@
     {call, binary(), binary(), py_args(), map()}
     | {eval, binary(), map()}
     | {exec, binary()}
-    | {next, py_nif:handle(), pos_integer()}.
+    | {next, py_nif:handle(), pos_integer()}
+    | {async, binary(), binary(), py_args(), map(), boolean()}.
+%% One call of async_gather/1,2.
+-type async_spec() ::
+    {py_module(), py_func(), py_args()} | {py_module(), py_func(), py_args(), py_kwargs()}.
 
 %% What a request gives back: `ok' for exec, `{done, Items}' for the last batch of an iterator.
 -type outcome() :: ok | py_result() | {done, [term()]}.
@@ -228,21 +243,7 @@ call_async(Module, Func, Args) ->
 %% {@link await/2}. Takes no semaphore slot. Only the calling process can await the result.
 -spec call_async(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 call_async(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
-    ModuleBin = name(Module),
-    FuncBin = name(Func),
-    Ref = make_ref(),
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined ->
-            self() ! {Ref, {error, not_started}};
-        Pool ->
-            case py_nif:pool_call(target(Pool), Ref, ModuleBin, FuncBin, Args, Kwargs) of
-                {error, stopped} -> self() ! {Ref, {error, not_started}};
-                {error, no_workers_available} = Error -> self() ! {Ref, Error};
-                {error, not_bound} -> error(context_not_bound);
-                Job -> put({py_async, Ref}, Job)
-            end
-    end,
-    Ref.
+    start({call, name(Module), name(Func), Args, Kwargs}).
 
 %% @doc Wait up to 30 seconds for the result of {@link call_async/4}.
 -spec await(py_ref()) -> py_result().
@@ -265,6 +266,136 @@ await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
         Job ->
             wait(Ref, Job, deadline(Timeout))
     end.
+
+%%% Asyncio
+
+%% @doc Start `Module.Func(*Args)', finishing an awaitable result on an asyncio event loop.
+%% Same as `async_call(Module, Func, Args, #{})'.
+-spec async_call(py_module(), py_func(), py_args()) -> py_ref().
+async_call(Module, Func, Args) ->
+    async_call(Module, Func, Args, #{}).
+
+%% @doc Start `Module.Func(*Args, **Kwargs)' without waiting; collect the result with
+%% {@link async_await/2}.
+%%
+%% The function is called on an executor. If it returns an awaitable (a coroutine: `Func' is an
+%% `async def'), the executor hands it to the asyncio event loop that erlang_python runs in a
+%% thread of its own and moves on, so any number of coroutines wait concurrently without
+%% holding executors; the reply is `{ok, Result}' of the coroutine, or `{error, {Type, Msg}}'
+%% with the exception's class, as for {@link call/5}. Any other result is the reply at once.
+%% Takes no semaphore slot. Only the calling process can await the result; if it stops
+%% waiting (timeout) or dies, the coroutine's task is cancelled.
+-spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
+async_call(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
+    start({async, name(Module), name(Func), Args, Kwargs, false}).
+
+%% @doc Wait up to 30 seconds for the result of {@link async_call/4}.
+-spec async_await(py_ref()) -> py_result().
+async_await(Ref) ->
+    await(Ref, ?DEFAULT_TIMEOUT).
+
+%% @doc Wait up to `Timeout' milliseconds for the result of {@link async_call/4}. On timeout
+%% the coroutine is cancelled and `{error, timeout}' is returned; no late reply reaches the
+%% mailbox afterwards.
+-spec async_await(py_ref(), timeout()) -> py_result().
+async_await(Ref, Timeout) ->
+    await(Ref, Timeout).
+
+%% @doc Run the calls concurrently and wait up to 30 seconds for all of them. Same as
+%% `async_gather(Calls, 30000)'.
+-spec async_gather([async_spec()]) -> {ok, [term()]} | {error, term()}.
+async_gather(Calls) ->
+    async_gather(Calls, ?DEFAULT_TIMEOUT).
+
+%% @doc Start every call with {@link async_call/4} (their coroutines run concurrently on the
+%% event loop) and wait up to `Timeout' milliseconds in all.
+%%
+%% Returns `{ok, Results}' in the order of `Calls', or the error of the first call (in that
+%% order) that failed, after cancelling the others; `{error, timeout}' when the time runs out.
+%% A malformed element gives `{error, {bad_call, Element}}' before anything starts.
+-spec async_gather([async_spec()], timeout()) -> {ok, [term()]} | {error, term()}.
+async_gather(Calls, Timeout) when is_list(Calls), ?IS_TIMEOUT(Timeout) ->
+    case [Call || Call <- Calls, not is_async_spec(Call)] of
+        [] ->
+            Refs = [start_spec(Call) || Call <- Calls],
+            gather(Refs, deadline(Timeout), []);
+        [Bad | _] ->
+            {error, {bad_call, Bad}}
+    end.
+
+%% @doc Collect what `Module.Func(*Args)' produces, item by item. Same as
+%% `async_stream(Module, Func, Args, #{})'.
+-spec async_stream(py_module(), py_func(), py_args()) -> py_result().
+async_stream(Module, Func, Args) ->
+    async_stream(Module, Func, Args, #{}).
+
+%% @doc Call `Module.Func(*Args, **Kwargs)' and collect its items on the asyncio event loop,
+%% waiting up to 30 seconds.
+%%
+%% An async generator (or any async iterable, also one returned by a coroutine) gives
+%% `{ok, Items}', every item it yields, in order; a plain iterator gives its items too. A
+%% coroutine that returns something else gives `{ok, Value}', as in erlang_python 1.6. Errors
+%% as in {@link async_call/4}.
+-spec async_stream(py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
+async_stream(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
+    Ref = start({async, name(Module), name(Func), Args, Kwargs, true}),
+    await(Ref, ?DEFAULT_TIMEOUT).
+
+-spec is_async_spec(term()) -> boolean().
+is_async_spec({M, F, A}) -> is_name(M) andalso is_name(F) andalso is_list(A);
+is_async_spec({M, F, A, K}) -> is_async_spec({M, F, A}) andalso is_map(K);
+is_async_spec(_) -> false.
+
+-spec is_name(term()) -> boolean().
+is_name(Name) ->
+    try name(Name) of
+        _ -> true
+    catch
+        error:badarg -> false
+    end.
+
+-spec start_spec(async_spec()) -> py_ref().
+start_spec({M, F, A}) -> async_call(M, F, A);
+start_spec({M, F, A, K}) -> async_call(M, F, A, K).
+
+-spec gather([py_ref()], integer() | infinity, [term()]) -> {ok, [term()]} | {error, term()}.
+gather([], _Deadline, Acc) ->
+    {ok, lists:reverse(Acc)};
+gather([Ref | Rest], Deadline, Acc) ->
+    case await(Ref, remaining(Deadline)) of
+        {ok, Value} ->
+            gather(Rest, Deadline, [Value | Acc]);
+        {error, _} = Error ->
+            lists:foreach(fun discard/1, Rest),
+            Error
+    end.
+
+%% Gives up on an async request: cancels it, and leaves nothing of it in the mailbox.
+-spec discard(py_ref()) -> ok.
+discard(Ref) ->
+    _ =
+        case erase({py_async, Ref}) of
+            undefined -> flush(Ref);
+            Job -> cancel(Job, Ref)
+        end,
+    ok.
+
+%% Submits a request without waiting; its result is collected by await/2.
+-spec start(request()) -> py_ref().
+start(Request) ->
+    Ref = make_ref(),
+    case persistent_term:get(?PY_POOL_KEY, undefined) of
+        undefined ->
+            self() ! {Ref, {error, not_started}};
+        Pool ->
+            case submit(target(Pool), Ref, Request) of
+                {error, stopped} -> self() ! {Ref, {error, not_started}};
+                {error, no_workers_available} = Error -> self() ! {Ref, Error};
+                {error, not_bound} -> error(context_not_bound);
+                Job -> put({py_async, Ref}, Job)
+            end
+    end,
+    Ref.
 
 %%% Context affinity
 
@@ -854,7 +985,9 @@ submit(Pool, Ref, {eval, Code, Locals}) ->
 submit(Pool, Ref, {exec, Code}) ->
     py_nif:pool_exec(Pool, Ref, Code);
 submit(Pool, Ref, {next, Handle, Max}) ->
-    py_nif:pool_next(Pool, Ref, Handle, Max).
+    py_nif:pool_next(Pool, Ref, Handle, Max);
+submit(Pool, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
+    py_nif:pool_async(Pool, Ref, Module, Func, Args, Kwargs, Stream).
 
 %% After a timeout: either the job is cancelled and will never reply, or the executor has
 %% already committed to replying and the reply must be taken out of the mailbox.

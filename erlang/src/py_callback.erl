@@ -6,7 +6,8 @@
 %% process; the NIF keeps the set of names so that `erlang.<name>' resolves in Python at once.
 %% A call made on an executor reaches the process that is waiting for the Python job (see
 %% {@link py}); a call made on any other Python thread arrives here as
-%% `{'$py_thread_callback', Channel, Name, Args}' and runs in a fresh process, so a slow or
+%% `{'$py_thread_callback', Channel, Name, Args}' (or, from `erlang.async_call', as
+%% `{'$py_async_callback', Channel, Name, Args}') and runs in a fresh process, so a slow or
 %% crashing function never blocks the router.
 -module(py_callback).
 -behaviour(gen_server).
@@ -97,6 +98,9 @@ handle_cast(_Request, State) ->
 -spec handle_info(term(), undefined) -> {noreply, undefined} | {stop, term(), undefined}.
 handle_info({'$py_thread_callback', Channel, Name, Args}, State) ->
     _ = spawn(fun() -> py_nif:callback_thread_reply(Channel, execute(Name, Args)) end),
+    {noreply, State};
+handle_info({'$py_async_callback', Channel, Name, Args}, State) ->
+    _ = spawn(fun() -> py_nif:callback_async_reply(Channel, execute(Name, Args)) end),
     {noreply, State};
 handle_info({'EXIT', _From, Reason}, State) when Reason =/= normal ->
     {stop, Reason, State};

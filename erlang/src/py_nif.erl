@@ -18,6 +18,7 @@
     pool_exec/3,
     job_cancel/1,
     pool_next/4,
+    pool_async/7,
     context_bind/1,
     context_unbind/1,
     context_is_bound/1,
@@ -26,6 +27,8 @@
     callback_register/1,
     callback_unregister/1,
     callback_set_router/1,
+    callback_async_reply/2,
+    callback_async_pending/0,
     semaphore_new/1,
     semaphore_try_acquire/1,
     semaphore_release/1,
@@ -49,6 +52,7 @@
     target/0,
     reply/0,
     thread_channel/0,
+    async_channel/0,
     semaphore/0,
     log_stats/0,
     handle/0,
@@ -67,6 +71,7 @@
     pool_exec/3,
     job_cancel/1,
     pool_next/4,
+    pool_async/7,
     context_bind/1,
     context_unbind/1,
     context_is_bound/1,
@@ -75,6 +80,8 @@
     callback_register/1,
     callback_unregister/1,
     callback_set_router/1,
+    callback_async_reply/2,
+    callback_async_pending/0,
     semaphore_new/1,
     semaphore_try_acquire/1,
     semaphore_release/1,
@@ -122,6 +129,8 @@
 -type context() :: reference().
 %% A NIF resource: the one-shot reply channel of a callback made on a non-executor thread.
 -type thread_channel() :: reference().
+%% A NIF resource: the channel of an `erlang.async_call' waiting for its Erlang function.
+-type async_channel() :: reference().
 %% A NIF resource holding a Python object (an opaque value, or the iterator of a generator).
 -type handle() :: reference().
 %% A NIF resource: the counting semaphore of py_semaphore.
@@ -220,6 +229,13 @@ pool_exec(_Pool, _Ref, _Code) ->
 pool_next(_Target, _Ref, _Handle, _Max) ->
     erlang:nif_error(nif_not_loaded).
 
+%% @doc Enqueue a call whose awaitable result (with `Stream', async iterable) is finished on
+%% the asyncio loop of `erlang._aio', which sends the reply.
+-spec pool_async(target(), reference(), binary(), binary(), list(), map(), boolean()) ->
+    job() | {error, submit_error()}.
+pool_async(_Target, _Ref, _Module, _Func, _Args, _Kwargs, _Stream) ->
+    erlang:nif_error(nif_not_loaded).
+
 %% @doc Check an executor out of `Pool' for a context (monitoring the calling process).
 -spec context_bind(pool()) -> {ok, context()} | {error, stopped | no_workers_available}.
 context_bind(_Pool) ->
@@ -252,6 +268,16 @@ callback_reply(_Job, _Id, _Result) ->
 %% @doc Answer a callback made on a non-executor Python thread; `error' if already answered.
 -spec callback_thread_reply(thread_channel(), py_callback:result()) -> ok | error.
 callback_thread_reply(_Channel, _Result) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Answer an `erlang.async_call'; `error' if it was cancelled or already answered.
+-spec callback_async_reply(async_channel(), py_callback:result()) -> ok | error.
+callback_async_reply(_Channel, _Result) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The number of `erlang.async_call's waiting for their Erlang function.
+-spec callback_async_pending() -> non_neg_integer().
+callback_async_pending() ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Make `erlang.<Name>' resolve in Python.

@@ -32,12 +32,14 @@ from erlang.state import (
     state_set,
 )
 
-# `ErlangHandler` and `setup_logging` are imported on first use (see `__getattr__`): importing
-# `logging` would triple the cost of `import erlang`. Type checkers treat this name as true.
+# `ErlangHandler`, `setup_logging` and `async_call` are imported on first use (see
+# `__getattr__`): importing `logging` or `asyncio` would multiply the cost of `import erlang`.
+# Type checkers treat this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from erlang._async import async_call
     from erlang._logging import ErlangHandler, setup_logging
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "NotInBeamError",
     "Pid",
     "Ref",
+    "async_call",
     "binary_to_term",
     "call",
     "setup_logging",
@@ -62,14 +65,19 @@ __all__ = [
 ]
 
 
-_LAZY = frozenset({"ErlangHandler", "setup_logging"})
+# Lazily imported names and the module that defines each.
+_LAZY = {
+    "ErlangHandler": "erlang._logging",
+    "setup_logging": "erlang._logging",
+    "async_call": "erlang._async",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from erlang import _logging
+        import importlib
 
-        return getattr(_logging, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if not name.startswith("__") and _is_registered(name):
         return Function(name)
     raise AttributeError(f"module 'erlang' has no attribute {name!r}")

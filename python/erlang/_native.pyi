@@ -1,5 +1,6 @@
 """Type stubs for ``erlang._native`` (built from rust/core, rust/nif and rust/pyext)."""
 
+from collections.abc import Callable
 from typing import Any, final
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "MockHandles",
     "Pid",
     "Ref",
+    "_async_start",
     "_is_registered",
     "_log",
     "_log_threshold",
@@ -65,6 +67,10 @@ def call(*args: Any, **kwargs: Any) -> Any:
     """``call(name, *args)``: call the Erlang function registered as ``name``."""
 
 def _is_registered(name: str) -> bool: ...
+def _async_start(name: str, args: tuple[Any, ...], done: Callable[[bool, Any], object], /) -> Any:
+    """Start ``erlang.async_call(name, *args)``: ``done(ok, value)`` is called once, later, on
+    some thread; returns a handle whose ``cancel()`` makes sure it never is."""
+
 def _log(level: int, logger: str, message: str, meta: dict[str, Any], /) -> None: ...
 def _log_threshold(level: int | None = None, /) -> int: ...
 def term_to_binary(value: object, /) -> bytes:

@@ -41,7 +41,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Self, TypeVar, final
+from typing import Any, NamedTuple, Protocol, Self, TypeVar, final
 
 from erlang import _native
 from erlang._errors import NotInBeamError
@@ -437,17 +437,9 @@ class MockBeam:
         """``erlang.call(name, *args)``, from the native backend: each argument becomes an
         Erlang term as the BEAM converts it (raising what the BEAM raises), the function runs,
         and its result comes back through the conversion rules."""
-        handles = self._active("erlang.call")
-        terms = [handles.term_to_binary(arg) for arg in args]
-        self.calls.append((name, [handles.binary_to_term(term) for term in terms]))
-        function = self._functions.get(name)
-        if function is None:
-            raise _native.mock_erlang_error("not_found", name, "")
+        handles, function, terms = self._prepare_call("erlang.call", name, args)
         try:
-            if function.builtin:
-                return function.fn(handles, terms)
-            received = [handles.binary_to_term(term) for term in terms]
-            result = function.fn(*received) if function.spread else function.fn(received)
+            result = self._invoke(handles, function, terms)
             if inspect.isawaitable(result):
                 result = _wait_for(result)
         except ErlangException as exc:
@@ -455,9 +447,72 @@ class MockBeam:
         except Exception as exc:
             failure = _native.mock_erlang_error("error", repr(exc), _stack(exc))
         else:
-            etf = result.etf if isinstance(result, Term) else handles.term_to_binary(result)
-            return handles.binary_to_term(etf)
+            return self._returned(handles, function, result)
         raise failure from None
+
+    def _erlang_async_call(
+        self, name: str, args: tuple[object, ...], done: Callable[[bool, Any], object]
+    ) -> _Cancellable:
+        """``erlang.async_call(name, *args)``, from the native backend: as ``_erlang_call``,
+        but the outcome goes to ``done(ok, value)``, and an awaitable result is awaited by a
+        task of the caller's running loop (cancelled with the call)."""
+        handles, function, terms = self._prepare_call("erlang.async_call", name, args)
+
+        def fail(exc: Exception) -> None:
+            if isinstance(exc, ErlangException):
+                done(False, _erlang_error(exc))
+            else:
+                done(False, _native.mock_erlang_error("error", repr(exc), _stack(exc)))
+
+        try:
+            result = self._invoke(handles, function, terms)
+        except Exception as exc:
+            fail(exc)
+            return _Finished()
+        if not inspect.isawaitable(result):
+            done(True, self._returned(handles, function, result))
+            return _Finished()
+        awaitable = result
+
+        async def finish() -> None:
+            try:
+                value = await awaitable
+            except Exception as exc:
+                fail(exc)
+            else:
+                done(True, self._returned(handles, function, value))
+
+        import asyncio
+
+        return asyncio.get_running_loop().create_task(finish())
+
+    def _prepare_call(
+        self, what: str, name: str, args: tuple[object, ...]
+    ) -> tuple[_native.MockHandles, _Function, list[bytes]]:
+        """The arguments as Erlang terms (recorded in ``calls``) and the function called;
+        raises the ``ErlangError`` of an unregistered name."""
+        handles = self._active(what)
+        terms = [handles.term_to_binary(arg) for arg in args]
+        self.calls.append((name, [handles.binary_to_term(term) for term in terms]))
+        function = self._functions.get(name)
+        if function is None:
+            raise _native.mock_erlang_error("not_found", name, "")
+        return handles, function, terms
+
+    @staticmethod
+    def _invoke(handles: _native.MockHandles, function: _Function, terms: list[bytes]) -> Any:
+        if function.builtin:
+            return function.fn(handles, terms)
+        received = [handles.binary_to_term(term) for term in terms]
+        return function.fn(*received) if function.spread else function.fn(received)
+
+    @staticmethod
+    def _returned(handles: _native.MockHandles, function: _Function, result: object) -> Any:
+        """A function's result as Python receives it (a built-in's is already converted)."""
+        if function.builtin:
+            return result
+        etf = result.etf if isinstance(result, Term) else handles.term_to_binary(result)
+        return handles.binary_to_term(etf)
 
     # The state_* functions, as py_state defines them: each receives the argument list and
     # raises function_clause when it does not match.
@@ -536,6 +591,17 @@ def _current() -> object:
         return _native.mock_current("erlang.testing")
     except NotInBeamError:
         return None
+
+
+class _Cancellable(Protocol):
+    def cancel(self) -> bool: ...
+
+
+class _Finished:
+    """The handle of an ``erlang.async_call`` that completed before it returned."""
+
+    def cancel(self) -> bool:
+        return False
 
 
 def _publish_names() -> None:

@@ -34,6 +34,18 @@ pub trait Backend: Send + Sync + 'static {
         name: &str,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>>;
+
+    /// Starts the same call without waiting for it (`erlang.async_call`): `done(ok, value)` is
+    /// called exactly once, on some thread holding the GIL (possibly before this returns), with
+    /// `(True, result)` or `(False, exception)`. Returns a handle whose `cancel()` makes sure
+    /// `done` is never called and releases everything the pending call holds.
+    fn start_call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: &Bound<'py, PyTuple>,
+        done: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>>;
 }
 
 static BACKEND: OnceLock<Box<dyn Backend>> = OnceLock::new();
@@ -155,6 +167,31 @@ fn call<'py>(
     backend_call(py, &name, &rest)
 }
 
+/// `erlang._native._async_start(name, args, done)`: starts a call of the Erlang function
+/// registered as `name` without waiting (see [`Backend::start_call`]); the building block of
+/// `erlang.async_call`. Raises `TypeError` for a name that is not a str or an argument with no
+/// Erlang term, `erlang.NotInBeamError` outside the BEAM.
+#[pyfunction]
+#[pyo3(signature = (name, args, done, /))]
+fn _async_start<'py>(
+    py: Python<'py>,
+    name: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+    done: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let name = name
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("Function name must be a string"))?
+        .to_str()?;
+    if !done.is_callable() {
+        return Err(PyTypeError::new_err("done must be callable"));
+    }
+    match BACKEND.get() {
+        Some(backend) => backend.start_call(py, name, args, done),
+        None => Err(not_in_beam_for(py, "erlang.async_call")),
+    }
+}
+
 /// `erlang._is_registered(name)`: whether `erlang.<name>` resolves.
 #[pyfunction]
 #[pyo3(name = "_is_registered")]
@@ -209,5 +246,6 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("ErlangError", py.get_type::<ErlangError>())?;
     module.add_function(wrap_pyfunction!(call, module)?)?;
     module.add_function(wrap_pyfunction!(py_is_registered, module)?)?;
+    module.add_function(wrap_pyfunction!(_async_start, module)?)?;
     Ok(())
 }

@@ -33,6 +33,7 @@ rustler::atoms! {
     malloc_pad,
     py_callback = "$py_callback",
     py_thread_callback = "$py_thread_callback",
+    py_async_callback = "$py_async_callback",
     not_found,
     full,
     done,

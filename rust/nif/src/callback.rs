@@ -8,8 +8,16 @@
 //! Python -> Erlang -> Python nests at any depth in the same namespace without holding a
 //! scheduler. On any other thread (`threading.Thread`, executors of `concurrent.futures`) the
 //! call goes to the `py_callback` router process and the thread waits on a one-shot channel.
+//!
+//! `erlang.async_call` never waits: from any thread the call goes to the router as
+//! `{'$py_async_callback', Channel, Name, Args}`, and the reply, handed to
+//! `callback_async_reply/2` on a scheduler, travels to the `py-async-done` thread, which takes
+//! the GIL, converts it and calls the waiting coroutine's `done` (which wakes its event loop
+//! with `call_soon_threadsafe`). Cancelling takes `done` out of the channel: the reply, when it
+//! comes, is dropped, and nothing is left waiting.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crossbeam_channel::Sender;
 use erlang_python_core::callback::{erlang_error, Backend};
@@ -41,6 +49,16 @@ impl Backend for BeamBackend {
             }
         }
         thread_call(py, name, args)
+    }
+
+    fn start_call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: &Bound<'py, PyTuple>,
+        done: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        async_call(py, name, args, done)
     }
 }
 
@@ -197,4 +215,163 @@ fn reply_to_py<'py>(
             _ => Err(bad()),
         }
     })
+}
+
+/// Async calls whose `done` has been neither called nor cancelled.
+static PENDING_ASYNC: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of `erlang.async_call`s still waiting for their Erlang function.
+pub fn pending_async() -> usize {
+    PENDING_ASYNC.load(Ordering::Relaxed)
+}
+
+/// The channel of one `erlang.async_call`: holds the coroutine's `done` until the reply comes
+/// or the coroutine is cancelled. Also a resource, held by the Erlang process running the
+/// function; if that process dies without replying, dropping the last reference completes the
+/// call with an error.
+pub struct AsyncChannel {
+    done: Mutex<Option<Py<PyAny>>>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for AsyncChannel {}
+
+impl AsyncChannel {
+    fn take(&self) -> Option<Py<PyAny>> {
+        let done = self.done.lock().ok().and_then(|mut d| d.take());
+        if done.is_some() {
+            PENDING_ASYNC.fetch_sub(1, Ordering::Relaxed);
+        }
+        done
+    }
+
+    /// Hands the reply to the completion thread; false when the call was cancelled or already
+    /// answered.
+    pub fn deliver(&self, env: OwnedEnv, term: SavedTerm) -> bool {
+        match self.take() {
+            Some(done) => {
+                complete(Completion::Reply(done, env, term));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for AsyncChannel {
+    fn drop(&mut self) {
+        if let Some(done) = self.take() {
+            complete(Completion::Lost(done));
+        }
+    }
+}
+
+/// What the completion thread does with one finished async call.
+enum Completion {
+    /// The reply, as `callback_reply` answers take it.
+    Reply(Py<PyAny>, OwnedEnv, SavedTerm),
+    /// The Erlang side ended without replying.
+    Lost(Py<PyAny>),
+}
+
+static COMPLETIONS: OnceLock<Sender<Completion>> = OnceLock::new();
+
+/// Queues `completion` for the `py-async-done` thread (started on first use).
+fn complete(completion: Completion) {
+    let sender = COMPLETIONS.get_or_init(|| {
+        let (tx, rx) = crossbeam_channel::unbounded::<Completion>();
+        // Without the thread (the OS refused one) completions would pile up unread and the
+        // coroutines stay pending until cancelled; nothing better can be done here.
+        let _ = std::thread::Builder::new()
+            .name("py-async-done".into())
+            .spawn(move || {
+                for completion in rx {
+                    Python::attach(|py| finish(py, completion));
+                }
+            });
+        tx
+    });
+    let _ = sender.send(completion);
+}
+
+/// Converts the reply and calls `done(ok, value)`; an exception from `done` (a closed loop
+/// is already handled there) is reported as unraisable rather than lost silently.
+fn finish(py: Python<'_>, completion: Completion) {
+    let (done, outcome) = match completion {
+        Completion::Reply(done, env, term) => {
+            let outcome = reply_to_py(py, &env, &term);
+            (done, outcome)
+        }
+        Completion::Lost(done) => (
+            done,
+            Err(erlang_error(
+                py,
+                "error",
+                "the callback's Erlang process ended without replying",
+                "",
+            )),
+        ),
+    };
+    let args = match outcome {
+        Ok(value) => (true, value),
+        Err(err) => (false, err.into_value(py).into_bound(py).into_any()),
+    };
+    if let Err(err) = done.bind(py).call1(args) {
+        err.write_unraisable(py, Some(done.bind(py)));
+    }
+}
+
+/// The handle `erlang._native._async_start` returns: `cancel()` drops the pending call.
+#[pyclass(frozen, module = "erlang._native", name = "AsyncCall")]
+pub struct AsyncCall {
+    channel: ResourceArc<AsyncChannel>,
+}
+
+#[pymethods]
+impl AsyncCall {
+    /// Forgets the call: `done` will not be called. True when it was still pending.
+    fn cancel(&self) -> bool {
+        self.channel.take().is_some()
+    }
+}
+
+fn async_call<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    done: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(router) = ROUTER.read().ok().and_then(|r| *r) else {
+        return Err(erlang_python_core::callback::not_in_beam_for(
+            py,
+            "erlang.async_call",
+        ));
+    };
+    PENDING_ASYNC.fetch_add(1, Ordering::Relaxed);
+    let channel = ResourceArc::new(AsyncChannel {
+        done: Mutex::new(Some(done.clone().unbind())),
+    });
+    let mut env = OwnedEnv::new();
+    let saved = save_request(
+        &env,
+        |env| vec![atoms::py_async_callback().encode(env), channel.encode(env)],
+        name,
+        args,
+    );
+    let saved = match saved {
+        Ok(saved) => saved,
+        Err(err) => {
+            // Nothing was sent: forget `done` quietly (the caller gets the exception).
+            channel.take();
+            return Err(err);
+        }
+    };
+    if env.send_and_clear(&router, |env| saved.load(env)).is_err() {
+        channel.take();
+        return Err(erlang_python_core::callback::not_in_beam_for(
+            py,
+            "erlang.async_call",
+        ));
+    }
+    Bound::new(py, AsyncCall { channel }).map(Bound::into_any)
 }

@@ -53,6 +53,9 @@ pub struct JobInner {
     send_lock: Mutex<()>,
     /// The private namespace of the context the job runs in; `None` for `__main__`'s.
     namespace: Option<Arc<Namespace>>,
+    /// Called (on `python-main`, with the GIL) when the job is cancelled after its executor
+    /// handed it to the asyncio loop (`py:async_call`): cancels the coroutine's task.
+    cancel_hook: Mutex<Option<Py<PyAny>>>,
 }
 
 /// What `job_cancel/1` tells the caller.
@@ -71,6 +74,7 @@ impl JobInner {
             caller,
             send_lock: Mutex::new(()),
             namespace,
+            cancel_hook: Mutex::new(None),
         }
     }
 
@@ -108,7 +112,27 @@ impl JobInner {
         self.state.load(Ordering::Acquire) == CANCELLED
     }
 
-    fn commit_reply(&self) -> bool {
+    /// Sets the hook that cancels the job's coroutine; calls it at once when the job is
+    /// already cancelled.
+    pub fn set_cancel_hook(&self, py: Python<'_>, hook: Py<PyAny>) {
+        let now = {
+            let Ok(mut slot) = self.cancel_hook.lock() else {
+                return;
+            };
+            if self.is_cancelled() {
+                Some(hook)
+            } else {
+                *slot = Some(hook);
+                None
+            }
+        };
+        if let Some(hook) = now {
+            call_hook(py, &hook);
+        }
+    }
+
+    /// Moves a running job to `REPLIED`; false when it was cancelled (or already replied).
+    pub(crate) fn commit_reply(&self) -> bool {
         self.state
             .compare_exchange(RUNNING, REPLIED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -131,6 +155,10 @@ impl JobInner {
             };
             if outcome.is_ok() {
                 if state == RUNNING {
+                    let hook = self.cancel_hook.lock().ok().and_then(|mut h| h.take());
+                    if let Some(hook) = hook {
+                        interp::send_interrupt(Interrupt::Hook(hook));
+                    }
                     interp::send_interrupt(Interrupt::Job(self.clone()));
                     // An executor waiting for a callback reply of this job (or of an outer
                     // job, with a nested one running) checks for cancellation when woken.
@@ -177,6 +205,15 @@ pub enum Interrupt {
     Job(Arc<JobInner>),
     /// Stop whatever this executor runs (the pool is stopping).
     Slot(Arc<Slot>),
+    /// Call a job's cancel hook (see [`JobInner::set_cancel_hook`]).
+    Hook(Py<PyAny>),
+}
+
+/// Calls a cancel hook; an exception it raises is reported as unraisable.
+fn call_hook(py: Python<'_>, hook: &Py<PyAny>) {
+    if let Err(err) = hook.call0(py) {
+        err.write_unraisable(py, Some(hook.bind(py)));
+    }
 }
 
 /// Raises `erlang.Interrupted` in the executor concerned, if it still runs the job. Runs on
@@ -196,6 +233,7 @@ pub fn deliver_interrupt(request: Interrupt) {
                 slot.interrupt(py);
             }
         }
+        Interrupt::Hook(hook) => call_hook(py, &hook),
     });
 }
 
@@ -359,16 +397,22 @@ pub enum Kind {
     Exec,
     /// `{Ref, Handle, Max}`: up to `Max` items of the iterator behind `Handle`.
     Next,
+    /// `{Ref, Module, Function, Args, Kwargs, Stream}`: a call whose awaitable result (or, with
+    /// `Stream`, async iterable) is finished on the asyncio loop of `erlang._aio`, which
+    /// replies when it is done (`py:async_call`, `py:async_stream`).
+    Async,
 }
 
 /// What a successful job produced.
-enum Produced<'py> {
+pub(crate) enum Produced<'py> {
     /// A call's or an eval's result.
     Value(Bound<'py, PyAny>),
     /// `exec` returns nothing.
     Nothing,
     /// Items taken from an iterator, and whether it is exhausted.
     Items(Vec<Bound<'py, PyAny>>, bool),
+    /// Handed to the asyncio loop, which will reply.
+    Deferred,
 }
 
 /// A job as it travels to an executor: the caller, the job, and the terms copied into an
@@ -715,13 +759,15 @@ fn spin_then_recv<C, T>(channel: &C, mut poll: impl FnMut(&C) -> Poll<T>) -> Opt
 }
 
 /// How a job ended, before its result is turned into a term.
-enum Outcome<'py> {
+pub(crate) enum Outcome<'py> {
     Value(Bound<'py, PyAny>),
     Items(Vec<Bound<'py, PyAny>>, bool),
     Done,
     Raised(PyErr),
     Panicked(String),
     Stopped,
+    /// Someone else replies (the asyncio loop).
+    Deferred,
 }
 
 fn run(slot: &Arc<Slot>, request: Request) {
@@ -758,7 +804,14 @@ fn run(slot: &Arc<Slot>, request: Request) {
                     Some(ns) => ns.dict(py)?,
                     None => main_namespace(py)?.clone(),
                 };
-                execute(py, &terms.env.borrow(), &terms.payload, kind, &namespace)
+                execute(
+                    py,
+                    &job.inner,
+                    &terms.env.borrow(),
+                    &terms.payload,
+                    kind,
+                    &namespace,
+                )
             };
             RUNNING_TERMS.with(|r| r.borrow_mut().push(terms.clone()));
             let result = catch_unwind(AssertUnwindSafe(run_job));
@@ -767,6 +820,7 @@ fn run(slot: &Arc<Slot>, request: Request) {
                 Ok(Ok(Produced::Value(value))) => Outcome::Value(value),
                 Ok(Ok(Produced::Items(items, done))) => Outcome::Items(items, done),
                 Ok(Ok(Produced::Nothing)) => Outcome::Done,
+                Ok(Ok(Produced::Deferred)) => Outcome::Deferred,
                 // Interrupted because the pool is stopping: say so plainly.
                 Ok(Err(err))
                     if err.is_instance_of::<Interrupted>(py)
@@ -780,7 +834,7 @@ fn run(slot: &Arc<Slot>, request: Request) {
         };
         slot.swap_current(outer);
         interp::clear_pending(py, slot.thread_id.load(Ordering::Acquire));
-        if job.inner.commit_reply() {
+        if !matches!(outcome, Outcome::Deferred) && job.inner.commit_reply() {
             let mut env = terms.env.borrow_mut();
             let _ = env.send_and_clear(job.inner.caller(), |env| {
                 reply(py, env, &terms.payload, outcome)
@@ -822,7 +876,13 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn reply<'a>(py: Python<'_>, env: Env<'a>, payload: &SavedTerm, outcome: Outcome<'_>) -> Term<'a> {
+/// `{Ref, Reply}` for `outcome`, `Ref` being the first element of the tuple `payload`.
+pub(crate) fn reply<'a>(
+    py: Python<'_>,
+    env: Env<'a>,
+    payload: &SavedTerm,
+    outcome: Outcome<'_>,
+) -> Term<'a> {
     let reference = get_tuple(payload.load(env))
         .ok()
         .and_then(|items| items.first().copied())
@@ -855,6 +915,8 @@ fn reply<'a>(py: Python<'_>, env: Env<'a>, payload: &SavedTerm, outcome: Outcome
         Outcome::Raised(err) => python_error(py, env, err),
         Outcome::Panicked(msg) => internal_error(env, &msg),
         Outcome::Stopped => builder.pair(atoms::error(), atoms::stopped()),
+        // Never sent: `run` skips the reply of a deferred job.
+        Outcome::Deferred => builder.pair(atoms::error(), atoms::internal()),
     }))
     .unwrap_or_else(|panic| internal_error(env, &panic_message(&panic)));
     builder.pair(reference, body)
@@ -1021,6 +1083,7 @@ fn binary_of<'a>(term: Term<'a>, what: &str) -> PyResult<&'a [u8]> {
 /// Runs one request.
 fn execute<'py>(
     py: Python<'py>,
+    job: &Arc<JobInner>,
     env: &OwnedEnv,
     payload: &SavedTerm,
     kind: Kind,
@@ -1028,11 +1091,15 @@ fn execute<'py>(
 ) -> PyResult<Produced<'py>> {
     let opts = options();
     match kind {
-        Kind::Call => {
-            let (callable, args, kwargs) = env.run(|env| -> PyResult<_> {
+        Kind::Call | Kind::Async => {
+            let (callable, args, kwargs, stream) = env.run(|env| -> PyResult<_> {
                 let items = get_tuple(payload.load(env)).map_err(|_| bad_request())?;
-                let [_, module, function, args, kwargs] = items[..] else {
-                    return Err(bad_request());
+                let (module, function, args, kwargs, stream) = match (kind, &items[..]) {
+                    (Kind::Call, &[_, m, f, a, k]) => (m, f, a, k, false),
+                    (Kind::Async, &[_, m, f, a, k, s]) => {
+                        (m, f, a, k, s.decode::<bool>().map_err(|_| bad_request())?)
+                    }
+                    _ => return Err(bad_request()),
                 };
                 let callable = resolve(
                     py,
@@ -1051,14 +1118,19 @@ fn execute<'py>(
                 };
                 let kwargs =
                     convert::kwargs_to_py(py, &reader, kwargs, &opts).map_err(PyErr::from)?;
-                Ok((callable, PyTuple::new(py, args)?, kwargs))
+                Ok((callable, PyTuple::new(py, args)?, kwargs, stream))
             })?;
             let kwargs = if kwargs.is_empty() {
                 None
             } else {
                 Some(&kwargs)
             };
-            callable.call(args, kwargs).map(Produced::Value)
+            let value = callable.call(args, kwargs)?;
+            if matches!(kind, Kind::Async) {
+                crate::aio::dispatch(py, job, value, stream)
+            } else {
+                Ok(Produced::Value(value))
+            }
         }
         Kind::Eval => {
             let (code, namespace) = env.run(|env| -> PyResult<_> {

@@ -4,6 +4,7 @@
 //! the interpreter (once per OS process) and `pool_new/1` starts executor threads. See
 //! `docs/architecture.md` for the life of a call and `../shared/design.md` for the invariants.
 
+mod aio;
 mod atoms;
 mod callback;
 mod executor;

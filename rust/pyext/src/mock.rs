@@ -7,7 +7,9 @@
 //! - [`MockBackend`], core's `callback::Backend` for the pip extension (installed by the module
 //!   initialiser): `erlang.call` goes to `MockBeam._erlang_call` of the current mock, which
 //!   holds the registered Python callables and the shared state and passes every value through
-//!   its `MockHandles`, so that arguments and results follow the conversion rules.
+//!   its `MockHandles`, so that arguments and results follow the conversion rules;
+//!   `erlang.async_call` goes to `MockBeam._erlang_async_call`, which runs async functions as
+//!   tasks of the caller's event loop.
 //! - `mock_names` sets core's process-wide name registry (what `erlang.<name>` resolves) to the
 //!   current mock's function names; `mock_erlang_error` builds the `erlang.ErlangError` of a
 //!   failed function with core's `callback::erlang_error`, as the NIF does.
@@ -69,6 +71,22 @@ impl Backend for MockBackend {
             ));
         };
         beam.call_method1(intern!(py, "_erlang_call"), (name, args))
+    }
+
+    fn start_call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        args: &Bound<'py, PyTuple>,
+        done: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Some(beam) = innermost(py)? else {
+            return Err(callback::not_in_beam_for(
+                py,
+                &format!("erlang.async_call('{name}')"),
+            ));
+        };
+        beam.call_method1(intern!(py, "_erlang_async_call"), (name, args, done))
     }
 }
 

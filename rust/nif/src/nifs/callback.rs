@@ -5,7 +5,7 @@ use erlang_python_core::callback as names;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
 use crate::atoms;
-use crate::callback::{set_router, ReplyChannel};
+use crate::callback::{pending_async, set_router, AsyncChannel, ReplyChannel};
 use crate::executor::{JobResource, SlotMessage};
 
 fn owned_copy(term: Term<'_>) -> (OwnedEnv, rustler::env::SavedTerm) {
@@ -35,6 +35,23 @@ fn callback_thread_reply(channel: ResourceArc<ReplyChannel>, result: Term<'_>) -
     } else {
         atoms::error()
     }
+}
+
+/// Answers an `erlang.async_call`; `error` when it was cancelled or already answered.
+#[rustler::nif]
+fn callback_async_reply(channel: ResourceArc<AsyncChannel>, result: Term<'_>) -> Atom {
+    let (env, term) = owned_copy(result);
+    if channel.deliver(env, term) {
+        atoms::ok()
+    } else {
+        atoms::error()
+    }
+}
+
+/// The number of `erlang.async_call`s waiting for their Erlang function.
+#[rustler::nif]
+fn callback_async_pending() -> usize {
+    pending_async()
 }
 
 fn name_of(name: Binary<'_>) -> NifResult<&str> {

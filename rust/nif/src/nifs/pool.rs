@@ -152,6 +152,36 @@ fn pool_call<'a>(
     )
 }
 
+/// `py:async_call` and `py:async_stream`: a call whose awaitable result is finished on the
+/// asyncio loop (`Stream`: an async iterable is collected there).
+#[rustler::nif]
+#[allow(clippy::too_many_arguments)]
+fn pool_async<'a>(
+    env: Env<'a>,
+    target: Term<'a>,
+    reference: Term<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+    stream: bool,
+) -> NifResult<Term<'a>> {
+    if !module.is_binary() || !function.is_binary() || !arguments.is_list() || !kwargs.is_map() {
+        return Err(rustler::Error::BadArg);
+    }
+    let stream = if stream {
+        atoms::true_().encode(env)
+    } else {
+        atoms::false_().encode(env)
+    };
+    submit(
+        env,
+        target,
+        Kind::Async,
+        &[reference, module, function, arguments, kwargs, stream],
+    )
+}
+
 #[rustler::nif]
 fn pool_eval<'a>(
     env: Env<'a>,

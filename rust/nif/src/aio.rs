@@ -1,0 +1,132 @@
+//! `py:async_call` and `py:async_stream`: jobs whose result is finished on an asyncio loop.
+//!
+//! An `Async` job runs like a call on an executor; when the result is awaitable (or, for a
+//! stream, an async iterable) the executor hands it to `erlang._aio.dispatch` together with an
+//! [`AsyncReply`] and goes back to its queue without replying. The coroutine then runs on the
+//! loop thread of `erlang._aio`, and its outcome is sent to the Erlang caller through the
+//! `AsyncReply`, from that thread, as the one `{Ref, Reply}` message the job ever sends: the
+//! job state machine (design.md invariant 5) still decides, so a caller that timed out or died
+//! gets nothing, and cancelling the job cancels the coroutine's task (the hook runs on
+//! `python-main`, which may take the GIL; the cancelling scheduler never does).
+
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use rustler::env::SavedTerm;
+use rustler::types::tuple::make_tuple;
+use rustler::OwnedEnv;
+
+use crate::executor::{copy_running_reference, reply, JobInner, Outcome, Produced};
+
+static DISPATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Hands `value`, the result of an `Async` job's call, to `erlang._aio.dispatch`: a value that
+/// needs no loop is the job's result at once; otherwise the job is deferred.
+pub(crate) fn dispatch<'py>(
+    py: Python<'py>,
+    job: &Arc<JobInner>,
+    value: Bound<'py, PyAny>,
+    stream: bool,
+) -> PyResult<Produced<'py>> {
+    let owned = OwnedEnv::new();
+    let tag = owned.run(|env| {
+        copy_running_reference(env).map(|reference| owned.save(make_tuple(env, &[reference])))
+    });
+    let Some(tag) = tag else {
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "an async job must run on an executor",
+        ));
+    };
+    let handle = Bound::new(
+        py,
+        AsyncReply {
+            pending: Mutex::new(Some(Pending {
+                job: job.clone(),
+                env: owned,
+                tag,
+            })),
+        },
+    )?;
+    let dispatched = DISPATCH
+        .import(py, "erlang._aio", "dispatch")?
+        .call1((value, stream, handle))?;
+    let (deferred, value): (bool, Bound<'py, PyAny>) = dispatched.extract()?;
+    Ok(if deferred {
+        Produced::Deferred
+    } else {
+        Produced::Value(value)
+    })
+}
+
+/// What a deferred job needs to reply: the job and its caller's `Ref`.
+struct Pending {
+    job: Arc<JobInner>,
+    env: OwnedEnv,
+    /// `{Ref}`.
+    tag: SavedTerm,
+}
+
+/// The reply of a deferred `py:async_call` job, used once by the coroutine that finishes it.
+#[pyclass(frozen, module = "erlang._native", name = "AsyncReply")]
+pub struct AsyncReply {
+    pending: Mutex<Option<Pending>>,
+}
+
+impl AsyncReply {
+    fn send(&self, py: Python<'_>, outcome: Outcome<'_>) -> bool {
+        let Some(mut pending) = self.pending.lock().ok().and_then(|mut p| p.take()) else {
+            return false;
+        };
+        if !pending.job.commit_reply() {
+            return false;
+        }
+        let caller = *pending.job.caller();
+        let tag = &pending.tag;
+        pending
+            .env
+            .send_and_clear(&caller, |env| reply(py, env, tag, outcome))
+            .is_ok()
+    }
+}
+
+#[pymethods]
+impl AsyncReply {
+    /// Replies `{ok, Value}` (converted as a call's result); false when the caller stopped
+    /// waiting or the job was already answered.
+    fn resolve(&self, py: Python<'_>, value: Bound<'_, PyAny>) -> bool {
+        self.send(py, Outcome::Value(value))
+    }
+
+    /// Replies with the error of `exc`, as a failed call does.
+    fn fail(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> bool {
+        self.send(py, Outcome::Raised(PyErr::from_value(exc)))
+    }
+
+    /// Sets the function called (with no arguments, on another thread) if the Erlang caller
+    /// stops waiting before the reply; called at once if it already has.
+    fn on_cancel(&self, py: Python<'_>, hook: Bound<'_, PyAny>) {
+        let job = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.job.clone()));
+        if let Some(job) = job {
+            job.set_cancel_hook(py, hook.unbind());
+        }
+    }
+
+    /// True once the Erlang caller stopped waiting (timed out or died).
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.job.is_cancelled()))
+            .unwrap_or(true)
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "<erlang._native.AsyncReply>"
+    }
+}
