@@ -310,15 +310,18 @@ async_gather(Calls) ->
 %% @doc Start every call with {@link async_call/4} (their coroutines run concurrently on the
 %% event loop) and wait up to `Timeout' milliseconds in all.
 %%
-%% Returns `{ok, Results}' in the order of `Calls', or the error of the first call (in that
-%% order) that failed, after cancelling the others; `{error, timeout}' when the time runs out.
+%% Returns `{ok, Results}' in the order of `Calls', or the error of the first call to fail,
+%% as soon as it fails, after cancelling the others; `{error, timeout}' (the others cancelled
+%% too) when the time runs out.
 %% A malformed element gives `{error, {bad_call, Element}}' before anything starts.
 -spec async_gather([async_spec()], timeout()) -> {ok, [term()]} | {error, term()}.
 async_gather(Calls, Timeout) when is_list(Calls), ?IS_TIMEOUT(Timeout) ->
     case [Call || Call <- Calls, not is_async_spec(Call)] of
         [] ->
+            Deadline = deadline(Timeout),
             Refs = [start_spec(Call) || Call <- Calls],
-            gather(Refs, deadline(Timeout), []);
+            Pending = maps:from_list([{Ref, erase({py_async, Ref})} || Ref <- Refs]),
+            gather(Refs, Pending, Deadline, #{});
         [Bad | _] ->
             {error, {bad_call, Bad}}
     end.
@@ -358,27 +361,50 @@ is_name(Name) ->
 start_spec({M, F, A}) -> async_call(M, F, A);
 start_spec({M, F, A, K}) -> async_call(M, F, A, K).
 
--spec gather([py_ref()], integer() | infinity, [term()]) -> {ok, [term()]} | {error, term()}.
-gather([], _Deadline, Acc) ->
-    {ok, lists:reverse(Acc)};
-gather([Ref | Rest], Deadline, Acc) ->
-    case await(Ref, remaining(Deadline)) of
-        {ok, Value} ->
-            gather(Rest, Deadline, [Value | Acc]);
-        {error, _} = Error ->
-            lists:foreach(fun discard/1, Rest),
-            Error
+%% Waits for the replies of every request in `Pending' (ref => job, `undefined' for a request
+%% that failed to start and whose error is already in the mailbox), in whatever order they
+%% come, serving the callbacks their executors make; the first error cancels the others.
+-spec gather([py_ref()], #{py_ref() => py_nif:job() | undefined}, integer() | infinity,
+             #{py_ref() => term()}) -> {ok, [term()]} | {error, term()}.
+gather(Refs, Pending, _Deadline, Done) when map_size(Pending) =:= 0 ->
+    {ok, [maps:get(Ref, Done) || Ref <- Refs]};
+gather(Refs, Pending, Deadline, Done) ->
+    receive
+        {Ref, {'$py_callback', Id, Name, Args}} when is_map_key(Ref, Pending) ->
+            Job = maps:get(Ref, Pending),
+            Outer = put(?SERVING, Job),
+            Result =
+                try
+                    py_callback:execute(Name, Args)
+                after
+                    restore(Outer)
+                end,
+            ok = py_nif:callback_reply(Job, Id, Result),
+            gather(Refs, Pending, Deadline, Done);
+        {Ref, Reply} when is_map_key(Ref, Pending) ->
+            Rest = maps:remove(Ref, Pending),
+            case reply(Reply) of
+                {ok, Value} ->
+                    gather(Refs, Rest, Deadline, Done#{Ref => Value});
+                Error ->
+                    discard_all(Rest),
+                    Error
+            end
+    after remaining(Deadline) ->
+        discard_all(Pending),
+        {error, timeout}
     end.
 
-%% Gives up on an async request: cancels it, and leaves nothing of it in the mailbox.
--spec discard(py_ref()) -> ok.
-discard(Ref) ->
-    _ =
-        case erase({py_async, Ref}) of
-            undefined -> flush(Ref);
-            Job -> cancel(Job, Ref)
+%% Gives up on requests: cancels them, and leaves nothing of them in the mailbox.
+-spec discard_all(#{py_ref() => py_nif:job() | undefined}) -> ok.
+discard_all(Pending) ->
+    maps:foreach(
+        fun
+            (Ref, undefined) -> flush(Ref);
+            (Ref, Job) -> _ = cancel(Job, Ref)
         end,
-    ok.
+        Pending
+    ).
 
 %% Submits a request without waiting; its result is collected by await/2.
 -spec start(request()) -> py_ref().

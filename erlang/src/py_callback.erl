@@ -8,7 +8,8 @@
 %% {@link py}); a call made on any other Python thread arrives here as
 %% `{'$py_thread_callback', Channel, Name, Args}' (or, from `erlang.async_call', as
 %% `{'$py_async_callback', Channel, Name, Args}') and runs in a fresh process, so a slow or
-%% crashing function never blocks the router.
+%% crashing function never blocks the router; the router monitors it, and if it is killed
+%% before replying, answers `{error, <<"exit">>, Reason, <<>>}' in its place.
 -module(py_callback).
 -behaviour(gen_server).
 
@@ -23,6 +24,11 @@
     | {error, Class :: binary(), Reason :: binary(), Stacktrace :: binary()}
     | {not_found, binary()}.
 -export_type([result/0]).
+
+%% How a runner answers: py_nif:callback_thread_reply/2 or py_nif:callback_async_reply/2.
+-type reply_fun() :: fun((reference(), result()) -> ok | error).
+%% The functions running for Python threads: their monitor => how to answer if they die.
+-type running() :: #{reference() => {reply_fun(), reference()}}.
 
 %% @doc Start the registry and router, registered as `py_callback'.
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -74,40 +80,57 @@ text(Term) ->
         _ -> iolist_to_binary(io_lib:format("~p", [Term]))
     end.
 
+%% Runs the function in a fresh monitored process that replies through `Reply'; remembers the
+%% channel until that process ends.
+-spec run(reply_fun(), reference(), binary(), list(), running()) -> running().
+run(Reply, Channel, Name, Args, Running) ->
+    {_Pid, Monitor} = spawn_monitor(fun() -> Reply(Channel, execute(Name, Args)) end),
+    Running#{Monitor => {Reply, Channel}}.
+
 %%% gen_server callbacks
 
 %% @private
--spec init([]) -> {ok, undefined}.
+-spec init([]) -> {ok, running()}.
 init([]) ->
     process_flag(trap_exit, true),
     ?TAB = ets:new(?TAB, [named_table, public, set, {read_concurrency, true}]),
     ok = py_nif:callback_set_router(self()),
-    {ok, undefined}.
+    {ok, #{}}.
 
 %% @private
--spec handle_call(term(), gen_server:from(), undefined) -> {reply, {error, unknown_call}, undefined}.
+-spec handle_call(term(), gen_server:from(), running()) -> {reply, {error, unknown_call}, running()}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
 %% @private
--spec handle_cast(term(), undefined) -> {noreply, undefined}.
+-spec handle_cast(term(), running()) -> {noreply, running()}.
 handle_cast(_Request, State) ->
     {noreply, State}.
 
 %% @private
--spec handle_info(term(), undefined) -> {noreply, undefined} | {stop, term(), undefined}.
-handle_info({'$py_thread_callback', Channel, Name, Args}, State) ->
-    _ = spawn(fun() -> py_nif:callback_thread_reply(Channel, execute(Name, Args)) end),
-    {noreply, State};
-handle_info({'$py_async_callback', Channel, Name, Args}, State) ->
-    _ = spawn(fun() -> py_nif:callback_async_reply(Channel, execute(Name, Args)) end),
-    {noreply, State};
+-spec handle_info(term(), running()) -> {noreply, running()} | {stop, term(), running()}.
+handle_info({'$py_thread_callback', Channel, Name, Args}, Running) ->
+    {noreply, run(fun py_nif:callback_thread_reply/2, Channel, Name, Args, Running)};
+handle_info({'$py_async_callback', Channel, Name, Args}, Running) ->
+    {noreply, run(fun py_nif:callback_async_reply/2, Channel, Name, Args, Running)};
+handle_info({'DOWN', Monitor, process, _Pid, Reason}, Running) ->
+    case maps:take(Monitor, Running) of
+        {{Reply, Channel}, Rest} when Reason =/= normal ->
+            %% Killed before it could reply (a crash inside the function is caught and
+            %% replied by the runner itself): the Python caller must not wait forever.
+            _ = Reply(Channel, {error, <<"exit">>, text(Reason), <<>>}),
+            {noreply, Rest};
+        {_, Rest} ->
+            {noreply, Rest};
+        error ->
+            {noreply, Running}
+    end;
 handle_info({'EXIT', _From, Reason}, State) when Reason =/= normal ->
     {stop, Reason, State};
 handle_info(_Info, State) ->
     {noreply, State}.
 
 %% @private
--spec terminate(term(), undefined) -> ok.
+-spec terminate(term(), running()) -> ok.
 terminate(_Reason, _State) ->
     py_nif:callback_set_router(undefined).

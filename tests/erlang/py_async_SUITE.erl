@@ -1,0 +1,481 @@
+%% @doc Asyncio both ways: py:async_call/3,4, async_await/1,2, async_gather/1,2,
+%% async_stream/3,4 (coroutines finished on erlang_python's event loop), and erlang.async_call
+%% (Python coroutines calling Erlang without blocking their loop).
+-module(py_async_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+
+-export([
+    coroutine_result/1,
+    plain_result_at_once/1,
+    kwargs_and_main_namespace/1,
+    coroutine_error_keeps_its_type/1,
+    call_errors_before_the_coroutine/1,
+    bad_arguments/1,
+    coroutines_do_not_hold_executors/1,
+    await_timeout_cancels_the_task/1,
+    caller_death_cancels_the_task/1,
+    await_twice_and_unknown_ref/1,
+    unconvertible_result/1,
+    gather_in_order/1,
+    gather_error_cancels_the_rest/1,
+    gather_timeout/1,
+    gather_bad_input/1,
+    gather_many/1,
+    stream_async_generator/1,
+    stream_other_results/1,
+    stream_error/1,
+    stream_infinite_times_out/1,
+    not_started/1,
+    stop_with_coroutines_pending/1,
+    erlang_async_call_runs_concurrently/1,
+    erlang_async_call_from_executor_loop/1,
+    erlang_async_call_errors/1,
+    erlang_async_call_cancel_leaves_nothing/1,
+    erlang_async_call_fun_killed/1,
+    erlang_async_call_from_threads/1
+]).
+
+-spec all() -> [atom()].
+all() -> py_test_util:cases(?MODULE).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {minutes, 3}}].
+
+-spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_suite(Config) ->
+    ok = py_test_util:start(),
+    Config.
+
+-spec end_per_suite(ct_suite:ct_config()) -> ok.
+end_per_suite(_Config) ->
+    ok = py_test_util:stop().
+
+-define(DEFS, <<
+    "import asyncio\n"
+    "import erlang\n"
+    "events = {}\n"
+    "cancelled = set()\n"
+    "def event(name):\n"
+    "    return events.setdefault(name, asyncio.Event())\n"
+    "async def dbl(x, delay=0):\n"
+    "    await asyncio.sleep(delay)\n"
+    "    return x * 2\n"
+    "async def boom(msg='bad'):\n"
+    "    await asyncio.sleep(0)\n"
+    "    raise ValueError(msg)\n"
+    "async def hang(tag):\n"
+    "    try:\n"
+    "        await asyncio.sleep(3600)\n"
+    "    except asyncio.CancelledError:\n"
+    "        cancelled.add(tag)\n"
+    "        raise\n"
+    "async def wait_event(name, value):\n"
+    "    await event(name).wait()\n"
+    "    return value\n"
+    "def set_event(name):\n"
+    "    import erlang._aio\n"
+    "    erlang._aio.loop().call_soon_threadsafe(event(name).set)\n"
+    "async def agen(n, delay=0):\n"
+    "    for i in range(n):\n"
+    "        await asyncio.sleep(delay)\n"
+    "        yield i\n"
+    "async def agen_fails(n):\n"
+    "    for i in range(n):\n"
+    "        yield i\n"
+    "    raise KeyError('late')\n"
+    "async def forever():\n"
+    "    i = 0\n"
+    "    while True:\n"
+    "        await asyncio.sleep(0.001)\n"
+    "        yield i\n"
+    "        i += 1\n"
+    "async def returns_agen(n):\n"
+    "    return agen(n)\n"
+    "def sync_gen(n):\n"
+    "    yield from range(n)\n"
+    "async def opaque():\n"
+    "    return object()\n"
+>>).
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(_Case, Config) ->
+    ok = py_test_util:start(),
+    ok = py:exec(?DEFS),
+    py_test_util:flush(),
+    Config.
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(_Case, _Config) ->
+    ok.
+
+%%% ---------------------------------------------------------------- py:async_call
+
+%% @doc An async def's coroutine runs on the loop; async_await/1,2 get its result.
+-spec coroutine_result(ct_suite:ct_config()) -> term().
+coroutine_result(_Config) ->
+    Ref = py:async_call('__main__', dbl, [21]),
+    true = is_reference(Ref),
+    {ok, 42} = py:async_await(Ref),
+    {ok, <<"abab">>} = py:async_await(py:async_call('__main__', dbl, [<<"ab">>]), 5000),
+    {ok, [1, 2, 1, 2]} = py:async_await(py:async_call(<<"__main__">>, "dbl", [[1, 2]])),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc A function that returns no awaitable replies at once, as call_async does.
+-spec plain_result_at_once(ct_suite:ct_config()) -> term().
+plain_result_at_once(_Config) ->
+    {ok, 3.0} = py:async_await(py:async_call(math, sqrt, [9])),
+    {ok, none} = py:async_await(py:async_call(builtins, print, [])),
+    %% A sync generator is not awaitable: it streams like any call's generator result.
+    {ok, {generator, _}} = py:async_await(py:async_call('__main__', sync_gen, [3])).
+
+%% @doc async_call/4 passes keyword arguments; '__main__' is the shared namespace.
+-spec kwargs_and_main_namespace(ct_suite:ct_config()) -> term().
+kwargs_and_main_namespace(_Config) ->
+    {ok, 10} = py:async_await(py:async_call('__main__', dbl, [5], #{delay => 0.01})),
+    ok = py:exec(<<"async def fmt(a, *, sep): return f'{a}{sep}{a}'">>),
+    {ok, <<"x-x">>} = py:async_await(py:async_call('__main__', fmt, [<<"x">>], #{<<"sep">> => <<"-">>})).
+
+%% @doc An exception in the coroutine keeps its class (1.6 lost it) and its traceback.
+-spec coroutine_error_keeps_its_type(ct_suite:ct_config()) -> term().
+coroutine_error_keeps_its_type(_Config) ->
+    {error, {'ValueError', <<"bad">>}} = py:async_await(py:async_call('__main__', boom, [])),
+    Traceback = py:last_traceback(),
+    {match, _} = re:run(Traceback, <<"in boom">>),
+    {error, {'ValueError', <<"é"/utf8>>}} =
+        py:async_await(py:async_call('__main__', boom, [<<"é"/utf8>>])),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc Import and call errors happen on the executor and come back the same way, not
+%% double-wrapped.
+-spec call_errors_before_the_coroutine(ct_suite:ct_config()) -> term().
+call_errors_before_the_coroutine(_Config) ->
+    {error, {'ModuleNotFoundError', _}} =
+        py:async_await(py:async_call(no_such_module_xyz, f, [])),
+    {error, {'AttributeError', _}} = py:async_await(py:async_call(math, no_such_fn, [])),
+    {error, {'TypeError', _}} = py:async_await(py:async_call('__main__', dbl, [])),
+    {error, {'NameError', _}} = py:async_await(py:async_call('__main__', undefined_fn, [])).
+
+%% @doc Malformed requests fail in the caller, before anything is queued.
+-spec bad_arguments(ct_suite:ct_config()) -> term().
+bad_arguments(_Config) ->
+    {'EXIT', {function_clause, _}} = (catch py:async_call(math, sqrt, not_a_list)),
+    {'EXIT', {function_clause, _}} = (catch py:async_call(math, sqrt, [], not_a_map)),
+    {'EXIT', {badarg, _}} = (catch py:async_call(42, sqrt, [])),
+    {'EXIT', {function_clause, _}} = (catch py:async_await(not_a_ref)),
+    {'EXIT', {function_clause, _}} = (catch py:async_await(make_ref(), -1)),
+    {'EXIT', {function_clause, _}} = (catch py:async_stream(m, f, not_a_list)),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc Waiting coroutines hold no executor: 20 of them wait for an event that only a later
+%% py:call can set (with 2 executors held, that call could never run).
+-spec coroutines_do_not_hold_executors(ct_suite:ct_config()) -> term().
+coroutines_do_not_hold_executors(_Config) ->
+    N = 20,
+    Refs = [py:async_call('__main__', wait_event, [<<"go">>, I]) || I <- lists:seq(1, N)],
+    {ok, #{pending_requests := 0}} = wait_idle(),
+    {ok, none} = py:call('__main__', set_event, [<<"go">>]),
+    Results = [py:async_await(Ref, 10000) || Ref <- Refs],
+    Results = [{ok, I} || I <- lists:seq(1, N)].
+
+%% @doc A timed-out await cancels the coroutine's task, and no late reply arrives.
+-spec await_timeout_cancels_the_task(ct_suite:ct_config()) -> term().
+await_timeout_cancels_the_task(_Config) ->
+    Ref = py:async_call('__main__', hang, [<<"t1">>]),
+    {error, timeout} = py:async_await(Ref, 100),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"t1">>) end, 5000),
+    py_test_util:assert_no_message(100),
+    %% Timeout 0: the job may not even have started (then its coroutine never exists).
+    {error, timeout} = py:async_await(py:async_call('__main__', hang, [<<"t0">>]), 0),
+    py_test_util:assert_no_message(100).
+
+%% @doc When the caller dies, the coroutine's task is cancelled.
+-spec caller_death_cancels_the_task(ct_suite:ct_config()) -> term().
+caller_death_cancels_the_task(_Config) ->
+    Self = self(),
+    Pid = spawn(fun() ->
+        _ = py:async_call('__main__', hang, [<<"dead">>]),
+        Self ! started,
+        receive stop -> ok end
+    end),
+    receive started -> ok end,
+    %% The executor has handed the coroutine to the loop once the pool is idle again.
+    {ok, _} = wait_idle(),
+    py_test_util:kill_and_wait([Pid]),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"dead">>) end, 5000).
+
+%% @doc A ref is awaited once; awaiting it again (or a ref never returned by async_call)
+%% times out.
+-spec await_twice_and_unknown_ref(ct_suite:ct_config()) -> term().
+await_twice_and_unknown_ref(_Config) ->
+    Ref = py:async_call('__main__', dbl, [1]),
+    {ok, 2} = py:async_await(Ref),
+    {error, timeout} = py:async_await(Ref, 50),
+    {error, timeout} = py:async_await(make_ref(), 50).
+
+%% @doc A coroutine's result with no Erlang term comes back as an opaque handle, as for call.
+-spec unconvertible_result(ct_suite:ct_config()) -> term().
+unconvertible_result(_Config) ->
+    {ok, Handle} = py:async_await(py:async_call('__main__', opaque, [])),
+    true = is_reference(Handle),
+    {ok, <<"object">>} = py:eval(<<"type(h).__name__">>, #{h => Handle}).
+
+%%% ---------------------------------------------------------------- py:async_gather
+
+%% @doc Results come in the order of the calls, whatever order the coroutines finish in.
+-spec gather_in_order(ct_suite:ct_config()) -> term().
+gather_in_order(_Config) ->
+    Calls = [{'__main__', dbl, [I], #{delay => (10 - I) / 200}} || I <- lists:seq(1, 10)],
+    {ok, [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]} = py:async_gather(Calls),
+    {ok, [6.0, 3.0]} = py:async_gather([{'__main__', dbl, [3.0]}, {math, sqrt, [9]}]),
+    {ok, []} = py:async_gather([]),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc The first failure is the result as soon as it happens, even with an earlier call still
+%% waiting; the other coroutines are cancelled and leave nothing in the mailbox.
+-spec gather_error_cancels_the_rest(ct_suite:ct_config()) -> term().
+gather_error_cancels_the_rest(_Config) ->
+    ok = py:exec(<<"async def boom_after(name, msg):\n    await event(name).wait()\n    raise ValueError(msg)\n">>),
+    {error, {'ValueError', <<"first">>}} = py:async_gather([
+        {'__main__', hang, [<<"g1">>]},
+        {'__main__', dbl, [1]},
+        {'__main__', boom, [<<"first">>]},
+        {'__main__', boom_after, [<<"never">>, <<"second">>]}
+    ], infinity),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"g1">>) end, 5000),
+    py_test_util:assert_no_message(100).
+
+%% @doc gather/2's timeout covers all the calls; everything left is cancelled.
+-spec gather_timeout(ct_suite:ct_config()) -> term().
+gather_timeout(_Config) ->
+    {error, timeout} =
+        py:async_gather([{'__main__', dbl, [1]}, {'__main__', hang, [<<"g2">>]}], 200),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"g2">>) end, 5000),
+    py_test_util:assert_no_message(100).
+
+%% @doc A malformed element is reported before anything starts; a non-list is a
+%% function_clause.
+-spec gather_bad_input(ct_suite:ct_config()) -> term().
+gather_bad_input(_Config) ->
+    {error, {bad_call, {'__main__', dbl}}} = py:async_gather([{'__main__', dbl}]),
+    {error, {bad_call, {m, f, notalist}}} =
+        py:async_gather([{'__main__', dbl, [1]}, {m, f, notalist}]),
+    {error, {bad_call, {1, f, []}}} = py:async_gather([{1, f, []}]),
+    {error, {bad_call, {m, f, [], notamap}}} = py:async_gather([{m, f, [], notamap}]),
+    {'EXIT', {function_clause, _}} = (catch py:async_gather(notalist)),
+    {'EXIT', {function_clause, _}} = (catch py:async_gather([], -5)),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc 500 coroutines at once, on 2 executors.
+-spec gather_many(ct_suite:ct_config()) -> term().
+gather_many(_Config) ->
+    N = 500,
+    {ok, Results} = py:async_gather([{'__main__', dbl, [I, 0.05]} || I <- lists:seq(1, N)]),
+    Results = [2 * I || I <- lists:seq(1, N)].
+
+%%% ---------------------------------------------------------------- py:async_stream
+
+%% @doc An async generator's items, in order (1.6 lost them and timed out).
+-spec stream_async_generator(ct_suite:ct_config()) -> term().
+stream_async_generator(_Config) ->
+    {ok, [0, 1, 2, 3, 4]} = py:async_stream('__main__', agen, [5]),
+    {ok, []} = py:async_stream('__main__', agen, [0]),
+    {ok, Items} = py:async_stream('__main__', agen, [10000]),
+    Items = lists:seq(0, 9999),
+    {ok, [0, 1, 2]} = py:async_stream('__main__', agen, [3], #{delay => 0.01}).
+
+%% @doc A coroutine returning a value gives `{ok, Value}' (as in 1.6); one returning an async
+%% generator gives its items; a sync generator its items; a plain value itself.
+-spec stream_other_results(ct_suite:ct_config()) -> term().
+stream_other_results(_Config) ->
+    {ok, 10} = py:async_stream('__main__', dbl, [5]),
+    {ok, [0, 1, 2]} = py:async_stream('__main__', returns_agen, [3]),
+    {ok, [0, 1, 2, 3]} = py:async_stream('__main__', sync_gen, [4]),
+    {ok, 3.0} = py:async_stream(math, sqrt, [9]).
+
+%% @doc An exception part-way through the generator is the result, with its class.
+-spec stream_error(ct_suite:ct_config()) -> term().
+stream_error(_Config) ->
+    {error, {'KeyError', <<"'late'">>}} = py:async_stream('__main__', agen_fails, [3]),
+    {error, {'ValueError', <<"bad">>}} = py:async_stream('__main__', boom, []),
+    {error, {'ModuleNotFoundError', _}} = py:async_stream(no_such_module_xyz, f, []).
+
+%% @doc An endless async generator cannot be collected: the stream times out (after 30 s) and
+%% its task is cancelled. Checked through async_call with stream semantics and a short
+%% timeout: the same job kind async_stream uses.
+-spec stream_infinite_times_out(ct_suite:ct_config()) -> term().
+stream_infinite_times_out(_Config) ->
+    Ref = make_ref(),
+    Pool = persistent_term:get({erlang_python, pool}),
+    Job = py_nif:pool_async(Pool, Ref, <<"__main__">>, <<"forever">>, [], #{}, true),
+    true = is_reference(Job),
+    receive {Ref, _} = Unexpected -> ct:fail({unexpected, Unexpected}) after 200 -> ok end,
+    cancelled = py_nif:job_cancel(Job),
+    py_test_util:assert_no_message(200).
+
+%%% ---------------------------------------------------------------- lifecycle
+
+%% @doc Without the application, every async function answers {error, not_started}.
+-spec not_started(ct_suite:ct_config()) -> term().
+not_started(_Config) ->
+    ok = py_test_util:stop(),
+    try
+        {error, not_started} = py:async_await(py:async_call(math, sqrt, [4])),
+        {error, not_started} = py:async_gather([{math, sqrt, [4]}]),
+        {error, not_started} = py:async_stream('__main__', agen, [3])
+    after
+        ok = py_test_util:start()
+    end.
+
+%% @doc Stopping the application while coroutines wait does not hang; after a restart the
+%% loop still serves new coroutines.
+-spec stop_with_coroutines_pending(ct_suite:ct_config()) -> term().
+stop_with_coroutines_pending(_Config) ->
+    _ = [py:async_call('__main__', hang, [integer_to_binary(I)]) || I <- lists:seq(1, 10)],
+    {ok, _} = wait_idle(),
+    ok = py_test_util:restart(),
+    ok = py:exec(?DEFS),
+    {ok, 4} = py:async_await(py:async_call('__main__', dbl, [2])),
+    py_test_util:flush().
+
+%%% ---------------------------------------------------------------- erlang.async_call
+
+%% @doc Calls from one coroutine run concurrently in Erlang: 10 functions that each wait until
+%% all 10 have started complete (run one after the other, the first would wait forever).
+-spec erlang_async_call_runs_concurrently(ct_suite:ct_config()) -> term().
+erlang_async_call_runs_concurrently(_Config) ->
+    N = 10,
+    Barrier = spawn_link(fun() -> barrier(N, []) end),
+    ok = py:register_function(as_barrier, fun([I]) ->
+        Barrier ! {join, self()},
+        receive go -> I * 10 after 5000 -> error(barrier_timeout) end
+    end),
+    ok = py:exec(<<
+        "async def gather_barrier(n):\n"
+        "    return await asyncio.gather(*(erlang.async_call('as_barrier', i) for i in range(n)))\n"
+    >>),
+    Expected = [I * 10 || I <- lists:seq(0, N - 1)],
+    {ok, Expected} = py:async_await(py:async_call('__main__', gather_barrier, [N]), 10000),
+    ok = py:unregister_function(as_barrier).
+
+%% @doc A loop run by asyncio.run on an executor can use erlang.async_call too, and a
+%% coroutine may also make a synchronous erlang.call.
+-spec erlang_async_call_from_executor_loop(ct_suite:ct_config()) -> term().
+erlang_async_call_from_executor_loop(_Config) ->
+    ok = py:register_function(as_add, fun([A, B]) -> A + B end),
+    ok = py:exec(<<
+        "async def sum_via_erlang(n):\n"
+        "    parts = await asyncio.gather(*(erlang.async_call('as_add', i, 1) for i in range(n)))\n"
+        "    return erlang.call('as_add', sum(parts), 0)\n"
+        "def run_loop(n):\n"
+        "    return asyncio.run(sum_via_erlang(n))\n"
+    >>),
+    {ok, 55} = py:call('__main__', run_loop, [10]),
+    {ok, 5050} = py:async_await(py:async_call('__main__', sum_via_erlang, [100])),
+    ok = py:unregister_function(as_add).
+
+%% @doc Failures raise erlang.ErlangError (or TypeError) in the coroutine, catchable there.
+-spec erlang_async_call_errors(ct_suite:ct_config()) -> term().
+erlang_async_call_errors(_Config) ->
+    ok = py:register_function(as_crash, fun(_) -> error(kaboom) end),
+    ok = py:register_function(as_throw, fun(_) -> throw(oops) end),
+    ok = py:exec(<<
+        "async def try_call(*args):\n"
+        "    try:\n"
+        "        return ('ok', await erlang.async_call(*args))\n"
+        "    except erlang.ErlangError as e:\n"
+        "        return ('erlang', e.erlang_class, e.reason)\n"
+        "    except TypeError as e:\n"
+        "        return ('type', str(e))\n"
+    >>),
+    Run = fun(Args) -> py:async_await(py:async_call('__main__', try_call, Args)) end,
+    {ok, {<<"erlang">>, <<"error">>, <<"kaboom">>}} = Run([<<"as_crash">>]),
+    {ok, {<<"erlang">>, <<"throw">>, <<"oops">>}} = Run([<<"as_throw">>]),
+    {ok, {<<"erlang">>, <<"not_found">>, <<"as_nope">>}} = Run([<<"as_nope">>]),
+    {ok, {<<"type">>, <<"Function name must be a string">>}} = Run([42]),
+    {ok, {<<"type">>, _}} = py:async_await(py:async_call('__main__', try_call, [])),
+    ok = py:unregister_function(as_crash),
+    ok = py:unregister_function(as_throw).
+
+%% @doc Cancelling awaits of slow Erlang functions leaves nothing waiting, at once.
+-spec erlang_async_call_cancel_leaves_nothing(ct_suite:ct_config()) -> term().
+erlang_async_call_cancel_leaves_nothing(_Config) ->
+    ok = py:register_function(as_slow, fun([X]) -> timer:sleep(300), X end),
+    ok = py:exec(<<
+        "async def cancel_many(n):\n"
+        "    tasks = [asyncio.ensure_future(erlang.async_call('as_slow', i)) for i in range(n)]\n"
+        "    await asyncio.sleep(0.05)\n"
+        "    for t in tasks:\n"
+        "        t.cancel()\n"
+        "    results = await asyncio.gather(*tasks, return_exceptions=True)\n"
+        "    return sum(isinstance(r, asyncio.CancelledError) for r in results)\n"
+    >>),
+    {ok, 100} = py:async_await(py:async_call('__main__', cancel_many, [100]), 10000),
+    0 = py_nif:callback_async_pending(),
+    %% The functions finish later; their replies are dropped.
+    timer:sleep(400),
+    0 = py_nif:callback_async_pending(),
+    ok = py:unregister_function(as_slow).
+
+%% @doc An Erlang function whose process is killed fails the await (an exit `killed')
+%% instead of leaving it waiting.
+-spec erlang_async_call_fun_killed(ct_suite:ct_config()) -> term().
+erlang_async_call_fun_killed(_Config) ->
+    ok = py:register_function(as_kill, fun(_) -> exit(self(), kill) end),
+    ok = py:exec(<<
+        "async def killed():\n"
+        "    try:\n"
+        "        await erlang.async_call('as_kill')\n"
+        "    except erlang.ErlangError as e:\n"
+        "        return (e.erlang_class, e.reason)\n"
+    >>),
+    {ok, {<<"exit">>, <<"killed">>}} = py:async_await(py:async_call('__main__', killed, []), 10000),
+    {ok, {<<"exit">>, <<"killed">>}} = py:eval(<<"asyncio.run(killed())">>),
+    0 = py_nif:callback_async_pending(),
+    ok = py:unregister_function(as_kill).
+
+%% @doc Loops in 4 Python threads, 50 calls each, all get their own results.
+-spec erlang_async_call_from_threads(ct_suite:ct_config()) -> term().
+erlang_async_call_from_threads(_Config) ->
+    ok = py:register_function(as_ident, fun([X]) -> X end),
+    ok = py:exec(<<
+        "import threading\n"
+        "def threads_calling(nthreads, ncalls):\n"
+        "    out = {}\n"
+        "    async def one(t):\n"
+        "        return await asyncio.gather(*(erlang.async_call('as_ident', (t, i)) for i in range(ncalls)))\n"
+        "    def run(t):\n"
+        "        out[t] = asyncio.run(one(t))\n"
+        "    ts = [threading.Thread(target=run, args=(t,)) for t in range(nthreads)]\n"
+        "    for th in ts: th.start()\n"
+        "    for th in ts: th.join()\n"
+        "    return all(out[t] == [(t, i) for i in range(ncalls)] for t in range(nthreads))\n"
+    >>),
+    {ok, true} = py:call('__main__', threads_calling, [4, 50], #{}, 20000),
+    ok = py:unregister_function(as_ident).
+
+%%% ---------------------------------------------------------------- helpers
+
+-spec is_cancelled(binary()) -> boolean().
+is_cancelled(Tag) ->
+    {ok, Result} = py:eval(<<"tag in cancelled">>, #{tag => Tag}),
+    Result.
+
+%% Waits until no executor runs a job (async jobs handed to the loop count as done).
+-spec wait_idle() -> {ok, map()}.
+wait_idle() ->
+    py_test_util:wait_until(
+        fun() -> maps:get(pending_requests, py_pool:get_stats()) =:= 0 end, 5000),
+    {ok, py_pool:get_stats()}.
+
+-spec barrier(pos_integer(), [pid()]) -> ok.
+barrier(N, Joined) when length(Joined) =:= N ->
+    _ = [Pid ! go || Pid <- Joined],
+    ok;
+barrier(N, Joined) ->
+    receive
+        {join, Pid} -> barrier(N, [Pid | Joined])
+    end.
