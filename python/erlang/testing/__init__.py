@@ -454,37 +454,29 @@ class MockBeam:
         self, name: str, args: tuple[object, ...], done: Callable[[bool, Any], object]
     ) -> _Cancellable:
         """``erlang.async_call(name, *args)``, from the native backend: as ``_erlang_call``,
-        but the outcome goes to ``done(ok, value)``, and an awaitable result is awaited by a
-        task of the caller's running loop (cancelled with the call)."""
-        handles, function, terms = self._prepare_call("erlang.async_call", name, args)
-
-        def fail(exc: Exception) -> None:
-            if isinstance(exc, ErlangException):
-                done(False, _erlang_error(exc))
-            else:
-                done(False, _native.mock_erlang_error("error", repr(exc), _stack(exc)))
-
-        try:
-            result = self._invoke(handles, function, terms)
-        except Exception as exc:
-            fail(exc)
-            return _Finished()
-        if not inspect.isawaitable(result):
-            done(True, self._returned(handles, function, result))
-            return _Finished()
-        awaitable = result
-
-        async def finish() -> None:
-            try:
-                value = await awaitable
-            except Exception as exc:
-                fail(exc)
-            else:
-                done(True, self._returned(handles, function, value))
-
+        but the outcome goes to ``done(ok, value)``, from a task of the caller's running loop
+        (cancelled with the call). As in the BEAM, where the Erlang function runs in a process
+        of its own, a plain function runs in a thread of the loop's default executor, so the
+        loop never waits for it; an ``async def`` function's coroutine runs on the loop."""
         import asyncio
 
-        return asyncio.get_running_loop().create_task(finish())
+        handles, function, terms = self._prepare_call("erlang.async_call", name, args)
+        loop = asyncio.get_running_loop()
+
+        async def run() -> None:
+            try:
+                result = await loop.run_in_executor(None, self._invoke, handles, function, terms)
+                if inspect.isawaitable(result):
+                    result = await result
+                value = self._returned(handles, function, result)
+            except ErlangException as exc:
+                done(False, _erlang_error(exc))
+            except Exception as exc:
+                done(False, _native.mock_erlang_error("error", repr(exc), _stack(exc)))
+            else:
+                done(True, value)
+
+        return loop.create_task(run())
 
     def _prepare_call(
         self, what: str, name: str, args: tuple[object, ...]
@@ -595,13 +587,6 @@ def _current() -> object:
 
 class _Cancellable(Protocol):
     def cancel(self) -> bool: ...
-
-
-class _Finished:
-    """The handle of an ``erlang.async_call`` that completed before it returned."""
-
-    def cancel(self) -> bool:
-        return False
 
 
 def _publish_names() -> None:
