@@ -159,9 +159,7 @@ def test_loops_in_several_threads(erlang_funcs: ErlangFuncs) -> None:
 
     def run(t: int) -> None:
         async def main() -> list[Any]:
-            return await asyncio.gather(
-                *(erlang.async_call("ta_echo", (t, i)) for i in range(20))
-            )
+            return await asyncio.gather(*(erlang.async_call("ta_echo", (t, i)) for i in range(20)))
 
         results[t] = asyncio.run(main())
 
