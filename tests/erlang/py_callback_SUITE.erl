@@ -621,7 +621,7 @@ thread_callback_fun_calls_python(_Config) ->
     ]),
     {ok, [104.0]} = py:call('__main__', ep_cb_thread_nested, [], #{}, 20000).
 
-%% @doc A fun crashing in a thread callback raises ErlangError in that thread.
+%% @doc A fun crashing (or killed) in a thread callback raises ErlangError in that thread.
 -spec thread_callback_crash(ct_suite:ct_config()) -> term().
 thread_callback_crash(_Config) ->
     ok = define([
@@ -642,7 +642,11 @@ thread_callback_crash(_Config) ->
         py:call('__main__', ep_cb_thread_crash, [cb_badarith]),
     {ok, [{<<"not_found">>, <<"cb_thread_nosuch">>, _}]} =
         py:call('__main__', ep_cb_thread_crash, [cb_thread_nosuch]),
-    {ok, 3} = py:eval(<<"erlang.cb_add(1, 2)">>).
+    {ok, 3} = py:eval(<<"erlang.cb_add(1, 2)">>),
+    %% A function whose process is killed before it replies: the thread does not wait forever.
+    ok = py:register_function(cb_killed, fun(_) -> exit(self(), kill) end),
+    {ok, [{<<"exit">>, <<"killed">>, <<"exit: killed">>}]} =
+        py:call('__main__', ep_cb_thread_crash, [cb_killed], #{}, 10000).
 
 %%% ---------------------------------------------------------------- timeouts and deaths
 
