@@ -18,7 +18,8 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, state, logging]).
+-define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, async, state,
+                   logging]).
 -define(CALL_TIMEOUT, 30000).
 
 %% ---------------------------------------------------------------------------------------------
@@ -93,7 +94,8 @@ usage(Error) ->
         "options:\n"
         "  --quick                 10x smaller counts (smoke run)\n"
         "  --only NAME,...         run only these: call, eval, throughput, convert,\n"
-        "                          convert.<case>, callback, stream, state, logging, memory\n"
+        "                          convert.<case>, callback, stream, async, state, logging,\n"
+        "                          memory\n"
         "  --app APP               application to start (default erlang_python)\n"
         "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
         "  --callers N,...         concurrency levels for throughput (default 1,2,4,16,100)\n"
@@ -260,6 +262,8 @@ section(stream, #{scale := Scale}) ->
     [latency_case(<<"stream.10k">>, <<"py:stream_eval of a 10k-item generator">>,
                   fun() -> py:stream_eval(<<"(i for i in range(10000))">>) end,
                   expect(Expected), max(10, 300 div Scale), {p50_us, '=<', 20000})];
+section(async, #{scale := Scale}) ->
+    async_cases(Scale);
 section(logging, #{scale := Scale}) ->
     logging_cases(max(10, 2000 div Scale));
 section(memory, #{scale := Scale}) ->
@@ -438,6 +442,63 @@ element_hint(T) -> T.
 
 %% --- Python -> Erlang callback round trip (optional feature) -----------------------------------
 
+%% --- asyncio ---------------------------------------------------------------------------------
+%%
+%% py:async_call of a coroutine (the executor hands it to the event loop, which replies), 500
+%% coroutines sleeping 50 ms gathered (all should wait at once: p50 a little over 50 ms), and
+%% erlang.async_call from a coroutine: 1000 awaited one after the other per measured call (p50
+%% in us = ns per call) and 1000 gathered at once.
+async_cases(Scale) ->
+    Probe =
+        try
+            ok = py:register_function(bench_async_echo, fun([X]) -> X end),
+            ok = py:exec(<<"import asyncio\n"
+                           "import erlang\n"
+                           "async def bench_async_ident(x):\n"
+                           "    return x\n"
+                           "async def bench_async_sleep(x, d):\n"
+                           "    await asyncio.sleep(d)\n"
+                           "    return x\n"
+                           "async def bench_erlang_seq(n):\n"
+                           "    for i in range(n):\n"
+                           "        await erlang.async_call('bench_async_echo', i)\n"
+                           "    return n\n"
+                           "async def bench_erlang_gather(n):\n"
+                           "    r = await asyncio.gather(*(erlang.async_call('bench_async_echo', i)\n"
+                           "                               for i in range(n)))\n"
+                           "    return len(r)\n">>),
+            py:async_await(py:async_call('__main__', bench_async_ident, [7]), 5000)
+        catch
+            Class:Reason -> {Class, Reason}
+        end,
+    case Probe of
+        {ok, 7} ->
+            N = max(100, 20000 div Scale),
+            Gathered = 500,
+            GatherCalls = [{'__main__', bench_async_sleep, [I, 0.05]} || I <- lists:seq(1, Gathered)],
+            [latency_case(<<"async.call">>, <<"py:async_call + async_await of an async def">>,
+                          fun() ->
+                              py:async_await(py:async_call('__main__', bench_async_ident, [7]))
+                          end,
+                          expect({ok, 7}), N, none),
+             latency_case(<<"async.gather_500x50ms">>,
+                          <<"py:async_gather of 500 coroutines sleeping 50 ms">>,
+                          fun() -> py:async_gather(GatherCalls) end,
+                          expect({ok, lists:seq(1, Gathered)}), max(5, 50 div Scale), none),
+             latency_case(<<"async.erlang_seq">>,
+                          <<"1000 awaited erlang.async_call (p50/1000 = each)">>,
+                          fun() -> py:async_await(py:async_call('__main__', bench_erlang_seq, [1000])) end,
+                          expect({ok, 1000}), max(5, 100 div Scale), none),
+             latency_case(<<"async.erlang_gather">>,
+                          <<"1000 erlang.async_call gathered (p50/1000 = each)">>,
+                          fun() ->
+                              py:async_await(py:async_call('__main__', bench_erlang_gather, [1000]))
+                          end,
+                          expect({ok, 1000}), max(5, 100 div Scale), none)];
+        Other ->
+            [skipped(<<"async">>, <<"py:async_call and erlang.async_call">>, Other)]
+    end.
+
 callback_case(N) ->
     Id = <<"callback">>,
     Label = <<"py:call -> erlang.call('bench_echo', x) -> fun">>,
@@ -470,11 +531,15 @@ callback_case(N) ->
                           fun() -> py:call('__main__', bench_cb_loop, [1000]) end,
                           expect({ok, 1000}), max(10, N div 100), {p50_us, '=<', 10000})];
         Other ->
-            R = #{id => Id, label => Label, status => skipped, metrics => #{}, target => <<>>,
-                  error => iolist_to_binary(io_lib:format("not available: ~0p", [Other]))},
-            print_row(R),
-            [R]
+            [skipped(Id, Label, Other)]
     end.
+
+%% The row of a case the implementation cannot run (its probe returned `Other').
+skipped(Id, Label, Other) ->
+    R = #{id => Id, label => Label, status => skipped, metrics => #{}, target => <<>>,
+          error => iolist_to_binary(io_lib:format("not available: ~0p", [Other]))},
+    print_row(R),
+    R.
 
 %% --- Python logging ----------------------------------------------------------------------------
 
