@@ -872,14 +872,16 @@ configure_logging(Opts) ->
 
 %% @doc How Python log records fared: `dropped' (past the in-flight bound, since the NIF
 %% loaded), `in_flight' (sent to `py_logger', not yet handled), `max_in_flight' (the bound,
-%% application variable `log_max_in_flight') and `threshold' (the native level threshold, in
-%% Python's numbers).
+%% application variable `log_max_in_flight'), `threshold' (the native level threshold, in
+%% Python's numbers) and `diagnostics_dropped' (the NIF's own diagnostics dropped because too
+%% many were waiting to be sent).
 -spec logging_stats() ->
     #{
         dropped := non_neg_integer(),
         in_flight := non_neg_integer(),
         max_in_flight := pos_integer(),
-        threshold := integer()
+        threshold := integer(),
+        diagnostics_dropped := non_neg_integer()
     }.
 logging_stats() ->
     py_nif:log_stats().

@@ -9,8 +9,14 @@
 %% batches; the NIF drops (and counts) records past `log_max_in_flight' unacknowledged ones, so
 %% a Python burst never grows this mailbox without bound.
 %%
+%% It also receives the NIF's own diagnostics (the Rust `log' crate: interpreter start-up,
+%% failures), `{py_nif_log, Level, Target, Message}', and logs them with
+%% `#{domain => [erlang_python, nif], target => Target}'.
+%%
 %% Application variables read at start: `log_level' (`debug' | `info' | `warning' | `error' |
-%% `critical', default `debug': the native threshold) and `log_max_in_flight' (default 10000).
+%% `critical', default `debug': the native threshold), `log_max_in_flight' (default 10000) and
+%% `nif_log_level' (`debug' | `info' | `warning' | `error' | `none', default `info': the most
+%% verbose diagnostics of the NIF that are sent).
 -module(py_logger).
 -behaviour(gen_server).
 
@@ -57,6 +63,7 @@ init([]) ->
     Max = application:get_env(erlang_python, log_max_in_flight, ?DEFAULT_MAX_IN_FLIGHT),
     ok = py_nif:log_set_max_in_flight(Max),
     ok = py_nif:log_set_receiver(self(), level_number(Level)),
+    ok = py_nif:log_set_diagnostics(self(), application:get_env(erlang_python, nif_log_level, info)),
     {ok, #state{}}.
 
 %% @private
@@ -81,6 +88,12 @@ handle_info({py_log, Level, Name, Msg, Meta, Ts}, #state{pending = Pending} = St
             %% Timeout 0 fires as soon as the mailbox is empty: acknowledge what is left then.
             {noreply, State#state{pending = N}, 0}
     end;
+handle_info({py_nif_log, Level, Target, Msg}, State) ->
+    logger:log(Level, "~ts", [Msg], #{domain => [erlang_python, nif], target => Target}),
+    case State of
+        #state{pending = 0} -> {noreply, State};
+        _ -> {noreply, State, 0}
+    end;
 handle_info(timeout, #state{pending = Pending} = State) ->
     ok = py_nif:log_ack(Pending),
     {noreply, State#state{pending = 0}};
@@ -91,6 +104,7 @@ handle_info(_Msg, State) ->
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, _State) ->
     #{threshold := Threshold} = py_nif:log_stats(),
+    ok = py_nif:log_set_diagnostics(undefined, info),
     py_nif:log_set_receiver(undefined, Threshold).
 
 -spec forward(integer(), binary(), binary(), map(), integer()) -> ok.

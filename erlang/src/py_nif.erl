@@ -39,7 +39,8 @@
     log_set_threshold/1,
     log_set_max_in_flight/1,
     log_ack/1,
-    log_stats/0
+    log_stats/0,
+    log_set_diagnostics/2
 ]).
 -export([priv_dir/0]).
 
@@ -55,6 +56,7 @@
     async_channel/0,
     semaphore/0,
     log_stats/0,
+    diagnostics_level/0,
     handle/0,
     context/0,
     submit_error/0
@@ -92,7 +94,8 @@
     log_set_threshold/1,
     log_set_max_in_flight/1,
     log_ack/1,
-    log_stats/0
+    log_stats/0,
+    log_set_diagnostics/2
 ]).
 
 -on_load(load/0).
@@ -136,13 +139,17 @@
 %% A NIF resource: the counting semaphore of py_semaphore.
 -type semaphore() :: reference().
 %% Records dropped since the library loaded, records sent to py_logger and not yet
-%% acknowledged, the bound on the latter, and the native level threshold (Python numbers).
+%% acknowledged, the bound on the latter, the native level threshold (Python numbers), and
+%% the NIF's own diagnostics dropped because too many were waiting.
 -type log_stats() :: #{
     dropped := non_neg_integer(),
     in_flight := non_neg_integer(),
     max_in_flight := pos_integer(),
-    threshold := integer()
+    threshold := integer(),
+    diagnostics_dropped := non_neg_integer()
 }.
+%% The most verbose level of the NIF's diagnostics that is sent.
+-type diagnostics_level() :: debug | info | warning | error | none.
 %% The second element of the one `{Ref, Reply}' message a job sends to its caller.
 -type reply() ::
     ok
@@ -355,4 +362,10 @@ log_ack(_N) ->
 %% @doc Drop count, records in flight, their bound, and the native threshold.
 -spec log_stats() -> log_stats().
 log_stats() ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Set the receiver of the NIF's own diagnostics, `{py_nif_log, Level, Target, Message}'
+%% (`undefined' clears it), and the most verbose level sent.
+-spec log_set_diagnostics(pid() | undefined, diagnostics_level()) -> ok.
+log_set_diagnostics(_Receiver, _Level) ->
     erlang:nif_error(nif_not_loaded).

@@ -22,7 +22,8 @@
     exception_text/1,
     format_option/1,
     burst_drops_and_counts/1,
-    bad_inputs/1
+    bad_inputs/1,
+    nif_diagnostics/1
 ]).
 
 -define(HANDLER, py_logging_suite_fwd).
@@ -90,6 +91,60 @@ next_event() ->
     end.
 
 %%% ---------------------------------------------------------------- cases
+
+%% @doc The NIF's own diagnostics (Rust `log' records) reach logger in the domain
+%% [erlang_python, nif], filtered by the `nif_log_level' level.
+-spec nif_diagnostics(ct_suite:ct_config()) -> term().
+nif_diagnostics(_Config) ->
+    Handler = py_logging_suite_nif,
+    ok = logger:add_handler(Handler, ?MODULE, #{
+        config => #{pid => self()},
+        filter_default => stop,
+        filters => [{nif, {fun logger_filters:domain/2, {log, equal, [erlang_python, nif]}}}]
+    }),
+    Logger = whereis(py_logger),
+    try
+        ok = py_nif:log_set_diagnostics(Logger, debug),
+        ok = py:configure_logging(#{level => warning}),
+        Threshold = nif_event(),
+        {debug, <<"erlang_python_core::log">>, <<"native threshold of Python log records: 10 -> 30">>} =
+            Threshold,
+        %% The application variable sets the level at start; a new pool reports its executors
+        %% (the report of the stopping one may or may not arrive before py_logger stops).
+        ok = application:set_env(erlang_python, nif_log_level, debug),
+        ok = py_test_util:restart(),
+        {debug, <<"py_nif::executor">>, <<"started ", _/binary>>} = nif_event(<<"started ">>),
+        %% At the default level (info) debug diagnostics are not sent; `none' sends nothing.
+        ok = py_nif:log_set_diagnostics(whereis(py_logger), info),
+        ok = py:configure_logging(#{level => info}),
+        ok = py_nif:log_set_diagnostics(whereis(py_logger), none),
+        ok = py:configure_logging(#{level => error}),
+        py_test_util:assert_no_message(100),
+        {'EXIT', {badarg, _}} = (catch py_nif:log_set_diagnostics(whereis(py_logger), loud)),
+        #{diagnostics_dropped := 0} = py:logging_stats()
+    after
+        _ = logger:remove_handler(Handler),
+        ok = application:unset_env(erlang_python, nif_log_level),
+        py_nif:log_set_diagnostics(whereis(py_logger), info)
+    end.
+
+-spec nif_event() -> {atom(), binary(), binary()}.
+nif_event() ->
+    nif_event(<<>>).
+
+%% The next diagnostic whose message starts with Prefix (others are skipped).
+-spec nif_event(binary()) -> {atom(), binary(), binary()}.
+nif_event(Prefix) ->
+    receive
+        {logged, #{level := Level, msg := {"~ts", [Msg]},
+                   meta := #{domain := [erlang_python, nif], target := Target}}} ->
+            case binary:longest_common_prefix([Msg, Prefix]) =:= byte_size(Prefix) of
+                true -> {Level, Target, Msg};
+                false -> nif_event(Prefix)
+            end
+    after 5000 ->
+        ct:fail({no_nif_event, Prefix})
+    end.
 
 %% @doc Python levels map to debug/info/warning/error/critical, in order, with name and text.
 -spec level_mapping(ct_suite:ct_config()) -> term().

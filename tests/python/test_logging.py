@@ -187,3 +187,20 @@ def test_records_outside_a_mock_are_dropped() -> None:
         logging.getLogger("no.mock").error("nowhere to go")
     finally:
         logging.getLogger().removeHandler(handler)
+
+
+@pytest.mark.skipif(
+    "erlang._native" in sys.builtin_module_names,
+    reason="inside the BEAM, Rust diagnostics go to OTP logger (py_logging_SUITE)",
+)
+def test_rust_diagnostics_reach_python_logging(caplog: pytest.LogCaptureFixture) -> None:
+    before = _log_threshold()
+    with caplog.at_level(logging.DEBUG, logger="erlang_python_core"):
+        _log_threshold(before + 7)
+        _log_threshold(before)
+    messages = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert (
+        "erlang_python_core.log",
+        logging.DEBUG,
+        f"native threshold of Python log records: {before} -> {before + 7}",
+    ) in messages

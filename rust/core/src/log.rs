@@ -38,7 +38,10 @@ pub fn set_log_sink(sink: Box<dyn LogSink>) {
 
 /// Sets the native threshold (Python level numbers).
 pub fn set_threshold(level: i32) {
-    THRESHOLD.store(level, Ordering::Relaxed);
+    let previous = THRESHOLD.swap(level, Ordering::Relaxed);
+    if previous != level {
+        log::debug!("native threshold of Python log records: {previous} -> {level}");
+    }
 }
 
 /// The native threshold.

@@ -41,8 +41,13 @@ rustler::atoms! {
     not_bound,
     no_workers_available,
     py_log,
+    py_nif_log,
+    warning,
+    info,
+    debug,
     dropped,
     in_flight,
     max_in_flight,
     threshold,
+    diagnostics_dropped,
 }

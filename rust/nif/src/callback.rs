@@ -280,15 +280,20 @@ static COMPLETIONS: OnceLock<Sender<Completion>> = OnceLock::new();
 fn complete(completion: Completion) {
     let sender = COMPLETIONS.get_or_init(|| {
         let (tx, rx) = crossbeam_channel::unbounded::<Completion>();
-        // Without the thread (the OS refused one) completions would pile up unread and the
-        // coroutines stay pending until cancelled; nothing better can be done here.
-        let _ = std::thread::Builder::new()
+        // Without the thread (the OS refused one) completions pile up unread and the
+        // coroutines stay pending until cancelled; nothing better can be done than saying so.
+        let started = std::thread::Builder::new()
             .name("py-async-done".into())
             .spawn(move || {
                 for completion in rx {
                     Python::attach(|py| finish(py, completion));
                 }
             });
+        if let Err(err) = started {
+            log::error!(
+                "cannot start the py-async-done thread, erlang.async_call cannot complete: {err}"
+            );
+        }
         tx
     });
     let _ = sender.send(completion);

@@ -576,6 +576,7 @@ impl Pool {
                 .spawn(move || executor_main(&thread_slot, &thread_rx))?;
             slots.push(slot);
         }
+        log::debug!("started {n} executor threads");
         Ok(Pool {
             sender: RwLock::new(Some(tx)),
             slots,
@@ -636,6 +637,11 @@ impl Pool {
             return;
         };
         self.counters.stopped.store(true, Ordering::Release);
+        log::debug!(
+            "stopping {} executor threads ({} jobs running)",
+            self.slots.len(),
+            self.counters.running.load(Ordering::Relaxed)
+        );
         for _ in &self.slots {
             let _ = sender.send(Message::Stop);
         }
@@ -829,7 +835,11 @@ fn run(slot: &Arc<Slot>, request: Request) {
                     Outcome::Stopped
                 }
                 Ok(Err(err)) => Outcome::Raised(err),
-                Err(panic) => Outcome::Panicked(panic_message(&panic)),
+                Err(panic) => {
+                    let message = panic_message(&panic);
+                    log::error!("a job panicked on an executor (the caller gets an internal error): {message}");
+                    Outcome::Panicked(message)
+                }
             }
         };
         slot.swap_current(outer);

@@ -26,6 +26,9 @@ pub struct InitOptions {
 
 /// The outcome of the one initialisation, shared by every later caller.
 static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+/// Whether [`promote_libpython`] succeeded (reported when the interpreter starts: at load
+/// time no one receives diagnostics yet).
+static PROMOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Where interrupt requests go once the interpreter runs.
 static INTERRUPTS: OnceLock<Sender<executor::Interrupt>> = OnceLock::new();
 
@@ -46,7 +49,9 @@ pub fn promote_libpython() -> bool {
             libc::RTLD_NOW | libc::RTLD_GLOBAL | libc::RTLD_NOLOAD,
         )
     };
-    !handle.is_null()
+    let promoted = !handle.is_null();
+    PROMOTED.store(promoted, std::sync::atomic::Ordering::Relaxed);
+    promoted
 }
 
 /// True once the interpreter has been initialised successfully.
@@ -56,7 +61,25 @@ pub fn is_initialized() -> bool {
 
 /// Initialises the interpreter (first call) or returns the first call's outcome.
 pub fn initialize(opts: InitOptions) -> Result<(), String> {
-    INIT.get_or_init(|| start_python_main(opts)).clone()
+    INIT.get_or_init(|| {
+        let executable = opts.executable.clone().unwrap_or_default();
+        let outcome = start_python_main(opts);
+        match &outcome {
+            Ok(()) => log::info!(
+                "Python {} started in this OS process (sys.executable {executable:?})",
+                version()
+            ),
+            Err(reason) => log::error!("Python could not start: {reason}"),
+        }
+        if !PROMOTED.load(std::sync::atomic::Ordering::Relaxed) {
+            log::warn!(
+                "libpython could not be re-opened with global symbols; C extension modules \
+                 may fail to import"
+            );
+        }
+        outcome
+    })
+    .clone()
 }
 
 /// Queues an interrupt for the `python-main` thread; false before initialisation.

@@ -7,6 +7,7 @@
 mod aio;
 mod atoms;
 mod callback;
+mod diag;
 mod executor;
 mod interp;
 mod log;
@@ -17,6 +18,7 @@ mod term;
 
 fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
     // A failure here surfaces later, as import errors of C extension modules.
+    diag::install();
     interp::promote_libpython();
     quiet_panics_on_our_threads();
     true

@@ -1,7 +1,9 @@
 //! `erlang._native` for plain Python (the pip wheel): the shared module body from core, outside
 //! the BEAM, plus the native half of the mocked BEAM ([`mock`]), which is core's callback
-//! backend here. Runs on whatever thread imports or calls it.
+//! backend here. Runs on whatever thread imports or calls it. The Rust diagnostics of core go
+//! to Python `logging` ([`diag`]).
 
+mod diag;
 pub mod mock;
 
 use pyo3::prelude::*;
@@ -16,6 +18,7 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     mock::register(module)?;
     erlang_python_core::callback::set_backend(Box::new(mock::MockBackend));
     erlang_python_core::log::set_log_sink(Box::new(mock::MockLogSink));
+    diag::install();
     module.add("IN_BEAM", false)?;
     Ok(())
 }

@@ -18,6 +18,36 @@ fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResu
     Ok(atoms::ok().encode(env))
 }
 
+/// Sets the receiver of `{py_nif_log, Level, Target, Message}` diagnostics (`undefined`
+/// clears it) and the most verbose level sent (`debug`, `info`, `warning`, `error`, or `none`).
+#[rustler::nif]
+fn log_set_diagnostics<'a>(
+    env: Env<'a>,
+    receiver: Term<'a>,
+    level: rustler::Atom,
+) -> NifResult<Term<'a>> {
+    let filter = if level == atoms::debug() {
+        ::log::LevelFilter::Debug
+    } else if level == atoms::info() {
+        ::log::LevelFilter::Info
+    } else if level == atoms::warning() {
+        ::log::LevelFilter::Warn
+    } else if level == atoms::error() {
+        ::log::LevelFilter::Error
+    } else if level == atoms::none() {
+        ::log::LevelFilter::Off
+    } else {
+        return Err(rustler::Error::BadArg);
+    };
+    let receiver = if receiver == atoms::undefined().encode(env) {
+        None
+    } else {
+        Some(receiver.decode()?)
+    };
+    crate::diag::set_receiver(receiver, filter);
+    Ok(atoms::ok().encode(env))
+}
+
 /// Sets the native threshold (Python level numbers: records below it are dropped).
 #[rustler::nif]
 fn log_set_threshold(level: i32) -> rustler::Atom {
@@ -51,12 +81,14 @@ fn log_stats(env: Env<'_>) -> NifResult<Term<'_>> {
         atoms::in_flight().encode(env),
         atoms::max_in_flight().encode(env),
         atoms::threshold().encode(env),
+        atoms::diagnostics_dropped().encode(env),
     ];
     let values = [
         dropped.encode(env),
         in_flight.encode(env),
         max.encode(env),
         erlang_python_core::log::threshold().encode(env),
+        crate::diag::dropped().encode(env),
     ];
     Term::map_from_term_arrays(env, &keys, &values).map_err(|_| rustler::Error::BadArg)
 }
