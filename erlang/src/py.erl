@@ -372,14 +372,7 @@ gather(Refs, Pending, Deadline, Done) ->
     receive
         {Ref, {'$py_callback', Id, Name, Args}} when is_map_key(Ref, Pending) ->
             Job = maps:get(Ref, Pending),
-            Outer = put(?SERVING, Job),
-            Result =
-                try
-                    py_callback:execute(Name, Args)
-                after
-                    restore(Outer)
-                end,
-            ok = py_nif:callback_reply(Job, Id, Result),
+            ok = py_nif:callback_reply(Job, Id, execute_for(Job, Name, Args)),
             gather(Refs, Pending, Deadline, Done);
         {Ref, Reply} when is_map_key(Ref, Pending) ->
             Rest = maps:remove(Ref, Pending),
@@ -973,19 +966,24 @@ wait(Ref, Job, Deadline) ->
 -spec serve(reference(), py_nif:job(), non_neg_integer(), binary(), list(),
             integer() | infinity) -> outcome().
 serve(Ref, Job, Id, Name, Args, Deadline) ->
-    Outer = put(?SERVING, Job),
-    Result =
-        try
-            py_callback:execute(Name, Args)
-        after
-            restore(Outer)
-        end,
+    Result = execute_for(Job, Name, Args),
     case remaining(Deadline) of
         0 ->
             cancel(Job, Ref);
         _ ->
             ok = py_nif:callback_reply(Job, Id, Result),
             wait(Ref, Job, Deadline)
+    end.
+
+%% Runs the function registered as `Name' for a callback of `Job', with this process's own
+%% requests going to the executor that waits for it (see target/1).
+-spec execute_for(py_nif:job(), binary(), list()) -> py_callback:result().
+execute_for(Job, Name, Args) ->
+    Outer = put(?SERVING, Job),
+    try
+        py_callback:execute(Name, Args)
+    after
+        restore(Outer)
     end.
 
 -spec restore(py_nif:job() | undefined) -> ok.

@@ -30,18 +30,18 @@ fn callback_reply(job: ResourceArc<JobResource>, id: u64, result: Term<'_>) -> N
 #[rustler::nif]
 fn callback_thread_reply(channel: ResourceArc<ReplyChannel>, result: Term<'_>) -> Atom {
     let (env, term) = owned_copy(result);
-    if channel.deliver(env, term) {
-        atoms::ok()
-    } else {
-        atoms::error()
-    }
+    ok_or_error(channel.deliver(env, term))
 }
 
 /// Answers an `erlang.async_call`; `error` when it was cancelled or already answered.
 #[rustler::nif]
 fn callback_async_reply(channel: ResourceArc<AsyncChannel>, result: Term<'_>) -> Atom {
     let (env, term) = owned_copy(result);
-    if channel.deliver(env, term) {
+    ok_or_error(channel.deliver(env, term))
+}
+
+fn ok_or_error(delivered: bool) -> Atom {
+    if delivered {
         atoms::ok()
     } else {
         atoms::error()

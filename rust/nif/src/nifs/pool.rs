@@ -131,6 +131,20 @@ fn context_is_bound(context: ResourceArc<ContextResource>) -> bool {
     context.context.is_bound()
 }
 
+/// The shape `pool_call` and `pool_async` accept: binaries, a list, a map.
+fn check_call(
+    module: Term<'_>,
+    function: Term<'_>,
+    arguments: Term<'_>,
+    kwargs: Term<'_>,
+) -> NifResult<()> {
+    if module.is_binary() && function.is_binary() && arguments.is_list() && kwargs.is_map() {
+        Ok(())
+    } else {
+        Err(rustler::Error::BadArg)
+    }
+}
+
 #[rustler::nif]
 fn pool_call<'a>(
     env: Env<'a>,
@@ -141,9 +155,7 @@ fn pool_call<'a>(
     arguments: Term<'a>,
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    if !module.is_binary() || !function.is_binary() || !arguments.is_list() || !kwargs.is_map() {
-        return Err(rustler::Error::BadArg);
-    }
+    check_call(module, function, arguments, kwargs)?;
     submit(
         env,
         target,
@@ -166,9 +178,7 @@ fn pool_async<'a>(
     kwargs: Term<'a>,
     stream: bool,
 ) -> NifResult<Term<'a>> {
-    if !module.is_binary() || !function.is_binary() || !arguments.is_list() || !kwargs.is_map() {
-        return Err(rustler::Error::BadArg);
-    }
+    check_call(module, function, arguments, kwargs)?;
     let stream = if stream {
         atoms::true_().encode(env)
     } else {
