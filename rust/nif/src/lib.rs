@@ -11,6 +11,7 @@ mod interp;
 mod log;
 mod native;
 mod nifs;
+mod outbox;
 mod setup;
 mod term;
 
