@@ -32,13 +32,15 @@ from erlang.state import (
     state_set,
 )
 
-# `ErlangHandler` and `setup_logging` are imported on first use (see `__getattr__`): importing
-# `logging` would triple the cost of `import erlang`. Type checkers treat this name as true.
+# `ErlangHandler`, `setup_logging`, `Span` and `trace` are imported on first use (see
+# `__getattr__`): importing `logging` would triple the cost of `import erlang`. Type checkers
+# treat this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from erlang._logging import ErlangHandler, setup_logging
+    from erlang._tracing import Span, trace
 
 __all__ = [
     "ErlangError",
@@ -48,6 +50,7 @@ __all__ = [
     "NotInBeamError",
     "Pid",
     "Ref",
+    "Span",
     "binary_to_term",
     "call",
     "setup_logging",
@@ -59,17 +62,27 @@ __all__ = [
     "state_keys",
     "state_set",
     "term_to_binary",
+    "trace",
 ]
 
 
-_LAZY = frozenset({"ErlangHandler", "setup_logging"})
+_LAZY_LOGGING = frozenset({"ErlangHandler", "setup_logging"})
+_LAZY_TRACING = frozenset({"Span", "trace"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name in _LAZY_LOGGING:
         from erlang import _logging
 
-        return getattr(_logging, name)
-    if not name.startswith("__") and _is_registered(name):
+        value = getattr(_logging, name)
+    elif name in _LAZY_TRACING:
+        from erlang import _tracing
+
+        value = getattr(_tracing, name)
+    elif not name.startswith("__") and _is_registered(name):
         return Function(name)
-    raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+    # Kept as a module global: the next `erlang.Span` is a plain attribute lookup.
+    globals()[name] = value
+    return value

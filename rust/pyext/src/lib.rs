@@ -16,6 +16,7 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     mock::register(module)?;
     erlang_python_core::callback::set_backend(Box::new(mock::MockBackend));
     erlang_python_core::log::set_log_sink(Box::new(mock::MockLogSink));
+    erlang_python_core::trace::set_trace_sink(Box::new(mock::MockTraceSink));
     module.add("IN_BEAM", false)?;
     Ok(())
 }
