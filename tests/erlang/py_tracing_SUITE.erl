@@ -28,6 +28,7 @@
     from_concurrent_requests/1,
     visible_right_after_exec/1,
     unconvertible_attributes_as_repr/1,
+    repr_that_logs_while_a_span_is_sent/1,
     bad_inputs/1,
     not_started/1
 ]).
@@ -479,6 +480,27 @@ unconvertible_attributes_as_repr(_Config) ->
     [#{attributes := #{<<"thing">> := <<"Thing!">>,
                        <<"nested">> := #{<<"t">> := <<"Thing!">>, <<"n">> := none}},
        events := [#{attrs := #{<<"thing">> := <<"Thing!">>}}]}] = spans().
+
+%% @doc A repr() that logs while its span is being sent (the log record is sent from inside
+%% the span's message) works: both arrive.
+-spec repr_that_logs_while_a_span_is_sent(ct_suite:ct_config()) -> term().
+repr_that_logs_while_a_span_is_sent(_Config) ->
+    ok = sys:suspend(py_logger),
+    try
+        %% Suspended, py_logger acknowledges nothing: in_flight only grows.
+        #{in_flight := LogsInFlight} = py:logging_stats(),
+        exec(["class _Chatty:",
+              "    def __repr__(self):",
+              "        erlang._native._log(40, 't.chatty', 'repr called', {})",
+              "        return 'Chatty!'",
+              "with erlang.Span('chatty', obj=_Chatty()):",
+              "    pass"]),
+        #{in_flight := InFlight} = py:logging_stats(),
+        1 = InFlight - LogsInFlight
+    after
+        ok = sys:resume(py_logger)
+    end,
+    [#{attributes := #{<<"obj">> := <<"Chatty!">>}}] = spans().
 
 %% @doc Bad parents and funs raise badarg; bad Python arguments raise TypeError or
 %% ValueError (OverflowError for ids out of range) in Python; nothing is recorded for them.

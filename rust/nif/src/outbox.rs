@@ -7,6 +7,7 @@
 //! `max_in_flight` messages are dropped and counted instead of queuing without bound in the
 //! receiver's mailbox. Any thread; a few atomic operations and one read lock per message.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
@@ -100,9 +101,19 @@ impl Outbox {
         if !self.reserve() {
             return;
         }
-        let mut env = OwnedEnv::new();
-        if env.send_and_clear(&receiver, build).is_err() {
+        // One env per thread, cleared by every send: allocating one per message costs more
+        // than building a small message.
+        let sent = ENV.with(|env| match env.try_borrow_mut() {
+            Ok(mut env) => env.send_and_clear(&receiver, build).is_ok(),
+            // Re-entered from `build` (a `__repr__` that logs): a fresh env.
+            Err(_) => OwnedEnv::new().send_and_clear(&receiver, build).is_ok(),
+        });
+        if !sent {
             self.ack(1);
         }
     }
+}
+
+thread_local! {
+    static ENV: RefCell<OwnedEnv> = RefCell::new(OwnedEnv::new());
 }
