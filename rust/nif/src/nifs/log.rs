@@ -1,4 +1,4 @@
-//! `log_*`: the Erlang half of Python logging (see `crate::log`). Normal schedulers; each is a
+//! `log_*`: the Erlang half of Python logging and of the NIF's diagnostics (see `crate::log`). Normal schedulers; each is a
 //! few atomic operations.
 
 use rustler::{Encoder, Env, NifResult, Term};
@@ -9,12 +9,14 @@ use crate::log;
 /// Sets the receiver of `{py_log, ...}` messages (`undefined` clears it) and the threshold.
 #[rustler::nif]
 fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResult<Term<'a>> {
-    if receiver == atoms::undefined().encode(env) {
-        log::OUTBOX.set_receiver(None);
+    let receiver = if receiver == atoms::undefined().encode(env) {
+        None
     } else {
-        log::OUTBOX.set_receiver(Some(receiver.decode()?));
-    }
+        Some(receiver.decode()?)
+    };
+    log::OUTBOX.set_receiver(receiver);
     erlang_python_core::log::set_threshold(level);
+    log::set_diagnostics_level(level, receiver.is_some());
     Ok(atoms::ok().encode(env))
 }
 
@@ -22,6 +24,7 @@ fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResu
 #[rustler::nif]
 fn log_set_threshold(level: i32) -> rustler::Atom {
     erlang_python_core::log::set_threshold(level);
+    log::set_diagnostics_level(level, log::OUTBOX.has_receiver());
     atoms::ok()
 }
 
