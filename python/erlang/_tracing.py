@@ -98,6 +98,10 @@ class Span:
         if self._token is not None:
             raise RuntimeError(f"span {self.name!r} is already open")
         parent = _current.get()
+        if parent is not None and parent._token is None:
+            # Closed in another context (a generator finished elsewhere), so its own context
+            # could not be restored: not a parent any more.
+            parent = None
         if parent is not None:
             self.trace_id = parent.trace_id
             self.parent_id = parent.span_id

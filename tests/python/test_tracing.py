@@ -12,6 +12,7 @@ import contextvars
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -274,6 +275,26 @@ def test_copied_context_carries_the_parent_into_a_thread(tracing: Tracing) -> No
         thread.start()
         thread.join()
     assert tracing.by_name("thread")["parent_id"] == request.span_id
+
+
+@pytest.mark.embedded
+def test_a_span_closed_in_another_context_is_no_parent(tracing: Tracing) -> None:
+    def numbers() -> Iterator[int]:
+        with erlang.Span("gen"):
+            yield 1
+            yield 2
+
+    def finish() -> list[int]:
+        return list(gen)
+
+    gen = numbers()
+    assert next(gen) == 1
+    # Finished in another context: the span cannot restore this one's current span.
+    assert contextvars.copy_context().run(finish) == [2]
+    with erlang.Span("after") as after:
+        pass
+    assert after.parent_id is None
+    assert tracing.names() == ["gen", "after"]
 
 
 @pytest.mark.embedded
