@@ -9,11 +9,6 @@
 %% batches; the NIF drops (and counts) records past `log_max_in_flight' unacknowledged ones, so
 %% a Python burst never grows this mailbox without bound.
 %%
-%% The NIF's own diagnostics (Rust's `log' crate) arrive the same way, as
-%% `{py_nif_log, Level, Target, Message, {File, Line}, TimestampUs}', and become
-%% `logger:log(Level, "~ts", [Message], #{domain => [erlang_python, nif], nif_target => Target,
-%% file => File, line => Line, time => TimestampUs})'.
-%%
 %% Application variables read at start: `log_level' (`debug' | `info' | `warning' | `error' |
 %% `critical', default `debug': the native threshold) and `log_max_in_flight' (default 10000).
 -module(py_logger).
@@ -76,27 +71,8 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {noreply, #state{}, 0}.
-handle_info({py_log, Level, Name, Msg, Meta, Ts}, State) ->
+handle_info({py_log, Level, Name, Msg, Meta, Ts}, #state{pending = Pending} = State) ->
     forward(Level, Name, Msg, Meta, Ts),
-    handled(State);
-handle_info({py_nif_log, Level, Target, Msg, {File, Line}, Ts}, State) ->
-    logger:log(level_atom(Level), "~ts", [Msg], #{
-        domain => [erlang_python, nif],
-        nif_target => Target,
-        file => File,
-        line => Line,
-        time => Ts
-    }),
-    handled(State);
-handle_info(timeout, #state{pending = Pending} = State) ->
-    ok = py_nif:log_ack(Pending),
-    {noreply, State#state{pending = 0}};
-handle_info(_Msg, State) ->
-    {noreply, State}.
-
-%% One more message handled: acknowledged in batches, or as soon as the mailbox is empty.
--spec handled(#state{}) -> {noreply, #state{}} | {noreply, #state{}, 0}.
-handled(#state{pending = Pending} = State) ->
     case Pending + 1 of
         N when N >= ?ACK_BATCH ->
             ok = py_nif:log_ack(N),
@@ -104,7 +80,12 @@ handled(#state{pending = Pending} = State) ->
         N ->
             %% Timeout 0 fires as soon as the mailbox is empty: acknowledge what is left then.
             {noreply, State#state{pending = N}, 0}
-    end.
+    end;
+handle_info(timeout, #state{pending = Pending} = State) ->
+    ok = py_nif:log_ack(Pending),
+    {noreply, State#state{pending = 0}};
+handle_info(_Msg, State) ->
+    {noreply, State}.
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.

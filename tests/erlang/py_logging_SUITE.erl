@@ -22,7 +22,6 @@
     exception_text/1,
     format_option/1,
     burst_drops_and_counts/1,
-    nif_diagnostics/1,
     bad_inputs/1
 ]).
 
@@ -42,8 +41,6 @@ init_per_suite(Config) ->
     %% Keep Python records off the console; the test handler sees them.
     _ = logger:add_handler_filter(default, no_python,
                                   {fun logger_filters:domain/2, {stop, sub, [python]}}),
-    _ = logger:add_handler_filter(default, no_nif,
-                                  {fun logger_filters:domain/2, {stop, sub, [erlang_python]}}),
     ok = py:exec(<<"import logging, erlang">>),
     [{primary_level, Primary} | Config].
 
@@ -51,7 +48,6 @@ init_per_suite(Config) ->
 end_per_suite(Config) ->
     ok = logger:set_primary_config(level, ?config(primary_level, Config)),
     _ = logger:remove_handler_filter(default, no_python),
-    _ = logger:remove_handler_filter(default, no_nif),
     ok = py_test_util:stop().
 
 -spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
@@ -92,32 +88,6 @@ next_event() ->
     after 5000 ->
         ct:fail(no_log_event)
     end.
-
--spec next_nif_event() -> {atom(), binary(), map()}.
-next_nif_event() ->
-    receive
-        {logged, #{level := Level, msg := {"~ts", [Msg]},
-                   meta := #{domain := [erlang_python, nif]} = Meta}} ->
-            {Level, Msg, Meta}
-    after 5000 ->
-        ct:fail(no_nif_event)
-    end.
-
-%% The first NIF event with message Msg (earlier powers of two may be reported first).
--spec next_nif_event(binary()) -> {atom(), binary(), map()}.
-next_nif_event(Msg) ->
-    case next_nif_event() of
-        {_, Msg, _} = Event -> Event;
-        _ -> next_nif_event(Msg)
-    end.
-
--spec next_power_of_two(pos_integer()) -> pos_integer().
-next_power_of_two(N) ->
-    next_power_of_two(N, 1).
-
--spec next_power_of_two(pos_integer(), pos_integer()) -> pos_integer().
-next_power_of_two(N, P) when P >= N -> P;
-next_power_of_two(N, P) -> next_power_of_two(N, P * 2).
 
 %%% ---------------------------------------------------------------- cases
 
@@ -307,52 +277,6 @@ burst_drops_and_counts(_Config) ->
     ok = py_test_util:wait_until(fun() -> maps:get(in_flight, py:logging_stats()) =:= 0 end,
                                  30000),
     py_test_util:flush().
-
-%% @doc The NIF's own diagnostics (Rust's `log' crate) reach logger in the domain
-%% [erlang_python, nif], made on a scheduler thread (switching tracing, a NIF call) and on a
-%% Python thread (spans dropped past the in-flight bound: the first drop and every power of two).
--spec nif_diagnostics(ct_suite:ct_config()) -> term().
-nif_diagnostics(_Config) ->
-    ok = logger:add_handler(py_logging_suite_nif, ?MODULE, #{
-        config => #{pid => self()},
-        filter_default => stop,
-        filters => [{nif, {fun logger_filters:domain/2, {log, sub, [erlang_python, nif]}}}]
-    }),
-    ok = application:set_env(erlang_python, trace_max_in_flight, 1),
-    try
-        ok = py:enable_tracing(),
-        {info, <<"Python tracing on">>, #{nif_target := <<"py_nif", _/binary>>,
-                                         file := <<_/binary>>, line := Line}} = next_nif_event(),
-        true = is_integer(Line),
-        ok = py:disable_tracing(),
-        {info, <<"Python tracing off">>, _} = next_nif_event(),
-        ok = supervisor:terminate_child(erlang_python_sup, py_tracer),
-        {ok, _} = supervisor:restart_child(erlang_python_sup, py_tracer),
-        ok = py:enable_tracing(),
-        %% After the "off" of the stopped py_tracer.
-        {info, <<"Python tracing on">>, _} = next_nif_event(<<"Python tracing on">>),
-        #{dropped_in_flight := Dropped0} = py:tracing_stats(),
-        %% Enough drops to reach the next power of two.
-        Power = next_power_of_two(Dropped0 + 1),
-        ok = sys:suspend(py_tracer),
-        try
-            %% One span fits in flight; the others are dropped.
-            Spans = integer_to_binary(Power - Dropped0 + 1),
-            ok = py:exec(<<"import erlang\nfor _i in range(", Spans/binary, "):\n"
-                           "    with erlang.Span('over'):\n        pass\n">>)
-        after
-            ok = sys:resume(py_tracer)
-        end,
-        Expected = iolist_to_binary(["Python spans: ", integer_to_list(Power),
-                                     " dropped since the library loaded, the receiver is behind"
-                                     " (max_in_flight 1)"]),
-        {warning, Expected, _} = next_nif_event(Expected)
-    after
-        ok = application:set_env(erlang_python, trace_max_in_flight, 10000),
-        ok = supervisor:terminate_child(erlang_python_sup, py_tracer),
-        {ok, _} = supervisor:restart_child(erlang_python_sup, py_tracer),
-        _ = logger:remove_handler(py_logging_suite_nif)
-    end.
 
 %% @doc Bad options raise badarg; bad _log arguments raise TypeError in Python.
 -spec bad_inputs(ct_suite:ct_config()) -> term().

@@ -40,7 +40,6 @@ rustler::atoms! {
     not_bound,
     no_workers_available,
     py_log,
-    py_nif_log,
     dropped,
     in_flight,
     max_in_flight,

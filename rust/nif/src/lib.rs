@@ -20,7 +20,6 @@ fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
     // A failure here surfaces later, as import errors of C extension modules.
     interp::promote_libpython();
     quiet_panics_on_our_threads();
-    log::install_diagnostics();
     true
 }
 

@@ -18,10 +18,6 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 
 /// One receiver and its in-flight accounting.
 pub struct Outbox {
-    /// What the messages are, for the diagnostics about drops.
-    name: &'static str,
-    /// Whether drops are reported as `log` warnings (not for the outbox those go through).
-    report_drops: bool,
     receiver: RwLock<Option<LocalPid>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -39,12 +35,9 @@ pub struct OutboxStats {
 }
 
 impl Outbox {
-    /// An outbox with no receiver, for messages called `name`. With `report_drops`, the first
-    /// drop and every one whose count is a power of two are reported as `log` warnings.
-    pub const fn new(name: &'static str, report_drops: bool) -> Self {
+    /// An outbox with no receiver.
+    pub const fn new() -> Self {
         Outbox {
-            name,
-            report_drops,
             receiver: RwLock::new(None),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(DEFAULT_MAX_IN_FLIGHT),
@@ -58,11 +51,6 @@ impl Outbox {
             *receiver = pid;
         }
         self.in_flight.store(0, Ordering::Relaxed);
-    }
-
-    /// Whether a receiver is set.
-    pub fn has_receiver(&self) -> bool {
-        self.receiver.read().map(|r| r.is_some()).unwrap_or(false)
     }
 
     /// Sets the bound on messages in flight (at least 1).
@@ -98,22 +86,9 @@ impl Outbox {
             })
             .is_ok();
         if !reserved {
-            self.count_drop();
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         reserved
-    }
-
-    /// Counts one message that was not sent.
-    pub fn count_drop(&self) {
-        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.report_drops && dropped.is_power_of_two() {
-            log::warn!(
-                "{}: {dropped} dropped since the library loaded, the receiver is behind \
-                 (max_in_flight {})",
-                self.name,
-                self.max_in_flight.load(Ordering::Relaxed)
-            );
-        }
     }
 
     /// Sends the message `build` makes to the receiver, unless there is none (nothing is

@@ -27,7 +27,7 @@ use crate::outbox::Outbox;
 use crate::term::{options, NifBuilder};
 
 /// Spans on their way to `py_tracer`.
-pub static OUTBOX: Outbox = Outbox::new("Python spans", true);
+pub static OUTBOX: Outbox = Outbox::new();
 
 /// The sink the NIF installs in core.
 pub struct BeamTraceSink;

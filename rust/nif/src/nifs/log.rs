@@ -1,4 +1,4 @@
-//! `log_*`: the Erlang half of Python logging and of the NIF's diagnostics (see `crate::log`). Normal schedulers; each is a
+//! `log_*`: the Erlang half of Python logging (see `crate::log`). Normal schedulers; each is a
 //! few atomic operations.
 
 use rustler::{Encoder, Env, NifResult, Term};
@@ -9,14 +9,12 @@ use crate::log;
 /// Sets the receiver of `{py_log, ...}` messages (`undefined` clears it) and the threshold.
 #[rustler::nif]
 fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResult<Term<'a>> {
-    let receiver = if receiver == atoms::undefined().encode(env) {
-        None
+    if receiver == atoms::undefined().encode(env) {
+        log::OUTBOX.set_receiver(None);
     } else {
-        Some(receiver.decode()?)
-    };
-    log::OUTBOX.set_receiver(receiver);
+        log::OUTBOX.set_receiver(Some(receiver.decode()?));
+    }
     erlang_python_core::log::set_threshold(level);
-    log::set_diagnostics_level(level, receiver.is_some());
     Ok(atoms::ok().encode(env))
 }
 
@@ -24,7 +22,6 @@ fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResu
 #[rustler::nif]
 fn log_set_threshold(level: i32) -> rustler::Atom {
     erlang_python_core::log::set_threshold(level);
-    log::set_diagnostics_level(level, log::OUTBOX.has_receiver());
     atoms::ok()
 }
 

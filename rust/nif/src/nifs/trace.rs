@@ -21,7 +21,6 @@ fn trace_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>) -> NifResult<Atom> {
 #[rustler::nif]
 fn trace_enable(enabled: bool) -> Atom {
     erlang_python_core::trace::set_enabled(enabled);
-    log::info!("Python tracing {}", if enabled { "on" } else { "off" });
     atoms::ok()
 }
 
