@@ -19,7 +19,7 @@
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
 -define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, async, state,
-                   logging]).
+                   logging, tracing]).
 -define(CALL_TIMEOUT, 30000).
 
 %% ---------------------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ usage(Error) ->
         "  --quick                 10x smaller counts (smoke run)\n"
         "  --only NAME,...         run only these: call, eval, throughput, convert,\n"
         "                          convert.<case>, callback, stream, async, state, logging,\n"
-        "                          memory\n"
+        "                          tracing, memory\n"
         "  --app APP               application to start (default erlang_python)\n"
         "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
         "  --callers N,...         concurrency levels for throughput (default 1,2,4,16,100)\n"
@@ -266,6 +266,8 @@ section(async, #{scale := Scale}) ->
     async_cases(Scale);
 section(logging, #{scale := Scale}) ->
     logging_cases(max(10, 2000 div Scale));
+section(tracing, #{scale := Scale}) ->
+    tracing_cases(max(10, 2000 div Scale));
 section(memory, #{scale := Scale}) ->
     [memory_case(100000 div Scale, 1000000 div Scale)].
 
@@ -599,6 +601,49 @@ logging_cases(N) ->
     Forwarded = Case(<<"logging.forwarded">>, <<"1000 x logger.info forwarded to logger">>,
                      bench_log, [<<"bench.forwarded">>, 1000]),
     [Plain, Filtered | Native] ++ [Forwarded].
+
+%% 1000 spans per measured call, in the same run as 1000 records of plain Python logging with no
+%% handler: with tracing off, on (each span sent to py_tracer), and on with two attributes and
+%% one event per span. py_tracer's store is emptied between cases.
+tracing_cases(N) ->
+    Code = <<"import logging, erlang\n"
+             "def bench_trace_log_plain(n):\n"
+             "    log = logging.getLogger('bench.trace.plain')\n"
+             "    log.propagate = False\n"
+             "    log.setLevel(logging.DEBUG)\n"
+             "    for i in range(n):\n"
+             "        log.info('record %d', i)\n"
+             "    return n\n"
+             "def bench_span(n):\n"
+             "    Span = erlang.Span\n"
+             "    for i in range(n):\n"
+             "        with Span('bench'):\n"
+             "            pass\n"
+             "    return n\n"
+             "def bench_span_event(n):\n"
+             "    Span = erlang.Span\n"
+             "    for i in range(n):\n"
+             "        with Span('bench', user='bob', n=i) as span:\n"
+             "            span.event('step', k=1)\n"
+             "    return n\n">>,
+    [ok = py:exec(Code) || _ <- lists:seq(1, 32)],
+    Loop = fun(F) -> fun() -> py:call('__main__', F, [1000]) end end,
+    Case = fun(Id, Label, F) ->
+                   Result = latency_case(Id, Label, Loop(F), expect({ok, 1000}), N, none),
+                   _ = py:clear_traces(),
+                   Result
+           end,
+    _ = py:disable_tracing(),
+    Plain = Case(<<"tracing.plain_logging">>, <<"1000 x logger.info, no handler (baseline)">>,
+                 bench_trace_log_plain),
+    Off = Case(<<"tracing.off">>, <<"1000 x with erlang.Span, tracing off">>, bench_span),
+    ok = py:enable_tracing(),
+    On = Case(<<"tracing.on">>, <<"1000 x with erlang.Span, tracing on">>, bench_span),
+    Events = Case(<<"tracing.on_attrs_event">>,
+                  <<"1000 x erlang.Span with 2 attributes and 1 event, tracing on">>,
+                  bench_span_event),
+    _ = py:disable_tracing(),
+    [Plain, Off, On, Events].
 
 %% --- memory over many calls ------------------------------------------------------------------
 

@@ -111,6 +111,18 @@
     configure_logging/1,
     logging_stats/0
 ]).
+%% Tracing
+-export([
+    enable_tracing/0,
+    disable_tracing/0,
+    get_traces/0,
+    clear_traces/0,
+    tracing_stats/0,
+    with_trace_parent/2
+]).
+
+-define(MAX_TRACE_ID, 16#ffffffffffffffffffffffffffffffff).
+-define(MAX_SPAN_ID, 16#ffffffffffffffff).
 
 -export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0]).
 
@@ -879,7 +891,82 @@ configure_logging(Opts) ->
 logging_stats() ->
     py_nif:log_stats().
 
+%%% Tracing
+
+%% @doc Record the spans that Python code finishes from now on (`erlang.Span',
+%% `erlang.trace'; see `docs/logging.md'). `{error, not_started}' when the application is not
+%% running.
+-spec enable_tracing() -> ok | {error, not_started}.
+enable_tracing() ->
+    tracer(fun py_tracer:enable/0).
+
+%% @doc Stop recording spans. The spans collected so far are kept; spans still open finish
+%% unrecorded.
+-spec disable_tracing() -> ok | {error, not_started}.
+disable_tracing() ->
+    tracer(fun py_tracer:disable/0).
+
+%% @doc The collected spans in completion order (a child before its parent), including every
+%% span finished by a request that has returned. Each span is a map with the keys `name',
+%% `trace_id', `span_id', `parent_id' (`undefined' for a root), `attributes', `start_time',
+%% `end_time', `duration_us', `status' (`ok' | `error'), `end_attrs' and `events' (newest
+%% first). At most `trace_max_spans' (application variable) are kept: older ones are dropped.
+-spec get_traces() -> {ok, [py_tracer:span()]} | {error, not_started}.
+get_traces() ->
+    tracer(fun py_tracer:get_spans/0).
+
+%% @doc Drop the collected spans, and those finished but not collected yet.
+-spec clear_traces() -> ok | {error, not_started}.
+clear_traces() ->
+    tracer(fun py_tracer:clear/0).
+
+%% @doc Tracing counters: `enabled', `stored' (spans kept), `max_spans' (their bound,
+%% application variable `trace_max_spans'), `dropped' (oldest spans dropped past that bound),
+%% `in_flight' (spans sent to the collector, not yet handled), `max_in_flight' (their bound,
+%% application variable `trace_max_in_flight') and `dropped_in_flight' (spans dropped because
+%% too many were in flight, since the NIF loaded).
+-spec tracing_stats() -> py_tracer:stats() | {error, not_started}.
+tracing_stats() ->
+    tracer(fun py_tracer:stats/0).
+
+%% @doc Run `Fun' with `{TraceId, SpanId}' as the parent of the Python spans that this
+%% process's requests start with no Python parent (`call', `eval', `exec' and the requests
+%% nested in their callbacks): they join trace `TraceId' as children of span `SpanId'. Spans
+%% nested in those follow as usual. `undefined' runs `Fun' with no parent. The previous parent
+%% is restored afterwards, also when `Fun' raises; a process that dies drops its parent.
+%% `TraceId' is an integer in [0, 2^128), `SpanId' in [0, 2^64); anything else raises `badarg'.
+-spec with_trace_parent({non_neg_integer(), non_neg_integer()} | undefined, fun(() -> T)) -> T.
+with_trace_parent(Parent, Fun) when is_function(Fun, 0) ->
+    case Parent of
+        undefined ->
+            ok;
+        {TraceId, SpanId} when
+            is_integer(TraceId), TraceId >= 0, TraceId =< ?MAX_TRACE_ID,
+            is_integer(SpanId), SpanId >= 0, SpanId =< ?MAX_SPAN_ID
+        ->
+            ok;
+        _ ->
+            error(badarg, [Parent, Fun])
+    end,
+    Previous = py_nif:trace_parent_swap(Parent),
+    try
+        Fun()
+    after
+        py_nif:trace_parent_swap(Previous)
+    end;
+with_trace_parent(Parent, Fun) ->
+    error(badarg, [Parent, Fun]).
+
 %%% Internal
+
+%% Calls to py_tracer, which runs while the application does.
+-spec tracer(fun(() -> T)) -> T | {error, not_started}.
+tracer(Call) ->
+    try
+        Call()
+    catch
+        exit:{noproc, _} -> {error, not_started}
+    end.
 
 -spec text(unicode:chardata()) -> binary().
 text(Text) ->

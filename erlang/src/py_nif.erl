@@ -40,7 +40,13 @@
     log_set_max_in_flight/1,
     log_ack/1,
     log_stats/0,
-    log_set_diagnostics/2
+    log_set_diagnostics/2,
+    trace_set_receiver/1,
+    trace_enable/1,
+    trace_set_max_in_flight/1,
+    trace_ack/1,
+    trace_stats/0,
+    trace_parent_swap/1
 ]).
 -export([priv_dir/0]).
 
@@ -57,6 +63,8 @@
     semaphore/0,
     log_stats/0,
     diagnostics_level/0,
+    trace_stats/0,
+    trace_parent/0,
     handle/0,
     context/0,
     submit_error/0
@@ -95,7 +103,13 @@
     log_set_max_in_flight/1,
     log_ack/1,
     log_stats/0,
-    log_set_diagnostics/2
+    log_set_diagnostics/2,
+    trace_set_receiver/1,
+    trace_enable/1,
+    trace_set_max_in_flight/1,
+    trace_ack/1,
+    trace_stats/0,
+    trace_parent_swap/1
 ]).
 
 -on_load(load/0).
@@ -150,6 +164,18 @@
 }.
 %% The most verbose level of the NIF's diagnostics that is sent.
 -type diagnostics_level() :: debug | info | warning | error | none.
+%% Spans dropped since the library loaded because too many were in flight, spans sent to
+%% py_tracer and not yet acknowledged, the bound on the latter, whether tracing is on, and how
+%% many processes have a trace parent set.
+-type trace_stats() :: #{
+    enabled := boolean(),
+    dropped := non_neg_integer(),
+    in_flight := non_neg_integer(),
+    max_in_flight := pos_integer(),
+    parents := non_neg_integer()
+}.
+%% `{TraceId, SpanId}': a 128-bit trace id and a 64-bit span id.
+-type trace_parent() :: {non_neg_integer(), non_neg_integer()}.
 %% The second element of the one `{Ref, Reply}' message a job sends to its caller.
 -type reply() ::
     ok
@@ -368,4 +394,40 @@ log_stats() ->
 %% (`undefined' clears it), and the most verbose level sent.
 -spec log_set_diagnostics(pid() | undefined, diagnostics_level()) -> ok.
 log_set_diagnostics(_Receiver, _Level) ->
+    erlang:nif_error(nif_not_loaded).
+
+%%% Tracing (rust/nif/src/nifs/trace.rs)
+
+%% @doc Send finished Python spans (`{py_span, SpanMap}') to `Receiver' (`undefined': drop
+%% them).
+-spec trace_set_receiver(pid() | undefined) -> ok.
+trace_set_receiver(_Receiver) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Turn span recording on or off.
+-spec trace_enable(boolean()) -> ok.
+trace_enable(_Enabled) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Set the bound on spans sent and not yet acknowledged; past it spans are dropped and
+%% counted.
+-spec trace_set_max_in_flight(pos_integer()) -> ok.
+trace_set_max_in_flight(_Max) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The receiver handled `N' spans.
+-spec trace_ack(non_neg_integer()) -> ok.
+trace_ack(_N) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Whether tracing is on, drop count, spans in flight, their bound, processes with a
+%% trace parent.
+-spec trace_stats() -> trace_stats().
+trace_stats() ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Set the trace parent of the calling process's requests (`undefined' clears it, and the
+%% process is monitored while it has one); returns the previous one.
+-spec trace_parent_swap(trace_parent() | undefined) -> trace_parent() | undefined.
+trace_parent_swap(_Parent) ->
     erlang:nif_error(nif_not_loaded).

@@ -32,15 +32,16 @@ from erlang.state import (
     state_set,
 )
 
-# `ErlangHandler`, `setup_logging` and `async_call` are imported on first use (see
-# `__getattr__`): importing `logging` or `asyncio` would multiply the cost of `import erlang`.
-# Type checkers treat this name as true.
+# `ErlangHandler`, `setup_logging`, `async_call`, `Span` and `trace` are imported on first use
+# (see `__getattr__`): importing `logging` or `asyncio` would multiply the cost of
+# `import erlang`. Type checkers treat this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from erlang._async import async_call
     from erlang._logging import ErlangHandler, setup_logging
+    from erlang._tracing import Span, trace
 
 __all__ = [
     "ErlangError",
@@ -50,6 +51,7 @@ __all__ = [
     "NotInBeamError",
     "Pid",
     "Ref",
+    "Span",
     "async_call",
     "binary_to_term",
     "call",
@@ -62,6 +64,7 @@ __all__ = [
     "state_keys",
     "state_set",
     "term_to_binary",
+    "trace",
 ]
 
 
@@ -70,6 +73,8 @@ _LAZY = {
     "ErlangHandler": "erlang._logging",
     "setup_logging": "erlang._logging",
     "async_call": "erlang._async",
+    "Span": "erlang._tracing",
+    "trace": "erlang._tracing",
 }
 
 
@@ -77,7 +82,11 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    if not name.startswith("__") and _is_registered(name):
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("__") and _is_registered(name):
         return Function(name)
-    raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+    else:
+        raise AttributeError(f"module 'erlang' has no attribute {name!r}")
+    # Kept as a module global: the next `erlang.Span` is a plain attribute lookup.
+    globals()[name] = value
+    return value

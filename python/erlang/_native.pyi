@@ -15,6 +15,9 @@ __all__ = [
     "_is_registered",
     "_log",
     "_log_threshold",
+    "_span",
+    "_trace_enabled",
+    "_trace_parent",
     "binary_to_term",
     "call",
     "format_term",
@@ -23,6 +26,7 @@ __all__ = [
     "mock_erlang_error",
     "mock_exit",
     "mock_names",
+    "mock_tracing",
     "term_to_binary",
 ]
 
@@ -73,6 +77,31 @@ def _async_start(name: str, args: tuple[Any, ...], done: Callable[[bool, Any], o
 
 def _log(level: int, logger: str, message: str, meta: dict[str, Any], /) -> None: ...
 def _log_threshold(level: int | None = None, /) -> int: ...
+def _span(
+    name: str,
+    trace_id: int,
+    span_id: int,
+    parent_id: int | None,
+    start_us: int,
+    end_us: int,
+    status: str,
+    attrs: dict[str, Any],
+    end_attrs: dict[str, Any],
+    events: list[tuple[str, dict[str, Any], int]],
+    /,
+) -> None:
+    """Send one finished span to Erlang (dropped while tracing is off). ``trace_id`` is a
+    128-bit and the other ids 64-bit unsigned ints; times are CLOCK_MONOTONIC microseconds;
+    ``status`` is ``'ok'`` or ``'error'``; ``events`` are ``(name, attrs, time_us)``, newest
+    first."""
+
+def _trace_enabled() -> bool:
+    """Whether spans are recorded (one atomic load)."""
+
+def _trace_parent() -> tuple[int, int] | None:
+    """``(trace_id, span_id)`` that Erlang gave the running request as the parent of its root
+    spans (``py:with_trace_parent/2``), or None."""
+
 def term_to_binary(value: object, /) -> bytes:
     """Encode a value in Erlang's external term format, as ``term_to_binary/1`` would."""
 
@@ -99,6 +128,9 @@ def mock_exit(beam: object, /) -> None: ...
 def mock_current(what: str, /) -> Any: ...
 def mock_names(names: list[str], /) -> None:
     """Make exactly ``names`` resolve as ``erlang.<name>``."""
+
+def mock_tracing(enabled: bool, /) -> None:
+    """Turn span recording on or off."""
 
 def mock_erlang_error(erlang_class: str, reason: str, stacktrace: str, /) -> ErlangError:
     """The ``ErlangError`` raised when an Erlang function fails or is not registered."""

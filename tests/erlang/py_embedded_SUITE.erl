@@ -104,10 +104,39 @@ register_test_helpers() ->
         ok = py:register_function(Name, fun(Args) -> dispatch(Name, Args) end),
         none
     end),
-    py:register_function(ep_unregister_function, fun([Name]) ->
+    ok = py:register_function(ep_unregister_function, fun([Name]) ->
         ok = py:unregister_function(Name),
         none
-    end).
+    end),
+    py:register_function(ep_tracing, fun tracing_helper/1).
+
+%% The `tracing' fixture of tests/python/conftest.py: tracing on and off, the collected spans,
+%% and the trace parent of the process running pytest (the one serving its callbacks).
+-spec tracing_helper(list()) -> term().
+tracing_helper([<<"start">>]) ->
+    ok = py:clear_traces(),
+    ok = py:enable_tracing(),
+    none;
+tracing_helper([<<"spans">>]) ->
+    {ok, Spans} = py:get_traces(),
+    Spans;
+tracing_helper([<<"enable">>]) ->
+    ok = py:enable_tracing(),
+    none;
+tracing_helper([<<"disable">>]) ->
+    ok = py:disable_tracing(),
+    none;
+tracing_helper([<<"parent">>, none]) ->
+    _ = py_nif:trace_parent_swap(undefined),
+    none;
+tracing_helper([<<"parent">>, {TraceId, SpanId}]) ->
+    _ = py_nif:trace_parent_swap({TraceId, SpanId}),
+    none;
+tracing_helper([<<"stop">>]) ->
+    ok = py:disable_tracing(),
+    ok = py:clear_traces(),
+    _ = py_nif:trace_parent_swap(undefined),
+    none.
 
 %% `ep_funcs.dispatch' returns `("ok", Result)', or `("raise", Class, Reason)' for an
 %% `erlang.testing.ErlangException' (Reason is Erlang text: raised as the term it denotes).

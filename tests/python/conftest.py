@@ -15,6 +15,11 @@ the mock in plain Python and the real thing inside the BEAM:
   ``erlang.testing.ErlangException`` as that Erlang class and reason, any other exception as
   ``error``; only the class and the exception's name in the reason agree in both worlds).
 - ``shared_state``: an empty shared state (``erlang.state_*``), emptied again afterwards.
+- ``tracing``: tracing on with no spans collected (``Tracing``); off and emptied afterwards.
+  Standalone, the mock's ``spans``, ``tracing`` and ``trace_parent``; inside the BEAM,
+  ``py:get_traces/0``, ``py:enable_tracing/0`` / ``py:disable_tracing/0`` and the trace parent
+  of the Erlang process running pytest, through the helper ``ep_tracing`` of
+  py_embedded_SUITE.
 """
 
 import sys
@@ -100,6 +105,56 @@ def erlang_funcs(request: pytest.FixtureRequest) -> Iterator[ErlangFuncs]:
     yield funcs
     for name in list(funcs.names):
         funcs.unregister(name)
+
+
+class Tracing:
+    """The collected spans (as ``py:get_traces()`` returns them, seen from Python), the
+    tracing switch and the Erlang-given parent, in the mock or in the real BEAM."""
+
+    def __init__(
+        self,
+        spans: Callable[[], list[dict[str, Any]]],
+        enable: Callable[[bool], None],
+        set_parent: Callable[[tuple[int, int] | None], None],
+    ) -> None:
+        self._spans = spans
+        self.enable = enable
+        self.set_parent = set_parent
+
+    def spans(self) -> list[dict[str, Any]]:
+        return self._spans()
+
+    def names(self) -> list[str]:
+        return [span["name"] for span in self._spans()]
+
+    def by_name(self, name: str) -> dict[str, Any]:
+        [span] = [span for span in self._spans() if span["name"] == name]
+        return span
+
+
+@pytest.fixture
+def tracing(request: pytest.FixtureRequest) -> Iterator[Tracing]:
+    """Tracing on, nothing collected yet; off, emptied and with no parent afterwards."""
+    if not IN_BEAM:
+        beam = request.getfixturevalue("beam")
+
+        def enable(on: bool) -> None:
+            beam.tracing = on
+
+        def set_parent(parent: tuple[int, int] | None) -> None:
+            beam.trace_parent = parent
+
+        yield Tracing(lambda: list(beam.spans), enable, set_parent)
+        return
+    erlang.call("ep_tracing", "start")
+    try:
+        yield Tracing(
+            lambda: erlang.call("ep_tracing", "spans"),
+            lambda on: erlang.call("ep_tracing", "enable" if on else "disable"),
+            lambda parent: erlang.call("ep_tracing", "parent", parent),
+        )
+    finally:
+        erlang.call("ep_tracing", "stop")
 
 
 @pytest.fixture

@@ -287,7 +287,12 @@ class MockBeam:
     - ``erlang.state_*`` use ``state``, a store with the semantics of erlang_python's
       ``py_state``, bounded to ``state_max_keys`` keys;
     - records that ``erlang.ErlangHandler`` forwards (``erlang.setup_logging``) are appended to
-      ``log_records`` as ``LogRecord`` entries, after the same native level threshold.
+      ``log_records`` as ``LogRecord`` entries, after the same native level threshold;
+    - tracing is on (``tracing``, as after ``py:enable_tracing()``): each ``erlang.Span`` that
+      finishes is appended to ``spans`` as the span map that ``py:get_traces()`` returns, as
+      Python receives it (a dict of 11 str keys, see docs/logging.md#tracing), in completion
+      order. ``trace_parent`` stands for ``py:with_trace_parent/2``: root spans started while
+      it is set become children of that ``(trace_id, span_id)``.
 
     Registered functions belong to the mock and stay registered across activations; the state
     and the handles last one activation. ``state_get``, ``state_set``, ``state_delete``,
@@ -306,6 +311,13 @@ class MockBeam:
         arguments as the function received them (unknown names included)."""
         self.log_records: list[LogRecord] = []
         """Every log record forwarded while this mock was active, in order."""
+        self.spans: list[dict[str, Any]] = []
+        """Every span finished while this mock was active and tracing, in completion order
+        (a child before its parent), as ``py:get_traces()`` returns them."""
+        self.trace_parent: tuple[int, int] | None = None
+        """``(trace_id, span_id)``: the parent of root spans, as ``py:with_trace_parent/2``
+        sets it for the requests of an Erlang process; None for none."""
+        self._tracing = True
         self.state = MockState(self, state_max_keys)
         """The shared state that ``erlang.state_*`` read and write (see ``MockState``)."""
         self._handles: _native.MockHandles | None = None
@@ -331,6 +343,7 @@ class MockBeam:
             self._handles = _native.MockHandles(self.max_depth)
             _native.mock_enter(self)
             _publish_names()
+            _publish_tracing()
         return self
 
     def __exit__(
@@ -343,6 +356,7 @@ class MockBeam:
             handles, self._handles = self._handles, None
             _native.mock_exit(self)
             _publish_names()
+            _publish_tracing()
         # erlang_python stopped: its state is gone, and Erlang dropped every handle.
         self.state._clear()
         if handles is not None:
@@ -397,6 +411,24 @@ class MockBeam:
             if self._is_current():
                 _publish_names()
 
+    @property
+    def tracing(self) -> bool:
+        """Whether finished spans are recorded, as between ``py:enable_tracing()`` and
+        ``py:disable_tracing()`` (default True). While it is False, ``erlang.Span`` records
+        nothing; ``spans`` keeps what was recorded."""
+        return self._tracing
+
+    @tracing.setter
+    def tracing(self, enabled: bool) -> None:
+        with _names_lock:
+            self._tracing = bool(enabled)
+            if self._is_current():
+                _publish_tracing()
+
+    def clear_spans(self) -> None:
+        """Forget the recorded spans, as ``py:clear_traces()`` does."""
+        self.spans.clear()
+
     def to_erlang(self, value: object) -> Term:
         """The Erlang term that ``value`` becomes when Python hands it to Erlang."""
         return Term(self._active("to_erlang()").term_to_binary(value))
@@ -429,6 +461,9 @@ class MockBeam:
             # The BEAM sends a value with no Erlang term as its repr().
             seen = {key: repr(value) for key, value in meta.items()}
         self.log_records.append(LogRecord(level, _erlang_level(level), logger, message, seen))
+
+    def _record_span(self, span: dict[str, Any]) -> None:
+        self.spans.append(span)
 
     def _is_current(self) -> bool:
         return self._handles is not None and _current() is self
@@ -595,6 +630,13 @@ def _publish_names() -> None:
     current = _current()
     names = list(current._functions) if isinstance(current, MockBeam) else []
     _native.mock_names(names)
+
+
+def _publish_tracing() -> None:
+    """Core's tracing flag is process-wide: on while the current mock traces. Called with
+    ``_names_lock`` held."""
+    current = _current()
+    _native.mock_tracing(isinstance(current, MockBeam) and current.tracing)
 
 
 def _wait_for(awaitable: Awaitable[_T]) -> _T:

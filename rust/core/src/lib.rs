@@ -7,6 +7,9 @@
 //!   trait through which they reach the BEAM (real or mocked).
 //! - [`types`]: the `erlang.Pid` and `erlang.Ref` Python classes.
 //! - [`log`]: `erlang._native._log`, its native level threshold and the [`log::LogSink`] trait.
+//! - [`trace`]: `erlang._native._span`, the tracing flag, the span map and the
+//!   [`trace::TraceSink`] trait.
+//! - [`meta`]: log metadata and span attributes as terms (objects with no term as `repr()`).
 //! - [`native`]: the body of the `erlang._native` Python module.
 //! - [`etf`]: the few pieces of Erlang's external term format the rules need (bignums, pid and
 //!   reference identity).
@@ -23,7 +26,9 @@ pub mod error;
 pub mod etf;
 pub mod ext;
 pub mod log;
+pub mod meta;
 pub mod native;
+pub mod trace;
 pub mod types;
 
 pub use error::Error;

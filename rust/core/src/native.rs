@@ -1,5 +1,6 @@
 //! The body of the `erlang._native` module, shared by the NIF (inside the BEAM) and the
-//! pip-installed extension (standalone): the classes and exceptions that exist in both worlds.
+//! pip-installed extension (standalone): the classes and exceptions that exist in both worlds,
+//! and the tracing entry points of [`crate::trace`].
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -25,6 +26,7 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("Interrupted", py.get_type::<Interrupted>())?;
     module.add_function(wrap_pyfunction!(term_to_binary, module)?)?;
     module.add_function(wrap_pyfunction!(binary_to_term, module)?)?;
+    crate::trace::populate(module)?;
     Ok(())
 }
 

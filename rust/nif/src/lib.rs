@@ -13,8 +13,10 @@ mod interp;
 mod log;
 mod native;
 mod nifs;
+mod outbox;
 mod setup;
 mod term;
+mod trace;
 
 fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
     // A failure here surfaces later, as import errors of C extension modules.

@@ -18,6 +18,7 @@ pub fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::callback::set_backend(Box::new(crate::callback::BeamBackend));
     erlang_python_core::log::populate(module)?;
     erlang_python_core::log::set_log_sink(Box::new(crate::log::BeamLogSink));
+    erlang_python_core::trace::set_trace_sink(Box::new(crate::trace::BeamTraceSink));
     module.add_function(wrap_pyfunction!(sleep, module)?)?;
     module.add("IN_BEAM", true)?;
     Ok(())

@@ -148,6 +148,22 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             "infinity" => atoms::infinity(),
             "neg_infinity" => atoms::neg_infinity(),
             "generator" => atoms::generator(),
+            "ok" => atoms::ok(),
+            "error" => atoms::error(),
+            // The keys of span maps (erlang_python_core::trace).
+            "name" => atoms::name(),
+            "trace_id" => atoms::trace_id(),
+            "span_id" => atoms::span_id(),
+            "parent_id" => atoms::parent_id(),
+            "attributes" => atoms::attributes(),
+            "start_time" => atoms::start_time(),
+            "end_time" => atoms::end_time(),
+            "duration_us" => atoms::duration_us(),
+            "status" => atoms::status(),
+            "end_attrs" => atoms::end_attrs(),
+            "events" => atoms::events(),
+            "attrs" => atoms::attrs(),
+            "time" => atoms::time(),
             _ => atoms::undefined(),
         };
         atom.encode(self.env)

@@ -19,6 +19,7 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::callback::set_backend(Box::new(mock::MockBackend));
     erlang_python_core::log::set_log_sink(Box::new(mock::MockLogSink));
     diag::install();
+    erlang_python_core::trace::set_trace_sink(Box::new(mock::MockTraceSink));
     module.add("IN_BEAM", false)?;
     Ok(())
 }

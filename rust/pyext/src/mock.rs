@@ -15,6 +15,10 @@
 //!   failed function with core's `callback::erlang_error`, as the NIF does.
 //! - [`MockLogSink`], core's `log::LogSink`: records go to `MockBeam._record_log` of the current
 //!   mock (`beam.log_records`).
+//! - [`MockTraceSink`], core's `trace::TraceSink`: each finished span is built as the span map
+//!   the BEAM stores (in the external term format, by core's `span_to_term`) and handed back to
+//!   Python as Erlang would hand it, to `MockBeam._record_span` (`beam.spans`); the Erlang parent
+//!   is `beam.trace_parent`. `mock_tracing` sets core's tracing flag (`MockBeam.tracing`).
 //! - `MockHandles`: the handle table of one mocked BEAM, with the external term format
 //!   functions that use it (opaque objects become references of `ext::HANDLE_NODE`).
 //! - `format_term`: external term format bytes printed in Erlang syntax.
@@ -24,8 +28,10 @@
 
 use erlang_python_core::callback::{self, Backend};
 use erlang_python_core::convert::Options;
-use erlang_python_core::ext::{self, HandleTable};
+use erlang_python_core::ext::{self, ExtBuilder, HandleTable, NoHandles};
 use erlang_python_core::log::LogSink;
+use erlang_python_core::meta::ReprObjects;
+use erlang_python_core::trace::{self, span_to_term, SpanRecord, TraceSink};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
@@ -112,6 +118,42 @@ impl LogSink for MockLogSink {
             None => Ok(()),
         }
     }
+}
+
+/// Core's `trace::TraceSink` for the pip extension: a finished span becomes the span map the
+/// BEAM would store, converted back to Python as Erlang would send it (atom keys as str,
+/// `undefined` as None, attribute values with no term as their `repr()`), and goes to
+/// `MockBeam._record_span` of the current mock (`beam.spans`); with no mock active it is
+/// dropped.
+pub struct MockTraceSink;
+
+impl TraceSink for MockTraceSink {
+    fn emit(&self, py: Python<'_>, span: &SpanRecord<'_>) -> PyResult<()> {
+        let Some(beam) = innermost(py)? else {
+            return Ok(());
+        };
+        let opts = Options::default();
+        let mut builder = ReprObjects::new(py, ExtBuilder::new(py, &NoHandles));
+        let term = span_to_term(&mut builder, span, &opts)?;
+        let etf = builder.inner.finish(term)?;
+        let map = ext::decode(py, &etf, &NoHandles, &opts)?;
+        beam.call_method1(intern!(py, "_record_span"), (map,))
+            .map(drop)
+    }
+
+    fn erlang_parent(&self, py: Python<'_>) -> PyResult<Option<(u128, u64)>> {
+        match innermost(py)? {
+            Some(beam) => beam.getattr(intern!(py, "trace_parent"))?.extract(),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Turns tracing on or off (what `py:enable_tracing/0` and `py:disable_tracing/0` do).
+#[pyfunction]
+#[pyo3(signature = (enabled, /))]
+fn mock_tracing(enabled: bool) {
+    trace::set_enabled(enabled);
 }
 
 /// Makes `beam` the active mocked BEAM (until `mock_exit(beam)`).
@@ -226,6 +268,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(mock_exit, module)?)?;
     module.add_function(wrap_pyfunction!(mock_current, module)?)?;
     module.add_function(wrap_pyfunction!(mock_names, module)?)?;
+    module.add_function(wrap_pyfunction!(mock_tracing, module)?)?;
     module.add_function(wrap_pyfunction!(mock_erlang_error, module)?)?;
     module.add_function(wrap_pyfunction!(format_term, module)?)?;
     Ok(())

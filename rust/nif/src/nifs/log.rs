@@ -10,9 +10,9 @@ use crate::log;
 #[rustler::nif]
 fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResult<Term<'a>> {
     if receiver == atoms::undefined().encode(env) {
-        log::set_receiver(None);
+        log::OUTBOX.set_receiver(None);
     } else {
-        log::set_receiver(Some(receiver.decode()?));
+        log::OUTBOX.set_receiver(Some(receiver.decode()?));
     }
     erlang_python_core::log::set_threshold(level);
     Ok(atoms::ok().encode(env))
@@ -61,21 +61,21 @@ fn log_set_max_in_flight(max: usize) -> NifResult<rustler::Atom> {
     if max == 0 {
         return Err(rustler::Error::BadArg);
     }
-    log::set_max_in_flight(max);
+    log::OUTBOX.set_max_in_flight(max);
     Ok(atoms::ok())
 }
 
 /// The receiver handled `N` records.
 #[rustler::nif]
 fn log_ack(n: usize) -> rustler::Atom {
-    log::ack(n);
+    log::OUTBOX.ack(n);
     atoms::ok()
 }
 
 /// `#{dropped, in_flight, max_in_flight, threshold}`.
 #[rustler::nif]
 fn log_stats(env: Env<'_>) -> NifResult<Term<'_>> {
-    let (dropped, in_flight, max) = log::stats();
+    let stats = log::OUTBOX.stats();
     let keys = [
         atoms::dropped().encode(env),
         atoms::in_flight().encode(env),
@@ -84,9 +84,9 @@ fn log_stats(env: Env<'_>) -> NifResult<Term<'_>> {
         atoms::diagnostics_dropped().encode(env),
     ];
     let values = [
-        dropped.encode(env),
-        in_flight.encode(env),
-        max.encode(env),
+        stats.dropped.encode(env),
+        stats.in_flight.encode(env),
+        stats.max_in_flight.encode(env),
         erlang_python_core::log::threshold().encode(env),
         crate::diag::dropped().encode(env),
     ];

@@ -1,5 +1,5 @@
 //! The NIF functions, grouped as `py_nif.erl` groups its stubs: `interp`, `pool`, `job`,
-//! `callback`, `semaphore`, `log`.
+//! `callback`, `semaphore`, `log`, `trace`.
 
 pub mod callback;
 pub mod interp;
@@ -7,3 +7,4 @@ pub mod job;
 pub mod log;
 pub mod pool;
 pub mod semaphore;
+pub mod trace;
