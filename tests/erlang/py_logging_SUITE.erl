@@ -105,6 +105,21 @@ nif_diagnostics(_Config) ->
     Logger = whereis(py_logger),
     try
         ok = py_nif:log_set_diagnostics(Logger, debug),
+    %% Records dropped past the in-flight bound are reported (first drop, then whenever the
+    %% count since the library loaded reaches a power of two: dropping Dropped0 + 2 more
+    %% crosses one whatever earlier cases dropped).
+    #{dropped := Dropped0} = py:logging_stats(),
+    ok = py_nif:log_set_max_in_flight(1),
+    ok = sys:suspend(Logger),
+    {ok, _} = py:eval(<<"[logging.getLogger('t.drop').warning('x') for _i in range(n)]">>,
+                      #{n => Dropped0 + 3}, 60000),
+    ok = sys:resume(Logger),
+    ok = py_nif:log_set_max_in_flight(10000),
+    #{dropped := Dropped1} = py:logging_stats(),
+    true = Dropped1 >= 2 * Dropped0 + 2,
+    {warning, <<"py_nif::outbox">>, <<"Python log records: ", _/binary>>} =
+        nif_event(<<"Python log records: ">>),
+    py_test_util:flush(),
         ok = py:configure_logging(#{level => warning}),
         Threshold = nif_event(),
         {debug, <<"erlang_python_core::log">>, <<"native threshold of Python log records: 10 -> 30">>} =
@@ -114,9 +129,14 @@ nif_diagnostics(_Config) ->
         ok = application:set_env(erlang_python, nif_log_level, debug),
         ok = py_test_util:restart(),
         {debug, <<"py_nif::executor">>, <<"started ", _/binary>>} = nif_event(<<"started ">>),
-        %% At the default level (info) debug diagnostics are not sent; `none' sends nothing.
+        %% At the default level (info) debug diagnostics are not sent, info ones are; `none'
+        %% sends nothing.
         ok = py_nif:log_set_diagnostics(whereis(py_logger), info),
         ok = py:configure_logging(#{level => info}),
+        ok = py:enable_tracing(),
+        {info, <<"py_nif::nifs::trace">>, <<"Python tracing on">>} = nif_event(),
+        ok = py:disable_tracing(),
+        {info, _, <<"Python tracing off">>} = nif_event(),
         ok = py_nif:log_set_diagnostics(whereis(py_logger), none),
         ok = py:configure_logging(#{level => error}),
         py_test_util:assert_no_message(100),
