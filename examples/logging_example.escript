@@ -2,7 +2,8 @@
 %% -*- erlang -*-
 %%! +pc unicode
 %%
-%% Python `logging` records in OTP `logger` (docs/logging.md).
+%% Python `logging` records in OTP `logger`, and trace spans from Python code
+%% (docs/logging.md).
 %%
 %%   escript examples/logging_example.escript erlang/_build/default/lib/erlang_python/ebin
 %%
@@ -72,7 +73,48 @@ run(Ebin) ->
 
     #{dropped := Dropped, in_flight := InFlight} = py:logging_stats(),
     io:format("~npy:logging_stats(): dropped ~b, in flight ~b~n", [Dropped, InFlight]),
+
+    tracing(),
     ok = application:stop(erlang_python).
+
+%% Spans: nested blocks of work timed in Python, collected in Erlang, under a parent span that
+%% the Erlang caller gives.
+tracing() ->
+    ok = py:enable_tracing(),
+    ok = py:exec(<<
+        "import asyncio, erlang\n"
+        "@erlang.trace()\n"
+        "async def price(item):\n"
+        "    await asyncio.sleep(0.01)\n"
+        "    return 10\n"
+        "def checkout(items):\n"
+        "    with erlang.Span('checkout', items=len(items)) as span:\n"
+        "        async def all_prices():\n"
+        "            return await asyncio.gather(*(price(i) for i in items))\n"
+        "        total = sum(asyncio.run(all_prices()))\n"
+        "        span.event('priced', total=total)\n"
+        "        return total\n"
+    >>),
+    TraceId = 16#4bf92f3577b34da6a3ce929d0e0e4736,
+    ParentSpan = 16#00f067aa0ba902b7,
+    {ok, 20} = py:with_trace_parent({TraceId, ParentSpan}, fun() ->
+        py:call('__main__', checkout, [[<<"tea">>, <<"ink">>]])
+    end),
+    {ok, Spans} = py:get_traces(),
+    io:format("~npy:get_traces(), in completion order:~n"),
+    [io:format("  ~-18ts ~6b us  status ~p  parent ~.16b~n",
+               [Name, Duration, Status, parent_or_zero(Parent)])
+     || #{name := Name, duration_us := Duration, status := Status, parent_id := Parent} <- Spans],
+    %% Both price spans (children, finished first) and then checkout, all in the Erlang
+    %% caller's trace.
+    [#{name := <<"__main__.price">>, parent_id := CheckoutId, trace_id := TraceId},
+     #{name := <<"__main__.price">>, parent_id := CheckoutId},
+     #{name := <<"checkout">>, span_id := CheckoutId, parent_id := ParentSpan,
+       events := [#{name := <<"priced">>, attrs := #{<<"total">> := 20}}]}] = Spans,
+    ok = py:disable_tracing().
+
+parent_or_zero(undefined) -> 0;
+parent_or_zero(Id) -> Id.
 
 next_record() ->
     receive

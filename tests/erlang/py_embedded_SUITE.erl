@@ -57,7 +57,7 @@ end_per_suite(_Config) ->
 
 %% @doc Every test of tests/python marked `embedded' passes inside the BEAM.
 pytest_embedded(_Config) ->
-    case repo_root() of
+    case py_test_util:repo_root() of
         undefined ->
             {skip, "tests/python not found next to the application"};
         Root ->
@@ -178,33 +178,3 @@ terms() ->
 erlang_only_terms() ->
     [nil, undefined, hello, 'é', '日本', "abc", #{a => 1, <<"b">> => [c]},
      maps:from_list([{integer_to_binary(I), I} || I <- lists:seq(1, 40)])].
-
-%% The checkout this application was built from: the first parent directory of the suite or of
-%% the application's priv dir (symlinks resolved) that holds tests/python/conftest.py.
--spec repo_root() -> string() | undefined.
-repo_root() ->
-    Starts = [filename:dirname(code:which(?MODULE)), resolve(code:priv_dir(erlang_python))],
-    find_root([filename:absname(S) || S <- Starts, is_list(S)]).
-
--spec find_root([string()]) -> string() | undefined.
-find_root([]) ->
-    undefined;
-find_root([Dir | Rest]) ->
-    case filelib:is_regular(filename:join([Dir, "tests", "python", "conftest.py"])) of
-        true ->
-            Dir;
-        false ->
-            case filename:dirname(Dir) of
-                Dir -> find_root(Rest);
-                Parent -> find_root([Parent | Rest])
-            end
-    end.
-
--spec resolve(string() | {error, bad_name}) -> string() | undefined.
-resolve({error, _}) ->
-    undefined;
-resolve(Path) ->
-    case file:read_link_all(Path) of
-        {ok, Target} -> filename:absname(Target, filename:dirname(Path));
-        {error, _} -> Path
-    end.

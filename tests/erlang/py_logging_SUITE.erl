@@ -23,7 +23,8 @@
     format_option/1,
     burst_drops_and_counts/1,
     bad_inputs/1,
-    nif_diagnostics/1
+    nif_diagnostics/1,
+    example_escript/1
 ]).
 
 -define(HANDLER, py_logging_suite_fwd).
@@ -146,6 +147,33 @@ nif_diagnostics(_Config) ->
         _ = logger:remove_handler(Handler),
         ok = application:unset_env(erlang_python, nif_log_level),
         py_nif:log_set_diagnostics(whereis(py_logger), info)
+    end.
+
+%% @doc examples/logging_example.escript (logging and tracing, in a BEAM of its own) runs and
+%% finds what it expects.
+-spec example_escript(ct_suite:ct_config()) -> term().
+example_escript(_Config) ->
+    case py_test_util:repo_root() of
+        undefined ->
+            {skip, "examples/ not found next to the application"};
+        Root ->
+            Script = filename:join([Root, "examples", "logging_example.escript"]),
+            Ebin = filename:dirname(code:which(py)),
+            Port = open_port({spawn_executable, os:find_executable("escript")},
+                             [{args, [Script, Ebin]}, exit_status, stderr_to_stdout, binary]),
+            {Status, Output} = collect(Port, []),
+            ct:log("~ts", [Output]),
+            0 = Status,
+            {match, _} = re:run(Output, <<"all records arrived as expected">>)
+    end.
+
+-spec collect(port(), [binary()]) -> {integer(), binary()}.
+collect(Port, Acc) ->
+    receive
+        {Port, {data, Data}} -> collect(Port, [Data | Acc]);
+        {Port, {exit_status, Status}} -> {Status, iolist_to_binary(lists:reverse(Acc))}
+    after 120000 ->
+        ct:fail(example_timed_out)
     end.
 
 -spec nif_event() -> {atom(), binary(), binary()}.

@@ -20,7 +20,8 @@
     run_bounded/2,
     kill_and_wait/1,
     unique_name/1,
-    default_num_executors/0
+    default_num_executors/0,
+    repo_root/0
 ]).
 
 %% @doc Test cases of a suite: its exported functions of arity 1 except CT callbacks.
@@ -223,4 +224,34 @@ default_num_executors() ->
                 {ok, W} when is_integer(W), W > 0 -> W;
                 _ -> max(2, erlang:system_info(schedulers))
             end
+    end.
+
+%% @doc The checkout this application was built from: the first parent directory of the test
+%% suites or of the application's priv dir (symlinks resolved) that holds tests/python/conftest.py.
+-spec repo_root() -> string() | undefined.
+repo_root() ->
+    Starts = [filename:dirname(code:which(?MODULE)), resolve(code:priv_dir(erlang_python))],
+    find_root([filename:absname(S) || S <- Starts, is_list(S)]).
+
+-spec find_root([string()]) -> string() | undefined.
+find_root([]) ->
+    undefined;
+find_root([Dir | Rest]) ->
+    case filelib:is_regular(filename:join([Dir, "tests", "python", "conftest.py"])) of
+        true ->
+            Dir;
+        false ->
+            case filename:dirname(Dir) of
+                Dir -> find_root(Rest);
+                Parent -> find_root([Parent | Rest])
+            end
+    end.
+
+-spec resolve(string() | {error, bad_name}) -> string() | undefined.
+resolve({error, _}) ->
+    undefined;
+resolve(Path) ->
+    case file:read_link_all(Path) of
+        {ok, Target} -> filename:absname(Target, filename:dirname(Path));
+        {error, _} -> Path
     end.
