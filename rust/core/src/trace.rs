@@ -217,6 +217,17 @@ fn event_from<'py>(item: &Bound<'py, PyAny>) -> PyResult<SpanEvent<'py>> {
     })
 }
 
+/// A 128-bit trace id: `OverflowError` for a negative int on every Python version (3.13's
+/// conversion of a negative int to an unsigned 128-bit one raises `ValueError` instead).
+fn trace_id_from(value: &Bound<'_, PyAny>) -> PyResult<u128> {
+    if value.is_instance_of::<pyo3::types::PyInt>() && value.lt(0)? {
+        return Err(pyo3::exceptions::PyOverflowError::new_err(
+            "trace_id must be in [0, 2**128)",
+        ));
+    }
+    value.extract()
+}
+
 /// Sends one finished span to Erlang; fire-and-forget, never blocks. Dropped when tracing is
 /// off. Raises TypeError or OverflowError for arguments of the wrong type or range (ids are
 /// unsigned: 128 bits for the trace, 64 for spans) and ValueError for a status other than
@@ -228,7 +239,7 @@ fn event_from<'py>(item: &Bound<'py, PyAny>) -> PyResult<SpanEvent<'py>> {
 fn _span(
     py: Python<'_>,
     name: &Bound<'_, PyAny>,
-    trace_id: u128,
+    trace_id: &Bound<'_, PyAny>,
     span_id: u64,
     parent_id: Option<u64>,
     start_us: i64,
@@ -245,7 +256,7 @@ fn _span(
         .ok_or_else(|| PyValueError::new_err("status must be 'ok' or 'error'"))?;
     let span = SpanRecord {
         name: text(name)?,
-        trace_id,
+        trace_id: trace_id_from(trace_id)?,
         span_id,
         parent_id,
         start_us,
