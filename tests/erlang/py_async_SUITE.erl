@@ -59,6 +59,7 @@ end_per_suite(_Config) ->
     "import erlang\n"
     "events = {}\n"
     "cancelled = set()\n"
+    "started = set()\n"
     "def event(name):\n"
     "    return events.setdefault(name, asyncio.Event())\n"
     "async def dbl(x, delay=0):\n"
@@ -68,6 +69,7 @@ end_per_suite(_Config) ->
     "    await asyncio.sleep(0)\n"
     "    raise ValueError(msg)\n"
     "async def hang(tag):\n"
+    "    started.add(tag)\n"
     "    try:\n"
     "        await asyncio.sleep(3600)\n"
     "    except asyncio.CancelledError:\n"
@@ -239,10 +241,15 @@ gather_in_order(_Config) ->
 -spec gather_error_cancels_the_rest(ct_suite:ct_config()) -> term().
 gather_error_cancels_the_rest(_Config) ->
     ok = py:exec(<<"async def boom_after(name, msg):\n    await event(name).wait()\n    raise ValueError(msg)\n">>),
+    %% `first' fails only once `g1' runs, so that g1 is surely a running coroutine to cancel.
+    _ = spawn_link(fun() ->
+        py_test_util:wait_until(fun() -> is_started(<<"g1">>) end, 5000),
+        {ok, none} = py:call('__main__', set_event, [<<"go_first">>])
+    end),
     {error, {'ValueError', <<"first">>}} = py:async_gather([
         {'__main__', hang, [<<"g1">>]},
         {'__main__', dbl, [1]},
-        {'__main__', boom, [<<"first">>]},
+        {'__main__', boom_after, [<<"go_first">>, <<"first">>]},
         {'__main__', boom_after, [<<"never">>, <<"second">>]}
     ], infinity),
     py_test_util:wait_until(fun() -> is_cancelled(<<"g1">>) end, 5000),
@@ -458,6 +465,11 @@ erlang_async_call_from_threads(_Config) ->
     ok = py:unregister_function(as_ident).
 
 %%% ---------------------------------------------------------------- helpers
+
+-spec is_started(binary()) -> boolean().
+is_started(Tag) ->
+    {ok, Result} = py:eval(<<"tag in started">>, #{tag => Tag}),
+    Result.
 
 -spec is_cancelled(binary()) -> boolean().
 is_cancelled(Tag) ->
