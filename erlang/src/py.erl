@@ -420,9 +420,7 @@ start(Request) ->
             self() ! {Ref, {error, not_started}};
         Pool ->
             case submit(target(Pool), Ref, Request) of
-                {error, stopped} -> self() ! {Ref, {error, not_started}};
-                {error, no_workers_available} = Error -> self() ! {Ref, Error};
-                {error, not_bound} -> error(context_not_bound);
+                {error, Reason} -> self() ! {Ref, submit_failed(Reason)};
                 Job -> put({py_async, Ref}, Job)
             end
     end,
@@ -550,8 +548,7 @@ new_context() ->
         Pool ->
             case py_nif:context_bind(Pool) of
                 {ok, _} = Ok -> Ok;
-                {error, stopped} -> {error, not_started};
-                {error, no_workers_available} = Error -> Error
+                {error, Reason} -> submit_failed(Reason)
             end
     end.
 
@@ -1018,12 +1015,8 @@ run(Target, Request, Timeout) ->
     Deadline = deadline(Timeout),
     Ref = make_ref(),
     case submit(Target, Ref, Request) of
-        {error, stopped} ->
-            {error, not_started};
-        {error, no_workers_available} = Error ->
-            Error;
-        {error, not_bound} ->
-            error(context_not_bound);
+        {error, Reason} ->
+            submit_failed(Reason);
         Job ->
             receive
                 {Ref, {'$py_callback', Id, Name, Args}} ->
@@ -1101,6 +1094,14 @@ submit(Pool, Ref, {next, Handle, Max}) ->
     py_nif:pool_next(Pool, Ref, Handle, Max);
 submit(Pool, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
     py_nif:pool_async(Pool, Ref, Module, Func, Args, Kwargs, Stream).
+
+%% What the caller gets when a request could not be queued: the pool stopped (the application
+%% is stopping), every executor is bound, or the context was released (`context_not_bound',
+%% raised as erlang_python 1.6 does).
+-spec submit_failed(py_nif:submit_error()) -> {error, not_started | no_workers_available}.
+submit_failed(stopped) -> {error, not_started};
+submit_failed(no_workers_available) -> {error, no_workers_available};
+submit_failed(not_bound) -> error(context_not_bound).
 
 %% After a timeout: either the job is cancelled and will never reply, or the executor has
 %% already committed to replying and the reply must be taken out of the mailbox.

@@ -6,8 +6,8 @@
 %% threads send without waiting (see `rust/nif/src/log.rs'). Each record becomes
 %% `logger:log(Level, "~ts", [Message], #{domain => [python], py_logger => LoggerName,
 %% py_meta => Meta, time => TimestampUs})'. Handled records are acknowledged to the NIF in
-%% batches; the NIF drops (and counts) records past `log_max_in_flight' unacknowledged ones, so
-%% a Python burst never grows this mailbox without bound.
+%% batches ({@link py_outbox}); the NIF drops (and counts) records past `log_max_in_flight'
+%% unacknowledged ones, so a Python burst never grows this mailbox without bound.
 %%
 %% It also receives the NIF's own diagnostics (the Rust `log' crate: interpreter start-up,
 %% failures), `{py_nif_log, Level, Target, Message}', and logs them with
@@ -26,8 +26,6 @@
 -type level() :: debug | info | warning | error | critical.
 -export_type([level/0]).
 
-%% Acknowledge at least this often while records keep arriving.
--define(ACK_BATCH, 256).
 -define(DEFAULT_MAX_IN_FLIGHT, 10000).
 
 -record(state, {pending = 0 :: non_neg_integer()}).
@@ -77,23 +75,14 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 %% @private
--spec handle_info(term(), #state{}) -> {noreply, #state{}} | {noreply, #state{}, 0}.
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {noreply, #state{}, timeout()}.
 handle_info({py_log, Level, Name, Msg, Meta, Ts}, #state{pending = Pending} = State) ->
     forward(Level, Name, Msg, Meta, Ts),
-    case Pending + 1 of
-        N when N >= ?ACK_BATCH ->
-            ok = py_nif:log_ack(N),
-            {noreply, State#state{pending = 0}};
-        N ->
-            %% Timeout 0 fires as soon as the mailbox is empty: acknowledge what is left then.
-            {noreply, State#state{pending = N}, 0}
-    end;
-handle_info({py_nif_log, Level, Target, Msg}, State) ->
+    {Left, Timeout} = py_outbox:handled(Pending, fun py_nif:log_ack/1),
+    {noreply, State#state{pending = Left}, Timeout};
+handle_info({py_nif_log, Level, Target, Msg}, #state{pending = Pending} = State) ->
     logger:log(Level, "~ts", [Msg], #{domain => [erlang_python, nif], target => Target}),
-    case State of
-        #state{pending = 0} -> {noreply, State};
-        _ -> {noreply, State, 0}
-    end;
+    {noreply, State, py_outbox:idle_timeout(Pending)};
 handle_info(timeout, #state{pending = Pending} = State) ->
     ok = py_nif:log_ack(Pending),
     {noreply, State#state{pending = 0}};

@@ -6,7 +6,7 @@
 %% span ends (see `rust/nif/src/trace.rs'); the NIF sends nothing while tracing is off. An
 %% executor sends the spans of a request before its reply, so a call made after that reply
 %% (`py:get_traces/0') is handled after them. Handled spans are acknowledged to the NIF in
-%% batches; the NIF drops (and counts) spans past `trace_max_in_flight' unacknowledged ones.
+%% batches ({@link py_outbox}); the NIF drops (and counts) spans past `trace_max_in_flight' unacknowledged ones.
 %%
 %% Completed spans are kept in completion order, at most `trace_max_spans' of them: past that
 %% the oldest is dropped and counted.
@@ -45,8 +45,6 @@
     dropped_in_flight := non_neg_integer()
 }.
 
-%% Acknowledge at least this often while spans keep arriving.
--define(ACK_BATCH, 256).
 -define(DEFAULT_MAX_SPANS, 10000).
 -define(DEFAULT_MAX_IN_FLIGHT, 10000).
 
@@ -136,17 +134,11 @@ handle_cast(_Msg, State) ->
     {noreply, State}.
 
 %% @private
--spec handle_info(term(), #state{}) -> {noreply, #state{}} | {noreply, #state{}, 0}.
+-spec handle_info(term(), #state{}) -> {noreply, #state{}} | {noreply, #state{}, timeout()}.
 handle_info({py_span, Span}, #state{pending = Pending} = State0) ->
-    State = store(Span, State0#state{pending = Pending + 1}),
-    case State#state.pending of
-        N when N >= ?ACK_BATCH ->
-            ok = py_nif:trace_ack(N),
-            {noreply, State#state{pending = 0}};
-        _ ->
-            %% Timeout 0 fires as soon as the mailbox is empty: acknowledge what is left then.
-            {noreply, State, 0}
-    end;
+    State = store(Span, State0),
+    {Left, Timeout} = py_outbox:handled(Pending, fun py_nif:trace_ack/1),
+    {noreply, State#state{pending = Left}, Timeout};
 handle_info(timeout, #state{pending = Pending} = State) ->
     ok = py_nif:trace_ack(Pending),
     {noreply, State#state{pending = 0}};
