@@ -98,7 +98,8 @@ init([]) ->
     {ok, #{}}.
 
 %% @private
--spec handle_call(term(), gen_server:from(), running()) -> {reply, {error, unknown_call}, running()}.
+-spec handle_call(term(), gen_server:from(), running()) ->
+    {reply, {error, unknown_call}, running()}.
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 

@@ -61,7 +61,8 @@ init([]) ->
     Max = application:get_env(erlang_python, log_max_in_flight, ?DEFAULT_MAX_IN_FLIGHT),
     ok = py_nif:log_set_max_in_flight(Max),
     ok = py_nif:log_set_receiver(self(), level_number(Level)),
-    ok = py_nif:log_set_diagnostics(self(), application:get_env(erlang_python, nif_log_level, info)),
+    NifLevel = application:get_env(erlang_python, nif_log_level, info),
+    ok = py_nif:log_set_diagnostics(self(), NifLevel),
     {ok, #state{}}.
 
 %% @private

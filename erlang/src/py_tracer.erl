@@ -6,7 +6,8 @@
 %% span ends (see `rust/nif/src/trace.rs'); the NIF sends nothing while tracing is off. An
 %% executor sends the spans of a request before its reply, so a call made after that reply
 %% (`py:get_traces/0') is handled after them. Handled spans are acknowledged to the NIF in
-%% batches ({@link py_outbox}); the NIF drops (and counts) spans past `trace_max_in_flight' unacknowledged ones.
+%% batches ({@link py_outbox}); the NIF drops (and counts) spans past `trace_max_in_flight'
+%% unacknowledged ones.
 %%
 %% Completed spans are kept in completion order, at most `trace_max_spans' of them: past that
 %% the oldest is dropped and counted.
