@@ -1,11 +1,11 @@
 """The asyncio event loop of ``py:async_call`` and ``py:async_stream`` (inside the BEAM).
 
-An async job runs its call on an executor, which hands the result to :func:`dispatch`. A result
-that needs the loop (an awaitable; for a stream, also an async iterable) is finished by a task
-on the loop that erlang_python runs in its own daemon thread, ``erlang-asyncio``, started on
-first use; the executor moves on at once, so coroutines wait concurrently without holding
-executors. The task replies to the Erlang caller through the job's ``AsyncReply``; when the
-caller stops waiting, the reply's cancel hook cancels the task.
+An async job runs its call on an executor, which asks :func:`prepare` what to do with the
+result. A result that needs the loop (an awaitable; for a stream, also an async iterable) is
+finished by a task (:func:`schedule`) on the loop that erlang_python runs in its own daemon
+thread, ``erlang-asyncio``, started on first use; the executor moves on at once, so coroutines
+wait concurrently without holding executors. The task replies to the Erlang caller through the
+job's ``AsyncReply``; when the caller stops waiting, the reply's cancel hook cancels the task.
 """
 
 from __future__ import annotations
@@ -48,26 +48,28 @@ def _run(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
 
 
-def dispatch(value: object, stream: bool, reply: Reply) -> tuple[bool, object]:
+def prepare(value: object, stream: bool) -> tuple[bool, object]:
     """What an async job does with the result of its call: ``(False, result)`` to reply with
-    ``result`` at once, or ``(True, None)`` when a task on the loop replies later."""
-    work: Awaitable[object]
+    ``result`` at once, or ``(True, work)`` when ``work``, an awaitable, must finish on the
+    loop first (see :func:`schedule`)."""
     if stream:
         if isinstance(value, AsyncIterable):
-            work = _collect(value)
-        elif inspect.isawaitable(value):
-            work = _await_then_collect(value)
-        elif isinstance(value, Iterator):
+            return True, _collect(value)
+        if inspect.isawaitable(value):
+            return True, _await_then_collect(value)
+        if isinstance(value, Iterator):
             return False, list(value)
-        else:
-            return False, value
-    elif inspect.isawaitable(value):
-        work = value
-    else:
         return False, value
+    if inspect.isawaitable(value):
+        return True, value
+    return False, value
+
+
+def schedule(work: Awaitable[object], reply: Reply) -> None:
+    """Runs ``work`` as a task on the loop; the task replies to the Erlang caller, and is
+    cancelled when the caller stops waiting."""
     future = asyncio.run_coroutine_threadsafe(_finish(work, reply), loop())
     reply.on_cancel(future.cancel)
-    return True, None
 
 
 async def _collect(items: AsyncIterable[object]) -> list[object]:
@@ -93,4 +95,4 @@ async def _finish(work: Awaitable[object], reply: Reply) -> None:
         reply.resolve(value)
 
 
-__all__ = ["Reply", "dispatch", "loop"]
+__all__ = ["Reply", "loop", "prepare", "schedule"]

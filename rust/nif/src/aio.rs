@@ -1,7 +1,7 @@
 //! `py:async_call` and `py:async_stream`: jobs whose result is finished on an asyncio loop.
 //!
 //! An `Async` job runs like a call on an executor; when the result is awaitable (or, for a
-//! stream, an async iterable) the executor hands it to `erlang._aio.dispatch` together with an
+//! stream, an async iterable) the executor hands it to `erlang._aio.schedule` together with an
 //! [`AsyncReply`] and goes back to its queue without replying. The coroutine then runs on the
 //! loop thread of `erlang._aio`, and its outcome is sent to the Erlang caller through the
 //! `AsyncReply`, from that thread, as the one `{Ref, Reply}` message the job ever sends: the
@@ -19,16 +19,25 @@ use rustler::OwnedEnv;
 
 use crate::executor::{copy_running_reference, reply, JobInner, Outcome, Produced};
 
-static DISPATCH: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static SCHEDULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// Hands `value`, the result of an `Async` job's call, to `erlang._aio.dispatch`: a value that
-/// needs no loop is the job's result at once; otherwise the job is deferred.
+/// What an `Async` job does with `value`, the result of its call (`erlang._aio.prepare`
+/// decides): a value that needs no loop is the job's result at once; otherwise the work goes to
+/// the loop with the job's [`AsyncReply`] (`erlang._aio.schedule`) and the job is deferred.
 pub(crate) fn dispatch<'py>(
     py: Python<'py>,
     job: &Arc<JobInner>,
     value: Bound<'py, PyAny>,
     stream: bool,
 ) -> PyResult<Produced<'py>> {
+    let prepared = PREPARE
+        .import(py, "erlang._aio", "prepare")?
+        .call1((value, stream))?;
+    let (deferred, work): (bool, Bound<'py, PyAny>) = prepared.extract()?;
+    if !deferred {
+        return Ok(Produced::Value(work));
+    }
     let owned = OwnedEnv::new();
     let tag = owned.run(|env| {
         copy_running_reference(env).map(|reference| owned.save(make_tuple(env, &[reference])))
@@ -48,15 +57,10 @@ pub(crate) fn dispatch<'py>(
             })),
         },
     )?;
-    let dispatched = DISPATCH
-        .import(py, "erlang._aio", "dispatch")?
-        .call1((value, stream, handle))?;
-    let (deferred, value): (bool, Bound<'py, PyAny>) = dispatched.extract()?;
-    Ok(if deferred {
-        Produced::Deferred
-    } else {
-        Produced::Value(value)
-    })
+    SCHEDULE
+        .import(py, "erlang._aio", "schedule")?
+        .call1((work, handle))?;
+    Ok(Produced::Deferred)
 }
 
 /// What a deferred job needs to reply: the job and its caller's `Ref`.
