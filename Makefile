@@ -183,6 +183,7 @@ lint: lint-rust lint-python lint-erlang lint-docs ## rustfmt, clippy, ruff, mypy
 lint-rust: deps-venv
 	cargo fmt --all --check
 	$(CARGO_ENV) cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV_PY) scripts/check_module_cycles.py rust/core rust/nif rust/pyext
 
 lint-python: deps-venv
 	$(VENV_BIN)/ruff check $(PY_LINT_PATHS)

@@ -35,6 +35,7 @@
     await_unknown_ref/1,
     error_user_defined_class_is_binary/1,
     error_existing_atom_class/1,
+    error_fake_builtin_class_is_binary/1,
     error_module_class_existing_atom/1,
     error_builtin_classes/1,
     error_utf8_message/1,
@@ -355,6 +356,27 @@ error_existing_atom_class(_Config) ->
              "def ep_raise_known():\n    raise ep_known_error('known')\n">>,
     ok = py:exec(Code),
     {error, {ep_known_error, <<"known">>}} = py:call('__main__', ep_raise_known, []).
+
+%% @doc A class that claims to be builtin (`__module__ = "builtins"`) but is not one of the
+%% builtin exceptions comes back as a binary, and no atom is minted from its name.
+-spec error_fake_builtin_class_is_binary(ct_suite:ct_config()) -> term().
+error_fake_builtin_class_is_binary(_Config) ->
+    Name = py_test_util:unique_name("EpFakeBuiltin"),
+    NameBin = list_to_binary(Name),
+    Code = iolist_to_binary(
+             ["class ", Name, "(Exception):\n    pass\n\n",
+              Name, ".__module__ = 'builtins'\n\n",
+              "def ep_raise_fake():\n    raise ", Name, "('fake')\n"]),
+    ok = py:exec(Code),
+    {error, {NameBin, <<"fake">>}} = py:call('__main__', ep_raise_fake, []),
+    badarg = try binary_to_existing_atom(NameBin, utf8) catch error:E -> E end,
+    %% A real builtin subclassed under a builtin's name is not the builtin either.
+    ok = py:exec(<<"class ep_shadow(ValueError):\n    pass\n\n"
+                   "ep_shadow.__module__ = 'builtins'\nep_shadow.__name__ = 'ValueError'\n\n"
+                   "def ep_raise_shadow():\n    raise ep_shadow('shadow')\n">>),
+    %% 'ValueError' exists as an atom, so it may be used; what matters is that the name of a
+    %% class that is not builtin is never minted (above).
+    {error, {'ValueError', <<"shadow">>}} = py:call('__main__', ep_raise_shadow, []).
 
 %% @doc A non-builtin class from a module (json.JSONDecodeError) is an atom when it exists.
 -spec error_module_class_existing_atom(ct_suite:ct_config()) -> term().

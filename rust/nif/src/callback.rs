@@ -1,4 +1,4 @@
-//! The BEAM side of `erlang.call` (design.md invariant 4: Python -> Erlang never re-runs
+//! The BEAM side of `erlang.call` (docs/architecture.md, invariant 4: Python -> Erlang never re-runs
 //! Python code).
 //!
 //! On an executor thread running a job, the call becomes a message `{Ref, {'$py_callback', Id,
@@ -21,17 +21,17 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crossbeam_channel::Sender;
 use erlang_python_core::callback::{erlang_error, Backend};
-use erlang_python_core::convert::{self, TermReader, View};
 use erlang_python_core::native::Interrupted;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
-use rustler::{Encoder, Env, LocalPid, OwnedEnv, ResourceArc, Term};
+use rustler::{Encoder, LocalPid, OwnedEnv, ResourceArc};
 
 use crate::atoms;
+use crate::bridge::callback::{result_to_py, save_request};
+use crate::executor::run::run;
 use crate::executor::{copy_running_reference, current_slot, JobInner, Slot, SlotMessage};
-use crate::term::{options, NifBuilder, NifReader};
 
 /// The backend the NIF installs in core.
 pub struct BeamBackend;
@@ -60,27 +60,6 @@ impl Backend for BeamBackend {
     ) -> PyResult<Bound<'py, PyAny>> {
         async_call(py, name, args, done)
     }
-}
-
-/// Converts the arguments and saves `{Head..., Name, ArgsList}` in `owned`.
-fn save_request(
-    owned: &OwnedEnv,
-    head: impl for<'a> FnOnce(Env<'a>) -> Vec<Term<'a>>,
-    name: &str,
-    args: &Bound<'_, PyTuple>,
-) -> PyResult<SavedTerm> {
-    owned.run(|env| {
-        let mut builder = NifBuilder { env };
-        let opts = options();
-        let mut items = Vec::with_capacity(args.len());
-        for arg in args.iter() {
-            items.push(convert::from_py(&mut builder, &arg, &opts).map_err(PyErr::from)?);
-        }
-        let mut parts = head(env);
-        parts.push(name.encode(env));
-        parts.push(items.encode(env));
-        Ok(owned.save(make_tuple(env, &parts)))
-    })
 }
 
 fn executor_call<'py>(
@@ -115,9 +94,9 @@ fn executor_call<'py>(
         }
         match py.detach(|| slot.next_private()) {
             Some(SlotMessage::Reply { id: got, env, term }) if got == id => {
-                return reply_to_py(py, &env, &term);
+                return result_to_py(py, &env, &term);
             }
-            Some(SlotMessage::Run(request)) => slot.run_nested(request),
+            Some(SlotMessage::Run(request)) => run(slot, request),
             Some(SlotMessage::Reply { .. }) | Some(SlotMessage::Wake) => {}
             None => return Err(Interrupted::new_err("the executor is stopping")),
         }
@@ -174,7 +153,7 @@ fn thread_call<'py>(
         return Err(erlang_python_core::callback::not_in_beam(py));
     }
     match py.detach(|| rx.recv()) {
-        Ok((env, term)) => reply_to_py(py, &env, &term),
+        Ok((env, term)) => result_to_py(py, &env, &term),
         Err(_) => Err(erlang_error(
             py,
             "error",
@@ -182,39 +161,6 @@ fn thread_call<'py>(
             "",
         )),
     }
-}
-
-/// Turns `{ok, V} | {error, Class, Reason, Stack} | {not_found, Name}` into a Python value or
-/// an `erlang.ErlangError`.
-fn reply_to_py<'py>(
-    py: Python<'py>,
-    env: &OwnedEnv,
-    term: &SavedTerm,
-) -> PyResult<Bound<'py, PyAny>> {
-    env.run(|env| {
-        let reader = NifReader::new(env);
-        let bad = || erlang_error(py, "error", "malformed callback reply", "");
-        let View::Tuple(items) = reader.view(py, term.load(env)).map_err(PyErr::from)? else {
-            return Err(bad());
-        };
-        let text = |t: Term<'_>| -> String {
-            t.decode::<rustler::Binary>()
-                .map(|b| String::from_utf8_lossy(b.as_slice()).into_owned())
-                .unwrap_or_default()
-        };
-        match items[..] {
-            [tag, value] if tag == atoms::ok().encode(env) => {
-                convert::to_py(py, &reader, value, &options()).map_err(PyErr::from)
-            }
-            [tag, class, reason, stack] if tag == atoms::error().encode(env) => {
-                Err(erlang_error(py, &text(class), &text(reason), &text(stack)))
-            }
-            [tag, callback] if tag == atoms::not_found().encode(env) => {
-                Err(erlang_error(py, "not_found", &text(callback), ""))
-            }
-            _ => Err(bad()),
-        }
-    })
 }
 
 /// Async calls whose `done` has been neither called nor cancelled.
@@ -304,7 +250,7 @@ fn complete(completion: Completion) {
 fn finish(py: Python<'_>, completion: Completion) {
     let (done, outcome) = match completion {
         Completion::Reply(done, env, term) => {
-            let outcome = reply_to_py(py, &env, &term);
+            let outcome = result_to_py(py, &env, &term);
             (done, outcome)
         }
         Completion::Lost(done) => (

@@ -1,10 +1,13 @@
 //! Interpreter start-up and the raw C-API calls pyo3 does not wrap: the only module of the NIF
-//! with `unsafe` (design.md, invariant 10).
+//! with `unsafe` (docs/architecture.md, invariant 10).
 //!
 //! The interpreter is initialised once per OS process on a dedicated thread, `python-main`,
-//! which becomes Python's main thread, then releases the GIL and serves interrupt requests for
-//! the rest of the process's life. It is never finalised: `application:stop`/`start` cycles
-//! reuse it (invariant 6).
+//! which becomes Python's main thread, then releases the GIL and runs the work other threads
+//! queue for it ([`run_on_main`]: interrupts, cancel hooks) for the rest of the process's life.
+//! It is never finalised: `application:stop`/`start` cycles reuse it (invariant 6).
+//!
+//! A leaf: it knows nothing of executors or of the `erlang` package. What to register before
+//! init and what to run after it are passed in ([`Startup`]).
 
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
@@ -14,23 +17,32 @@ use crossbeam_channel::{Receiver, Sender};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::executor;
+use crate::error::{Error, Result};
 
-/// What `interp_init/1` passes in from Erlang.
-pub struct InitOptions {
+/// A module initialiser as `PyImport_AppendInittab` takes it.
+pub type InitFunc = unsafe extern "C" fn() -> *mut ffi::PyObject;
+
+/// Work for the `python-main` thread; it runs with the GIL held.
+pub type MainWork = Box<dyn FnOnce(Python<'_>) + Send>;
+
+/// How to start the interpreter: what `interp_init/1` passes in from Erlang, plus what the
+/// NIF registers before init and runs right after it.
+pub struct Startup {
     /// The interpreter `sys.executable` should name (a venv's `bin/python`).
     pub executable: Option<String>,
-    /// Directories put in front of `sys.path` (the app's `priv/python`).
-    pub sys_path: Vec<String>,
+    /// Built-in modules to register before init: `(dotted name, initialiser)`.
+    pub builtins: Vec<(&'static CStr, InitFunc)>,
+    /// Runs once on `python-main`, with the GIL, right after init.
+    pub after_init: Box<dyn FnOnce(Python<'_>) -> PyResult<()> + Send>,
 }
 
 /// The outcome of the one initialisation, shared by every later caller.
-static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 /// Whether [`promote_libpython`] succeeded (reported when the interpreter starts: at load
 /// time no one receives diagnostics yet).
 static PROMOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-/// Where interrupt requests go once the interpreter runs.
-static INTERRUPTS: OnceLock<Sender<executor::Interrupt>> = OnceLock::new();
+/// Where work for `python-main` goes once the interpreter runs.
+static MAIN_QUEUE: OnceLock<Sender<MainWork>> = OnceLock::new();
 
 /// Re-opens the libpython this NIF links with global symbol scope, so that C extension modules
 /// (math, _json, numpy), which are not linked against libpython, resolve its symbols. The BEAM
@@ -59,13 +71,13 @@ pub fn is_initialized() -> bool {
     matches!(INIT.get(), Some(Ok(())))
 }
 
-/// Initialises the interpreter (first call) or returns the first call's outcome.
-pub fn initialize(opts: InitOptions) -> Result<(), String> {
+/// Initialises the interpreter (first call) or returns the first call's outcome; later calls
+/// ignore their `startup`.
+pub fn initialize(startup: Startup) -> Result<()> {
     INIT.get_or_init(|| {
-        let executable = opts.executable.clone().unwrap_or_default();
-        let outcome = start_python_main(opts);
+        let outcome = start_python_main(startup);
         match &outcome {
-            Ok(()) => log::info!(
+            Ok(executable) => log::info!(
                 "Python {} started in this OS process (sys.executable {executable:?})",
                 version()
             ),
@@ -77,52 +89,59 @@ pub fn initialize(opts: InitOptions) -> Result<(), String> {
                  may fail to import"
             );
         }
-        outcome
+        outcome.map(drop)
     })
     .clone()
+    .map_err(Error::Start)
 }
 
-/// Queues an interrupt for the `python-main` thread; false before initialisation.
-pub fn send_interrupt(request: executor::Interrupt) -> bool {
-    INTERRUPTS.get().is_some_and(|tx| tx.send(request).is_ok())
+/// Queues `work` for the `python-main` thread, which runs it with the GIL (the one thread
+/// that may wait for the GIL on behalf of a scheduler); false before initialisation.
+pub fn run_on_main(work: MainWork) -> bool {
+    MAIN_QUEUE.get().is_some_and(|tx| tx.send(work).is_ok())
 }
 
-fn start_python_main(opts: InitOptions) -> Result<(), String> {
+/// Starts `python-main` and waits until the interpreter is up; the executable it runs as.
+fn start_python_main(startup: Startup) -> std::result::Result<String, String> {
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-    let (int_tx, int_rx) = crossbeam_channel::unbounded();
+    let (work_tx, work_rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("python-main".into())
-        .spawn(move || python_main(opts, ready_tx, int_rx))
+        .spawn(move || python_main(startup, ready_tx, work_rx))
         .map_err(|e| format!("cannot start the python-main thread: {e}"))?;
     let outcome = ready_rx
         .recv()
         .unwrap_or_else(|_| Err("the python-main thread exited during start-up".into()));
     if outcome.is_ok() {
-        let _ = INTERRUPTS.set(int_tx);
+        let _ = MAIN_QUEUE.set(work_tx);
     }
     outcome
 }
 
 fn python_main(
-    opts: InitOptions,
-    ready: Sender<Result<(), String>>,
-    interrupts: Receiver<executor::Interrupt>,
+    startup: Startup,
+    ready: Sender<std::result::Result<String, String>>,
+    work: Receiver<MainWork>,
 ) {
-    if let Err(e) = init_interpreter(&opts) {
-        let _ = ready.send(Err(e));
-        return;
-    }
-    let setup = Python::attach(|py| crate::setup::after_init(py, &opts.sys_path))
+    let executable = match init_interpreter(&startup) {
+        Ok(executable) => executable,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let setup = Python::attach(startup.after_init)
+        .map(|()| executable)
         .map_err(|e| format!("interpreter set-up failed: {e}"));
     let ok = setup.is_ok();
     // SAFETY: this thread holds the GIL since Py_InitializeFromConfig; saving the thread
     // state releases it for the executors. The state stays attached to this thread, which
-    // re-takes the GIL through pyo3 (PyGILState_Ensure) to deliver interrupts.
+    // re-takes the GIL through pyo3 (PyGILState_Ensure) to run queued work.
     let _state = unsafe { ffi::PyEval_SaveThread() };
     let _ = ready.send(setup);
     if ok {
-        for request in interrupts {
-            executor::deliver_interrupt(request);
+        for job in work {
+            Python::attach(job);
         }
     }
 }
@@ -143,25 +162,26 @@ fn status_error(status: &ffi::PyStatus, what: &str) -> Option<String> {
     Some(format!("{what}: {detail}"))
 }
 
-fn init_interpreter(opts: &InitOptions) -> Result<(), String> {
-    let executable = opts
+/// Registers the built-ins and initialises the interpreter; the executable it runs as.
+fn init_interpreter(startup: &Startup) -> std::result::Result<String, String> {
+    let executable = startup
         .executable
         .clone()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| env!("EP_DEFAULT_EXECUTABLE").to_owned());
+    let shown = executable.clone();
     let executable = CString::new(executable).map_err(|_| "executable path contains NUL")?;
     // SAFETY: called once, before the interpreter exists, from the thread that initialises
-    // it; the name is a static C string and the init function is pyo3's generated module
-    // initialiser for `erlang._native` (design.md invariant 7: registered before init so the
-    // NIF's copy wins over any pip-installed one).
+    // it; each name is a static C string and each init function a module initialiser
+    // (docs/architecture.md, invariant 7: registered before init so the NIF's copy wins over any
+    // pip-installed one).
     unsafe {
         if ffi::Py_IsInitialized() != 0 {
             return Err("a Python interpreter is already running in this OS process".into());
         }
-        ffi::PyImport_AppendInittab(
-            c"erlang._native".as_ptr(),
-            Some(crate::native::_native::__pyo3_init),
-        );
+        for (name, init) in &startup.builtins {
+            ffi::PyImport_AppendInittab(name.as_ptr(), Some(*init));
+        }
     }
     let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
     // SAFETY: PyConfig_InitPythonConfig fully initialises the struct it is given; we then
@@ -182,7 +202,7 @@ fn init_interpreter(opts: &InitOptions) -> Result<(), String> {
             return Err(err);
         }
     }
-    Ok(())
+    Ok(shown)
 }
 
 /// Makes `exc` pending in the Python thread `thread_id` (raised at its next bytecode).

@@ -5,7 +5,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::executor;
+use crate::executor::current_slot;
 
 static ORIGINAL_SLEEP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -29,7 +29,7 @@ pub fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
 /// or dies; elsewhere it is the original `time.sleep`.
 #[pyfunction]
 fn sleep(py: Python<'_>, secs: &Bound<'_, PyAny>) -> PyResult<()> {
-    let Some(slot) = executor::current_slot() else {
+    let Some(slot) = current_slot() else {
         return match ORIGINAL_SLEEP.get(py) {
             Some(original) => original.call1(py, (secs,)).map(drop),
             None => Err(PyValueError::new_err("time.sleep is not available")),

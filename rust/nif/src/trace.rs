@@ -16,15 +16,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-use erlang_python_core::meta::ReprObjects;
-use erlang_python_core::trace::{span_to_term, SpanRecord, TraceSink};
+use erlang_python_core::trace::{SpanRecord, TraceSink};
 use pyo3::prelude::*;
-use rustler::{Encoder, Env, LocalPid, Monitor, ResourceArc};
+use rustler::{Env, LocalPid, Monitor, ResourceArc};
 
-use crate::atoms;
+use crate::bridge::record;
 use crate::executor;
 use crate::outbox::Outbox;
-use crate::term::{options, NifBuilder};
 
 /// Spans on their way to `py_tracer`.
 pub static OUTBOX: Outbox = Outbox::new("Python spans");
@@ -34,14 +32,7 @@ pub struct BeamTraceSink;
 
 impl TraceSink for BeamTraceSink {
     fn emit(&self, py: Python<'_>, span: &SpanRecord<'_>) -> PyResult<()> {
-        OUTBOX.send(|env| {
-            let mut builder = ReprObjects::new(py, NifBuilder { env });
-            // Building fails only on a term the BEAM cannot hold; py_tracer acknowledges and
-            // skips what is not a map.
-            let map = span_to_term(&mut builder, span, &options())
-                .unwrap_or_else(|_| atoms::undefined().encode(env));
-            (atoms::py_span(), map).encode(env)
-        });
+        OUTBOX.send(|env| record::span(py, env, span));
         Ok(())
     }
 
@@ -49,9 +40,7 @@ impl TraceSink for BeamTraceSink {
         if COUNT.load(Ordering::Relaxed) == 0 {
             return Ok(None);
         }
-        let caller = executor::current_slot()
-            .and_then(|slot| slot.current_job())
-            .map(|job| *job.caller());
+        let caller = executor::current_job().map(|job| *job.caller());
         Ok(caller.and_then(|pid| parents().lock().get(&pid).map(|e| e.parent)))
     }
 }

@@ -2,11 +2,12 @@
 //! each copies one term into an owned env and pushes it to a channel.
 
 use erlang_python_core::callback as names;
-use rustler::{Atom, Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
+use rustler::{Atom, Binary, NifResult, OwnedEnv, ResourceArc, Term};
 
+use super::OptionalPid;
 use crate::atoms;
 use crate::callback::{pending_async, set_router, AsyncChannel, ReplyChannel};
-use crate::executor::{JobResource, SlotMessage};
+use crate::executor::JobResource;
 
 fn owned_copy(term: Term<'_>) -> (OwnedEnv, rustler::env::SavedTerm) {
     let env = OwnedEnv::new();
@@ -17,12 +18,12 @@ fn owned_copy(term: Term<'_>) -> (OwnedEnv, rustler::env::SavedTerm) {
 /// Answers callback `Id` of `Job` (sent to the caller as `{Ref, {'$py_callback', Id, ...}}`).
 #[rustler::nif]
 fn callback_reply(job: ResourceArc<JobResource>, id: u64, result: Term<'_>) -> NifResult<Atom> {
-    let Some(slot) = job.inner().slot() else {
+    let Some(runner) = job.inner().runner() else {
         return Err(rustler::Error::BadArg);
     };
     let (env, term) = owned_copy(result);
     // An executor that has exited (pool stopped) no longer needs the answer.
-    let _ = slot.send(SlotMessage::Reply { id, env, term });
+    let _ = runner.callback_result(id, env, term);
     Ok(atoms::ok())
 }
 
@@ -74,12 +75,10 @@ fn callback_unregister(name: Binary<'_>) -> NifResult<Atom> {
 
 /// Sets the router for non-executor threads (`undefined` clears it and forgets every name).
 #[rustler::nif]
-fn callback_set_router<'a>(env: Env<'a>, router: Term<'a>) -> NifResult<Term<'a>> {
-    if router == atoms::undefined().encode(env) {
-        set_router(None);
+fn callback_set_router(router: OptionalPid) -> Atom {
+    if router.0.is_none() {
         names::clear_names();
-    } else {
-        set_router(Some(router.decode()?));
     }
-    Ok(atoms::ok().encode(env))
+    set_router(router.0);
+    atoms::ok()
 }

@@ -4,8 +4,9 @@ use rustler::types::map::map_new;
 use rustler::{Atom, Encoder, Env, NifResult, Term};
 
 use crate::atoms;
-use crate::interp::{self, InitOptions};
-use crate::term::set_max_depth;
+use crate::bridge::set_max_depth;
+use crate::interp::{self, Startup};
+use crate::{native, setup};
 
 fn opt<'a>(opts: Term<'a>, key: Atom) -> Option<Term<'a>> {
     opts.map_get(key).ok()
@@ -45,15 +46,15 @@ fn interp_init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
         }
         set_max_depth(depth);
     }
-    Ok(
-        match interp::initialize(InitOptions {
-            executable,
-            sys_path,
-        }) {
-            Ok(()) => atoms::ok().encode(env),
-            Err(reason) => (atoms::error(), reason).encode(env),
-        },
-    )
+    let startup = Startup {
+        executable,
+        builtins: vec![(c"erlang._native", native::_native::__pyo3_init)],
+        after_init: Box::new(move |py| setup::after_init(py, &sys_path)),
+    };
+    Ok(match interp::initialize(startup) {
+        Ok(()) => atoms::ok().encode(env),
+        Err(err) => err.encode(env),
+    })
 }
 
 #[rustler::nif]

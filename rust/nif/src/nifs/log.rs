@@ -3,29 +3,22 @@
 
 use rustler::{Encoder, Env, NifResult, Term};
 
+use super::OptionalPid;
 use crate::atoms;
 use crate::log;
 
 /// Sets the receiver of `{py_log, ...}` messages (`undefined` clears it) and the threshold.
 #[rustler::nif]
-fn log_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>, level: i32) -> NifResult<Term<'a>> {
-    if receiver == atoms::undefined().encode(env) {
-        log::OUTBOX.set_receiver(None);
-    } else {
-        log::OUTBOX.set_receiver(Some(receiver.decode()?));
-    }
+fn log_set_receiver(receiver: OptionalPid, level: i32) -> rustler::Atom {
+    log::OUTBOX.set_receiver(receiver.0);
     erlang_python_core::log::set_threshold(level);
-    Ok(atoms::ok().encode(env))
+    atoms::ok()
 }
 
 /// Sets the receiver of `{py_nif_log, Level, Target, Message}` diagnostics (`undefined`
 /// clears it) and the most verbose level sent (`debug`, `info`, `warning`, `error`, or `none`).
 #[rustler::nif]
-fn log_set_diagnostics<'a>(
-    env: Env<'a>,
-    receiver: Term<'a>,
-    level: rustler::Atom,
-) -> NifResult<Term<'a>> {
+fn log_set_diagnostics(receiver: OptionalPid, level: rustler::Atom) -> NifResult<rustler::Atom> {
     let filter = if level == atoms::debug() {
         ::log::LevelFilter::Debug
     } else if level == atoms::info() {
@@ -39,13 +32,8 @@ fn log_set_diagnostics<'a>(
     } else {
         return Err(rustler::Error::BadArg);
     };
-    let receiver = if receiver == atoms::undefined().encode(env) {
-        None
-    } else {
-        Some(receiver.decode()?)
-    };
-    crate::diag::set_receiver(receiver, filter);
-    Ok(atoms::ok().encode(env))
+    crate::diag::set_receiver(receiver.0, filter);
+    Ok(atoms::ok())
 }
 
 /// Sets the native threshold (Python level numbers: records below it are dropped).

@@ -1,20 +1,17 @@
-//! `pool_*`: start and stop executor pools and hand them jobs. Everything here runs on the
-//! caller's normal scheduler and does bounded work: copy the terms, enqueue (invariant 1).
+//! `pool_*`: start and stop executor pools and hand them requests. Everything here runs on the
+//! caller's normal scheduler and does bounded work: check the arguments, copy the terms into
+//! an owned env, enqueue (docs/architecture.md, invariant 1). A request is decoded and checked
+//! here, once; executors receive a typed [`Request`].
 
+use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
-use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
 use crate::atoms;
-use crate::executor::{new_request, Context, JobResource, Kind, Pool, SlotMessage, SubmitError};
+use crate::bridge::PyObjectResource;
+use crate::error::Error;
+use crate::executor::{Body, Context, JobResource, Pool, Request, Target};
 use crate::interp;
-
-/// The resource `pool_new/1` returns; dropping it stops the pool.
-pub struct PoolResource {
-    pool: Pool,
-}
-
-#[rustler::resource_impl]
-impl rustler::Resource for PoolResource {}
 
 #[rustler::nif]
 fn pool_new(env: Env<'_>, executors: usize) -> NifResult<Term<'_>> {
@@ -22,23 +19,23 @@ fn pool_new(env: Env<'_>, executors: usize) -> NifResult<Term<'_>> {
         return Err(rustler::Error::BadArg);
     }
     if !interp::is_initialized() {
-        return Ok((atoms::error(), atoms::not_initialized()).encode(env));
+        return Ok(Error::NotInitialized.encode(env));
     }
-    match Pool::start(executors) {
-        Ok(pool) => Ok((atoms::ok(), ResourceArc::new(PoolResource { pool })).encode(env)),
-        Err(e) => Ok((atoms::error(), e.to_string()).encode(env)),
-    }
+    Ok(match Pool::start(executors) {
+        Ok(pool) => (atoms::ok(), ResourceArc::new(pool)).encode(env),
+        Err(err) => err.encode(env),
+    })
 }
 
 #[rustler::nif]
-fn pool_stop(pool: ResourceArc<PoolResource>) -> rustler::Atom {
-    pool.pool.stop();
+fn pool_stop(pool: ResourceArc<Pool>) -> rustler::Atom {
+    pool.stop();
     atoms::ok()
 }
 
 #[rustler::nif]
-fn pool_stats(env: Env<'_>, pool: ResourceArc<PoolResource>) -> NifResult<Term<'_>> {
-    let stats = pool.pool.stats();
+fn pool_stats(env: Env<'_>, pool: ResourceArc<Pool>) -> NifResult<Term<'_>> {
+    let stats = pool.stats();
     map_new(env)
         .map_put(atoms::executors(), stats.executors)?
         .map_put(atoms::queued(), stats.queued)?
@@ -46,99 +43,79 @@ fn pool_stats(env: Env<'_>, pool: ResourceArc<PoolResource>) -> NifResult<Term<'
         .map_put(atoms::bound(), stats.bound)
 }
 
-/// Queues a request on `target`: a pool (any free executor), a context (its executor, in its
+/// Where a request goes: a pool (any free executor), a context (its executor, in its
 /// namespace), or a job (the executor that runs it, which is waiting for a callback this
 /// process is serving: the request nests there, in the job's namespace).
+enum Destination {
+    Pool(ResourceArc<Pool>),
+    Context(ResourceArc<Context>),
+    Job(ResourceArc<JobResource>),
+}
+
+impl<'a> rustler::Decoder<'a> for Destination {
+    fn decode(term: Term<'a>) -> NifResult<Self> {
+        if let Ok(pool) = term.decode() {
+            Ok(Destination::Pool(pool))
+        } else if let Ok(context) = term.decode() {
+            Ok(Destination::Context(context))
+        } else {
+            Ok(Destination::Job(term.decode()?))
+        }
+    }
+}
+
+/// Saves the caller's `Ref` and the terms `body` needs in a fresh owned env, makes the request
+/// and queues it at `destination`; the job resource, or `{error, Reason}`.
 fn submit<'a>(
     env: Env<'a>,
-    target: Term<'a>,
-    kind: Kind,
-    parts: &[Term<'a>],
-) -> NifResult<Term<'a>> {
-    let error = |reason: rustler::Atom| (atoms::error(), reason).encode(env);
-    if let Ok(pool) = target.decode::<ResourceArc<PoolResource>>() {
-        let (job, request) = new_request(env, kind, parts, None);
-        return Ok(match pool.pool.submit(request) {
-            Ok(()) => job.encode(env),
-            Err(SubmitError::Stopped) => error(atoms::stopped()),
-            Err(SubmitError::NoWorkers) => error(atoms::no_workers_available()),
-        });
-    }
-    if let Ok(context) = target.decode::<ResourceArc<ContextResource>>() {
-        let mut job = None;
-        let sent = context.context.submit_with(|namespace| {
-            let (j, request) = new_request(env, kind, parts, namespace);
-            job = Some(j);
-            request
-        });
-        return Ok(match job {
-            Some(job) if sent => job.encode(env),
-            Some(_) => error(atoms::stopped()),
-            None => error(atoms::not_bound()),
-        });
-    }
-    let outer = target.decode::<ResourceArc<JobResource>>()?;
-    let Some(slot) = outer.inner().slot().cloned() else {
-        return Err(rustler::Error::BadArg);
-    };
-    let (job, request) = new_request(env, kind, parts, outer.inner().namespace().cloned());
-    Ok(if slot.send(SlotMessage::Run(request)) {
-        job.encode(env)
-    } else {
-        error(atoms::stopped())
-    })
-}
-
-/// A context resource (`py:bind/0,1`): an executor checked out of a pool. Released when the
-/// process that made it dies, when `context_unbind/1` is called, or when it is collected.
-pub struct ContextResource {
-    context: Context,
-}
-
-#[rustler::resource_impl]
-impl rustler::Resource for ContextResource {
-    const IMPLEMENTS_DOWN: bool = true;
-
-    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: rustler::Monitor) {
-        self.context.release();
-    }
-}
-
-/// Checks an executor out of `pool` for the calling process.
-#[rustler::nif]
-fn context_bind(env: Env<'_>, pool: ResourceArc<PoolResource>) -> NifResult<Term<'_>> {
-    Ok(match pool.pool.bind() {
-        Ok(context) => {
-            let resource = ResourceArc::new(ContextResource { context });
-            let _ = resource.monitor(Some(env), &env.pid());
-            (atoms::ok(), resource).encode(env)
+    destination: Destination,
+    reference: Term<'a>,
+    body: impl FnOnce(&dyn Fn(Term<'a>) -> SavedTerm) -> Body,
+) -> Term<'a> {
+    let owned = OwnedEnv::new();
+    let save = |term: Term<'a>| owned.save(term);
+    let reference = save(reference);
+    let body = body(&save);
+    let queued = match destination {
+        Destination::Pool(pool) => {
+            let request = Request::new(env, owned, reference, body, None);
+            let job = request.job.clone();
+            pool.submit(request).map(|()| job)
         }
-        Err(SubmitError::Stopped) => (atoms::error(), atoms::stopped()).encode(env),
-        Err(SubmitError::NoWorkers) => (atoms::error(), atoms::no_workers_available()).encode(env),
-    })
+        Destination::Context(context) => {
+            let namespace = Some(context.namespace().clone());
+            let request = Request::new(env, owned, reference, body, namespace);
+            let job = request.job.clone();
+            context.submit(request).map(|()| job)
+        }
+        Destination::Job(outer) => {
+            let namespace = outer.inner().namespace().cloned();
+            let request = Request::new(env, owned, reference, body, namespace);
+            let job = request.job.clone();
+            // Always set: a job whose callback the caller serves has started.
+            match outer.inner().runner() {
+                Some(runner) if runner.run_nested(request) => Ok(job),
+                _ => Err(Error::Stopped),
+            }
+        }
+    };
+    match queued {
+        Ok(job) => job.encode(env),
+        Err(err) => err.encode(env),
+    }
 }
 
-/// Gives the context's executor back to its pool (idempotent).
-#[rustler::nif]
-fn context_unbind(context: ResourceArc<ContextResource>) -> rustler::Atom {
-    context.context.release();
-    atoms::ok()
+/// The target of `pool_call` and `pool_async`: module and function as binaries.
+fn target(module: Binary<'_>, function: Binary<'_>) -> Target {
+    Target {
+        module: module.as_slice().into(),
+        function: function.as_slice().into(),
+    }
 }
 
-/// Whether the context still has its executor.
-#[rustler::nif]
-fn context_is_bound(context: ResourceArc<ContextResource>) -> bool {
-    context.context.is_bound()
-}
-
-/// The shape `pool_call` and `pool_async` accept: binaries, a list, a map.
-fn check_call(
-    module: Term<'_>,
-    function: Term<'_>,
-    arguments: Term<'_>,
-    kwargs: Term<'_>,
-) -> NifResult<()> {
-    if module.is_binary() && function.is_binary() && arguments.is_list() && kwargs.is_map() {
+/// Checks that `arguments` is a list and `kwargs` a map.
+fn check_arguments(arguments: Term<'_>, kwargs: Term<'_>) -> NifResult<()> {
+    if arguments.is_list() && kwargs.is_map() {
         Ok(())
     } else {
         Err(rustler::Error::BadArg)
@@ -148,20 +125,19 @@ fn check_call(
 #[rustler::nif]
 fn pool_call<'a>(
     env: Env<'a>,
-    target: Term<'a>,
+    destination: Destination,
     reference: Term<'a>,
-    module: Term<'a>,
-    function: Term<'a>,
+    module: Binary<'a>,
+    function: Binary<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    check_call(module, function, arguments, kwargs)?;
-    submit(
-        env,
-        target,
-        Kind::Call,
-        &[reference, module, function, arguments, kwargs],
-    )
+    check_arguments(arguments, kwargs)?;
+    Ok(submit(env, destination, reference, |save| Body::Call {
+        target: target(module, function),
+        args: save(arguments),
+        kwargs: save(kwargs),
+    }))
 }
 
 /// `py:async_call` and `py:async_stream`: a call whose awaitable result is finished on the
@@ -170,32 +146,27 @@ fn pool_call<'a>(
 #[allow(clippy::too_many_arguments)]
 fn pool_async<'a>(
     env: Env<'a>,
-    target: Term<'a>,
+    destination: Destination,
     reference: Term<'a>,
-    module: Term<'a>,
-    function: Term<'a>,
+    module: Binary<'a>,
+    function: Binary<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
     stream: bool,
 ) -> NifResult<Term<'a>> {
-    check_call(module, function, arguments, kwargs)?;
-    let stream = if stream {
-        atoms::true_().encode(env)
-    } else {
-        atoms::false_().encode(env)
-    };
-    submit(
-        env,
-        target,
-        Kind::Async,
-        &[reference, module, function, arguments, kwargs, stream],
-    )
+    check_arguments(arguments, kwargs)?;
+    Ok(submit(env, destination, reference, |save| Body::Async {
+        target: target(module, function),
+        args: save(arguments),
+        kwargs: save(kwargs),
+        stream,
+    }))
 }
 
 #[rustler::nif]
 fn pool_eval<'a>(
     env: Env<'a>,
-    target: Term<'a>,
+    destination: Destination,
     reference: Term<'a>,
     code: Term<'a>,
     locals: Term<'a>,
@@ -203,32 +174,40 @@ fn pool_eval<'a>(
     if !code.is_binary() || !locals.is_map() {
         return Err(rustler::Error::BadArg);
     }
-    submit(env, target, Kind::Eval, &[reference, code, locals])
+    Ok(submit(env, destination, reference, |save| Body::Eval {
+        code: save(code),
+        locals: save(locals),
+    }))
 }
 
 #[rustler::nif]
 fn pool_exec<'a>(
     env: Env<'a>,
-    target: Term<'a>,
+    destination: Destination,
     reference: Term<'a>,
     code: Term<'a>,
 ) -> NifResult<Term<'a>> {
     if !code.is_binary() {
         return Err(rustler::Error::BadArg);
     }
-    submit(env, target, Kind::Exec, &[reference, code])
+    Ok(submit(env, destination, reference, |save| Body::Exec {
+        code: save(code),
+    }))
 }
 
 #[rustler::nif]
 fn pool_next<'a>(
     env: Env<'a>,
-    target: Term<'a>,
+    destination: Destination,
     reference: Term<'a>,
     handle: Term<'a>,
-    max: Term<'a>,
+    max: usize,
 ) -> NifResult<Term<'a>> {
-    if !max.decode::<usize>().is_ok_and(|m| m > 0) {
+    if max == 0 {
         return Err(rustler::Error::BadArg);
     }
-    submit(env, target, Kind::Next, &[reference, handle, max])
+    Ok(submit(env, destination, reference, |_| Body::Next {
+        handle: handle.decode::<ResourceArc<PyObjectResource>>().ok(),
+        max,
+    }))
 }

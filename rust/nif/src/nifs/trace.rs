@@ -3,18 +3,15 @@
 
 use rustler::{Atom, Encoder, Env, NifResult, Term};
 
+use super::OptionalPid;
 use crate::atoms;
 use crate::trace;
 
 /// Sets the receiver of `{py_span, SpanMap}` messages (`undefined` clears it).
 #[rustler::nif]
-fn trace_set_receiver<'a>(env: Env<'a>, receiver: Term<'a>) -> NifResult<Atom> {
-    if receiver == atoms::undefined().encode(env) {
-        trace::OUTBOX.set_receiver(None);
-    } else {
-        trace::OUTBOX.set_receiver(Some(receiver.decode()?));
-    }
-    Ok(atoms::ok())
+fn trace_set_receiver(receiver: OptionalPid) -> Atom {
+    trace::OUTBOX.set_receiver(receiver.0);
+    atoms::ok()
 }
 
 /// Turns span recording on (`true`) or off (`false`) for every Python thread.
@@ -67,7 +64,7 @@ fn trace_stats(env: Env<'_>) -> NifResult<Term<'_>> {
 /// clears it); returns the previous one, or `undefined`.
 #[rustler::nif]
 fn trace_parent_swap<'a>(env: Env<'a>, parent: Term<'a>) -> NifResult<Term<'a>> {
-    let parent = if parent == atoms::undefined().encode(env) {
+    let parent = if atoms::undefined() == parent {
         None
     } else {
         Some(parent.decode::<(u128, u64)>()?)

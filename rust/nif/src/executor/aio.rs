@@ -5,7 +5,7 @@
 //! [`AsyncReply`] and goes back to its queue without replying. The coroutine then runs on the
 //! loop thread of `erlang._aio`, and its outcome is sent to the Erlang caller through the
 //! `AsyncReply`, from that thread, as the one `{Ref, Reply}` message the job ever sends: the
-//! job state machine (design.md invariant 5) still decides, so a caller that timed out or died
+//! job state machine (docs/architecture.md, invariant 5) still decides, so a caller that timed out or died
 //! gets nothing, and cancelling the job cancels the coroutine's task (the hook runs on
 //! `python-main`, which may take the GIL; the cancelling scheduler never does).
 
@@ -14,61 +14,70 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use rustler::env::SavedTerm;
-use rustler::types::tuple::make_tuple;
 use rustler::OwnedEnv;
 
-use crate::executor::{copy_running_reference, reply, JobInner, Outcome, Produced};
+use super::job::JobInner;
+use crate::bridge::{self, Outcome};
 
 static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SCHEDULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// What an `Async` job does with `value`, the result of its call (`erlang._aio.prepare`
-/// decides): a value that needs no loop is the job's result at once; otherwise the work goes to
-/// the loop with the job's [`AsyncReply`] (`erlang._aio.schedule`) and the job is deferred.
-pub(crate) fn dispatch<'py>(
+/// What `erlang._aio.prepare` made of an `Async` job's result.
+pub enum Prepared<'py> {
+    /// A value that needs no loop: the job's result at once.
+    Ready(Bound<'py, PyAny>),
+    /// Work for the loop ([`schedule`]).
+    Deferred(Bound<'py, PyAny>),
+}
+
+/// Asks `erlang._aio.prepare` whether `value` (the result of an `Async` job's call) needs the
+/// loop.
+pub fn prepare<'py>(
     py: Python<'py>,
-    job: &Arc<JobInner>,
     value: Bound<'py, PyAny>,
     stream: bool,
-) -> PyResult<Produced<'py>> {
+) -> PyResult<Prepared<'py>> {
     let prepared = PREPARE
         .import(py, "erlang._aio", "prepare")?
         .call1((value, stream))?;
     let (deferred, work): (bool, Bound<'py, PyAny>) = prepared.extract()?;
-    if !deferred {
-        return Ok(Produced::Value(work));
-    }
-    let owned = OwnedEnv::new();
-    let tag = owned.run(|env| {
-        copy_running_reference(env).map(|reference| owned.save(make_tuple(env, &[reference])))
-    });
-    let Some(tag) = tag else {
-        return Err(pyo3::exceptions::PyRuntimeError::new_err(
-            "an async job must run on an executor",
-        ));
-    };
+    Ok(if deferred {
+        Prepared::Deferred(work)
+    } else {
+        Prepared::Ready(work)
+    })
+}
+
+/// Hands `work` to the loop (`erlang._aio.schedule`) with the job's [`AsyncReply`]; `env` owns
+/// `reference`, the caller's `Ref`.
+pub fn schedule(
+    py: Python<'_>,
+    job: &Arc<JobInner>,
+    env: OwnedEnv,
+    reference: SavedTerm,
+    work: Bound<'_, PyAny>,
+) -> PyResult<()> {
     let handle = Bound::new(
         py,
         AsyncReply {
             pending: Mutex::new(Some(Pending {
                 job: job.clone(),
-                env: owned,
-                tag,
+                env,
+                reference,
             })),
         },
     )?;
     SCHEDULE
         .import(py, "erlang._aio", "schedule")?
         .call1((work, handle))?;
-    Ok(Produced::Deferred)
+    Ok(())
 }
 
 /// What a deferred job needs to reply: the job and its caller's `Ref`.
 struct Pending {
     job: Arc<JobInner>,
     env: OwnedEnv,
-    /// `{Ref}`.
-    tag: SavedTerm,
+    reference: SavedTerm,
 }
 
 /// The reply of a deferred `py:async_call` job, used once by the coroutine that finishes it.
@@ -86,11 +95,7 @@ impl AsyncReply {
             return false;
         }
         let caller = *pending.job.caller();
-        let tag = &pending.tag;
-        pending
-            .env
-            .send_and_clear(&caller, |env| reply(py, env, tag, outcome))
-            .is_ok()
+        bridge::reply::send(py, &mut pending.env, &caller, &pending.reference, outcome)
     }
 }
 

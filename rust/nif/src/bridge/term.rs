@@ -22,6 +22,13 @@ pub struct PyObjectResource {
 #[rustler::resource_impl]
 impl rustler::Resource for PyObjectResource {}
 
+impl PyObjectResource {
+    /// The object.
+    pub fn object<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.object.bind(py).clone()
+    }
+}
+
 /// The largest map OTP stores flat (MAP_SMALL_MAP_LIMIT).
 const FLAT_MAP_LIMIT: usize = 32;
 

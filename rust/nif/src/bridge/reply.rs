@@ -1,0 +1,164 @@
+//! How a job ended, and the `{Ref, Reply}` message that tells its caller: `{ok, Value}`,
+//! `{ok, Items} | {done, Items}` for stream batches, `ok`, `{error, {Type, Msg}, Traceback}`
+//! (docs/errors.md), `{error, {internal, Msg}}` or `{error, stopped}`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use erlang_python_core::callback::ErlangError;
+use erlang_python_core::convert;
+use erlang_python_core::native::Interrupted;
+use pyo3::exceptions::PyStopIteration;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyList, PyString, PyType};
+use rustler::env::SavedTerm;
+use rustler::types::tuple::make_tuple;
+use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Term};
+
+use super::term::{options, NifBuilder};
+use crate::atoms;
+
+/// How a job ended, before its result is turned into a term.
+pub enum Outcome<'py> {
+    /// A call's or an eval's result: `{ok, Value}`.
+    Value(Bound<'py, PyAny>),
+    /// Items taken from an iterator, and whether it is exhausted.
+    Items(Vec<Bound<'py, PyAny>>, bool),
+    /// Finished with nothing to return (`exec`, or a job cancelled before it ran): `ok`.
+    Done,
+    /// The Python code raised.
+    Raised(PyErr),
+    /// The job panicked (a bug of ours); the executor goes on.
+    Panicked(String),
+    /// The pool stopped before or while the job ran.
+    Stopped,
+}
+
+/// Sends `{Ref, Reply}` for `outcome` to `caller` from `env` (which owns `reference`, the
+/// caller's `Ref`); false when the caller is gone.
+pub fn send(
+    py: Python<'_>,
+    env: &mut OwnedEnv,
+    caller: &LocalPid,
+    reference: &SavedTerm,
+    outcome: Outcome<'_>,
+) -> bool {
+    env.send_and_clear(caller, |env| {
+        let body = catch_unwind(AssertUnwindSafe(|| body(py, env, outcome)))
+            .unwrap_or_else(|panic| internal_error(env, &panic_message(&panic)));
+        make_tuple(env, &[reference.load(env), body])
+    })
+    .is_ok()
+}
+
+fn body<'a>(py: Python<'_>, env: Env<'a>, outcome: Outcome<'_>) -> Term<'a> {
+    let mut b = NifBuilder { env };
+    match outcome {
+        Outcome::Value(value) => match convert::result_from_py(&mut b, &value, &options()) {
+            Ok(term) => b.pair(atoms::ok(), term),
+            Err(err) => python_error(py, env, PyErr::from(err)),
+        },
+        Outcome::Items(items, done) => {
+            let opts = options();
+            let terms: Result<Vec<_>, _> = items
+                .iter()
+                .map(|item| convert::from_py(&mut b, item, &opts))
+                .collect();
+            match terms {
+                Ok(terms) => {
+                    let tag = if done { atoms::done() } else { atoms::ok() };
+                    b.pair(tag, terms)
+                }
+                Err(err) => python_error(py, env, PyErr::from(err)),
+            }
+        }
+        Outcome::Done => atoms::ok().encode(env),
+        Outcome::Raised(err) => python_error(py, env, err),
+        Outcome::Panicked(msg) => internal_error(env, &msg),
+        Outcome::Stopped => b.pair(atoms::error(), atoms::stopped()),
+    }
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_owned()
+    }
+}
+
+fn internal_error<'a>(env: Env<'a>, msg: &str) -> Term<'a> {
+    let builder = NifBuilder { env };
+    builder.pair(atoms::error(), builder.pair(atoms::internal(), msg))
+}
+
+/// `{error, {Type, Msg}, Traceback}` for a Python exception (see docs/errors.md).
+fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
+    let builder = NifBuilder { env };
+    let traceback = format_traceback(py, &err);
+    let reason = if err.is_instance_of::<PyStopIteration>(py) {
+        builder.pair(atoms::stop_iteration(), atoms::none())
+    } else {
+        let ty = err.get_type(py);
+        let name = ty
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Exception".to_owned());
+        let message = err
+            .value(py)
+            .str()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "<str() of the exception failed>".to_owned());
+        make_tuple(env, &[type_term(py, env, &ty, &name), message.encode(env)])
+    };
+    make_tuple(
+        env,
+        &[atoms::error().encode(env), reason, traceback.encode(env)],
+    )
+}
+
+static BUILTINS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+
+/// The exception's type as an atom when its name is one of a fixed set (the real builtin
+/// exception classes and this package's own), or when the atom already exists; otherwise a
+/// binary. Any class can claim `__module__ = "builtins"`, so being builtin is checked by
+/// identity: no atom is minted from a name Python code chose (docs/architecture.md, invariant 9).
+fn type_term<'a>(py: Python<'_>, env: Env<'a>, ty: &Bound<'_, PyType>, name: &str) -> Term<'a> {
+    let builtin = ty.is(py.get_type::<ErlangError>())
+        || ty.is(py.get_type::<Interrupted>())
+        || BUILTINS
+            .get_or_try_init(py, || Ok::<_, PyErr>(py.import("builtins")?.unbind()))
+            .ok()
+            .and_then(|b| b.bind(py).getattr(PyString::intern(py, name)).ok())
+            .is_some_and(|found| found.is(ty));
+    if builtin {
+        if let Ok(atom) = Atom::from_str(env, name) {
+            return atom.encode(env);
+        }
+    } else if let Ok(atom) = Atom::existing_from_str(env, name) {
+        return atom.encode(env);
+    }
+    name.encode(env)
+}
+
+static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = FORMAT_EXCEPTION
+        .import(py, "traceback", "format_exception")
+        // The three-argument form: before 3.12 the exception value does not always carry its
+        // `__traceback__` (pyo3 keeps the traceback beside it), so pass it explicitly.
+        .and_then(|f| f.call1((err.get_type(py), err.value(py), err.traceback(py))))
+        .and_then(|lines| {
+            let lines = lines.cast::<PyList>().map_err(PyErr::from)?;
+            let mut text = String::new();
+            for line in lines.iter() {
+                text.push_str(&line.extract::<String>()?);
+            }
+            Ok(text)
+        });
+    formatted.unwrap_or_else(|_| err.to_string())
+}

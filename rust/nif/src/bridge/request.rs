@@ -1,0 +1,62 @@
+//! A request's saved terms as Python values, read on the executor (the request's shape was
+//! checked on the caller's scheduler, see `crate::nifs::pool`).
+
+use erlang_python_core::convert::{self, TermReader, View};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use rustler::env::SavedTerm;
+use rustler::{Binary, OwnedEnv};
+
+use super::term::{options, NifReader};
+
+/// `Args` (a list) and `Kwargs` (a map) as a call's positional and keyword arguments.
+pub fn call_arguments<'py>(
+    py: Python<'py>,
+    env: &OwnedEnv,
+    args: &SavedTerm,
+    kwargs: &SavedTerm,
+) -> PyResult<(Bound<'py, PyTuple>, Bound<'py, PyDict>)> {
+    env.run(|env| {
+        let opts = options();
+        let reader = NifReader::new(env);
+        let View::List(items) = reader.view(py, args.load(env)).map_err(PyErr::from)? else {
+            return Err(PyTypeError::new_err("arguments must be a list"));
+        };
+        let args = items
+            .into_iter()
+            .map(|t| convert::to_py(py, &reader, t, &opts))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(PyErr::from)?;
+        let kwargs =
+            convert::kwargs_to_py(py, &reader, kwargs.load(env), &opts).map_err(PyErr::from)?;
+        Ok((PyTuple::new(py, args)?, kwargs))
+    })
+}
+
+/// `Locals` (a map) as a dict of names.
+pub fn locals<'py>(
+    py: Python<'py>,
+    env: &OwnedEnv,
+    locals: &SavedTerm,
+) -> PyResult<Bound<'py, PyDict>> {
+    env.run(|env| {
+        let reader = NifReader::new(env);
+        convert::kwargs_to_py(py, &reader, locals.load(env), &options()).map_err(PyErr::from)
+    })
+}
+
+/// Runs `f` on the bytes of the saved binary `code`.
+pub fn with_code<T>(
+    env: &OwnedEnv,
+    code: &SavedTerm,
+    f: impl FnOnce(&[u8]) -> PyResult<T>,
+) -> PyResult<T> {
+    env.run(|env| {
+        let code = code
+            .load(env)
+            .decode::<Binary>()
+            .map_err(|_| PyTypeError::new_err("code must be a binary"))?;
+        f(code.as_slice())
+    })
+}

@@ -1,0 +1,261 @@
+//! Pools of executor threads and the contexts checked out of them. A pool owns N threads
+//! that pull requests from one shared crossbeam channel; a context (`py:bind`) takes one of
+//! them for its own requests and namespace. Submitting and stopping run on schedulers and
+//! never wait; the threads' loop ([`serve`]) runs on the executors.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crossbeam_channel::{Receiver, Sender};
+use pyo3::prelude::*;
+use rustler::{Env, LocalPid};
+
+use super::job::Request;
+use super::python::Namespace;
+use super::run::run;
+use super::slot::{self, spin_then_recv, Counters, Poll, Slot, SlotMessage};
+use crate::error::{Error, Result};
+
+enum Message {
+    Run(Request),
+    Stop,
+}
+
+/// A set of executor threads fed by one queue. The resource `pool_new/1` returns; dropping
+/// it stops the pool.
+pub struct Pool {
+    sender: RwLock<Option<Sender<Message>>>,
+    slots: Vec<Arc<Slot>>,
+    counters: Arc<Counters>,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for Pool {}
+
+/// Snapshot of a pool's counters.
+pub struct PoolStats {
+    /// Executor threads.
+    pub executors: usize,
+    /// Requests waiting for an executor.
+    pub queued: usize,
+    /// Requests being run.
+    pub running: usize,
+    /// Executors checked out by contexts.
+    pub bound: usize,
+}
+
+impl Pool {
+    /// Starts `n` executor threads.
+    pub fn start(n: usize) -> Result<Pool> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let counters = Arc::new(Counters::default());
+        let mut slots = Vec::with_capacity(n);
+        for i in 0..n {
+            let slot = Arc::new(Slot::new(counters.clone()));
+            let (thread_slot, thread_rx) = (slot.clone(), rx.clone());
+            std::thread::Builder::new()
+                .name(format!("py-executor-{i}"))
+                .stack_size(64 << 20)
+                .spawn(move || executor_main(&thread_slot, &thread_rx))?;
+            slots.push(slot);
+        }
+        log::debug!("started {n} executor threads");
+        Ok(Pool {
+            sender: RwLock::new(Some(tx)),
+            slots,
+            counters,
+        })
+    }
+
+    /// Queues a request for any executor not checked out by a context.
+    pub fn submit(&self, request: Request) -> Result<()> {
+        let Ok(guard) = self.sender.read() else {
+            return Err(Error::Stopped);
+        };
+        let Some(sender) = guard.as_ref() else {
+            return Err(Error::Stopped);
+        };
+        if self.counters.bound.load(Ordering::Acquire) >= self.slots.len() {
+            return Err(Error::NoWorkers);
+        }
+        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        if sender.send(Message::Run(request)).is_err() {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::Stopped);
+        }
+        Ok(())
+    }
+
+    /// Checks out an executor for a context with a private namespace, preferring an idle one.
+    pub fn bind(&self) -> Result<Context> {
+        if self.counters.stopped.load(Ordering::Acquire) {
+            return Err(Error::Stopped);
+        }
+        let idle = self.slots.iter().filter(|s| !s.is_busy());
+        let busy = self.slots.iter().filter(|s| s.is_busy());
+        idle.chain(busy)
+            .find(|slot| slot.try_bind())
+            .map(|slot| Context {
+                slot: slot.clone(),
+                namespace: Arc::new(Namespace::new()),
+                released: AtomicBool::new(false),
+            })
+            .ok_or(Error::NoWorkers)
+    }
+
+    /// Stops the pool without waiting: queued jobs reply `{error, stopped}`, running ones are
+    /// interrupted, and the threads exit on their own.
+    pub fn stop(&self) {
+        let Ok(mut guard) = self.sender.write() else {
+            return;
+        };
+        let Some(sender) = guard.take() else {
+            return;
+        };
+        self.counters.stopped.store(true, Ordering::Release);
+        log::debug!(
+            "stopping {} executor threads ({} jobs running)",
+            self.slots.len(),
+            self.counters.running.load(Ordering::Relaxed)
+        );
+        for _ in &self.slots {
+            let _ = sender.send(Message::Stop);
+        }
+        for slot in &self.slots {
+            slot.interrupt_any();
+        }
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            executors: self.slots.len(),
+            queued: self.counters.queued.load(Ordering::Relaxed),
+            running: self.counters.running.load(Ordering::Relaxed),
+            bound: self.counters.bound.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An executor checked out by `py:bind`, with its own namespace; a resource that monitors the
+/// process that made it. Released (the executor goes back to the pool) by
+/// [`Context::release`], when the resource is dropped, or when that process dies.
+pub struct Context {
+    slot: Arc<Slot>,
+    namespace: Arc<Namespace>,
+    released: AtomicBool,
+}
+
+#[rustler::resource_impl]
+impl rustler::Resource for Context {
+    const IMPLEMENTS_DOWN: bool = true;
+
+    fn down<'a>(&'a self, _env: Env<'a>, _pid: LocalPid, _monitor: rustler::Monitor) {
+        self.release();
+    }
+}
+
+impl Context {
+    /// The namespace requests of this context run in.
+    pub fn namespace(&self) -> &Arc<Namespace> {
+        &self.namespace
+    }
+
+    /// Queues a request on the context's executor.
+    pub fn submit(&self, request: Request) -> Result<()> {
+        if self.released.load(Ordering::Acquire) {
+            return Err(Error::NotBound);
+        }
+        if self.slot.send(SlotMessage::Run(request)) {
+            Ok(())
+        } else {
+            Err(Error::Stopped)
+        }
+    }
+
+    /// True until released.
+    pub fn is_bound(&self) -> bool {
+        !self.released.load(Ordering::Acquire)
+    }
+
+    /// Gives the executor back to the pool (idempotent).
+    pub fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            self.slot.unbind();
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+fn executor_main(slot: &Arc<Slot>, rx: &Receiver<Message>) {
+    Python::attach(|py| {
+        let ident = py
+            .import("threading")
+            .and_then(|t| t.call_method0("get_ident"))
+            .and_then(|id| id.extract::<u64>());
+        if let Ok(id) = ident {
+            slot.set_thread_id(id);
+        }
+        slot::set_current_slot(Some(slot.clone()));
+        py.detach(|| serve(slot, rx));
+        slot::set_current_slot(None);
+    });
+}
+
+enum Either {
+    Shared(Message),
+    Private(SlotMessage),
+}
+
+/// The executor's main loop: requests from the shared queue, and private messages that
+/// arrive outside a callback wait (late replies and wake-ups are dropped, nested requests
+/// whose callback already ended still run).
+fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>) {
+    loop {
+        if slot.is_bound() {
+            // Checked out by a context: its requests only, until it is released (Wake).
+            match slot.next_private() {
+                Some(SlotMessage::Run(request)) => run(slot, request),
+                Some(_) => {}
+                None => return,
+            }
+            continue;
+        }
+        let next = spin_then_recv(rx, |rx| {
+            if let Some(private) = slot.try_private() {
+                return Poll::Ready(Either::Private(private));
+            }
+            match rx.try_recv() {
+                Ok(m) => Poll::Ready(Either::Shared(m)),
+                Err(crossbeam_channel::TryRecvError::Empty) => Poll::Empty,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => Poll::Closed,
+            }
+        })
+        .or_else(|| {
+            crossbeam_channel::select! {
+                recv(rx) -> m => m.ok().map(Either::Shared),
+                recv(slot.private_receiver()) -> m => m.ok().map(Either::Private),
+            }
+        });
+        match next {
+            Some(Either::Shared(Message::Run(request))) => {
+                slot.counters().queued.fetch_sub(1, Ordering::Relaxed);
+                run(slot, request);
+            }
+            Some(Either::Private(SlotMessage::Run(request))) => run(slot, request),
+            Some(Either::Private(_)) => {}
+            Some(Either::Shared(Message::Stop)) | None => return,
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The Python half of running a request, with no Erlang term in sight: namespaces, module
+//! lookup, the compiled-code cache, and the calls themselves. Executor threads, GIL held.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pyo3::exceptions::{PyNameError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
+
+/// A private namespace: a fresh `dict` that works like a module's globals (`py:bind`).
+pub struct Namespace {
+    dict: PyOnceLock<Py<PyDict>>,
+}
+
+impl Namespace {
+    /// An empty namespace, filled on first use.
+    pub fn new() -> Self {
+        Namespace {
+            dict: PyOnceLock::new(),
+        }
+    }
+
+    fn dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.dict
+            .get_or_try_init(py, || {
+                let dict = PyDict::new(py);
+                dict.set_item("__builtins__", builtins(py)?)?;
+                dict.set_item("__name__", "__main__")?;
+                dict.set_item("erlang", py.import("erlang")?)?;
+                Ok::<_, PyErr>(dict.unbind())
+            })
+            .map(|d| d.bind(py).clone())
+    }
+}
+
+static MAIN_NAMESPACE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+static BUILTINS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
+/// Compiled code objects by (mode, source); bounded, cleared when full. Only touched with the
+/// GIL held, so the lock is never contended.
+type CodeCache = HashMap<(Mode, Vec<u8>), Py<PyAny>>;
+static CODE_CACHE: Mutex<Option<CodeCache>> = Mutex::new(None);
+const CODE_CACHE_LIMIT: usize = 512;
+
+/// How source code is compiled.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// One expression.
+    Eval,
+    /// Statements.
+    Exec,
+}
+
+/// The globals a job runs in: its context's private namespace, else `__main__`'s.
+pub fn namespace<'py>(
+    py: Python<'py>,
+    private: Option<&Namespace>,
+) -> PyResult<Bound<'py, PyDict>> {
+    match private {
+        Some(ns) => ns.dict(py),
+        None => MAIN_NAMESPACE
+            .get_or_try_init(py, || {
+                Ok::<_, PyErr>(py.import("__main__")?.dict().unbind())
+            })
+            .map(|ns| ns.bind(py).clone()),
+    }
+}
+
+fn builtins(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
+    BUILTINS
+        .get_or_try_init(py, || Ok::<_, PyErr>(py.import("builtins")?.unbind()))
+        .map(|m| m.bind(py))
+}
+
+fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let modules = SYS_MODULES
+        .get_or_try_init(py, || {
+            let modules = py.import("sys")?.getattr("modules")?;
+            Ok::<_, PyErr>(modules.cast_into::<PyDict>().map_err(PyErr::from)?.unbind())
+        })?
+        .bind(py);
+    if let Some(module) = modules.get_item(name)? {
+        return Ok(module);
+    }
+    Ok(py.import(name)?.into_any())
+}
+
+fn utf8<'b>(bytes: &'b [u8], what: &str) -> PyResult<&'b str> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| PyTypeError::new_err(format!("{what} is not valid UTF-8")))
+}
+
+/// The object `module.function` names (`function` may be dotted); `__main__` means the
+/// job's namespace.
+pub fn resolve<'py>(
+    py: Python<'py>,
+    namespace: &Bound<'py, PyDict>,
+    module: &[u8],
+    function: &[u8],
+) -> PyResult<Bound<'py, PyAny>> {
+    let module = utf8(module, "module name")?;
+    let function = utf8(function, "function name")?;
+    let mut parts = function.split('.');
+    let first = parts.next().unwrap_or_default();
+    let mut target = if module == "__main__" {
+        namespace
+            .get_item(first)?
+            .ok_or_else(|| PyNameError::new_err(format!("name '{first}' is not defined")))?
+    } else {
+        import(py, module)?.getattr(PyString::intern(py, first))?
+    };
+    for part in parts {
+        target = target.getattr(PyString::intern(py, part))?;
+    }
+    Ok(target)
+}
+
+fn compiled<'py>(py: Python<'py>, source: &[u8], mode: Mode) -> PyResult<Bound<'py, PyAny>> {
+    let key = (mode, source.to_vec());
+    if let Ok(cache) = CODE_CACHE.lock() {
+        if let Some(code) = cache.as_ref().and_then(|c| c.get(&key)) {
+            return Ok(code.bind(py).clone());
+        }
+    }
+    let mode_name = match mode {
+        Mode::Eval => "eval",
+        Mode::Exec => "exec",
+    };
+    let code = builtins(py)?.getattr("compile")?.call1((
+        PyBytes::new(py, source),
+        "<erlang>",
+        mode_name,
+    ))?;
+    if let Ok(mut cache) = CODE_CACHE.lock() {
+        let cache = cache.get_or_insert_with(HashMap::new);
+        if cache.len() >= CODE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(key, code.clone().unbind());
+    }
+    Ok(code)
+}
+
+/// Calls `callable(*args, **kwargs)` (no keyword dict when it is empty).
+pub fn call<'py>(
+    callable: &Bound<'py, PyAny>,
+    args: Bound<'py, PyTuple>,
+    kwargs: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = if kwargs.is_empty() {
+        None
+    } else {
+        Some(kwargs)
+    };
+    callable.call(args, kwargs)
+}
+
+/// Evaluates `source` in `namespace` after merging `locals` into it (they stay).
+pub fn eval<'py>(
+    py: Python<'py>,
+    namespace: &Bound<'py, PyDict>,
+    source: &[u8],
+    locals: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if !locals.is_empty() {
+        namespace.update(locals.as_mapping())?;
+    }
+    let code = compiled(py, source, Mode::Eval)?;
+    builtins(py)?.getattr("eval")?.call1((code, namespace))
+}
+
+/// Runs the statements `source` in `namespace`.
+pub fn exec(py: Python<'_>, namespace: &Bound<'_, PyDict>, source: &[u8]) -> PyResult<()> {
+    let code = compiled(py, source, Mode::Exec)?;
+    builtins(py)?.getattr("exec")?.call1((code, namespace))?;
+    Ok(())
+}
+
+/// Up to `max` items of `iterator`, and whether it is exhausted.
+pub fn take<'py>(
+    iterator: Bound<'py, PyAny>,
+    max: usize,
+) -> PyResult<(Vec<Bound<'py, PyAny>>, bool)> {
+    let mut iterator = match iterator.cast_into::<PyIterator>() {
+        Ok(iterator) => iterator,
+        Err(err) => {
+            let name = err
+                .into_inner()
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default();
+            return Err(PyTypeError::new_err(format!(
+                "'{name}' object is not an iterator"
+            )));
+        }
+    };
+    let mut items = Vec::with_capacity(max.min(1024));
+    while items.len() < max {
+        match iterator.next() {
+            Some(item) => items.push(item?),
+            None => return Ok((items, true)),
+        }
+    }
+    Ok((items, false))
+}

@@ -1,0 +1,177 @@
+//! Running one request on an executor: start the job (unless cancelled), run its Python code
+//! in the job's namespace, and reply through the job state machine. Executor threads; takes
+//! the GIL for the job and releases it before returning.
+
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use erlang_python_core::native::Interrupted;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rustler::env::SavedTerm;
+use rustler::{Env, OwnedEnv, Term};
+
+use super::aio::{self, Prepared};
+use super::job::{Body, JobInner, Request, Target};
+use super::python;
+use super::slot::Slot;
+use crate::bridge::{self, reply::panic_message, Outcome};
+use crate::interp;
+
+/// The env and reply tag of a request while an executor runs it.
+struct RunningTerms {
+    env: RefCell<OwnedEnv>,
+    reference: SavedTerm,
+}
+
+thread_local! {
+    /// The requests this executor is running, innermost last (nested ones run during callbacks).
+    static RUNNING_TERMS: RefCell<Vec<Rc<RunningTerms>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Copies the reply tag (`Ref`) of the request this executor is running into `dst`, so that a
+/// callback message can carry it; `None` off an executor. Only callbacks pay for this.
+pub fn copy_running_reference<'a>(dst: Env<'a>) -> Option<Term<'a>> {
+    let terms = RUNNING_TERMS.with(|r| r.borrow().last().cloned())?;
+    let env = terms.env.borrow();
+    Some(env.run(|src| terms.reference.load(src).in_env(dst)))
+}
+
+/// Runs `request` on `slot`'s thread (from its queue, or nested in a callback wait).
+pub fn run(slot: &Arc<Slot>, request: Request) {
+    let Request {
+        job,
+        env,
+        reference,
+        body,
+    } = request;
+    let job = job.inner().clone();
+    if !job.start(slot.clone()) {
+        return;
+    }
+    // Reachable from callbacks made while the job runs (see `copy_running_reference`).
+    let terms = Rc::new(RunningTerms {
+        env: RefCell::new(env),
+        reference,
+    });
+    let counters = slot.counters();
+    counters.running.fetch_add(1, Ordering::Relaxed);
+    Python::attach(|py| {
+        // Nested requests (served while waiting for a callback) restore the outer job.
+        let outer = slot.swap_current(Some(job.clone()));
+        // A cancel that landed between `start` and `swap_current` found no current job to
+        // interrupt; now that the job is current (under the GIL, which the interrupter also
+        // takes), a later cancel will find it, and an earlier one is seen here.
+        let outcome = if job.is_cancelled() {
+            Some(Outcome::Done)
+        } else if counters.stopped.load(Ordering::Acquire) {
+            Some(Outcome::Stopped)
+        } else {
+            RUNNING_TERMS.with(|r| r.borrow_mut().push(terms.clone()));
+            let result = catch_unwind(AssertUnwindSafe(|| execute(py, &job, &terms, &body)));
+            RUNNING_TERMS.with(|r| r.borrow_mut().pop());
+            match result {
+                Ok(Ok(outcome)) => outcome,
+                // Interrupted because the pool is stopping: say so plainly.
+                Ok(Err(err))
+                    if err.is_instance_of::<Interrupted>(py)
+                        && counters.stopped.load(Ordering::Acquire) =>
+                {
+                    Some(Outcome::Stopped)
+                }
+                Ok(Err(err)) => Some(Outcome::Raised(err)),
+                Err(panic) => {
+                    let message = panic_message(&panic);
+                    log::error!(
+                        "a job panicked on an executor (the caller gets an internal error): \
+                         {message}"
+                    );
+                    Some(Outcome::Panicked(message))
+                }
+            }
+        };
+        slot.swap_current(outer);
+        interp::clear_pending(py, slot.thread_id());
+        // `None`: the asyncio loop replies when the coroutine is done.
+        if let Some(outcome) = outcome {
+            if job.commit_reply() {
+                let mut env = terms.env.borrow_mut();
+                bridge::reply::send(py, &mut env, job.caller(), &terms.reference, outcome);
+            }
+        }
+    });
+    counters.running.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Runs the Python code of `body`; `None` when the job was handed to the asyncio loop.
+fn execute<'py>(
+    py: Python<'py>,
+    job: &Arc<JobInner>,
+    terms: &RunningTerms,
+    body: &Body,
+) -> PyResult<Option<Outcome<'py>>> {
+    let namespace = python::namespace(py, job.namespace().map(|ns| &**ns))?;
+    let env = terms.env.borrow();
+    Ok(Some(match body {
+        Body::Call {
+            target,
+            args,
+            kwargs,
+        } => Outcome::Value(call(py, &namespace, &env, target, args, kwargs)?),
+        Body::Async {
+            target,
+            args,
+            kwargs,
+            stream,
+        } => {
+            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            match aio::prepare(py, value, *stream)? {
+                Prepared::Ready(value) => Outcome::Value(value),
+                Prepared::Deferred(work) => {
+                    let owned = OwnedEnv::new();
+                    let reference = owned.run(|dst| {
+                        owned.save(env.run(|src| terms.reference.load(src).in_env(dst)))
+                    });
+                    aio::schedule(py, job, owned, reference, work)?;
+                    return Ok(None);
+                }
+            }
+        }
+        Body::Eval { code, locals } => {
+            let locals = bridge::request::locals(py, &env, locals)?;
+            let value = bridge::request::with_code(&env, code, |source| {
+                python::eval(py, &namespace, source, &locals)
+            })?;
+            Outcome::Value(value)
+        }
+        Body::Exec { code } => {
+            bridge::request::with_code(&env, code, |source| python::exec(py, &namespace, source))?;
+            Outcome::Done
+        }
+        Body::Next { handle, max } => {
+            let Some(handle) = handle else {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "expected a generator handle",
+                ));
+            };
+            let (items, done) = python::take(handle.object(py), *max)?;
+            Outcome::Items(items, done)
+        }
+    }))
+}
+
+fn call<'py>(
+    py: Python<'py>,
+    namespace: &Bound<'py, PyDict>,
+    env: &OwnedEnv,
+    target: &Target,
+    args: &SavedTerm,
+    kwargs: &SavedTerm,
+) -> PyResult<Bound<'py, PyAny>> {
+    let callable = python::resolve(py, namespace, &target.module, &target.function)?;
+    let (args, kwargs) = bridge::request::call_arguments(py, env, args, kwargs)?;
+    python::call(&callable, args, &kwargs)
+}

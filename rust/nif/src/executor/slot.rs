@@ -1,0 +1,308 @@
+//! One executor thread as other threads see it (its [`Slot`]): the job it runs, its private
+//! channel (callback results, nested requests, wake-ups), the interrupt and the interruptible
+//! sleep; and the thread-local that tells code running on an executor which one it is.
+//!
+//! The slot is shared by the executor thread, schedulers (cancel, callback results) and
+//! `python-main` (interrupts); only `python-main` and the executor itself take the GIL.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use erlang_python_core::native::Interrupted;
+use pyo3::prelude::*;
+use rustler::env::SavedTerm;
+use rustler::OwnedEnv;
+
+use super::job::{JobInner, Request, Runner};
+use crate::interp;
+
+/// A message for one executor.
+pub enum SlotMessage {
+    /// A request that must run on this executor (a context's, or one nested in a callback it
+    /// is waiting for).
+    Run(Request),
+    /// The result of callback `id`, as `{ok, V} | {error, C, R, S} | {not_found, Name}`.
+    Reply {
+        /// The callback it answers.
+        id: u64,
+        /// The env holding the result.
+        env: OwnedEnv,
+        /// The result.
+        term: SavedTerm,
+    },
+    /// Look again: a job of this executor was cancelled, or its context released it.
+    Wake,
+}
+
+/// The counters of a pool, shared by its slots.
+#[derive(Default)]
+pub struct Counters {
+    /// Requests waiting in the shared queue.
+    pub queued: AtomicUsize,
+    /// Requests being run.
+    pub running: AtomicUsize,
+    /// The pool is stopping.
+    pub stopped: AtomicBool,
+    /// Executors checked out by contexts (`py:bind`).
+    pub bound: AtomicUsize,
+}
+
+/// One executor thread's state as others see it.
+pub struct Slot {
+    thread_id: AtomicU64,
+    current: Mutex<Option<Arc<JobInner>>>,
+    woken: Mutex<bool>,
+    wake: Condvar,
+    private_tx: Sender<SlotMessage>,
+    private_rx: Receiver<SlotMessage>,
+    next_callback: AtomicU64,
+    counters: Arc<Counters>,
+    /// Checked out by a context: serves its private channel only.
+    bound: AtomicBool,
+}
+
+impl Slot {
+    /// A slot for an executor of the pool counting in `counters`.
+    pub fn new(counters: Arc<Counters>) -> Self {
+        let (private_tx, private_rx) = crossbeam_channel::unbounded();
+        Slot {
+            thread_id: AtomicU64::new(0),
+            current: Mutex::new(None),
+            woken: Mutex::new(false),
+            wake: Condvar::new(),
+            private_tx,
+            private_rx,
+            next_callback: AtomicU64::new(1),
+            counters,
+            bound: AtomicBool::new(false),
+        }
+    }
+
+    /// The pool's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Records the Python thread id of the executor (for interrupts).
+    pub fn set_thread_id(&self, id: u64) {
+        self.thread_id.store(id, Ordering::Release);
+    }
+
+    /// The Python thread id of the executor.
+    pub fn thread_id(&self) -> u64 {
+        self.thread_id.load(Ordering::Acquire)
+    }
+
+    /// The job this executor runs now (the innermost one, when nested).
+    pub fn current_job(&self) -> Option<Arc<JobInner>> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// A fresh callback id.
+    pub fn next_callback_id(&self) -> u64 {
+        self.next_callback.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Hands this executor a message; false when it has exited.
+    pub fn send(&self, message: SlotMessage) -> bool {
+        self.private_tx.send(message).is_ok()
+    }
+
+    /// Waits (GIL released by the caller) for the next private message.
+    pub fn next_private(&self) -> Option<SlotMessage> {
+        spin_then_recv(&self.private_rx, |rx| match rx.try_recv() {
+            Ok(m) => Poll::Ready(m),
+            Err(crossbeam_channel::TryRecvError::Empty) => Poll::Empty,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => Poll::Closed,
+        })
+        .or_else(|| self.private_rx.recv().ok())
+    }
+
+    /// A private message if one is waiting.
+    pub fn try_private(&self) -> Option<SlotMessage> {
+        self.private_rx.try_recv().ok()
+    }
+
+    /// The private channel, for a `select` with the pool's queue.
+    pub fn private_receiver(&self) -> &Receiver<SlotMessage> {
+        &self.private_rx
+    }
+
+    /// True while checked out by a context.
+    pub fn is_bound(&self) -> bool {
+        self.bound.load(Ordering::Acquire)
+    }
+
+    /// Checks the slot out for a context; false when it already is.
+    pub fn try_bind(&self) -> bool {
+        let won = self
+            .bound
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            self.counters.bound.fetch_add(1, Ordering::AcqRel);
+        }
+        won
+    }
+
+    /// Gives the slot back to the pool (its context is released).
+    pub fn unbind(&self) {
+        if self.bound.swap(false, Ordering::AcqRel) {
+            self.counters.bound.fetch_sub(1, Ordering::AcqRel);
+        }
+        let _ = self.private_tx.send(SlotMessage::Wake);
+    }
+
+    fn is_running(&self, job: &Arc<JobInner>) -> bool {
+        self.current
+            .lock()
+            .map(|c| c.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, job)))
+            .unwrap_or(false)
+    }
+
+    /// True while the executor runs a job.
+    pub fn is_busy(&self) -> bool {
+        self.current.lock().map(|c| c.is_some()).unwrap_or(false)
+    }
+
+    /// Sets the job the executor runs (with the GIL held, so that an interrupter sees either
+    /// the old or the new job); returns the previous one.
+    pub fn swap_current(&self, job: Option<Arc<JobInner>>) -> Option<Arc<JobInner>> {
+        let previous = match self.current.lock() {
+            Ok(mut cur) => std::mem::replace(&mut *cur, job),
+            Err(_) => None,
+        };
+        if let Ok(mut woken) = self.woken.lock() {
+            *woken = false;
+        }
+        previous
+    }
+
+    /// Raises `erlang.Interrupted` in the executor at its next bytecode and ends its sleep.
+    pub fn interrupt(&self, py: Python<'_>) {
+        let exc = py.get_type::<Interrupted>();
+        interp::raise_in_thread(py, self.thread_id(), &exc);
+        if let Ok(mut woken) = self.woken.lock() {
+            *woken = true;
+        }
+        self.wake.notify_all();
+    }
+
+    /// Asks `python-main` to interrupt whatever this executor runs (the pool is stopping),
+    /// and wakes it from a callback wait.
+    pub fn interrupt_any(self: &Arc<Self>) {
+        let slot = self.clone();
+        interp::run_on_main(Box::new(move |py| {
+            if slot.is_busy() {
+                slot.interrupt(py);
+            }
+        }));
+        let _ = self.private_tx.send(SlotMessage::Wake);
+    }
+
+    /// Sleeps with the GIL released; an interrupt ends it early with `erlang.Interrupted`.
+    pub fn sleep(&self, py: Python<'_>, seconds: f64) -> PyResult<()> {
+        // Cap absurd lengths instead of overflowing `Instant` (about 31 years).
+        let length = Duration::from_secs_f64(seconds.min(1.0e9));
+        let deadline = Instant::now() + length;
+        let interrupted = py.detach(|| {
+            let Ok(mut woken) = self.woken.lock() else {
+                return false;
+            };
+            loop {
+                if *woken {
+                    return true;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return false;
+                }
+                match self.wake.wait_timeout(woken, deadline - now) {
+                    Ok((guard, _)) => woken = guard,
+                    Err(_) => return false,
+                }
+            }
+        });
+        if interrupted {
+            Err(Interrupted::new_err("the Erlang caller stopped waiting"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Runner for Slot {
+    fn wake(&self) {
+        let _ = self.private_tx.send(SlotMessage::Wake);
+    }
+
+    fn interrupt_if_running(&self, py: Python<'_>, job: &Arc<JobInner>) {
+        if self.is_running(job) {
+            self.interrupt(py);
+        }
+    }
+
+    fn callback_result(&self, id: u64, env: OwnedEnv, term: SavedTerm) -> bool {
+        self.send(SlotMessage::Reply { id, env, term })
+    }
+
+    fn run_nested(&self, request: Request) -> bool {
+        self.send(SlotMessage::Run(request))
+    }
+}
+
+thread_local! {
+    static CURRENT_SLOT: RefCell<Option<Arc<Slot>>> = const { RefCell::new(None) };
+}
+
+/// The slot of the executor running on this thread, if it is one.
+pub fn current_slot() -> Option<Arc<Slot>> {
+    CURRENT_SLOT.with(|c| c.borrow().clone())
+}
+
+/// Marks this thread as the executor of `slot` (`None`: no longer).
+pub fn set_current_slot(slot: Option<Arc<Slot>>) {
+    CURRENT_SLOT.with(|c| *c.borrow_mut() = slot);
+}
+
+/// The job the executor on this thread runs, if any.
+pub fn current_job() -> Option<Arc<JobInner>> {
+    current_slot().and_then(|slot| slot.current_job())
+}
+
+/// What one poll of a channel found.
+pub enum Poll<T> {
+    /// A message.
+    Ready(T),
+    /// Nothing yet.
+    Empty,
+    /// The channel is closed.
+    Closed,
+}
+
+/// How long an idle executor polls before it parks. Sequential callers send their next
+/// request (or callback reply) a few microseconds after the previous message; catching it
+/// while still awake saves two futex wake-ups per round trip.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Polls `poll` for up to [`SPIN`]; `None` when nothing came (the caller then blocks) or the
+/// channel closed.
+pub fn spin_then_recv<C, T>(channel: &C, mut poll: impl FnMut(&C) -> Poll<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        match poll(channel) {
+            Poll::Ready(message) => return Some(message),
+            Poll::Closed => return None,
+            Poll::Empty => {}
+        }
+        if start.elapsed() >= SPIN {
+            return None;
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+    }
+}
