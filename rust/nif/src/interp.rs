@@ -12,8 +12,9 @@
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
@@ -42,7 +43,13 @@ static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 /// time no one receives diagnostics yet).
 static PROMOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Where work for `python-main` goes once the interpreter runs.
-static MAIN_QUEUE: OnceLock<Sender<MainWork>> = OnceLock::new();
+static MAIN_QUEUE: OnceLock<Sender<Queued>> = OnceLock::new();
+
+/// Work queued for `python-main`, now or not before an instant.
+struct Queued {
+    at: Option<Instant>,
+    work: MainWork,
+}
 
 /// Re-opens the libpython this NIF links with global symbol scope, so that C extension modules
 /// (math, _json, numpy), which are not linked against libpython, resolve its symbols. The BEAM
@@ -98,7 +105,17 @@ pub fn initialize(startup: Startup) -> Result<()> {
 /// Queues `work` for the `python-main` thread, which runs it with the GIL (the one thread
 /// that may wait for the GIL on behalf of a scheduler); false before initialisation.
 pub fn run_on_main(work: MainWork) -> bool {
-    MAIN_QUEUE.get().is_some_and(|tx| tx.send(work).is_ok())
+    queue(Queued { at: None, work })
+}
+
+/// Like [`run_on_main`], not before `at` (work that found the interpreter at a point where it
+/// must not act yet tries again later, without holding up the rest of the queue).
+pub fn run_on_main_at(at: Instant, work: MainWork) -> bool {
+    queue(Queued { at: Some(at), work })
+}
+
+fn queue(item: Queued) -> bool {
+    MAIN_QUEUE.get().is_some_and(|tx| tx.send(item).is_ok())
 }
 
 /// Starts `python-main` and waits until the interpreter is up; the executable it runs as.
@@ -121,7 +138,7 @@ fn start_python_main(startup: Startup) -> std::result::Result<String, String> {
 fn python_main(
     startup: Startup,
     ready: Sender<std::result::Result<String, String>>,
-    work: Receiver<MainWork>,
+    queue: Receiver<Queued>,
 ) {
     let executable = match init_interpreter(&startup) {
         Ok(executable) => executable,
@@ -140,8 +157,33 @@ fn python_main(
     let _state = unsafe { ffi::PyEval_SaveThread() };
     let _ = ready.send(setup);
     if ok {
-        for job in work {
-            Python::attach(job);
+        serve_main(&queue);
+    }
+}
+
+/// Runs queued work in order, and delayed work once its time has come, until the process
+/// exits (the queue's sender lives in a static).
+fn serve_main(queue: &Receiver<Queued>) {
+    // Few entries at a time (deferred interrupts): a sorted Vec is enough.
+    let mut later: Vec<(Instant, MainWork)> = Vec::new();
+    loop {
+        let next = match later.first() {
+            Some((at, _)) => queue.recv_deadline(*at),
+            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match next {
+            Ok(Queued { at: None, work }) => Python::attach(work),
+            Ok(Queued { at: Some(at), work }) => {
+                let index = later.partition_point(|(t, _)| *t <= at);
+                later.insert(index, (at, work));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        let due = later.partition_point(|(t, _)| *t <= now);
+        for (_, work) in later.drain(..due) {
+            Python::attach(work);
         }
     }
 }

@@ -29,8 +29,9 @@ pub trait Runner: Send + Sync {
     /// Makes the executor look again at its job (it was cancelled while the executor waits
     /// for a callback reply).
     fn wake(&self);
-    /// On `python-main`, with the GIL: stops `job` if this executor still runs it.
-    fn interrupt_if_running(&self, py: Python<'_>, job: &Arc<JobInner>);
+    /// On `python-main`, with the GIL: stops `job` if this executor still runs it (at the
+    /// next point where an exception is safe).
+    fn interrupt_if_running(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>);
     /// Hands the executor the result of its callback `id`; false when it has exited.
     fn callback_result(&self, id: u64, env: OwnedEnv, term: SavedTerm) -> bool;
     /// Runs `request` on this executor, nested in the job it runs (it is waiting for a
@@ -161,7 +162,7 @@ impl JobInner {
         };
         let job = self.clone();
         let target = runner.clone();
-        interp::run_on_main(Box::new(move |py| target.interrupt_if_running(py, &job)));
+        interp::run_on_main(Box::new(move |py| target.interrupt_if_running(py, job)));
         // An executor waiting for a callback reply of this job (or of an outer job, with a
         // nested one running) checks for cancellation when woken.
         runner.wake();

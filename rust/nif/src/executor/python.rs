@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use pyo3::exceptions::{PyNameError, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
@@ -205,4 +206,48 @@ pub fn take<'py>(
         }
     }
     Ok((items, false))
+}
+
+static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// True when the Python thread `thread_id` is inside the import machinery (a frame of
+/// `importlib._bootstrap` or `_bootstrap_external` on its stack, which includes the body of a
+/// module being imported). An exception raised there can leave a module half-built in
+/// `sys.modules` or a module lock in a bad state for the life of the interpreter, so
+/// interrupts wait until the import is over (docs/architecture.md, "Timeouts and dead
+/// callers"). Any doubt (a frame that cannot be read) counts as inside.
+pub fn in_import(py: Python<'_>, thread_id: u64) -> bool {
+    let frames = CURRENT_FRAMES
+        .import(py, "sys", "_current_frames")
+        .and_then(|f| f.call0());
+    let Ok(mut frame) = frames.and_then(|frames| frames.get_item(thread_id)) else {
+        // The thread runs no Python code now: nothing to protect.
+        return false;
+    };
+    // The stack is bounded by the recursion limit; this loop only reads attributes.
+    while !frame.is_none() {
+        let file = frame
+            .getattr(intern!(py, "f_code"))
+            .and_then(|code| code.getattr(intern!(py, "co_filename")));
+        let importlib = file.ok().and_then(|file| {
+            let file = file.cast_into::<PyString>().ok()?;
+            file.to_str().ok().map(is_importlib_file)
+        });
+        if importlib != Some(false) {
+            return true;
+        }
+        match frame.getattr(intern!(py, "f_back")) {
+            Ok(back) => frame = back,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// The file names of the import machinery's frames: frozen in the usual builds, plain files
+/// in builds without frozen modules.
+fn is_importlib_file(name: &str) -> bool {
+    name.starts_with("<frozen importlib.")
+        || name.ends_with("importlib/_bootstrap.py")
+        || name.ends_with("importlib/_bootstrap_external.py")
 }

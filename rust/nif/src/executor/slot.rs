@@ -17,7 +17,13 @@ use rustler::env::SavedTerm;
 use rustler::OwnedEnv;
 
 use super::job::{JobInner, Request, Runner};
+use super::python;
 use crate::interp;
+
+/// How soon an interrupt that found its executor inside the import machinery looks again
+/// (then less and less often, down to once per [`IMPORT_POLL_MAX`]).
+const IMPORT_POLL: Duration = Duration::from_millis(1);
+const IMPORT_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// A message for one executor.
 pub enum SlotMessage {
@@ -191,13 +197,32 @@ impl Slot {
         self.wake.notify_all();
     }
 
+    /// Interrupts `job` if this executor still runs it, unless it is inside the import
+    /// machinery: then looks again after `poll` (doubling up to [`IMPORT_POLL_MAX`]) without
+    /// holding up python-main's other work.
+    fn interrupt_when_safe(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>, poll: Duration) {
+        if !self.is_running(&job) {
+            return;
+        }
+        if python::in_import(py, self.thread_id()) {
+            let again = Instant::now() + poll;
+            let next = (poll * 2).min(IMPORT_POLL_MAX);
+            interp::run_on_main_at(
+                again,
+                Box::new(move |py| self.interrupt_when_safe(py, job, next)),
+            );
+        } else {
+            self.interrupt(py);
+        }
+    }
+
     /// Asks `python-main` to interrupt whatever this executor runs (the pool is stopping),
     /// and wakes it from a callback wait.
     pub fn interrupt_any(self: &Arc<Self>) {
         let slot = self.clone();
         interp::run_on_main(Box::new(move |py| {
-            if slot.is_busy() {
-                slot.interrupt(py);
+            if let Some(job) = slot.current_job() {
+                slot.interrupt_if_running(py, job);
             }
         }));
         let _ = self.private_tx.send(SlotMessage::Wake);
@@ -239,10 +264,8 @@ impl Runner for Slot {
         let _ = self.private_tx.send(SlotMessage::Wake);
     }
 
-    fn interrupt_if_running(&self, py: Python<'_>, job: &Arc<JobInner>) {
-        if self.is_running(job) {
-            self.interrupt(py);
-        }
+    fn interrupt_if_running(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>) {
+        self.interrupt_when_safe(py, job, IMPORT_POLL);
     }
 
     fn callback_result(&self, id: u64, env: OwnedEnv, term: SavedTerm) -> bool {

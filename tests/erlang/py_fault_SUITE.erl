@@ -1,0 +1,64 @@
+%% @doc Faults an operator meets: interrupts that land at bad moments, callers that give up.
+%% Each case fails without the fix it guards.
+-module(py_fault_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
+-export([
+    timeout_during_first_import_leaves_module_whole/1
+]).
+
+-spec all() -> [atom()].
+all() -> py_test_util:cases(?MODULE).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {minutes, 2}}].
+
+-spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_suite(Config) ->
+    ok = py_test_util:start(),
+    Config.
+
+-spec end_per_suite(ct_suite:ct_config()) -> ok.
+end_per_suite(_Config) ->
+    ok = py_test_util:stop().
+
+%% @doc A timeout that lands while a package is first imported (in the import machinery, or in
+%% the body of a module being imported) waits until the import is over: the module is whole in
+%% `sys.modules' afterwards, instead of half-built or missing for the life of the VM.
+-spec timeout_during_first_import_leaves_module_whole(ct_suite:ct_config()) -> term().
+timeout_during_first_import_leaves_module_whole(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "import_fault"),
+    Pkg = py_test_util:unique_name("ep_slowpkg"),
+    PkgDir = filename:join(Dir, Pkg),
+    ok = filelib:ensure_dir(filename:join(PkgDir, "x")),
+    %% Much of the import runs inside importlib (200 submodules), then the body of the package
+    %% keeps the import going well past the caller's timeout.
+    [ok = file:write_file(filename:join(PkgDir, "m" ++ integer_to_list(I) ++ ".py"),
+                          <<"VALUE = 1\n">>)
+     || I <- lists:seq(1, 200)],
+    ok = file:write_file(filename:join(PkgDir, "__init__.py"), <<
+        "import importlib, time\n"
+        "for _i in range(1, 201):\n"
+        "    importlib.import_module(f'{__name__}.m{_i}')\n"
+        "_end = time.monotonic() + 0.4\n"
+        "while time.monotonic() < _end:\n"
+        "    pass\n"
+        "complete = True\n">>),
+    {ok, Ctx} = py:bind(new),
+    try
+        ok = py:ctx_exec(Ctx, iolist_to_binary(
+            ["import sys\nsys.path.insert(0, ", io_lib:format("~p", [Dir]), ")\n"])),
+        Import = iolist_to_binary(["__import__('", Pkg, "') and 1"]),
+        {error, timeout} = py:ctx_eval(Ctx, Import, #{}, 30),
+        %% The context's executor runs this once the interrupted job has ended.
+        Whole = iolist_to_binary(
+            ["getattr(__import__('sys').modules.get('", Pkg, "'), 'complete', False)"]),
+        {ok, true} = py:ctx_eval(Ctx, Whole, #{}, 30000),
+        {ok, 200} = py:ctx_eval(Ctx, iolist_to_binary(
+            ["sum(1 for m in __import__('sys').modules if m.startswith('", Pkg, ".m'))"]),
+            #{}, 30000)
+    after
+        py:unbind(Ctx)
+    end.
