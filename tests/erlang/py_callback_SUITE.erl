@@ -44,6 +44,7 @@
     thread_pool_executor_callbacks/1,
     thread_callback_fun_calls_python/1,
     thread_callback_crash/1,
+    thread_callback_while_stopped/1,
     callback_slower_than_timeout/1,
     caller_killed_during_callback/1,
     concurrent_callers_with_callbacks/1
@@ -647,6 +648,39 @@ thread_callback_crash(_Config) ->
     ok = py:register_function(cb_killed, fun(_) -> exit(self(), kill) end),
     {ok, [{<<"exit">>, <<"killed">>, <<"exit: killed">>}]} =
         py:call('__main__', ep_cb_thread_crash, [cb_killed], #{}, 10000).
+
+%% @doc A Python thread that calls Erlang while the application is stopped gets the
+%% `erlang.ErlangError' of `{error, not_started}' (not `NotInBeamError': this is the BEAM), and
+%% so does `erlang.async_call'.
+-spec thread_callback_while_stopped(ct_suite:ct_config()) -> term().
+thread_callback_while_stopped(Config) ->
+    Done = filename:join(?config(priv_dir, Config), "thread_callback_while_stopped.txt"),
+    ok = py:register_function(ep_probe, fun(_) -> ok end),
+    ok = define([
+        "import threading, time, asyncio",
+        "def ep_stopped_work(done):",
+        "    # Stopping the application forgets the registered names after it clears the",
+        "    # router: once the name is gone, calls find no router.",
+        "    while erlang._native._is_registered('ep_probe'):",
+        "        time.sleep(0.005)",
+        "    out = []",
+        "    for attempt in (lambda: erlang.call('ep_probe'),",
+        "                    lambda: asyncio.run(erlang.async_call('ep_probe'))):",
+        "        try:",
+        "            attempt()",
+        "        except Exception as e:",
+        "            out.append(f'{type(e).__name__} {getattr(e, \"reason\", None)}')",
+        "    with open(done + '.tmp', 'w') as f:",
+        "        f.write('\\n'.join(out))",
+        "    __import__('os').rename(done + '.tmp', done)"
+    ]),
+    {ok, _} = py:eval(<<"threading.Thread(target=ep_stopped_work, args=(done,), daemon=True)"
+                        ".start()">>, #{done => list_to_binary(Done)}),
+    ok = py_test_util:stop(),
+    %% The application stays stopped until the thread has written what it got.
+    ok = py_test_util:wait_until(fun() -> filelib:is_regular(Done) end, 10000),
+    {ok, <<"ErlangError not_started\nErlangError not_started">>} = file:read_file(Done),
+    ok = py_test_util:start().
 
 %%% ---------------------------------------------------------------- timeouts and deaths
 

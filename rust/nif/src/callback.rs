@@ -106,6 +106,17 @@ fn executor_call<'py>(
 /// Where threads that are not executors send their callbacks.
 static ROUTER: RwLock<Option<LocalPid>> = RwLock::new(None);
 
+/// The router, while the application runs.
+fn router() -> Option<LocalPid> {
+    ROUTER.read().ok().and_then(|r| *r)
+}
+
+/// What `erlang.call` raises inside the BEAM while the application is stopped: the
+/// `erlang.ErlangError` of `{error, not_started}` (this is the BEAM, so not `NotInBeamError`).
+fn not_started(py: Python<'_>) -> PyErr {
+    erlang_error(py, "error", "not_started", "")
+}
+
 /// Sets (or clears) the router process.
 pub fn set_router(pid: Option<LocalPid>) {
     if let Ok(mut router) = ROUTER.write() {
@@ -134,8 +145,8 @@ fn thread_call<'py>(
     name: &str,
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let Some(router) = ROUTER.read().ok().and_then(|r| *r) else {
-        return Err(erlang_python_core::callback::not_in_beam(py));
+    let Some(router) = router() else {
+        return Err(not_started(py));
     };
     let (tx, rx) = crossbeam_channel::bounded(1);
     let channel = ResourceArc::new(ReplyChannel {
@@ -150,7 +161,7 @@ fn thread_call<'py>(
     )?;
     drop(channel);
     if env.send_and_clear(&router, |env| saved.load(env)).is_err() {
-        return Err(erlang_python_core::callback::not_in_beam(py));
+        return Err(not_started(py));
     }
     match py.detach(|| rx.recv()) {
         Ok((env, term)) => result_to_py(py, &env, &term),
@@ -292,11 +303,8 @@ fn async_call<'py>(
     args: &Bound<'py, PyTuple>,
     done: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let Some(router) = ROUTER.read().ok().and_then(|r| *r) else {
-        return Err(erlang_python_core::callback::not_in_beam_for(
-            py,
-            "erlang.async_call",
-        ));
+    let Some(router) = router() else {
+        return Err(not_started(py));
     };
     PENDING_ASYNC.fetch_add(1, Ordering::Relaxed);
     let channel = ResourceArc::new(AsyncChannel {
@@ -319,10 +327,7 @@ fn async_call<'py>(
     };
     if env.send_and_clear(&router, |env| saved.load(env)).is_err() {
         channel.take();
-        return Err(erlang_python_core::callback::not_in_beam_for(
-            py,
-            "erlang.async_call",
-        ));
+        return Err(not_started(py));
     }
     Bound::new(py, AsyncCall { channel }).map(Bound::into_any)
 }

@@ -95,6 +95,9 @@ pub fn run(slot: &Arc<Slot>, request: Request) {
         };
         slot.swap_current(outer);
         interp::clear_pending(py, slot.thread_id());
+        // Before the reply: a caller that reads the pool's counters once it has its reply
+        // must not count its own job as running.
+        counters.running.fetch_sub(1, Ordering::Relaxed);
         // `None`: the asyncio loop replies when the coroutine is done.
         if let Some(outcome) = outcome {
             if job.commit_reply() {
@@ -103,7 +106,6 @@ pub fn run(slot: &Arc<Slot>, request: Request) {
             }
         }
     });
-    counters.running.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// Runs the Python code of `body`; `None` when the job was handed to the asyncio loop.

@@ -76,9 +76,11 @@ fn callback_unregister(name: Binary<'_>) -> NifResult<Atom> {
 /// Sets the router for non-executor threads (`undefined` clears it and forgets every name).
 #[rustler::nif]
 fn callback_set_router(router: OptionalPid) -> Atom {
-    if router.0.is_none() {
+    let clear = router.0.is_none();
+    set_router(router.0);
+    // After the router: a thread that sees its name gone finds no router either.
+    if clear {
         names::clear_names();
     }
-    set_router(router.0);
     atoms::ok()
 }
