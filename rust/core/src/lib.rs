@@ -28,6 +28,7 @@ pub mod ext;
 pub mod log;
 pub mod meta;
 pub mod native;
+pub mod text;
 pub mod trace;
 pub mod types;
 

@@ -7,6 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use erlang_python_core::callback::ErlangError;
 use erlang_python_core::convert;
 use erlang_python_core::native::Interrupted;
+use erlang_python_core::text::elide;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -98,7 +99,7 @@ fn internal_error<'a>(env: Env<'a>, msg: &str) -> Term<'a> {
 /// `{error, {Type, Msg}, Traceback}` for a Python exception (see docs/errors.md).
 fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
     let builder = NifBuilder { env };
-    let traceback = format_traceback(py, &err);
+    let traceback = elide(format_traceback(py, &err), TRACEBACK_CAP);
     let reason = if err.is_instance_of::<PyStopIteration>(py) {
         builder.pair(atoms::stop_iteration(), atoms::none())
     } else {
@@ -112,6 +113,7 @@ fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
             .str()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "<str() of the exception failed>".to_owned());
+        let message = elide(message, MESSAGE_CAP);
         make_tuple(env, &[type_term(py, env, &ty, &name), message.encode(env)])
     };
     make_tuple(
@@ -119,6 +121,11 @@ fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
         &[atoms::error().encode(env), reason, traceback.encode(env)],
     )
 }
+
+/// The most bytes of an exception's message that reach Erlang (docs/errors.md, "Size caps").
+pub const MESSAGE_CAP: usize = 16 * 1024;
+/// The most bytes of a formatted traceback that reach Erlang (docs/errors.md, "Size caps").
+pub const TRACEBACK_CAP: usize = 64 * 1024;
 
 static BUILTINS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 
