@@ -14,7 +14,7 @@
 %% queued or running when it stops return `{error, stopped}'.
 -module(py).
 
--include("py_pool.hrl").
+-include("py_keys.hrl").
 
 %% Synchronous and asynchronous requests
 -export([
@@ -155,10 +155,6 @@
 -define(DEFAULT_TIMEOUT, 30000).
 %% Items taken from a Python iterator per round trip by stream/3,4 and stream_eval/1,2.
 -define(STREAM_BATCH, 1000).
-%% Process dictionary key: the job whose Python callback this process is running.
--define(SERVING, '$py_serving').
-%% Process dictionary key: the context of a process bound with bind/0.
--define(CONTEXT, '$py_context').
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 
 %%% Synchronous calls
@@ -189,7 +185,7 @@ call(Module, Func, Args, Kwargs, Timeout)
         undefined ->
             {error, not_started};
         Pool ->
-            case get(?SERVING) of
+            case get(?PY_SERVING_KEY) of
                 undefined ->
                     limited(target(Pool), Request, Timeout);
                 Job ->
@@ -242,7 +238,7 @@ exec(Code) ->
 %% or `undefined' if there was none.
 -spec last_traceback() -> binary() | undefined.
 last_traceback() ->
-    get(py_last_traceback).
+    get(?PY_TRACEBACK_KEY).
 
 %%% Asynchronous calls
 
@@ -268,7 +264,7 @@ await(Ref) ->
 %% reaches the mailbox afterwards. If the reply was already on its way, it is returned instead.
 -spec await(py_ref(), timeout()) -> py_result().
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
-    case erase({py_async, Ref}) of
+    case erase(?PY_ASYNC_KEY(Ref)) of
         undefined ->
             %% Not started (the error is in the mailbox), or already awaited.
             receive
@@ -332,7 +328,7 @@ async_gather(Calls, Timeout) when is_list(Calls), ?IS_TIMEOUT(Timeout) ->
         [] ->
             Deadline = deadline(Timeout),
             Refs = [start_spec(Call) || Call <- Calls],
-            Pending = maps:from_list([{Ref, erase({py_async, Ref})} || Ref <- Refs]),
+            Pending = maps:from_list([{Ref, erase(?PY_ASYNC_KEY(Ref))} || Ref <- Refs]),
             gather(Refs, Pending, Deadline, #{});
         [Bad | _] ->
             {error, {bad_call, Bad}}
@@ -421,7 +417,7 @@ start(Request) ->
         Pool ->
             case submit(target(Pool), Ref, Request) of
                 {error, Reason} -> self() ! {Ref, submit_failed(Reason)};
-                Job -> put({py_async, Ref}, Job)
+                Job -> put(?PY_ASYNC_KEY(Ref), Job)
             end
     end,
     Ref.
@@ -435,11 +431,11 @@ start(Request) ->
 %% error too.
 -spec bind() -> ok | {error, no_workers_available | not_started}.
 bind() ->
-    case get(?CONTEXT) of
+    case get(?PY_CONTEXT_KEY) of
         undefined ->
             case new_context() of
                 {ok, Context} ->
-                    _ = put(?CONTEXT, Context),
+                    _ = put(?PY_CONTEXT_KEY, Context),
                     ok;
                 {error, _} = Error ->
                     Error
@@ -461,7 +457,7 @@ bind(new) ->
 %% @doc Release the calling process's context (its executor goes back to the pool). Always `ok'.
 -spec unbind() -> ok.
 unbind() ->
-    case erase(?CONTEXT) of
+    case erase(?PY_CONTEXT_KEY) of
         undefined -> ok;
         Context -> py_nif:context_unbind(Context)
     end.
@@ -474,7 +470,7 @@ unbind(#py_ctx{ref = Context}) ->
 %% @doc Whether the calling process is bound (see {@link bind/0}).
 -spec is_bound() -> boolean().
 is_bound() ->
-    case get(?CONTEXT) of
+    case get(?PY_CONTEXT_KEY) of
         undefined -> false;
         Context -> py_nif:context_is_bound(Context)
     end.
@@ -512,7 +508,7 @@ ctx_call(Ctx, Module, Func, Args, Kwargs) ->
 ctx_call(#py_ctx{ref = Context}, Module, Func, Args, Kwargs, Timeout)
         when is_list(Args), is_map(Kwargs), ?IS_TIMEOUT(Timeout) ->
     Request = {call, name(Module), name(Func), Args, Kwargs},
-    case get(?SERVING) of
+    case get(?PY_SERVING_KEY) of
         undefined -> limited(Context, Request, Timeout);
         _ -> run(Context, Request, Timeout)
     end.
@@ -992,9 +988,9 @@ request(Request, Timeout) ->
 %% a bound process go to its context; the others to the pool.
 -spec target(py_nif:pool()) -> py_nif:target().
 target(Pool) ->
-    case get(?SERVING) of
+    case get(?PY_SERVING_KEY) of
         undefined ->
-            case get(?CONTEXT) of
+            case get(?PY_CONTEXT_KEY) of
                 undefined -> Pool;
                 Context -> Context
             end;
@@ -1059,7 +1055,7 @@ serve(Ref, Job, Id, Name, Args, Deadline) ->
 %% requests going to the executor that waits for it (see target/1).
 -spec execute_for(py_nif:job(), binary(), list()) -> py_callback:result().
 execute_for(Job, Name, Args) ->
-    Outer = put(?SERVING, Job),
+    Outer = put(?PY_SERVING_KEY, Job),
     try
         py_callback:execute(Name, Args)
     after
@@ -1068,10 +1064,10 @@ execute_for(Job, Name, Args) ->
 
 -spec restore(py_nif:job() | undefined) -> ok.
 restore(undefined) ->
-    _ = erase(?SERVING),
+    _ = erase(?PY_SERVING_KEY),
     ok;
 restore(Job) ->
-    _ = put(?SERVING, Job),
+    _ = put(?PY_SERVING_KEY, Job),
     ok.
 
 -spec deadline(timeout()) -> integer() | infinity.
@@ -1127,7 +1123,7 @@ flush(Ref) ->
 
 -spec reply(py_nif:reply()) -> outcome().
 reply({error, Reason, Traceback}) ->
-    put(py_last_traceback, Traceback),
+    put(?PY_TRACEBACK_KEY, Traceback),
     {error, Reason};
 reply(Reply) ->
     Reply.

@@ -9,7 +9,7 @@
 -module(py_pool).
 -behaviour(gen_server).
 
--include("py_pool.hrl").
+-include("py_keys.hrl").
 
 -export([start_link/0, get_stats/0, pool_size/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).

@@ -26,6 +26,8 @@
 -module(py_state).
 -behaviour(gen_server).
 
+-include("py_keys.hrl").
+
 -export([
     init_tab/0,
     register_callbacks/0,
@@ -53,8 +55,6 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_state).
-%% persistent_term key: {Counter, Max}, the atomics counting the keys and the bound.
--define(KEY, {erlang_python, state}).
 -define(DEFAULT_MAX_KEYS, 100000).
 -define(CALLBACKS, [
     state_get, state_set, state_delete, state_keys, state_clear, state_incr, state_decr
@@ -256,7 +256,7 @@ handle_info(_Info, State) ->
 %% The table goes with this process, and the counter with it.
 -spec terminate(term(), undefined) -> ok.
 terminate(_Reason, _State) ->
-    _ = persistent_term:erase(?KEY),
+    _ = persistent_term:erase(?PY_STATE_KEY),
     ok.
 
 %%% Internal
@@ -264,7 +264,7 @@ terminate(_Reason, _State) ->
 %% The counter first: once the table is visible, writers find the counter.
 -spec create() -> ok.
 create() ->
-    ok = persistent_term:put(?KEY, {atomics:new(1, [{signed, true}]), max_keys()}),
+    ok = persistent_term:put(?PY_STATE_KEY, {atomics:new(1, [{signed, true}]), max_keys()}),
     ?TAB = ets:new(?TAB, [
         named_table, public, set, {read_concurrency, true}, {write_concurrency, true}
     ]),
@@ -359,7 +359,7 @@ release(N) ->
 %% Raises badarg when the application is not running, as the table functions do.
 -spec counter() -> {atomics:atomics_ref(), pos_integer()}.
 counter() ->
-    persistent_term:get(?KEY).
+    persistent_term:get(?PY_STATE_KEY).
 
 -spec raise_full(ok | integer() | full()) -> ok | integer().
 raise_full({error, Full}) ->
