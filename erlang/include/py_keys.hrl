@@ -2,7 +2,7 @@
 %% `persistent_term'. No other module spells a key out; applications must not read or write
 %% them.
 
-%%% Process dictionary of a process that makes requests.
+%%% Process dictionary of a process that makes requests (read and written only by py_request).
 
 %% The job whose Python callback this process is running: its requests nest on that job's
 %% executor, which waits for the callback.

@@ -3,15 +3,15 @@
 %%
 %% `init/1' initialises the interpreter (a no-op after the first time in this OS process),
 %% starts the NIF executor pool and publishes it in `persistent_term' under
-%% `{erlang_python, pool}', where {@link py} reads it on every request: no request passes
-%% through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop' never
+%% `{erlang_python, pool}', where {@link py_request} reads it on every request: no request
+%% passes through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop' never
 %% blocks, so stopping the application cannot hang here.
 -module(py_pool).
 -behaviour(gen_server).
 
 -include("py_keys.hrl").
 
--export([start_link/0, get_stats/0, pool_size/0]).
+-export([start_link/0, get_stats/0, pool_size/0, num_executors/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(DEFAULT_MAX_DEPTH, 1000).
@@ -55,6 +55,15 @@ pool_size() ->
         {ok, N} -> positive(num_executors, N);
         undefined -> positive(num_workers, application:get_env(erlang_python, num_workers,
                                                                default_size()))
+    end.
+
+%% @private
+%% @doc The number of executor threads: the running pool's, else {@link pool_size/0}.
+-spec num_executors() -> pos_integer().
+num_executors() ->
+    case py_request:pool() of
+        {ok, Pool} -> maps:get(executors, py_nif:pool_stats(Pool));
+        {error, not_started} -> pool_size()
     end.
 
 %%% gen_server callbacks
@@ -128,9 +137,9 @@ start_pool(Size) ->
 %% A predecessor killed before its terminate/2 ran (brutal kill) left its pool published.
 -spec stop_stale_pool() -> ok.
 stop_stale_pool() ->
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined -> ok;
-        Stale -> py_nif:pool_stop(Stale)
+    case py_request:pool() of
+        {ok, Stale} -> py_nif:pool_stop(Stale);
+        {error, not_started} -> ok
     end.
 
 %% Python accepts a missing executable and silently computes wrong paths from it; as it is
