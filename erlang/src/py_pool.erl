@@ -14,11 +14,6 @@
 -export([start_link/0, get_stats/0, pool_size/0, num_executors/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--define(DEFAULT_MAX_DEPTH, 1000).
-%% glibc mmap threshold and top pad for the OS process (see docs/getting-started.md): large Python objects reuse
-%% memory instead of page-faulting it in on every allocation.
--define(DEFAULT_MALLOC_PAD, 16 * 1024 * 1024).
-
 -record(state, {
     pool :: py_nif:pool()
 }).
@@ -51,10 +46,9 @@ get_stats() ->
 %% else `num_workers', else `max(2, schedulers)'.
 -spec pool_size() -> pos_integer().
 pool_size() ->
-    case application:get_env(erlang_python, num_executors) of
+    case py_config:find(num_executors) of
         {ok, N} -> positive(num_executors, N);
-        undefined -> positive(num_workers, application:get_env(erlang_python, num_workers,
-                                                               default_size()))
+        undefined -> positive(num_workers, py_config:get(num_workers))
     end.
 
 %% @private
@@ -155,22 +149,23 @@ start_interpreter(#{executable := Executable} = Opts) when is_binary(Executable)
 start_interpreter(Opts) ->
     py_nif:interp_init(Opts).
 
+%% `max_depth' goes to the NIF only when it is set: the NIF has its own default.
 -spec interp_opts() -> py_nif:interp_opts().
 interp_opts() ->
-    #{
+    Opts = #{
         executable => executable(),
         %% Absolute: the priv directory is relative under `erl -pa relative/ebin'.
         sys_path => [path_binary(filename:absname(filename:join(py_nif:priv_dir(), "python")))],
-        max_depth => positive(max_depth, application:get_env(erlang_python, max_depth,
-                                                             ?DEFAULT_MAX_DEPTH)),
-        malloc_pad => non_negative(malloc_pad,
-                                       application:get_env(erlang_python, malloc_pad,
-                                                           ?DEFAULT_MALLOC_PAD))
-    }.
+        malloc_pad => non_negative(malloc_pad, py_config:get(malloc_pad))
+    },
+    case py_config:find(max_depth) of
+        {ok, Depth} -> Opts#{max_depth => positive(max_depth, Depth)};
+        undefined -> Opts
+    end.
 
 -spec executable() -> binary() | undefined.
 executable() ->
-    case application:get_env(erlang_python, python_executable) of
+    case py_config:find(python_executable) of
         {ok, Path} when is_binary(Path); is_list(Path) ->
             path_binary(Path);
         {ok, undefined} ->
@@ -207,7 +202,3 @@ non_negative(_Key, N) when is_integer(N), N >= 0 ->
     N;
 non_negative(Key, Other) ->
     exit({bad_config, {Key, Other}}).
-
--spec default_size() -> pos_integer().
-default_size() ->
-    max(2, erlang:system_info(schedulers)).

@@ -129,9 +129,9 @@ create() ->
 
 -spec default_max() -> pos_integer().
 default_max() ->
-    case application:get_env(erlang_python, max_concurrent) of
+    case py_config:find(max_concurrent) of
         {ok, Max} when is_integer(Max), Max > 0 -> Max;
-        _ -> erlang:system_info(schedulers) * 2 + 1
+        _ -> py_config:default(max_concurrent)
     end.
 
 -spec try_acquire() -> ok | full.

@@ -55,7 +55,6 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_state).
--define(DEFAULT_MAX_KEYS, 100000).
 -define(CALLBACKS, [
     state_get, state_set, state_delete, state_keys, state_clear, state_incr, state_decr
 ]).
@@ -272,9 +271,9 @@ create() ->
 
 -spec max_keys() -> pos_integer().
 max_keys() ->
-    case application:get_env(erlang_python, state_max_keys) of
+    case py_config:find(state_max_keys) of
         {ok, Max} when is_integer(Max), Max > 0 -> Max;
-        _ -> ?DEFAULT_MAX_KEYS
+        _ -> py_config:default(state_max_keys)
     end.
 
 -spec register_callbacks([atom()]) -> ok | {error, not_started}.

@@ -37,7 +37,8 @@
     num_workers_env/1,
     num_executors_env_overrides/1,
     one_executor_serialises/1,
-    max_concurrent_env/1
+    max_concurrent_env/1,
+    max_depth_env/1
 ]).
 
 -spec all() -> [atom()].
@@ -62,6 +63,12 @@ init_per_testcase(_Case, Config) ->
     [{saved_max, py_semaphore:max_concurrent()} | Config].
 
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(max_depth_env, _Config) ->
+    %% An unset max_depth leaves the NIF's bound as it is: put the default back explicitly.
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, max_depth, 1000),
+    ok = py_test_util:start(),
+    ok = application:unset_env(erlang_python, max_depth);
 end_per_testcase(Case, Config) ->
     %% Cases that change the app env, or may leave the semaphore inconsistent, end with a
     %% restart: the application creates a fresh semaphore at start.
@@ -437,3 +444,13 @@ max_concurrent_env(_Config) ->
     ok = py_test_util:start(),
     7 = py_semaphore:max_concurrent(),
     {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc The max_depth app env sets the conversion bound at start.
+-spec max_depth_env(ct_suite:ct_config()) -> term().
+max_depth_env(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, max_depth, 50),
+    ok = py_test_util:start(),
+    Deep = fun(N) -> lists:foldl(fun(_, Acc) -> [Acc] end, 0, lists:seq(1, N)) end,
+    {ok, _} = py:call(builtins, len, [Deep(40)]),
+    {error, {'ValueError', _}} = py:call(builtins, len, [Deep(60)]).
