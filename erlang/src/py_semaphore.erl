@@ -17,7 +17,6 @@
 -include("py_keys.hrl").
 
 -export([
-    init/0,
     acquire/1,
     release/0,
     max_concurrent/0,
@@ -32,15 +31,6 @@
 -define(MAX_BACKOFF, 50).
 
 %%% API
-
-%% @doc Create the semaphore with no slot taken and the default limit. Idempotent: an existing
-%% semaphore is left as it is. The application calls it (through its owner process).
--spec init() -> ok.
-init() ->
-    case persistent_term:get(?PY_SEMAPHORE_KEY, undefined) of
-        undefined -> create();
-        _ -> ok
-    end.
 
 %% @doc Take a slot, waiting up to `Timeout' milliseconds for one to be free.
 %%

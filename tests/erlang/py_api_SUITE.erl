@@ -21,7 +21,6 @@
     num_executors/1,
     subinterp_supported/1,
     semaphore_defaults/1,
-    semaphore_init_idempotent/1,
     semaphore_acquire_release/1,
     semaphore_acquire_timeout/1,
     semaphore_set_max_concurrent/1,
@@ -214,17 +213,6 @@ semaphore_defaults(_Config) ->
                    _ -> erlang:system_info(schedulers) * 2 + 1
                end,
     Expected = py_semaphore:max_concurrent(),
-    0 = py_semaphore:current().
-
-%% @doc init/0 can be called again without resetting the limit or the counter.
--spec semaphore_init_idempotent(ct_suite:ct_config()) -> term().
-semaphore_init_idempotent(_Config) ->
-    ok = py_semaphore:set_max_concurrent(3),
-    ok = py_semaphore:acquire(1000),
-    ok = py_semaphore:init(),
-    3 = py_semaphore:max_concurrent(),
-    1 = py_semaphore:current(),
-    ok = py_semaphore:release(),
     0 = py_semaphore:current().
 
 %% @doc acquire/1 and release/0 move current/0; release never goes below 0.
