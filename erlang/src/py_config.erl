@@ -6,7 +6,7 @@
 %% Each reader checks its values as it always did (see `docs/erlang-api.md', Configuration).
 -module(py_config).
 
--export([get/1, find/1, default/1]).
+-export([get/1, find/1, default/1, warn_ignored/0]).
 
 -export_type([key/0]).
 
@@ -24,6 +24,16 @@
 %% A variable that has no default here: unset means something of its own (`num_executors':
 %% use `num_workers'; `python_executable': see py_pool; `max_depth': the NIF's own default).
 -type optional_key() :: num_executors | python_executable | max_depth.
+
+%% Variables of erlang_python 1.6 that mean nothing here, and what to set instead.
+-define(IGNORED, [
+    {num_async_workers,
+        "async_call runs the call on an executor and its coroutine on one asyncio event loop, "
+        "so there are no async workers; use num_executors to size the executor pool"},
+    {num_subinterp_workers,
+        "every request runs on one pool of executor threads, there are no sub-interpreter "
+        "workers; use num_executors to size it"}
+]).
 
 %% @doc The value of application variable `Key', or its default.
 -spec get(key()) -> term().
@@ -49,3 +59,23 @@ default(nif_log_level) -> info;
 default(trace_max_spans) -> 10000;
 default(trace_max_in_flight) -> 10000.
 
+%% @doc Log a warning for each variable of erlang_python 1.6 that is set and ignored here,
+%% naming what to set instead. `py_pool' calls it when it starts the pool.
+-spec warn_ignored() -> ok.
+warn_ignored() ->
+    lists:foreach(
+        fun({Key, Instead}) ->
+            case application:get_env(erlang_python, Key) of
+                {ok, _} ->
+                    logger:warning(
+                        "erlang_python: application variable ~ts (erlang_python 1.6) is "
+                        "ignored: ~ts",
+                        [Key, Instead],
+                        #{domain => [erlang_python]}
+                    );
+                undefined ->
+                    ok
+            end
+        end,
+        ?IGNORED
+    ).

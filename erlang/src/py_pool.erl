@@ -67,6 +67,7 @@ num_executors() ->
 init([]) ->
     %% Trap exits so that terminate/2 runs when the supervisor shuts us down.
     process_flag(trap_exit, true),
+    ok = py_config:warn_ignored(),
     Size = pool_size(),
     case code:ensure_loaded(py_nif) of
         {module, py_nif} -> start_pool(Size);

@@ -37,8 +37,13 @@
     num_executors_env_overrides/1,
     one_executor_serialises/1,
     max_concurrent_env/1,
-    max_depth_env/1
+    max_depth_env/1,
+    ignored_env_warns/1
 ]).
+%% logger handler callback: forwards events to the test process.
+-export([log/2]).
+
+-define(HANDLER, py_api_suite_fwd).
 
 -spec all() -> [atom()].
 all() -> py_test_util:cases(?MODULE).
@@ -72,12 +77,13 @@ end_per_testcase(Case, Config) ->
     %% Cases that change the app env, or may leave the semaphore inconsistent, end with a
     %% restart: the application creates a fresh semaphore at start.
     EnvCases = [num_workers_env, num_executors_env_overrides, one_executor_serialises,
-                max_concurrent_env, killed_holders_give_back_slots],
+                max_concurrent_env, killed_holders_give_back_slots, ignored_env_warns],
     case lists:member(Case, EnvCases) of
         true ->
             ok = py_test_util:stop(),
             [application:unset_env(erlang_python, K)
-             || K <- [num_workers, num_executors, max_concurrent]],
+             || K <- [num_workers, num_executors, max_concurrent, num_async_workers,
+                      num_subinterp_workers]],
             ok = py_test_util:start();
         false ->
             ok = py_test_util:start(),
@@ -442,3 +448,40 @@ max_depth_env(_Config) ->
     Deep = fun(N) -> lists:foldl(fun(_, Acc) -> [Acc] end, 0, lists:seq(1, N)) end,
     {ok, _} = py:call(builtins, len, [Deep(40)]),
     {error, {'ValueError', _}} = py:call(builtins, len, [Deep(60)]).
+
+%% @doc The erlang_python 1.6 variables num_async_workers and num_subinterp_workers are
+%% ignored: the start logs one warning for each, naming num_executors instead.
+-spec ignored_env_warns(ct_suite:ct_config()) -> term().
+ignored_env_warns(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, num_async_workers, 4),
+    ok = application:set_env(erlang_python, num_subinterp_workers, 4),
+    py_test_util:flush(),
+    ok = logger:add_handler(?HANDLER, ?MODULE, #{
+        config => #{pid => self()},
+        filter_default => stop,
+        filters => [{app, {fun logger_filters:domain/2, {log, equal, [erlang_python]}}}]
+    }),
+    try
+        %% Handlers run in the process that logs: the events are here when start/0 returns.
+        ok = py_test_util:start(),
+        {messages, Messages} = process_info(self(), messages),
+        [<<"erlang_python: application variable num_async_workers ", Async/binary>>,
+         <<"erlang_python: application variable num_subinterp_workers ", Subinterp/binary>>] =
+            lists:sort([warning_text(Event) || {logged, Event} <- Messages]),
+        [{match, _} = re:run(Text, "use num_executors") || Text <- [Async, Subinterp]],
+        {ok, 2.0} = py:call(math, sqrt, [4])
+    after
+        _ = logger:remove_handler(?HANDLER),
+        py_test_util:flush()
+    end.
+
+%% @private
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(Event, #{config := #{pid := Pid}}) ->
+    Pid ! {logged, Event},
+    ok.
+
+-spec warning_text(logger:log_event()) -> binary().
+warning_text(#{level := warning, msg := {Format, Args}}) ->
+    unicode:characters_to_binary(io_lib:format(Format, Args)).
