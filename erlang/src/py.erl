@@ -637,53 +637,54 @@ reload(Module) ->
 %%% Shared state
 
 %% @doc The value stored under `Key' in the shared state, or `{error, not_found}'. See
-%% {@link py_state} and `docs/state.md'.
--spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+%% {@link py_state} and `docs/state.md'. Every `state_*' function returns
+%% `{error, not_started}' when the application is not running.
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found | not_started}.
 state_fetch(Key) ->
-    py_state:fetch(Key).
+    py_state:if_running(fun() -> py_state:fetch(Key) end).
 
 %% @doc Store `Value' under `Key' in the shared state (Python reads it with
 %% `erlang.state_get'; use binary keys to share with Python). Creating a key past the
 %% `state_max_keys' bound returns `{error, {state_full, Max}}'.
--spec state_store(term(), term()) -> ok | py_state:full().
+-spec state_store(term(), term()) -> ok | py_state:full() | {error, not_started}.
 state_store(Key, Value) ->
-    py_state:store(Key, Value).
+    py_state:if_running(fun() -> py_state:store(Key, Value) end).
 
 %% @doc Remove `Key' from the shared state (also `ok' when it is not there).
--spec state_remove(term()) -> ok.
+-spec state_remove(term()) -> ok | {error, not_started}.
 state_remove(Key) ->
-    py_state:remove(Key).
+    py_state:if_running(fun() -> py_state:remove(Key) end).
 
 %% @doc Every key of the shared state (`[]' when it is empty).
--spec state_keys() -> [term()].
+-spec state_keys() -> [term()] | {error, not_started}.
 state_keys() ->
-    py_state:keys().
+    py_state:if_running(fun py_state:keys/0).
 
 %% @doc Remove every key of the shared state.
--spec state_clear() -> ok.
+-spec state_clear() -> ok | {error, not_started}.
 state_clear() ->
-    py_state:clear().
+    py_state:if_running(fun py_state:clear/0).
 
 %% @doc `state_incr(Key, 1)'.
--spec state_incr(term()) -> integer() | py_state:full().
+-spec state_incr(term()) -> integer() | py_state:full() | {error, not_started}.
 state_incr(Key) ->
-    py_state:incr(Key).
+    py_state:if_running(fun() -> py_state:incr(Key) end).
 
 %% @doc Atomically add `N' to the integer under `Key' and return the new value; a missing key
 %% counts from 0. Raises `badarg' when the value is not an integer.
--spec state_incr(term(), integer()) -> integer() | py_state:full().
+-spec state_incr(term(), integer()) -> integer() | py_state:full() | {error, not_started}.
 state_incr(Key, N) ->
-    py_state:incr(Key, N).
+    py_state:if_running(fun() -> py_state:incr(Key, N) end).
 
 %% @doc `state_incr(Key, -1)'.
--spec state_decr(term()) -> integer() | py_state:full().
+-spec state_decr(term()) -> integer() | py_state:full() | {error, not_started}.
 state_decr(Key) ->
-    py_state:decr(Key).
+    py_state:if_running(fun() -> py_state:decr(Key) end).
 
 %% @doc `state_incr(Key, -N)'.
--spec state_decr(term(), integer()) -> integer() | py_state:full().
+-spec state_decr(term(), integer()) -> integer() | py_state:full() | {error, not_started}.
 state_decr(Key, N) ->
-    py_state:decr(Key, N).
+    py_state:if_running(fun() -> py_state:decr(Key, N) end).
 
 %%% Logging
 

@@ -22,7 +22,8 @@
 %% yet. Counting on a key whose value is not an integer raises `badarg'.
 %%
 %% Every function raises `badarg' when the table does not exist (the application is not
-%% running), as in erlang_python 1.6.
+%% running), as in erlang_python 1.6; the `py:state_*' wrappers return `{error, not_started}'
+%% instead, as the rest of {@link py} does (see {@link if_running/1}).
 -module(py_state).
 -behaviour(gen_server).
 
@@ -41,6 +42,7 @@
     decr/1,
     decr/2
 ]).
+-export([if_running/1]).
 -export([start_link/0]).
 %% The functions Python calls (registered by register_callbacks/0).
 -export([
@@ -150,6 +152,22 @@ decr(Key) ->
 -spec decr(term(), integer()) -> integer() | full().
 decr(Key, N) when is_integer(N) ->
     incr(Key, -N).
+
+%% @private
+%% @doc Run `Op', a call of this module's API, or return `{error, not_started}' when the store
+%% does not exist (the application is not running). A `badarg' of the store itself (counting
+%% on a value that is not an integer) is raised as it is.
+-spec if_running(fun(() -> T)) -> T | {error, not_started}.
+if_running(Op) ->
+    try
+        Op()
+    catch
+        error:badarg:Stack ->
+            case running() of
+                true -> erlang:raise(error, badarg, Stack);
+                false -> {error, not_started}
+            end
+    end.
 
 %% @private
 %% @doc Start the process that owns the table (a child of `erlang_python_sup').
@@ -354,6 +372,13 @@ release(0) ->
 release(N) ->
     {Count, _} = counter(),
     atomics:sub(Count, 1, N).
+
+%% Whether the table and its counter exist; while the application stops, the counter goes
+%% first (terminate/2), then the table.
+-spec running() -> boolean().
+running() ->
+    ets:whereis(?TAB) =/= undefined
+        andalso persistent_term:get(?PY_STATE_KEY, undefined) =/= undefined.
 
 %% Raises badarg when the application is not running, as the table functions do.
 -spec counter() -> {atomics:atomics_ref(), pos_integer()}.
