@@ -34,9 +34,9 @@ start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 %% @doc Pool statistics in the shape of erlang_python 1.6. `pending_requests' counts queued
-%% and running jobs; `checked_out' the executors bound to contexts ({@link py:bind/0,1});
-%% `available_workers' the executors neither bound nor busy. Exits with `noproc' when the
-%% application is not running.
+%% and running jobs; `checked_out' the executors bound to contexts ({@link py:bind/0},
+%% {@link py:bind/1}); `available_workers' the executors neither bound nor busy. Exits with
+%% `noproc' when the application is not running.
 -spec get_stats() -> stats().
 get_stats() ->
     gen_server:call(?MODULE, get_stats).
