@@ -12,9 +12,10 @@
 %%
 %% When the application is not running, requests return `{error, not_started}'; requests still
 %% queued or running when it stops return `{error, stopped}'.
+%%
+%% This module checks arguments and delegates: requests to {@link py_request}, the shared
+%% state to {@link py_state}, tracing to {@link py_tracer}.
 -module(py).
-
--include("py_pool.hrl").
 
 %% Synchronous and asynchronous requests
 -export([
@@ -139,26 +140,11 @@
 %% What `call'/`eval' return for a Python generator or iterator: stream it with stream_next/2.
 -type py_generator() :: {generator, py_nif:handle()} | py_nif:handle().
 
--type request() ::
-    {call, binary(), binary(), py_args(), map()}
-    | {eval, binary(), map()}
-    | {exec, binary()}
-    | {next, py_nif:handle(), pos_integer()}
-    | {async, binary(), binary(), py_args(), map(), boolean()}.
 %% One call of async_gather/1,2.
 -type async_spec() ::
     {py_module(), py_func(), py_args()} | {py_module(), py_func(), py_args(), py_kwargs()}.
 
-%% What a request gives back: `ok' for exec, `{done, Items}' for the last batch of an iterator.
--type outcome() :: ok | py_result() | {done, [term()]}.
-
 -define(DEFAULT_TIMEOUT, 30000).
-%% Items taken from a Python iterator per round trip by stream/3,4 and stream_eval/1,2.
--define(STREAM_BATCH, 1000).
-%% Process dictionary key: the job whose Python callback this process is running.
--define(SERVING, '$py_serving').
-%% Process dictionary key: the context of a process bound with bind/0.
--define(CONTEXT, '$py_context').
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
 
 %%% Synchronous calls
@@ -184,36 +170,7 @@ call(Module, Func, Args, Kwargs) ->
 -spec call(py_module(), py_func(), py_args(), py_kwargs(), timeout()) -> py_result().
 call(Module, Func, Args, Kwargs, Timeout)
         when is_list(Args), is_map(Kwargs), ?IS_TIMEOUT(Timeout) ->
-    Request = {call, name(Module), name(Func), Args, Kwargs},
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined ->
-            {error, not_started};
-        Pool ->
-            case get(?SERVING) of
-                undefined ->
-                    limited(target(Pool), Request, Timeout);
-                Job ->
-                    %% Called from an Erlang function that Python called: the request nests
-                    %% on the executor waiting for that function, which is already counted.
-                    run(Job, Request, Timeout)
-            end
-    end.
-
--spec limited(py_nif:target(), request(), timeout()) -> py_result().
-limited(Target, Request, Timeout) ->
-    try py_semaphore:acquire(Timeout) of
-        ok ->
-            try
-                run(Target, Request, Timeout)
-            after
-                py_semaphore:release()
-            end;
-        {error, max_concurrent} ->
-            overloaded()
-    catch
-        %% The application stopped while this call waited for a slot.
-        error:badarg -> {error, not_started}
-    end.
+    py_request:call(default, {call, name(Module), name(Func), Args, Kwargs}, Timeout).
 
 %% @doc Evaluate a Python expression. Same as `eval(Code, #{})'.
 -spec eval(py_code()) -> py_result().
@@ -231,18 +188,18 @@ eval(Code, Locals) ->
 %% later requests. Timeouts behave as in {@link call/5}; `eval' takes no semaphore slot.
 -spec eval(py_code(), map(), timeout()) -> py_result().
 eval(Code, Locals, Timeout) when is_map(Locals), ?IS_TIMEOUT(Timeout) ->
-    request({eval, code(Code), Locals}, Timeout).
+    py_request:run(default, {eval, code(Code), Locals}, Timeout).
 
 %% @doc Execute Python statements in the shared namespace, waiting up to 30 seconds.
 -spec exec(py_code()) -> ok | {error, term()}.
 exec(Code) ->
-    request({exec, code(Code)}, ?DEFAULT_TIMEOUT).
+    py_request:run(default, {exec, code(Code)}, ?DEFAULT_TIMEOUT).
 
 %% @doc The formatted traceback of the last Python exception returned to the calling process,
 %% or `undefined' if there was none.
 -spec last_traceback() -> binary() | undefined.
 last_traceback() ->
-    get(py_last_traceback).
+    py_request:last_traceback().
 
 %%% Asynchronous calls
 
@@ -255,7 +212,7 @@ call_async(Module, Func, Args) ->
 %% {@link await/2}. Takes no semaphore slot. Only the calling process can await the result.
 -spec call_async(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 call_async(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
-    start({call, name(Module), name(Func), Args, Kwargs}).
+    py_request:start({call, name(Module), name(Func), Args, Kwargs}).
 
 %% @doc Wait up to 30 seconds for the result of {@link call_async/4}.
 -spec await(py_ref()) -> py_result().
@@ -268,16 +225,7 @@ await(Ref) ->
 %% reaches the mailbox afterwards. If the reply was already on its way, it is returned instead.
 -spec await(py_ref(), timeout()) -> py_result().
 await(Ref, Timeout) when is_reference(Ref), ?IS_TIMEOUT(Timeout) ->
-    case erase({py_async, Ref}) of
-        undefined ->
-            %% Not started (the error is in the mailbox), or already awaited.
-            receive
-                {Ref, Reply} -> reply(Reply)
-            after Timeout -> {error, timeout}
-            end;
-        Job ->
-            wait(Ref, Job, deadline(Timeout))
-    end.
+    py_request:await(Ref, Timeout).
 
 %%% Asyncio
 
@@ -299,7 +247,7 @@ async_call(Module, Func, Args) ->
 %% waiting (timeout) or dies, the coroutine's task is cancelled.
 -spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 async_call(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
-    start({async, name(Module), name(Func), Args, Kwargs, false}).
+    py_request:start(async_request(Module, Func, Args, Kwargs, false)).
 
 %% @doc Wait up to 30 seconds for the result of {@link async_call/4}.
 -spec async_await(py_ref()) -> py_result().
@@ -329,13 +277,8 @@ async_gather(Calls) ->
 -spec async_gather([async_spec()], timeout()) -> {ok, [term()]} | {error, term()}.
 async_gather(Calls, Timeout) when is_list(Calls), ?IS_TIMEOUT(Timeout) ->
     case [Call || Call <- Calls, not is_async_spec(Call)] of
-        [] ->
-            Deadline = deadline(Timeout),
-            Refs = [start_spec(Call) || Call <- Calls],
-            Pending = maps:from_list([{Ref, erase({py_async, Ref})} || Ref <- Refs]),
-            gather(Refs, Pending, Deadline, #{});
-        [Bad | _] ->
-            {error, {bad_call, Bad}}
+        [] -> py_request:gather([async_spec_request(Call) || Call <- Calls], Timeout);
+        [Bad | _] -> {error, {bad_call, Bad}}
     end.
 
 %% @doc Collect what `Module.Func(*Args)' produces, item by item. Same as
@@ -353,8 +296,8 @@ async_stream(Module, Func, Args) ->
 %% as in {@link async_call/4}.
 -spec async_stream(py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
 async_stream(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
-    Ref = start({async, name(Module), name(Func), Args, Kwargs, true}),
-    await(Ref, ?DEFAULT_TIMEOUT).
+    py_request:await(py_request:start(async_request(Module, Func, Args, Kwargs, true)),
+                     ?DEFAULT_TIMEOUT).
 
 -spec is_async_spec(term()) -> boolean().
 is_async_spec({M, F, A}) -> is_name(M) andalso is_name(F) andalso is_list(A);
@@ -369,62 +312,14 @@ is_name(Name) ->
         error:badarg -> false
     end.
 
--spec start_spec(async_spec()) -> py_ref().
-start_spec({M, F, A}) -> async_call(M, F, A);
-start_spec({M, F, A, K}) -> async_call(M, F, A, K).
+-spec async_spec_request(async_spec()) -> py_request:request().
+async_spec_request({M, F, A}) -> async_request(M, F, A, #{}, false);
+async_spec_request({M, F, A, K}) -> async_request(M, F, A, K, false).
 
-%% Waits for the replies of every request in `Pending' (ref => job, `undefined' for a request
-%% that failed to start and whose error is already in the mailbox), in whatever order they
-%% come, serving the callbacks their executors make; the first error cancels the others.
--spec gather([py_ref()], #{py_ref() => py_nif:job() | undefined}, integer() | infinity,
-             #{py_ref() => term()}) -> {ok, [term()]} | {error, term()}.
-gather(Refs, Pending, _Deadline, Done) when map_size(Pending) =:= 0 ->
-    {ok, [maps:get(Ref, Done) || Ref <- Refs]};
-gather(Refs, Pending, Deadline, Done) ->
-    receive
-        {Ref, {'$py_callback', Id, Name, Args}} when is_map_key(Ref, Pending) ->
-            Job = maps:get(Ref, Pending),
-            ok = py_nif:callback_reply(Job, Id, execute_for(Job, Name, Args)),
-            gather(Refs, Pending, Deadline, Done);
-        {Ref, Reply} when is_map_key(Ref, Pending) ->
-            Rest = maps:remove(Ref, Pending),
-            case reply(Reply) of
-                {ok, Value} ->
-                    gather(Refs, Rest, Deadline, Done#{Ref => Value});
-                Error ->
-                    discard_all(Rest),
-                    Error
-            end
-    after remaining(Deadline) ->
-        discard_all(Pending),
-        {error, timeout}
-    end.
-
-%% Gives up on requests: cancels them, and leaves nothing of them in the mailbox.
--spec discard_all(#{py_ref() => py_nif:job() | undefined}) -> ok.
-discard_all(Pending) ->
-    maps:foreach(
-        fun
-            (Ref, undefined) -> flush(Ref);
-            (Ref, Job) -> _ = cancel(Job, Ref)
-        end,
-        Pending
-    ).
-
-%% Submits a request without waiting; its result is collected by await/2.
--spec start(request()) -> py_ref().
-start(Request) ->
-    Ref = make_ref(),
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined ->
-            self() ! {Ref, {error, not_started}};
-        Pool ->
-            case submit(target(Pool), Ref, Request) of
-                {error, Reason} -> self() ! {Ref, submit_failed(Reason)};
-                Job -> put({py_async, Ref}, Job)
-            end
-    end,
-    Ref.
+-spec async_request(py_module(), py_func(), py_args(), py_kwargs(), boolean()) ->
+    py_request:request().
+async_request(Module, Func, Args, Kwargs, Stream) ->
+    {async, name(Module), name(Func), Args, Kwargs, Stream}.
 
 %%% Context affinity
 
@@ -435,25 +330,14 @@ start(Request) ->
 %% error too.
 -spec bind() -> ok | {error, no_workers_available | not_started}.
 bind() ->
-    case get(?CONTEXT) of
-        undefined ->
-            case new_context() of
-                {ok, Context} ->
-                    _ = put(?CONTEXT, Context),
-                    ok;
-                {error, _} = Error ->
-                    Error
-            end;
-        _ ->
-            ok
-    end.
+    py_request:bind().
 
 %% @doc `bind(new)': a context of its own (an executor with a private namespace), for use with
 %% {@link ctx_call/6}, {@link ctx_eval/4} and {@link ctx_exec/2}. Any process may use it; it is
 %% released by {@link unbind/1} or when the process that made it dies. A process may hold many.
 -spec bind(new) -> {ok, py_ctx()} | {error, no_workers_available | not_started}.
 bind(new) ->
-    case new_context() of
+    case py_request:new_context() of
         {ok, Context} -> {ok, #py_ctx{ref = Context}};
         {error, _} = Error -> Error
     end.
@@ -461,10 +345,7 @@ bind(new) ->
 %% @doc Release the calling process's context (its executor goes back to the pool). Always `ok'.
 -spec unbind() -> ok.
 unbind() ->
-    case erase(?CONTEXT) of
-        undefined -> ok;
-        Context -> py_nif:context_unbind(Context)
-    end.
+    py_request:unbind().
 
 %% @doc Release a context made by `bind(new)'. Always `ok'.
 -spec unbind(py_ctx()) -> ok.
@@ -474,10 +355,7 @@ unbind(#py_ctx{ref = Context}) ->
 %% @doc Whether the calling process is bound (see {@link bind/0}).
 -spec is_bound() -> boolean().
 is_bound() ->
-    case get(?CONTEXT) of
-        undefined -> false;
-        Context -> py_nif:context_is_bound(Context)
-    end.
+    py_request:is_bound().
 
 %% @doc Run `Fun' in a context. `Fun/0': the calling process is bound while it runs (and
 %% unbound after, unless it was bound before). `Fun/1': it gets a new context, released after.
@@ -511,11 +389,7 @@ ctx_call(Ctx, Module, Func, Args, Kwargs) ->
     py_result().
 ctx_call(#py_ctx{ref = Context}, Module, Func, Args, Kwargs, Timeout)
         when is_list(Args), is_map(Kwargs), ?IS_TIMEOUT(Timeout) ->
-    Request = {call, name(Module), name(Func), Args, Kwargs},
-    case get(?SERVING) of
-        undefined -> limited(Context, Request, Timeout);
-        _ -> run(Context, Request, Timeout)
-    end.
+    py_request:call(Context, {call, name(Module), name(Func), Args, Kwargs}, Timeout).
 
 %% @doc {@link eval/1} in a context.
 -spec ctx_eval(py_ctx(), py_code()) -> py_result().
@@ -532,25 +406,13 @@ ctx_eval(Ctx, Code, Locals) ->
 -spec ctx_eval(py_ctx(), py_code(), map(), timeout()) -> py_result().
 ctx_eval(#py_ctx{ref = Context}, Code, Locals, Timeout)
         when is_map(Locals), ?IS_TIMEOUT(Timeout) ->
-    run(Context, {eval, code(Code), Locals}, Timeout).
+    py_request:run(Context, {eval, code(Code), Locals}, Timeout).
 
 %% @doc {@link exec/1} in the context `Ctx'. Raises `error(context_not_bound)' for a released
 %% context.
 -spec ctx_exec(py_ctx(), py_code()) -> ok | {error, term()}.
 ctx_exec(#py_ctx{ref = Context}, Code) ->
-    run(Context, {exec, code(Code)}, ?DEFAULT_TIMEOUT).
-
--spec new_context() -> {ok, py_nif:context()} | {error, no_workers_available | not_started}.
-new_context() ->
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined ->
-            {error, not_started};
-        Pool ->
-            case py_nif:context_bind(Pool) of
-                {ok, _} = Ok -> Ok;
-                {error, Reason} -> submit_failed(Reason)
-            end
-    end.
+    py_request:run(Context, {exec, code(Code)}, ?DEFAULT_TIMEOUT).
 
 %%% Streaming
 
@@ -569,7 +431,7 @@ stream(Module, Func, Args) ->
 -spec stream(py_module(), py_func(), py_args(), py_kwargs()) ->
     {ok, [term()]} | {error, term()}.
 stream(Module, Func, Args, Kwargs) ->
-    collect(call(Module, Func, Args, Kwargs)).
+    py_request:collect(call(Module, Func, Args, Kwargs), ?DEFAULT_TIMEOUT).
 
 %% @doc Stream the value of a Python expression. Same as `stream_eval(Code, #{})'.
 -spec stream_eval(py_code()) -> {ok, [term()]} | {error, term()}.
@@ -580,7 +442,7 @@ stream_eval(Code) ->
 %% {@link stream/4} does.
 -spec stream_eval(py_code(), map()) -> {ok, [term()]} | {error, term()}.
 stream_eval(Code, Locals) ->
-    collect(eval(Code, Locals)).
+    py_request:collect(eval(Code, Locals), ?DEFAULT_TIMEOUT).
 
 %% @doc Take up to 100 items from a Python iterator. Same as `stream_next(Gen, 100)'.
 -spec stream_next(py_generator()) -> {ok, [term()]} | {done, [term()]} | {error, term()}.
@@ -599,23 +461,7 @@ stream_next(Gen) ->
 stream_next({generator, Handle}, Max) ->
     stream_next(Handle, Max);
 stream_next(Handle, Max) when is_reference(Handle), is_integer(Max), Max > 0 ->
-    request({next, Handle, Max}, ?DEFAULT_TIMEOUT).
-
--spec collect(py_result()) -> {ok, [term()]} | {error, term()}.
-collect({ok, {generator, Handle}}) ->
-    collect(Handle, []);
-collect({ok, Value}) ->
-    {ok, [Value]};
-collect({error, _} = Error) ->
-    Error.
-
--spec collect(py_nif:handle(), [[term()]]) -> {ok, [term()]} | {error, term()}.
-collect(Handle, Batches) ->
-    case stream_next(Handle, ?STREAM_BATCH) of
-        {ok, Items} -> collect(Handle, [Items | Batches]);
-        {done, Items} -> {ok, lists:append(lists:reverse([Items | Batches]))};
-        {error, _} = Error -> Error
-    end.
+    py_request:run(default, {next, Handle, Max}, ?DEFAULT_TIMEOUT).
 
 %%% Python calls Erlang
 
@@ -712,10 +558,7 @@ execution_mode() ->
 %% @doc The number of executor threads: the running pool's, else the configured size.
 -spec num_executors() -> pos_integer().
 num_executors() ->
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined -> py_pool:pool_size();
-        Pool -> maps:get(executors, py_nif:pool_stats(Pool))
-    end.
+    py_pool:num_executors().
 
 %% @doc Whether the NIF was built against a CPython (3.12 or later) with per-interpreter GILs.
 -spec subinterp_supported() -> boolean().
@@ -794,53 +637,54 @@ reload(Module) ->
 %%% Shared state
 
 %% @doc The value stored under `Key' in the shared state, or `{error, not_found}'. See
-%% {@link py_state} and `docs/state.md'.
--spec state_fetch(term()) -> {ok, term()} | {error, not_found}.
+%% {@link py_state} and `docs/state.md'. Every `state_*' function returns
+%% `{error, not_started}' when the application is not running.
+-spec state_fetch(term()) -> {ok, term()} | {error, not_found | not_started}.
 state_fetch(Key) ->
-    py_state:fetch(Key).
+    py_state:if_running(fun() -> py_state:fetch(Key) end).
 
 %% @doc Store `Value' under `Key' in the shared state (Python reads it with
 %% `erlang.state_get'; use binary keys to share with Python). Creating a key past the
 %% `state_max_keys' bound returns `{error, {state_full, Max}}'.
--spec state_store(term(), term()) -> ok | py_state:full().
+-spec state_store(term(), term()) -> ok | py_state:full() | {error, not_started}.
 state_store(Key, Value) ->
-    py_state:store(Key, Value).
+    py_state:if_running(fun() -> py_state:store(Key, Value) end).
 
 %% @doc Remove `Key' from the shared state (also `ok' when it is not there).
--spec state_remove(term()) -> ok.
+-spec state_remove(term()) -> ok | {error, not_started}.
 state_remove(Key) ->
-    py_state:remove(Key).
+    py_state:if_running(fun() -> py_state:remove(Key) end).
 
 %% @doc Every key of the shared state (`[]' when it is empty).
--spec state_keys() -> [term()].
+-spec state_keys() -> [term()] | {error, not_started}.
 state_keys() ->
-    py_state:keys().
+    py_state:if_running(fun py_state:keys/0).
 
 %% @doc Remove every key of the shared state.
--spec state_clear() -> ok.
+-spec state_clear() -> ok | {error, not_started}.
 state_clear() ->
-    py_state:clear().
+    py_state:if_running(fun py_state:clear/0).
 
 %% @doc `state_incr(Key, 1)'.
--spec state_incr(term()) -> integer() | py_state:full().
+-spec state_incr(term()) -> integer() | py_state:full() | {error, not_started}.
 state_incr(Key) ->
-    py_state:incr(Key).
+    py_state:if_running(fun() -> py_state:incr(Key) end).
 
 %% @doc Atomically add `N' to the integer under `Key' and return the new value; a missing key
 %% counts from 0. Raises `badarg' when the value is not an integer.
--spec state_incr(term(), integer()) -> integer() | py_state:full().
+-spec state_incr(term(), integer()) -> integer() | py_state:full() | {error, not_started}.
 state_incr(Key, N) ->
-    py_state:incr(Key, N).
+    py_state:if_running(fun() -> py_state:incr(Key, N) end).
 
 %% @doc `state_incr(Key, -1)'.
--spec state_decr(term()) -> integer() | py_state:full().
+-spec state_decr(term()) -> integer() | py_state:full() | {error, not_started}.
 state_decr(Key) ->
-    py_state:decr(Key).
+    py_state:if_running(fun() -> py_state:decr(Key) end).
 
 %% @doc `state_incr(Key, -N)'.
--spec state_decr(term(), integer()) -> integer() | py_state:full().
+-spec state_decr(term(), integer()) -> integer() | py_state:full() | {error, not_started}.
 state_decr(Key, N) ->
-    py_state:decr(Key, N).
+    py_state:if_running(fun() -> py_state:decr(Key, N) end).
 
 %%% Logging
 
@@ -865,7 +709,7 @@ configure_logging(Opts) when is_map(Opts) ->
     Format =
         case maps:find(format, Opts) of
             error -> none;
-            {ok, F} -> text(F)
+            {ok, F} -> chars(F)
         end,
     ok = py_nif:log_set_threshold(Level),
     ok_if_none(internal_call(<<"erlang._logging">>, <<"setup_logging">>, [Level, Format]));
@@ -965,172 +809,10 @@ tracer(Call) ->
         exit:{noproc, _} -> {error, not_started}
     end.
 
--spec text(unicode:chardata()) -> binary().
-text(Text) ->
-    case unicode:characters_to_binary(Text) of
-        Bin when is_binary(Bin) -> Bin;
-        _ -> error(badarg, [Text])
-    end.
-
-
--spec overloaded() -> {error, {overloaded, non_neg_integer(), pos_integer()} | not_started}.
-overloaded() ->
-    try
-        {error, {overloaded, py_semaphore:current(), py_semaphore:max_concurrent()}}
-    catch
-        error:badarg -> {error, not_started}
-    end.
-
--spec request(request(), timeout()) -> outcome().
-request(Request, Timeout) ->
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined -> {error, not_started};
-        Pool -> run(target(Pool), Request, Timeout)
-    end.
-
-%% Requests made while serving a Python callback nest on the executor waiting for it; those of
-%% a bound process go to its context; the others to the pool.
--spec target(py_nif:pool()) -> py_nif:target().
-target(Pool) ->
-    case get(?SERVING) of
-        undefined ->
-            case get(?CONTEXT) of
-                undefined -> Pool;
-                Context -> Context
-            end;
-        Job ->
-            Job
-    end.
-
 %% Calls made on the application's own behalf: no semaphore slot, default timeout.
 -spec internal_call(binary(), binary(), py_args()) -> py_result().
 internal_call(Module, Func, Args) ->
-    request({call, Module, Func, Args, #{}}, ?DEFAULT_TIMEOUT).
-
-%% The hot path: make_ref/0 and the receive matching on that reference sit in one function, so
-%% the compiler's selective-receive optimisation skips the messages that were already in the
-%% mailbox before the request was sent.
--spec run(py_nif:target(), request(), timeout()) -> outcome().
-run(Target, Request, Timeout) ->
-    Deadline = deadline(Timeout),
-    Ref = make_ref(),
-    case submit(Target, Ref, Request) of
-        {error, Reason} ->
-            submit_failed(Reason);
-        Job ->
-            receive
-                {Ref, {'$py_callback', Id, Name, Args}} ->
-                    serve(Ref, Job, Id, Name, Args, Deadline);
-                {Ref, Reply} ->
-                    reply(Reply)
-            after Timeout ->
-                cancel(Job, Ref)
-            end
-    end.
-
-%% Waits for the reply of `Job', running the Erlang functions its Python code calls.
--spec wait(reference(), py_nif:job(), integer() | infinity) -> outcome().
-wait(Ref, Job, Deadline) ->
-    receive
-        {Ref, {'$py_callback', Id, Name, Args}} ->
-            serve(Ref, Job, Id, Name, Args, Deadline);
-        {Ref, Reply} ->
-            reply(Reply)
-    after remaining(Deadline) ->
-        cancel(Job, Ref)
-    end.
-
-%% Runs the function Python called, in this process, answers the waiting executor and goes on
-%% waiting. While the function runs, this process's own requests go to that executor (see
-%% target/1). If the deadline passed meanwhile, the job is cancelled instead of answered.
--spec serve(reference(), py_nif:job(), non_neg_integer(), binary(), list(),
-            integer() | infinity) -> outcome().
-serve(Ref, Job, Id, Name, Args, Deadline) ->
-    Result = execute_for(Job, Name, Args),
-    case remaining(Deadline) of
-        0 ->
-            cancel(Job, Ref);
-        _ ->
-            ok = py_nif:callback_reply(Job, Id, Result),
-            wait(Ref, Job, Deadline)
-    end.
-
-%% Runs the function registered as `Name' for a callback of `Job', with this process's own
-%% requests going to the executor that waits for it (see target/1).
--spec execute_for(py_nif:job(), binary(), list()) -> py_callback:result().
-execute_for(Job, Name, Args) ->
-    Outer = put(?SERVING, Job),
-    try
-        py_callback:execute(Name, Args)
-    after
-        restore(Outer)
-    end.
-
--spec restore(py_nif:job() | undefined) -> ok.
-restore(undefined) ->
-    _ = erase(?SERVING),
-    ok;
-restore(Job) ->
-    _ = put(?SERVING, Job),
-    ok.
-
--spec deadline(timeout()) -> integer() | infinity.
-deadline(infinity) -> infinity;
-deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
-
--spec remaining(integer() | infinity) -> timeout().
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
-
--spec submit(py_nif:target(), reference(), request()) ->
-    py_nif:job() | {error, py_nif:submit_error()}.
-submit(Pool, Ref, {call, Module, Func, Args, Kwargs}) ->
-    py_nif:pool_call(Pool, Ref, Module, Func, Args, Kwargs);
-submit(Pool, Ref, {eval, Code, Locals}) ->
-    py_nif:pool_eval(Pool, Ref, Code, Locals);
-submit(Pool, Ref, {exec, Code}) ->
-    py_nif:pool_exec(Pool, Ref, Code);
-submit(Pool, Ref, {next, Handle, Max}) ->
-    py_nif:pool_next(Pool, Ref, Handle, Max);
-submit(Pool, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
-    py_nif:pool_async(Pool, Ref, Module, Func, Args, Kwargs, Stream).
-
-%% What the caller gets when a request could not be queued: the pool stopped (the application
-%% is stopping), every executor is bound, or the context was released (`context_not_bound',
-%% raised as erlang_python 1.6 does).
--spec submit_failed(py_nif:submit_error()) -> {error, not_started | no_workers_available}.
-submit_failed(stopped) -> {error, not_started};
-submit_failed(no_workers_available) -> {error, no_workers_available};
-submit_failed(not_bound) -> error(context_not_bound).
-
-%% After a timeout: either the job is cancelled and will never reply, or the executor has
-%% already committed to replying and the reply must be taken out of the mailbox.
--spec cancel(py_nif:job(), reference()) -> outcome().
-cancel(Job, Ref) ->
-    case py_nif:job_cancel(Job) of
-        cancelled ->
-            %% A callback request sent before the cancel may still be in the mailbox.
-            flush(Ref),
-            {error, timeout};
-        replied ->
-            receive
-                {Ref, Reply} -> reply(Reply)
-            end
-    end.
-
--spec flush(reference()) -> ok.
-flush(Ref) ->
-    receive
-        {Ref, _} -> flush(Ref)
-    after 0 -> ok
-    end.
-
--spec reply(py_nif:reply()) -> outcome().
-reply({error, Reason, Traceback}) ->
-    put(py_last_traceback, Traceback),
-    {error, Reason};
-reply(Reply) ->
-    Reply.
+    py_request:run(default, {call, Module, Func, Args, #{}}, ?DEFAULT_TIMEOUT).
 
 -spec name(py_module() | py_func()) -> binary().
 name(Name) when is_atom(Name) ->

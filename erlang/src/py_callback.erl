@@ -5,7 +5,7 @@
 %% The registry is the public ETS table `py_callbacks' (name => fun or `{M, F}'), owned by this
 %% process; the NIF keeps the set of names so that `erlang.<name>' resolves in Python at once.
 %% A call made on an executor reaches the process that is waiting for the Python job (see
-%% {@link py}); a call made on any other Python thread arrives here as
+%% {@link py_request}); a call made on any other Python thread arrives here as
 %% `{'$py_thread_callback', Channel, Name, Args}' (or, from `erlang.async_call', as
 %% `{'$py_async_callback', Channel, Name, Args}') and runs in a fresh process, so a slow or
 %% crashing function never blocks the router; the router monitors it, and if it is killed

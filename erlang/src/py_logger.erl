@@ -13,10 +13,10 @@
 %% failures), `{py_nif_log, Level, Target, Message}', and logs them with
 %% `#{domain => [erlang_python, nif], target => Target}'.
 %%
-%% Application variables read at start: `log_level' (`debug' | `info' | `warning' | `error' |
-%% `critical', default `debug': the native threshold), `log_max_in_flight' (default 10000) and
-%% `nif_log_level' (`debug' | `info' | `warning' | `error' | `none', default `info': the most
-%% verbose diagnostics of the NIF that are sent).
+%% Application variables read at start (defaults: {@link py_config:default/1}): `log_level'
+%% (`debug' | `info' | `warning' | `error' | `critical': the native threshold),
+%% `log_max_in_flight' and `nif_log_level' (`debug' | `info' | `warning' | `error' | `none': the
+%% most verbose diagnostics of the NIF that are sent).
 -module(py_logger).
 -behaviour(gen_server).
 
@@ -25,8 +25,6 @@
 
 -type level() :: debug | info | warning | error | critical.
 -export_type([level/0]).
-
--define(DEFAULT_MAX_IN_FLIGHT, 10000).
 
 -record(state, {pending = 0 :: non_neg_integer()}).
 
@@ -57,11 +55,11 @@ level_atom(_) -> critical.
 -spec init([]) -> {ok, #state{}}.
 init([]) ->
     process_flag(trap_exit, true),
-    Level = application:get_env(erlang_python, log_level, debug),
-    Max = application:get_env(erlang_python, log_max_in_flight, ?DEFAULT_MAX_IN_FLIGHT),
+    Level = py_config:get(log_level),
+    Max = py_config:get(log_max_in_flight),
     ok = py_nif:log_set_max_in_flight(Max),
     ok = py_nif:log_set_receiver(self(), level_number(Level)),
-    NifLevel = application:get_env(erlang_python, nif_log_level, info),
+    NifLevel = py_config:get(nif_log_level),
     ok = py_nif:log_set_diagnostics(self(), NifLevel),
     {ok, #state{}}.
 

@@ -3,21 +3,16 @@
 %%
 %% `init/1' initialises the interpreter (a no-op after the first time in this OS process),
 %% starts the NIF executor pool and publishes it in `persistent_term' under
-%% `{erlang_python, pool}', where {@link py} reads it on every request: no request passes
-%% through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop' never
+%% `{erlang_python, pool}', where {@link py_request} reads it on every request: no request
+%% passes through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop' never
 %% blocks, so stopping the application cannot hang here.
 -module(py_pool).
 -behaviour(gen_server).
 
--include("py_pool.hrl").
+-include("py_keys.hrl").
 
--export([start_link/0, get_stats/0, pool_size/0]).
+-export([start_link/0, get_stats/0, pool_size/0, num_executors/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
-
--define(DEFAULT_MAX_DEPTH, 1000).
-%% glibc mmap threshold and top pad for the OS process (see docs/getting-started.md): large Python objects reuse
-%% memory instead of page-faulting it in on every allocation.
--define(DEFAULT_MALLOC_PAD, 16 * 1024 * 1024).
 
 -record(state, {
     pool :: py_nif:pool()
@@ -39,9 +34,9 @@ start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
 %% @doc Pool statistics in the shape of erlang_python 1.6. `pending_requests' counts queued
-%% and running jobs; `checked_out' the executors bound to contexts ({@link py:bind/0,1});
-%% `available_workers' the executors neither bound nor busy. Exits with `noproc' when the
-%% application is not running.
+%% and running jobs; `checked_out' the executors bound to contexts ({@link py:bind/0},
+%% {@link py:bind/1}); `available_workers' the executors neither bound nor busy. Exits with
+%% `noproc' when the application is not running.
 -spec get_stats() -> stats().
 get_stats() ->
     gen_server:call(?MODULE, get_stats).
@@ -51,10 +46,18 @@ get_stats() ->
 %% else `num_workers', else `max(2, schedulers)'.
 -spec pool_size() -> pos_integer().
 pool_size() ->
-    case application:get_env(erlang_python, num_executors) of
+    case py_config:find(num_executors) of
         {ok, N} -> positive(num_executors, N);
-        undefined -> positive(num_workers, application:get_env(erlang_python, num_workers,
-                                                               default_size()))
+        undefined -> positive(num_workers, py_config:get(num_workers))
+    end.
+
+%% @private
+%% @doc The number of executor threads: the running pool's, else {@link pool_size/0}.
+-spec num_executors() -> pos_integer().
+num_executors() ->
+    case py_request:pool() of
+        {ok, Pool} -> maps:get(executors, py_nif:pool_stats(Pool));
+        {error, not_started} -> pool_size()
     end.
 
 %%% gen_server callbacks
@@ -64,6 +67,7 @@ pool_size() ->
 init([]) ->
     %% Trap exits so that terminate/2 runs when the supervisor shuts us down.
     process_flag(trap_exit, true),
+    ok = py_config:warn_ignored(),
     Size = pool_size(),
     case code:ensure_loaded(py_nif) of
         {module, py_nif} -> start_pool(Size);
@@ -128,9 +132,9 @@ start_pool(Size) ->
 %% A predecessor killed before its terminate/2 ran (brutal kill) left its pool published.
 -spec stop_stale_pool() -> ok.
 stop_stale_pool() ->
-    case persistent_term:get(?PY_POOL_KEY, undefined) of
-        undefined -> ok;
-        Stale -> py_nif:pool_stop(Stale)
+    case py_request:pool() of
+        {ok, Stale} -> py_nif:pool_stop(Stale);
+        {error, not_started} -> ok
     end.
 
 %% Python accepts a missing executable and silently computes wrong paths from it; as it is
@@ -146,22 +150,23 @@ start_interpreter(#{executable := Executable} = Opts) when is_binary(Executable)
 start_interpreter(Opts) ->
     py_nif:interp_init(Opts).
 
+%% `max_depth' goes to the NIF only when it is set: the NIF has its own default.
 -spec interp_opts() -> py_nif:interp_opts().
 interp_opts() ->
-    #{
+    Opts = #{
         executable => executable(),
         %% Absolute: the priv directory is relative under `erl -pa relative/ebin'.
         sys_path => [path_binary(filename:absname(filename:join(py_nif:priv_dir(), "python")))],
-        max_depth => positive(max_depth, application:get_env(erlang_python, max_depth,
-                                                             ?DEFAULT_MAX_DEPTH)),
-        malloc_pad => non_negative(malloc_pad,
-                                       application:get_env(erlang_python, malloc_pad,
-                                                           ?DEFAULT_MALLOC_PAD))
-    }.
+        malloc_pad => non_negative(malloc_pad, py_config:get(malloc_pad))
+    },
+    case py_config:find(max_depth) of
+        {ok, Depth} -> Opts#{max_depth => positive(max_depth, Depth)};
+        undefined -> Opts
+    end.
 
 -spec executable() -> binary() | undefined.
 executable() ->
-    case application:get_env(erlang_python, python_executable) of
+    case py_config:find(python_executable) of
         {ok, Path} when is_binary(Path); is_list(Path) ->
             path_binary(Path);
         {ok, undefined} ->
@@ -198,7 +203,3 @@ non_negative(_Key, N) when is_integer(N), N >= 0 ->
     N;
 non_negative(Key, Other) ->
     exit({bad_config, {Key, Other}}).
-
--spec default_size() -> pos_integer().
-default_size() ->
-    max(2, erlang:system_info(schedulers)).

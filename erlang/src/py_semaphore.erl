@@ -14,8 +14,9 @@
 -module(py_semaphore).
 -behaviour(gen_server).
 
+-include("py_keys.hrl").
+
 -export([
-    init/0,
     acquire/1,
     release/0,
     max_concurrent/0,
@@ -25,21 +26,11 @@
 -export([start_link/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
--define(KEY, {erlang_python, semaphore}).
 -define(DEFAULT_TIMEOUT, 30000).
 -define(FIRST_BACKOFF, 5).
 -define(MAX_BACKOFF, 50).
 
 %%% API
-
-%% @doc Create the semaphore with no slot taken and the default limit. Idempotent: an existing
-%% semaphore is left as it is. The application calls it (through its owner process).
--spec init() -> ok.
-init() ->
-    case persistent_term:get(?KEY, undefined) of
-        undefined -> create();
-        _ -> ok
-    end.
 
 %% @doc Take a slot, waiting up to `Timeout' milliseconds for one to be free.
 %%
@@ -58,7 +49,7 @@ acquire(Timeout) ->
 %% (the application stopped while the caller held a slot).
 -spec release() -> ok.
 release() ->
-    case persistent_term:get(?KEY, undefined) of
+    case persistent_term:get(?PY_SEMAPHORE_KEY, undefined) of
         undefined -> ok;
         Sem -> py_nif:semaphore_release(Sem)
     end.
@@ -66,17 +57,17 @@ release() ->
 %% @doc The current limit.
 -spec max_concurrent() -> pos_integer().
 max_concurrent() ->
-    py_nif:semaphore_max(persistent_term:get(?KEY)).
+    py_nif:semaphore_max(persistent_term:get(?PY_SEMAPHORE_KEY)).
 
 %% @doc The number of slots taken.
 -spec current() -> non_neg_integer().
 current() ->
-    py_nif:semaphore_current(persistent_term:get(?KEY)).
+    py_nif:semaphore_current(persistent_term:get(?PY_SEMAPHORE_KEY)).
 
 %% @doc Change the limit. It takes effect at once; slots already taken are kept.
 -spec set_max_concurrent(pos_integer()) -> ok.
 set_max_concurrent(Max) when is_integer(Max), Max > 0 ->
-    py_nif:semaphore_set_max(persistent_term:get(?KEY), Max).
+    py_nif:semaphore_set_max(persistent_term:get(?PY_SEMAPHORE_KEY), Max).
 
 %% @private
 %% @doc Start the process that owns the semaphore (a child of `erlang_python_sup').
@@ -117,25 +108,25 @@ handle_info(_Info, State) ->
 %% @private
 -spec terminate(term(), undefined) -> ok.
 terminate(_Reason, _State) ->
-    _ = persistent_term:erase(?KEY),
+    _ = persistent_term:erase(?PY_SEMAPHORE_KEY),
     ok.
 
 %%% Internal
 
 -spec create() -> ok.
 create() ->
-    persistent_term:put(?KEY, py_nif:semaphore_new(default_max())).
+    persistent_term:put(?PY_SEMAPHORE_KEY, py_nif:semaphore_new(default_max())).
 
 -spec default_max() -> pos_integer().
 default_max() ->
-    case application:get_env(erlang_python, max_concurrent) of
+    case py_config:find(max_concurrent) of
         {ok, Max} when is_integer(Max), Max > 0 -> Max;
-        _ -> erlang:system_info(schedulers) * 2 + 1
+        _ -> py_config:default(max_concurrent)
     end.
 
 -spec try_acquire() -> ok | full.
 try_acquire() ->
-    py_nif:semaphore_try_acquire(persistent_term:get(?KEY)).
+    py_nif:semaphore_try_acquire(persistent_term:get(?PY_SEMAPHORE_KEY)).
 
 -spec deadline(term()) -> integer() | infinity.
 deadline(infinity) ->

@@ -22,9 +22,12 @@
 %% yet. Counting on a key whose value is not an integer raises `badarg'.
 %%
 %% Every function raises `badarg' when the table does not exist (the application is not
-%% running), as in erlang_python 1.6.
+%% running), as in erlang_python 1.6; the `py:state_*' wrappers return `{error, not_started}'
+%% instead, as the rest of {@link py} does (see {@link if_running/1}).
 -module(py_state).
 -behaviour(gen_server).
+
+-include("py_keys.hrl").
 
 -export([
     init_tab/0,
@@ -39,6 +42,7 @@
     decr/1,
     decr/2
 ]).
+-export([if_running/1]).
 -export([start_link/0]).
 %% The functions Python calls (registered by register_callbacks/0).
 -export([
@@ -53,9 +57,6 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_state).
-%% persistent_term key: {Counter, Max}, the atomics counting the keys and the bound.
--define(KEY, {erlang_python, state}).
--define(DEFAULT_MAX_KEYS, 100000).
 -define(CALLBACKS, [
     state_get, state_set, state_delete, state_keys, state_clear, state_incr, state_decr
 ]).
@@ -151,6 +152,22 @@ decr(Key) ->
 -spec decr(term(), integer()) -> integer() | full().
 decr(Key, N) when is_integer(N) ->
     incr(Key, -N).
+
+%% @private
+%% @doc Run `Op', a call of this module's API, or return `{error, not_started}' when the store
+%% does not exist (the application is not running). A `badarg' of the store itself (counting
+%% on a value that is not an integer) is raised as it is.
+-spec if_running(fun(() -> T)) -> T | {error, not_started}.
+if_running(Op) ->
+    try
+        Op()
+    catch
+        error:badarg:Stack ->
+            case running() of
+                true -> erlang:raise(error, badarg, Stack);
+                false -> {error, not_started}
+            end
+    end.
 
 %% @private
 %% @doc Start the process that owns the table (a child of `erlang_python_sup').
@@ -256,7 +273,7 @@ handle_info(_Info, State) ->
 %% The table goes with this process, and the counter with it.
 -spec terminate(term(), undefined) -> ok.
 terminate(_Reason, _State) ->
-    _ = persistent_term:erase(?KEY),
+    _ = persistent_term:erase(?PY_STATE_KEY),
     ok.
 
 %%% Internal
@@ -264,7 +281,7 @@ terminate(_Reason, _State) ->
 %% The counter first: once the table is visible, writers find the counter.
 -spec create() -> ok.
 create() ->
-    ok = persistent_term:put(?KEY, {atomics:new(1, [{signed, true}]), max_keys()}),
+    ok = persistent_term:put(?PY_STATE_KEY, {atomics:new(1, [{signed, true}]), max_keys()}),
     ?TAB = ets:new(?TAB, [
         named_table, public, set, {read_concurrency, true}, {write_concurrency, true}
     ]),
@@ -272,9 +289,9 @@ create() ->
 
 -spec max_keys() -> pos_integer().
 max_keys() ->
-    case application:get_env(erlang_python, state_max_keys) of
+    case py_config:find(state_max_keys) of
         {ok, Max} when is_integer(Max), Max > 0 -> Max;
-        _ -> ?DEFAULT_MAX_KEYS
+        _ -> py_config:default(state_max_keys)
     end.
 
 -spec register_callbacks([atom()]) -> ok | {error, not_started}.
@@ -356,10 +373,17 @@ release(N) ->
     {Count, _} = counter(),
     atomics:sub(Count, 1, N).
 
+%% Whether the table and its counter exist; while the application stops, the counter goes
+%% first (terminate/2), then the table.
+-spec running() -> boolean().
+running() ->
+    ets:whereis(?TAB) =/= undefined
+        andalso persistent_term:get(?PY_STATE_KEY, undefined) =/= undefined.
+
 %% Raises badarg when the application is not running, as the table functions do.
 -spec counter() -> {atomics:atomics_ref(), pos_integer()}.
 counter() ->
-    persistent_term:get(?KEY).
+    persistent_term:get(?PY_STATE_KEY).
 
 -spec raise_full(ok | integer() | full()) -> ok | integer().
 raise_full({error, Full}) ->

@@ -12,8 +12,8 @@
 %% Completed spans are kept in completion order, at most `trace_max_spans' of them: past that
 %% the oldest is dropped and counted.
 %%
-%% Application variables read at start: `trace_max_spans' (default 10000) and
-%% `trace_max_in_flight' (default 10000).
+%% Application variables read at start (defaults: {@link py_config:default/1}):
+%% `trace_max_spans' and `trace_max_in_flight'.
 -module(py_tracer).
 -behaviour(gen_server).
 
@@ -45,9 +45,6 @@
     max_in_flight := pos_integer(),
     dropped_in_flight := non_neg_integer()
 }.
-
--define(DEFAULT_MAX_SPANS, 10000).
--define(DEFAULT_MAX_IN_FLIGHT, 10000).
 
 -record(state, {
     spans = queue:new() :: queue:queue(span()),
@@ -91,8 +88,8 @@ stats() ->
 -spec init([]) -> {ok, #state{}}.
 init([]) ->
     process_flag(trap_exit, true),
-    Max = application:get_env(erlang_python, trace_max_spans, ?DEFAULT_MAX_SPANS),
-    InFlight = application:get_env(erlang_python, trace_max_in_flight, ?DEFAULT_MAX_IN_FLIGHT),
+    Max = py_config:get(trace_max_spans),
+    InFlight = py_config:get(trace_max_in_flight),
     ok = py_nif:trace_set_max_in_flight(positive(trace_max_in_flight, InFlight)),
     ok = py_nif:trace_set_receiver(self()),
     {ok, #state{max_spans = positive(trace_max_spans, Max)}}.

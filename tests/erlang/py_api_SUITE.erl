@@ -21,7 +21,6 @@
     num_executors/1,
     subinterp_supported/1,
     semaphore_defaults/1,
-    semaphore_init_idempotent/1,
     semaphore_acquire_release/1,
     semaphore_acquire_timeout/1,
     semaphore_set_max_concurrent/1,
@@ -37,8 +36,14 @@
     num_workers_env/1,
     num_executors_env_overrides/1,
     one_executor_serialises/1,
-    max_concurrent_env/1
+    max_concurrent_env/1,
+    max_depth_env/1,
+    ignored_env_warns/1
 ]).
+%% logger handler callback: forwards events to the test process.
+-export([log/2]).
+
+-define(HANDLER, py_api_suite_fwd).
 
 -spec all() -> [atom()].
 all() -> py_test_util:cases(?MODULE).
@@ -62,16 +67,23 @@ init_per_testcase(_Case, Config) ->
     [{saved_max, py_semaphore:max_concurrent()} | Config].
 
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(max_depth_env, _Config) ->
+    %% An unset max_depth leaves the NIF's bound as it is: put the default back explicitly.
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, max_depth, 1000),
+    ok = py_test_util:start(),
+    ok = application:unset_env(erlang_python, max_depth);
 end_per_testcase(Case, Config) ->
     %% Cases that change the app env, or may leave the semaphore inconsistent, end with a
     %% restart: the application creates a fresh semaphore at start.
     EnvCases = [num_workers_env, num_executors_env_overrides, one_executor_serialises,
-                max_concurrent_env, killed_holders_give_back_slots],
+                max_concurrent_env, killed_holders_give_back_slots, ignored_env_warns],
     case lists:member(Case, EnvCases) of
         true ->
             ok = py_test_util:stop(),
             [application:unset_env(erlang_python, K)
-             || K <- [num_workers, num_executors, max_concurrent]],
+             || K <- [num_workers, num_executors, max_concurrent, num_async_workers,
+                      num_subinterp_workers]],
             ok = py_test_util:start();
         false ->
             ok = py_test_util:start(),
@@ -207,17 +219,6 @@ semaphore_defaults(_Config) ->
                    _ -> erlang:system_info(schedulers) * 2 + 1
                end,
     Expected = py_semaphore:max_concurrent(),
-    0 = py_semaphore:current().
-
-%% @doc init/0 can be called again without resetting the limit or the counter.
--spec semaphore_init_idempotent(ct_suite:ct_config()) -> term().
-semaphore_init_idempotent(_Config) ->
-    ok = py_semaphore:set_max_concurrent(3),
-    ok = py_semaphore:acquire(1000),
-    ok = py_semaphore:init(),
-    3 = py_semaphore:max_concurrent(),
-    1 = py_semaphore:current(),
-    ok = py_semaphore:release(),
     0 = py_semaphore:current().
 
 %% @doc acquire/1 and release/0 move current/0; release never goes below 0.
@@ -444,3 +445,50 @@ max_concurrent_env(_Config) ->
     ok = py_test_util:start(),
     7 = py_semaphore:max_concurrent(),
     {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc The max_depth app env sets the conversion bound at start.
+-spec max_depth_env(ct_suite:ct_config()) -> term().
+max_depth_env(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, max_depth, 50),
+    ok = py_test_util:start(),
+    Deep = fun(N) -> lists:foldl(fun(_, Acc) -> [Acc] end, 0, lists:seq(1, N)) end,
+    {ok, _} = py:call(builtins, len, [Deep(40)]),
+    {error, {'ValueError', _}} = py:call(builtins, len, [Deep(60)]).
+
+%% @doc The erlang_python 1.6 variables num_async_workers and num_subinterp_workers are
+%% ignored: the start logs one warning for each, naming num_executors instead.
+-spec ignored_env_warns(ct_suite:ct_config()) -> term().
+ignored_env_warns(_Config) ->
+    ok = py_test_util:stop(),
+    ok = application:set_env(erlang_python, num_async_workers, 4),
+    ok = application:set_env(erlang_python, num_subinterp_workers, 4),
+    py_test_util:flush(),
+    ok = logger:add_handler(?HANDLER, ?MODULE, #{
+        config => #{pid => self()},
+        filter_default => stop,
+        filters => [{app, {fun logger_filters:domain/2, {log, equal, [erlang_python]}}}]
+    }),
+    try
+        %% Handlers run in the process that logs: the events are here when start/0 returns.
+        ok = py_test_util:start(),
+        {messages, Messages} = process_info(self(), messages),
+        [<<"erlang_python: application variable num_async_workers ", Async/binary>>,
+         <<"erlang_python: application variable num_subinterp_workers ", Subinterp/binary>>] =
+            lists:sort([warning_text(Event) || {logged, Event} <- Messages]),
+        [{match, _} = re:run(Text, "use num_executors") || Text <- [Async, Subinterp]],
+        {ok, 2.0} = py:call(math, sqrt, [4])
+    after
+        _ = logger:remove_handler(?HANDLER),
+        py_test_util:flush()
+    end.
+
+%% @private
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(Event, #{config := #{pid := Pid}}) ->
+    Pid ! {logged, Event},
+    ok.
+
+-spec warning_text(logger:log_event()) -> binary().
+warning_text(#{level := warning, msg := {Format, Args}}) ->
+    unicode:characters_to_binary(io_lib:format(Format, Args)).

@@ -36,6 +36,7 @@
     bound_exact_under_concurrency/1,
     state_survives_across_calls/1,
     cleared_on_restart/1,
+    not_running_not_started/1,
     not_running_raises_badarg/1,
     foreign_table_blocks_start/1
 ]).
@@ -539,18 +540,41 @@ cleared_on_restart(_Config) ->
     {ok, none} = py:eval(<<"erlang.state_get('py_before')">>),
     {ok, 1} = py:eval(<<"erlang.state_incr('after')">>).
 
-%% @doc While the application is stopped every function raises badarg (no table), as in 1.6.
+%% @doc While the application is stopped every py:state_* function returns
+%% {error, not_started}, as the rest of py does; bad arguments still raise.
+-spec not_running_not_started(ct_suite:ct_config()) -> term().
+not_running_not_started(_Config) ->
+    ok = py_test_util:stop(),
+    try
+        {error, not_started} = py:state_fetch(<<"k">>),
+        {error, not_started} = py:state_store(<<"k">>, 1),
+        {error, not_started} = py:state_remove(<<"k">>),
+        {error, not_started} = py:state_keys(),
+        {error, not_started} = py:state_clear(),
+        {error, not_started} = py:state_incr(<<"k">>),
+        {error, not_started} = py:state_incr(<<"k">>, 3),
+        {error, not_started} = py:state_decr(<<"k">>),
+        {error, not_started} = py:state_decr(<<"k">>, 2),
+        function_clause =
+            py_test_util:expect_raise(fun() -> py:state_incr(<<"k">>, one) end,
+                                      [function_clause])
+    after
+        ok = py_test_util:start()
+    end.
+
+%% @doc While the application is stopped every py_state function raises badarg (no table), as
+%% in 1.6.
 -spec not_running_raises_badarg(ct_suite:ct_config()) -> term().
 not_running_raises_badarg(_Config) ->
     ok = py_test_util:stop(),
     try
-        Calls = [fun() -> py:state_fetch(<<"k">>) end,
-                 fun() -> py:state_store(<<"k">>, 1) end,
-                 fun() -> py:state_remove(<<"k">>) end,
-                 fun() -> py:state_keys() end,
-                 fun() -> py:state_clear() end,
-                 fun() -> py:state_incr(<<"k">>) end,
-                 fun() -> py:state_decr(<<"k">>, 2) end],
+        Calls = [fun() -> py_state:fetch(<<"k">>) end,
+                 fun() -> py_state:store(<<"k">>, 1) end,
+                 fun() -> py_state:remove(<<"k">>) end,
+                 fun() -> py_state:keys() end,
+                 fun() -> py_state:clear() end,
+                 fun() -> py_state:incr(<<"k">>) end,
+                 fun() -> py_state:decr(<<"k">>, 2) end],
         [badarg = py_test_util:expect_raise(F, [badarg]) || F <- Calls],
         {error, not_started} = py_state:register_callbacks()
     after

@@ -1,0 +1,429 @@
+%% @private
+%% @doc The request engine behind {@link py}: where a request goes, how it is submitted, and
+%% the one loop that waits for replies while serving the Erlang functions their Python code
+%% calls.
+%%
+%% Everything runs in the calling process; no request passes through another process. A
+%% request goes to the executor waiting for the callback this process is running (see
+%% `docs/architecture.md', "Python calls Erlang"), else to the context the process is bound to,
+%% else to the pool `py_pool' published. The reply of a job is one `{Ref, Reply}' message;
+%% before it, the job may send any number of `{Ref, {'$py_callback', Id, Name, Args}}', which
+%% the waiting process answers with `py_nif:callback_reply/3'. When the deadline passes the job
+%% is cancelled, and either no reply will ever come or the reply that was already on its way
+%% is taken; nothing of the job is left in the mailbox.
+-module(py_request).
+
+-include("py_keys.hrl").
+
+-export([
+    pool/0,
+    call/3,
+    run/3,
+    start/1,
+    await/2,
+    gather/2,
+    collect/2,
+    new_context/0,
+    bind/0,
+    unbind/0,
+    is_bound/0,
+    last_traceback/0
+]).
+
+-export_type([request/0, where/0, outcome/0]).
+
+%% What py asks for; names and code are already UTF-8 binaries.
+-type request() ::
+    {call, binary(), binary(), list(), map()}
+    | {eval, binary(), map()}
+    | {exec, binary()}
+    | {next, py_nif:handle(), pos_integer()}
+    | {async, binary(), binary(), list(), map(), boolean()}.
+%% `default': the executor of the callback being served, the bound context or the pool (see
+%% target/1); a context: that context.
+-type where() :: default | py_nif:context().
+%% What a request gives back: `ok' for exec, `{done, Items}' for the last batch of an iterator.
+-type outcome() :: ok | {ok, term()} | {error, term()} | {done, [term()]}.
+
+-type deadline() :: integer() | infinity.
+%% The requests being waited for: reference => job, or `undefined' for a request that never
+%% started (its error is already in the mailbox) or was already awaited.
+-type pending() :: #{reference() => py_nif:job() | undefined}.
+%% The outcomes collected so far.
+-type done() :: #{reference() => outcome()}.
+%% How a wait ended: every request replied (or one replied with an error and the others were
+%% given up), or the deadline passed and every request still pending was cancelled, its
+%% outcome then being the reply that was already on its way or `{error, timeout}'.
+-type ended() :: {replied | expired, done()}.
+
+%% Items taken from a Python iterator per round trip by collect/2.
+-define(STREAM_BATCH, 1000).
+
+%%% Where requests go
+
+%% @doc The executor pool, or `{error, not_started}' while the application is not running.
+-spec pool() -> {ok, py_nif:pool()} | {error, not_started}.
+pool() ->
+    case persistent_term:get(?PY_POOL_KEY, undefined) of
+        undefined -> {error, not_started};
+        Pool -> {ok, Pool}
+    end.
+
+%% Requests made while serving a Python callback nest on the executor waiting for it; those of
+%% a bound process go to its context; the others to the pool.
+-spec target(where()) -> {ok, py_nif:target()} | {error, not_started}.
+target(default) ->
+    case pool() of
+        {ok, Pool} ->
+            case get(?PY_SERVING_KEY) of
+                undefined ->
+                    case get(?PY_CONTEXT_KEY) of
+                        undefined -> {ok, Pool};
+                        Context -> {ok, Context}
+                    end;
+                Job ->
+                    {ok, Job}
+            end;
+        {error, _} = Error ->
+            Error
+    end;
+target(Context) ->
+    {ok, Context}.
+
+%%% Synchronous requests
+
+%% @doc Run `Request' with a `py_semaphore' slot, waiting up to `Timeout' in all: for the slot
+%% (`{error, {overloaded, Current, Max}}' if none frees up), then for the reply. A request made
+%% while serving a callback takes no slot: the executor it nests on is already counted.
+-spec call(where(), request(), timeout()) -> outcome().
+call(Where, Request, Timeout) ->
+    case target(Where) of
+        {ok, Target} ->
+            case get(?PY_SERVING_KEY) of
+                undefined -> limited(Target, Request, Timeout);
+                _ -> send(Target, Request, Timeout)
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Run `Request' and wait up to `Timeout' for its outcome; no semaphore slot.
+-spec run(where(), request(), timeout()) -> outcome().
+run(Where, Request, Timeout) ->
+    case target(Where) of
+        {ok, Target} -> send(Target, Request, Timeout);
+        {error, _} = Error -> Error
+    end.
+
+-spec limited(py_nif:target(), request(), timeout()) -> outcome().
+limited(Target, Request, Timeout) ->
+    try py_semaphore:acquire(Timeout) of
+        ok ->
+            try
+                send(Target, Request, Timeout)
+            after
+                py_semaphore:release()
+            end;
+        {error, max_concurrent} ->
+            overloaded()
+    catch
+        %% The application stopped while this call waited for a slot.
+        error:badarg -> {error, not_started}
+    end.
+
+-spec overloaded() -> {error, {overloaded, non_neg_integer(), pos_integer()} | not_started}.
+overloaded() ->
+    try
+        {error, {overloaded, py_semaphore:current(), py_semaphore:max_concurrent()}}
+    catch
+        error:badarg -> {error, not_started}
+    end.
+
+%% The hot path: make_ref/0 and a receive that matches on that reference sit in one function,
+%% so the compiler's selective-receive optimisation skips the messages that were already in
+%% the mailbox before the request was sent. Whatever arrives is then handled by the same code
+%% as in wait/3.
+-spec send(py_nif:target(), request(), timeout()) -> outcome().
+send(Target, Request, Timeout) ->
+    Deadline = deadline(Timeout),
+    Ref = make_ref(),
+    case submit(Target, Ref, Request) of
+        {error, _} = Error ->
+            Error;
+        Job ->
+            Pending = #{Ref => Job},
+            receive
+                {Ref, Message} -> outcome(Ref, handle(Ref, Message, Pending, Deadline, #{}))
+            after Timeout ->
+                outcome(Ref, expire(Pending, #{}))
+            end
+    end.
+
+%% Queues `Request' on `Target'. The reply will come as `{Ref, Reply}'.
+-spec submit(py_nif:target(), reference(), request()) ->
+    py_nif:job() | {error, not_started | no_workers_available}.
+submit(Target, Ref, Request) ->
+    case submit_nif(Target, Ref, Request) of
+        {error, Reason} -> submit_failed(Reason);
+        Job -> Job
+    end.
+
+-spec submit_nif(py_nif:target(), reference(), request()) ->
+    py_nif:job() | {error, py_nif:submit_error()}.
+submit_nif(Target, Ref, {call, Module, Func, Args, Kwargs}) ->
+    py_nif:pool_call(Target, Ref, Module, Func, Args, Kwargs);
+submit_nif(Target, Ref, {eval, Code, Locals}) ->
+    py_nif:pool_eval(Target, Ref, Code, Locals);
+submit_nif(Target, Ref, {exec, Code}) ->
+    py_nif:pool_exec(Target, Ref, Code);
+submit_nif(Target, Ref, {next, Handle, Max}) ->
+    py_nif:pool_next(Target, Ref, Handle, Max);
+submit_nif(Target, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
+    py_nif:pool_async(Target, Ref, Module, Func, Args, Kwargs, Stream).
+
+%% What the caller gets when a request (or a context) could not be had: the pool stopped (the
+%% application is stopping), every executor is bound, or the context was released
+%% (`context_not_bound', raised as erlang_python 1.6 does).
+-spec submit_failed(py_nif:submit_error()) -> {error, not_started | no_workers_available}.
+submit_failed(stopped) -> {error, not_started};
+submit_failed(no_workers_available) -> {error, no_workers_available};
+submit_failed(not_bound) -> error(context_not_bound).
+
+%%% Asynchronous requests
+
+%% @doc Submit `Request' (to the default target) without waiting; its outcome is collected by
+%% {@link await/2} in this process. A request that cannot start leaves its error in the
+%% mailbox, for await/2 to return.
+-spec start(request()) -> reference().
+start(Request) ->
+    case start_job(Request) of
+        {Ref, undefined} ->
+            Ref;
+        {Ref, Job} ->
+            _ = put(?PY_ASYNC_KEY(Ref), Job),
+            Ref
+    end.
+
+-spec start_job(request()) -> {reference(), py_nif:job() | undefined}.
+start_job(Request) ->
+    Ref = make_ref(),
+    case target(default) of
+        {ok, Target} ->
+            case submit(Target, Ref, Request) of
+                {error, _} = Error ->
+                    self() ! {Ref, Error},
+                    {Ref, undefined};
+                Job ->
+                    {Ref, Job}
+            end;
+        {error, _} = Error ->
+            self() ! {Ref, Error},
+            {Ref, undefined}
+    end.
+
+%% @doc Wait up to `Timeout' for the outcome of the request {@link start/1} returned `Ref'
+%% for. A reference that is not (or no longer) pending gets what is in the mailbox under it,
+%% else `{error, timeout}'.
+-spec await(reference(), timeout()) -> outcome().
+await(Ref, Timeout) ->
+    outcome(Ref, wait(#{Ref => erase(?PY_ASYNC_KEY(Ref))}, deadline(Timeout), #{})).
+
+%% @doc Start every request and wait up to `Timeout' in all for their outcomes: `{ok, Values}'
+%% in the order of `Requests' when each gave `{ok, Value}'; the first error as soon as it
+%% comes, the others given up; `{error, timeout}', every request given up, when the time runs
+%% out.
+-spec gather([request()], timeout()) -> {ok, [term()]} | {error, term()}.
+gather(Requests, Timeout) ->
+    Deadline = deadline(Timeout),
+    Jobs = [start_job(Request) || Request <- Requests],
+    case wait(maps:from_list(Jobs), Deadline, #{}) of
+        {replied, Done} ->
+            case [Error || {error, _} = Error <- maps:values(Done)] of
+                [] -> {ok, [value(maps:get(Ref, Done)) || {Ref, _} <- Jobs]};
+                [Error | _] -> Error
+            end;
+        {expired, _} ->
+            {error, timeout}
+    end.
+
+-spec value({ok, term()}) -> term().
+value({ok, Value}) -> Value.
+
+%%% The wait
+
+%% Waits for the replies of every request in `Pending', in whatever order they come, serving
+%% the callbacks their executors make. The first error ends the wait and gives the others up.
+-spec wait(pending(), deadline(), done()) -> ended().
+wait(Pending, _Deadline, Done) when map_size(Pending) =:= 0 ->
+    {replied, Done};
+wait(Pending, Deadline, Done) ->
+    receive
+        {Ref, Message} when is_map_key(Ref, Pending) ->
+            handle(Ref, Message, Pending, Deadline, Done)
+    after remaining(Deadline) ->
+        expire(Pending, Done)
+    end.
+
+%% A callback request: runs the function Python called, in this process, answers the waiting
+%% executor and goes on waiting; if the deadline passed meanwhile, the wait expires instead. A
+%% reply: its outcome is done.
+-spec handle(reference(), term(), pending(), deadline(), done()) -> ended().
+handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done) ->
+    Job = maps:get(Ref, Pending),
+    Result = serve(Job, Name, Args),
+    case remaining(Deadline) of
+        0 ->
+            expire(Pending, Done);
+        _ ->
+            ok = py_nif:callback_reply(Job, Id, Result),
+            wait(Pending, Deadline, Done)
+    end;
+handle(Ref, Reply, Pending, Deadline, Done) ->
+    Rest = maps:remove(Ref, Pending),
+    case reply(Reply) of
+        {error, _} = Error when map_size(Rest) > 0 ->
+            _ = expire(Rest, #{}),
+            {replied, Done#{Ref => Error}};
+        Outcome ->
+            wait(Rest, Deadline, Done#{Ref => Outcome})
+    end.
+
+%% Gives up on every pending request: cancels it, and leaves nothing of it in the mailbox.
+-spec expire(pending(), done()) -> ended().
+expire(Pending, Done) ->
+    {expired, maps:fold(fun(Ref, Job, Acc) -> Acc#{Ref => cancel(Job, Ref)} end, Done, Pending)}.
+
+%% Either the job is cancelled and will never reply, or the executor has already committed to
+%% replying and the reply must be taken out of the mailbox.
+-spec cancel(py_nif:job() | undefined, reference()) -> outcome().
+cancel(undefined, Ref) ->
+    flush(Ref),
+    {error, timeout};
+cancel(Job, Ref) ->
+    case py_nif:job_cancel(Job) of
+        cancelled ->
+            %% A callback request sent before the cancel may still be in the mailbox.
+            flush(Ref),
+            {error, timeout};
+        replied ->
+            receive
+                {Ref, Reply} -> reply(Reply)
+            end
+    end.
+
+-spec flush(reference()) -> ok.
+flush(Ref) ->
+    receive
+        {Ref, _} -> flush(Ref)
+    after 0 -> ok
+    end.
+
+-spec outcome(reference(), ended()) -> outcome().
+outcome(Ref, {_, Done}) ->
+    maps:get(Ref, Done).
+
+-spec reply(py_nif:reply()) -> outcome().
+reply({error, Reason, Traceback}) ->
+    _ = put(?PY_TRACEBACK_KEY, Traceback),
+    {error, Reason};
+reply(Reply) ->
+    Reply.
+
+%% Runs the function registered as `Name' for a callback of `Job', with this process's own
+%% requests going to the executor that waits for it (see target/1).
+-spec serve(py_nif:job(), binary(), list()) -> py_callback:result().
+serve(Job, Name, Args) ->
+    Outer = put(?PY_SERVING_KEY, Job),
+    try
+        py_callback:execute(Name, Args)
+    after
+        restore(Outer)
+    end.
+
+-spec restore(py_nif:job() | undefined) -> ok.
+restore(undefined) ->
+    _ = erase(?PY_SERVING_KEY),
+    ok;
+restore(Job) ->
+    _ = put(?PY_SERVING_KEY, Job),
+    ok.
+
+-spec deadline(timeout()) -> deadline().
+deadline(infinity) -> infinity;
+deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
+
+-spec remaining(deadline()) -> timeout().
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+%% @doc The formatted traceback of the last Python exception returned to this process.
+-spec last_traceback() -> binary() | undefined.
+last_traceback() ->
+    get(?PY_TRACEBACK_KEY).
+
+%%% Streaming
+
+%% @doc The items of what a call or an eval returned: each item of a generator or iterator,
+%% taken `1000' per request of up to `Timeout' each; any other value as a one-element list.
+-spec collect(outcome(), timeout()) -> {ok, [term()]} | {error, term()}.
+collect({ok, {generator, Handle}}, Timeout) ->
+    collect(Handle, [], Timeout);
+collect({ok, Value}, _Timeout) ->
+    {ok, [Value]};
+collect({error, _} = Error, _Timeout) ->
+    Error.
+
+-spec collect(py_nif:handle(), [[term()]], timeout()) -> {ok, [term()]} | {error, term()}.
+collect(Handle, Batches, Timeout) ->
+    case run(default, {next, Handle, ?STREAM_BATCH}, Timeout) of
+        {ok, Items} -> collect(Handle, [Items | Batches], Timeout);
+        {done, Items} -> {ok, lists:append(lists:reverse([Items | Batches]))};
+        {error, _} = Error -> Error
+    end.
+
+%%% Contexts
+
+%% @doc Check an executor out of the pool for a context of the calling process.
+-spec new_context() -> {ok, py_nif:context()} | {error, no_workers_available | not_started}.
+new_context() ->
+    case pool() of
+        {ok, Pool} ->
+            case py_nif:context_bind(Pool) of
+                {ok, _} = Ok -> Ok;
+                {error, Reason} -> submit_failed(Reason)
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Bind the calling process to a new context, unless it is bound already.
+-spec bind() -> ok | {error, no_workers_available | not_started}.
+bind() ->
+    case get(?PY_CONTEXT_KEY) of
+        undefined ->
+            case new_context() of
+                {ok, Context} ->
+                    _ = put(?PY_CONTEXT_KEY, Context),
+                    ok;
+                {error, _} = Error ->
+                    Error
+            end;
+        _ ->
+            ok
+    end.
+
+%% @doc Release the calling process's context, if it has one.
+-spec unbind() -> ok.
+unbind() ->
+    case erase(?PY_CONTEXT_KEY) of
+        undefined -> ok;
+        Context -> py_nif:context_unbind(Context)
+    end.
+
+%% @doc Whether the calling process has a context that still holds its executor.
+-spec is_bound() -> boolean().
+is_bound() ->
+    case get(?PY_CONTEXT_KEY) of
+        undefined -> false;
+        Context -> py_nif:context_is_bound(Context)
+    end.
