@@ -7,10 +7,12 @@
 %% request goes to the executor waiting for the callback this process is running (see
 %% `docs/architecture.md', "Python calls Erlang"), else to the context the process is bound to,
 %% else to the pool `py_pool' published. The reply of a job is one `{Ref, Reply}' message;
-%% before it, the job may send any number of `{Ref, {'$py_callback', Id, Name, Args}}', which
-%% the waiting process answers with `py_nif:callback_reply/3'. When the deadline passes the job
-%% is cancelled, and either no reply will ever come or the reply that was already on its way
-%% is taken; nothing of the job is left in the mailbox.
+%% before it, the job may send any number of `{Ref, {'$py_callback', Id, Name, Args}}': each
+%% is run by a process of its own, linked to the waiting one, which answers the executor with
+%% `py_nif:callback_reply/3', so the wait (and its deadline) goes on while the function runs.
+%% When the deadline passes the job is cancelled, the function still running for it is killed,
+%% and either no reply will ever come or the reply that was already on its way is taken;
+%% nothing of the job is left in the mailbox.
 -module(py_request).
 
 -include("py_keys.hrl").
@@ -51,6 +53,9 @@
 -type pending() :: #{reference() => py_nif:job() | undefined}.
 %% The outcomes collected so far.
 -type done() :: #{reference() => outcome()}.
+%% The process running the current callback of each pending request (a job makes one callback
+%% at a time: it waits for the answer).
+-type serving() :: #{reference() => pid()}.
 %% How a wait ended: every request replied (or one replied with an error and the others were
 %% given up), or the deadline passed and every request still pending was cancelled, its
 %% outcome then being the reply that was already on its way or `{error, timeout}'.
@@ -153,9 +158,10 @@ send(Target, Request, Timeout) ->
         Job ->
             Pending = #{Ref => Job},
             receive
-                {Ref, Message} -> outcome(Ref, handle(Ref, Message, Pending, Deadline, #{}))
+                {Ref, Message} ->
+                    outcome(Ref, handle(Ref, Message, Pending, Deadline, #{}, #{}))
             after Timeout ->
-                outcome(Ref, expire(Pending, #{}))
+                outcome(Ref, expire(Pending, #{}, #{}))
             end
     end.
 
@@ -226,7 +232,7 @@ start_job(Request) ->
 %% else `{error, timeout}'.
 -spec await(reference(), timeout()) -> outcome().
 await(Ref, Timeout) ->
-    outcome(Ref, wait(#{Ref => erase(?PY_ASYNC_KEY(Ref))}, deadline(Timeout), #{})).
+    outcome(Ref, wait(#{Ref => erase(?PY_ASYNC_KEY(Ref))}, deadline(Timeout), #{}, #{})).
 
 %% @doc Start every request and wait up to `Timeout' in all for their outcomes: `{ok, Values}'
 %% in the order of `Requests' when each gave `{ok, Value}'; the first error as soon as it
@@ -236,7 +242,7 @@ await(Ref, Timeout) ->
 gather(Requests, Timeout) ->
     Deadline = deadline(Timeout),
     Jobs = [start_job(Request) || Request <- Requests],
-    case wait(maps:from_list(Jobs), Deadline, #{}) of
+    case wait(maps:from_list(Jobs), Deadline, #{}, #{}) of
         {replied, Done} ->
             case [Error || {error, _} = Error <- maps:values(Done)] of
                 [] -> {ok, [value(maps:get(Ref, Done)) || {Ref, _} <- Jobs]};
@@ -251,47 +257,52 @@ value({ok, Value}) -> Value.
 
 %%% The wait
 
-%% Waits for the replies of every request in `Pending', in whatever order they come, serving
+%% Waits for the replies of every request in `Pending', in whatever order they come, starting
 %% the callbacks their executors make. The first error ends the wait and gives the others up.
--spec wait(pending(), deadline(), done()) -> ended().
-wait(Pending, _Deadline, Done) when map_size(Pending) =:= 0 ->
+-spec wait(pending(), deadline(), done(), serving()) -> ended().
+wait(Pending, _Deadline, Done, _Serving) when map_size(Pending) =:= 0 ->
     {replied, Done};
-wait(Pending, Deadline, Done) ->
+wait(Pending, Deadline, Done, Serving) ->
     receive
         {Ref, Message} when is_map_key(Ref, Pending) ->
-            handle(Ref, Message, Pending, Deadline, Done)
+            handle(Ref, Message, Pending, Deadline, Done, Serving)
     after remaining(Deadline) ->
-        expire(Pending, Done)
+        expire(Pending, Done, Serving)
     end.
 
-%% A callback request: runs the function Python called, in this process, answers the waiting
-%% executor and goes on waiting; if the deadline passed meanwhile, the wait expires instead. A
-%% reply: its outcome is done.
--spec handle(reference(), term(), pending(), deadline(), done()) -> ended().
-handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done) ->
-    Job = maps:get(Ref, Pending),
-    Result = serve(Job, Name, Args),
-    case remaining(Deadline) of
-        0 ->
-            expire(Pending, Done);
-        _ ->
-            ok = py_nif:callback_reply(Job, Id, Result),
-            wait(Pending, Deadline, Done)
-    end;
-handle(Ref, Reply, Pending, Deadline, Done) ->
+%% A callback request: starts the function Python called and goes on waiting. A reply: its
+%% outcome is done.
+-spec handle(reference(), term(), pending(), deadline(), done(), serving()) -> ended().
+handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done, Serving) ->
+    Pid = serve(maps:get(Ref, Pending), Id, Name, Args),
+    wait(Pending, Deadline, Done, Serving#{Ref => Pid});
+handle(Ref, Reply, Pending, Deadline, Done, Serving) ->
     Rest = maps:remove(Ref, Pending),
     case reply(Reply) of
         {error, _} = Error when map_size(Rest) > 0 ->
-            _ = expire(Rest, #{}),
+            _ = expire(Rest, #{}, Serving),
             {replied, Done#{Ref => Error}};
         Outcome ->
-            wait(Rest, Deadline, Done#{Ref => Outcome})
+            wait(Rest, Deadline, Done#{Ref => Outcome}, maps:remove(Ref, Serving))
     end.
 
-%% Gives up on every pending request: cancels it, and leaves nothing of it in the mailbox.
--spec expire(pending(), done()) -> ended().
-expire(Pending, Done) ->
+%% Gives up on every pending request: kills the function still running for it, cancels it,
+%% and leaves nothing of it in the mailbox.
+-spec expire(pending(), done(), serving()) -> ended().
+expire(Pending, Done, Serving) ->
+    maps:foreach(fun(Ref, Pid) when is_map_key(Ref, Pending) -> abandon(Pid);
+                    (_Ref, _Pid) -> ok
+                 end, Serving),
     {expired, maps:fold(fun(Ref, Job, Acc) -> Acc#{Ref => cancel(Job, Ref)} end, Done, Pending)}.
+
+%% Stops the process running a callback nobody waits for any more (unlinked first: its death
+%% must not take this process with it). Its own requests, nested on the executor, are
+%% cancelled when it dies.
+-spec abandon(pid()) -> ok.
+abandon(Pid) ->
+    unlink(Pid),
+    exit(Pid, kill),
+    ok.
 
 %% Either the job is cancelled and will never reply, or the executor has already committed to
 %% replying and the reply must be taken out of the mailbox.
@@ -329,24 +340,18 @@ reply({error, Reason, Traceback}) ->
 reply(Reply) ->
     Reply.
 
-%% Runs the function registered as `Name' for a callback of `Job', with this process's own
-%% requests going to the executor that waits for it (see target/1).
--spec serve(py_nif:job(), binary(), list()) -> py_callback:result().
-serve(Job, Name, Args) ->
-    Outer = put(?PY_SERVING_KEY, Job),
-    try
-        py_callback:execute(Name, Args)
-    after
-        restore(Outer)
-    end.
-
--spec restore(py_nif:job() | undefined) -> ok.
-restore(undefined) ->
-    _ = erase(?PY_SERVING_KEY),
-    ok;
-restore(Job) ->
-    _ = put(?PY_SERVING_KEY, Job),
-    ok.
+%% Starts the function registered as `Name' for callback `Id' of `Job' in a process of its
+%% own (as erlang_python 1.6 does), whose own requests go to the executor that waits for it
+%% (see target/1), and which answers that executor. It is linked to this process: if this
+%% process dies, so does the function; a function that kills its own process (`exit(self(),
+%% kill)') takes this one along, as it did when functions ran here. A function that returns
+%% after its caller gave up answers a cancelled job, which ignores it.
+-spec serve(py_nif:job(), non_neg_integer(), binary(), list()) -> pid().
+serve(Job, Id, Name, Args) ->
+    spawn_link(fun() ->
+                       _ = put(?PY_SERVING_KEY, Job),
+                       ok = py_nif:callback_reply(Job, Id, py_callback:execute(Name, Args))
+               end).
 
 -spec deadline(timeout()) -> deadline().
 deadline(infinity) -> infinity;

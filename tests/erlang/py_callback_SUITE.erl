@@ -333,13 +333,16 @@ convert_erlang_results_to_python(_Config) ->
 convert_pid_round_trip(_Config) ->
     Self = self(),
     ok = py:register_function(cb_self, fun([]) -> self() end),
+    ok = py:register_function(cb_caller, fun([]) -> Self end),
     ok = define([
         "def ep_cb_pid(p):",
+        "    caller = erlang.cb_caller()",
         "    mine = erlang.cb_self()",
-        "    return (type(mine).__name__, mine == p, erlang.cb_ident(p))"
+        "    return (type(caller).__name__, caller == p, mine == p, mine, erlang.cb_ident(p))"
     ]),
-    %% The fun runs in the calling process, so its self() is the caller's pid.
-    {ok, {<<"Pid">>, true, Self}} = py:call('__main__', ep_cb_pid, [Self]).
+    %% The fun runs in a process of its own (as in 1.6): its self() is not the caller.
+    {ok, {<<"Pid">>, true, false, Mine, Self}} = py:call('__main__', ep_cb_pid, [Self]),
+    true = is_pid(Mine).
 
 %% @doc A Python object with no Erlang equivalent makes the round trip as a handle.
 -spec convert_handle_round_trip(ct_suite:ct_config()) -> term().
@@ -540,7 +543,8 @@ reentrant_exec_callback_eval(_Config) ->
     ok = py:exec(<<"ep_cb_base = 20\nep_cb_exec_result = erlang.cb_eval_inside(2)\n">>),
     {ok, 42} = py:eval(<<"ep_cb_exec_result">>).
 
-%% @doc 100 processes doing reentrant calls at once each get their own answer, served by themselves.
+%% @doc 100 processes doing reentrant calls at once each get their own answer, each level served
+%% by a process of its own.
 -spec reentrant_concurrent_processes(ct_suite:ct_config()) -> term().
 reentrant_concurrent_processes(_Config) ->
     ok = py:register_function(cb_whoami, fun([]) -> self() end),
@@ -557,7 +561,10 @@ reentrant_concurrent_processes(_Config) ->
     Results = py_test_util:pmap(
                 fun(I) -> {I, self(), py:call('__main__', ep_cb_chain, [I, 5], #{}, 60000)} end,
                 lists:seq(1, 100), 120000),
-    [] = [R || {I, Pid, _} = R <- Results, element(3, R) =/= {ok, {I, Pid}}].
+    [] = [R || {I, Pid, Result} = R <- Results,
+               not (is_tuple(Result) andalso element(1, Result) =:= ok
+                    andalso element(1, element(2, Result)) =:= I
+                    andalso element(2, element(2, Result)) =/= Pid)].
 
 %% @doc A call_async caller serves the callbacks of its job while it awaits.
 -spec call_async_serves_callbacks_while_awaiting(ct_suite:ct_config()) -> term().
@@ -718,11 +725,14 @@ caller_killed_during_callback(_Config) ->
     N = py:num_executors(),
     Pids = [spawn(fun() -> Self ! {returned, self(), py:eval(<<"erlang.cb_block()">>)} end)
             || _ <- lists:seq(1, N)],
-    [receive
-         {blocked, Pid} -> ok;
-         {returned, Pid, R} -> ct:fail({returned, R})
-     end || Pid <- Pids],
+    Functions = [receive
+                     {blocked, Function} -> Function;
+                     {returned, _, R} -> ct:fail({returned, R})
+                 end || _ <- Pids],
     ok = py_test_util:kill_and_wait(Pids),
+    %% The functions' processes die with their callers (linked).
+    ok = py_test_util:wait_until(
+           fun() -> not lists:any(fun erlang:is_process_alive/1, Functions) end, 5000),
     ok = all_executors_usable(),
     %% Occupancy is a NIF-side counter: polling is the only way to observe it.
     ok = py_test_util:wait_for_value(

@@ -6,7 +6,8 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([
-    timeout_during_first_import_leaves_module_whole/1
+    timeout_during_first_import_leaves_module_whole/1,
+    timeout_holds_while_callback_hangs/1
 ]).
 
 -spec all() -> [atom()].
@@ -61,4 +62,33 @@ timeout_during_first_import_leaves_module_whole(Config) ->
             #{}, 30000)
     after
         py:unbind(Ctx)
+    end.
+
+%% @doc A timeout holds while the Python code waits in a callback whose Erlang function never
+%% returns: the caller gets `{error, timeout}' on time, the function's process is killed, and
+%% the executor is free again.
+-spec timeout_holds_while_callback_hangs(ct_suite:ct_config()) -> term().
+timeout_holds_while_callback_hangs(_Config) ->
+    Self = self(),
+    ok = py:register_function(ep_hang, fun(_) ->
+                                              Self ! {hanging, self()},
+                                              receive after infinity -> ok end
+                                      end),
+    try
+        Eval = fun() -> py:eval(<<"__import__('erlang').call('ep_hang')">>, #{}, 200) end,
+        {error, timeout} = py_test_util:run_bounded(Eval, 10000),
+        Function = receive {hanging, Pid} -> Pid after 5000 -> ct:fail(no_callback) end,
+        ok = py_test_util:wait_until(fun() -> not is_process_alive(Function) end, 5000),
+        ok = py_test_util:wait_for_value(
+               fun() -> maps:get(pending_requests, py_pool:get_stats()) end, 0, 5000),
+        %% Nested in a callback too: the inner call's own timeout holds.
+        ok = py:register_function(ep_nest, fun(_) ->
+                                                  py:eval(<<"erlang.call('ep_hang')">>, #{}, 100)
+                                          end),
+        {ok, {<<"error">>, <<"timeout">>}} = py_test_util:run_bounded(
+            fun() -> py:eval(<<"erlang.call('ep_nest')">>, #{}, 10000) end, 20000),
+        {ok, 4.0} = py:call(math, sqrt, [16.0])
+    after
+        ok = py:unregister_function(ep_hang),
+        ok = py:unregister_function(ep_nest)
     end.
