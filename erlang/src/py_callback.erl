@@ -17,6 +17,8 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_callbacks).
+%% Characters of an Erlang reason or stack trace printed for Python (docs/errors.md).
+-define(TEXT_CAP, 16384).
 
 -type target() :: fun((list()) -> term()) | {module(), atom()}.
 -type result() ::
@@ -73,12 +75,87 @@ invoke(Fun, Args) ->
             {error, atom_to_binary(Class, utf8), text(Reason), text(Stack)}
     end.
 
+%% The reason or stack trace of a failed function as Python sees it (`ErlangError.reason',
+%% `.stacktrace'): the term printed as Erlang text, except that a binary holding printable
+%% UTF-8 text is printed as that text, unescaped. A reason that holds the error of a nested
+%% Python call (`{badmatch, {error, {'ErlangError', Msg}}}') then holds `Msg' as it was
+%% instead of escaped once more, so nesting adds a few bytes per level instead of doubling the
+%% text, and the original cause stays readable. At most ?TEXT_CAP characters are printed; the
+%% rest is cut with `...' (docs/errors.md, "Size caps").
 -spec text(term()) -> binary().
 text(Term) ->
-    case unicode:characters_to_binary(io_lib:format("~tp", [Term])) of
-        Bin when is_binary(Bin) -> Bin;
-        _ -> iolist_to_binary(io_lib:format("~p", [Term]))
-    end.
+    {Printed, _} = print(Term, ?TEXT_CAP),
+    unicode:characters_to_binary(Printed).
+
+%% Prints `Term' in at most about `Budget' characters; the budget left.
+-spec print(term(), integer()) -> {unicode:chardata(), integer()}.
+print(_Term, Budget) when Budget =< 0 ->
+    {"...", Budget};
+print(Bin, Budget) when is_binary(Bin) ->
+    Part = binary:part(Bin, 0, min(byte_size(Bin), Budget)),
+    case unicode:characters_to_list(Part) of
+        Chars when is_list(Chars) ->
+            case io_lib:printable_unicode_list(Chars) of
+                true when Part =:= Bin -> {["<<\"", Part, "\">>"], Budget - length(Chars) - 6};
+                true -> {["<<\"", Part, "...\">>"], 0};
+                false -> plain(Bin, Budget)
+            end;
+        _ ->
+            plain(Bin, Budget)
+    end;
+print(Tuple, Budget) when is_tuple(Tuple) ->
+    {Items, Left} = print_all(tuple_to_list(Tuple), Budget - 2, []),
+    {[${, Items, $}], Left};
+print(Map, Budget) when is_map(Map) ->
+    {Items, Left} = print_pairs(maps:to_list(Map), Budget - 3, []),
+    {["#{", Items, $}], Left};
+print(List, Budget) when is_list(List), List =/= [] ->
+    case io_lib:printable_unicode_list(List) of
+        true -> plain(List, Budget);
+        false -> print_list(List, Budget - 2, [])
+    end;
+print(Term, Budget) ->
+    plain(Term, Budget).
+
+%% `Term' as `~tp' prints it, cut to `Budget' characters.
+-spec plain(term(), integer()) -> {unicode:chardata(), integer()}.
+plain(Term, Budget) ->
+    Printed = io_lib:format("~tp", [Term], [{chars_limit, max(Budget, 8)}]),
+    {Printed, Budget - string:length(Printed)}.
+
+-spec print_all([term()], integer(), [unicode:chardata()]) -> {unicode:chardata(), integer()}.
+print_all([], Budget, Acc) ->
+    {lists:join($,, lists:reverse(Acc)), Budget};
+print_all(_Items, Budget, Acc) when Budget =< 0 ->
+    {lists:join($,, lists:reverse(["..." | Acc])), Budget};
+print_all([Item | Rest], Budget, Acc) ->
+    {Printed, Left} = print(Item, Budget),
+    print_all(Rest, Left - 1, [Printed | Acc]).
+
+-spec print_pairs([{term(), term()}], integer(), [unicode:chardata()]) ->
+    {unicode:chardata(), integer()}.
+print_pairs([], Budget, Acc) ->
+    {lists:join($,, lists:reverse(Acc)), Budget};
+print_pairs(_Pairs, Budget, Acc) when Budget =< 0 ->
+    {lists:join($,, lists:reverse(["..." | Acc])), Budget};
+print_pairs([{K, V} | Rest], Budget, Acc) ->
+    {Key, Left} = print(K, Budget - 4),
+    {Value, Left2} = print(V, Left),
+    print_pairs(Rest, Left2 - 1, [[Key, " => ", Value] | Acc]).
+
+%% A list that is not text, proper or improper.
+-spec print_list(maybe_improper_list(), integer(), [unicode:chardata()]) ->
+    {unicode:chardata(), integer()}.
+print_list([], Budget, Acc) ->
+    {[$[, lists:join($,, lists:reverse(Acc)), $]], Budget};
+print_list(_List, Budget, Acc) when Budget =< 0 ->
+    {[$[, lists:join($,, lists:reverse(["..." | Acc])), $]], Budget};
+print_list([Item | Rest], Budget, Acc) ->
+    {Printed, Left} = print(Item, Budget),
+    print_list(Rest, Left - 1, [Printed | Acc]);
+print_list(Tail, Budget, Acc) ->
+    {Printed, Left} = print(Tail, Budget),
+    {[$[, lists:join($,, lists:reverse(Acc)), $|, Printed, $]], Left}.
 
 %% Runs the function in a fresh monitored process that replies through `Reply'; remembers the
 %% channel until that process ends.

@@ -7,7 +7,8 @@
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([
     timeout_during_first_import_leaves_module_whole/1,
-    timeout_holds_while_callback_hangs/1
+    timeout_holds_while_callback_hangs/1,
+    nested_callback_errors_stay_bounded/1
 ]).
 
 -spec all() -> [atom()].
@@ -91,4 +92,29 @@ timeout_holds_while_callback_hangs(_Config) ->
     after
         ok = py:unregister_function(ep_hang),
         ok = py:unregister_function(ep_nest)
+    end.
+
+%% @doc An error raised 22 callbacks deep, each level matching `{ok, V} = py:call(...)', comes
+%% back with a message within its cap (each level used to double it: 8.4 MB), the original
+%% cause still in it.
+-spec nested_callback_errors_stay_bounded(ct_suite:ct_config()) -> term().
+nested_callback_errors_stay_bounded(_Config) ->
+    ok = py:exec(<<"def ep_nest_err(n):\n"
+                   "    if n == 0:\n"
+                   "        raise ValueError('the \"original\" cause')\n"
+                   "    return erlang.call('ep_nest_err', n - 1)\n">>),
+    ok = py:register_function(ep_nest_err, fun([N]) ->
+                                                   {ok, V} = py:call('__main__', ep_nest_err, [N]),
+                                                   V
+                                           end),
+    try
+        {error, {Type, Msg}} = py:call('__main__', ep_nest_err, [22], #{}, 60000),
+        true = Type =:= 'ErlangError' orelse Type =:= <<"ErlangError">>,
+        true = byte_size(Msg) =< 16 * 1024,
+        Traceback = py:last_traceback(),
+        true = byte_size(Traceback) =< 64 * 1024,
+        %% The innermost frames stay: the original exception is at the head of the reason.
+        {_, _} = binary:match(Msg, <<"original">>)
+    after
+        ok = py:unregister_function(ep_nest_err)
     end.
