@@ -31,10 +31,13 @@
     callback_async_pending/0,
     semaphore_new/1,
     semaphore_try_acquire/1,
+    semaphore_acquire/1,
+    semaphore_cancel/2,
     semaphore_release/1,
     semaphore_current/1,
     semaphore_max/1,
     semaphore_set_max/2,
+    semaphore_close/1,
     log_set_receiver/2,
     log_set_threshold/1,
     log_set_max_in_flight/1,
@@ -94,10 +97,13 @@
     callback_async_pending/0,
     semaphore_new/1,
     semaphore_try_acquire/1,
+    semaphore_acquire/1,
+    semaphore_cancel/2,
     semaphore_release/1,
     semaphore_current/1,
     semaphore_max/1,
     semaphore_set_max/2,
+    semaphore_close/1,
     log_set_receiver/2,
     log_set_threshold/1,
     log_set_max_in_flight/1,
@@ -336,12 +342,26 @@ callback_set_router(_Router) ->
 semaphore_new(_Max) ->
     erlang:nif_error(nif_not_loaded).
 
-%% @doc Take a slot for the calling process (monitored until it dies), or `full'.
+%% @doc Take a slot for the calling process (monitored until it dies) if one is free and no
+%% process waits for one, else `full'.
 -spec semaphore_try_acquire(semaphore()) -> ok | full.
 semaphore_try_acquire(_Sem) ->
     erlang:nif_error(nif_not_loaded).
 
-%% @doc Give a slot back (never below 0).
+%% @doc Take a slot for the calling process, or queue it behind the processes already waiting:
+%% `{wait, Id}', then `{'$py_semaphore', Id}' arrives when a slot is the caller's. `full' when
+%% the caller is exiting.
+-spec semaphore_acquire(semaphore()) -> ok | {wait, pos_integer()} | full.
+semaphore_acquire(_Sem) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Give up wait `Id': `cancelled', or `granted' when the slot is already the caller's (its
+%% message is in the mailbox).
+-spec semaphore_cancel(semaphore(), pos_integer()) -> cancelled | granted.
+semaphore_cancel(_Sem, _Id) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Give a slot back (never below 0); it goes to the longest waiter, if any.
 -spec semaphore_release(semaphore()) -> ok.
 semaphore_release(_Sem) ->
     erlang:nif_error(nif_not_loaded).
@@ -356,9 +376,14 @@ semaphore_current(_Sem) ->
 semaphore_max(_Sem) ->
     erlang:nif_error(nif_not_loaded).
 
-%% @doc Change the limit.
+%% @doc Change the limit; new slots go to waiters at once.
 -spec semaphore_set_max(semaphore(), pos_integer()) -> ok.
 semaphore_set_max(_Sem, _Max) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The application stops: every waiter gets its slot at once, and nobody waits any more.
+-spec semaphore_close(semaphore()) -> ok.
+semaphore_close(_Sem) ->
     erlang:nif_error(nif_not_loaded).
 
 %%% Logging (rust/nif/src/nifs/log.rs)

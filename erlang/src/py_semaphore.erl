@@ -7,6 +7,10 @@
 %% dies (an `after' clause does not run on a kill) are given back. Slots taken and given back by
 %% different processes are allowed, as in erlang_python 1.6; the count never goes below 0.
 %%
+%% Fair: a caller that finds no free slot waits in one FIFO queue kept by the semaphore, and a
+%% slot given back goes straight to the longest waiter, which is sent `{'$py_semaphore', Id}';
+%% `{error, max_concurrent}' means the caller's time ran out while every slot stayed taken.
+%%
 %% The owner is a small process started first under `erlang_python_sup' ({@link start_link/0}).
 %% It creates the semaphore and removes it when the application stops, so each start begins
 %% with no slot taken and the default limit: the `max_concurrent' application variable when
@@ -27,22 +31,27 @@
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(DEFAULT_TIMEOUT, 30000).
--define(FIRST_BACKOFF, 5).
--define(MAX_BACKOFF, 50).
 
 %%% API
 
 %% @doc Take a slot, waiting up to `Timeout' milliseconds for one to be free.
 %%
-%% While the semaphore is full the caller sleeps with a backoff that starts at 5 ms, doubles up
-%% to 50 ms and has a random part, then retries until the deadline. `0' makes a single attempt;
-%% a `Timeout' that is neither `infinity' nor a non-negative integer means 30000. Raises
-%% `badarg' when the semaphore does not exist (the application is not running).
+%% While the semaphore is full the caller waits in line: slots are handed out in the order
+%% callers started waiting. `0' makes a single attempt (which fails while others wait); a
+%% `Timeout' that is neither `infinity' nor a non-negative integer means 30000. Raises `badarg'
+%% when the semaphore does not exist (the application is not running).
 -spec acquire(timeout() | term()) -> ok | {error, max_concurrent}.
-acquire(Timeout) ->
-    case try_acquire() of
+acquire(0) ->
+    case py_nif:semaphore_try_acquire(semaphore()) of
         ok -> ok;
-        full -> acquire_until(deadline(Timeout), ?FIRST_BACKOFF)
+        full -> {error, max_concurrent}
+    end;
+acquire(Timeout) ->
+    Sem = semaphore(),
+    case py_nif:semaphore_acquire(Sem) of
+        ok -> ok;
+        {wait, Id} -> wait(Sem, Id, wait_time(Timeout));
+        full -> {error, max_concurrent}
     end.
 
 %% @doc Give a slot back. The count never goes below 0. Also `ok' when the semaphore is gone
@@ -108,6 +117,8 @@ handle_info(_Info, State) ->
 %% @private
 -spec terminate(term(), undefined) -> ok.
 terminate(_Reason, _State) ->
+    %% Callers waiting for a slot go on at once (and find the pool stopped).
+    ok = py_nif:semaphore_close(semaphore()),
     _ = persistent_term:erase(?PY_SEMAPHORE_KEY),
     ok.
 
@@ -124,37 +135,28 @@ default_max() ->
         _ -> py_config:default(max_concurrent)
     end.
 
--spec try_acquire() -> ok | full.
-try_acquire() ->
-    py_nif:semaphore_try_acquire(persistent_term:get(?PY_SEMAPHORE_KEY)).
+-spec semaphore() -> py_nif:semaphore().
+semaphore() ->
+    persistent_term:get(?PY_SEMAPHORE_KEY).
 
--spec deadline(term()) -> integer() | infinity.
-deadline(infinity) ->
-    infinity;
-deadline(Timeout) when is_integer(Timeout), Timeout >= 0 ->
-    now_ms() + Timeout;
-deadline(_) ->
-    now_ms() + ?DEFAULT_TIMEOUT.
+-spec wait_time(term()) -> timeout().
+wait_time(infinity) -> infinity;
+wait_time(Timeout) when is_integer(Timeout), Timeout >= 0 -> Timeout;
+wait_time(_) -> ?DEFAULT_TIMEOUT.
 
--spec acquire_until(integer() | infinity, pos_integer()) -> ok | {error, max_concurrent}.
-acquire_until(Deadline, Backoff) ->
-    case remaining(Deadline) of
-        0 ->
-            {error, max_concurrent};
-        Remaining ->
-            timer:sleep(min(Remaining, Backoff + rand:uniform(Backoff div 2 + 1))),
-            case try_acquire() of
-                ok -> ok;
-                full -> acquire_until(Deadline, min(Backoff * 2, ?MAX_BACKOFF))
-            end
+%% Waits in line for the slot of wait `Id'; when the time runs out, leaves the line, unless
+%% the slot was handed over meanwhile (then its message is taken and the slot kept).
+-spec wait(py_nif:semaphore(), pos_integer(), timeout()) -> ok | {error, max_concurrent}.
+wait(Sem, Id, Timeout) ->
+    receive
+        {'$py_semaphore', Id} -> ok
+    after Timeout ->
+        case py_nif:semaphore_cancel(Sem, Id) of
+            cancelled ->
+                {error, max_concurrent};
+            granted ->
+                receive
+                    {'$py_semaphore', Id} -> ok
+                end
+        end
     end.
-
--spec remaining(integer() | infinity) -> non_neg_integer() | infinity.
-remaining(infinity) ->
-    infinity;
-remaining(Deadline) ->
-    max(0, Deadline - now_ms()).
-
--spec now_ms() -> integer().
-now_ms() ->
-    erlang:monotonic_time(millisecond).

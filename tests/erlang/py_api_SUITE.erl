@@ -23,6 +23,9 @@
     semaphore_defaults/1,
     semaphore_acquire_release/1,
     semaphore_acquire_timeout/1,
+    semaphore_fifo/1,
+    semaphore_fair_under_load/1,
+    semaphore_stop_frees_waiters/1,
     semaphore_set_max_concurrent/1,
     semaphore_bad_max/1,
     call_overloaded/1,
@@ -246,6 +249,75 @@ semaphore_acquire_timeout(_Config) ->
     ok = py_semaphore:release(),
     ok = py_semaphore:acquire(100),
     ok = py_semaphore:release().
+
+%% @doc Waiters get slots in the order they started waiting, each the moment one is given
+%% back; a try (timeout 0) does not jump the line.
+-spec semaphore_fifo(ct_suite:ct_config()) -> term().
+semaphore_fifo(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    Self = self(),
+    ok = py_semaphore:acquire(1000),
+    Waiter = fun(I) ->
+                     spawn_link(fun() ->
+                                        Self ! {waiting, I},
+                                        ok = py_semaphore:acquire(10000),
+                                        Self ! {got, I},
+                                        receive release -> ok = py_semaphore:release() end
+                                end)
+             end,
+    %% Each waiter is in line before the next one starts.
+    Waiters = [begin
+                   Pid = Waiter(I),
+                   receive {waiting, I} -> ok end,
+                   ok = py_test_util:wait_until(
+                          fun() -> {status, waiting} =:= process_info(Pid, status) end, 5000),
+                   Pid
+               end || I <- lists:seq(1, 5)],
+    {error, max_concurrent} = py_semaphore:acquire(0),
+    ok = py_semaphore:release(),
+    Order = [begin
+                 receive {got, I} -> ok after 5000 -> ct:fail({no_slot, I}) end,
+                 Pid ! release,
+                 I
+             end || {I, Pid} <- lists:zip(lists:seq(1, 5), Waiters)],
+    [1, 2, 3, 4, 5] = Order,
+    ok = py_test_util:wait_for_value(fun py_semaphore:current/0, 0, 5000).
+
+%% @doc 8 callers looping short calls over 5 slots all make progress, none is told the
+%% semaphore is overloaded while slots keep coming free, and none gets far fewer calls done
+%% than another (the polling semaphore let 3 of 8 starve).
+-spec semaphore_fair_under_load(ct_suite:ct_config()) -> term().
+semaphore_fair_under_load(_Config) ->
+    ok = py_semaphore:set_max_concurrent(5),
+    Until = erlang:monotonic_time(millisecond) + 2000,
+    Loop = fun Loop(Done, Errors) ->
+                   case erlang:monotonic_time(millisecond) < Until of
+                       false -> {Done, Errors};
+                       true ->
+                           case py:call(time, sleep, [0.02], #{}, 5000) of
+                               {ok, none} -> Loop(Done + 1, Errors);
+                               Error -> Loop(Done, [Error | Errors])
+                           end
+                   end
+           end,
+    Results = py_test_util:pmap(fun(_) -> Loop(0, []) end, lists:seq(1, 8), 60000),
+    [] = lists:append([Errors || {_, Errors} <- Results]),
+    Counts = [Done || {Done, _} <- Results],
+    {_, true} = {Counts, lists:min(Counts) > 0 andalso lists:min(Counts) * 2 >= lists:max(Counts)}.
+
+%% @doc Callers waiting in line when the application stops go on at once (and get
+%% `{error, not_started}'), instead of waiting out their timeouts.
+-spec semaphore_stop_frees_waiters(ct_suite:ct_config()) -> term().
+semaphore_stop_frees_waiters(_Config) ->
+    ok = py_semaphore:set_max_concurrent(1),
+    ok = py_semaphore:acquire(1000),
+    Self = self(),
+    Pid = spawn(fun() -> Self ! {self(), py:call(math, sqrt, [4.0], #{}, 60000)} end),
+    ok = py_test_util:wait_until(fun() -> {status, waiting} =:= process_info(Pid, status) end,
+                                 5000),
+    ok = py_test_util:stop(),
+    {error, not_started} = receive {Pid, R} -> R after 10000 -> ct:fail(still_waiting) end,
+    ok = py_test_util:start().
 
 %% @doc set_max_concurrent/1 takes effect at once.
 -spec semaphore_set_max_concurrent(ct_suite:ct_config()) -> term().
