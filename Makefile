@@ -13,7 +13,10 @@ SHELL := bash
 MAKEFLAGS += --no-print-directory
 
 PYTHON ?= 3.12
-# `make ci` runs the whole `test` on $(PYTHON), then the Common Test suites on these others.
+# `make ci` runs the whole `test` on $(PYTHON), then on these others what depends on the Python
+# version: the Common Test suites (a NIF built against it) and the Python suites (pytest and
+# stubtest on an extension built against it; recursion limits, error messages and typing differ
+# between versions). Lint is the same on every version, so it runs once.
 CI_PYTHONS ?= 3.11 3.12 3.13
 # Extra arguments for ct_run, e.g. `make test-ct CT_ARGS='-suite py_SUITE -case call_ok'`.
 CT_ARGS ?=
@@ -197,13 +200,14 @@ lint-docs: deps-venv
 	$(VENV_PY) scripts/check_docs.py $(DOC_FILES)
 
 # --- Everything -------------------------------------------------------------------------------
-ci: ## What .ci/run runs: test on PYTHON, then test-ct on the other CI_PYTHONS
+ci: ## What .ci/run runs: test on PYTHON, then test-ct and test-python on the other CI_PYTHONS
 	$(MAKE) test PYTHON=$(PYTHON)
 	@for v in $(filter-out $(PYTHON),$(CI_PYTHONS)); do \
-	    echo "==> test-ct on Python $$v"; \
-	    $(MAKE) test-ct PYTHON=$$v; \
+	    echo "==> test-ct and test-python on Python $$v"; \
+	    $(MAKE) test-ct test-python PYTHON=$$v; \
 	done
-	@echo "==> ci passed: test on $(PYTHON), test-ct on $(filter-out $(PYTHON),$(CI_PYTHONS))"
+	@echo "==> ci passed: test on $(PYTHON), test-ct and test-python on" \
+	    "$(filter-out $(PYTHON),$(CI_PYTHONS))"
 
 clean: ## Remove every build output (venvs, cargo dirs, erlang/_build, erlang/priv outputs)
 	rm -rf _build erlang/_build $(PRIV)/py_nif.so $(PRIV)/.py_nif.so.tmp $(PRIV)/python \
