@@ -6,9 +6,11 @@
 %%   2. `py_callback', the registry of the Erlang functions Python can call;
 %%   3. `py_state', the owner of the shared-state table, which registers its Python callbacks
 %%      with `py_callback' (so it restarts when `py_callback' does);
-%%   4. `py_logger', the receiver of Python `logging' records (forwarded to OTP `logger');
-%%   5. `py_tracer', the collector of the spans Python code finishes;
-%%   6. `py_pool', the owner of the interpreter's executor pool.
+%%   4. `py_logging_sup', which supervises `py_logger' (the receiver of Python `logging'
+%%      records, forwarded to OTP `logger') and `py_tracer' (the collector of the spans Python
+%%      code finishes) one for one: a crash of either restarts only that one, never the pool;
+%%      they start before the pool so that its start-up diagnostics have a receiver;
+%%   5. `py_pool', the owner of the interpreter's executor pool.
 %% The strategy is `rest_for_one': since a child may depend only on those started before it,
 %% when one dies the children after it restart with it and those before it keep running (a
 %% crashed pool does not reset the semaphore's count and limit). `one_for_all' would restart
@@ -54,20 +56,12 @@ init([]) ->
             modules => [py_state]
         },
         #{
-            id => py_logger,
-            start => {py_logger, start_link, []},
+            id => py_logging_sup,
+            start => {py_logging_sup, start_link, []},
             restart => permanent,
-            shutdown => 5000,
-            type => worker,
-            modules => [py_logger]
-        },
-        #{
-            id => py_tracer,
-            start => {py_tracer, start_link, []},
-            restart => permanent,
-            shutdown => 5000,
-            type => worker,
-            modules => [py_tracer]
+            shutdown => infinity,
+            type => supervisor,
+            modules => [py_logging_sup]
         },
         #{
             id => py_pool,

@@ -49,7 +49,8 @@
     trace_set_max_in_flight/1,
     trace_ack/1,
     trace_stats/0,
-    trace_parent_swap/1
+    trace_parent_swap/1,
+    trace_parent_inherit/1
 ]).
 -export([priv_dir/0]).
 
@@ -115,7 +116,8 @@
     trace_set_max_in_flight/1,
     trace_ack/1,
     trace_stats/0,
-    trace_parent_swap/1
+    trace_parent_swap/1,
+    trace_parent_inherit/1
 ]).
 
 -on_load(load/0).
@@ -455,4 +457,9 @@ trace_stats() ->
 %% process is monitored while it has one); returns the previous one.
 -spec trace_parent_swap(trace_parent() | undefined) -> trace_parent() | undefined.
 trace_parent_swap(_Parent) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Give the calling process the trace parent of `From', if it has one.
+-spec trace_parent_inherit(pid()) -> ok.
+trace_parent_inherit(_From) ->
     erlang:nif_error(nif_not_loaded).

@@ -342,14 +342,17 @@ reply(Reply) ->
 
 %% Starts the function registered as `Name' for callback `Id' of `Job' in a process of its
 %% own (as erlang_python 1.6 does), whose own requests go to the executor that waits for it
-%% (see target/1), and which answers that executor. It is linked to this process: if this
+%% (see target/1) under the caller's trace parent, and which answers that executor. It is linked to this process: if this
 %% process dies, so does the function; a function that kills its own process (`exit(self(),
 %% kill)') takes this one along, as it did when functions ran here. A function that returns
 %% after its caller gave up answers a cancelled job, which ignores it.
 -spec serve(py_nif:job(), non_neg_integer(), binary(), list()) -> pid().
 serve(Job, Id, Name, Args) ->
+    Caller = self(),
     spawn_link(fun() ->
                        _ = put(?PY_SERVING_KEY, Job),
+                       %% Its requests carry the caller's trace parent (py:with_trace_parent/2).
+                       ok = py_nif:trace_parent_inherit(Caller),
                        ok = py_nif:callback_reply(Job, Id, py_callback:execute(Name, Args))
                end).
 

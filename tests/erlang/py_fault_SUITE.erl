@@ -8,7 +8,8 @@
 -export([
     timeout_during_first_import_leaves_module_whole/1,
     timeout_holds_while_callback_hangs/1,
-    nested_callback_errors_stay_bounded/1
+    nested_callback_errors_stay_bounded/1,
+    logger_or_tracer_crash_keeps_pool/1
 ]).
 
 -spec all() -> [atom()].
@@ -118,3 +119,33 @@ nested_callback_errors_stay_bounded(_Config) ->
     after
         ok = py:unregister_function(ep_nest_err)
     end.
+
+%% @doc A crash of `py_logger' or `py_tracer' restarts only that process: the pool, the
+%% interpreter's executors and a call in flight carry on.
+-spec logger_or_tracer_crash_keeps_pool(ct_suite:ct_config()) -> term().
+logger_or_tracer_crash_keeps_pool(_Config) ->
+    lists:foreach(
+      fun(Name) ->
+              Pool = whereis(py_pool),
+              Other = whereis(other(Name)),
+              Old = whereis(Name),
+              InFlight = py_test_util:spawn_call(fun() -> py:call(time, sleep, [0.5]) end),
+              ok = py_test_util:wait_until(
+                     fun() -> maps:get(pending_requests, py_pool:get_stats()) >= 1 end, 5000),
+              exit(Old, kill),
+              ok = py_test_util:wait_until(
+                     fun() -> is_pid(whereis(Name)) andalso whereis(Name) =/= Old end, 5000),
+              {ok, none} = py_test_util:await_call(InFlight, 10000),
+              Pool = whereis(py_pool),
+              Other = whereis(other(Name)),
+              {ok, 2.0} = py:call(math, sqrt, [4.0])
+      end, [py_logger, py_tracer]),
+    %% The restarted receivers work.
+    ok = py:enable_tracing(),
+    {ok, _} = py:eval(<<"erlang.Span('after-restart').__enter__().__exit__(None, None, None)">>),
+    ok = py:disable_tracing(),
+    #{} = py:logging_stats().
+
+-spec other(py_logger | py_tracer) -> py_logger | py_tracer.
+other(py_logger) -> py_tracer;
+other(py_tracer) -> py_logger.

@@ -88,8 +88,8 @@ by_name(Name, Spans) ->
 %% Restarts py_tracer so that it reads the application variables again.
 -spec restart_tracer() -> ok.
 restart_tracer() ->
-    ok = supervisor:terminate_child(erlang_python_sup, py_tracer),
-    {ok, _} = supervisor:restart_child(erlang_python_sup, py_tracer),
+    ok = supervisor:terminate_child(py_logging_sup, py_tracer),
+    {ok, _} = supervisor:restart_child(py_logging_sup, py_tracer),
     ok = py:enable_tracing().
 
 %%% ---------------------------------------------------------------- cases

@@ -117,6 +117,18 @@ pub fn swap_parent(env: Env<'_>, parent: Option<Parent>) -> Option<Parent> {
     previous
 }
 
+/// Gives the calling process the trace parent of `from`, if it has one (a process that runs
+/// a callback function for `from` makes its requests under `from`'s parent).
+pub fn inherit_parent(env: Env<'_>, from: LocalPid) {
+    if COUNT.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let parent = parents().lock().get(&from).map(|e| e.parent);
+    if parent.is_some() {
+        swap_parent(env, parent);
+    }
+}
+
 /// How many processes have a trace parent set.
 pub fn parent_count() -> usize {
     COUNT.load(Ordering::Relaxed)

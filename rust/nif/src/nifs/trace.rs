@@ -74,3 +74,11 @@ fn trace_parent_swap<'a>(env: Env<'a>, parent: Term<'a>) -> NifResult<Term<'a>> 
         None => atoms::undefined().encode(env),
     })
 }
+
+/// Gives the calling process the trace parent of `From`, if it has one (the process running a
+/// callback function inherits its caller's).
+#[rustler::nif]
+fn trace_parent_inherit(env: Env<'_>, from: rustler::LocalPid) -> Atom {
+    trace::inherit_parent(env, from);
+    atoms::ok()
+}
