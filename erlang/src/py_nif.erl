@@ -50,6 +50,7 @@
     trace_ack/1,
     trace_stats/0,
     trace_parent_swap/1,
+    trace_parent_swap/2,
     trace_parent_inherit/1
 ]).
 -export([priv_dir/0]).
@@ -117,6 +118,7 @@
     trace_ack/1,
     trace_stats/0,
     trace_parent_swap/1,
+    trace_parent_swap/2,
     trace_parent_inherit/1
 ]).
 
@@ -457,6 +459,11 @@ trace_stats() ->
 %% process is monitored while it has one); returns the previous one.
 -spec trace_parent_swap(trace_parent() | undefined) -> trace_parent() | undefined.
 trace_parent_swap(_Parent) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc `trace_parent_swap/1' for the requests of process `Pid'.
+-spec trace_parent_swap(pid(), trace_parent() | undefined) -> trace_parent() | undefined.
+trace_parent_swap(_Pid, _Parent) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Give the calling process the trace parent of `From', if it has one.

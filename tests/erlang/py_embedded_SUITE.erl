@@ -63,6 +63,7 @@ pytest_embedded(_Config) ->
         Root ->
             Tests = unicode:characters_to_binary(filename:join([Root, "tests", "python"])),
             Ini = unicode:characters_to_binary(filename:join(Root, "pyproject.toml")),
+            persistent_term:put({?MODULE, runner}, self()),
             {ok, {Rc, Output}} =
                 py:call('__main__', ep_embedded_pytest, [Tests, Ini], #{}, 600000),
             ct:log("~ts", [Output]),
@@ -111,7 +112,8 @@ register_test_helpers() ->
     py:register_function(ep_tracing, fun tracing_helper/1).
 
 %% The `tracing' fixture of tests/python/conftest.py: tracing on and off, the collected spans,
-%% and the trace parent of the process running pytest (the one serving its callbacks).
+%% and the trace parent of the process running pytest (callback functions run in processes of
+%% their own, so the helper sets that process's parent by pid).
 -spec tracing_helper(list()) -> term().
 tracing_helper([<<"start">>]) ->
     ok = py:clear_traces(),
@@ -127,16 +129,21 @@ tracing_helper([<<"disable">>]) ->
     ok = py:disable_tracing(),
     none;
 tracing_helper([<<"parent">>, none]) ->
-    _ = py_nif:trace_parent_swap(undefined),
+    _ = py_nif:trace_parent_swap(runner(), undefined),
     none;
 tracing_helper([<<"parent">>, {TraceId, SpanId}]) ->
-    _ = py_nif:trace_parent_swap({TraceId, SpanId}),
+    _ = py_nif:trace_parent_swap(runner(), {TraceId, SpanId}),
     none;
 tracing_helper([<<"stop">>]) ->
     ok = py:disable_tracing(),
     ok = py:clear_traces(),
-    _ = py_nif:trace_parent_swap(undefined),
+    _ = py_nif:trace_parent_swap(runner(), undefined),
     none.
+
+%% The process running pytest.
+-spec runner() -> pid().
+runner() ->
+    persistent_term:get({?MODULE, runner}).
 
 %% `ep_funcs.dispatch' returns `("ok", Result)', or `("raise", Class, Reason)' for an
 %% `erlang.testing.ErlangException' (Reason is Erlang text: raised as the term it denotes).

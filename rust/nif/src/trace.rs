@@ -90,10 +90,9 @@ fn parents() -> &'static ResourceArc<TraceParents> {
     })
 }
 
-/// Sets (or with `None` clears) the trace parent of the calling process and returns the one
-/// it replaces. A process that is exiting cannot set one (nothing would remove it).
-pub fn swap_parent(env: Env<'_>, parent: Option<Parent>) -> Option<Parent> {
-    let pid = env.pid();
+/// Sets (or with `None` clears) the trace parent of process `pid` and returns the one it
+/// replaces. A process that is exiting cannot get one (nothing would remove it).
+pub fn swap_parent(env: Env<'_>, pid: LocalPid, parent: Option<Parent>) -> Option<Parent> {
     let resource = parents();
     let mut entries = resource.lock();
     let previous = match (entries.entry(pid), parent) {
@@ -125,7 +124,7 @@ pub fn inherit_parent(env: Env<'_>, from: LocalPid) {
     }
     let parent = parents().lock().get(&from).map(|e| e.parent);
     if parent.is_some() {
-        swap_parent(env, parent);
+        swap_parent(env, env.pid(), parent);
     }
 }
 

@@ -64,12 +64,27 @@ fn trace_stats(env: Env<'_>) -> NifResult<Term<'_>> {
 /// clears it); returns the previous one, or `undefined`.
 #[rustler::nif]
 fn trace_parent_swap<'a>(env: Env<'a>, parent: Term<'a>) -> NifResult<Term<'a>> {
+    swap(env, env.pid(), parent)
+}
+
+/// `trace_parent_swap/1` for the requests of process `Pid` (a harness serving another
+/// process's callbacks sets that process's parent).
+#[rustler::nif(name = "trace_parent_swap")]
+fn trace_parent_swap_of<'a>(
+    env: Env<'a>,
+    pid: rustler::LocalPid,
+    parent: Term<'a>,
+) -> NifResult<Term<'a>> {
+    swap(env, pid, parent)
+}
+
+fn swap<'a>(env: Env<'a>, pid: rustler::LocalPid, parent: Term<'a>) -> NifResult<Term<'a>> {
     let parent = if atoms::undefined() == parent {
         None
     } else {
         Some(parent.decode::<(u128, u64)>()?)
     };
-    Ok(match trace::swap_parent(env, parent) {
+    Ok(match trace::swap_parent(env, pid, parent) {
         Some(previous) => previous.encode(env),
         None => atoms::undefined().encode(env),
     })
