@@ -20,7 +20,8 @@
     | log_max_in_flight
     | nif_log_level
     | trace_max_spans
-    | trace_max_in_flight.
+    | trace_max_in_flight
+    | allow_process_exit.
 %% A variable that has no default here: unset means something of its own (`num_executors':
 %% use `num_workers'; `python_executable': see py_pool; `max_depth': the NIF's own default).
 -type optional_key() :: num_executors | python_executable | max_depth.
@@ -57,7 +58,9 @@ default(log_level) -> debug;
 default(log_max_in_flight) -> 10000;
 default(nif_log_level) -> info;
 default(trace_max_spans) -> 10000;
-default(trace_max_in_flight) -> 10000.
+default(trace_max_in_flight) -> 10000;
+%% Python calls that would end the OS process (the node) raise ProcessExitRefusedError.
+default(allow_process_exit) -> false.
 
 %% @doc Log a warning for each variable of erlang_python 1.6 that is set and ignored here,
 %% naming what to set instead. `py_pool' calls it when it starts the pool.

@@ -10,6 +10,7 @@
 -export([
     interp_init/1,
     interp_info/0,
+    interp_allow_process_exit/1,
     pool_new/1,
     pool_stop/1,
     pool_stats/1,
@@ -78,6 +79,7 @@
 -nifs([
     interp_init/1,
     interp_info/0,
+    interp_allow_process_exit/1,
     pool_new/1,
     pool_stop/1,
     pool_stats/1,
@@ -230,6 +232,12 @@ interp_init(_Opts) ->
 %% @doc Build facts and whether the interpreter is initialised.
 -spec interp_info() -> interp_info().
 interp_info() ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Let Python calls that would end the OS process (the node) through (`true`), or refuse
+%% them with `erlang.ProcessExitRefusedError' (`false', the default).
+-spec interp_allow_process_exit(boolean()) -> ok.
+interp_allow_process_exit(_Allow) ->
     erlang:nif_error(nif_not_loaded).
 
 %%% Executor pool (rust/nif/src/nifs/pool.rs)

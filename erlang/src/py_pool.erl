@@ -117,6 +117,8 @@ terminate(_Reason, #state{pool = Pool}) ->
 start_pool(Size) ->
     case start_interpreter(interp_opts()) of
         ok ->
+            Allow = boolean(allow_process_exit, py_config:get(allow_process_exit)),
+            ok = py_nif:interp_allow_process_exit(Allow),
             case py_nif:pool_new(Size) of
                 {ok, Pool} ->
                     stop_stale_pool(),
@@ -202,4 +204,10 @@ positive(Key, Other) ->
 non_negative(_Key, N) when is_integer(N), N >= 0 ->
     N;
 non_negative(Key, Other) ->
+    exit({bad_config, {Key, Other}}).
+
+-spec boolean(atom(), term()) -> boolean().
+boolean(_Key, B) when is_boolean(B) ->
+    B;
+boolean(Key, Other) ->
     exit({bad_config, {Key, Other}}).

@@ -10,7 +10,7 @@ Erlang functions registered with ``py:register_function/2,3`` are reachable as
 
 from __future__ import annotations
 
-from erlang._errors import NotInBeamError
+from erlang._errors import NotInBeamError, ProcessExitRefusedError
 from erlang._native import (
     ErlangError,
     Function,
@@ -50,6 +50,7 @@ __all__ = [
     "Interrupted",
     "NotInBeamError",
     "Pid",
+    "ProcessExitRefusedError",
     "Ref",
     "Span",
     "async_call",

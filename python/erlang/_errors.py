@@ -1,6 +1,6 @@
 """Exceptions defined in Python (the native ones live in ``erlang._native``)."""
 
-__all__ = ["NotInBeamError", "not_in_beam"]
+__all__ = ["NotInBeamError", "ProcessExitRefusedError", "not_in_beam"]
 
 
 class NotInBeamError(RuntimeError):
@@ -9,6 +9,15 @@ class NotInBeamError(RuntimeError):
     Code that uses ``erlang`` runs unchanged inside the BEAM. To run it in plain Python (unit
     tests), activate the mocked BEAM: the ``beam`` pytest fixture, or
     ``with erlang.testing.MockBeam() as beam:``.
+    """
+
+
+class ProcessExitRefusedError(RuntimeError):
+    """Python code inside the BEAM called something that would end the OS process, which is the
+    whole Erlang node (``os._exit``, ``os.abort``, ``os.exec*``, a signal to its own process).
+
+    The call is refused and logged. Return or raise instead; the application variable
+    ``allow_process_exit`` lets such calls through.
     """
 
 

@@ -9,7 +9,11 @@
     timeout_during_first_import_leaves_module_whole/1,
     timeout_holds_while_callback_hangs/1,
     nested_callback_errors_stay_bounded/1,
-    logger_or_tracer_crash_keeps_pool/1
+    logger_or_tracer_crash_keeps_pool/1,
+    swallowed_interrupt_neither_spins_nor_shrinks_pool/1,
+    process_exit_refused/1,
+    process_exit_allowed_by_config/1,
+    multiprocessing_spawns/1
 ]).
 
 -spec all() -> [atom()].
@@ -149,3 +153,87 @@ logger_or_tracer_crash_keeps_pool(_Config) ->
 -spec other(py_logger | py_tracer) -> py_logger | py_tracer.
 other(py_logger) -> py_tracer;
 other(py_tracer) -> py_logger.
+
+%% @doc Code that catches `BaseException' around its sleeps and goes on after its caller timed
+%% out sleeps as asked (no busy loop), and its executor is replaced so that the pool keeps its
+%% size; the thread leaves once the code returns.
+-spec swallowed_interrupt_neither_spins_nor_shrinks_pool(ct_suite:ct_config()) -> term().
+swallowed_interrupt_neither_spins_nor_shrinks_pool(_Config) ->
+    ok = py:exec(<<"import time\n"
+                   "ep_swallow = {'turns': 0, 'stop': False}\n"
+                   "def ep_swallower():\n"
+                   "    while not ep_swallow['stop']:\n"
+                   "        ep_swallow['turns'] += 1\n"
+                   "        try:\n"
+                   "            time.sleep(0.01)\n"
+                   "        except BaseException:\n"
+                   "            pass\n">>),
+    try
+        {error, timeout} = py:call('__main__', ep_swallower, [], #{}, 100),
+        %% Asked for 100 turns a second; a busy loop makes hundreds of thousands.
+        {ok, T0} = py:eval(<<"ep_swallow['turns']">>),
+        timer:sleep(500),
+        {ok, T1} = py:eval(<<"ep_swallow['turns']">>),
+        {_, true} = {T1 - T0, T1 - T0 < 500},
+        %% Every executor of the pool's size serves requests at once, the stuck one aside:
+        %% a replacement has joined (within a few seconds of the interrupt).
+        N = py:num_executors(),
+        ok = py:exec(iolist_to_binary(
+               io_lib:format("import threading\nep_swallow_barrier = threading.Barrier(~b)\n",
+                             [N]))),
+        Results = py_test_util:pmap(
+                    fun(_) -> py:eval(<<"ep_swallow_barrier.wait(20)">>, #{}, 30000) end,
+                    lists:seq(1, N), 40000),
+        [] = [R || R <- Results, not is_tuple(R) orelse element(1, R) =/= ok],
+        #{num_workers := N} = py_pool:get_stats()
+    after
+        {ok, _} = py:eval(<<"ep_swallow.__setitem__('stop', True)">>)
+    end,
+    ok = py_test_util:wait_for_value(
+           fun() -> maps:get(pending_requests, py_pool:get_stats()) end, 0, 5000).
+
+%% @doc Calls that would end the OS process (the node) raise ProcessExitRefusedError, and the
+%% node lives on; harmless ones (signal 0, other processes) go through.
+-spec process_exit_refused(ct_suite:ct_config()) -> term().
+process_exit_refused(_Config) ->
+    Refused = [<<"import os\nos._exit(3)">>,
+               <<"import os\nos.abort()">>,
+               <<"import os, signal\nos.kill(os.getpid(), signal.SIGKILL)">>,
+               <<"import os, signal\nos.kill(0, signal.SIGTERM)">>,
+               <<"import os, signal\nos.killpg(os.getpgrp(), signal.SIGTERM)">>,
+               <<"import signal\nsignal.raise_signal(signal.SIGTERM)">>,
+               <<"import signal, threading\n"
+                 "signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)">>,
+               <<"import os\nos.execv('/bin/true', ['true'])">>,
+               <<"import os\nos.execl('/bin/true', 'true')">>],
+    [{Code, {error, {<<"ProcessExitRefusedError">>, _}}} =
+         {Code, py:exec(Code)} || Code <- Refused],
+    ok = py:exec(<<"import os\nos.kill(os.getpid(), 0)">>),
+    {ok, 0} = py:eval(<<"__import__('subprocess').call(['true'])">>),
+    {ok, 2.0} = py:call(math, sqrt, [4.0]).
+
+%% @doc The application variable allow_process_exit lets them through (checked with SIGWINCH,
+%% which a process ignores by default).
+-spec process_exit_allowed_by_config(ct_suite:ct_config()) -> term().
+process_exit_allowed_by_config(_Config) ->
+    Winch = <<"import os, signal\nos.kill(os.getpid(), signal.SIGWINCH)">>,
+    {error, {<<"ProcessExitRefusedError">>, _}} = py:exec(Winch),
+    ok = application:set_env(erlang_python, allow_process_exit, true),
+    try
+        ok = py_test_util:restart(),
+        ok = py:exec(Winch)
+    after
+        ok = application:unset_env(erlang_python, allow_process_exit),
+        ok = py_test_util:restart()
+    end,
+    {error, {<<"ProcessExitRefusedError">>, _}} = py:exec(Winch).
+
+%% @doc multiprocessing starts its workers with `spawn' (not a fork of the VM), and a process
+%% pool works.
+-spec multiprocessing_spawns(ct_suite:ct_config()) -> term().
+multiprocessing_spawns(_Config) ->
+    {ok, <<"spawn">>} = py:eval(<<"__import__('multiprocessing').get_start_method()">>),
+    ok = py:exec(<<"import concurrent.futures, math\n"
+                   "with concurrent.futures.ProcessPoolExecutor(1) as ep_ex:\n"
+                   "    ep_mp = ep_ex.submit(math.sqrt, 16.0).result(timeout=60)\n">>),
+    {ok, 4.0} = py:eval(<<"ep_mp">>).

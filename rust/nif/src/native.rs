@@ -1,6 +1,8 @@
 //! `erlang._native` as registered inside the BEAM: the shared body from core plus what only
 //! makes sense here (the interruptible `sleep` that replaces `time.sleep`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -52,5 +54,35 @@ pub fn install_sleep(py: Python<'_>) -> PyResult<()> {
     let _ = ORIGINAL_SLEEP.set(py, original);
     let native = py.import("erlang._native")?;
     time.setattr("sleep", native.getattr("sleep")?)?;
+    Ok(())
+}
+
+/// Whether calls that would end the OS process (the Erlang node) are refused
+/// (`erlang._protect`; the application variable `allow_process_exit` turns it off).
+static REFUSE_PROCESS_EXIT: AtomicBool = AtomicBool::new(true);
+
+/// Sets whether calls that would end the OS process are refused.
+pub fn set_refuse_process_exit(refuse: bool) {
+    REFUSE_PROCESS_EXIT.store(refuse, Ordering::Relaxed);
+}
+
+/// Asked by `erlang._protect` before a call that would end the process: logs it, and answers
+/// whether it is refused.
+#[pyfunction]
+fn refuses_process_exit(what: &str) -> bool {
+    let refuse = REFUSE_PROCESS_EXIT.load(Ordering::Relaxed);
+    if refuse {
+        log::warn!("refused {what}: it would end the Erlang node (allow_process_exit is false)");
+    } else {
+        log::warn!("{what}: ending the Erlang node (allow_process_exit is true)");
+    }
+    refuse
+}
+
+/// Installs `erlang._protect` (refused process exits, `spawn` for multiprocessing).
+pub fn install_protection(py: Python<'_>) -> PyResult<()> {
+    let refuses = wrap_pyfunction!(refuses_process_exit, py)?;
+    py.import("erlang._protect")?
+        .call_method1("install", (refuses,))?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! What runs once, on the `python-main` thread, right after the interpreter starts: `sys.path`,
-//! the main thread, the `erlang` package, the interruptible `time.sleep`.
+//! the main thread, the `erlang` package, the interruptible `time.sleep`, the protection of
+//! the node from process-ending calls.
 
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -16,6 +17,7 @@ pub fn after_init(py: Python<'_>, sys_path: &[String]) -> PyResult<()> {
     // Imports the pure-Python package, whose `_native` is the built-in registered before init.
     let erlang = py.import("erlang")?;
     crate::native::install_sleep(py)?;
+    crate::native::install_protection(py)?;
     py.import("__main__")?.setattr("erlang", erlang)?;
     Ok(())
 }

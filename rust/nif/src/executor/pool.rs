@@ -3,7 +3,7 @@
 //! them for its own requests and namespace. Submitting and stopping run on schedulers and
 //! never wait; the threads' loop ([`serve`]) runs on the executors.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -12,7 +12,7 @@ use rustler::{Env, LocalPid};
 
 use super::job::Request;
 use super::python::Namespace;
-use super::run::run;
+use super::run::{run, Source};
 use super::slot::{self, spin_then_recv, Counters, Poll, Slot, SlotMessage};
 use crate::error::{Error, Result};
 
@@ -25,8 +25,59 @@ enum Message {
 /// it stops the pool.
 pub struct Pool {
     sender: RwLock<Option<Sender<Message>>>,
-    slots: Vec<Arc<Slot>>,
+    shared: Arc<Shared>,
+}
+
+/// What the pool's threads and its replacements need.
+struct Shared {
+    /// The executors in service (a given-up one leaves, its replacement comes in).
+    slots: RwLock<Vec<Arc<Slot>>>,
     counters: Arc<Counters>,
+    queue: Receiver<Message>,
+    /// Numbers the threads' names.
+    next_thread: AtomicUsize,
+}
+
+impl Shared {
+    /// Starts one executor thread and puts its slot in service.
+    fn spawn(self: &Arc<Self>) -> Result<Arc<Slot>> {
+        let weak = Arc::downgrade(self);
+        let slot = Arc::new(Slot::new(
+            self.counters.clone(),
+            Box::new(move |lost| {
+                if let Some(shared) = weak.upgrade() {
+                    shared.replace(lost);
+                }
+            }),
+        ));
+        let (thread_slot, queue) = (slot.clone(), self.queue.clone());
+        let i = self.next_thread.fetch_add(1, Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name(format!("py-executor-{i}"))
+            .stack_size(64 << 20)
+            .spawn(move || executor_main(&thread_slot, &queue))?;
+        if let Ok(mut slots) = self.slots.write() {
+            slots.push(slot.clone());
+        }
+        Ok(slot)
+    }
+
+    /// Takes `lost` out of service and starts a replacement, unless the pool is stopping.
+    fn replace(self: &Arc<Self>, lost: &Arc<Slot>) {
+        if self.counters.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(mut slots) = self.slots.write() {
+            slots.retain(|slot| !Arc::ptr_eq(slot, lost));
+        }
+        if let Err(err) = self.spawn() {
+            log::error!("cannot start an executor to replace a lost one: {err}");
+        }
+    }
+
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 #[rustler::resource_impl]
@@ -48,23 +99,22 @@ impl Pool {
     /// Starts `n` executor threads.
     pub fn start(n: usize) -> Result<Pool> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let counters = Arc::new(Counters::default());
-        let mut slots = Vec::with_capacity(n);
-        for i in 0..n {
-            let slot = Arc::new(Slot::new(counters.clone()));
-            let (thread_slot, thread_rx) = (slot.clone(), rx.clone());
-            std::thread::Builder::new()
-                .name(format!("py-executor-{i}"))
-                .stack_size(64 << 20)
-                .spawn(move || executor_main(&thread_slot, &thread_rx))?;
-            slots.push(slot);
+        let shared = Arc::new(Shared {
+            slots: RwLock::new(Vec::with_capacity(n)),
+            counters: Arc::new(Counters::default()),
+            queue: rx,
+            next_thread: AtomicUsize::new(0),
+        });
+        let pool = Pool {
+            sender: RwLock::new(Some(tx)),
+            shared,
+        };
+        for _ in 0..n {
+            // On failure the pool is dropped, which stops the threads already started.
+            pool.shared.spawn()?;
         }
         log::debug!("started {n} executor threads");
-        Ok(Pool {
-            sender: RwLock::new(Some(tx)),
-            slots,
-            counters,
-        })
+        Ok(pool)
     }
 
     /// Queues a request for any executor not checked out by a context.
@@ -75,12 +125,13 @@ impl Pool {
         let Some(sender) = guard.as_ref() else {
             return Err(Error::Stopped);
         };
-        if self.counters.bound.load(Ordering::Acquire) >= self.slots.len() {
+        let counters = &self.shared.counters;
+        if counters.bound.load(Ordering::Acquire) >= self.size() {
             return Err(Error::NoWorkers);
         }
-        self.counters.queued.fetch_add(1, Ordering::Relaxed);
+        counters.queued.fetch_add(1, Ordering::Relaxed);
         if sender.send(Message::Run(request)).is_err() {
-            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            counters.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(Error::Stopped);
         }
         Ok(())
@@ -88,11 +139,12 @@ impl Pool {
 
     /// Checks out an executor for a context with a private namespace, preferring an idle one.
     pub fn bind(&self) -> Result<Context> {
-        if self.counters.stopped.load(Ordering::Acquire) {
+        if self.shared.counters.stopped.load(Ordering::Acquire) {
             return Err(Error::Stopped);
         }
-        let idle = self.slots.iter().filter(|s| !s.is_busy());
-        let busy = self.slots.iter().filter(|s| s.is_busy());
+        let slots = self.shared.slots();
+        let idle = slots.iter().filter(|s| !s.is_busy());
+        let busy = slots.iter().filter(|s| s.is_busy());
         idle.chain(busy)
             .find(|slot| slot.try_bind())
             .map(|slot| Context {
@@ -112,27 +164,35 @@ impl Pool {
         let Some(sender) = guard.take() else {
             return;
         };
-        self.counters.stopped.store(true, Ordering::Release);
+        let counters = &self.shared.counters;
+        counters.stopped.store(true, Ordering::Release);
+        let slots = self.shared.slots();
         log::debug!(
             "stopping {} executor threads ({} jobs running)",
-            self.slots.len(),
-            self.counters.running.load(Ordering::Relaxed)
+            slots.len(),
+            counters.running.load(Ordering::Relaxed)
         );
-        for _ in &self.slots {
+        for _ in &slots {
             let _ = sender.send(Message::Stop);
         }
-        for slot in &self.slots {
+        for slot in &slots {
             slot.interrupt_any();
         }
     }
 
+    /// The executors in service.
+    fn size(&self) -> usize {
+        self.shared.slots.read().map(|s| s.len()).unwrap_or(0)
+    }
+
     /// Current counters.
     pub fn stats(&self) -> PoolStats {
+        let counters = &self.shared.counters;
         PoolStats {
-            executors: self.slots.len(),
-            queued: self.counters.queued.load(Ordering::Relaxed),
-            running: self.counters.running.load(Ordering::Relaxed),
-            bound: self.counters.bound.load(Ordering::Relaxed),
+            executors: self.size(),
+            queued: counters.queued.load(Ordering::Relaxed),
+            running: counters.running.load(Ordering::Relaxed),
+            bound: counters.bound.load(Ordering::Relaxed),
         }
     }
 }
@@ -226,7 +286,7 @@ fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>) {
         if slot.is_bound() {
             // Checked out by a context: its requests only, until it is released (Wake).
             match slot.next_private() {
-                Some(SlotMessage::Run(request)) => run(slot, request),
+                Some(SlotMessage::Run(request)) => run(slot, request, Source::Private),
                 Some(_) => {}
                 None => return,
             }
@@ -249,13 +309,15 @@ fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>) {
             }
         });
         match next {
-            Some(Either::Shared(Message::Run(request))) => {
-                slot.counters().queued.fetch_sub(1, Ordering::Relaxed);
-                run(slot, request);
-            }
-            Some(Either::Private(SlotMessage::Run(request))) => run(slot, request),
+            Some(Either::Shared(Message::Run(request))) => run(slot, request, Source::Queue),
+            Some(Either::Private(SlotMessage::Run(request))) => run(slot, request, Source::Private),
             Some(Either::Private(_)) => {}
             Some(Either::Shared(Message::Stop)) | None => return,
+        }
+        if slot.is_lost() {
+            // Its replacement serves the queue now.
+            log::info!("a lost executor's job returned; its thread exits");
+            return;
         }
     }
 }

@@ -40,8 +40,18 @@ pub fn copy_running_reference<'a>(dst: Env<'a>) -> Option<Term<'a>> {
     Some(env.run(|src| terms.reference.load(src).in_env(dst)))
 }
 
+/// Where a request came from: the pool's shared queue (counted in `queued` until it runs) or
+/// the executor's private channel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The pool's queue.
+    Queue,
+    /// The executor's own channel (a context's request, or one nested in a callback).
+    Private,
+}
+
 /// Runs `request` on `slot`'s thread (from its queue, or nested in a callback wait).
-pub fn run(slot: &Arc<Slot>, request: Request) {
+pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
     let Request {
         job,
         env,
@@ -49,7 +59,17 @@ pub fn run(slot: &Arc<Slot>, request: Request) {
         body,
     } = request;
     let job = job.inner().clone();
-    if !job.start(slot.clone()) {
+    let counters = slot.counters();
+    let started = job.start(slot.clone());
+    // `running` goes up before `queued` goes down: a request never looks finished (both at
+    // 0 in the pool's statistics) between leaving the queue and starting.
+    if started {
+        counters.running.fetch_add(1, Ordering::Relaxed);
+    }
+    if from == Source::Queue {
+        counters.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+    if !started {
         return;
     }
     // Reachable from callbacks made while the job runs (see `copy_running_reference`).
@@ -57,8 +77,6 @@ pub fn run(slot: &Arc<Slot>, request: Request) {
         env: RefCell::new(env),
         reference,
     });
-    let counters = slot.counters();
-    counters.running.fetch_add(1, Ordering::Relaxed);
     Python::attach(|py| {
         // Nested requests (served while waiting for a callback) restore the outer job.
         let outer = slot.swap_current(Some(job.clone()));

@@ -24,6 +24,8 @@ use crate::interp;
 /// (then less and less often, down to once per [`IMPORT_POLL_MAX`]).
 const IMPORT_POLL: Duration = Duration::from_millis(1);
 const IMPORT_POLL_MAX: Duration = Duration::from_millis(50);
+/// How long a job may go on after its interrupt before its executor is given up on.
+pub const LOST_AFTER: Duration = Duration::from_secs(2);
 
 /// A message for one executor.
 pub enum SlotMessage {
@@ -68,11 +70,20 @@ pub struct Slot {
     counters: Arc<Counters>,
     /// Checked out by a context: serves its private channel only.
     bound: AtomicBool,
+    /// Given up on: its job ignored an interrupt, and a replacement took its place in the pool.
+    /// The thread exits once that job returns.
+    lost: AtomicBool,
+    /// Called (on `python-main`) when the slot is given up on: starts its replacement.
+    on_lost: OnLost,
 }
 
+/// Starts the replacement of a slot given up on (installed by the pool).
+pub type OnLost = Box<dyn Fn(&Arc<Slot>) + Send + Sync>;
+
 impl Slot {
-    /// A slot for an executor of the pool counting in `counters`.
-    pub fn new(counters: Arc<Counters>) -> Self {
+    /// A slot for an executor of the pool counting in `counters`; `on_lost` starts its
+    /// replacement if it is ever given up on.
+    pub fn new(counters: Arc<Counters>, on_lost: OnLost) -> Self {
         let (private_tx, private_rx) = crossbeam_channel::unbounded();
         Slot {
             thread_id: AtomicU64::new(0),
@@ -84,7 +95,14 @@ impl Slot {
             next_callback: AtomicU64::new(1),
             counters,
             bound: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            on_lost,
         }
+    }
+
+    /// True once given up on (see [`LOST_AFTER`]): the thread takes no more work.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
     }
 
     /// The pool's counters.
@@ -213,7 +231,25 @@ impl Slot {
             );
         } else {
             self.interrupt(py);
+            let check = Instant::now() + LOST_AFTER;
+            interp::run_on_main_at(check, Box::new(move |py| self.give_up_if_running(py, job)));
         }
+    }
+
+    /// Called [`LOST_AFTER`] an interrupt: if the job still runs (its code caught
+    /// `erlang.Interrupted` and went on), the executor is given up on: the pool starts a
+    /// replacement so that it keeps its size, this thread exits when the job returns, and the
+    /// job is interrupted once more. Contexts keep their executor (their thread is theirs).
+    fn give_up_if_running(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>) {
+        if !self.is_running(&job) || self.is_bound() || self.lost.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        log::warn!(
+            "an executor's job ignored its interrupt for {LOST_AFTER:?}; a new executor \
+             replaces it, and its thread exits when the job returns"
+        );
+        (self.on_lost)(&self);
+        self.interrupt_when_safe(py, job, IMPORT_POLL);
     }
 
     /// Asks `python-main` to interrupt whatever this executor runs (the pool is stopping),
@@ -239,6 +275,9 @@ impl Slot {
             };
             loop {
                 if *woken {
+                    // Consumed: code that swallows the interrupt and sleeps again sleeps as
+                    // asked instead of spinning.
+                    *woken = false;
                     return true;
                 }
                 let now = Instant::now();
@@ -252,6 +291,8 @@ impl Slot {
             }
         });
         if interrupted {
+            // The same interrupt is also pending as an async exception: raise it once.
+            interp::clear_pending(py, self.thread_id());
             Err(Interrupted::new_err("the Erlang caller stopped waiting"))
         } else {
             Ok(())

@@ -71,3 +71,11 @@ fn interp_info(env: Env<'_>) -> NifResult<Term<'_>> {
         .map_put(atoms::python_version(), interp::version())?
         .map_put(atoms::initialized(), interp::is_initialized())
 }
+
+/// Whether Python calls that would end the OS process (the node) are let through (`true`) or
+/// refused with `erlang.ProcessExitRefusedError` (`false`, the default).
+#[rustler::nif]
+fn interp_allow_process_exit(allow: bool) -> Atom {
+    native::set_refuse_process_exit(!allow);
+    atoms::ok()
+}
