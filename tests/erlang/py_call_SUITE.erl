@@ -36,6 +36,7 @@
     error_user_defined_class_is_binary/1,
     error_existing_atom_class/1,
     error_fake_builtin_class_is_binary/1,
+    error_lone_surrogates/1,
     error_module_class_existing_atom/1,
     error_builtin_classes/1,
     error_utf8_message/1,
@@ -377,6 +378,21 @@ error_fake_builtin_class_is_binary(_Config) ->
     %% 'ValueError' exists as an atom, so it may be used; what matters is that the name of a
     %% class that is not builtin is never minted (above).
     {error, {'ValueError', <<"shadow">>}} = py:call('__main__', ep_raise_shadow, []).
+
+%% @doc Lone surrogates (which UTF-8 cannot encode) in an exception's message or module name
+%% come back replaced by U+FFFD, and the traceback is still the full formatted one.
+-spec error_lone_surrogates(ct_suite:ct_config()) -> term().
+error_lone_surrogates(_Config) ->
+    Code = <<"class EpSurrogate(Exception):\n    pass\n"
+             "EpSurrogate.__module__ = 'mod\\ud800'\n"
+             "raise EpSurrogate('bad \\udc00 text')\n">>,
+    {error, {<<"EpSurrogate">>, <<"bad ", Rest/binary>> = Msg}} = py:exec(Code),
+    %% Valid UTF-8, with the replacement character where the surrogate was.
+    Msg = unicode:characters_to_binary(Msg),
+    {_, _} = binary:match(Rest, <<"\xef\xbf\xbd">>),
+    {_, _} = binary:match(Rest, <<" text">>),
+    <<"Traceback (most recent call last):", _/binary>> = Traceback = py:last_traceback(),
+    {_, _} = binary:match(Traceback, <<".EpSurrogate: bad ">>).
 
 %% @doc A non-builtin class from a module (json.JSONDecodeError) is an atom when it exists.
 -spec error_module_class_existing_atom(ct_suite:ct_config()) -> term().

@@ -104,9 +104,10 @@ fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
         builder.pair(atoms::stop_iteration(), atoms::none())
     } else {
         let ty = err.get_type(py);
+        // Lossy: a class name may hold lone surrogates, which UTF-8 cannot encode.
         let name = ty
             .name()
-            .map(|n| n.to_string())
+            .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "Exception".to_owned());
         let message = err
             .value(py)
@@ -163,7 +164,7 @@ fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
             let lines = lines.cast::<PyList>().map_err(PyErr::from)?;
             let mut text = String::new();
             for line in lines.iter() {
-                text.push_str(&line.extract::<String>()?);
+                text.push_str(&line.cast::<PyString>()?.to_string_lossy());
             }
             Ok(text)
         });
