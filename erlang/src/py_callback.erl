@@ -27,7 +27,7 @@
     | {not_found, binary()}.
 -export_type([result/0]).
 
-%% How a runner answers: py_nif:callback_thread_reply/2 or py_nif:callback_async_reply/2.
+%% How a runner answers: thread_reply/2 or async_reply/2.
 -type reply_fun() :: fun((reference(), result()) -> ok | error).
 %% The functions running for Python threads: their monitor => how to answer if they die.
 -type running() :: #{reference() => {reply_fun(), reference()}}.
@@ -188,9 +188,9 @@ handle_cast(_Request, State) ->
 %% @private
 -spec handle_info(term(), running()) -> {noreply, running()} | {stop, term(), running()}.
 handle_info({'$py_thread_callback', Channel, Name, Args}, Running) ->
-    {noreply, run(fun py_nif:callback_thread_reply/2, Channel, Name, Args, Running)};
+    {noreply, run(fun thread_reply/2, Channel, Name, Args, Running)};
 handle_info({'$py_async_callback', Channel, Name, Args}, Running) ->
-    {noreply, run(fun py_nif:callback_async_reply/2, Channel, Name, Args, Running)};
+    {noreply, run(fun async_reply/2, Channel, Name, Args, Running)};
 handle_info({'DOWN', Monitor, process, _Pid, Reason}, Running) ->
     case maps:take(Monitor, Running) of
         {{Reply, Channel}, Rest} when Reason =/= normal ->
@@ -207,6 +207,23 @@ handle_info({'EXIT', _From, Reason}, State) when Reason =/= normal ->
     {stop, Reason, State};
 handle_info(_Info, State) ->
     {noreply, State}.
+
+%% Answers a Python thread's callback; a result too big to copy on a normal scheduler goes
+%% through the NIF's dirty twin.
+-spec thread_reply(reference(), result()) -> ok | error.
+thread_reply(Channel, Result) ->
+    case py_nif:callback_thread_reply(Channel, Result) of
+        dirty -> py_nif:callback_thread_reply_dirty(Channel, Result);
+        Answer -> Answer
+    end.
+
+%% Answers an `erlang.async_call' (see thread_reply/2).
+-spec async_reply(reference(), result()) -> ok | error.
+async_reply(Channel, Result) ->
+    case py_nif:callback_async_reply(Channel, Result) of
+        dirty -> py_nif:callback_async_reply_dirty(Channel, Result);
+        Answer -> Answer
+    end.
 
 %% @private
 -spec terminate(term(), running()) -> ok.

@@ -15,20 +15,26 @@
     pool_stop/1,
     pool_stats/1,
     pool_call/6,
+    pool_call_dirty/6,
     pool_eval/4,
+    pool_eval_dirty/4,
     pool_exec/3,
     job_cancel/1,
     pool_next/4,
     pool_async/7,
+    pool_async_dirty/7,
     context_bind/1,
     context_unbind/1,
     context_is_bound/1,
     callback_reply/3,
+    callback_reply_dirty/3,
     callback_thread_reply/2,
+    callback_thread_reply_dirty/2,
     callback_register/1,
     callback_unregister/1,
     callback_set_router/1,
     callback_async_reply/2,
+    callback_async_reply_dirty/2,
     callback_async_pending/0,
     semaphore_new/1,
     semaphore_try_acquire/1,
@@ -84,20 +90,26 @@
     pool_stop/1,
     pool_stats/1,
     pool_call/6,
+    pool_call_dirty/6,
     pool_eval/4,
+    pool_eval_dirty/4,
     pool_exec/3,
     job_cancel/1,
     pool_next/4,
     pool_async/7,
+    pool_async_dirty/7,
     context_bind/1,
     context_unbind/1,
     context_is_bound/1,
     callback_reply/3,
+    callback_reply_dirty/3,
     callback_thread_reply/2,
+    callback_thread_reply_dirty/2,
     callback_register/1,
     callback_unregister/1,
     callback_set_router/1,
     callback_async_reply/2,
+    callback_async_reply_dirty/2,
     callback_async_pending/0,
     semaphore_new/1,
     semaphore_try_acquire/1,
@@ -259,14 +271,30 @@ pool_stats(_Pool) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.
+%% `dirty' when the arguments are too big to copy on a normal scheduler: call
+%% {@link pool_call_dirty/6} instead.
 -spec pool_call(target(), reference(), binary(), binary(), list(), map()) ->
-    job() | {error, submit_error()}.
+    job() | {error, submit_error()} | dirty.
 pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
 
-%% @doc Enqueue the evaluation of an expression in the shared `__main__' namespace.
--spec pool_eval(target(), reference(), binary(), map()) -> job() | {error, submit_error()}.
+%% @doc {@link pool_call/6} on a dirty CPU scheduler, for big arguments.
+-spec pool_call_dirty(target(), reference(), binary(), binary(), list(), map()) ->
+    job() | {error, submit_error()}.
+pool_call_dirty(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Enqueue the evaluation of an expression in the shared `__main__' namespace (`dirty':
+%% see {@link pool_call/6}).
+-spec pool_eval(target(), reference(), binary(), map()) ->
+    job() | {error, submit_error()} | dirty.
 pool_eval(_Pool, _Ref, _Code, _Locals) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc {@link pool_eval/4} on a dirty CPU scheduler, for big locals.
+-spec pool_eval_dirty(target(), reference(), binary(), map()) ->
+    job() | {error, submit_error()}.
+pool_eval_dirty(_Pool, _Ref, _Code, _Locals) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue the execution of statements in the shared `__main__' namespace.
@@ -281,10 +309,16 @@ pool_next(_Target, _Ref, _Handle, _Max) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue a call whose awaitable result (with `Stream', async iterable) is finished on
-%% the asyncio loop of `erlang._aio', which sends the reply.
+%% the asyncio loop of `erlang._aio', which sends the reply (`dirty': see {@link pool_call/6}).
 -spec pool_async(target(), reference(), binary(), binary(), list(), map(), boolean()) ->
-    job() | {error, submit_error()}.
+    job() | {error, submit_error()} | dirty.
 pool_async(_Target, _Ref, _Module, _Func, _Args, _Kwargs, _Stream) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc {@link pool_async/7} on a dirty CPU scheduler, for big arguments.
+-spec pool_async_dirty(target(), reference(), binary(), binary(), list(), map(), boolean()) ->
+    job() | {error, submit_error()}.
+pool_async_dirty(_Target, _Ref, _Module, _Func, _Args, _Kwargs, _Stream) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Check an executor out of `Pool' for a context (monitoring the calling process).
@@ -311,19 +345,38 @@ job_cancel(_Job) ->
 
 %%% Callbacks (rust/nif/src/nifs/callback.rs)
 
-%% @doc Answer callback `Id' of `Job' with the result of {@link py_callback:execute/2}.
--spec callback_reply(job(), non_neg_integer(), py_callback:result()) -> ok.
+%% @doc Answer callback `Id' of `Job' with the result of {@link py_callback:execute/2};
+%% `dirty' when the result is too big to copy on a normal scheduler: call
+%% {@link callback_reply_dirty/3} instead.
+-spec callback_reply(job(), non_neg_integer(), py_callback:result()) -> ok | dirty.
 callback_reply(_Job, _Id, _Result) ->
     erlang:nif_error(nif_not_loaded).
 
-%% @doc Answer a callback made on a non-executor Python thread; `error' if already answered.
--spec callback_thread_reply(thread_channel(), py_callback:result()) -> ok | error.
+%% @doc {@link callback_reply/3} on a dirty CPU scheduler, for big results.
+-spec callback_reply_dirty(job(), non_neg_integer(), py_callback:result()) -> ok.
+callback_reply_dirty(_Job, _Id, _Result) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Answer a callback made on a non-executor Python thread; `error' if already answered
+%% (`dirty': see {@link callback_reply/3}).
+-spec callback_thread_reply(thread_channel(), py_callback:result()) -> ok | error | dirty.
 callback_thread_reply(_Channel, _Result) ->
     erlang:nif_error(nif_not_loaded).
 
-%% @doc Answer an `erlang.async_call'; `error' if it was cancelled or already answered.
--spec callback_async_reply(async_channel(), py_callback:result()) -> ok | error.
+%% @doc {@link callback_thread_reply/2} on a dirty CPU scheduler, for big results.
+-spec callback_thread_reply_dirty(thread_channel(), py_callback:result()) -> ok | error.
+callback_thread_reply_dirty(_Channel, _Result) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Answer an `erlang.async_call'; `error' if it was cancelled or already answered
+%% (`dirty': see {@link callback_reply/3}).
+-spec callback_async_reply(async_channel(), py_callback:result()) -> ok | error | dirty.
 callback_async_reply(_Channel, _Result) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc {@link callback_async_reply/2} on a dirty CPU scheduler, for big results.
+-spec callback_async_reply_dirty(async_channel(), py_callback:result()) -> ok | error.
+callback_async_reply_dirty(_Channel, _Result) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc The number of `erlang.async_call's waiting for their Erlang function.

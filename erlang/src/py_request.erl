@@ -177,15 +177,24 @@ submit(Target, Ref, Request) ->
 -spec submit_nif(py_nif:target(), reference(), request()) ->
     py_nif:job() | {error, py_nif:submit_error()}.
 submit_nif(Target, Ref, {call, Module, Func, Args, Kwargs}) ->
-    py_nif:pool_call(Target, Ref, Module, Func, Args, Kwargs);
+    case py_nif:pool_call(Target, Ref, Module, Func, Args, Kwargs) of
+        dirty -> py_nif:pool_call_dirty(Target, Ref, Module, Func, Args, Kwargs);
+        Submitted -> Submitted
+    end;
 submit_nif(Target, Ref, {eval, Code, Locals}) ->
-    py_nif:pool_eval(Target, Ref, Code, Locals);
+    case py_nif:pool_eval(Target, Ref, Code, Locals) of
+        dirty -> py_nif:pool_eval_dirty(Target, Ref, Code, Locals);
+        Submitted -> Submitted
+    end;
 submit_nif(Target, Ref, {exec, Code}) ->
     py_nif:pool_exec(Target, Ref, Code);
 submit_nif(Target, Ref, {next, Handle, Max}) ->
     py_nif:pool_next(Target, Ref, Handle, Max);
 submit_nif(Target, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
-    py_nif:pool_async(Target, Ref, Module, Func, Args, Kwargs, Stream).
+    case py_nif:pool_async(Target, Ref, Module, Func, Args, Kwargs, Stream) of
+        dirty -> py_nif:pool_async_dirty(Target, Ref, Module, Func, Args, Kwargs, Stream);
+        Submitted -> Submitted
+    end.
 
 %% What the caller gets when a request (or a context) could not be had: the pool stopped (the
 %% application is stopping), every executor is bound, or the context was released
@@ -353,8 +362,17 @@ serve(Job, Id, Name, Args) ->
                        _ = put(?PY_SERVING_KEY, Job),
                        %% Its requests carry the caller's trace parent (py:with_trace_parent/2).
                        ok = py_nif:trace_parent_inherit(Caller),
-                       ok = py_nif:callback_reply(Job, Id, py_callback:execute(Name, Args))
+                       answer(Job, Id, py_callback:execute(Name, Args))
                end).
+
+%% Answers callback `Id' of `Job'; a result too big to copy on a normal scheduler goes through
+%% the NIF's dirty twin.
+-spec answer(py_nif:job(), non_neg_integer(), py_callback:result()) -> ok.
+answer(Job, Id, Result) ->
+    case py_nif:callback_reply(Job, Id, Result) of
+        ok -> ok;
+        dirty -> py_nif:callback_reply_dirty(Job, Id, Result)
+    end.
 
 -spec deadline(timeout()) -> deadline().
 deadline(infinity) -> infinity;

@@ -13,7 +13,8 @@
     swallowed_interrupt_neither_spins_nor_shrinks_pool/1,
     process_exit_refused/1,
     process_exit_allowed_by_config/1,
-    multiprocessing_spawns/1
+    multiprocessing_spawns/1,
+    big_terms_copied_on_dirty_schedulers/1
 ]).
 
 -spec all() -> [atom()].
@@ -237,3 +238,38 @@ multiprocessing_spawns(_Config) ->
                    "with concurrent.futures.ProcessPoolExecutor(1) as ep_ex:\n"
                    "    ep_mp = ep_ex.submit(math.sqrt, 16.0).result(timeout=60)\n">>),
     {ok, 4.0} = py:eval(<<"ep_mp">>).
+
+%% @doc Terms too big to copy within a normal scheduler's budget are declined there (`dirty')
+%% and copied by the NIFs' dirty twins; every path that copies an Erlang term for Python works
+%% with them: call arguments, eval locals, async calls, and the results of callbacks from
+%% executors, Python threads and coroutines. Small terms stay on the normal scheduler.
+-spec big_terms_copied_on_dirty_schedulers(ct_suite:ct_config()) -> term().
+big_terms_copied_on_dirty_schedulers(_Config) ->
+    Big = lists:seq(1, 200000),
+    N = length(Big),
+    {ok, Pool} = py_request:pool(),
+    dirty = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, [Big], #{}),
+    dirty = py_nif:pool_eval(Pool, make_ref(), <<"len(x)">>, #{x => Big}),
+    Small = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, [[1, 2]], #{}),
+    true = is_reference(Small),
+    py_test_util:flush(),
+    {ok, N} = py:call(builtins, len, [Big]),
+    {ok, N} = py:eval(<<"len(x)">>, #{x => Big}),
+    {ok, N} = py:async_await(py:async_call(builtins, len, [Big])),
+    %% 5000 pairs: a map over the budget.
+    BigMap = maps:from_list([{I, I} || I <- lists:seq(1, 5000)]),
+    {ok, 5000} = py:call(builtins, len, [BigMap]),
+    ok = py:register_function(ep_big, fun(_) -> lists:seq(1, 200000) end),
+    try
+        {ok, N} = py:eval(<<"len(erlang.ep_big())">>),
+        ok = py:exec(<<"import threading\n"
+                       "ep_big_out = []\n"
+                       "ep_t = threading.Thread(target=lambda: ep_big_out.append("
+                       "len(erlang.ep_big())))\n"
+                       "ep_t.start()\n"
+                       "ep_t.join()\n">>),
+        {ok, [N]} = py:eval(<<"ep_big_out">>),
+        {ok, N} = py:eval(<<"len(__import__('asyncio').run(erlang.async_call('ep_big')))">>)
+    after
+        ok = py:unregister_function(ep_big)
+    end.

@@ -18,6 +18,7 @@ rustler::atoms! {
     not_initialized,
     cancelled,
     granted,
+    dirty,
     wait,
     py_semaphore = "$py_semaphore",
     replied,

@@ -1,10 +1,11 @@
 //! `callback_*`: the Erlang half of `erlang.call` (see `crate::callback`). Normal schedulers;
-//! each copies one term into an owned env and pushes it to a channel.
+//! each copies one term into an owned env and pushes it to a channel. A result too big to copy
+//! within a normal scheduler's budget gets `dirty`, and the caller uses the `_dirty` twin.
 
 use erlang_python_core::callback as names;
 use rustler::{Atom, Binary, NifResult, OwnedEnv, ResourceArc, Term};
 
-use super::OptionalPid;
+use super::{small_enough, OptionalPid};
 use crate::atoms;
 use crate::callback::{pending_async, set_router, AsyncChannel, ReplyChannel};
 use crate::executor::JobResource;
@@ -15,9 +16,27 @@ fn owned_copy(term: Term<'_>) -> (OwnedEnv, rustler::env::SavedTerm) {
     (env, saved)
 }
 
-/// Answers callback `Id` of `Job` (sent to the caller as `{Ref, {'$py_callback', Id, ...}}`).
+/// Answers callback `Id` of `Job` (sent to the caller as `{Ref, {'$py_callback', Id, ...}}`);
+/// `dirty` when the result is too big to copy here (the caller then calls the `_dirty` twin).
 #[rustler::nif]
 fn callback_reply(job: ResourceArc<JobResource>, id: u64, result: Term<'_>) -> NifResult<Atom> {
+    if !small_enough(&[result]) {
+        return Ok(atoms::dirty());
+    }
+    reply(&job, id, result)
+}
+
+/// `callback_reply/3` on a dirty CPU scheduler, for big results.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn callback_reply_dirty(
+    job: ResourceArc<JobResource>,
+    id: u64,
+    result: Term<'_>,
+) -> NifResult<Atom> {
+    reply(&job, id, result)
+}
+
+fn reply(job: &JobResource, id: u64, result: Term<'_>) -> NifResult<Atom> {
     let Some(runner) = job.inner().runner() else {
         return Err(rustler::Error::BadArg);
     };
@@ -27,16 +46,37 @@ fn callback_reply(job: ResourceArc<JobResource>, id: u64, result: Term<'_>) -> N
     Ok(atoms::ok())
 }
 
-/// Answers a callback made from a non-executor thread.
+/// Answers a callback made from a non-executor thread (`dirty`: see `callback_reply/3`).
 #[rustler::nif]
 fn callback_thread_reply(channel: ResourceArc<ReplyChannel>, result: Term<'_>) -> Atom {
+    if !small_enough(&[result]) {
+        return atoms::dirty();
+    }
     let (env, term) = owned_copy(result);
     ok_or_error(channel.deliver(env, term))
 }
 
-/// Answers an `erlang.async_call`; `error` when it was cancelled or already answered.
+/// `callback_thread_reply/2` on a dirty CPU scheduler, for big results.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn callback_thread_reply_dirty(channel: ResourceArc<ReplyChannel>, result: Term<'_>) -> Atom {
+    let (env, term) = owned_copy(result);
+    ok_or_error(channel.deliver(env, term))
+}
+
+/// Answers an `erlang.async_call`; `error` when it was cancelled or already answered
+/// (`dirty`: see `callback_reply/3`).
 #[rustler::nif]
 fn callback_async_reply(channel: ResourceArc<AsyncChannel>, result: Term<'_>) -> Atom {
+    if !small_enough(&[result]) {
+        return atoms::dirty();
+    }
+    let (env, term) = owned_copy(result);
+    ok_or_error(channel.deliver(env, term))
+}
+
+/// `callback_async_reply/2` on a dirty CPU scheduler, for big results.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn callback_async_reply_dirty(channel: ResourceArc<AsyncChannel>, result: Term<'_>) -> Atom {
     let (env, term) = owned_copy(result);
     ok_or_error(channel.deliver(env, term))
 }

@@ -11,7 +11,8 @@ pub mod pool;
 pub mod semaphore;
 pub mod trace;
 
-use rustler::{Decoder, LocalPid, NifResult, Term};
+use rustler::types::tuple::get_tuple;
+use rustler::{Binary, Decoder, LocalPid, NifResult, Term, TermType};
 
 use crate::atoms;
 
@@ -26,4 +27,69 @@ impl<'a> Decoder<'a> for OptionalPid {
             Ok(OptionalPid(Some(term.decode()?)))
         }
     }
+}
+
+/// The most a NIF on a normal scheduler copies into an owned env, in (roughly) machine words:
+/// about 30 µs of copying, and as long again to find out (docs/architecture.md, invariant 1).
+const COPY_BUDGET: isize = 16 * 1024;
+
+/// True when copying `terms` stays within [`COPY_BUDGET`]. The walk stops as soon as the
+/// budget is spent, and keeps its own stack (a deeply nested term must not overflow the
+/// scheduler's). Bigger terms are copied by the `_dirty` twin of the NIF, on a dirty scheduler.
+pub fn small_enough(terms: &[Term<'_>]) -> bool {
+    let mut budget = COPY_BUDGET;
+    let mut pending: Vec<Term<'_>> = terms.to_vec();
+    while let Some(term) = pending.pop() {
+        budget -= 1;
+        match term.get_type() {
+            TermType::List => {
+                let mut rest = term;
+                while let Ok((head, tail)) = rest.list_get_cell() {
+                    budget -= 1;
+                    if budget < 0 {
+                        return false;
+                    }
+                    pending.push(head);
+                    rest = tail;
+                }
+                // An improper list's tail; `[]` ends a proper one.
+                if !rest.is_empty_list() {
+                    pending.push(rest);
+                }
+            }
+            TermType::Tuple => {
+                if let Ok(items) = get_tuple(term) {
+                    budget -= items.len() as isize;
+                    if budget < 0 {
+                        return false;
+                    }
+                    pending.extend(items);
+                }
+            }
+            TermType::Map => {
+                if let Some(entries) = rustler::types::map::MapIterator::new(term) {
+                    for (key, value) in entries {
+                        budget -= 2;
+                        if budget < 0 {
+                            return false;
+                        }
+                        pending.push(key);
+                        pending.push(value);
+                    }
+                }
+            }
+            // Binaries over 64 bytes are shared, not copied; smaller ones are copied.
+            TermType::Binary => {
+                let size = term.decode::<Binary>().map(|b| b.len()).unwrap_or(0);
+                if size <= 64 {
+                    budget -= (size / 8) as isize;
+                }
+            }
+            _ => {}
+        }
+        if budget < 0 {
+            return false;
+        }
+    }
+    true
 }

@@ -7,6 +7,7 @@ use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
 use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
+use super::small_enough;
 use crate::atoms;
 use crate::bridge::PyObjectResource;
 use crate::error::Error;
@@ -122,6 +123,19 @@ fn check_arguments(arguments: Term<'_>, kwargs: Term<'_>) -> NifResult<()> {
     }
 }
 
+/// `dirty` from a NIF on a normal scheduler whose terms are too big to copy there: the caller
+/// calls its `_dirty` twin, which runs on a dirty CPU scheduler.
+fn too_big<'a>(env: Env<'a>, scheduler: Scheduler, terms: &[Term<'a>]) -> Option<Term<'a>> {
+    (scheduler == Scheduler::Normal && !small_enough(terms)).then(|| atoms::dirty().encode(env))
+}
+
+/// Which kind of scheduler a NIF runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheduler {
+    Normal,
+    Dirty,
+}
+
 #[rustler::nif]
 fn pool_call<'a>(
     env: Env<'a>,
@@ -132,7 +146,56 @@ fn pool_call<'a>(
     arguments: Term<'a>,
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    call(
+        env,
+        Scheduler::Normal,
+        destination,
+        reference,
+        module,
+        function,
+        arguments,
+        kwargs,
+    )
+}
+
+/// `pool_call/6` for arguments too big to copy on a normal scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn pool_call_dirty<'a>(
+    env: Env<'a>,
+    destination: Destination,
+    reference: Term<'a>,
+    module: Binary<'a>,
+    function: Binary<'a>,
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+) -> NifResult<Term<'a>> {
+    call(
+        env,
+        Scheduler::Dirty,
+        destination,
+        reference,
+        module,
+        function,
+        arguments,
+        kwargs,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call<'a>(
+    env: Env<'a>,
+    scheduler: Scheduler,
+    destination: Destination,
+    reference: Term<'a>,
+    module: Binary<'a>,
+    function: Binary<'a>,
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+) -> NifResult<Term<'a>> {
     check_arguments(arguments, kwargs)?;
+    if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
+        return Ok(dirty);
+    }
     Ok(submit(env, destination, reference, |save| Body::Call {
         target: target(module, function),
         args: save(arguments),
@@ -155,6 +218,66 @@ fn pool_async<'a>(
     stream: bool,
 ) -> NifResult<Term<'a>> {
     check_arguments(arguments, kwargs)?;
+    let call = AsyncCall {
+        module,
+        function,
+        arguments,
+        kwargs,
+        stream,
+    };
+    async_call(env, Scheduler::Normal, destination, reference, call)
+}
+
+/// `pool_async/7` for arguments too big to copy on a normal scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+#[allow(clippy::too_many_arguments)]
+fn pool_async_dirty<'a>(
+    env: Env<'a>,
+    destination: Destination,
+    reference: Term<'a>,
+    module: Binary<'a>,
+    function: Binary<'a>,
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+    stream: bool,
+) -> NifResult<Term<'a>> {
+    check_arguments(arguments, kwargs)?;
+    let call = AsyncCall {
+        module,
+        function,
+        arguments,
+        kwargs,
+        stream,
+    };
+    async_call(env, Scheduler::Dirty, destination, reference, call)
+}
+
+/// The arguments of `pool_async`.
+struct AsyncCall<'a> {
+    module: Binary<'a>,
+    function: Binary<'a>,
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+    stream: bool,
+}
+
+fn async_call<'a>(
+    env: Env<'a>,
+    scheduler: Scheduler,
+    destination: Destination,
+    reference: Term<'a>,
+    call: AsyncCall<'a>,
+) -> NifResult<Term<'a>> {
+    let AsyncCall {
+        module,
+        function,
+        arguments,
+        kwargs,
+        stream,
+    } = call;
+    if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
+        return Ok(dirty);
+    }
     Ok(submit(env, destination, reference, |save| Body::Async {
         target: target(module, function),
         args: save(arguments),
@@ -171,8 +294,34 @@ fn pool_eval<'a>(
     code: Term<'a>,
     locals: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    eval(env, Scheduler::Normal, destination, reference, code, locals)
+}
+
+/// `pool_eval/4` for locals too big to copy on a normal scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn pool_eval_dirty<'a>(
+    env: Env<'a>,
+    destination: Destination,
+    reference: Term<'a>,
+    code: Term<'a>,
+    locals: Term<'a>,
+) -> NifResult<Term<'a>> {
+    eval(env, Scheduler::Dirty, destination, reference, code, locals)
+}
+
+fn eval<'a>(
+    env: Env<'a>,
+    scheduler: Scheduler,
+    destination: Destination,
+    reference: Term<'a>,
+    code: Term<'a>,
+    locals: Term<'a>,
+) -> NifResult<Term<'a>> {
     if !code.is_binary() || !locals.is_map() {
         return Err(rustler::Error::BadArg);
+    }
+    if let Some(dirty) = too_big(env, scheduler, &[code, locals]) {
+        return Ok(dirty);
     }
     Ok(submit(env, destination, reference, |save| Body::Eval {
         code: save(code),
