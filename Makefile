@@ -73,7 +73,8 @@ LIBPATH_ENV = LD_LIBRARY_PATH=$(PY_HOME)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PA
 
 # Erlang/OTP from Debian, installed only when a tool is missing (a fresh CI machine).
 ERLANG_TOOLS := erl erlc escript rebar3 ct_run dialyzer
-APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer erlang-eunit elixir
+APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer erlang-eunit elixir \
+    erlang-proper
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 PY_LINT_PATHS = python $(wildcard tests/python) scripts
@@ -95,6 +96,10 @@ deps: deps-system deps-venv ## Install Erlang/OTP (apt, if missing) and the per-
 deps-system:
 	@missing=""; \
 	for tool in $(ERLANG_TOOLS); do command -v "$$tool" >/dev/null || missing+=" $$tool"; done; \
+	if [[ -z "$$missing" ]] && ! erl -noshell -eval \
+	    'halt(case code:lib_dir(proper) of {error, _} -> 1; _ -> 0 end)' >/dev/null 2>&1; then \
+	    missing+=" proper"; \
+	fi; \
 	if [[ -n "$$missing" ]]; then \
 	    echo "==> Erlang tools missing:$$missing; installing $(APT_PACKAGES)"; \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
