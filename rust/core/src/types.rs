@@ -7,7 +7,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::{etf, ext};
+use crate::etf;
 
 /// An Erlang process identifier.
 #[pyclass(frozen, eq, hash, skip_from_py_object, module = "erlang", name = "Pid")]
@@ -18,10 +18,10 @@ pub struct Pid {
 
 impl Pid {
     /// Wraps the external-format bytes of a pid, in the one encoding used for identities
-    /// ([`ext::canonical_identity`]): the same pid read from the BEAM (OTP 25 writes Latin-1
+    /// ([`etf::canonical_identity`]): the same pid read from the BEAM (OTP 25 writes Latin-1
     /// node atoms) and from `binary_to_term` (any encoding) compares equal.
     pub fn from_etf(etf: &[u8]) -> Self {
-        let etf = ext::canonical_identity(etf).unwrap_or_else(|_| etf.to_vec());
+        let etf = etf::canonical_identity(etf).unwrap_or_else(|_| etf.to_vec());
         Pid { etf: etf.into() }
     }
 
@@ -55,9 +55,9 @@ pub struct Ref {
 
 impl Ref {
     /// Wraps the external-format bytes of a reference, in the one encoding used for
-    /// identities ([`ext::canonical_identity`]), as [`Pid::from_etf`] does.
+    /// identities ([`etf::canonical_identity`]), as [`Pid::from_etf`] does.
     pub fn from_etf(etf: &[u8]) -> Self {
-        let etf = ext::canonical_identity(etf).unwrap_or_else(|_| etf.to_vec());
+        let etf = etf::canonical_identity(etf).unwrap_or_else(|_| etf.to_vec());
         Ref { etf: etf.into() }
     }
 

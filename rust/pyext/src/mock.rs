@@ -28,6 +28,7 @@
 
 use erlang_python_core::callback::{self, Backend};
 use erlang_python_core::convert::Options;
+use erlang_python_core::etf;
 use erlang_python_core::ext::{self, ExtBuilder, HandleTable, NoHandles};
 use erlang_python_core::log::LogSink;
 use erlang_python_core::meta::ReprObjects;
@@ -258,7 +259,7 @@ fn mock_erlang_error<'py>(
 #[pyfunction]
 #[pyo3(signature = (data, /, max_depth = 1000))]
 fn format_term(data: PyBackedBytes, max_depth: usize) -> PyResult<String> {
-    Ok(ext::format(&data, max_depth)?)
+    Ok(etf::format(&data, max_depth)?)
 }
 
 /// Adds the mock's names to `erlang._native`.
