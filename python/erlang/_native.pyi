@@ -15,6 +15,8 @@ __all__ = [
     "_is_registered",
     "_log",
     "_log_threshold",
+    "_pid_from_bytes",
+    "_ref_from_bytes",
     "_span",
     "_trace_enabled",
     "_trace_parent",
@@ -39,6 +41,7 @@ class Pid:
     def to_bytes(self) -> bytes: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Callable[[bytes], Pid], tuple[bytes]]: ...
 
 @final
 class Ref:
@@ -47,6 +50,13 @@ class Ref:
     def to_bytes(self) -> bytes: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Callable[[bytes], Ref], tuple[bytes]]: ...
+
+def _pid_from_bytes(data: bytes | bytearray, /) -> Pid:
+    """Rebuilds a pickled ``Pid`` from ``Pid.to_bytes()``; ValueError for other bytes."""
+
+def _ref_from_bytes(data: bytes | bytearray, /) -> Ref:
+    """Rebuilds a pickled ``Ref`` from ``Ref.to_bytes()``; ValueError for other bytes."""
 
 class Interrupted(BaseException):
     """Raised in Python code that the BEAM stops (caller timed out or died)."""
