@@ -24,7 +24,8 @@ pub enum Error {
     /// A keyword-argument key that is not an atom, binary or string.
     #[error("keyword argument names must be atoms, binaries or strings")]
     BadKwargKey,
-    /// The external term format bytes of a pid, reference or bignum are malformed.
+    /// A pid, reference or integer that cannot become a term: its bytes hold another kind of
+    /// term (a reference given as a pid), or it is too large for the external term format.
     #[error("malformed external term: {0}")]
     BadExternalTerm(&'static str),
     /// Bytes given to `binary_to_term` are not one well-formed term in the external format.
