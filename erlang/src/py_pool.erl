@@ -152,7 +152,7 @@ start_interpreter(#{executable := Executable} = Opts) when is_binary(Executable)
 start_interpreter(Opts) ->
     py_nif:interp_init(Opts).
 
-%% `max_depth' goes to the NIF only when it is set: the NIF has its own default.
+%% `max_depth' goes to the NIF only when it is set: otherwise the NIF applies its own default.
 -spec interp_opts() -> py_nif:interp_opts().
 interp_opts() ->
     Opts = #{

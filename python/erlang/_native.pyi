@@ -15,6 +15,8 @@ __all__ = [
     "_is_registered",
     "_log",
     "_log_threshold",
+    "_pid_from_bytes",
+    "_ref_from_bytes",
     "_span",
     "_trace_enabled",
     "_trace_parent",
@@ -39,6 +41,7 @@ class Pid:
     def to_bytes(self) -> bytes: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Callable[[bytes], Pid], tuple[bytes]]: ...
 
 @final
 class Ref:
@@ -47,6 +50,13 @@ class Ref:
     def to_bytes(self) -> bytes: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[Callable[[bytes], Ref], tuple[bytes]]: ...
+
+def _pid_from_bytes(data: bytes | bytearray, /) -> Pid:
+    """Rebuilds a pickled ``Pid`` from ``Pid.to_bytes()``; ValueError for other bytes."""
+
+def _ref_from_bytes(data: bytes | bytearray, /) -> Ref:
+    """Rebuilds a pickled ``Ref`` from ``Ref.to_bytes()``; ValueError for other bytes."""
 
 class Interrupted(BaseException):
     """Raised in Python code that the BEAM stops (caller timed out or died)."""
@@ -109,18 +119,20 @@ def binary_to_term(data: bytes | bytearray, /) -> Any:
     """Decode bytes in Erlang's external term format to the value Python receives."""
 
 # The mocked BEAM's native half: only in the pip extension (rust/pyext), never in the BEAM.
+# `max_depth` defaults to core's DEFAULT_MAX_DEPTH (1000), a Rust constant the runtime
+# signature shows as `...`.
 
 @final
 class MockHandles:
     """The handle table of one mocked BEAM, with the term functions that use it."""
 
-    def __new__(cls, max_depth: int = 1000) -> MockHandles: ...
+    def __new__(cls, max_depth: int = ...) -> MockHandles: ...
     def term_to_binary(self, value: object, /) -> bytes: ...
     def binary_to_term(self, data: bytes | bytearray, /) -> Any: ...
     def clear(self) -> None: ...
     def __len__(self) -> int: ...
 
-def format_term(data: bytes | bytearray, /, max_depth: int = 1000) -> str:
+def format_term(data: bytes | bytearray, /, max_depth: int = ...) -> str:
     """External term format bytes in Erlang syntax."""
 
 def mock_enter(beam: object, /) -> None: ...

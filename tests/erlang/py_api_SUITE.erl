@@ -71,11 +71,9 @@ init_per_testcase(_Case, Config) ->
 
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
 end_per_testcase(max_depth_env, _Config) ->
-    %% An unset max_depth leaves the NIF's bound as it is: put the default back explicitly.
     ok = py_test_util:stop(),
-    ok = application:set_env(erlang_python, max_depth, 1000),
-    ok = py_test_util:start(),
-    ok = application:unset_env(erlang_python, max_depth);
+    ok = application:unset_env(erlang_python, max_depth),
+    ok = py_test_util:start();
 end_per_testcase(Case, Config) ->
     %% Cases that change the app env, or may leave the semaphore inconsistent, end with a
     %% restart: the application creates a fresh semaphore at start.
@@ -526,7 +524,12 @@ max_depth_env(_Config) ->
     ok = py_test_util:start(),
     Deep = fun(N) -> lists:foldl(fun(_, Acc) -> [Acc] end, 0, lists:seq(1, N)) end,
     {ok, _} = py:call(builtins, len, [Deep(40)]),
-    {error, {'ValueError', _}} = py:call(builtins, len, [Deep(60)]).
+    {error, {'ValueError', _}} = py:call(builtins, len, [Deep(60)]),
+    %% Unset again, the next start goes back to the default bound (1000).
+    ok = py_test_util:stop(),
+    ok = application:unset_env(erlang_python, max_depth),
+    ok = py_test_util:start(),
+    {ok, _} = py:call(builtins, len, [Deep(900)]).
 
 %% @doc The erlang_python 1.6 variables num_async_workers and num_subinterp_workers are
 %% ignored: the start logs one warning for each, naming num_executors instead.

@@ -15,6 +15,7 @@
     float_specials/1,
     bignums/1,
     pids_and_refs/1,
+    pids_and_refs_pickle_and_copy/1,
     utf8_atoms/1,
     invalid_utf8_binary_is_bytes/1,
     map_key_collision_erlang_side/1,
@@ -196,6 +197,20 @@ pids_and_refs(_Config) ->
     {ok, true} = py:eval(<<"hash(ep_p1) == hash(ep_p2)">>, #{ep_p1 => Self, ep_p2 => Self}),
     {ok, Self} = py:eval(<<"{ep_p1: 1}.popitem()[0]">>, #{ep_p1 => Self}),
     Other ! stop.
+
+%% @doc Real pids and references survive pickle, copy and deepcopy: the same ones come back.
+-spec pids_and_refs_pickle_and_copy(ct_suite:ct_config()) -> term().
+pids_and_refs_pickle_and_copy(_Config) ->
+    Self = self(),
+    Ref = make_ref(),
+    Pickled = <<"__import__('pickle').loads(__import__('pickle').dumps(ep_v))">>,
+    {ok, Self} = py:eval(Pickled, #{ep_v => Self}),
+    {ok, Ref} = py:eval(Pickled, #{ep_v => Ref}),
+    {ok, #{Self := [Ref, {Self}]}} = py:eval(Pickled, #{ep_v => #{Self => [Ref, {Self}]}}),
+    {ok, {Self, [Ref]}} = py:eval(<<"__import__('copy').deepcopy(ep_v)">>,
+                                  #{ep_v => {Self, [Ref]}}),
+    {ok, [Self, Ref]} = py:eval(<<"[__import__('copy').copy(v) for v in ep_v]">>,
+                                #{ep_v => [Self, Ref]}).
 
 %% @doc Unicode atoms become str (also as dict keys).
 -spec utf8_atoms(ct_suite:ct_config()) -> term().

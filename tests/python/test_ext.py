@@ -4,7 +4,9 @@ The expected bytes are Erlang's own: ``term_to_binary(T, [{minor_version, 2}])``
 (UTF-8 atoms, the default from OTP 26 on). Every test here runs in both worlds.
 """
 
+import copy
 import math
+import pickle
 from typing import Any
 
 import pytest
@@ -154,6 +156,63 @@ def test_ref_identity() -> None:
     assert erlang.term_to_binary((ref,)) == b"\x83h\x01" + REF[1:]
     assert repr(ref) == "erlang.Ref(#Ref<2714525377.4121165825.5923>@nonode@nohost)"
     assert ref != erlang.binary_to_term(PID)
+
+
+IDENTITIES = [
+    pytest.param(PID_OTP25, id="pid-otp25"),
+    pytest.param(PID, id="pid"),
+    pytest.param(REF_OTP25, id="ref-otp25"),
+    pytest.param(REF, id="ref"),
+]
+
+
+@pytest.mark.parametrize("etf", IDENTITIES)
+def test_pid_and_ref_pickle(etf: bytes) -> None:
+    value = erlang.binary_to_term(etf)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(value, protocol))
+        assert type(back) is type(value)
+        assert back == value
+        assert hash(back) == hash(value)
+        assert erlang.term_to_binary(back) == erlang.term_to_binary(value)
+    nested = {"k": [value, (value,)], value: {value}}
+    assert pickle.loads(pickle.dumps(nested)) == nested
+
+
+@pytest.mark.parametrize("etf", IDENTITIES)
+def test_pid_and_ref_copy(etf: bytes) -> None:
+    value = erlang.binary_to_term(etf)
+    assert copy.copy(value) == value
+    assert copy.deepcopy(value) == value
+    nested = {"k": [value, (value,)], value: 1}
+    assert copy.deepcopy(nested) == nested
+
+
+def test_pickles_name_the_public_classes_and_their_rebuilders() -> None:
+    for cls, etf, rebuild in (
+        (erlang.Pid, PID, "_pid_from_bytes"),
+        (erlang.Ref, REF, "_ref_from_bytes"),
+    ):
+        assert (cls.__module__, cls.__qualname__) == ("erlang", cls.__name__)
+        assert getattr(erlang, cls.__qualname__) is cls
+        data = pickle.dumps(erlang.binary_to_term(etf))
+        assert b"erlang._native" in data
+        assert rebuild.encode() in data
+
+
+def test_unpickling_other_bytes_is_a_value_error() -> None:
+    rebuild_pid = erlang.binary_to_term(PID).__reduce__()[0]
+    rebuild_ref = erlang.binary_to_term(REF).__reduce__()[0]
+    for rebuild, other in ((rebuild_pid, REF), (rebuild_ref, PID)):
+        for bad in (b"", b"\x83", b"garbage", other, other[:-1], other + b"\x00"):
+            with pytest.raises(ValueError, match="invalid external term format"):
+                rebuild(bad)
+        with pytest.raises(TypeError):
+            rebuild("text")
+    # A pickle whose bytes were tampered with.
+    data = pickle.dumps(erlang.binary_to_term(PID))
+    with pytest.raises(ValueError, match="expected a pid"):
+        pickle.loads(data.replace(PID, b"\x83\x00" + PID[2:]))
 
 
 def test_pid_and_ref_are_not_made_or_subclassed_in_python() -> None:

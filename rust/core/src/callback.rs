@@ -1,8 +1,8 @@
 //! Python calls Erlang: `erlang.call`, `erlang.Function`, `erlang.ErlangError`, and the
 //! registry of Erlang function names that drives `erlang.<name>` attribute access.
 //!
-//! Where the call goes is the [`Backend`]'s business: the NIF sends it to the BEAM (design.md
-//! invariant 4), the pip extension to the active mocked BEAM of `erlang.testing`. With no BEAM
+//! Where the call goes is the [`Backend`]'s business: the NIF sends it to the BEAM
+//! (docs/architecture.md, invariant 4), the pip extension to the active mocked BEAM of `erlang.testing`. With no BEAM
 //! to reach (no backend, or no active mock) calls raise `erlang.NotInBeamError`
 //! ([`not_in_beam_for`]). The name registry is process-wide: the NIF fills it from
 //! `py:register_function`, the pip extension with the names of the current mock. Any thread;

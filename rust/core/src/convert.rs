@@ -18,6 +18,10 @@ use pyo3::types::{
 use crate::error::{Error, Result};
 use crate::types::{Pid, Ref};
 
+/// The default bound on nesting ([`Options::max_depth`]) in every world: the NIF's initial
+/// bound, the mocked BEAM's, and `erlang.term_to_binary`'s.
+pub const DEFAULT_MAX_DEPTH: usize = 1000;
+
 /// Limits applied to every conversion.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -27,7 +31,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_depth: 1000 }
+        Options {
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
     }
 }
 

@@ -1,7 +1,10 @@
-//! The crate's one error type, turned into a Python exception in exactly one place.
+//! The crate's one error type, turned into a Python exception in exactly one place. The byte
+//! codec's errors ([`crate::etf::Error`]) become this type in one place too.
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::PyErr;
+
+use crate::etf;
 
 /// Why a conversion between an Erlang term and a Python object failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,7 +24,8 @@ pub enum Error {
     /// A keyword-argument key that is not an atom, binary or string.
     #[error("keyword argument names must be atoms, binaries or strings")]
     BadKwargKey,
-    /// The external term format bytes of a pid, reference or bignum are malformed.
+    /// A pid, reference or integer that cannot become a term: its bytes hold another kind of
+    /// term (a reference given as a pid), or it is too large for the external term format.
     #[error("malformed external term: {0}")]
     BadExternalTerm(&'static str),
     /// Bytes given to `binary_to_term` are not one well-formed term in the external format.
@@ -57,6 +61,25 @@ impl From<Error> for PyErr {
             | Error::BadExternalTerm(_)
             | Error::NotEncodable(_) => PyTypeError::new_err(err.to_string()),
         }
+    }
+}
+
+impl From<etf::Error> for Error {
+    fn from(err: etf::Error) -> Error {
+        match err {
+            etf::Error::Malformed { at, what } => Error::BadEtf { at, what },
+            etf::Error::TooDeep(max_depth) => Error::TooDeep(max_depth),
+            etf::Error::DuplicateKey => Error::DuplicateKey,
+            etf::Error::Invalid(what) => Error::BadExternalTerm(what),
+        }
+    }
+}
+
+/// A codec error raised in Python goes through [`Error`], so the mapping above stays the only
+/// one.
+impl From<etf::Error> for PyErr {
+    fn from(err: etf::Error) -> PyErr {
+        Error::from(err).into()
     }
 }
 

@@ -1,20 +1,23 @@
 //! `erlang-python-core`: everything that is the same inside and outside the BEAM.
 //!
+//! Modules, bottom up (each uses only modules above it in this list):
+//!
+//! - [`etf`]: Erlang's external term format on plain bytes, with no Python: the one reader,
+//!   writer, bignum codec, pid/reference codec and term printer, with its own error type.
+//! - [`error`]: the crate's error type and its one mapping to Python exceptions.
+//! - [`types`]: the `erlang.Pid` and `erlang.Ref` Python classes (their bytes are ETF).
 //! - [`convert`]: the conversion rules between Erlang terms and Python objects, generic over a
 //!   small reader/builder pair ([`convert::TermReader`], [`convert::TermBuilder`]) so that the
 //!   NIF builds rustler terms directly and the mocked BEAM builds its own representation.
-//! - [`callback`]: `erlang.call`, `erlang.Function`, `erlang.ErlangError` and the [`callback::Backend`]
-//!   trait through which they reach the BEAM (real or mocked).
-//! - [`types`]: the `erlang.Pid` and `erlang.Ref` Python classes.
-//! - [`log`]: `erlang._native._log`, its native level threshold and the [`log::LogSink`] trait.
+//! - [`ext`]: the rules on ETF bytes, a reader/builder pair over [`etf`]
+//!   (`erlang.term_to_binary`, `erlang.binary_to_term`, and the mocked BEAM's terms).
+//! - [`meta`]: log metadata and span attributes as terms (objects with no term as `repr()`).
 //! - [`trace`]: `erlang._native._span`, the tracing flag, the span map and the
 //!   [`trace::TraceSink`] trait.
-//! - [`meta`]: log metadata and span attributes as terms (objects with no term as `repr()`).
+//! - [`log`]: `erlang._native._log`, its native level threshold and the [`log::LogSink`] trait.
+//! - [`callback`]: `erlang.call`, `erlang.Function`, `erlang.ErlangError` and the
+//!   [`callback::Backend`] trait through which they reach the BEAM (real or mocked).
 //! - [`native`]: the body of the `erlang._native` Python module.
-//! - [`etf`]: the few pieces of Erlang's external term format the rules need (bignums, pid and
-//!   reference identity).
-//! - [`ext`]: the whole external term format as a reader/builder pair on bytes
-//!   (`erlang.term_to_binary`, `erlang.binary_to_term`, and the mocked BEAM's terms).
 //!
 //! This crate never links the BEAM. Every function that touches Python takes `Python<'py>` or a
 //! `Bound<'py, _>`, so it runs on whatever thread holds the GIL (an executor thread inside the

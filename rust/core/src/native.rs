@@ -8,7 +8,6 @@ use pyo3::types::PyBytes;
 
 use crate::convert::Options;
 use crate::ext::{self, NoHandles};
-use crate::types::{Pid, Ref};
 
 pyo3::create_exception!(
     erlang,
@@ -21,8 +20,7 @@ pyo3::create_exception!(
 /// Adds the shared names to `module` (called from each crate's module initialiser).
 pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
-    module.add_class::<Pid>()?;
-    module.add_class::<Ref>()?;
+    crate::types::populate(module)?;
     module.add("Interrupted", py.get_type::<Interrupted>())?;
     module.add_function(wrap_pyfunction!(term_to_binary, module)?)?;
     module.add_function(wrap_pyfunction!(binary_to_term, module)?)?;

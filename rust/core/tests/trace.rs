@@ -2,7 +2,8 @@
 //! BEAM's builder) and printed in Erlang syntax.
 
 use erlang_python_core::convert::Options;
-use erlang_python_core::ext::{self, ExtBuilder, NoHandles};
+use erlang_python_core::etf;
+use erlang_python_core::ext::{ExtBuilder, NoHandles};
 use erlang_python_core::meta::{attrs_to_term, ReprObjects};
 use erlang_python_core::trace::{span_to_term, SpanEvent, SpanRecord, SpanStatus};
 use pyo3::prelude::*;
@@ -48,7 +49,7 @@ fn printed(py: Python<'_>, record: &SpanRecord<'_>) -> String {
     let mut builder = ReprObjects::new(py, ExtBuilder::new(py, &NoHandles));
     let term = span_to_term(&mut builder, record, &opts()).unwrap();
     let bytes = builder.inner.finish(term).unwrap();
-    ext::format(&bytes, 100).unwrap()
+    etf::format(&bytes, 100).unwrap()
 }
 
 #[test]
@@ -115,7 +116,7 @@ fn attrs_without_a_term_are_sent_as_repr_and_odd_keys_skipped() {
         let term = attrs_to_term(&mut builder, &attrs, &opts()).unwrap();
         let bytes = builder.inner.finish(term).unwrap();
         assert_eq!(
-            ext::format(&bytes, 100).unwrap(),
+            etf::format(&bytes, 100).unwrap(),
             "#{<<\"l\">> => [1,[2]],<<\"o\">> => <<\"O!\">>,<<\"ok\">> => {1,none},\
              <<\"s\">> => <<\"'\\\\ud800'\">>}"
         );

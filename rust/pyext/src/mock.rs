@@ -27,7 +27,8 @@
 //! as list operations (also on free-threaded builds).
 
 use erlang_python_core::callback::{self, Backend};
-use erlang_python_core::convert::Options;
+use erlang_python_core::convert::{Options, DEFAULT_MAX_DEPTH};
+use erlang_python_core::etf;
 use erlang_python_core::ext::{self, ExtBuilder, HandleTable, NoHandles};
 use erlang_python_core::log::LogSink;
 use erlang_python_core::meta::ReprObjects;
@@ -193,7 +194,7 @@ struct MockHandles {
 #[pymethods]
 impl MockHandles {
     #[new]
-    #[pyo3(signature = (max_depth = 1000))]
+    #[pyo3(signature = (max_depth = DEFAULT_MAX_DEPTH))]
     fn new(max_depth: usize) -> Self {
         MockHandles {
             table: HandleTable::new(),
@@ -256,9 +257,9 @@ fn mock_erlang_error<'py>(
 
 /// External term format bytes in Erlang syntax, e.g. `#{<<"a">> => {1,none}}`.
 #[pyfunction]
-#[pyo3(signature = (data, /, max_depth = 1000))]
+#[pyo3(signature = (data, /, max_depth = DEFAULT_MAX_DEPTH))]
 fn format_term(data: PyBackedBytes, max_depth: usize) -> PyResult<String> {
-    Ok(ext::format(&data, max_depth)?)
+    Ok(etf::format(&data, max_depth)?)
 }
 
 /// Adds the mock's names to `erlang._native`.

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use erlang_python_core::convert::{Options, TermBuilder, TermReader, View};
+use erlang_python_core::convert::{Options, TermBuilder, TermReader, View, DEFAULT_MAX_DEPTH};
 use erlang_python_core::{etf, Error};
 use pyo3::prelude::*;
 use rustler::types::tuple::{get_tuple, make_tuple};
@@ -32,7 +32,7 @@ impl PyObjectResource {
 /// The largest map OTP stores flat (MAP_SMALL_MAP_LIMIT).
 const FLAT_MAP_LIMIT: usize = 32;
 
-static MAX_DEPTH: AtomicUsize = AtomicUsize::new(1000);
+static MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DEPTH);
 
 /// Sets the nesting bound applied by every later conversion.
 pub fn set_max_depth(depth: usize) {

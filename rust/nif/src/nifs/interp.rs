@@ -1,5 +1,6 @@
 //! `interp_init/1` (dirty IO: starts Python once) and `interp_info/0` (no GIL needed).
 
+use erlang_python_core::convert::DEFAULT_MAX_DEPTH;
 use rustler::types::map::map_new;
 use rustler::{Atom, Encoder, Env, NifResult, Term};
 
@@ -39,13 +40,16 @@ fn interp_init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
             return Err(rustler::Error::BadArg);
         }
     }
-    if let Some(t) = opt(opts, atoms::max_depth()) {
-        let depth: usize = t.decode()?;
-        if depth == 0 {
-            return Err(rustler::Error::BadArg);
-        }
-        set_max_depth(depth);
+    // Every start sets the bound: an unset `max_depth` means the default again, not what an
+    // earlier start in the same VM set.
+    let depth = match opt(opts, atoms::max_depth()) {
+        Some(t) => t.decode::<usize>()?,
+        None => DEFAULT_MAX_DEPTH,
+    };
+    if depth == 0 {
+        return Err(rustler::Error::BadArg);
     }
+    set_max_depth(depth);
     let startup = Startup {
         executable,
         builtins: vec![(c"erlang._native", native::_native::__pyo3_init)],
