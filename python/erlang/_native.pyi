@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any, final
 
 __all__ = [
+    "DEFAULT_MAX_DEPTH",
     "IN_BEAM",
     "ErlangError",
     "Function",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 IN_BEAM: bool
+DEFAULT_MAX_DEPTH: int
 
 @final
 class Pid:

@@ -300,7 +300,9 @@ class MockBeam:
     start, as erlang_python registers them when it starts.
     """
 
-    def __init__(self, *, max_depth: int = 1000, state_max_keys: int = 100_000) -> None:
+    def __init__(
+        self, *, max_depth: int = _native.DEFAULT_MAX_DEPTH, state_max_keys: int = 100_000
+    ) -> None:
         """``max_depth`` bounds nesting, as the ``max_depth`` setting of erlang_python does;
         ``state_max_keys`` bounds the shared state, as its ``state_max_keys`` setting does."""
         if type(state_max_keys) is not int or state_max_keys < 1:

@@ -6,7 +6,7 @@ use rustler::{Encoder, Env, Term};
 use crate::atoms;
 
 /// Why a NIF could not do what it was asked.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The pool (or the executor a request must run on) is stopped.
     #[error("the pool is stopped")]
@@ -22,7 +22,7 @@ pub enum Error {
     NotInitialized,
     /// The OS refused a thread.
     #[error("cannot start a thread: {0}")]
-    Thread(#[from] std::io::Error),
+    Thread(String),
     /// The interpreter could not start (the first `interp_init/1` failed).
     #[error("{0}")]
     Start(String),
@@ -44,3 +44,9 @@ impl Encoder for Error {
 
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Thread(err.to_string())
+    }
+}

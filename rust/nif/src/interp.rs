@@ -38,7 +38,7 @@ pub struct Startup {
 }
 
 /// The outcome of the one initialisation, shared by every later caller.
-static INIT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+static INIT: OnceLock<Result<()>> = OnceLock::new();
 /// Whether [`promote_libpython`] succeeded (reported when the interpreter starts: at load
 /// time no one receives diagnostics yet).
 static PROMOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -99,7 +99,6 @@ pub fn initialize(startup: Startup) -> Result<()> {
         outcome.map(drop)
     })
     .clone()
-    .map_err(Error::Start)
 }
 
 /// Queues `work` for the `python-main` thread, which runs it with the GIL (the one thread
@@ -119,27 +118,25 @@ fn queue(item: Queued) -> bool {
 }
 
 /// Starts `python-main` and waits until the interpreter is up; the executable it runs as.
-fn start_python_main(startup: Startup) -> std::result::Result<String, String> {
+fn start_python_main(startup: Startup) -> Result<String> {
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
     let (work_tx, work_rx) = crossbeam_channel::unbounded();
     std::thread::Builder::new()
         .name("python-main".into())
         .spawn(move || python_main(startup, ready_tx, work_rx))
-        .map_err(|e| format!("cannot start the python-main thread: {e}"))?;
-    let outcome = ready_rx
-        .recv()
-        .unwrap_or_else(|_| Err("the python-main thread exited during start-up".into()));
+        .map_err(|e| Error::Start(format!("cannot start the python-main thread: {e}")))?;
+    let outcome = ready_rx.recv().unwrap_or_else(|_| {
+        Err(Error::Start(
+            "the python-main thread exited during start-up".into(),
+        ))
+    });
     if outcome.is_ok() {
         let _ = MAIN_QUEUE.set(work_tx);
     }
     outcome
 }
 
-fn python_main(
-    startup: Startup,
-    ready: Sender<std::result::Result<String, String>>,
-    queue: Receiver<Queued>,
-) {
+fn python_main(startup: Startup, ready: Sender<Result<String>>, queue: Receiver<Queued>) {
     let executable = match init_interpreter(&startup) {
         Ok(executable) => executable,
         Err(e) => {
@@ -149,7 +146,7 @@ fn python_main(
     };
     let setup = Python::attach(startup.after_init)
         .map(|()| executable)
-        .map_err(|e| format!("interpreter set-up failed: {e}"));
+        .map_err(|e| Error::Start(format!("interpreter set-up failed: {e}")));
     let ok = setup.is_ok();
     // SAFETY: this thread holds the GIL since Py_InitializeFromConfig; saving the thread
     // state releases it for the executors. The state stays attached to this thread, which
@@ -188,7 +185,7 @@ fn serve_main(queue: &Receiver<Queued>) {
     }
 }
 
-fn status_error(status: &ffi::PyStatus, what: &str) -> Option<String> {
+fn status_error(status: &ffi::PyStatus, what: &str) -> Option<Error> {
     // SAFETY: PyStatus_Exception only reads the struct.
     if unsafe { ffi::PyStatus_Exception(ffi::PyStatus { ..*status }) } == 0 {
         return None;
@@ -201,25 +198,28 @@ fn status_error(status: &ffi::PyStatus, what: &str) -> Option<String> {
             .to_string_lossy()
             .into_owned()
     };
-    Some(format!("{what}: {detail}"))
+    Some(Error::Start(format!("{what}: {detail}")))
 }
 
 /// Registers the built-ins and initialises the interpreter; the executable it runs as.
-fn init_interpreter(startup: &Startup) -> std::result::Result<String, String> {
+fn init_interpreter(startup: &Startup) -> Result<String> {
     let executable = startup
         .executable
         .clone()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| env!("EP_DEFAULT_EXECUTABLE").to_owned());
     let shown = executable.clone();
-    let executable = CString::new(executable).map_err(|_| "executable path contains NUL")?;
+    let executable = CString::new(executable)
+        .map_err(|_| Error::Start("executable path contains NUL".into()))?;
     // SAFETY: called once, before the interpreter exists, from the thread that initialises
     // it; each name is a static C string and each init function a module initialiser
     // (docs/architecture.md, invariant 7: registered before init so the NIF's copy wins over any
     // pip-installed one).
     unsafe {
         if ffi::Py_IsInitialized() != 0 {
-            return Err("a Python interpreter is already running in this OS process".into());
+            return Err(Error::Start(
+                "a Python interpreter is already running in this OS process".into(),
+            ));
         }
         for (name, init) in &startup.builtins {
             ffi::PyImport_AppendInittab(name.as_ptr(), Some(*init));
