@@ -18,7 +18,6 @@
     pids_and_refs_pickle_and_copy/1,
     utf8_atoms/1,
     invalid_utf8_binary_is_bytes/1,
-    map_key_collision_erlang_side/1,
     dict_key_collision_python_side/1,
     lone_surrogate/1,
     unconvertible_arguments/1,
@@ -41,7 +40,9 @@
     iterators/1,
     thousand_key_map/1,
     kwargs_values/1,
-    random_round_trip/1
+    random_round_trip/1,
+    map_keys_colliding_in_python/1,
+    nesting_bound_same_for_call_and_eval/1
 ]).
 
 -define(SEED, {16#1f2e, 16#3d4c, 16#5b6a}).
@@ -78,7 +79,8 @@ end_per_testcase(_Case, _Config) ->
 define_helpers() ->
     py:exec(<<"def ident(x):\n    return x\n\n"
               "def typename(x):\n    return type(x).__name__\n\n"
-              "def ident_kw(**kw):\n    return kw\n">>).
+              "def ident_kw(**kw):\n    return kw\n\n"
+              "def ident_kw_len(**kw):\n    return len(kw['x'])\n">>).
 
 ident(X) -> py:call('__main__', ident, [X]).
 
@@ -231,14 +233,6 @@ invalid_utf8_binary_is_bytes(_Config) ->
     [{B, {ok, B}} = {B, ident(B)} || B <- Bins],
     {ok, 3} = py:call(builtins, len, [<<0, 255, 0>>]),
     {ok, [0, 255, 0]} = py:call(builtins, list, [<<0, 255, 0>>]).
-
-%% @doc Atom a and <<"a">> as keys of one map give one dict entry.
--spec map_key_collision_erlang_side(ct_suite:ct_config()) -> term().
-map_key_collision_erlang_side(_Config) ->
-    {ok, M} = ident(#{a => 1, <<"a">> => 2}),
-    [<<"a">>] = maps:keys(M),
-    true = lists:member(maps:get(<<"a">>, M), [1, 2]),
-    {ok, 1} = py:call(builtins, len, [#{a => 1, <<"a">> => 2}]).
 
 %% @doc Two dict keys that convert to the same term give a ValueError.
 -spec dict_key_collision_python_side(ct_suite:ct_config()) -> term().
@@ -567,6 +561,30 @@ kwargs_values(_Config) ->
     {ok, #{<<"a">> := none}} = py:call('__main__', ident_kw, [], #{a => undefined}).
 
 %%% ---------------------------------------------------------------- property
+
+%% @doc Keys distinct in Erlang that become the same Python dict key (an atom and a binary of
+%% the same name; 1, 1.0 and true) give `{error, {'ValueError', _}}' instead of losing an
+%% entry, as dict keys that become one term do the other way.
+-spec map_keys_colliding_in_python(ct_suite:ct_config()) -> term().
+map_keys_colliding_in_python(_Config) ->
+    [{error, {'ValueError', _}} = ident(M)
+     || M <- [#{a => 1, <<"a">> => 2}, #{1 => x, 1.0 => y}, #{1 => x, true => y},
+              [#{nested => #{0 => a, false => b}}]]],
+    {error, {'ValueError', _}} = py:eval(<<"m">>, #{m => #{a => 1, <<"a">> => 2}}),
+    {error, {'ValueError', _}} = py:call(builtins, dict, [], #{a => 1, <<"a">> => 2}),
+    {ok, #{<<"a">> := 1, 2 := 2}} = ident(#{a => 1, 2 => 2}).
+
+%% @doc A value nests as deep through eval's locals or keyword arguments as through a
+%% positional argument: the map around them is not a level.
+-spec nesting_bound_same_for_call_and_eval(ct_suite:ct_config()) -> term().
+nesting_bound_same_for_call_and_eval(_Config) ->
+    Deep = fun(N) -> lists:foldl(fun(_, Acc) -> [Acc] end, 0, lists:seq(1, N)) end,
+    {ok, 1} = py:call(builtins, len, [Deep(1000)]),
+    {ok, 1} = py:eval(<<"len(x)">>, #{x => Deep(1000)}),
+    {ok, 1} = py:call('__main__', ident_kw_len, [], #{x => Deep(1000)}),
+    {error, {'ValueError', _}} = py:call(builtins, len, [Deep(1001)]),
+    {error, {'ValueError', _}} = py:eval(<<"len(x)">>, #{x => Deep(1001)}),
+    {error, {'ValueError', _}} = py:call('__main__', ident_kw_len, [], #{x => Deep(1001)}).
 
 %% @doc 500 random nested terms (seed in the log) round-trip through ident as normalised.
 -spec random_round_trip(ct_suite:ct_config()) -> term().

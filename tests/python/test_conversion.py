@@ -59,11 +59,6 @@ ERLANG_TO_PYTHON = [
         {"a": 1, "b": [2]},
         id="map",
     ),
-    pytest.param(
-        b"\x83t\x00\x00\x00\x02d\x00\x01aa\x01m\x00\x00\x00\x01aa\x02",
-        {"a": 2},
-        id="map-atom-and-binary-key",
-    ),
     pytest.param(b"\x83t\x00\x00\x00\x01h\x02a\x01a\x02d\x00\x01x", {(1, 2): "x"}, id="tuple-key"),
 ]
 
@@ -115,6 +110,30 @@ def test_pid_to_python() -> None:
 )
 def test_erlang_terms_with_no_python_equivalent(etf: bytes, match: str) -> None:
     with pytest.raises(TypeError, match=match):
+        erlang.binary_to_term(etf)
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize(
+    "etf",
+    [
+        pytest.param(
+            b"\x83t\x00\x00\x00\x02d\x00\x01aa\x01m\x00\x00\x00\x01aa\x02",
+            id="atom-and-binary",
+        ),
+        pytest.param(
+            b"\x83t\x00\x00\x00\x02a\x01d\x00\x01xF?\xf0\x00\x00\x00\x00\x00\x00d\x00\x01y",
+            id="int-and-float",
+        ),
+        pytest.param(
+            b"\x83t\x00\x00\x00\x02a\x01d\x00\x01xd\x00\x04trued\x00\x01y",
+            id="int-and-true",
+        ),
+    ],
+)
+def test_erlang_map_keys_that_collide_in_python(etf: bytes) -> None:
+    """Keys distinct in Erlang that become one Python key raise, instead of losing an entry."""
+    with pytest.raises(ValueError, match="same Python dict key"):
         erlang.binary_to_term(etf)
 
 

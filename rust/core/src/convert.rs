@@ -163,6 +163,10 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
             let dict = PyDict::new(py);
             for (k, v) in pairs {
                 let key = to_py_at(py, reader, k, opts, depth + 1)?;
+                if dict.contains(&key)? {
+                    let shown = key.repr().map(|r| r.to_string_lossy().into_owned());
+                    return Err(Error::DuplicateMapKey(shown.unwrap_or_default()));
+                }
                 let value = to_py_at(py, reader, v, opts, depth + 1)?;
                 dict.set_item(key, value)?;
             }
@@ -231,7 +235,15 @@ pub fn kwargs_to_py<'py, 'a, R: TermReader<'a>>(
             }
             _ => return Err(Error::BadKwargKey),
         };
-        dict.set_item(key, to_py_at(py, reader, v, opts, 1)?)?;
+        if dict.contains(&key)? {
+            return Err(Error::DuplicateMapKey(format!(
+                "{:?}",
+                key.to_string_lossy()
+            )));
+        }
+        // A keyword argument (or eval local) nests as deep as a positional argument: the map
+        // around them is not a level of the value.
+        dict.set_item(key, to_py_at(py, reader, v, opts, 0)?)?;
     }
     Ok(dict)
 }

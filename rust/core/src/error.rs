@@ -21,6 +21,12 @@ pub enum Error {
     /// Two Python dict keys became the same Erlang term.
     #[error("two dict keys convert to the same Erlang term")]
     DuplicateKey,
+    /// Two keys of an Erlang map became the same Python dict key (`a` and `<<"a">>`, or `1`,
+    /// `1.0` and `true`): one entry would be lost.
+    #[error(
+        "two keys of an Erlang map become the same Python dict key ({0}); an entry would be lost"
+    )]
+    DuplicateMapKey(String),
     /// A keyword-argument key that is not an atom, binary or string.
     #[error("keyword argument names must be atoms, binaries or strings")]
     BadKwargKey,
@@ -52,9 +58,10 @@ impl From<Error> for PyErr {
     fn from(err: Error) -> PyErr {
         match err {
             Error::Python(e) => e,
-            Error::TooDeep(_) | Error::DuplicateKey | Error::BadEtf { .. } => {
-                PyValueError::new_err(err.to_string())
-            }
+            Error::TooDeep(_)
+            | Error::DuplicateKey
+            | Error::DuplicateMapKey(_)
+            | Error::BadEtf { .. } => PyValueError::new_err(err.to_string()),
             Error::ImproperList
             | Error::Unsupported(_)
             | Error::BadKwargKey

@@ -311,11 +311,22 @@ fn terms_with_no_python_equivalent_are_type_errors() {
 #[test]
 fn map_keys_follow_the_rules() {
     with_py(|py| {
-        // #{a => 1, <<"a">> => 2}: distinct in Erlang, one key in Python (the later wins).
+        // #{a => 1, <<"a">> => 2}: distinct in Erlang, one key in Python: an error, not a lost
+        // entry (docs/type-conversion.md).
         let bytes = [
             131, 116, 0, 0, 0, 2, 119, 1, 97, 97, 1, 109, 0, 0, 0, 1, 97, 97, 2,
         ];
-        assert_eq!(decode_repr(py, &bytes).unwrap(), "{'a': 2}");
+        let err = decode_repr(py, &bytes).unwrap_err();
+        assert!(matches!(&err, Error::DuplicateMapKey(key) if key == "'a'"), "{err}");
+        assert!(PyErr::from(err).is_instance_of::<pyo3::exceptions::PyValueError>(py));
+        // #{1 => x, 1.0 => y}: 1 == 1.0 in Python.
+        let numbers = [
+            131, 116, 0, 0, 0, 2, 97, 1, 119, 1, 120, 70, 63, 240, 0, 0, 0, 0, 0, 0, 119, 1, 121,
+        ];
+        assert!(matches!(
+            decode_repr(py, &numbers),
+            Err(Error::DuplicateMapKey(_))
+        ));
         // The same key twice is malformed (erts: badarg), whatever its encodings.
         let dup = [131, 116, 0, 0, 0, 2, 97, 1, 97, 1, 97, 1, 97, 2];
         let dup_encodings = [
