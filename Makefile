@@ -22,6 +22,8 @@ CI_PYTHONS ?= 3.11 3.12 3.13
 CT_ARGS ?=
 # Extra arguments for pytest, e.g. `make test-python PYTEST_ARGS='-k bytes -x'`.
 PYTEST_ARGS ?=
+# Extra arguments for bench/bench.escript, e.g. `make bench BENCH_ARGS='--only faults'`.
+BENCH_ARGS ?=
 
 # CI logs are read as plain text.
 ifdef CI
@@ -153,8 +155,8 @@ demo: build ## Build everything and run examples/demo.escript
 shell: build ## Build everything and start an Erlang shell with erlang_python running
 	erl -pa $(EBIN) -eval 'application:ensure_all_started(erlang_python)'
 
-bench: build ## Build everything and run bench/bench.escript
-	escript bench/bench.escript $(EBIN)
+bench: build ## Build everything and run bench/bench.escript (options in BENCH_ARGS)
+	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
 # --- Tests ------------------------------------------------------------------------------------
 test: build lint test-rust test-ct test-python ## build + lint + every test suite, on PYTHON

@@ -20,6 +20,9 @@
 %% hand back to the OS slowly, which would make its RSS delta look negative.
 -define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, async, state,
                    logging, tracing]).
+%% Sections run only when asked for with `--only': faults kills thousands of callers, restarts
+%% the application and runs a long mixed load (`--duration', default 10 minutes).
+-define(EXTRA_SECTIONS, [faults]).
 -define(CALL_TIMEOUT, 30000).
 
 %% ---------------------------------------------------------------------------------------------
@@ -132,7 +135,8 @@ run_single(Opts = #{paths := Paths, app := App}) ->
     Scale = case maps:get(quick, Opts) of true -> 10; false -> 1 end,
     Ctx = #{scale => Scale, opts => Opts},
     print_header(),
-    Results = lists:append([run_section(S, Ctx) || S <- ?SECTIONS, section_selected(S, Opts)]),
+    Results = lists:append([run_section(S, Ctx) || S <- ?SECTIONS ++ ?EXTRA_SECTIONS,
+                                                   section_selected(S, Opts)]),
     print_summary(Results),
     write_outputs(Opts, Info, Results),
     Bad = [R || R = #{status := S} <- Results, S =:= error],
@@ -161,8 +165,8 @@ start_app(App, Env) ->
         {error, Reason} -> die("cannot start application ~p: ~p", [App, Reason])
     end.
 
-section_selected(_Section, #{only := all}) ->
-    true;
+section_selected(Section, #{only := all}) ->
+    not lists:member(Section, ?EXTRA_SECTIONS);
 section_selected(Section, #{only := Only}) ->
     S = atom_to_list(Section),
     lists:any(fun(N) -> N =:= S orelse lists:prefix(S ++ ".", N) end, Only).
@@ -269,7 +273,14 @@ section(logging, #{scale := Scale}) ->
 section(tracing, #{scale := Scale}) ->
     tracing_cases(max(10, 2000 div Scale));
 section(memory, #{scale := Scale}) ->
-    [memory_case(100000 div Scale, 1000000 div Scale)].
+    [memory_case(100000 div Scale, 1000000 div Scale)];
+section(faults, #{scale := Scale, opts := Opts}) ->
+    Mixed = case maps:get(duration_ms, Opts) of
+                undefined -> 600000 div Scale;
+                Ms -> Ms
+            end,
+    [kill_storm_case(10000 div Scale), restart_cycles_case(100 div Scale, 20),
+     mixed_load_case(100, Mixed)].
 
 %% --- latency ---------------------------------------------------------------------------------
 
@@ -735,6 +746,119 @@ gc_all() ->
     [erlang:garbage_collect(P) || P <- erlang:processes()],
     ok.
 
+%% --- faults (not in the default run: `--only faults`) ------------------------------------------
+
+fault_setup() ->
+    ok = py:exec(<<"import time, asyncio\n"
+                   "def ep_fault_sleep(s):\n    time.sleep(s)\n    return s\n"
+                   "async def ep_fault_async(s):\n    await asyncio.sleep(s)\n    return s\n">>),
+    ok = py:register_function(ep_fault_cb, fun([Ms]) -> timer:sleep(Ms), Ms end).
+
+%% One request of a random kind among the first `Kinds' (5: all, 4: no contexts), sleeping up
+%% to 20 ms in Python or in an Erlang callback.
+fault_request(Kinds) ->
+    S = rand:uniform(20) / 1000,
+    case rand:uniform(Kinds) of
+        1 -> py:call('__main__', ep_fault_sleep, [S], #{}, 5000);
+        2 -> py:eval(<<"ep_fault_sleep(s)">>, #{s => S}, 5000);
+        3 -> py:async_await(py:async_call('__main__', ep_fault_async, [S]), 5000);
+        4 -> py:eval(<<"erlang.call('ep_fault_cb', ms)">>, #{ms => round(S * 1000)}, 5000);
+        5 ->
+            case py:bind(new) of
+                {ok, Ctx} ->
+                    try py:ctx_call(Ctx, '__main__', ep_fault_sleep, [S], #{}, 5000)
+                    after py:unbind(Ctx)
+                    end;
+                Error ->
+                    Error
+            end
+    end.
+
+%% Pending requests, checked-out executors, semaphore slots and waiting async callbacks.
+leftovers() ->
+    #{pending_requests := P, checked_out := C} = py_pool:get_stats(),
+    #{pending => P, checked_out => C, slots => py_semaphore:current(),
+      async_pending => py_nif:callback_async_pending()}.
+
+settle(Deadline) ->
+    L = leftovers(),
+    case lists:sum(maps:values(L)) =:= 0 orelse erlang:monotonic_time(millisecond) > Deadline of
+        true -> L;
+        false -> timer:sleep(20), settle(Deadline)
+    end.
+
+%% N callers of every request kind, each killed at a random moment (0-30 ms after it
+%% starts); then everything must settle back to zero, with RSS about where it was.
+kill_storm_case(N) ->
+    fault_setup(),
+    Rss0 = rss_bytes(),
+    T0 = erlang:monotonic_time(millisecond),
+    lists:foreach(
+      fun(Batch) ->
+              Pids = [spawn(fun() -> fault_request(5) end) || _ <- lists:seq(1, Batch)],
+              [begin timer:sleep(rand:uniform(3) - 1), exit(P, kill) end || P <- Pids]
+      end, lists:duplicate(N div 100, 100)),
+    Left = settle(erlang:monotonic_time(millisecond) + 30000),
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    erlang:garbage_collect(),
+    Rss1 = rss_bytes(),
+    Bad = lists:sum(maps:values(Left)),
+    finish(#{id => <<"faults.kill_storm">>,
+             label => iolist_to_binary(io_lib:format("kill storm: ~b killed callers", [N])),
+             metrics => Left#{callers => N, elapsed_ms => Elapsed,
+                              rss_before_mb => maybe_mb(Rss0), rss_after_mb => maybe_mb(Rss1)},
+             errors => Bad, first_error => Left}, none).
+
+%% Cycles of application:stop/start with `Callers' callers in flight each time.
+restart_cycles_case(Cycles, Callers) ->
+    App = erlang_python,
+    Times = [begin
+                 fault_setup(),
+                 Pids = [spawn(fun() -> fault_request(5) end) || _ <- lists:seq(1, Callers)],
+                 timer:sleep(5),
+                 T0 = erlang:monotonic_time(microsecond),
+                 ok = application:stop(App),
+                 {ok, _} = application:ensure_all_started(App),
+                 T = erlang:monotonic_time(microsecond) - T0,
+                 [exit(P, kill) || P <- Pids],
+                 T
+             end || _ <- lists:seq(1, Cycles)],
+    fault_setup(),
+    Left = settle(erlang:monotonic_time(millisecond) + 30000),
+    Sorted = list_to_tuple(lists:sort(Times)),
+    finish(#{id => <<"faults.restart">>,
+             label => iolist_to_binary(io_lib:format("stop/start with ~b callers in flight",
+                                                     [Callers])),
+             metrics => Left#{cycles => Cycles,
+                              cycle_mean_ms => lists:sum(Times) / Cycles / 1000,
+                              cycle_p99_ms => pct(Sorted, 99) / 1000},
+             errors => lists:sum(maps:values(Left)), first_error => Left}, none).
+
+%% `Callers' processes looping random requests for `Ms' milliseconds: errors, latency, RSS.
+%% No contexts here: with more callers than executors, `py:bind(new)' rightly answers
+%% `no_workers_available'.
+mixed_load_case(Callers, Ms) ->
+    fault_setup(),
+    Rss0 = rss_bytes(),
+    #{ok := Ok, errors := Errs, first_error := FirstErr, lats := Lats} =
+        throughput(Callers, Ms, fun() ->
+                                        case fault_request(4) of
+                                            {ok, _} -> ok;
+                                            Other -> {bad, Other}
+                                        end
+                                end),
+    Left = settle(erlang:monotonic_time(millisecond) + 30000),
+    erlang:garbage_collect(),
+    Rss1 = rss_bytes(),
+    Lat = maps:with([p50_us, p99_us, p999_us], lat_metrics(Lats)),
+    finish(#{id => <<"faults.mixed">>,
+             label => iolist_to_binary(io_lib:format("~b callers mixed for ~b s",
+                                                     [Callers, Ms div 1000])),
+             metrics => maps:merge(Lat, Left#{requests => Ok, seconds => Ms div 1000,
+                                              rss_before_mb => maybe_mb(Rss0),
+                                              rss_after_mb => maybe_mb(Rss1)}),
+             errors => Errs + lists:sum(maps:values(Left)), first_error => FirstErr}, none).
+
 %% VmRSS of this BEAM (the escript runs inside it), from /proc; undefined elsewhere.
 rss_bytes() ->
     case file:read_file("/proc/self/status") of
@@ -842,6 +966,11 @@ print_row(R = #{label := Label}) ->
         #{metrics := #{rss_series_mb := Series, rss_start_mb := Start}} ->
             io:format("    ^ RSS ~ts at start; after warm-up and after each quarter: ~ts~n",
                       [fmt_mb(Start), lists:join(", ", [fmt_mb(M) || M <- Series])]);
+        #{id := <<"faults.", _/binary>>, metrics := M} ->
+            Keys = [callers, cycles, requests, elapsed_ms, cycle_mean_ms, cycle_p99_ms,
+                    pending, checked_out, slots, async_pending, rss_before_mb, rss_after_mb],
+            io:format("    ^ ~ts~n", [lists:join(", ", [io_lib:format("~s ~p", [K, maps:get(K, M)])
+                                                        || K <- Keys, is_map_key(K, M)])]);
         _ ->
             ok
     end.
