@@ -53,8 +53,8 @@
 -type pending() :: #{reference() => py_nif:job() | undefined}.
 %% The outcomes collected so far.
 -type done() :: #{reference() => outcome()}.
-%% The process running the current callback of each pending request (a job makes one callback
-%% at a time: it waits for the answer).
+%% The process running the callbacks of each pending request (a job makes one callback at a
+%% time: it waits for the answer), from its first callback until it replies.
 -type serving() :: #{reference() => pid()}.
 %% How a wait ended: every request replied (or one replied with an error and the others were
 %% given up), or the deadline passed and every request still pending was cancelled, its
@@ -283,16 +283,30 @@ wait(Pending, Deadline, Done, Serving) ->
 %% outcome is done.
 -spec handle(reference(), term(), pending(), deadline(), done(), serving()) -> ended().
 handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done, Serving) ->
-    Pid = serve(maps:get(Ref, Pending), Id, Name, Args),
-    wait(Pending, Deadline, Done, Serving#{Ref => Pid});
-handle(Ref, Reply, Pending, Deadline, Done, Serving) ->
+    Worker = case Serving of
+                 #{Ref := Pid} ->
+                     Pid ! {'$py_serve', Id, Name, Args},
+                     Pid;
+                 #{} ->
+                     serve(maps:get(Ref, Pending), Id, Name, Args)
+             end,
+    wait(Pending, Deadline, Done, Serving#{Ref => Worker});
+handle(Ref, Reply, Pending, Deadline, Done, Serving0) ->
     Rest = maps:remove(Ref, Pending),
+    %% The job has replied, so its callbacks are all answered: the worker is idle.
+    Serving = case maps:take(Ref, Serving0) of
+                  {Worker, Others} ->
+                      Worker ! '$py_served',
+                      Others;
+                  error ->
+                      Serving0
+              end,
     case reply(Reply) of
         {error, _} = Error when map_size(Rest) > 0 ->
             _ = expire(Rest, #{}, Serving),
             {replied, Done#{Ref => Error}};
         Outcome ->
-            wait(Rest, Deadline, Done#{Ref => Outcome}, maps:remove(Ref, Serving))
+            wait(Rest, Deadline, Done#{Ref => Outcome}, Serving)
     end.
 
 %% Gives up on every pending request: kills the function still running for it, cancels it,
@@ -349,12 +363,14 @@ reply({error, Reason, Traceback}) ->
 reply(Reply) ->
     Reply.
 
-%% Starts the function registered as `Name' for callback `Id' of `Job' in a process of its
-%% own (as erlang_python 1.6 does), whose own requests go to the executor that waits for it
-%% (see target/1) under the caller's trace parent, and which answers that executor. It is linked to this process: if this
-%% process dies, so does the function; a function that kills its own process (`exit(self(),
-%% kill)') takes this one along, as it did when functions ran here. A function that returns
-%% after its caller gave up answers a cancelled job, which ignores it.
+%% Starts a process of its own (as erlang_python 1.6 runs callback functions) that runs the
+%% function registered as `Name' for callback `Id' of `Job', answers the executor, then runs the
+%% job's next callbacks (`{'$py_serve', Id, Name, Args}', one at a time: the executor waits for
+%% each answer) until the job has replied (`'$py_served''). Its own requests go to the executor
+%% that waits for it (see target/1), under the caller's trace parent. It is linked to this
+%% process: if this process dies, so does the function; a function that kills its own process
+%% (`exit(self(), kill)') takes this one along, as it did when functions ran here. A function
+%% that returns after its caller gave up answers a cancelled job, which ignores it.
 -spec serve(py_nif:job(), non_neg_integer(), binary(), list()) -> pid().
 serve(Job, Id, Name, Args) ->
     Caller = self(),
@@ -362,8 +378,16 @@ serve(Job, Id, Name, Args) ->
                        _ = put(?PY_SERVING_KEY, Job),
                        %% Its requests carry the caller's trace parent (py:with_trace_parent/2).
                        ok = py_nif:trace_parent_inherit(Caller),
-                       answer(Job, Id, py_callback:execute(Name, Args))
+                       serve_loop(Job, Id, Name, Args)
                end).
+
+-spec serve_loop(py_nif:job(), non_neg_integer(), binary(), list()) -> ok.
+serve_loop(Job, Id, Name, Args) ->
+    answer(Job, Id, py_callback:execute(Name, Args)),
+    receive
+        {'$py_serve', Next, NextName, NextArgs} -> serve_loop(Job, Next, NextName, NextArgs);
+        '$py_served' -> ok
+    end.
 
 %% Answers callback `Id' of `Job'; a result too big to copy on a normal scheduler goes through
 %% the NIF's dirty twin.

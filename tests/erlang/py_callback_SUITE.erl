@@ -27,6 +27,7 @@
     convert_python_args_to_erlang/1,
     convert_erlang_results_to_python/1,
     convert_pid_round_trip/1,
+    callbacks_of_one_request_share_a_process/1,
     convert_handle_round_trip/1,
     convert_unconvertible_result/1,
     error_class_reason_stacktrace/1,
@@ -343,6 +344,17 @@ convert_pid_round_trip(_Config) ->
     %% The fun runs in a process of its own (as in 1.6): its self() is not the caller.
     {ok, {<<"Pid">>, true, false, Mine, Self}} = py:call('__main__', ep_cb_pid, [Self]),
     true = is_pid(Mine).
+
+%% @doc The callbacks of one request run one after another in one process of their own,
+%% which ends when the request has replied; another request gets another process.
+-spec callbacks_of_one_request_share_a_process(ct_suite:ct_config()) -> term().
+callbacks_of_one_request_share_a_process(_Config) ->
+    ok = py:register_function(cb_self, fun([]) -> self() end),
+    {ok, [P1, P1, P1]} = py:eval(<<"[erlang.cb_self() for _ in range(3)]">>),
+    {ok, [P2]} = py:eval(<<"[erlang.cb_self()]">>),
+    true = P1 =/= P2 andalso P1 =/= self(),
+    ok = py_test_util:wait_until(
+           fun() -> not is_process_alive(P1) andalso not is_process_alive(P2) end, 5000).
 
 %% @doc A Python object with no Erlang equivalent makes the round trip as a handle.
 -spec convert_handle_round_trip(ct_suite:ct_config()) -> term().
