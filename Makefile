@@ -24,6 +24,13 @@ CT_ARGS ?=
 PYTEST_ARGS ?=
 # Extra arguments for bench/bench.escript, e.g. `make bench BENCH_ARGS='--only faults'`.
 BENCH_ARGS ?=
+# `make fuzz`: cases per property of each tool (hours at these defaults; lower them for a look,
+# e.g. `make fuzz PROPER_NUMTESTS=2000 PROPER_FAULT_NUMTESTS=20 HYPOTHESIS_MAX_EXAMPLES=2000
+# PROPTEST_CASES=20000`). A value in the environment wins over these defaults.
+PROPER_NUMTESTS ?= 1000000
+PROPER_FAULT_NUMTESTS ?= 2000
+HYPOTHESIS_MAX_EXAMPLES ?= 100000
+PROPTEST_CASES ?= 1000000
 
 # CI logs are read as plain text.
 ifdef CI
@@ -83,7 +90,7 @@ PY_LINT_PATHS = python $(wildcard tests/python) scripts
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv nif erlang build pyext demo shell \
-    test test-rust test-ct test-python lint lint-rust lint-python lint-erlang lint-docs \
+    test test-rust test-ct test-python fuzz lint lint-rust lint-python lint-erlang lint-docs \
     ci bench clean
 
 help: ## List the targets
@@ -186,6 +193,28 @@ test-python: pyext ## pytest tests/python (skipped while it has no tests)
 	    echo "==> stubtest erlang._native"; \
 	    $(LIBPATH_ENV) MYPYPATH=python $(VENV_PY) -m mypy.stubtest erlang._native; \
 	fi
+
+# Long runs of the property tests only, each tool bounded by its count (above): proptest
+# (rust/core/tests/*_props.rs), hypothesis (the tests with @given, profile `fuzz` of
+# tests/python/conftest.py), PropEr (py_prop_SUITE: round trips, then fault interleavings).
+# Each says how many cases it ran and how long it took; hypothesis's per-test statistics are
+# kept to their counts.
+fuzz: pyext ## Long property runs: proptest, hypothesis, PropEr (counts: PROPTEST_CASES etc.)
+	@start=$$SECONDS; \
+	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO_ENV) $(LIBPATH_ENV) \
+	    cargo test -p erlang-python-core --release --test etf_props --test convert_props; \
+	echo "==> proptest: $(PROPTEST_CASES) cases per property in $$((SECONDS - start)) s"
+	@start=$$SECONDS; \
+	HYPOTHESIS_PROFILE=fuzz HYPOTHESIS_MAX_EXAMPLES=$(HYPOTHESIS_MAX_EXAMPLES) $(LIBPATH_ENV) \
+	    $(VENV_BIN)/pytest tests/python -m hypothesis --hypothesis-show-statistics \
+	    | grep -vE '^ +(\* |- Events:)'; \
+	echo "==> hypothesis: $(HYPOTHESIS_MAX_EXAMPLES) examples per property" \
+	    "in $$((SECONDS - start)) s"
+	@start=$$SECONDS; \
+	PROPER_NUMTESTS=$(PROPER_NUMTESTS) PROPER_FAULT_NUMTESTS=$(PROPER_FAULT_NUMTESTS) \
+	    $(MAKE) test-ct CT_ARGS='-suite py_prop_SUITE'; \
+	echo "==> PropEr: $(PROPER_NUMTESTS) round trips and $(PROPER_FAULT_NUMTESTS) fault" \
+	    "interleavings in $$((SECONDS - start)) s"
 
 # --- Lint -------------------------------------------------------------------------------------
 lint: lint-rust lint-python lint-erlang lint-docs ## rustfmt, clippy, ruff, mypy, dialyzer, xref, docs

@@ -362,7 +362,8 @@ def check_shell(block: Block, path: Path, targets: set[str], report: Report) -> 
     for offset, line in enumerate(block.text.splitlines()):
         for m in MAKE_RE.finditer(line.strip()):
             for word in m[1].split():
-                if word.startswith("-") or "=" in word:
+                # Options, variables, and the backslash that continues the command.
+                if word.startswith("-") or "=" in word or word == "\\":
                     continue
                 report.count("make targets")
                 if word not in targets:

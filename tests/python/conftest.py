@@ -2,6 +2,8 @@
 
 Inside the BEAM (tests/erlang/py_embedded_SUITE.erl) ``erlang._native`` is a built-in module,
 and hypothesis keeps no example database (the working directory is Common Test's log dir).
+``HYPOTHESIS_PROFILE=fuzz`` (what ``make fuzz`` sets) runs ``HYPOTHESIS_MAX_EXAMPLES`` examples
+per property instead of hypothesis's default of 100.
 
 Tests marked ``embedded`` run in both worlds, so they cannot use the ``beam`` fixture (the
 mocked BEAM refuses to start inside the real one). They use these fixtures instead, which are
@@ -22,6 +24,7 @@ the mock in plain Python and the real thing inside the BEAM:
   py_embedded_SUITE.
 """
 
+import os
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -41,7 +44,14 @@ if IN_BEAM:
     settings.register_profile("erlang_python", deadline=None, database=None)
 else:
     settings.register_profile("erlang_python", deadline=None)
-settings.load_profile("erlang_python")
+# `make fuzz`: long runs, HYPOTHESIS_MAX_EXAMPLES examples per property, selected with
+# HYPOTHESIS_PROFILE=fuzz.
+settings.register_profile(
+    "fuzz",
+    parent=settings.get_profile("erlang_python"),
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "100000")),
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "erlang_python"))
 
 Fn = Callable[[list[Any]], object]
 

@@ -361,7 +361,11 @@ def _after_erlang(value: Any) -> Any:
 
 
 @pytest.mark.embedded
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# At least 200 examples; more when the profile asks for more (`make fuzz`).
+@settings(
+    max_examples=max(200, settings().max_examples),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(_values)
 def test_values_round_trip_through_an_erlang_function(erlang_funcs: Any, value: Any) -> None:
     """Arbitrary values through a real Erlang function and back (the NIF's conversions inside

@@ -571,6 +571,22 @@ fn terms_read_as_erlang_decodes_them() {
         index.term(index.root()).unwrap(),
         Term::List { tail: Some(_), .. }
     ));
+    // LIST_EXT with no elements is its tail (erts reads <<131,108,0,0,0,0,97,5>> as 5):
+    // alone, nested, as an element, and as the tail of a list ([1|2]).
+    for (bytes, term) in [
+        (&[131, 108, 0, 0, 0, 0, 97, 5][..], "5"),
+        (&[131, 108, 0, 0, 0, 0, 108, 0, 0, 0, 0, 97, 5], "5"),
+        (&[131, 104, 1, 108, 0, 0, 0, 0, 119, 1, 97], "{a}"),
+        (
+            &[131, 108, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 0, 97, 2],
+            "[1|2]",
+        ),
+        (&[131, 108, 0, 0, 0, 0, 107, 0, 2, 1, 2], "[1,2]"),
+    ] {
+        assert_eq!(format(bytes), term);
+    }
+    let index = Index::new(&[131, 108, 0, 0, 0, 0, 97, 5]).unwrap();
+    assert_eq!(index.term(index.root()).unwrap(), Term::Int(5));
     // A bitstring of whole bytes, and of 3 bits.
     let index = Index::new(&[131, 77, 0, 0, 0, 1, 8, 97]).unwrap();
     assert_eq!(
@@ -584,7 +600,7 @@ fn terms_read_as_erlang_decodes_them() {
 
 #[test]
 fn duplicate_map_keys_are_malformed_whatever_their_encodings() {
-    let cases: [&[u8]; 3] = [
+    let cases: [&[u8]; 5] = [
         // #{1 => 1, 1 => 2}
         &[131, 116, 0, 0, 0, 2, 97, 1, 97, 1, 97, 1, 97, 2],
         // a as ATOM_EXT and as SMALL_ATOM_UTF8_EXT
@@ -594,6 +610,15 @@ fn duplicate_map_keys_are_malformed_whatever_their_encodings() {
         // [5] as STRING_EXT and as LIST_EXT
         &[
             131, 116, 0, 0, 0, 2, 107, 0, 1, 5, 97, 1, 108, 0, 0, 0, 1, 97, 5, 106, 97, 2,
+        ],
+        // 5, and 5 as the tail of a LIST_EXT with no elements
+        &[
+            131, 116, 0, 0, 0, 2, 97, 5, 97, 1, 108, 0, 0, 0, 0, 97, 5, 97, 2,
+        ],
+        // <<5:3>> (compared by its bytes), bare and so wrapped
+        &[
+            131, 116, 0, 0, 0, 2, 77, 0, 0, 0, 1, 3, 160, 97, 1, 108, 0, 0, 0, 0, 77, 0, 0, 0, 1,
+            3, 160, 97, 2,
         ],
     ];
     for bytes in cases {

@@ -153,6 +153,22 @@ fn known_bytes_decode_to_the_python_values() {
 }
 
 #[test]
+fn a_list_ext_with_no_elements_is_its_tail() {
+    // erts reads <<131,108,0,0,0,0,97,5>> as 5 (OTP 25): Erlang never writes such a list, but
+    // the format allows it.
+    with_py(|py| {
+        assert_eq!(
+            decode_repr(py, &[131, 108, 0, 0, 0, 0, 97, 5]).unwrap(),
+            "5"
+        );
+        assert_eq!(
+            decode_repr(py, &[131, 104, 1, 108, 0, 0, 0, 0, 119, 1, 97]).unwrap(),
+            "('a',)"
+        );
+    });
+}
+
+#[test]
 fn unhashable_keys_are_python_errors() {
     with_py(|py| {
         // #{[1] => none}: a list key has no hashable Python equivalent.

@@ -203,7 +203,7 @@ impl<'a> Index<'a> {
 
     /// The term at `slot`, its fields read.
     pub fn term(&self, slot: Slot) -> Result<Term<'a>> {
-        let n = match slot {
+        let n = match self.resolve(slot)? {
             Slot::Char(c) => return Ok(Term::Int(i64::from(c))),
             Slot::Node(n) => n,
         };
@@ -273,6 +273,21 @@ impl<'a> Index<'a> {
         })
     }
 
+    /// The term `slot` stands for: a `LIST_EXT` with no elements is its tail, as erts decodes
+    /// it (`binary_to_term(<<131,108,0,0,0,0,97,5>>)` is 5 on OTP 25). Erlang never writes one,
+    /// but the format allows it.
+    fn resolve(&self, mut slot: Slot) -> Result<Slot> {
+        while let Slot::Node(n) = slot {
+            let mut cur = self.cursor(n)?;
+            if cur.u8()? != LIST_EXT || cur.u32()? != 0 {
+                break;
+            }
+            // The tail is the one child, right after its list.
+            slot = Slot::Node(n + 1);
+        }
+        Ok(slot)
+    }
+
     /// The elements of the list at term `n` and its final tail (`None` when proper). A list
     /// tail that is itself a list continues it, as Erlang decodes it.
     fn list(&self, n: usize) -> Result<(Vec<Slot>, Option<Slot>)> {
@@ -339,6 +354,7 @@ impl<'a> Index<'a> {
             out.push(b'i');
             out.extend_from_slice(&value.to_be_bytes());
         };
+        let slot = self.resolve(slot)?;
         match self.term(slot)? {
             Term::Int(i) => put_int(out, i),
             Term::Big {

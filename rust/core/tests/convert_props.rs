@@ -1,0 +1,377 @@
+//! Properties of the conversion rules on external term format bytes (`ext::encode` /
+//! `ext::decode`, what `erlang.term_to_binary` / `binary_to_term` run), over arbitrary Python
+//! values:
+//!
+//! - Round trips: None, bools, integers of any size, finite floats (signed zeros included),
+//!   `str` (any code point but surrogates), `bytes`, lists, tuples and dicts with `str` or
+//!   `int` keys, encoded then decoded, come back in the documented normal form
+//!   (`docs/type-conversion.md`; the same as `expected()` in `tests/python/test_ext.py`): bytes
+//!   that are valid UTF-8 come back as `str`, everything else as it went. Encoding what came
+//!   back gives the same bytes.
+//! - Bounds: a value nested deeper than `max_depth` is a `TooDeep` error both ways, never a
+//!   panic; one at the bound converts.
+//! - Bytes: garbage and mutated encodings decode or fail, never panic, and whatever decodes is
+//!   a fixed point: encoding and decoding it again gives the same value.
+//!
+//! Cases per property: [`common::CASES`] by default, `PROPTEST_CASES` when set (`make fuzz`).
+
+mod common;
+
+use erlang_python_core::convert::Options;
+use erlang_python_core::ext::{self, NoHandles};
+use erlang_python_core::types::{Pid, Ref};
+use erlang_python_core::Error;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::{select, Index as At};
+use proptest::test_runner::TestCaseError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+/// A Python value, or what a decoded object is. [`PartialEq`] compares floats by their bits
+/// (so `-0.0` is not `0.0`) and dicts by their pairs in any order.
+#[derive(Debug, Clone)]
+enum V {
+    None,
+    Bool(bool),
+    /// Decimal digits, as `str(int)` writes them.
+    Int(String),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<V>),
+    Tuple(Vec<V>),
+    /// Distinct keys.
+    Dict(Vec<(V, V)>),
+    /// What an `erlang.Pid` holds: its canonical external term format.
+    Pid(Vec<u8>),
+    /// What an `erlang.Ref` holds.
+    Ref(Vec<u8>),
+}
+
+impl PartialEq for V {
+    fn eq(&self, other: &V) -> bool {
+        match (self, other) {
+            (V::None, V::None) => true,
+            (V::Bool(a), V::Bool(b)) => a == b,
+            (V::Int(a), V::Int(b)) | (V::Str(a), V::Str(b)) => a == b,
+            (V::Float(a), V::Float(b)) => a.to_bits() == b.to_bits(),
+            (V::Bytes(a), V::Bytes(b)) | (V::Pid(a), V::Pid(b)) | (V::Ref(a), V::Ref(b)) => a == b,
+            (V::List(a), V::List(b)) | (V::Tuple(a), V::Tuple(b)) => a == b,
+            (V::Dict(a), V::Dict(b)) => a.len() == b.len() && a.iter().all(|pair| b.contains(pair)),
+            _ => false,
+        }
+    }
+}
+
+/// What comes back from Erlang: bytes that are UTF-8 arrive as `str` (`expected()` of
+/// `tests/python/test_ext.py`).
+fn expected(value: &V) -> V {
+    match value {
+        V::Bytes(bytes) => match String::from_utf8(bytes.clone()) {
+            Ok(text) => V::Str(text),
+            Err(_) => value.clone(),
+        },
+        V::List(items) => V::List(items.iter().map(expected).collect()),
+        V::Tuple(items) => V::Tuple(items.iter().map(expected).collect()),
+        V::Dict(pairs) => V::Dict(
+            pairs
+                .iter()
+                .map(|(k, v)| (expected(k), expected(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strategies
+
+fn text() -> BoxedStrategy<String> {
+    // Rust's `char` is a Unicode scalar value: any code point but the surrogates.
+    prop_oneof![
+        "[a-z]{0,6}",
+        vec(any::<char>(), 0..12).prop_map(String::from_iter),
+    ]
+    .boxed()
+}
+
+fn int() -> BoxedStrategy<String> {
+    prop_oneof![
+        (0i64..=255).prop_map(|i| i.to_string()),
+        any::<i32>().prop_map(|i| i.to_string()),
+        any::<i64>().prop_map(|i| i.to_string()),
+        // Around 2^63 and 2^64, where integers stop fitting in 64 bits.
+        (i128::from(i64::MIN) * 2..=i128::from(u64::MAX) * 2).prop_map(|i| i.to_string()),
+        // Up to about 2^2300: past the 255 bytes of SMALL_BIG_EXT.
+        "-?[1-9][0-9]{0,700}",
+    ]
+    .boxed()
+}
+
+fn finite_float() -> BoxedStrategy<f64> {
+    use proptest::num::f64::{NEGATIVE, NORMAL, POSITIVE, SUBNORMAL, ZERO};
+    (POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO).boxed()
+}
+
+fn key() -> BoxedStrategy<V> {
+    prop_oneof![text().prop_map(V::Str), int().prop_map(V::Int)].boxed()
+}
+
+/// A dict keeping the first pair of each key (keys are `str` or `int`, equal only to their
+/// own kind).
+fn dict(pairs: Vec<(V, V)>) -> V {
+    let mut out: Vec<(V, V)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if !out.iter().any(|(seen, _)| *seen == k) {
+            out.push((k, v));
+        }
+    }
+    V::Dict(out)
+}
+
+fn value() -> BoxedStrategy<V> {
+    let leaf = prop_oneof![
+        1 => Just(V::None),
+        1 => any::<bool>().prop_map(V::Bool),
+        3 => int().prop_map(V::Int),
+        2 => finite_float().prop_map(V::Float),
+        2 => text().prop_map(V::Str),
+        1 => vec(any::<u8>(), 0..16).prop_map(V::Bytes),
+        // Bytes that are valid UTF-8: these come back as str.
+        1 => text().prop_map(|t| V::Bytes(t.into_bytes())),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..6).prop_map(V::List),
+            vec(inner.clone(), 0..6).prop_map(V::Tuple),
+            vec((key(), inner), 0..6).prop_map(dict),
+        ]
+    })
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python
+
+fn with_py<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+    Python::initialize();
+    Python::attach(f)
+}
+
+fn fail(err: impl std::fmt::Display) -> TestCaseError {
+    TestCaseError::fail(err.to_string())
+}
+
+/// The Python object for `value`.
+fn build<'py>(py: Python<'py>, value: &V) -> PyResult<Bound<'py, PyAny>> {
+    let all = |items: &[V]| {
+        items
+            .iter()
+            .map(|v| build(py, v))
+            .collect::<PyResult<Vec<_>>>()
+    };
+    Ok(match value {
+        V::None => py.None().into_bound(py),
+        V::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        V::Int(digits) => py.get_type::<PyInt>().call1((digits.as_str(),))?,
+        V::Float(f) => PyFloat::new(py, *f).into_any(),
+        V::Str(text) => PyString::new(py, text).into_any(),
+        V::Bytes(bytes) => PyBytes::new(py, bytes).into_any(),
+        V::List(items) => PyList::new(py, all(items)?)?.into_any(),
+        V::Tuple(items) => PyTuple::new(py, all(items)?)?.into_any(),
+        V::Dict(pairs) => {
+            let dict = PyDict::new(py);
+            for (k, v) in pairs {
+                dict.set_item(build(py, k)?, build(py, v)?)?;
+            }
+            dict.into_any()
+        }
+        V::Pid(etf) => Bound::new(py, Pid::from_etf(etf))?.into_any(),
+        V::Ref(etf) => Bound::new(py, Ref::from_etf(etf))?.into_any(),
+    })
+}
+
+/// What a decoded object is; an object of any other type fails the test.
+fn inspect(obj: &Bound<'_, PyAny>) -> Result<V, TestCaseError> {
+    let all =
+        |items: Vec<Bound<'_, PyAny>>| items.iter().map(inspect).collect::<Result<Vec<_>, _>>();
+    Ok(if obj.is_none() {
+        V::None
+    } else if let Ok(b) = obj.cast_exact::<PyBool>() {
+        V::Bool(b.is_true())
+    } else if obj.is_exact_instance_of::<PyInt>() {
+        V::Int(obj.str().map_err(fail)?.to_string())
+    } else if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        V::Float(f.value())
+    } else if let Ok(s) = obj.cast_exact::<PyString>() {
+        V::Str(s.to_str().map_err(fail)?.to_owned())
+    } else if let Ok(b) = obj.cast_exact::<PyBytes>() {
+        V::Bytes(b.as_bytes().to_vec())
+    } else if let Ok(l) = obj.cast_exact::<PyList>() {
+        V::List(all(l.iter().collect())?)
+    } else if let Ok(t) = obj.cast_exact::<PyTuple>() {
+        V::Tuple(all(t.iter().collect())?)
+    } else if let Ok(d) = obj.cast_exact::<PyDict>() {
+        V::Dict(
+            d.iter()
+                .map(|(k, v)| Ok((inspect(&k)?, inspect(&v)?)))
+                .collect::<Result<_, TestCaseError>>()?,
+        )
+    } else if let Ok(p) = obj.cast::<Pid>() {
+        V::Pid(p.get().etf().to_vec())
+    } else if let Ok(r) = obj.cast::<Ref>() {
+        V::Ref(r.get().etf().to_vec())
+    } else {
+        return Err(fail(format!("decoded to an unexpected object: {obj}")));
+    })
+}
+
+fn encode(py: Python<'_>, obj: &Bound<'_, PyAny>, opts: &Options) -> Result<Vec<u8>, Error> {
+    ext::encode(py, obj, &NoHandles, opts)
+}
+
+fn decode<'py>(py: Python<'py>, bytes: &[u8], opts: &Options) -> Result<Bound<'py, PyAny>, Error> {
+    ext::decode(py, bytes, &NoHandles, opts)
+}
+
+/// `leaf` inside `kinds.len()` containers: a list, a tuple, a dict value, or a list among
+/// siblings, outermost first.
+fn nested(kinds: &[u8], leaf: V) -> V {
+    kinds.iter().rev().fold(leaf, |inner, kind| match kind % 4 {
+        0 => V::List(vec![inner]),
+        1 => V::Tuple(vec![inner]),
+        2 => V::Dict(vec![(V::Str("k".to_owned()), inner)]),
+        _ => V::List(vec![V::Int("1".to_owned()), inner, V::None]),
+    })
+}
+
+/// The tags conversion reads, and the small numbers lengths and counts are made of: garbage
+/// made of these reaches deeper than noise.
+const TAGS: [u8; 27] = [
+    70, 77, 88, 90, 97, 98, 100, 104, 105, 106, 107, 108, 109, 110, 111, 114, 115, 116, 118, 119,
+    0, 1, 2, 3, 4, 8, 255,
+];
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Truncate(At),
+    FlipBit(At, u8),
+    Insert(At, u8),
+    Delete(At),
+}
+
+fn mutate(bytes: &mut Vec<u8>, mutation: &Mutation) {
+    if bytes.is_empty() {
+        return;
+    }
+    match mutation {
+        Mutation::Truncate(at) => bytes.truncate(at.index(bytes.len())),
+        Mutation::FlipBit(at, bit) => {
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        Mutation::Insert(at, byte) => bytes.insert(at.index(bytes.len() + 1), *byte),
+        Mutation::Delete(at) => {
+            bytes.remove(at.index(bytes.len()));
+        }
+    }
+}
+
+fn mutation() -> BoxedStrategy<Mutation> {
+    prop_oneof![
+        any::<At>().prop_map(Mutation::Truncate),
+        (any::<At>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit(at, bit)),
+        (any::<At>(), any::<u8>()).prop_map(|(at, byte)| Mutation::Insert(at, byte)),
+        any::<At>().prop_map(Mutation::Delete),
+    ]
+    .boxed()
+}
+
+/// Decodes `bytes`, which must not panic; whatever decodes must encode, and decode again to
+/// the same value.
+fn decode_is_a_fixed_point(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let opts = Options { max_depth: 64 };
+    with_py(|py| {
+        let Ok(obj) = decode(py, bytes, &opts) else {
+            return Ok(());
+        };
+        let first = inspect(&obj)?;
+        let again = encode(py, &obj, &opts).map_err(fail)?;
+        let second = inspect(&decode(py, &again, &opts).map_err(fail)?)?;
+        prop_assert_eq!(second, first);
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+
+proptest! {
+    #![proptest_config(common::config())]
+
+    /// Python values come back from ETF in the documented normal form, and encoding what came
+    /// back gives the same bytes.
+    #[test]
+    fn values_round_trip_in_normal_form(value in value()) {
+        let opts = Options::default();
+        with_py(|py| {
+            let obj = build(py, &value).map_err(fail)?;
+            let bytes = encode(py, &obj, &opts).map_err(fail)?;
+            let back = decode(py, &bytes, &opts).map_err(fail)?;
+            prop_assert_eq!(inspect(&back)?, expected(&value));
+            prop_assert_eq!(encode(py, &back, &opts).map_err(fail)?, bytes);
+            Ok(())
+        })?;
+    }
+
+    /// Nesting deeper than `max_depth` is a TooDeep error both ways, never a panic; nesting
+    /// up to the bound converts.
+    #[test]
+    fn nesting_beyond_max_depth_is_an_error(
+        max_depth in 0usize..=48,
+        kinds in vec(any::<u8>(), 0..=96),
+        leaf in prop_oneof![Just(V::None), int().prop_map(V::Int), text().prop_map(V::Str)],
+    ) {
+        let depth = kinds.len();
+        let value = nested(&kinds, leaf);
+        let bounded = Options { max_depth };
+        let deep = Options { max_depth: 96 };
+        with_py(|py| {
+            let obj = build(py, &value).map_err(fail)?;
+            let encoded = encode(py, &obj, &bounded);
+            let bytes = encode(py, &obj, &deep).map_err(fail)?;
+            let decoded = decode(py, &bytes, &bounded);
+            if depth <= max_depth {
+                prop_assert_eq!(encoded.map_err(fail)?, bytes);
+                prop_assert_eq!(inspect(&decoded.map_err(fail)?)?, value);
+            } else {
+                prop_assert!(matches!(encoded, Err(Error::TooDeep(d)) if d == max_depth));
+                prop_assert!(matches!(decoded, Err(Error::TooDeep(d)) if d == max_depth));
+            }
+            Ok(())
+        })?;
+    }
+
+    /// Garbage decodes or fails, never panics; what decodes is a fixed point.
+    #[test]
+    fn garbage_decodes_or_fails(tail in vec(prop_oneof![select(TAGS.as_slice()), any::<u8>()], 0..48)) {
+        let mut bytes = vec![131];
+        bytes.extend(tail);
+        decode_is_a_fixed_point(&bytes)?;
+    }
+
+    /// Encodings of Python values, cut, flipped, extended or shortened, decode or fail, never
+    /// panic; what decodes is a fixed point.
+    #[test]
+    fn mutated_encodings_decode_or_fail(value in value(), mutations in vec(mutation(), 1..3)) {
+        let mut bytes = with_py(|py| {
+            let obj = build(py, &value).map_err(fail)?;
+            encode(py, &obj, &Options::default()).map_err(fail)
+        })?;
+        for m in &mutations {
+            mutate(&mut bytes, m);
+        }
+        decode_is_a_fixed_point(&bytes)?;
+    }
+}
