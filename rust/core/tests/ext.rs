@@ -333,7 +333,10 @@ fn map_keys_follow_the_rules() {
             131, 116, 0, 0, 0, 2, 119, 1, 97, 97, 1, 109, 0, 0, 0, 1, 97, 97, 2,
         ];
         let err = decode_repr(py, &bytes).unwrap_err();
-        assert!(matches!(&err, Error::DuplicateMapKey(key) if key == "'a'"), "{err}");
+        assert!(
+            matches!(&err, Error::DuplicateMapKey(key) if key == "'a'"),
+            "{err}"
+        );
         assert!(PyErr::from(err).is_instance_of::<pyo3::exceptions::PyValueError>(py));
         // #{1 => x, 1.0 => y}: 1 == 1.0 in Python.
         let numbers = [
