@@ -7,6 +7,7 @@
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([
     timeout_during_first_import_leaves_module_whole/1,
+    timeout_waits_for_exit_and_del/1,
     timeout_holds_while_callback_hangs/1,
     nested_callback_errors_stay_bounded/1,
     logger_or_tracer_crash_keeps_pool/1,
@@ -272,4 +273,47 @@ big_terms_copied_on_dirty_schedulers(_Config) ->
         {ok, N} = py:eval(<<"len(__import__('asyncio').run(erlang.async_call('ep_big')))">>)
     after
         ok = py:unregister_function(ep_big)
+    end.
+
+%% @doc A timeout that lands while a context manager's `__exit__' or a `__del__' runs waits
+%% until it returns: cleanup code is not cut in half (and a finalizer's exception would only be
+%% printed as ignored, the interrupt lost).
+-spec timeout_waits_for_exit_and_del(ct_suite:ct_config()) -> term().
+timeout_waits_for_exit_and_del(_Config) ->
+    {ok, Ctx} = py:bind(new),
+    ok = py:ctx_exec(Ctx, <<"import time\n"
+                   "ep_cleanup = {}\n"
+                   "def ep_busy(s):\n"
+                   "    end = time.monotonic() + s\n"
+                   "    while time.monotonic() < end:\n"
+                   "        pass\n"
+                   "class EpManager:\n"
+                   "    def __enter__(self):\n"
+                   "        return self\n"
+                   "    def __exit__(self, *exc):\n"
+                   "        ep_busy(0.4)\n"
+                   "        ep_cleanup['exit'] = True\n"
+                   "class EpFinal:\n"
+                   "    def __del__(self):\n"
+                   "        ep_busy(0.4)\n"
+                   "        ep_cleanup['del'] = True\n"
+                   "def ep_with():\n"
+                   "    with EpManager():\n"
+                   "        pass\n"
+                   "    return 'after'\n"
+                   "def ep_del():\n"
+                   "    o = EpFinal()\n"
+                   "    del o\n"
+                   "    return 'after'\n">>),
+    try
+        {error, timeout} = py:ctx_call(Ctx, '__main__', ep_with, [], #{}, 50),
+        %% Runs once the interrupted job has ended (the context has one executor), so that
+        %% the next call starts, rather than times out, in the queue.
+        {ok, true} = py:ctx_eval(Ctx, <<"ep_cleanup.get('exit', False)">>, #{}, 30000),
+        {error, timeout} = py:ctx_call(Ctx, '__main__', ep_del, [], #{}, 50),
+        %% The context's executor runs this once both interrupted jobs have ended.
+        {ok, #{<<"exit">> := true, <<"del">> := true}} =
+            py:ctx_eval(Ctx, <<"ep_cleanup">>, #{}, 30000)
+    after
+        py:unbind(Ctx)
     end.

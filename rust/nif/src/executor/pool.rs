@@ -32,6 +32,8 @@ pub struct Pool {
 struct Shared {
     /// The executors in service (a given-up one leaves, its replacement comes in).
     slots: RwLock<Vec<Arc<Slot>>>,
+    /// `slots.len()`, read on every submit without taking the lock.
+    size: AtomicUsize,
     counters: Arc<Counters>,
     queue: Receiver<Message>,
     /// Numbers the threads' names.
@@ -58,6 +60,7 @@ impl Shared {
             .spawn(move || executor_main(&thread_slot, &queue))?;
         if let Ok(mut slots) = self.slots.write() {
             slots.push(slot.clone());
+            self.size.store(slots.len(), Ordering::Release);
         }
         Ok(slot)
     }
@@ -69,6 +72,7 @@ impl Shared {
         }
         if let Ok(mut slots) = self.slots.write() {
             slots.retain(|slot| !Arc::ptr_eq(slot, lost));
+            self.size.store(slots.len(), Ordering::Release);
         }
         if let Err(err) = self.spawn() {
             log::error!("cannot start an executor to replace a lost one: {err}");
@@ -101,6 +105,7 @@ impl Pool {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             slots: RwLock::new(Vec::with_capacity(n)),
+            size: AtomicUsize::new(0),
             counters: Arc::new(Counters::default()),
             queue: rx,
             next_thread: AtomicUsize::new(0),
@@ -182,7 +187,7 @@ impl Pool {
 
     /// The executors in service.
     fn size(&self) -> usize {
-        self.shared.slots.read().map(|s| s.len()).unwrap_or(0)
+        self.shared.size.load(Ordering::Acquire)
     }
 
     /// Current counters.

@@ -210,13 +210,18 @@ pub fn take<'py>(
 
 static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// True when the Python thread `thread_id` is inside the import machinery (a frame of
-/// `importlib._bootstrap` or `_bootstrap_external` on its stack, which includes the body of a
-/// module being imported). An exception raised there can leave a module half-built in
-/// `sys.modules` or a module lock in a bad state for the life of the interpreter, so
-/// interrupts wait until the import is over (docs/architecture.md, "Timeouts and dead
-/// callers"). Any doubt (a frame that cannot be read) counts as inside.
-pub fn in_import(py: Python<'_>, thread_id: u64) -> bool {
+/// True when the Python thread `thread_id` is at a point where an exception cannot unwind
+/// cleanly, so an interrupt must wait (docs/architecture.md, "Timeouts and dead callers"):
+/// - inside the import machinery (a frame of `importlib._bootstrap` or `_bootstrap_external`
+///   on its stack, which includes the body of a module being imported): an exception there
+///   can leave a module half-built in `sys.modules` for the life of the interpreter;
+/// - inside code CPython calls from C while it cleans up: `__del__`, weakref callbacks (the
+///   `weakref`/`_weakrefset` modules): an exception there is printed as "ignored" and lost,
+///   and leaves the cleanup half done;
+/// - inside a context manager's `__exit__`/`__aexit__`: the `finally` of library code.
+///
+/// Any doubt (a frame that cannot be read) counts as unsafe.
+pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
     let frames = CURRENT_FRAMES
         .import(py, "sys", "_current_frames")
         .and_then(|f| f.call0());
@@ -226,14 +231,15 @@ pub fn in_import(py: Python<'_>, thread_id: u64) -> bool {
     };
     // The stack is bounded by the recursion limit; this loop only reads attributes.
     while !frame.is_none() {
-        let file = frame
-            .getattr(intern!(py, "f_code"))
-            .and_then(|code| code.getattr(intern!(py, "co_filename")));
-        let importlib = file.ok().and_then(|file| {
+        let code = frame.getattr(intern!(py, "f_code"));
+        let unsafe_frame = code.ok().and_then(|code| {
+            let file = code.getattr(intern!(py, "co_filename")).ok()?;
+            let name = code.getattr(intern!(py, "co_name")).ok()?;
             let file = file.cast_into::<PyString>().ok()?;
-            file.to_str().ok().map(is_importlib_file)
+            let name = name.cast_into::<PyString>().ok()?;
+            Some(is_unsafe_code(file.to_str().ok()?, name.to_str().ok()?))
         });
-        if importlib != Some(false) {
+        if unsafe_frame != Some(false) {
             return true;
         }
         match frame.getattr(intern!(py, "f_back")) {
@@ -244,10 +250,14 @@ pub fn in_import(py: Python<'_>, thread_id: u64) -> bool {
     false
 }
 
-/// The file names of the import machinery's frames: frozen in the usual builds, plain files
-/// in builds without frozen modules.
-fn is_importlib_file(name: &str) -> bool {
-    name.starts_with("<frozen importlib.")
-        || name.ends_with("importlib/_bootstrap.py")
-        || name.ends_with("importlib/_bootstrap_external.py")
+/// The code objects an interrupt must not land in (see [`at_unsafe_point`]): the import
+/// machinery (frozen in the usual builds, plain files in builds without frozen modules),
+/// the weakref modules, finalizers and context-manager exits.
+fn is_unsafe_code(file: &str, name: &str) -> bool {
+    file.starts_with("<frozen importlib.")
+        || file.ends_with("importlib/_bootstrap.py")
+        || file.ends_with("importlib/_bootstrap_external.py")
+        || file.ends_with("/weakref.py")
+        || file.ends_with("/_weakrefset.py")
+        || matches!(name, "__del__" | "__exit__" | "__aexit__")
 }

@@ -20,7 +20,7 @@ use super::job::{JobInner, Request, Runner};
 use super::python;
 use crate::interp;
 
-/// How soon an interrupt that found its executor inside the import machinery looks again
+/// How soon an interrupt that found its executor at an unsafe point looks again
 /// (then less and less often, down to once per [`IMPORT_POLL_MAX`]).
 const IMPORT_POLL: Duration = Duration::from_millis(1);
 const IMPORT_POLL_MAX: Duration = Duration::from_millis(50);
@@ -215,14 +215,14 @@ impl Slot {
         self.wake.notify_all();
     }
 
-    /// Interrupts `job` if this executor still runs it, unless it is inside the import
-    /// machinery: then looks again after `poll` (doubling up to [`IMPORT_POLL_MAX`]) without
+    /// Interrupts `job` if this executor still runs it, unless it is at a point where an
+    /// exception cannot unwind cleanly (`python::at_unsafe_point`): then looks again after `poll` (doubling up to [`IMPORT_POLL_MAX`]) without
     /// holding up python-main's other work.
     fn interrupt_when_safe(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>, poll: Duration) {
         if !self.is_running(&job) {
             return;
         }
-        if python::in_import(py, self.thread_id()) {
+        if python::at_unsafe_point(py, self.thread_id()) {
             let again = Instant::now() + poll;
             let next = (poll * 2).min(IMPORT_POLL_MAX);
             interp::run_on_main_at(
@@ -231,15 +231,14 @@ impl Slot {
             );
         } else {
             self.interrupt(py);
-            let check = Instant::now() + LOST_AFTER;
-            interp::run_on_main_at(check, Box::new(move |py| self.give_up_if_running(py, job)));
         }
     }
 
-    /// Called [`LOST_AFTER`] an interrupt: if the job still runs (its code caught
-    /// `erlang.Interrupted` and went on), the executor is given up on: the pool starts a
-    /// replacement so that it keeps its size, this thread exits when the job returns, and the
-    /// job is interrupted once more. Contexts keep their executor (their thread is theirs).
+    /// Called [`LOST_AFTER`] the job was to be interrupted: if it still runs (its code caught
+    /// `erlang.Interrupted` and went on, or it stayed at an unsafe point, or in a long C call),
+    /// the executor is given up on: the pool starts a replacement so that it keeps its size,
+    /// this thread exits when the job returns, and the job is interrupted once more. Contexts
+    /// keep their executor (their thread is theirs).
     fn give_up_if_running(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>) {
         if !self.is_running(&job) || self.is_bound() || self.lost.swap(true, Ordering::AcqRel) {
             return;
@@ -249,7 +248,11 @@ impl Slot {
              replaces it, and its thread exits when the job returns"
         );
         (self.on_lost)(&self);
-        self.interrupt_when_safe(py, job, IMPORT_POLL);
+        // Once more, unless it is at an unsafe point (the first interrupt's polling is still
+        // waiting for a safe one then).
+        if !python::at_unsafe_point(py, self.thread_id()) {
+            self.interrupt(py);
+        }
     }
 
     /// Asks `python-main` to interrupt whatever this executor runs (the pool is stopping),
@@ -306,6 +309,14 @@ impl Runner for Slot {
     }
 
     fn interrupt_if_running(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>) {
+        if !self.is_running(&job) {
+            return;
+        }
+        let (slot, stuck) = (self.clone(), job.clone());
+        interp::run_on_main_at(
+            Instant::now() + LOST_AFTER,
+            Box::new(move |py| slot.give_up_if_running(py, stuck)),
+        );
         self.interrupt_when_safe(py, job, IMPORT_POLL);
     }
 
