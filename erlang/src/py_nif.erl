@@ -20,6 +20,7 @@
     pool_eval_dirty/4,
     pool_exec/3,
     job_cancel/1,
+    job_route_callbacks/2,
     pool_next/4,
     pool_async/7,
     pool_async_dirty/7,
@@ -95,6 +96,7 @@
     pool_eval_dirty/4,
     pool_exec/3,
     job_cancel/1,
+    job_route_callbacks/2,
     pool_next/4,
     pool_async/7,
     pool_async_dirty/7,
@@ -341,6 +343,12 @@ context_is_bound(_Context) ->
 %% @doc `cancelled': no reply will arrive; `replied': the reply is on its way, receive it.
 -spec job_cancel(job()) -> cancelled | replied.
 job_cancel(_Job) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Send the job's later callback requests (`{Ref, {'$py_callback', ...}}') to `Pid', the
+%% process running its callback functions, instead of the caller.
+-spec job_route_callbacks(job(), pid()) -> ok.
+job_route_callbacks(_Job, _Pid) ->
     erlang:nif_error(nif_not_loaded).
 
 %%% Callbacks (rust/nif/src/nifs/callback.rs)

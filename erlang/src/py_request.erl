@@ -288,7 +288,7 @@ handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done, Serving) 
                      Pid ! {'$py_serve', Id, Name, Args},
                      Pid;
                  #{} ->
-                     serve(maps:get(Ref, Pending), Id, Name, Args)
+                     serve(Ref, maps:get(Ref, Pending), Id, Name, Args)
              end,
     wait(Pending, Deadline, Done, Serving#{Ref => Worker});
 handle(Ref, Reply, Pending, Deadline, Done, Serving0) ->
@@ -365,28 +365,37 @@ reply(Reply) ->
 
 %% Starts a process of its own (as erlang_python 1.6 runs callback functions) that runs the
 %% function registered as `Name' for callback `Id' of `Job', answers the executor, then runs the
-%% job's next callbacks (`{'$py_serve', Id, Name, Args}', one at a time: the executor waits for
-%% each answer) until the job has replied (`'$py_served''). Its own requests go to the executor
+%% job's next callbacks, one at a time (the executor waits for each answer), until the job has
+%% replied (`'$py_served''). The executor sends those straight to it (`job_route_callbacks/2'):
+%% `{Ref, {'$py_callback', ...}}'; one that reached the caller first is passed on as
+%% `{'$py_serve', ...}'. Its own requests go to the executor
 %% that waits for it (see target/1), under the caller's trace parent. It is linked to this
 %% process: if this process dies, so does the function; a function that kills its own process
 %% (`exit(self(), kill)') takes this one along, as it did when functions ran here. A function
 %% that returns after its caller gave up answers a cancelled job, which ignores it.
--spec serve(py_nif:job(), non_neg_integer(), binary(), list()) -> pid().
-serve(Job, Id, Name, Args) ->
+-spec serve(reference(), py_nif:job(), non_neg_integer(), binary(), list()) -> pid().
+serve(Ref, Job, Id, Name, Args) ->
     Caller = self(),
-    spawn_link(fun() ->
-                       _ = put(?PY_SERVING_KEY, Job),
-                       %% Its requests carry the caller's trace parent (py:with_trace_parent/2).
-                       ok = py_nif:trace_parent_inherit(Caller),
-                       serve_loop(Job, Id, Name, Args)
-               end).
+    Pid = spawn_link(fun() ->
+                             _ = put(?PY_SERVING_KEY, Job),
+                             %% Its requests carry the caller's trace parent
+                             %% (py:with_trace_parent/2).
+                             ok = py_nif:trace_parent_inherit(Caller),
+                             serve_loop(Ref, Job, Id, Name, Args)
+                     end),
+    ok = py_nif:job_route_callbacks(Job, Pid),
+    Pid.
 
--spec serve_loop(py_nif:job(), non_neg_integer(), binary(), list()) -> ok.
-serve_loop(Job, Id, Name, Args) ->
+-spec serve_loop(reference(), py_nif:job(), non_neg_integer(), binary(), list()) -> ok.
+serve_loop(Ref, Job, Id, Name, Args) ->
     answer(Job, Id, py_callback:execute(Name, Args)),
     receive
-        {'$py_serve', Next, NextName, NextArgs} -> serve_loop(Job, Next, NextName, NextArgs);
-        '$py_served' -> ok
+        {Ref, {'$py_callback', Next, NextName, NextArgs}} ->
+            serve_loop(Ref, Job, Next, NextName, NextArgs);
+        {'$py_serve', Next, NextName, NextArgs} ->
+            serve_loop(Ref, Job, Next, NextName, NextArgs);
+        '$py_served' ->
+            ok
     end.
 
 %% Answers callback `Id' of `Job'; a result too big to copy on a normal scheduler goes through

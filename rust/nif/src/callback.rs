@@ -77,8 +77,8 @@ fn executor_call<'py>(
         name,
         args,
     )?;
-    let sent = job.send_unless_cancelled(|| {
-        env.send_and_clear(job.caller(), |env| {
+    let sent = job.send_callback(|to| {
+        env.send_and_clear(to, |env| {
             let body = saved.load(env);
             let tag = copy_running_reference(env).unwrap_or_else(|| atoms::undefined().encode(env));
             make_tuple(env, &[tag, body])

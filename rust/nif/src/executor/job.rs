@@ -44,12 +44,14 @@ pub trait Runner: Send + Sync {
 pub struct JobInner {
     state: AtomicU8,
     runner: OnceLock<Arc<dyn Runner>>,
-    /// The Erlang process waiting for the reply (and serving the job's callbacks).
+    /// The Erlang process waiting for the reply.
     caller: LocalPid,
-    /// Held while a callback request is sent and while the job is cancelled, so that once
-    /// `cancel` returns, every callback request of the job is already in the caller's mailbox
-    /// (where `py` flushes it) or will never be sent.
-    send_lock: Mutex<()>,
+    /// Where the job's callback requests go: the caller, until it hands them to the process
+    /// running the job's callback functions (`job_route_callbacks/2`). Held while a callback
+    /// request is sent and while the job is cancelled, so that once `cancel` returns, every
+    /// callback request of the job is already in a mailbox (where `py` flushes it, or with a
+    /// process that is killed) or will never be sent.
+    callbacks_to: Mutex<LocalPid>,
     /// The private namespace of the context the job runs in; `None` for `__main__`'s.
     namespace: Option<Arc<Namespace>>,
     /// Called (on `python-main`, with the GIL) when the job is cancelled after its executor
@@ -71,11 +73,20 @@ impl JobInner {
         self.namespace.as_ref()
     }
 
-    /// Runs `send` unless the job is cancelled, atomically with respect to [`Self::cancel`];
-    /// false when cancelled.
-    pub fn send_unless_cancelled(&self, send: impl FnOnce() -> bool) -> bool {
-        let _guard = self.send_lock.lock();
-        !self.is_cancelled() && send()
+    /// Runs `send` with the process that serves the job's callbacks, unless the job is
+    /// cancelled, atomically with respect to [`Self::cancel`]; false when cancelled.
+    pub fn send_callback(&self, send: impl FnOnce(&LocalPid) -> bool) -> bool {
+        let Ok(to) = self.callbacks_to.lock() else {
+            return false;
+        };
+        !self.is_cancelled() && send(&to)
+    }
+
+    /// Sends the job's later callback requests to `pid` instead of the caller.
+    pub fn route_callbacks(&self, pid: LocalPid) {
+        if let Ok(mut to) = self.callbacks_to.lock() {
+            *to = pid;
+        }
     }
 
     /// The process waiting for this job.
@@ -130,7 +141,7 @@ impl JobInner {
     /// Gives up on the job: a queued job never runs, a running one is interrupted (by
     /// `python-main`, which may wait for the GIL; the cancelling scheduler never does).
     pub fn cancel(self: &Arc<Self>) -> CancelOutcome {
-        let _guard = self.send_lock.lock();
+        let _guard = self.callbacks_to.lock();
         loop {
             let state = self.state.load(Ordering::Acquire);
             let outcome = match state {
@@ -287,7 +298,7 @@ impl Request {
                 state: AtomicU8::new(QUEUED),
                 runner: OnceLock::new(),
                 caller,
-                send_lock: Mutex::new(()),
+                callbacks_to: Mutex::new(caller),
                 namespace,
                 cancel_hook: Mutex::new(None),
             }),
