@@ -156,12 +156,14 @@ send(Target, Request, Timeout) ->
         {error, _} = Error ->
             Error;
         Job ->
-            Pending = #{Ref => Job},
             receive
-                {Ref, Message} ->
-                    outcome(Ref, handle(Ref, Message, Pending, Deadline, #{}, #{}))
+                {Ref, {'$py_callback', _, _, _} = Callback} ->
+                    outcome(Ref, handle(Ref, Callback, #{Ref => Job}, Deadline, #{}, #{}));
+                {Ref, Reply} ->
+                    %% The common case, a reply and nothing else: no wait state to build.
+                    reply(Reply)
             after Timeout ->
-                outcome(Ref, expire(Pending, #{}, #{}))
+                outcome(Ref, expire(#{Ref => Job}, #{}, #{}))
             end
     end.
 
