@@ -13,8 +13,6 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import erlang
 from erlang.testing import MockBeam
@@ -319,57 +317,3 @@ def test_round_trips(beam: MockBeam, value: object, back: object) -> None:
     if isinstance(value, set):
         got = sorted(got)
     assert same(got, back)
-
-
-# ------------------------------------------------------------------------- property: round trips
-
-_text = st.text(st.characters(exclude_categories=["Cs"]))
-_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=-(2**3000), max_value=2**3000)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | _text
-    | st.binary()
-)
-_values = st.recursive(
-    _scalars,
-    lambda children: (
-        st.lists(children)
-        | st.lists(children).map(tuple)
-        | st.dictionaries(_text | st.integers(min_value=2), children)
-    ),
-    max_leaves=30,
-)
-
-
-def _after_erlang(value: Any) -> Any:
-    """``value`` after Python -> Erlang -> Python: bytes that are UTF-8 arrive as str."""
-    if isinstance(value, bytes):
-        try:
-            return value.decode()
-        except UnicodeDecodeError:
-            return value
-    if isinstance(value, list):
-        return [_after_erlang(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_after_erlang(v) for v in value)
-    if isinstance(value, dict):
-        return {_after_erlang(k): _after_erlang(v) for k, v in value.items()}
-    return value
-
-
-@pytest.mark.embedded
-# At least 200 examples; more when the profile asks for more (`make fuzz`).
-@settings(
-    max_examples=max(200, settings().max_examples),
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(_values)
-def test_values_round_trip_through_an_erlang_function(erlang_funcs: Any, value: Any) -> None:
-    """Arbitrary values through a real Erlang function and back (the NIF's conversions inside
-    the BEAM, the mocked BEAM's in plain Python) come back as the conversion table says."""
-    if "ep_ident" not in erlang_funcs.names:
-        erlang_funcs.register("ep_ident", lambda args: args[0])
-    assert same(erlang.call("ep_ident", value), _after_erlang(value))

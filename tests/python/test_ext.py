@@ -10,7 +10,7 @@ import pickle
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import erlang
@@ -277,6 +277,19 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     return bool(a == b)
+
+
+@settings(
+    max_examples=max(200, settings.default.max_examples),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(values)
+def test_values_round_trip_through_an_erlang_function(erlang_funcs: Any, value: Any) -> None:
+    """Arbitrary values through a real Erlang function and back (the NIF's conversions inside
+    the BEAM, the mocked BEAM's in plain Python) come back as the conversion table says."""
+    if "ep_ident" not in erlang_funcs.names:
+        erlang_funcs.register("ep_ident", lambda args: args[0])
+    assert same(erlang.call("ep_ident", value), expected(value))
 
 
 @given(values)
