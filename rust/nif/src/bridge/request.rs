@@ -60,3 +60,21 @@ pub fn with_code<T>(
         f(code.as_slice())
     })
 }
+
+/// Runs `f` on the bytes of the saved binaries `module` and `function` (a call's target).
+pub fn with_names<T>(
+    env: &OwnedEnv,
+    module: &SavedTerm,
+    function: &SavedTerm,
+    f: impl FnOnce(&[u8], &[u8]) -> PyResult<T>,
+) -> PyResult<T> {
+    env.run(|env| {
+        let binary = |term: &SavedTerm| {
+            term.load(env)
+                .decode::<Binary>()
+                .map_err(|_| PyTypeError::new_err("module and function must be binaries"))
+        };
+        let (module, function) = (binary(module)?, binary(function)?);
+        f(module.as_slice(), function.as_slice())
+    })
+}

@@ -214,13 +214,15 @@ impl JobResource {
     }
 }
 
-/// A module and function to call (`Function` may be dotted: `Class.method`). Kept as the
-/// bytes Erlang gave; the executor checks them as UTF-8 when it resolves them.
+/// A module and function to call (`Function` may be dotted: `Class.method`): binaries saved
+/// in the request's env (no allocation of their own: the scheduler that makes the request and
+/// the executor that runs it would allocate and free across threads); the executor checks
+/// them as UTF-8 when it resolves them.
 pub struct Target {
-    /// The module's name.
-    pub module: Box<[u8]>,
-    /// The function's name, possibly dotted.
-    pub function: Box<[u8]>,
+    /// The module's name, a binary.
+    pub module: SavedTerm,
+    /// The function's name, possibly dotted, a binary.
+    pub function: SavedTerm,
 }
 
 /// What a request asks for, decoded and checked once on the caller's scheduler. The terms

@@ -191,7 +191,9 @@ fn call<'py>(
     args: &SavedTerm,
     kwargs: &SavedTerm,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let callable = python::resolve(py, namespace, &target.module, &target.function)?;
+    let callable = bridge::request::with_names(env, &target.module, &target.function, |m, f| {
+        python::resolve(py, namespace, m, f)
+    })?;
     let (args, kwargs) = bridge::request::call_arguments(py, env, args, kwargs)?;
     python::call(&callable, args, &kwargs)
 }

@@ -5,7 +5,7 @@
 
 use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
-use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
+use rustler::{Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
 use super::small_enough;
 use crate::atoms;
@@ -106,17 +106,27 @@ fn submit<'a>(
     }
 }
 
-/// The target of `pool_call` and `pool_async`: module and function as binaries.
-fn target(module: Binary<'_>, function: Binary<'_>) -> Target {
+/// The target of `pool_call` and `pool_async`: module and function (checked binaries) saved
+/// in the request's env.
+fn target<'a>(
+    save: &dyn Fn(Term<'a>) -> SavedTerm,
+    module: Term<'a>,
+    function: Term<'a>,
+) -> Target {
     Target {
-        module: module.as_slice().into(),
-        function: function.as_slice().into(),
+        module: save(module),
+        function: save(function),
     }
 }
 
-/// Checks that `arguments` is a list and `kwargs` a map.
-fn check_arguments(arguments: Term<'_>, kwargs: Term<'_>) -> NifResult<()> {
-    if arguments.is_list() && kwargs.is_map() {
+/// Checks that `module` and `function` are binaries, `arguments` a list and `kwargs` a map.
+fn check_call(
+    module: Term<'_>,
+    function: Term<'_>,
+    arguments: Term<'_>,
+    kwargs: Term<'_>,
+) -> NifResult<()> {
+    if module.is_binary() && function.is_binary() && arguments.is_list() && kwargs.is_map() {
         Ok(())
     } else {
         Err(rustler::Error::BadArg)
@@ -141,8 +151,8 @@ fn pool_call<'a>(
     env: Env<'a>,
     destination: Destination,
     reference: Term<'a>,
-    module: Binary<'a>,
-    function: Binary<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
@@ -164,8 +174,8 @@ fn pool_call_dirty<'a>(
     env: Env<'a>,
     destination: Destination,
     reference: Term<'a>,
-    module: Binary<'a>,
-    function: Binary<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
@@ -187,17 +197,17 @@ fn call<'a>(
     scheduler: Scheduler,
     destination: Destination,
     reference: Term<'a>,
-    module: Binary<'a>,
-    function: Binary<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    check_arguments(arguments, kwargs)?;
+    check_call(module, function, arguments, kwargs)?;
     if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
         return Ok(dirty);
     }
     Ok(submit(env, destination, reference, |save| Body::Call {
-        target: target(module, function),
+        target: target(save, module, function),
         args: save(arguments),
         kwargs: save(kwargs),
     }))
@@ -211,13 +221,13 @@ fn pool_async<'a>(
     env: Env<'a>,
     destination: Destination,
     reference: Term<'a>,
-    module: Binary<'a>,
-    function: Binary<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
     stream: bool,
 ) -> NifResult<Term<'a>> {
-    check_arguments(arguments, kwargs)?;
+    check_call(module, function, arguments, kwargs)?;
     let call = AsyncCall {
         module,
         function,
@@ -235,13 +245,13 @@ fn pool_async_dirty<'a>(
     env: Env<'a>,
     destination: Destination,
     reference: Term<'a>,
-    module: Binary<'a>,
-    function: Binary<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
     stream: bool,
 ) -> NifResult<Term<'a>> {
-    check_arguments(arguments, kwargs)?;
+    check_call(module, function, arguments, kwargs)?;
     let call = AsyncCall {
         module,
         function,
@@ -254,8 +264,8 @@ fn pool_async_dirty<'a>(
 
 /// The arguments of `pool_async`.
 struct AsyncCall<'a> {
-    module: Binary<'a>,
-    function: Binary<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
     arguments: Term<'a>,
     kwargs: Term<'a>,
     stream: bool,
@@ -279,7 +289,7 @@ fn async_call<'a>(
         return Ok(dirty);
     }
     Ok(submit(env, destination, reference, |save| Body::Async {
-        target: target(module, function),
+        target: target(save, module, function),
         args: save(arguments),
         kwargs: save(kwargs),
         stream,
