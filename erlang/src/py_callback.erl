@@ -104,10 +104,10 @@ print(Bin, Budget) when is_binary(Bin) ->
             plain(Bin, Budget)
     end;
 print(Tuple, Budget) when is_tuple(Tuple) ->
-    {Items, Left} = print_all(tuple_to_list(Tuple), Budget - 2, []),
+    {Items, Left} = print_all(tuple_to_list(Tuple), Budget - 2, [], fun print/2),
     {[${, Items, $}], Left};
 print(Map, Budget) when is_map(Map) ->
-    {Items, Left} = print_pairs(maps:to_list(Map), Budget - 3, []),
+    {Items, Left} = print_all(maps:to_list(Map), Budget - 3, [], fun print_pair/2),
     {["#{", Items, $}], Left};
 print(List, Budget) when is_list(List), List =/= [] ->
     case io_lib:printable_unicode_list(List) of
@@ -123,25 +123,24 @@ plain(Term, Budget) ->
     Printed = io_lib:format("~tp", [Term], [{chars_limit, max(Budget, 8)}]),
     {Printed, Budget - string:length(Printed)}.
 
--spec print_all([term()], integer(), [unicode:chardata()]) -> {unicode:chardata(), integer()}.
-print_all([], Budget, Acc) ->
-    {lists:join($,, lists:reverse(Acc)), Budget};
-print_all(_Items, Budget, Acc) when Budget =< 0 ->
-    {lists:join($,, lists:reverse(["..." | Acc])), Budget};
-print_all([Item | Rest], Budget, Acc) ->
-    {Printed, Left} = print(Item, Budget),
-    print_all(Rest, Left - 1, [Printed | Acc]).
-
--spec print_pairs([{term(), term()}], integer(), [unicode:chardata()]) ->
+%% `Items' printed with `Print', comma-separated, until the budget is spent.
+-spec print_all([term()], integer(), [unicode:chardata()],
+                fun((term(), integer()) -> {unicode:chardata(), integer()})) ->
     {unicode:chardata(), integer()}.
-print_pairs([], Budget, Acc) ->
+print_all([], Budget, Acc, _Print) ->
     {lists:join($,, lists:reverse(Acc)), Budget};
-print_pairs(_Pairs, Budget, Acc) when Budget =< 0 ->
+print_all(_Items, Budget, Acc, _Print) when Budget =< 0 ->
     {lists:join($,, lists:reverse(["..." | Acc])), Budget};
-print_pairs([{K, V} | Rest], Budget, Acc) ->
+print_all([Item | Rest], Budget, Acc, Print) ->
+    {Printed, Left} = Print(Item, Budget),
+    print_all(Rest, Left - 1, [Printed | Acc], Print).
+
+%% A map entry, `Key => Value'.
+-spec print_pair({term(), term()}, integer()) -> {unicode:chardata(), integer()}.
+print_pair({K, V}, Budget) ->
     {Key, Left} = print(K, Budget - 4),
     {Value, Left2} = print(V, Left),
-    print_pairs(Rest, Left2 - 1, [[Key, " => ", Value] | Acc]).
+    {[Key, " => ", Value], Left2}.
 
 %% A list that is not text, proper or improper.
 -spec print_list(maybe_improper_list(), integer(), [unicode:chardata()]) ->

@@ -594,7 +594,7 @@ random_round_trip(_Config) ->
     lists:foreach(
       fun(I) ->
               Term = gen_term(0),
-              Expected = normalise(Term),
+              Expected = py_test_util:normalise(Term),
               case ident(Term) of
                   {ok, Got} when Got =:= Expected ->
                       ok;
@@ -668,16 +668,3 @@ gen_utf8() ->
                  Lo + rand:uniform(Hi - Lo + 1) - 1
              end || _ <- lists:seq(1, rand:uniform(9) - 1)],
     unicode:characters_to_binary(Chars).
-
-%% The documented normal form of a term after Erlang -> Python -> Erlang.
-normalise(true) -> true;
-normalise(false) -> false;
-normalise(none) -> none;
-normalise(nil) -> none;
-normalise(undefined) -> none;
-normalise(A) when is_atom(A) -> atom_to_binary(A, utf8);
-normalise(L) when is_list(L) -> [normalise(X) || X <- L];
-normalise(T) when is_tuple(T) -> list_to_tuple([normalise(X) || X <- tuple_to_list(T)]);
-normalise(M) when is_map(M) -> maps:from_list([{normalise(K), normalise(V)}
-                                               || {K, V} <- maps:to_list(M)]);
-normalise(X) -> X.

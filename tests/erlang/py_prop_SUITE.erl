@@ -56,7 +56,7 @@ terms_round_trip_or_give_the_documented_error(_Config) ->
                  fun(Term) ->
                          Got = py:call('__main__', ep_prop_ident, [Term]),
                          case convertible(Term) of
-                             true -> Got =:= {ok, normalise(Term)};
+                             true -> Got =:= {ok, py_test_util:normalise(Term)};
                              false -> element(1, element(2, Got)) =:= 'TypeError'
                          end
                  end),
@@ -115,20 +115,6 @@ convertible(T) when is_tuple(T) -> lists:all(fun convertible/1, tuple_to_list(T)
 convertible(M) when is_map(M) ->
     lists:all(fun({K, V}) -> convertible(K) andalso convertible(V) end, maps:to_list(M));
 convertible(_) -> true.
-
-%% The documented normal form of a term after Erlang -> Python -> Erlang.
--spec normalise(term()) -> term().
-normalise(true) -> true;
-normalise(false) -> false;
-normalise(none) -> none;
-normalise(nil) -> none;
-normalise(undefined) -> none;
-normalise(A) when is_atom(A) -> atom_to_binary(A, utf8);
-normalise(L) when is_list(L) -> [normalise(X) || X <- L];
-normalise(T) when is_tuple(T) -> list_to_tuple([normalise(X) || X <- tuple_to_list(T)]);
-normalise(M) when is_map(M) ->
-    maps:from_list([{normalise(K), normalise(V)} || {K, V} <- maps:to_list(M)]);
-normalise(X) -> X.
 
 %%% ---------------------------------------------------------------- faults
 

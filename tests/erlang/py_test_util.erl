@@ -20,6 +20,7 @@
     run_bounded/2,
     kill_and_wait/1,
     unique_name/1,
+    normalise/1,
     default_num_executors/0,
     repo_root/0
 ]).
@@ -255,3 +256,18 @@ resolve(Path) ->
         {ok, Target} -> filename:absname(Target, filename:dirname(Path));
         {error, _} -> Path
     end.
+
+%% @doc The documented normal form of a term after Erlang -> Python -> Erlang
+%% (docs/type-conversion.md): `nil' and `undefined' become `none', other atoms binaries.
+-spec normalise(term()) -> term().
+normalise(true) -> true;
+normalise(false) -> false;
+normalise(none) -> none;
+normalise(nil) -> none;
+normalise(undefined) -> none;
+normalise(A) when is_atom(A) -> atom_to_binary(A, utf8);
+normalise(L) when is_list(L) -> [normalise(X) || X <- L];
+normalise(T) when is_tuple(T) -> list_to_tuple([normalise(X) || X <- tuple_to_list(T)]);
+normalise(M) when is_map(M) ->
+    maps:from_list([{normalise(K), normalise(V)} || {K, V} <- maps:to_list(M)]);
+normalise(X) -> X.

@@ -6,7 +6,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use rustler::env::SavedTerm;
-use rustler::{Binary, OwnedEnv};
+use rustler::{Binary, Env, OwnedEnv};
 
 use super::term::{options, NifReader};
 
@@ -52,13 +52,7 @@ pub fn with_code<T>(
     code: &SavedTerm,
     f: impl FnOnce(&[u8]) -> PyResult<T>,
 ) -> PyResult<T> {
-    env.run(|env| {
-        let code = code
-            .load(env)
-            .decode::<Binary>()
-            .map_err(|_| PyTypeError::new_err("code must be a binary"))?;
-        f(code.as_slice())
-    })
+    env.run(|env| f(binary(env, code, "code must be a binary")?.as_slice()))
 }
 
 /// Runs `f` on the bytes of the saved binaries `module` and `function` (a call's target).
@@ -69,12 +63,16 @@ pub fn with_names<T>(
     f: impl FnOnce(&[u8], &[u8]) -> PyResult<T>,
 ) -> PyResult<T> {
     env.run(|env| {
-        let binary = |term: &SavedTerm| {
-            term.load(env)
-                .decode::<Binary>()
-                .map_err(|_| PyTypeError::new_err("module and function must be binaries"))
-        };
-        let (module, function) = (binary(module)?, binary(function)?);
+        let what = "module and function must be binaries";
+        let (module, function) = (binary(env, module, what)?, binary(env, function, what)?);
         f(module.as_slice(), function.as_slice())
     })
+}
+
+/// The saved term `term` as a binary (checked when the request was made; `what` says why it
+/// could still fail).
+fn binary<'a>(env: Env<'a>, term: &SavedTerm, what: &'static str) -> PyResult<Binary<'a>> {
+    term.load(env)
+        .decode::<Binary>()
+        .map_err(|_| PyTypeError::new_err(what))
 }

@@ -27,6 +27,13 @@ struct RunningTerms {
     reference: SavedTerm,
 }
 
+impl RunningTerms {
+    /// Copies the request's `Ref` into `dst`; `env` is this request's env, borrowed.
+    fn reference_in<'a>(&self, env: &OwnedEnv, dst: Env<'a>) -> Term<'a> {
+        env.run(|src| self.reference.load(src).in_env(dst))
+    }
+}
+
 thread_local! {
     /// The requests this executor is running, innermost last (nested ones run during callbacks).
     static RUNNING_TERMS: RefCell<Vec<Rc<RunningTerms>>> = const { RefCell::new(Vec::new()) };
@@ -37,7 +44,7 @@ thread_local! {
 pub fn copy_running_reference<'a>(dst: Env<'a>) -> Option<Term<'a>> {
     let terms = RUNNING_TERMS.with(|r| r.borrow().last().cloned())?;
     let env = terms.env.borrow();
-    Some(env.run(|src| terms.reference.load(src).in_env(dst)))
+    Some(terms.reference_in(&env, dst))
 }
 
 /// Where a request came from: the pool's shared queue (counted in `queued` until it runs) or
@@ -152,9 +159,7 @@ fn execute<'py>(
                 Prepared::Ready(value) => Outcome::Value(value),
                 Prepared::Deferred(work) => {
                     let owned = OwnedEnv::new();
-                    let reference = owned.run(|dst| {
-                        owned.save(env.run(|src| terms.reference.load(src).in_env(dst)))
-                    });
+                    let reference = owned.run(|dst| owned.save(terms.reference_in(&env, dst)));
                     aio::schedule(py, job, owned, reference, work)?;
                     return Ok(None);
                 }
