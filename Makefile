@@ -70,18 +70,25 @@ CARGO_DIR := $(CURDIR)/$(BUILD)/cargo
 MATURIN_DIR := $(CURDIR)/$(BUILD)/maturin
 CT_DIR := $(BUILD)/ct
 CT_LOGS := _build/ct_logs
-EBIN := erlang/_build/default/lib/erlang_python/ebin
-PRIV := erlang/priv
+APP_DIR := $(BUILD)/lib/erlang_python
+EBIN := $(APP_DIR)/ebin
+PRIV := $(APP_DIR)/priv
+# rebar.config's `strict' profile: warnings are errors. The beams are the same for every Python.
+REBAR_EBIN := _build/strict/lib/erlang_python/ebin
+REBAR = ERLANG_PYTHON_SKIP_NIF=1 rebar3 as strict
 
 # The NIF links the pyenv libpython (PYO3_PYTHON) and defaults sys.executable to the venv's
 # python, so the venv's site-packages (numpy) are importable inside the BEAM.
 CARGO_ENV = PYO3_PYTHON=$(PY_BASE) ERLANG_PYTHON_DEFAULT_EXECUTABLE=$(VENV_PY) \
     CARGO_TARGET_DIR=$(CARGO_DIR)
+# The same build through scripts/build_nif.sh, the one rebar3 and mix run.
+DEP_ENV = PYO3_PYTHON=$(PY_BASE) ERLANG_PYTHON_EXECUTABLE=$(VENV_PY) CARGO_TARGET_DIR=$(CARGO_DIR)
+NIF_ENV = $(DEP_ENV) ERLANG_PYTHON_PRIV_DIR=$(CURDIR)/$(PRIV)
 # Test binaries and the pyext crate link libpython without an rpath of their own.
 LIBPATH_ENV = LD_LIBRARY_PATH=$(PY_HOME)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}
 
 # Erlang/OTP from Debian, installed only when a tool is missing (a fresh CI machine).
-ERLANG_TOOLS := erl erlc escript rebar3 ct_run dialyzer
+ERLANG_TOOLS := erl erlc escript rebar3 ct_run dialyzer elixir mix
 APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer erlang-eunit elixir \
     erlang-proper
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -90,7 +97,7 @@ PY_LINT_PATHS = python $(wildcard tests/python) scripts
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv nif erlang build pyext demo shell \
-    test test-rust test-ct test-python fuzz lint lint-rust lint-python lint-erlang lint-docs \
+    test test-rust test-ct test-python test-deps fuzz lint lint-rust lint-python lint-erlang lint-docs \
     ci bench clean
 
 help: ## List the targets
@@ -129,26 +136,18 @@ $(VENV_STAMP): $(REQUIREMENTS)
 	@rm -f $(BUILD)/venv-*.stamp && touch $@
 
 # --- Build ------------------------------------------------------------------------------------
-# The library is replaced by rename, never rewritten in place: a running BEAM may have the old
-# one mapped. Only what changed is copied, so switching PYTHON back and forth stays cheap.
-nif: deps-venv ## Build the NIF (release) into erlang/priv/, with the Python package beside it
-	$(CARGO_ENV) cargo build --release -p erlang-python-nif
-	@mkdir -p $(PRIV)
-	@if ! cmp -s $(CARGO_DIR)/release/libpy_nif.so $(PRIV)/py_nif.so; then \
-	    cp $(CARGO_DIR)/release/libpy_nif.so $(PRIV)/.py_nif.so.tmp && \
-	    mv -f $(PRIV)/.py_nif.so.tmp $(PRIV)/py_nif.so && \
-	    echo "==> $(PRIV)/py_nif.so (Python $(PY_FULL))"; \
-	fi
-	@if ! diff -rq -x __pycache__ -x '*.so' python/erlang $(PRIV)/python/erlang >/dev/null 2>&1; then \
-	    rm -rf $(PRIV)/python/erlang && mkdir -p $(PRIV)/python && \
-	    cp -r python/erlang $(PRIV)/python/erlang && \
-	    find $(PRIV)/python -name __pycache__ -prune -exec rm -rf {} + && \
-	    find $(PRIV)/python -name '*.so' -delete && \
-	    echo "==> $(PRIV)/python/erlang"; \
-	fi
+nif: deps-venv ## Build the NIF for PYTHON into _build/py$(PYTHON)/lib/erlang_python/priv/
+	$(NIF_ENV) sh scripts/build_nif.sh
 
-erlang: deps-system ## Compile the Erlang application (rebar3)
-	cd erlang && rebar3 compile
+# rebar3 compiles once for every Python (its pre-compile hook, which builds the NIF into priv/
+# for dependents, is skipped); the beams are copied into this Python's application directory.
+erlang: deps-system ## Compile the Erlang application (rebar3) into _build/py$(PYTHON)/lib/
+	$(REBAR) compile
+	@mkdir -p $(EBIN)
+	@if ! diff -rq $(REBAR_EBIN) $(EBIN) >/dev/null 2>&1; then \
+	    rm -rf $(EBIN).tmp && cp -R $(REBAR_EBIN) $(EBIN).tmp && \
+	    rm -rf $(EBIN) && mv $(EBIN).tmp $(EBIN); \
+	fi
 
 build: deps nif erlang ## deps + nif + erlang
 
@@ -166,7 +165,7 @@ bench: build ## Build everything and run bench/bench.escript (options in BENCH_A
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
 # --- Tests ------------------------------------------------------------------------------------
-test: build lint test-rust test-ct test-python ## build + lint + every test suite, on PYTHON
+test: build lint test-rust test-ct test-python test-deps ## build + lint + every test suite, on PYTHON
 
 test-rust: deps-venv ## cargo test --workspace
 	$(CARGO_ENV) $(LIBPATH_ENV) cargo test --workspace --release
@@ -177,7 +176,6 @@ test-ct: build ## Common Test suites in tests/erlang (logs: _build/ct_logs)
 	@ls tests/erlang/*_SUITE.erl >/dev/null 2>&1 || { echo "no suites in tests/erlang" >&2; exit 1; }
 	@rm -rf $(CT_DIR) && mkdir -p $(CT_DIR) $(CT_LOGS) && cp -r tests/erlang/. $(CT_DIR)/
 	ct_run -noshell -sname ct_py$(subst .,,$(PYTHON))_$$$$ -pa $(CURDIR)/$(EBIN) \
-	    $(addprefix -include $(CURDIR)/,$(wildcard erlang/include)) \
 	    -dir $(CT_DIR) -logdir $(CT_LOGS) $(CT_ARGS)
 
 # Every test runs standalone against the mocked BEAM; those marked `embedded` run again inside
@@ -193,6 +191,12 @@ test-python: pyext ## pytest tests/python (skipped while it has no tests)
 	    echo "==> stubtest erlang._native"; \
 	    $(LIBPATH_ENV) MYPYPATH=python $(VENV_PY) -m mypy.stubtest erlang._native; \
 	fi
+
+# A rebar3 and a mix project depending on this checkout (path and git), each compiled (which
+# builds the NIF through rebar.config / mix.exs), checked, released and checked in the release.
+# The cargo dir is shared, so only this repository's crates compile again for a git clone.
+test-deps: deps ## Sample rebar3 and mix projects depending on erlang_python (tests/deps)
+	$(DEP_ENV) tests/deps/run.sh
 
 # Long runs of the property tests only, each tool bounded by its count (above): proptest
 # (rust/core/tests/*_props.rs), hypothesis (the tests with @given, profile `fuzz` of
@@ -230,7 +234,8 @@ lint-python: deps-venv
 	$(VENV_BIN)/mypy --strict python/erlang scripts
 
 lint-erlang: erlang
-	cd erlang && rebar3 dialyzer && rebar3 xref
+	$(REBAR) dialyzer
+	$(REBAR) xref
 
 lint-docs: deps-venv
 	$(VENV_PY) scripts/check_docs.py $(DOC_FILES)
@@ -245,9 +250,8 @@ ci: ## What .ci/run runs: test on PYTHON, then test-ct and test-python on the ot
 	@echo "==> ci passed: test on $(PYTHON), test-ct and test-python on" \
 	    "$(filter-out $(PYTHON),$(CI_PYTHONS))"
 
-clean: ## Remove every build output (venvs, cargo dirs, erlang/_build, erlang/priv outputs)
-	rm -rf _build erlang/_build $(PRIV)/py_nif.so $(PRIV)/.py_nif.so.tmp $(PRIV)/python \
+clean: ## Remove every build output (venvs, cargo dirs, _build, priv/)
+	rm -rf _build priv erlang/_build erlang/priv \
 	    .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find python tests -name __pycache__ -prune -exec rm -rf {} +
 	find python -name '*.so' -delete
-	@rmdir $(PRIV) 2>/dev/null || true

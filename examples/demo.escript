@@ -4,7 +4,7 @@
 %%
 %% A short tour of erlang_python: Erlang calling CPython in the same OS process.
 %%
-%%   escript examples/demo.escript erlang/_build/default/lib/erlang_python/ebin
+%%   escript examples/demo.escript _build/py3.12/lib/erlang_python/ebin
 %%
 %% Every step pattern-matches the reply it expects; anything else stops the demo with a
 %% message naming the step, and a non-zero exit status. (`+pc unicode` above lets ~tp print

@@ -5,7 +5,7 @@
 %% Python `logging` records in OTP `logger`, and trace spans from Python code
 %% (docs/logging.md).
 %%
-%%   escript examples/logging_example.escript erlang/_build/default/lib/erlang_python/ebin
+%%   escript examples/logging_example.escript _build/py3.12/lib/erlang_python/ebin
 %%
 %% A logger handler installed here prints every record of the `[python]' domain with its level,
 %% logger name and metadata, and forwards it to this process, which checks what arrived. Exits

@@ -150,7 +150,10 @@
     execution_mode := multi_executor | free_threaded | subinterp,
     subinterp_supported := boolean(),
     python_version := binary(),
-    initialized := boolean()
+    initialized := boolean(),
+    %% The interpreter the library starts when none is configured, and its version ("3.12",
+    %% "3.13t" when free-threaded), which a configured one must have.
+    built_for := #{version := binary(), executable := binary()}
 }.
 %% A NIF resource: the executor threads and their shared queue.
 -type pool() :: reference().

@@ -14,6 +14,10 @@
 -export([start_link/0, get_stats/0, pool_size/0, num_executors/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
+%% How long the interpreter's version probe may take (a cold start on a loaded machine is slow;
+%% only a hung interpreter reaches this).
+-define(PROBE_TIMEOUT, 60000).
+
 -record(state, {
     pool :: py_nif:pool()
 }).
@@ -139,18 +143,85 @@ stop_stale_pool() ->
         {error, not_started} -> ok
     end.
 
-%% Python accepts a missing executable and silently computes wrong paths from it; as it is
-%% initialised only once per OS process, that mistake would stay until the node restarts.
-%% Once Python runs, interp_init/1 ignores its options, so there is nothing to check.
+%% Python is initialised once per OS process, so a wrong interpreter would stay until the node
+%% restarts: it is checked first. Once Python runs, interp_init/1 ignores its options and there
+%% is nothing to check.
 -spec start_interpreter(py_nif:interp_opts()) -> ok | {error, term()}.
-start_interpreter(#{executable := Executable} = Opts) when is_binary(Executable) ->
-    Initialized = maps:get(initialized, py_nif:interp_info()),
-    case Initialized orelse filelib:is_regular(Executable) of
-        true -> py_nif:interp_init(Opts);
-        false -> {error, {no_such_executable, Executable}}
-    end;
 start_interpreter(Opts) ->
-    py_nif:interp_init(Opts).
+    #{initialized := Initialized, built_for := BuiltFor} = py_nif:interp_info(),
+    Check =
+        case Initialized of
+            true -> ok;
+            false -> check_python(maps:get(executable, Opts, undefined), BuiltFor)
+        end,
+    case Check of
+        ok -> py_nif:interp_init(Opts);
+        {error, _} = Error -> Error
+    end.
+
+%% Python accepts a missing executable and silently computes wrong paths from it; one of another
+%% version than the NIF's libpython starts with site-packages (and compiled extensions) it cannot
+%% use: `No module named ...' much later. Both are refused here, naming the fix.
+-spec check_python(binary() | undefined, #{version := binary(), executable := binary()}) ->
+    ok | {error, term()}.
+check_python(undefined, #{executable := Default} = BuiltFor) ->
+    check_python(Default, BuiltFor);
+check_python(Executable, #{version := Built}) ->
+    case filelib:is_regular(Executable) of
+        false ->
+            {error, {no_such_executable, Executable}};
+        true ->
+            case python_version(Executable) of
+                {ok, Built} ->
+                    ok;
+                {ok, Other} ->
+                    {error,
+                        {python_mismatch, #{
+                            executable => Executable,
+                            executable_version => Other,
+                            nif_version => Built,
+                            fix =>
+                                <<"use a Python ", Built/binary,
+                                    " interpreter or venv (python_executable, "
+                                    "ERLANG_PYTHON_EXECUTABLE), or rebuild erlang_python for "
+                                    "this one (ERLANG_PYTHON_EXECUTABLE=", Executable/binary,
+                                    " when compiling)">>
+                        }}};
+                {error, Reason} ->
+                    {error, {python_probe_failed, Executable, Reason}}
+            end
+    end.
+
+%% The interpreter's "X.Y" ("X.Yt" when free-threaded), from running it once: the same probe as
+%% scripts/build_nif.sh. A venv's python reports its base interpreter's version.
+-spec python_version(binary()) -> {ok, binary()} | {error, term()}.
+python_version(Executable) ->
+    Probe =
+        "import sys, sysconfig; print('%d.%d%s' % (sys.version_info[0], sys.version_info[1], "
+        "'t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''))",
+    try
+        open_port({spawn_executable, Executable}, [
+            {args, ["-I", "-S", "-c", Probe]}, exit_status, binary, stderr_to_stdout, hide
+        ])
+    of
+        Port -> probe_output(Port, <<>>)
+    catch
+        error:Reason -> {error, Reason}
+    end.
+
+-spec probe_output(port(), binary()) -> {ok, binary()} | {error, term()}.
+probe_output(Port, Acc) ->
+    receive
+        {Port, {data, Data}} ->
+            probe_output(Port, <<Acc/binary, Data/binary>>);
+        {Port, {exit_status, 0}} ->
+            {ok, string:trim(Acc)};
+        {Port, {exit_status, Status}} ->
+            {error, {exit_status, Status, Acc}}
+    after ?PROBE_TIMEOUT ->
+        catch port_close(Port),
+        {error, timeout}
+    end.
 
 %% `max_depth' goes to the NIF only when it is set: otherwise the NIF applies its own default.
 -spec interp_opts() -> py_nif:interp_opts().

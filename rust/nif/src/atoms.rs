@@ -28,6 +28,8 @@ rustler::atoms! {
     subinterp_supported,
     python_version,
     initialized,
+    built_for,
+    version,
     executors,
     queued,
     running,
