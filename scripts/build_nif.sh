@@ -29,8 +29,11 @@ fail() {
 python=${ERLANG_PYTHON_EXECUTABLE:-${PYO3_PYTHON:-python3}}
 case $python in
     */*) ;;
-    *) python=$(command -v "$python") || fail "no '$python' on PATH: install Python 3 or set" \
-        "ERLANG_PYTHON_EXECUTABLE to the interpreter (or venv python) to build for" ;;
+    *)
+        found=$(command -v "$python") || fail "no '$python' on PATH: install Python 3 or set" \
+            "ERLANG_PYTHON_EXECUTABLE to the interpreter (or venv python) to build for"
+        python=$found
+        ;;
 esac
 [ -x "$python" ] && [ ! -d "$python" ] || fail "$python is not an executable file"
 # Absolute, symlinks kept: a venv's python is a symlink whose path tells Python it is the venv's.

@@ -10,10 +10,11 @@
 #   2. runs the project's check (sample_app:check/0, MixApp.check/0: Python runs, the `erlang`
 #      package comes from erlang_python's priv/, Python calls back into the project);
 #   3. builds a release (relx, mix release), starts it and runs the check inside it.
+# Before those, build-errors checks that a build for a Python the NIF cannot use fails, saying why.
 #
 # Environment: ERLANG_PYTHON_EXECUTABLE (required), the Python to build for; CARGO_TARGET_DIR
 # (optional), shared with other builds so cargo compiles the crates from crates.io once.
-# Arguments: which of rebar3-path rebar3-git mix-path mix-git to run (default: all).
+# Arguments: which of build-errors rebar3-path rebar3-git mix-path mix-git to run (default: all).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd -P)
@@ -123,13 +124,46 @@ mix_project() {
     "$rel/bin/mix_app" eval 'MixApp.check()'
 }
 
-for what in ${@:-rebar3-path rebar3-git mix-path mix-git}; do
+# A build for a Python it cannot use fails before cargo runs, saying why and what to do instead.
+build_errors() {
+    local fake=$work/fake-python out
+    expect_failure() {
+        local want=$1
+        shift
+        if out=$(env "$@" sh "$root/scripts/build_nif.sh" 2>&1); then
+            echo "build_nif.sh succeeded with $*" >&2
+            return 1
+        fi
+        [[ $out == *"$want"* ]] || { printf 'expected "%s" in:\n%s\n' "$want" "$out" >&2; return 1; }
+        printf '    refused as expected: %s\n' "$out"
+    }
+    step "build errors: unsupported, static or missing Python"
+    mkdir -p "$work/errors-priv"
+    printf '#!/bin/sh\necho "3.10 1"\n' >"$fake" && chmod +x "$fake"
+    expect_failure "supported: 3.11 3.12 3.13" ERLANG_PYTHON_EXECUTABLE="$fake" PYO3_PYTHON=
+    printf '#!/bin/sh\necho "3.12 0"\n' >"$fake"
+    expect_failure "no shared libpython" ERLANG_PYTHON_EXECUTABLE="$fake" PYO3_PYTHON=
+    expect_failure "is not an executable file" ERLANG_PYTHON_EXECUTABLE=/nonexistent/python3 \
+        PYO3_PYTHON=
+    expect_failure "no 'no-such-python' on PATH" ERLANG_PYTHON_EXECUTABLE=no-such-python PYO3_PYTHON=
+    printf '#!/bin/sh\necho "3.13 1"\n' >"$fake"
+    expect_failure "the NIF would link one and start the other" \
+        ERLANG_PYTHON_EXECUTABLE="$ERLANG_PYTHON_EXECUTABLE" PYO3_PYTHON="$fake"
+    # Nothing was installed by the refused builds.
+    [[ -z $(ls -A "$work/errors-priv") ]]
+}
+
+for what in ${@:-build-errors rebar3-path rebar3-git mix-path mix-git}; do
     case $what in
+        build-errors) ERLANG_PYTHON_PRIV_DIR=$work/errors-priv build_errors ;;
         rebar3-path) rebar3_project path ;;
         rebar3-git) rebar3_project git ;;
         mix-path) mix_project path ;;
         mix-git) mix_project git ;;
-        *) echo "unknown: $what (rebar3-path rebar3-git mix-path mix-git)" >&2; exit 2 ;;
+        *)
+            echo "unknown: $what (build-errors rebar3-path rebar3-git mix-path mix-git)" >&2
+            exit 2
+            ;;
     esac
 done
-step "dependency projects passed: ${*:-rebar3-path rebar3-git mix-path mix-git}"
+step "passed: ${*:-build-errors rebar3-path rebar3-git mix-path mix-git}"
