@@ -22,6 +22,8 @@ CI_PYTHONS ?= 3.11 3.12 3.13
 CT_ARGS ?=
 # Extra arguments for pytest, e.g. `make test-python PYTEST_ARGS='-k bytes -x'`.
 PYTEST_ARGS ?=
+# Extra arguments for mix test, e.g. `make test-elixir MIX_TEST_ARGS='test/kwargs_test.exs'`.
+MIX_TEST_ARGS ?=
 # Extra arguments for bench/bench.escript, e.g. `make bench BENCH_ARGS='--only faults'`.
 BENCH_ARGS ?=
 # `make fuzz`: cases per property of each tool (hours at these defaults; lower them for a look,
@@ -97,8 +99,8 @@ PY_LINT_PATHS = python $(wildcard tests/python) scripts
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv nif erlang build pyext demo shell \
-    test test-rust test-ct test-python test-deps fuzz lint lint-rust lint-python lint-erlang lint-docs \
-    ci bench clean
+    test test-rust test-ct test-python test-elixir test-deps fuzz \
+    lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
@@ -165,7 +167,7 @@ bench: build ## Build everything and run bench/bench.escript (options in BENCH_A
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
 # --- Tests ------------------------------------------------------------------------------------
-test: build lint test-rust test-ct test-python test-deps ## build + lint + every test suite, on PYTHON
+test: build lint test-rust test-ct test-python test-elixir test-deps ## build + lint + every test suite, on PYTHON
 
 test-rust: deps-venv ## cargo test --workspace
 	$(CARGO_ENV) $(LIBPATH_ENV) cargo test --workspace --release
@@ -191,6 +193,14 @@ test-python: pyext ## pytest tests/python (skipped while it has no tests)
 	    echo "==> stubtest erlang._native"; \
 	    $(LIBPATH_ENV) MYPYPATH=python $(VENV_PY) -m mypy.stubtest erlang._native; \
 	fi
+
+# The ExUnit suite: tests/elixir is a mix project depending on this checkout by path, so its
+# compile builds the NIF through mix.exs as a dependent project's does, into priv/ (with
+# DEP_ENV, the build `nif` made: cargo has nothing to do). It runs the tests, and every ```elixir
+# block of docs/elixir.md, against the real BEAM and Python; _build stays in tests/elixir.
+test-elixir: deps ## ExUnit suite in tests/elixir, docs/elixir.md's examples included
+	cd tests/elixir && env -u ERLANG_PYTHON_PRIV_DIR -u ERLANG_PYTHON_SKIP_NIF $(DEP_ENV) \
+	    MIX_ENV=test HEX_OFFLINE=1 mix test --warnings-as-errors $(MIX_TEST_ARGS)
 
 # A rebar3 and a mix project depending on this checkout (path and git), each compiled (which
 # builds the NIF through rebar.config / mix.exs), checked, released and checked in the release.
@@ -221,7 +231,7 @@ fuzz: pyext ## Long property runs: proptest, hypothesis, PropEr (counts: PROPTES
 	    "interleavings in $$((SECONDS - start)) s"
 
 # --- Lint -------------------------------------------------------------------------------------
-lint: lint-rust lint-python lint-erlang lint-docs ## rustfmt, clippy, ruff, mypy, dialyzer, xref, docs
+lint: lint-rust lint-python lint-erlang lint-elixir lint-docs ## rustfmt, clippy, ruff, mypy, dialyzer, xref, mix format, docs
 
 lint-rust: deps-venv
 	cargo fmt --all --check
@@ -237,6 +247,9 @@ lint-erlang: erlang
 	$(REBAR) dialyzer
 	$(REBAR) xref
 
+lint-elixir: deps-system
+	cd tests/elixir && HEX_OFFLINE=1 mix format --check-formatted
+
 lint-docs: deps-venv
 	$(VENV_PY) scripts/check_docs.py $(DOC_FILES)
 
@@ -251,7 +264,7 @@ ci: ## What .ci/run runs: test on PYTHON, then test-ct and test-python on the ot
 	    "$(filter-out $(PYTHON),$(CI_PYTHONS))"
 
 clean: ## Remove every build output (venvs, cargo dirs, _build, priv/)
-	rm -rf _build priv erlang/_build erlang/priv \
+	rm -rf _build priv erlang/_build erlang/priv tests/elixir/_build tests/elixir/deps \
 	    .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find python tests -name __pycache__ -prune -exec rm -rf {} +
 	find python -name '*.so' -delete

@@ -130,7 +130,9 @@
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
 -type py_args() :: [term()].
--type py_kwargs() :: #{atom() | binary() => term()}.
+%% Keyword arguments: a map, or a list of `{Name, Value}' pairs with atom names (an Elixir
+%% keyword list), each name at most once; see `docs/type-conversion.md'.
+-type py_kwargs() :: #{atom() | binary() | string() => term()} | [{atom(), term()}].
 -type py_code() :: unicode:chardata().
 -type py_result() :: {ok, term()} | {error, term()}.
 -type py_ref() :: reference().
@@ -146,6 +148,9 @@
 
 -define(DEFAULT_TIMEOUT, 30000).
 -define(IS_TIMEOUT(T), (T =:= infinity orelse (is_integer(T) andalso T >= 0))).
+%% The shape only: the NIF's conversion checks the names (a bad one, or a name given twice,
+%% gives `{error, {'TypeError', Msg}}').
+-define(IS_KWARGS(K), (is_map(K) orelse is_list(K))).
 
 %%% Synchronous calls
 
@@ -161,6 +166,12 @@ call(Module, Func, Args, Kwargs) ->
 
 %% @doc Call `Module.Func(*Args, **Kwargs)' and wait up to `Timeout' milliseconds.
 %%
+%% `Kwargs' is a map whose keys are atoms, binaries or strings, or a list of `{Name, Value}'
+%% pairs whose names are atoms (an Elixir keyword list: `base: 16'), in order; every function
+%% of this module that takes keyword arguments takes both. A list element that is not such a
+%% pair, an improper list or a name given twice gives `{error, {'TypeError', Msg}}' and the
+%% function is not called.
+%%
 %% The call first takes a {@link py_semaphore} slot, waiting up to `Timeout' for one, and
 %% returns `{error, {overloaded, Current, Max}}' if none frees up. `Module' `` '__main__' ''
 %% looks `Func' up in the shared namespace (what {@link exec/1} and {@link eval/3} defined).
@@ -169,7 +180,7 @@ call(Module, Func, Args, Kwargs) ->
 %% that reply is returned instead.
 -spec call(py_module(), py_func(), py_args(), py_kwargs(), timeout()) -> py_result().
 call(Module, Func, Args, Kwargs, Timeout)
-        when is_list(Args), is_map(Kwargs), ?IS_TIMEOUT(Timeout) ->
+        when is_list(Args), ?IS_KWARGS(Kwargs), ?IS_TIMEOUT(Timeout) ->
     py_request:call(default, {call, name(Module), name(Func), Args, Kwargs}, Timeout).
 
 %% @doc Evaluate a Python expression. Same as `eval(Code, #{})'.
@@ -211,7 +222,7 @@ call_async(Module, Func, Args) ->
 %% @doc Start `Module.Func(*Args, **Kwargs)' without waiting; collect the result with
 %% {@link await/2}. Takes no semaphore slot. Only the calling process can await the result.
 -spec call_async(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
-call_async(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
+call_async(Module, Func, Args, Kwargs) when is_list(Args), ?IS_KWARGS(Kwargs) ->
     py_request:start({call, name(Module), name(Func), Args, Kwargs}).
 
 %% @doc Wait up to 30 seconds for the result of {@link call_async/4}.
@@ -246,7 +257,7 @@ async_call(Module, Func, Args) ->
 %% Takes no semaphore slot. Only the calling process can await the result; if it stops
 %% waiting (timeout) or dies, the coroutine's task is cancelled.
 -spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
-async_call(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
+async_call(Module, Func, Args, Kwargs) when is_list(Args), ?IS_KWARGS(Kwargs) ->
     py_request:start(async_request(Module, Func, Args, Kwargs, false)).
 
 %% @doc Wait up to 30 seconds for the result of {@link async_call/4}.
@@ -295,13 +306,13 @@ async_stream(Module, Func, Args) ->
 %% coroutine that returns something else gives `{ok, Value}', as in erlang_python 1.6. Errors
 %% as in {@link async_call/4}.
 -spec async_stream(py_module(), py_func(), py_args(), py_kwargs()) -> py_result().
-async_stream(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
+async_stream(Module, Func, Args, Kwargs) when is_list(Args), ?IS_KWARGS(Kwargs) ->
     py_request:await(py_request:start(async_request(Module, Func, Args, Kwargs, true)),
                      ?DEFAULT_TIMEOUT).
 
 -spec is_async_spec(term()) -> boolean().
 is_async_spec({M, F, A}) -> is_name(M) andalso is_name(F) andalso is_list(A);
-is_async_spec({M, F, A, K}) -> is_async_spec({M, F, A}) andalso is_map(K);
+is_async_spec({M, F, A, K}) -> is_async_spec({M, F, A}) andalso ?IS_KWARGS(K);
 is_async_spec(_) -> false.
 
 -spec is_name(term()) -> boolean().
@@ -388,7 +399,7 @@ ctx_call(Ctx, Module, Func, Args, Kwargs) ->
 -spec ctx_call(py_ctx(), py_module(), py_func(), py_args(), py_kwargs(), timeout()) ->
     py_result().
 ctx_call(#py_ctx{ref = Context}, Module, Func, Args, Kwargs, Timeout)
-        when is_list(Args), is_map(Kwargs), ?IS_TIMEOUT(Timeout) ->
+        when is_list(Args), ?IS_KWARGS(Kwargs), ?IS_TIMEOUT(Timeout) ->
     py_request:call(Context, {call, name(Module), name(Func), Args, Kwargs}, Timeout).
 
 %% @doc {@link eval/1} in a context.

@@ -72,7 +72,35 @@ invoke(Fun, Args) ->
         {ok, Fun(Args)}
     catch
         Class:Reason:Stack ->
-            {error, atom_to_binary(Class, utf8), text(Reason), text(Stack)}
+            {error, atom_to_binary(Class, utf8), reason_text(Class, Reason, Stack), text(Stack)}
+    end.
+
+%% An Elixir exception (a struct with `__exception__' set: `raise ArgumentError, "bad"') reads
+%% as Elixir prints it, `** (ArgumentError) bad' (`Exception.format_banner/3'), instead of the
+%% struct's fields printed as an Erlang map; capped as text/1 caps (docs/callbacks.md, "Errors").
+%% Without Elixir loaded, or if formatting fails, the map is printed as any other reason.
+-spec reason_text(atom(), term(), list()) -> binary().
+reason_text(error, #{'__exception__' := true, '__struct__' := Module} = Exception, Stack)
+        when is_atom(Module) ->
+    try
+        %% binary_to_existing_atom: without Elixir in the VM the atom does not exist, and none is
+        %% minted.
+        ExceptionModule = binary_to_existing_atom(<<"Elixir.Exception">>),
+        Banner = ExceptionModule:format_banner(error, Exception, Stack),
+        true = is_binary(Banner),
+        cap(Banner)
+    catch
+        _:_ -> text(Exception)
+    end;
+reason_text(_Class, Reason, _Stack) ->
+    text(Reason).
+
+%% At most ?TEXT_CAP characters of `Text', the rest cut with `...'.
+-spec cap(unicode:unicode_binary()) -> binary().
+cap(Text) ->
+    case string:length(Text) > ?TEXT_CAP of
+        true -> unicode:characters_to_binary([string:slice(Text, 0, ?TEXT_CAP), "..."]);
+        false -> Text
     end.
 
 %% The reason or stack trace of a failed function as Python sees it (`ErlangError.reason',

@@ -80,7 +80,8 @@
     trace_parent/0,
     handle/0,
     context/0,
-    submit_error/0
+    submit_error/0,
+    kwargs/0
 ]).
 
 -nifs([
@@ -173,6 +174,9 @@
 -type submit_error() :: stopped | no_workers_available | not_bound.
 %% A NIF resource: an executor checked out of a pool, with a private namespace.
 -type context() :: reference().
+%% Keyword arguments: a map, or a list of `{Name, Value}' pairs with atom names (the
+%% conversion checks the names; see `docs/type-conversion.md').
+-type kwargs() :: map() | [{atom(), term()}].
 %% A NIF resource: the one-shot reply channel of a callback made on a non-executor thread.
 -type thread_channel() :: reference().
 %% A NIF resource: the channel of an `erlang.async_call' waiting for its Erlang function.
@@ -278,13 +282,13 @@ pool_stats(_Pool) ->
 %% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.
 %% `dirty' when the arguments are too big to copy on a normal scheduler: call
 %% {@link pool_call_dirty/6} instead.
--spec pool_call(target(), reference(), binary(), binary(), list(), map()) ->
+-spec pool_call(target(), reference(), binary(), binary(), list(), kwargs()) ->
     job() | {error, submit_error()} | dirty.
 pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc {@link pool_call/6} on a dirty CPU scheduler, for big arguments.
--spec pool_call_dirty(target(), reference(), binary(), binary(), list(), map()) ->
+-spec pool_call_dirty(target(), reference(), binary(), binary(), list(), kwargs()) ->
     job() | {error, submit_error()}.
 pool_call_dirty(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
@@ -315,13 +319,13 @@ pool_next(_Target, _Ref, _Handle, _Max) ->
 
 %% @doc Enqueue a call whose awaitable result (with `Stream', async iterable) is finished on
 %% the asyncio loop of `erlang._aio', which sends the reply (`dirty': see {@link pool_call/6}).
--spec pool_async(target(), reference(), binary(), binary(), list(), map(), boolean()) ->
+-spec pool_async(target(), reference(), binary(), binary(), list(), kwargs(), boolean()) ->
     job() | {error, submit_error()} | dirty.
 pool_async(_Target, _Ref, _Module, _Func, _Args, _Kwargs, _Stream) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc {@link pool_async/7} on a dirty CPU scheduler, for big arguments.
--spec pool_async_dirty(target(), reference(), binary(), binary(), list(), map(), boolean()) ->
+-spec pool_async_dirty(target(), reference(), binary(), binary(), list(), kwargs(), boolean()) ->
     job() | {error, submit_error()}.
 pool_async_dirty(_Target, _Ref, _Module, _Func, _Args, _Kwargs, _Stream) ->
     erlang:nif_error(nif_not_loaded).

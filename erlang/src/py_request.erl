@@ -36,11 +36,11 @@
 
 %% What py asks for; names and code are already UTF-8 binaries.
 -type request() ::
-    {call, binary(), binary(), list(), map()}
+    {call, binary(), binary(), list(), py_nif:kwargs()}
     | {eval, binary(), map()}
     | {exec, binary()}
     | {next, py_nif:handle(), pos_integer()}
-    | {async, binary(), binary(), list(), map(), boolean()}.
+    | {async, binary(), binary(), list(), py_nif:kwargs(), boolean()}.
 %% `default': the executor of the callback being served, the bound context or the pool (see
 %% target/1); a context: that context.
 -type where() :: default | py_nif:context().

@@ -12,6 +12,9 @@
     call_kwargs/1,
     call_kwargs_key_types/1,
     call_kwargs_bad_key/1,
+    call_kwargs_keyword_list/1,
+    call_kwargs_keyword_list_everywhere/1,
+    call_kwargs_keyword_list_bad/1,
     call_with_timeout_arg/1,
     call_name_types/1,
     call_dotted_module/1,
@@ -45,7 +48,7 @@
     stop_iteration/1,
     rust_panic_is_internal_error/1,
     bad_args_not_list/1,
-    bad_kwargs_not_map/1,
+    bad_kwargs_not_map_or_list/1,
     bad_timeout/1,
     bad_names/1,
     improper_args_list/1,
@@ -120,6 +123,72 @@ call_kwargs_bad_key(_Config) ->
     true = is_binary(Msg),
     {error, {'TypeError', _}} = py:call(json, dumps, [1], #{{a} => 2}),
     {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc Kwargs may be a keyword list, `[{Name, Value}]' with atom names (Elixir's
+%% `base: 16'), passed in order; `[]' means none.
+-spec call_kwargs_keyword_list(ct_suite:ct_config()) -> term().
+call_kwargs_keyword_list(_Config) ->
+    {ok, 255} = py:call(builtins, int, [<<"ff">>], [{base, 16}]),
+    {ok, 11} = py:call(builtins, int, [<<"11">>], []),
+    {ok, 5} = py:call(builtins, int, [<<"101">>], [{base, 2}], 5000),
+    {ok, <<"{\n\"a\": 1\n}">>} =
+        py:call(json, dumps, [#{a => 1}], [{indent, 0}, {sort_keys, true}]),
+    %% Keyword arguments reach Python in the list's order.
+    ok = py:exec(<<"def kw_order(**kw): return list(kw)">>),
+    {ok, [<<"b">>, <<"a">>, <<"c">>]} =
+        py:call('__main__', kw_order, [], [{b, 1}, {a, 2}, {c, 3}]),
+    %% Values follow the conversion table, as in a map.
+    {ok, #{<<"v">> := [1, <<"x">>, none, {1, 2}]}} =
+        py:call(builtins, dict, [], [{v, [1, <<"x">>, undefined, {1, 2}]}]).
+
+%% @doc Every function that takes keyword arguments takes a keyword list.
+-spec call_kwargs_keyword_list_everywhere(ct_suite:ct_config()) -> term().
+call_kwargs_keyword_list_everywhere(_Config) ->
+    ok = py:exec(<<"def kw_gen(n, *, step):\n    yield from range(0, n * step, step)\n"
+                   "async def kw_agen(n, *, step):\n"
+                   "    for i in range(n):\n        yield i * step\n">>),
+    {ok, 255} = py:await(py:call_async(builtins, int, [<<"ff">>], [{base, 16}])),
+    {ok, 5} = py:async_await(py:async_call(asyncio, sleep, [0], [{result, 5}])),
+    {ok, [0, 3, 6]} = py:async_stream('__main__', kw_agen, [3], [{step, 3}]),
+    {ok, [5, 255]} =
+        py:async_gather([{asyncio, sleep, [0], [{result, 5}]},
+                         {builtins, int, [<<"ff">>], [{base, 16}]}]),
+    {ok, [0, 2, 4]} = py:stream('__main__', kw_gen, [3], [{step, 2}]),
+    {ok, Ctx} = py:bind(new),
+    {ok, 255} = py:ctx_call(Ctx, builtins, int, [<<"ff">>], [{base, 16}]),
+    {ok, 7} = py:ctx_call(Ctx, builtins, int, [<<"111">>], [{base, 2}], 5000),
+    ok = py:unbind(Ctx).
+
+%% @doc A keyword list that is improper, holds anything but `{atom(), Value}' pairs, or names
+%% one argument twice gives a TypeError naming the problem, and the function is not called.
+-spec call_kwargs_keyword_list_bad(ct_suite:ct_config()) -> term().
+call_kwargs_keyword_list_bad(_Config) ->
+    ok = py:exec(<<"kw_calls = []\ndef kw_record(**kw):\n    kw_calls.append(kw)\n">>),
+    Pairs = <<"a keyword argument list holds {Name, Value} pairs whose Name is an atom">>,
+    Bad = [
+        {[{base, 16} | 2], <<"cannot convert an improper Erlang list to Python">>},
+        {[{base, 16}, base], Pairs},
+        {[{<<"base">>, 16}], Pairs},
+        {[{"base", 16}], Pairs},
+        {[{base, 16, 1}], Pairs},
+        {[{base}], Pairs},
+        {[16], Pairs},
+        {[{base, 16}, {base, 10}], <<"keyword argument 'base' is given more than once">>}
+    ],
+    lists:foreach(
+        fun({Kwargs, Msg}) ->
+            {error, {'TypeError', Msg}} = py:call('__main__', kw_record, [], Kwargs),
+            {error, {'TypeError', Msg}} =
+                py:await(py:call_async('__main__', kw_record, [], Kwargs)),
+            {error, {'TypeError', Msg}} =
+                py:async_await(py:async_call('__main__', kw_record, [], Kwargs))
+        end,
+        Bad),
+    {ok, []} = py:eval(<<"kw_calls">>),
+    %% A value with no Python equivalent, as in a map.
+    {error, {'TypeError', _}} = py:call('__main__', kw_record, [], [{f, fun() -> ok end}]),
+    {ok, []} = py:eval(<<"kw_calls">>),
+    ok = py_test_util:assert_mailbox_empty().
 
 %% @doc call/5 accepts an integer timeout and infinity.
 -spec call_with_timeout_arg(ct_suite:ct_config()) -> term().
@@ -484,13 +553,16 @@ bad_args_not_list(_Config) ->
     _ = py_test_util:expect_raise(fun() -> py:call_async(math, sqrt, 4) end, Bad),
     {ok, 2.0} = py:call(math, sqrt, [4]).
 
-%% @doc Kwargs that is not a map raises badarg or function_clause.
--spec bad_kwargs_not_map(ct_suite:ct_config()) -> term().
-bad_kwargs_not_map(_Config) ->
+%% @doc Kwargs that is neither a map nor a list raises badarg or function_clause.
+-spec bad_kwargs_not_map_or_list(ct_suite:ct_config()) -> term().
+bad_kwargs_not_map_or_list(_Config) ->
     Bad = [badarg, function_clause],
-    _ = py_test_util:expect_raise(fun() -> py:call(math, sqrt, [4], [{a, 1}]) end, Bad),
+    _ = py_test_util:expect_raise(fun() -> py:call(math, sqrt, [4], {a, 1}) end, Bad),
     _ = py_test_util:expect_raise(fun() -> py:call(math, sqrt, [4], a, 1000) end, Bad),
-    _ = py_test_util:expect_raise(fun() -> py:call_async(math, sqrt, [4], [{a, 1}]) end, Bad).
+    _ = py_test_util:expect_raise(fun() -> py:call(math, sqrt, [4], <<"a">>) end, Bad),
+    _ = py_test_util:expect_raise(fun() -> py:call_async(math, sqrt, [4], {a, 1}) end, Bad),
+    _ = py_test_util:expect_raise(fun() -> py:async_call(math, sqrt, [4], 1) end, Bad),
+    {error, {bad_call, {math, sqrt, [4], a}}} = py:async_gather([{math, sqrt, [4], a}]).
 
 %% @doc A timeout that is neither an integer nor infinity raises badarg or function_clause.
 -spec bad_timeout(ct_suite:ct_config()) -> term().

@@ -32,6 +32,7 @@
     convert_unconvertible_result/1,
     error_class_reason_stacktrace/1,
     error_uncaught/1,
+    error_elixir_exception_without_elixir/1,
     error_unknown_name/1,
     error_undefined_mf/1,
     reentrant_depth_50/1,
@@ -433,6 +434,21 @@ error_uncaught(_Config) ->
     {match, _} = re:run(Tb, <<"ErlangError">>),
     {ok, 3} = py:eval(<<"erlang.cb_add(1, 2)">>),
     ok = py_test_util:assert_mailbox_empty().
+
+%% @doc A reason shaped like an Elixir exception, in a VM without Elixir, reads as any other
+%% map (tests/elixir checks the `** (ArgumentError) bad' form with Elixir loaded).
+-spec error_elixir_exception_without_elixir(ct_suite:ct_config()) -> term().
+error_elixir_exception_without_elixir(_Config) ->
+    false = code:is_loaded('Elixir.Exception'),
+    Exception = #{'__exception__' => true, '__struct__' => 'Elixir.ArgumentError',
+                  message => <<"bad">>},
+    ok = py:register_function(cb_elixir_error, fun(_) -> error(Exception) end),
+    {error, {'ErlangError', <<"error: #{", _/binary>> = Msg}} =
+        py:eval(<<"erlang.cb_elixir_error()">>),
+    {match, _} = re:run(Msg, <<"message => <<\"bad\">>">>),
+    %% Thrown, it is a value like any other, never formatted as an exception.
+    ok = py:register_function(cb_elixir_throw, fun(_) -> throw(Exception) end),
+    {error, {'ErlangError', <<"throw: #{", _/binary>>}} = py:eval(<<"erlang.cb_elixir_throw()">>).
 
 %% @doc Calling a name that is not registered raises ErlangError "Function 'x' not registered".
 -spec error_unknown_name(ct_suite:ct_config()) -> term().

@@ -198,18 +198,31 @@ fn bigint_to_py<'py>(
     Ok(if negative { value.neg()? } else { value })
 }
 
-/// Converts an Erlang keyword map (atom, binary or string keys) to a Python `dict`.
+/// Converts Erlang keyword arguments to a Python `dict`: a map whose keys are atoms, binaries
+/// or strings, or a list of `{Name, Value}` pairs whose names are atoms (an Elixir keyword
+/// list, an Erlang proplist of pairs), in order, each name at most once. Eval locals, always a
+/// map, go through here too.
 pub fn kwargs_to_py<'py, 'a, R: TermReader<'a>>(
     py: Python<'py>,
     reader: &R,
     term: R::Term,
     opts: &Options,
 ) -> Result<Bound<'py, PyDict>> {
-    let View::Map(pairs) = reader.view(py, term)? else {
-        return Err(Error::Unsupported(
-            "keyword argument container (expected a map)",
-        ));
-    };
+    match reader.view(py, term)? {
+        View::Map(pairs) => kwargs_map_to_py(py, reader, pairs, opts),
+        View::List(items) => kwargs_list_to_py(py, reader, items, opts),
+        _ => Err(Error::Unsupported(
+            "keyword argument container (expected a map or a list of pairs)",
+        )),
+    }
+}
+
+fn kwargs_map_to_py<'py, 'a, R: TermReader<'a>>(
+    py: Python<'py>,
+    reader: &R,
+    pairs: Vec<(R::Term, R::Term)>,
+    opts: &Options,
+) -> Result<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for (k, v) in pairs {
         let key = match reader.view(py, k)? {
@@ -244,6 +257,36 @@ pub fn kwargs_to_py<'py, 'a, R: TermReader<'a>>(
         // A keyword argument (or eval local) nests as deep as a positional argument: the map
         // around them is not a level of the value.
         dict.set_item(key, to_py_at(py, reader, v, opts, 0)?)?;
+    }
+    Ok(dict)
+}
+
+/// A keyword list: names are atoms only (a binary or a charlist first element is more likely
+/// a list of values passed by mistake than a name), and a repeated name is an error, as
+/// Python's own "got multiple values for keyword argument" (Elixir's `Keyword.get` would take
+/// the first, Python's `dict(...)` the last: neither is what the caller meant).
+fn kwargs_list_to_py<'py, 'a, R: TermReader<'a>>(
+    py: Python<'py>,
+    reader: &R,
+    items: Vec<R::Term>,
+    opts: &Options,
+) -> Result<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for item in items {
+        let View::Tuple(pair) = reader.view(py, item)? else {
+            return Err(Error::BadKwargList);
+        };
+        let [name, value] = pair[..] else {
+            return Err(Error::BadKwargList);
+        };
+        let View::Atom(name) = reader.view(py, name)? else {
+            return Err(Error::BadKwargList);
+        };
+        let key = PyString::new(py, &name);
+        if dict.contains(&key)? {
+            return Err(Error::DuplicateKwarg(name.into_owned()));
+        }
+        dict.set_item(key, to_py_at(py, reader, value, opts, 0)?)?;
     }
     Ok(dict)
 }

@@ -30,6 +30,14 @@ pub enum Error {
     /// A keyword-argument key that is not an atom, binary or string.
     #[error("keyword argument names must be atoms, binaries or strings")]
     BadKwargKey,
+    /// An element of a keyword-argument list that is not a `{Name, Value}` pair with an atom
+    /// name (Elixir's keyword lists, Erlang's proplists of pairs).
+    #[error("a keyword argument list holds {{Name, Value}} pairs whose Name is an atom")]
+    BadKwargList,
+    /// A name given twice in a keyword-argument list (Python's "got multiple values for
+    /// keyword argument").
+    #[error("keyword argument '{0}' is given more than once")]
+    DuplicateKwarg(String),
     /// A pid, reference or integer that cannot become a term: its bytes hold another kind of
     /// term (a reference given as a pid), or it is too large for the external term format.
     #[error("malformed external term: {0}")]
@@ -65,6 +73,8 @@ impl From<Error> for PyErr {
             Error::ImproperList
             | Error::Unsupported(_)
             | Error::BadKwargKey
+            | Error::BadKwargList
+            | Error::DuplicateKwarg(_)
             | Error::BadExternalTerm(_)
             | Error::NotEncodable(_) => PyTypeError::new_err(err.to_string()),
         }

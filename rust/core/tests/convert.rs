@@ -277,6 +277,46 @@ fn kwargs_accept_atom_binary_and_string_keys_only() {
 }
 
 #[test]
+fn kwargs_accept_keyword_lists_of_atom_named_pairs() {
+    with_py(|py| {
+        let pair = |k: &str, v: T| T::Tuple(vec![atom(k), v]);
+        let list = T::List(vec![pair("b", T::Int(1)), pair("a", bin("x"))]);
+        let kwargs = convert::kwargs_to_py(py, &Reader, &list, &opts()).unwrap();
+        // In the list's order.
+        assert_eq!(kwargs.repr().unwrap().to_string(), "{'b': 1, 'a': 'x'}");
+        let empty = convert::kwargs_to_py(py, &Reader, &T::List(vec![]), &opts()).unwrap();
+        assert!(empty.is_empty());
+        for bad in [
+            T::List(vec![bin("a")]),
+            T::List(vec![T::Tuple(vec![bin("a"), T::Int(1)])]),
+            T::List(vec![T::Tuple(vec![T::List(vec![T::Int(97)]), T::Int(1)])]),
+            T::List(vec![T::Tuple(vec![atom("a"), T::Int(1), T::Int(2)])]),
+            T::List(vec![T::Tuple(vec![atom("a")])]),
+        ] {
+            let err = convert::kwargs_to_py(py, &Reader, &bad, &opts()).unwrap_err();
+            assert!(matches!(err, Error::BadKwargList), "{bad:?}: {err:?}");
+            let err: PyErr = err.into();
+            assert!(err.is_instance_of::<pyo3::exceptions::PyTypeError>(py));
+        }
+        let twice = T::List(vec![pair("a", T::Int(1)), pair("a", T::Int(2))]);
+        let err = convert::kwargs_to_py(py, &Reader, &twice, &opts()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "keyword argument 'a' is given more than once"
+        );
+        assert!(PyErr::from(err).is_instance_of::<pyo3::exceptions::PyTypeError>(py));
+        assert!(matches!(
+            convert::kwargs_to_py(py, &Reader, &T::Improper, &opts()),
+            Err(Error::ImproperList)
+        ));
+        assert!(matches!(
+            convert::kwargs_to_py(py, &Reader, &T::Int(1), &opts()),
+            Err(Error::Unsupported(_))
+        ));
+    });
+}
+
+#[test]
 fn pids_and_python_objects_round_trip() {
     with_py(|py| {
         let mut pid = vec![131, 88, 119, 1, b'n'];

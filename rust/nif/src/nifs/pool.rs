@@ -119,14 +119,19 @@ fn target<'a>(
     }
 }
 
-/// Checks that `module` and `function` are binaries, `arguments` a list and `kwargs` a map.
+/// Checks that `module` and `function` are binaries, `arguments` a list and `kwargs` a map or a
+/// list (a keyword list; its elements are checked by the conversion, on the executor).
 fn check_call(
     module: Term<'_>,
     function: Term<'_>,
     arguments: Term<'_>,
     kwargs: Term<'_>,
 ) -> NifResult<()> {
-    if module.is_binary() && function.is_binary() && arguments.is_list() && kwargs.is_map() {
+    if module.is_binary()
+        && function.is_binary()
+        && arguments.is_list()
+        && (kwargs.is_map() || kwargs.is_list())
+    {
         Ok(())
     } else {
         Err(rustler::Error::BadArg)
