@@ -7,6 +7,8 @@
 //! Runs on the thread that holds the GIL. Depth is bounded by [`Options::max_depth`], which also
 //! turns cyclic Python structures into a clear error.
 
+mod arrays;
+
 use std::borrow::Cow;
 
 use pyo3::prelude::*;
@@ -105,7 +107,7 @@ pub trait TermBuilder {
     fn object(&mut self, object: Py<PyAny>) -> Result<Self::Term>;
 }
 
-fn check_depth(depth: usize, opts: &Options) -> Result<()> {
+pub(crate) fn check_depth(depth: usize, opts: &Options) -> Result<()> {
     if depth > opts.max_depth {
         Err(Error::TooDeep(opts.max_depth))
     } else {
@@ -302,7 +304,7 @@ fn from_py_at<B: TermBuilder>(
         return int_from_py(builder, i);
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Ok(float_from_py(builder, f.value()));
+        return Ok(float_term(builder, f.value()));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         check_depth(depth + 1, opts)?;
@@ -343,8 +345,12 @@ fn from_py_at<B: TermBuilder>(
         return Ok(builder.list(items));
     }
     if is_numpy_value(obj) {
-        // ndarray.tolist() gives nested lists of Python numbers; a numpy scalar's tolist()
-        // gives the matching Python number. Either way, convert the plain result.
+        // Arrays of numbers and bools are read from their buffers; for other arrays
+        // ndarray.tolist() gives nested lists of Python objects, and a numpy scalar's tolist()
+        // the matching Python number: either way, convert the plain result.
+        if let Some(term) = arrays::array_to_term(builder, obj, opts, depth)? {
+            return Ok(term);
+        }
         let plain = obj.call_method0("tolist")?;
         check_depth(depth + 1, opts)?;
         return from_py_at(builder, &plain, opts, depth + 1);
@@ -391,7 +397,8 @@ fn int_from_py<B: TermBuilder>(builder: &mut B, i: &Bound<'_, PyInt>) -> Result<
     builder.bigint(negative, bytes.as_bytes())
 }
 
-fn float_from_py<B: TermBuilder>(builder: &mut B, f: f64) -> B::Term {
+/// A float's term: `nan`, `infinity` and `neg_infinity` have no Erlang float.
+pub(crate) fn float_term<B: TermBuilder>(builder: &mut B, f: f64) -> B::Term {
     if f.is_nan() {
         builder.atom("nan")
     } else if f.is_infinite() {
