@@ -110,3 +110,59 @@ def test_importing_erlang_does_not_import_numpy() -> None:
     code = "import sys, erlang; erlang.term_to_binary([1.5, 'x']); print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------- the array form
+
+array_form_arrays = st.sampled_from([*READ, ">f8", ">i4"]).flatmap(
+    lambda dtype: hnp.arrays(
+        dtype, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
+    ).flatmap(layouts)
+)
+
+
+def array_ident(args: list[Any]) -> Any:
+    (array,) = args
+    assert isinstance(array, np.ndarray)
+    return erlang.py_array(array)
+
+
+@pytest.mark.embedded
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(array_form_arrays)
+def test_array_form_round_trips(erlang_funcs: Any, array: Any) -> None:
+    """``erlang.py_array(a)`` reaches Erlang as ``{py_array, Dtype, Shape, Data}``, which reaches
+    Python as a read-only array equal to ``a`` in native byte order: the Erlang function's
+    Python body receives an array and sends it back in the array form."""
+    if "ep_array_ident" not in erlang_funcs.names:
+        erlang_funcs.register("ep_array_ident", array_ident)
+    back = erlang.call("ep_array_ident", erlang.py_array(array))
+    assert isinstance(back, np.ndarray)
+    assert back.dtype == array.dtype.newbyteorder("=")
+    assert back.shape == array.shape
+    assert back.tobytes() == np.ascontiguousarray(array, dtype=back.dtype).tobytes()
+    assert not back.flags.writeable
+
+
+@pytest.mark.embedded
+def test_array_form_describes_the_array() -> None:
+    wrapped = erlang.py_array(np.arange(6, dtype=">i4").reshape(2, 3).T)
+    assert isinstance(wrapped, erlang.PyArray)
+    assert (wrapped.dtype, wrapped.shape) == ("int32", (3, 2))
+    assert repr(wrapped) == "PyArray(dtype='int32', shape=(3, 2))"
+    assert repr(erlang.py_array([1.5])) == "PyArray(dtype='float64', shape=(1,))"
+    assert erlang.py_array(True).shape == ()
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("value", [np.array([1j]), np.array(["a"]), np.array([None])])
+def test_array_form_refuses_dtypes_it_has_no_form_for(value: Any) -> None:
+    with pytest.raises(TypeError, match="has no Erlang array form; supported: float64"):
+        erlang.py_array(value)
+
+
+def test_array_form_in_the_mocked_beam(beam: MockBeam) -> None:
+    array = np.array([[1.5, -2.0]], dtype="<f8")
+    term = beam.to_erlang(erlang.py_array(array))
+    data = ",".join(str(b) for b in array.tobytes())
+    assert str(term) == "{py_array,float64,[1,2],<<" + data + ">>}"

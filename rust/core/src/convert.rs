@@ -9,6 +9,8 @@
 
 mod arrays;
 
+pub use arrays::{py_array, PyArrayTerm};
+
 use std::borrow::Cow;
 
 use pyo3::prelude::*;
@@ -154,6 +156,11 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
         }
         View::Tuple(items) => {
             check_depth(depth + 1, opts)?;
+            if let [tag, dtype, shape, data] = items[..] {
+                if matches!(reader.view(py, tag)?, View::Atom(name) if name == arrays::ARRAY_TAG) {
+                    return arrays::array_from_term(py, reader, dtype, shape, data);
+                }
+            }
             let objs = items
                 .into_iter()
                 .map(|t| to_py_at(py, reader, t, opts, depth + 1))
@@ -335,6 +342,9 @@ fn from_py_at<B: TermBuilder>(
     }
     if let Ok(r) = obj.cast::<Ref>() {
         return builder.reference(r.get().etf());
+    }
+    if let Ok(array) = obj.cast::<arrays::PyArrayTerm>() {
+        return arrays::array_term(builder, array, opts, depth);
     }
     if let Ok(s) = obj.cast::<PySet>() {
         let items = elements(builder, s.iter(), opts, depth)?;

@@ -30,6 +30,10 @@ pub enum Error {
     /// A keyword-argument key that is not an atom, binary or string.
     #[error("keyword argument names must be atoms, binaries or strings")]
     BadKwargKey,
+
+    /// A `{py_array, Dtype, Shape, Data}` term that does not describe an array.
+    #[error("malformed py_array: {0}")]
+    BadArray(String),
     /// A pid, reference or integer that cannot become a term: its bytes hold another kind of
     /// term (a reference given as a pid), or it is too large for the external term format.
     #[error("malformed external term: {0}")]
@@ -61,6 +65,7 @@ impl From<Error> for PyErr {
             Error::TooDeep(_)
             | Error::DuplicateKey
             | Error::DuplicateMapKey(_)
+            | Error::BadArray(_)
             | Error::BadEtf { .. } => PyValueError::new_err(err.to_string()),
             Error::ImproperList
             | Error::Unsupported(_)

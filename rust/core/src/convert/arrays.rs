@@ -14,9 +14,10 @@ use numpy::{
     PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
 
-use super::{check_depth, float_term, Options, TermBuilder};
-use crate::error::Result;
+use super::{check_depth, float_term, Options, TermBuilder, TermReader, View};
+use crate::error::{Error, Result};
 
 /// One array element as a term, by the rules for the Python number it stands for.
 trait Leaf: Element + Copy {
@@ -106,12 +107,8 @@ fn typed<B: TermBuilder, T: Leaf>(
     let array = array.cast::<PyArrayDyn<T>>().map_err(PyErr::from)?;
     // A shared borrow: fails (a Python error, not a crash) only while Rust code elsewhere holds
     // this array mutably borrowed.
-    let readonly = array.try_readonly().map_err(|e| {
-        PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(format!("numpy array: {e}"))
-    })?;
-    let values = readonly.as_slice().map_err(|e| {
-        PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(format!("numpy array: {e}"))
-    })?;
+    let readonly = array.try_readonly().map_err(numpy_error)?;
+    let values = readonly.as_slice().map_err(numpy_error)?;
     // C order: the buffer is the row-major sequence tolist() reads.
     let mut leaves = Vec::with_capacity(values.len());
     for value in values {
@@ -146,4 +143,223 @@ fn nest<B: TermBuilder>(builder: &mut B, leaves: Vec<B::Term>, shape: &[usize]) 
         Some(term) => term,
         None => builder.list(Vec::new()),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The array form: `{py_array, Dtype, Shape, Data}`, a numpy array as its bytes.
+
+/// The dtypes with an array form: numpy's name, which is also the Erlang atom, and item size.
+pub(crate) const ARRAY_DTYPES: [(&str, usize); 11] = [
+    ("float64", 8),
+    ("float32", 4),
+    ("int64", 8),
+    ("int32", 4),
+    ("int16", 2),
+    ("int8", 1),
+    ("uint64", 8),
+    ("uint32", 4),
+    ("uint16", 2),
+    ("uint8", 1),
+    ("bool", 1),
+];
+
+/// The tag of the array form.
+pub(crate) const ARRAY_TAG: &str = "py_array";
+
+/// A borrow or layout refusal of the numpy crate, as a Python error.
+fn numpy_error(err: impl std::fmt::Display) -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err(format!("numpy array: {err}"))
+}
+
+fn bad_array(why: impl std::fmt::Display) -> Error {
+    Error::BadArray(why.to_string())
+}
+
+fn dtype_list() -> String {
+    let names: Vec<&str> = ARRAY_DTYPES.iter().map(|(name, _)| *name).collect();
+    names.join(", ")
+}
+
+/// The name of a native-byte-order dtype in [`ARRAY_DTYPES`].
+fn array_dtype_name(descr: &Bound<'_, numpy::PyArrayDescr>) -> Option<&'static str> {
+    let py = descr.py();
+    macro_rules! name_of {
+        ($(($t:ty, $name:literal)),*) => {$(
+            if descr.is_equiv_to(&dtype::<$t>(py)) {
+                return Some($name);
+            }
+        )*};
+    }
+    name_of!(
+        (f64, "float64"),
+        (f32, "float32"),
+        (i64, "int64"),
+        (i32, "int32"),
+        (i16, "int16"),
+        (i8, "int8"),
+        (u64, "uint64"),
+        (u32, "uint32"),
+        (u16, "uint16"),
+        (u8, "uint8"),
+        (bool, "bool")
+    );
+    None
+}
+
+/// `{py_array, Dtype, Shape, Data}` (its elements after the tag) as a numpy array: read-only,
+/// over a copy of `Data`.
+pub(crate) fn array_from_term<'py, 'a, R: TermReader<'a>>(
+    py: Python<'py>,
+    reader: &R,
+    dtype_term: R::Term,
+    shape_term: R::Term,
+    data_term: R::Term,
+) -> Result<Bound<'py, PyAny>> {
+    let (name, item_size) = match reader.view(py, dtype_term)? {
+        View::Atom(name) => *ARRAY_DTYPES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .ok_or_else(|| bad_array(format!("unknown dtype {name}; one of {}", dtype_list())))?,
+        _ => {
+            return Err(bad_array(format!(
+                "the dtype is an atom, one of {}",
+                dtype_list()
+            )))
+        }
+    };
+    let View::List(dims) = reader.view(py, shape_term)? else {
+        return Err(bad_array("the shape is a list of non-negative integers"));
+    };
+    let mut shape = Vec::with_capacity(dims.len());
+    for dim in dims {
+        match reader.view(py, dim)? {
+            View::Int(n) if n >= 0 => shape.push(
+                usize::try_from(n)
+                    .map_err(|_| bad_array("the shape is a list of non-negative integers"))?,
+            ),
+            _ => return Err(bad_array("the shape is a list of non-negative integers")),
+        }
+    }
+    let View::Binary(bytes) = reader.view(py, data_term)? else {
+        return Err(bad_array("the data is a binary"));
+    };
+    let expected = shape
+        .iter()
+        .try_fold(item_size, |acc, &dim| acc.checked_mul(dim))
+        .ok_or_else(|| bad_array(format!("shape {shape:?} is too large")))?;
+    if bytes.len() != expected {
+        return Err(bad_array(format!(
+            "{} bytes of data for shape {shape:?} of {name} ({expected} expected)",
+            bytes.len()
+        )));
+    }
+    let numpy = py.import("numpy")?;
+    let array = numpy.call_method1("frombuffer", (PyBytes::new(py, bytes), name))?;
+    Ok(array.call_method1("reshape", (PyTuple::new(py, &shape)?,))?)
+}
+
+/// A numpy array on its way to Erlang as `{py_array, Dtype, Shape, Data}` rather than as nested
+/// lists: made by `erlang.py_array(array)`.
+#[pyclass(module = "erlang", name = "PyArray", frozen)]
+pub struct PyArrayTerm {
+    dtype: &'static str,
+    shape: Vec<usize>,
+    /// The elements' bytes in C order, as a 1-D uint8 array.
+    bytes: Py<PyAny>,
+}
+
+#[pymethods]
+impl PyArrayTerm {
+    /// The dtype's name (the Erlang atom).
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        self.dtype
+    }
+
+    /// The shape.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.shape)
+    }
+
+    fn __repr__(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(usize::to_string).collect();
+        let trailing = if dims.len() == 1 { "," } else { "" };
+        format!(
+            "PyArray(dtype='{}', shape=({}{trailing}))",
+            self.dtype,
+            dims.join(", ")
+        )
+    }
+}
+
+/// Wraps a numpy array (or anything `numpy.asarray` accepts) so that it reaches Erlang as
+/// `{py_array, Dtype, Shape, Data}`: `Data` a binary of the elements in C order and native
+/// byte order. Raises TypeError for a dtype with no array form.
+#[pyfunction]
+#[pyo3(signature = (array, /))]
+pub fn py_array(array: &Bound<'_, PyAny>) -> PyResult<PyArrayTerm> {
+    let py = array.py();
+    let numpy = py.import("numpy")?;
+    let array = numpy.call_method1("asarray", (array,))?;
+    let native = array
+        .getattr("dtype")?
+        .call_method1("newbyteorder", ("=",))?;
+    let descr = native.cast::<numpy::PyArrayDescr>()?;
+    let Some(dtype) = array_dtype_name(descr) else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "an array of dtype {} has no Erlang array form; supported: {}",
+            array.getattr("dtype")?.str()?,
+            dtype_list()
+        )));
+    };
+    // In C order and native byte order, copied only when it is not both already
+    // (ascontiguousarray would also make a 0-d array 1-d).
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("dtype", &native)?;
+    kwargs.set_item("order", "C")?;
+    let contiguous = numpy.call_method("asarray", (&array,), Some(&kwargs))?;
+    let shape = contiguous
+        .cast::<PyUntypedArray>()
+        .map_err(PyErr::from)?
+        .shape()
+        .to_vec();
+    let bytes = contiguous
+        .call_method1("reshape", (-1,))?
+        .call_method1("view", (numpy.getattr("uint8")?,))?;
+    Ok(PyArrayTerm {
+        dtype,
+        shape,
+        bytes: bytes.unbind(),
+    })
+}
+
+/// The array form of `array`: one copy of its bytes into a binary.
+pub(crate) fn array_term<B: TermBuilder>(
+    builder: &mut B,
+    array: &Bound<'_, PyArrayTerm>,
+    opts: &Options,
+    depth: usize,
+) -> Result<B::Term> {
+    // The tuple and the shape list inside it.
+    check_depth(depth + 2, opts)?;
+    let term = array.get();
+    let py = array.py();
+    let bytes = term
+        .bytes
+        .bind(py)
+        .cast::<numpy::PyArray1<u8>>()
+        .map_err(PyErr::from)?;
+    let readonly = bytes.try_readonly().map_err(numpy_error)?;
+    let data = readonly.as_slice().map_err(numpy_error)?;
+    let tag = builder.atom(ARRAY_TAG);
+    let dtype = builder.atom(term.dtype);
+    let mut dims = Vec::with_capacity(term.shape.len());
+    for &dim in &term.shape {
+        let dim = i64::try_from(dim).map_err(|_| bad_array("a dimension is too large"))?;
+        dims.push(builder.int(dim));
+    }
+    let shape = builder.list(dims);
+    let data = builder.binary(data);
+    Ok(builder.tuple(vec![tag, dtype, shape, data]))
 }

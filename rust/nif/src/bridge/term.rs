@@ -171,6 +171,19 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             "events" => atoms::events(),
             "attrs" => atoms::attrs(),
             "time" => atoms::time(),
+            // The array form (erlang_python_core::convert::arrays::ARRAY_DTYPES).
+            "py_array" => atoms::py_array(),
+            "float64" => atoms::float64(),
+            "float32" => atoms::float32(),
+            "int64" => atoms::int64(),
+            "int32" => atoms::int32(),
+            "int16" => atoms::int16(),
+            "int8" => atoms::int8(),
+            "uint64" => atoms::uint64(),
+            "uint32" => atoms::uint32(),
+            "uint16" => atoms::uint16(),
+            "uint8" => atoms::uint8(),
+            "bool" => atoms::bool_(),
             _ => atoms::undefined(),
         };
         atom.encode(self.env)
