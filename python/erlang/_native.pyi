@@ -11,6 +11,7 @@ __all__ = [
     "Interrupted",
     "MockHandles",
     "Pid",
+    "PyArray",
     "Ref",
     "_async_start",
     "_is_registered",
@@ -30,6 +31,7 @@ __all__ = [
     "mock_exit",
     "mock_names",
     "mock_tracing",
+    "py_array",
     "term_to_binary",
 ]
 
@@ -117,6 +119,7 @@ def _trace_parent() -> tuple[int, int] | None:
 def term_to_binary(value: object, /) -> bytes:
     """Encode a value in Erlang's external term format, as ``term_to_binary/1`` would."""
 
+@final
 class PyArray:
     """A numpy array on its way to Erlang as ``{py_array, Dtype, Shape, Data}``."""
 
