@@ -467,11 +467,43 @@ array_form_to_python(_Config) ->
     %% 1M floats: one copy of the binary.
     Big = <<<<X:64/float-native>> || X <- lists:seq(1, 1000000)>>,
     {ok, 500000500000.0} = py:call(numpy, sum, [{py_array, float64, [1000000], Big}]),
+    %% A large binary is lent to numpy, not copied: the array's base is the Erlang binary, which
+    %% stays alive (and unchanged) while Python keeps the array, also after the caller let go.
+    ok = py:exec(<<"def ep_owner(a):\n"
+                   "    while a.base is not None and type(a.base).__name__ == 'ndarray':\n"
+                   "        a = a.base\n"
+                   "    return type(a.base).__name__\n">>),
+    {ok, <<"ErlangBinary">>} =
+        py:call('__main__', ep_owner, [{py_array, float64, [1000, 1000], Big}]),
+    {ok, <<"bytes">>} = py:call('__main__', ep_owner, [Array]),
+    Kept = spawn_and_keep(Big),
+    {ok, 500000500000.0} = py:eval(<<"float(ep_kept.sum())">>),
+    {ok, 1000000.0} = py:eval(<<"float(ep_kept[-1])">>),
+    {error, {'ValueError', <<"assignment destination is read-only">>}} =
+        py:exec(<<"ep_kept[0] = 1.0">>),
+    false = is_process_alive(Kept),
+    %% A sub-binary: the lent bytes start where it starts.
+    <<_:8/binary, Tail/binary>> = Big,
+    {ok, [2.0, 3.0]} = py:eval(
+        <<"a[:2].tolist()">>, #{a => {py_array, float64, [999999], Tail}}
+    ),
     %% Other tuples are tuples.
     {ok, [<<"tuple">>, <<"tuple">>]} = py:eval(
         <<"[type(x).__name__ for x in xs]">>,
         #{xs => [{py_array, float64}, {other, float64, [1], <<0:64>>}]}
     ).
+
+%% A process that hands Big to Python as an array kept in the global ep_kept, then exits.
+spawn_and_keep(Big) ->
+    {Pid, Ref} = spawn_monitor(fun() ->
+        ok = py:exec(<<"def ep_keep(a):\n    global ep_kept\n    ep_kept = a\n">>),
+        {ok, none} = py:call('__main__', ep_keep, [{py_array, float64, [1000000], Big}])
+    end),
+    receive
+        {'DOWN', Ref, process, Pid, normal} -> ok
+    end,
+    erlang:garbage_collect(),
+    Pid.
 
 %% @doc `erlang.py_array(a)' comes to Erlang as `{py_array, Dtype, Shape, Data}': C order, native
 %% byte order, whatever the array's layout.

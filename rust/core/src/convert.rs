@@ -79,6 +79,18 @@ pub trait TermReader<'a> {
     type Term: Copy;
     /// Looks at one term (`py` lets the reader hand back Python object handles).
     fn view(&self, py: Python<'_>, term: Self::Term) -> Result<View<'a, Self::Term>>;
+
+    /// An object that lends Python the bytes of a binary term through the buffer protocol,
+    /// read-only and without copying them, for as long as Python holds it; `None` (the
+    /// default) when this world does not, and the bytes are copied. The array form's data
+    /// goes through here.
+    fn binary_buffer<'py>(
+        &self,
+        _py: Python<'py>,
+        _term: Self::Term,
+    ) -> Result<Option<Bound<'py, PyAny>>> {
+        Ok(None)
+    }
 }
 
 /// Makes Erlang terms for the rules.

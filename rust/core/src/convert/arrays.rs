@@ -206,8 +206,8 @@ fn array_dtype_name(descr: &Bound<'_, numpy::PyArrayDescr>) -> Option<&'static s
     None
 }
 
-/// `{py_array, Dtype, Shape, Data}` (its elements after the tag) as a numpy array: read-only,
-/// over a copy of `Data`.
+/// `{py_array, Dtype, Shape, Data}` (its elements after the tag) as a read-only numpy array over
+/// `Data` itself where the reader can lend it ([`TermReader::binary_buffer`]), else over a copy.
 pub(crate) fn array_from_term<'py, 'a, R: TermReader<'a>>(
     py: Python<'py>,
     reader: &R,
@@ -254,7 +254,11 @@ pub(crate) fn array_from_term<'py, 'a, R: TermReader<'a>>(
         )));
     }
     let numpy = py.import("numpy")?;
-    let array = numpy.call_method1("frombuffer", (PyBytes::new(py, bytes), name))?;
+    let buffer = match reader.binary_buffer(py, data_term)? {
+        Some(lent) => lent,
+        None => PyBytes::new(py, bytes).into_any(),
+    };
+    let array = numpy.call_method1("frombuffer", (buffer, name))?;
     Ok(array.call_method1("reshape", (PyTuple::new(py, &shape)?,))?)
 }
 
