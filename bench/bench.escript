@@ -242,7 +242,8 @@ section(convert, #{scale := Scale, opts := Opts}) ->
               {<<"convert.bin_1mb_out">>, <<"one way: 1 MiB str -> binary (eval)">>,
                fun() -> py:eval(<<"BENCH_TEXT">>) end, expect({ok, Text})}],
     RoundTrips ++ [latency_case(Id, Label, F, Check, 500 div Scale, none)
-                   || {Id, Label, F, Check} <- OneWay, case_selected(binary_to_list(Id), Opts)];
+                   || {Id, Label, F, Check} <- OneWay, case_selected(binary_to_list(Id), Opts)]
+        ++ numpy_cases(Scale, Opts);
 section(callback, #{scale := Scale}) ->
     callback_case(20000 div Scale);
 section(state, #{scale := Scale}) ->
@@ -438,6 +439,71 @@ convert_case(Id, Label, Term, N, Target) ->
                            external_term_bytes => Bytes,
                            heap_words => erts_debug:flat_size(Term)},
              errors => Errs + WarmErrs, first_error => abbreviate(FirstErr)}, Target).
+
+%% numpy arrays to Erlang lists and back, the array form `{py_array, Dtype, Shape, Data}' both
+%% ways (only where the implementation has it), and the floors beside them: copying the 8 MB of
+%% a 1M float64 binary, and term_to_binary/binary_to_term of the 1M-float list.
+numpy_cases(Scale, Opts) ->
+    N = max(3, 30 div Scale),
+    Setup = <<"import numpy as np\n"
+              "BENCH_F64 = np.arange(1000000, dtype=np.float64)\n"
+              "BENCH_2D = np.ones((1000, 1000))\n"
+              "BENCH_I64 = np.arange(1000000, dtype=np.int64)\n"
+              "BENCH_SLICE = BENCH_F64[::2]\n">>,
+    case catch py:exec(Setup) of
+        ok ->
+            [ok = py:exec(Setup) || _ <- lists:seq(1, 31)],
+            Floats = [float(X) || X <- lists:seq(0, 999999)],
+            Bin = << <<X:64/float-native>> || X <- Floats >>,
+            Len = fun(L) -> fun({ok, V}) -> length(V) =:= L; (_) -> false end end,
+            Lists = [
+                {<<"convert.np_f64_out">>, <<"1M float64 array -> list">>,
+                 fun() -> py:eval(<<"BENCH_F64">>) end, Len(1000000)},
+                {<<"convert.np_2d_out">>, <<"1000x1000 float64 array -> lists">>,
+                 fun() -> py:eval(<<"BENCH_2D">>) end, Len(1000)},
+                {<<"convert.np_i64_out">>, <<"1M int64 array -> list">>,
+                 fun() -> py:eval(<<"BENCH_I64">>) end, Len(1000000)},
+                {<<"convert.np_slice_out">>, <<"500k strided slice a[::2] -> list">>,
+                 fun() -> py:eval(<<"BENCH_SLICE">>) end, Len(500000)},
+                {<<"convert.np_list_in">>, <<"1M-float list -> numpy.sum">>,
+                 fun() -> py:call(numpy, sum, [Floats]) end, expect({ok, 499999500000.0})}
+            ],
+            Floors = [
+                {<<"convert.floor_memcpy">>, <<"floor: copy an 8 MB binary (binary:copy)">>,
+                 fun() -> {ok, binary:copy(Bin)} end, fun({ok, _}) -> true end},
+                {<<"convert.floor_ttb">>,
+                 <<"floor: 1M-float list term_to_binary + binary_to_term">>,
+                 fun() -> {ok, binary_to_term(term_to_binary(Floats))} end,
+                 fun({ok, _}) -> true end}
+            ],
+            Rows = [latency_case(Id, Label, F, Check, N, none)
+                    || {Id, Label, F, Check} <- Lists ++ Floors,
+                       case_selected(binary_to_list(Id), Opts)],
+            Rows ++ array_form_cases(N, Bin, Opts);
+        Other ->
+            [skipped(<<"convert.numpy">>, <<"numpy arrays">>, Other)]
+    end.
+
+array_form_cases(N, Bin, Opts) ->
+    Id = <<"convert.array_form">>,
+    case catch py:eval(<<"erlang.py_array(BENCH_F64[:1])">>, #{}) of
+        {ok, {py_array, float64, [1], _}} ->
+            Cases = [
+                {<<"convert.array_form_out">>,
+                 <<"1M float64 array -> {py_array, ...} (erlang.py_array)">>,
+                 fun() -> py:eval(<<"erlang.py_array(BENCH_F64)">>) end,
+                 fun({ok, {py_array, float64, [1000000], B}}) -> byte_size(B) =:= 8000000;
+                    (_) -> false end},
+                {<<"convert.array_form_in">>,
+                 <<"{py_array, float64, [1000000], Bin} -> numpy array (len)">>,
+                 fun() -> py:call(builtins, len, [{py_array, float64, [1000000], Bin}]) end,
+                 expect({ok, 1000000})}
+            ],
+            [latency_case(CaseId, Label, F, Check, N, none)
+             || {CaseId, Label, F, Check} <- Cases, case_selected(binary_to_list(CaseId), Opts)];
+        Other ->
+            [skipped(Id, <<"the array form {py_array, ...}">>, Other)]
+    end.
 
 %% A mismatching 1 MiB reply would flood the table and the JSON.
 abbreviate(none) -> none;

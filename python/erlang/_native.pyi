@@ -11,6 +11,7 @@ __all__ = [
     "Interrupted",
     "MockHandles",
     "Pid",
+    "PyArray",
     "Ref",
     "_async_start",
     "_is_registered",
@@ -30,6 +31,7 @@ __all__ = [
     "mock_exit",
     "mock_names",
     "mock_tracing",
+    "py_array",
     "term_to_binary",
 ]
 
@@ -116,6 +118,19 @@ def _trace_parent() -> tuple[int, int] | None:
 
 def term_to_binary(value: object, /) -> bytes:
     """Encode a value in Erlang's external term format, as ``term_to_binary/1`` would."""
+
+@final
+class PyArray:
+    """A numpy array on its way to Erlang as ``{py_array, Dtype, Shape, Data}``."""
+
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+def py_array(array: object, /) -> PyArray:
+    """Wraps an array (anything ``numpy.asarray`` takes) so that it reaches Erlang as
+    ``{py_array, Dtype, Shape, Data}``."""
 
 def binary_to_term(data: bytes | bytearray, /) -> Any:
     """Decode bytes in Erlang's external term format to the value Python receives."""

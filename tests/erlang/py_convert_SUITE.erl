@@ -31,6 +31,11 @@
     sets_become_lists/1,
     numpy_arrays/1,
     numpy_scalars/1,
+    numpy_array_layouts/1,
+    array_form_to_python/1,
+    array_form_from_python/1,
+    array_form_every_dtype/1,
+    array_form_malformed/1,
     opaque_handles/1,
     handle_methods/1,
     handles_in_containers_and_kwargs/1,
@@ -419,6 +424,141 @@ numpy_scalars(_Config) ->
     {ok, [1, 2.5]} = py:eval(<<"[ep_np.int32(1), ep_np.float64(2.5)]">>),
     {ok, #{<<"n">> := 3}} = py:eval(<<"{'n': ep_np.int16(3)}">>),
     {ok, 5} = py:eval(<<"ep_np.array([2, 3]).sum()">>).
+
+%% @doc Arrays read from their buffers give what tolist() gives, in every layout and for the
+%% dtypes that keep tolist() (non-native byte order, complex).
+-spec numpy_array_layouts(ct_suite:ct_config()) -> term().
+numpy_array_layouts(_Config) ->
+    ok = py:exec(<<"import numpy as ep_np">>),
+    Cases = [
+        <<"ep_np.arange(24, dtype='f8').reshape(2, 3, 4)">>,
+        <<"ep_np.asfortranarray(ep_np.arange(6, dtype='i4').reshape(2, 3))">>,
+        <<"ep_np.arange(20, dtype='u2')[::3]">>,
+        <<"ep_np.arange(12, dtype='i1').reshape(3, 4).T[::-1]">>,
+        <<"ep_np.zeros((2, 0, 3))">>,
+        <<"ep_np.array([2**64 - 1, 0], dtype='u8')">>,
+        <<"ep_np.array([-0.0, float('inf'), float('-inf'), float('nan')], dtype='f4')">>,
+        <<"ep_np.arange(4, dtype='>f8')">>,
+        <<"ep_np.array(5, dtype='i2')">>
+    ],
+    [
+        begin
+            {ok, Direct} = py:eval(Expr),
+            {ok, Listed} = py:eval(<<"(", Expr/binary, ").tolist()">>),
+            {Expr, Listed} = {Expr, Direct}
+        end
+     || Expr <- Cases
+    ],
+    {ok, [1.0, 2.0]} = py:eval(<<"ep_np.array([1, 2], dtype=complex).real">>).
+
+%% @doc `{py_array, Dtype, Shape, Data}' reaches Python as a read-only numpy array.
+-spec array_form_to_python(ct_suite:ct_config()) -> term().
+array_form_to_python(_Config) ->
+    Data = <<<<X:64/float-native>> || X <- [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]>>,
+    Array = {py_array, float64, [2, 3], Data},
+    {ok, {<<"float64">>, [2, 3], [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], false}} =
+        py:eval(<<"(a.dtype.name, list(a.shape), a.tolist(), a.flags.writeable)">>, #{a => Array}),
+    {ok, 21.0} = py:call(numpy, sum, [Array]),
+    %% 0-d and empty arrays.
+    {ok, {[], 7}} = py:eval(
+        <<"(list(a.shape), a.item())">>, #{a => {py_array, int16, [], <<7:16/native>>}}
+    ),
+    {ok, [0, 3]} = py:eval(<<"list(a.shape)">>, #{a => {py_array, uint8, [0, 3], <<>>}}),
+    %% 1M floats: one copy of the binary.
+    Big = <<<<X:64/float-native>> || X <- lists:seq(1, 1000000)>>,
+    {ok, 500000500000.0} = py:call(numpy, sum, [{py_array, float64, [1000000], Big}]),
+    %% A large binary is lent to numpy, not copied: the array's base is the Erlang binary, which
+    %% stays alive (and unchanged) while Python keeps the array, also after the caller let go.
+    ok = py:exec(<<"def ep_owner(a):\n"
+                   "    while a.base is not None and type(a.base).__name__ == 'ndarray':\n"
+                   "        a = a.base\n"
+                   "    return type(a.base).__name__\n">>),
+    {ok, <<"ErlangBinary">>} =
+        py:call('__main__', ep_owner, [{py_array, float64, [1000, 1000], Big}]),
+    {ok, <<"bytes">>} = py:call('__main__', ep_owner, [Array]),
+    Kept = spawn_and_keep(Big),
+    {ok, 500000500000.0} = py:eval(<<"float(ep_kept.sum())">>),
+    {ok, 1000000.0} = py:eval(<<"float(ep_kept[-1])">>),
+    {error, {'ValueError', <<"assignment destination is read-only">>}} =
+        py:exec(<<"ep_kept[0] = 1.0">>),
+    false = is_process_alive(Kept),
+    %% A sub-binary: the lent bytes start where it starts.
+    <<_:8/binary, Tail/binary>> = Big,
+    {ok, [2.0, 3.0]} = py:eval(
+        <<"a[:2].tolist()">>, #{a => {py_array, float64, [999999], Tail}}
+    ),
+    %% Other tuples are tuples.
+    {ok, [<<"tuple">>, <<"tuple">>]} = py:eval(
+        <<"[type(x).__name__ for x in xs]">>,
+        #{xs => [{py_array, float64}, {other, float64, [1], <<0:64>>}]}
+    ).
+
+%% A process that hands Big to Python as an array kept in the global ep_kept, then exits.
+spawn_and_keep(Big) ->
+    {Pid, Ref} = spawn_monitor(fun() ->
+        ok = py:exec(<<"def ep_keep(a):\n    global ep_kept\n    ep_kept = a\n">>),
+        {ok, none} = py:call('__main__', ep_keep, [{py_array, float64, [1000000], Big}])
+    end),
+    receive
+        {'DOWN', Ref, process, Pid, normal} -> ok
+    end,
+    erlang:garbage_collect(),
+    Pid.
+
+%% @doc `erlang.py_array(a)' comes to Erlang as `{py_array, Dtype, Shape, Data}': C order, native
+%% byte order, whatever the array's layout.
+-spec array_form_from_python(ct_suite:ct_config()) -> term().
+array_form_from_python(_Config) ->
+    ok = py:exec(<<"import numpy as ep_np\nimport erlang">>),
+    Expected = <<<<X:16/signed-native>> || X <- [0, 3, 1, 4, 2, 5]>>,
+    {ok, {py_array, int16, [3, 2], Expected}} =
+        py:eval(<<"erlang.py_array(ep_np.arange(6, dtype='>i2').reshape(2, 3).T)">>),
+    {ok, {py_array, float64, [], <<2.5:64/float-native>>}} = py:eval(<<"erlang.py_array(2.5)">>),
+    {ok, #{<<"v">> := {py_array, bool, [2], <<1, 0>>}}} =
+        py:eval(<<"{'v': erlang.py_array([True, False])}">>),
+    {ok, {py_array, float64, [1000000], Big}} =
+        py:eval(<<"erlang.py_array(ep_np.ones(1000000))">>),
+    8000000 = byte_size(Big),
+    {error, {'TypeError', Message}} = py:eval(<<"erlang.py_array(ep_np.array([1j]))">>),
+    {match, _} = re:run(Message, <<"complex128 has no Erlang array form">>).
+
+%% @doc Every dtype of the array form round-trips, under its numpy name.
+-spec array_form_every_dtype(ct_suite:ct_config()) -> term().
+array_form_every_dtype(_Config) ->
+    Dtypes = [float64, float32, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool],
+    ok = py:exec(<<"import numpy as ep_np\nimport erlang">>),
+    [
+        begin
+            Name = atom_to_binary(Dtype),
+            {ok, {py_array, Dtype, [3], Data}} = py:eval(
+                <<"erlang.py_array(ep_np.array([0, 1, 1], dtype=d))">>, #{d => Name}
+            ),
+            {ok, {Name, [0, 1, 1]}} = py:eval(
+                <<"(a.dtype.name, a.astype(int).tolist())">>, #{a => {py_array, Dtype, [3], Data}}
+            )
+        end
+     || Dtype <- Dtypes
+    ].
+
+%% @doc A tagged tuple that does not describe an array is an error naming what is wrong.
+-spec array_form_malformed(ct_suite:ct_config()) -> term().
+array_form_malformed(_Config) ->
+    Bad = [
+        {{py_array, float64, [2], <<0:64>>}, <<"8 bytes of data for shape [2] of float64">>},
+        {{py_array, complex128, [1], <<0:128>>}, <<"unknown dtype complex128">>},
+        {{py_array, <<"float64">>, [1], <<0:64>>}, <<"the dtype is an atom">>},
+        {{py_array, uint8, [-1], <<>>}, <<"non-negative integers">>},
+        {{py_array, uint8, {1}, <<0>>}, <<"the shape is a list">>},
+        {{py_array, uint8, [1], [0]}, <<"the data is a binary">>},
+        {{py_array, uint8, [1 bsl 40, 1 bsl 40], <<>>}, <<"is too large">>}
+    ],
+    [
+        begin
+            {error, {'ValueError', <<"malformed py_array: ", Message/binary>>}} = ident(Term),
+            {Term, true} = {Term, binary:match(Message, Why) =/= nomatch}
+        end
+     || {Term, Why} <- Bad
+    ].
 
 %%% ---------------------------------------------------------------- handles
 

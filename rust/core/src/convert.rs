@@ -7,6 +7,10 @@
 //! Runs on the thread that holds the GIL. Depth is bounded by [`Options::max_depth`], which also
 //! turns cyclic Python structures into a clear error.
 
+mod arrays;
+
+pub use arrays::{py_array, PyArrayTerm};
+
 use std::borrow::Cow;
 
 use pyo3::prelude::*;
@@ -75,6 +79,18 @@ pub trait TermReader<'a> {
     type Term: Copy;
     /// Looks at one term (`py` lets the reader hand back Python object handles).
     fn view(&self, py: Python<'_>, term: Self::Term) -> Result<View<'a, Self::Term>>;
+
+    /// An object that lends Python the bytes of a binary term through the buffer protocol,
+    /// read-only and without copying them, for as long as Python holds it; `None` (the
+    /// default) when this world does not, and the bytes are copied. The array form's data
+    /// goes through here.
+    fn binary_buffer<'py>(
+        &self,
+        _py: Python<'py>,
+        _term: Self::Term,
+    ) -> Result<Option<Bound<'py, PyAny>>> {
+        Ok(None)
+    }
 }
 
 /// Makes Erlang terms for the rules.
@@ -105,7 +121,7 @@ pub trait TermBuilder {
     fn object(&mut self, object: Py<PyAny>) -> Result<Self::Term>;
 }
 
-fn check_depth(depth: usize, opts: &Options) -> Result<()> {
+pub(crate) fn check_depth(depth: usize, opts: &Options) -> Result<()> {
     if depth > opts.max_depth {
         Err(Error::TooDeep(opts.max_depth))
     } else {
@@ -152,6 +168,11 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
         }
         View::Tuple(items) => {
             check_depth(depth + 1, opts)?;
+            if let [tag, dtype, shape, data] = items[..] {
+                if matches!(reader.view(py, tag)?, View::Atom(name) if name == arrays::ARRAY_TAG) {
+                    return arrays::array_from_term(py, reader, dtype, shape, data);
+                }
+            }
             let objs = items
                 .into_iter()
                 .map(|t| to_py_at(py, reader, t, opts, depth + 1))
@@ -345,7 +366,7 @@ fn from_py_at<B: TermBuilder>(
         return int_from_py(builder, i);
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Ok(float_from_py(builder, f.value()));
+        return Ok(float_term(builder, f.value()));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         check_depth(depth + 1, opts)?;
@@ -377,6 +398,9 @@ fn from_py_at<B: TermBuilder>(
     if let Ok(r) = obj.cast::<Ref>() {
         return builder.reference(r.get().etf());
     }
+    if let Ok(array) = obj.cast::<arrays::PyArrayTerm>() {
+        return arrays::array_term(builder, array, opts, depth);
+    }
     if let Ok(s) = obj.cast::<PySet>() {
         let items = elements(builder, s.iter(), opts, depth)?;
         return Ok(builder.list(items));
@@ -386,8 +410,12 @@ fn from_py_at<B: TermBuilder>(
         return Ok(builder.list(items));
     }
     if is_numpy_value(obj) {
-        // ndarray.tolist() gives nested lists of Python numbers; a numpy scalar's tolist()
-        // gives the matching Python number. Either way, convert the plain result.
+        // Arrays of numbers and bools are read from their buffers; for other arrays
+        // ndarray.tolist() gives nested lists of Python objects, and a numpy scalar's tolist()
+        // the matching Python number: either way, convert the plain result.
+        if let Some(term) = arrays::array_to_term(builder, obj, opts, depth)? {
+            return Ok(term);
+        }
         let plain = obj.call_method0("tolist")?;
         check_depth(depth + 1, opts)?;
         return from_py_at(builder, &plain, opts, depth + 1);
@@ -434,7 +462,8 @@ fn int_from_py<B: TermBuilder>(builder: &mut B, i: &Bound<'_, PyInt>) -> Result<
     builder.bigint(negative, bytes.as_bytes())
 }
 
-fn float_from_py<B: TermBuilder>(builder: &mut B, f: f64) -> B::Term {
+/// A float's term: `nan`, `infinity` and `neg_infinity` have no Erlang float.
+pub(crate) fn float_term<B: TermBuilder>(builder: &mut B, f: f64) -> B::Term {
     if f.is_nan() {
         builder.atom("nan")
     } else if f.is_infinite() {

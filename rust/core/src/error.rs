@@ -38,6 +38,9 @@ pub enum Error {
     /// keyword argument").
     #[error("keyword argument '{0}' is given more than once")]
     DuplicateKwarg(String),
+    /// A `{py_array, Dtype, Shape, Data}` term that does not describe an array.
+    #[error("malformed py_array: {0}")]
+    BadArray(String),
     /// A pid, reference or integer that cannot become a term: its bytes hold another kind of
     /// term (a reference given as a pid), or it is too large for the external term format.
     #[error("malformed external term: {0}")]
@@ -69,6 +72,7 @@ impl From<Error> for PyErr {
             Error::TooDeep(_)
             | Error::DuplicateKey
             | Error::DuplicateMapKey(_)
+            | Error::BadArray(_)
             | Error::BadEtf { .. } => PyValueError::new_err(err.to_string()),
             Error::ImproperList
             | Error::Unsupported(_)

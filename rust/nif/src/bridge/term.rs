@@ -3,13 +3,15 @@
 //! as opaque handles. Runs on executor threads, with the GIL held, inside an owned env.
 
 use std::borrow::Cow;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use erlang_python_core::convert::{Options, TermBuilder, TermReader, View, DEFAULT_MAX_DEPTH};
 use erlang_python_core::{etf, Error};
 use pyo3::prelude::*;
+use rustler::env::SavedTerm;
 use rustler::types::tuple::{get_tuple, make_tuple};
-use rustler::{Atom, Binary, Encoder, Env, NewBinary, ResourceArc, Term, TermType};
+use rustler::{Atom, Binary, Encoder, Env, NewBinary, OwnedEnv, ResourceArc, Term, TermType};
 
 use crate::atoms;
 
@@ -55,6 +57,66 @@ impl<'a> NifReader<'a> {
     /// A reader for terms of `env`.
     pub fn new(env: Env<'a>) -> Self {
         NifReader { _env: env }
+    }
+}
+
+/// Binaries shorter than this are copied rather than lent to Python: the copy costs less than
+/// the env that would keep them alive.
+const LEND_MIN_BYTES: usize = 4096;
+
+/// The bytes of an Erlang binary lent to Python read-only, with no copy (the array form's data,
+/// under a numpy array). A process-independent env of its own keeps the binary alive for as long
+/// as Python holds this object; copying a refc binary into it shares the bytes, and an inspected
+/// binary is no longer appendable, so they never move.
+#[pyclass(frozen, module = "erlang._native", name = "ErlangBinary")]
+pub struct LentBinary {
+    /// Owns the binary `data` points into; dropped (with `saved`) when Python lets go.
+    _env: OwnedEnv,
+    _saved: SavedTerm,
+    data: *const u8,
+    len: usize,
+}
+
+// SAFETY: `data` points into a binary owned by `_env`, which nothing mutates after
+// construction: the bytes are read-only for every thread, and the env is only freed on drop,
+// which needs exclusive ownership.
+unsafe impl Send for LentBinary {}
+// SAFETY: as above: shared access only ever reads `data` and `len`.
+unsafe impl Sync for LentBinary {}
+
+#[pymethods]
+impl LentBinary {
+    /// Read-only buffer protocol over the binary's bytes.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let this = slf.get();
+        let len = pyo3::ffi::Py_ssize_t::try_from(this.len)
+            .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("binary too large"))?;
+        // SAFETY: `view` is the Py_buffer CPython asks us to fill; `data`/`len` describe bytes
+        // that live as long as `slf`, which the filled view holds a reference to; `readonly`
+        // is 1, so a request for a writable buffer fails with BufferError instead.
+        let rc = unsafe {
+            pyo3::ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                this.data.cast_mut().cast::<c_void>(),
+                len,
+                1,
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(PyErr::fetch(slf.py()))
+        }
+    }
+
+    fn __len__(&self) -> usize {
+        self.len
     }
 }
 
@@ -115,6 +177,30 @@ impl<'a> TermReader<'a> for NifReader<'a> {
             TermType::Unknown => return Err(Error::Unsupported("term")),
         })
     }
+
+    fn binary_buffer<'py>(
+        &self,
+        py: Python<'py>,
+        term: Term<'a>,
+    ) -> Result<Option<Bound<'py, PyAny>>, Error> {
+        match term.decode::<Binary<'a>>() {
+            Ok(bin) if bin.len() >= LEND_MIN_BYTES => {}
+            _ => return Ok(None),
+        }
+        let env = OwnedEnv::new();
+        let saved = env.save(term);
+        let (data, len) = env.run(|env| match saved.load(env).decode::<Binary<'_>>() {
+            Ok(bin) => Ok((bin.as_slice().as_ptr(), bin.len())),
+            Err(_) => Err(Error::Unsupported("bitstring")),
+        })?;
+        let lent = LentBinary {
+            _env: env,
+            _saved: saved,
+            data,
+            len,
+        };
+        Ok(Some(Bound::new(py, lent)?.into_any()))
+    }
 }
 
 fn atom_name(term: Term<'_>) -> Result<Cow<'static, str>, Error> {
@@ -171,6 +257,19 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             "events" => atoms::events(),
             "attrs" => atoms::attrs(),
             "time" => atoms::time(),
+            // The array form (erlang_python_core::convert::arrays::ARRAY_DTYPES).
+            "py_array" => atoms::py_array(),
+            "float64" => atoms::float64(),
+            "float32" => atoms::float32(),
+            "int64" => atoms::int64(),
+            "int32" => atoms::int32(),
+            "int16" => atoms::int16(),
+            "int8" => atoms::int8(),
+            "uint64" => atoms::uint64(),
+            "uint32" => atoms::uint32(),
+            "uint16" => atoms::uint16(),
+            "uint8" => atoms::uint8(),
+            "bool" => atoms::bool_(),
             _ => atoms::undefined(),
         };
         atom.encode(self.env)
