@@ -167,6 +167,11 @@ call(Module, Func, Args, Kwargs) ->
 %% On timeout the Python code is interrupted and `{error, timeout}' is returned; no late reply
 %% reaches the caller's mailbox. If the reply was already on its way when the timeout fired,
 %% that reply is returned instead.
+%%
+%% A coroutine result (`Func' is an `async def') is awaited on erlang_python's asyncio loop, as
+%% {@link async_call/4} does, and its result returned; the executor does not wait for it. On
+%% timeout its task is cancelled. A generator result gives `{ok, {generator, Handle}}'. The
+%% same holds for {@link eval/3}, {@link call_async/4} and the `ctx_*' functions.
 -spec call(py_module(), py_func(), py_args(), py_kwargs(), timeout()) -> py_result().
 call(Module, Func, Args, Kwargs, Timeout)
         when is_list(Args), is_map(Kwargs), ?IS_TIMEOUT(Timeout) ->
@@ -185,7 +190,8 @@ eval(Code, Locals) ->
 %% @doc Evaluate a Python expression (not a statement) in the shared namespace.
 %%
 %% `Locals' are converted and merged into the shared namespace first, so they stay visible to
-%% later requests. Timeouts behave as in {@link call/5}; `eval' takes no semaphore slot.
+%% later requests. Timeouts behave as in {@link call/5}; `eval' takes no semaphore slot. A
+%% coroutine value is awaited, as in {@link call/5}.
 -spec eval(py_code(), map(), timeout()) -> py_result().
 eval(Code, Locals, Timeout) when is_map(Locals), ?IS_TIMEOUT(Timeout) ->
     py_request:run(default, {eval, code(Code), Locals}, Timeout).
@@ -210,6 +216,7 @@ call_async(Module, Func, Args) ->
 
 %% @doc Start `Module.Func(*Args, **Kwargs)' without waiting; collect the result with
 %% {@link await/2}. Takes no semaphore slot. Only the calling process can await the result.
+%% A coroutine result is awaited on the asyncio loop first, as in {@link call/5}.
 -spec call_async(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 call_async(Module, Func, Args, Kwargs) when is_list(Args), is_map(Kwargs) ->
     py_request:start({call, name(Module), name(Func), Args, Kwargs}).
