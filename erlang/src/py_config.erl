@@ -19,6 +19,7 @@
     | log_level
     | log_max_in_flight
     | nif_log_level
+    | default_handler_filter
     | trace_max_spans
     | trace_max_in_flight
     | allow_process_exit.
@@ -57,6 +58,9 @@ default(state_max_keys) -> 100000;
 default(log_level) -> debug;
 default(log_max_in_flight) -> 10000;
 default(nif_log_level) -> info;
+%% py_logger lets erlang_python's logger domains through OTP's default handler
+%% (docs/logging.md, "Where events are printed").
+default(default_handler_filter) -> true;
 default(trace_max_spans) -> 10000;
 default(trace_max_in_flight) -> 10000;
 %% Python calls that would end the OS process (the node) raise ProcessExitRefusedError.
