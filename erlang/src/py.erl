@@ -99,11 +99,12 @@
     state_decr/1,
     state_decr/2
 ]).
-%% Virtual environments and reload
+%% Virtual environments, sys.path and reload
 -export([
     activate_venv/1,
     deactivate_venv/0,
     venv_info/0,
+    add_python_path/1,
     reload/1
 ]).
 %% Logging
@@ -125,7 +126,7 @@
 -define(MAX_TRACE_ID, 16#ffffffffffffffffffffffffffffffff).
 -define(MAX_SPAN_ID, 16#ffffffffffffffff).
 
--export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0]).
+-export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0, python_path_entry/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -137,6 +138,10 @@
 -record(py_ctx, {ref :: py_nif:context()}).
 %% A context made by bind(new): an executor with a private namespace.
 -opaque py_ctx() :: #py_ctx{}.
+%% A directory for `sys.path': a path, `code:priv_dir(App)', or a directory inside it (see
+%% add_python_path/1 and the `python_path' application variable).
+-type python_path_entry() ::
+    file:name_all() | {priv, atom()} | {priv, atom(), file:name_all()}.
 %% What `call'/`eval' return for a Python generator or iterator: stream it with stream_next/2.
 -type py_generator() :: {generator, py_nif:handle()} | py_nif:handle().
 
@@ -629,6 +634,32 @@ deactivate_venv() ->
 -spec venv_info() -> {ok, #{binary() => term()}} | {error, term()}.
 venv_info() ->
     internal_call(<<"erlang._venv">>, <<"info">>, []).
+
+%% @doc Put the directory `Entry' names on `sys.path' now, after the application's other
+%% directories (those of the `python_path' application variable and of earlier calls), so
+%% that its Python modules can be imported.
+%%
+%% `Entry' is a path (string or binary; a relative one is taken from the current directory),
+%% `{priv, App}' (`code:priv_dir(App)') or `{priv, App, SubDir}' (the relative `SubDir' inside
+%% it). The directory must exist: `{error, {not_a_directory, AbsolutePath}}' otherwise, and
+%% `{error, {unknown_application, App}}' for an application the code server cannot find.
+%% Adding a directory that is already one of the application's does nothing. The directory
+%% stays until the application stops: the next start puts back only those of `python_path'.
+%% Raises `badarg' for an `Entry' of another shape (or an empty path, or an absolute
+%% `SubDir').
+-spec add_python_path(python_path_entry()) ->
+    ok
+    | {error,
+        {not_a_directory, binary()}
+        | {unknown_application, atom()}
+        | not_started
+        | term()}.
+add_python_path(Entry) ->
+    case py_pool:resolve_path(Entry) of
+        {ok, Dir} -> ok_if_none(internal_call(<<"erlang._path">>, <<"add">>, [Dir]));
+        {error, bad_entry} -> error(badarg, [Entry]);
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Reload the Python module `Module' (`importlib.reload') if it is imported; `ok' if it is
 %% not.
