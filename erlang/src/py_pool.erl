@@ -5,9 +5,10 @@
 %% starts the NIF executor pool, puts the directories of the `python_path' application
 %% variable on `sys.path' and publishes the pool in `persistent_term' under
 %% `{erlang_python, pool}', where {@link py_request} reads it on every request: no request
-%% passes through this process. {@link resolve_path/1} is the one place where a directory
-%% named in the configuration (or given to {@link py:add_python_path/1}) becomes a path. `terminate/2' unpublishes the pool and stops it; `pool_stop' never
-%% blocks, so stopping the application cannot hang here.
+%% passes through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop'
+%% never blocks, so stopping the application cannot hang here. {@link resolve_path/1} is the
+%% one place where a directory named in the configuration (or given to
+%% {@link py:add_python_path/1}) becomes a path.
 -module(py_pool).
 -behaviour(gen_server).
 
@@ -104,11 +105,10 @@ init([]) ->
     process_flag(trap_exit, true),
     ok = py_config:warn_ignored(),
     Size = pool_size(),
-    %% Checked before anything starts: a bad entry stops the start with its reason.
-    Opts = interp_opts(),
-    Path = python_path(),
     case code:ensure_loaded(py_nif) of
-        {module, py_nif} -> start_pool(Size, Opts, Path);
+        %% The settings are checked before Python starts: a bad one stops the start with its
+        %% reason, leaving nothing behind.
+        {module, py_nif} -> start_pool(Size, interp_opts(), python_path());
         {error, Reason} -> {stop, {nif_not_loaded, Reason}}
     end.
 
