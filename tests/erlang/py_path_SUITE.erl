@@ -51,8 +51,12 @@ init_per_suite(Config) ->
     module(filename:join([AppB, "priv", "py"]), "mod_app_b", "WHERE = 'pyapp_b/py'"),
     ok = py_test_util:start(),
     {error, bad_name} = code:priv_dir(pyapp_b),
-    [{one, One}, {two, Two}, {three, Three}, {file, File}, {app_a, AppA}, {app_b, AppB},
-     {base_path, sys_path()} | Config].
+    %% Other suites of the same run may have put directories of their own on sys.path, before
+    %% or after erlang_python's package: the application's go right after the package.
+    {ok, Package} = py:eval(<<"__import__('os').path.dirname("
+                              "__import__('os').path.dirname(__import__('erlang').__file__))">>),
+    [{package, Package}, {one, One}, {two, Two}, {three, Three}, {file, File},
+     {app_a, AppA}, {app_b, AppB}, {base_path, sys_path()} | Config].
 
 -spec end_per_suite(ct_suite:ct_config()) -> ok.
 end_per_suite(Config) ->
@@ -81,15 +85,14 @@ end_per_testcase(_Case, Config) ->
 -spec entries_in_order_before_the_rest(ct_suite:ct_config()) -> term().
 entries_in_order_before_the_rest(Config) ->
     [One, Two] = [list_to_binary(?config(K, Config)) || K <- [one, two]],
-    [Package | Rest] = ?config(base_path, Config),
     restart_with([One, Two, binary_to_list(One)]),
-    [Package, One, Two | Rest] = sys_path(),
+    ok = assert_path(Config, [One, Two]),
     {ok, <<"one">>} = py:eval(<<"__import__('mod_one').WHERE">>),
     {ok, <<"two">>} = py:eval(<<"__import__('mod_two').WHERE">>),
     {ok, <<"one">>} = py:eval(<<"__import__('shadow').WHERE">>),
     forget([mod_one, mod_two, shadow]),
     restart_with([Two, One]),
-    [Package, Two, One | Rest] = sys_path(),
+    ok = assert_path(Config, [Two, One]),
     {ok, <<"two">>} = py:eval(<<"__import__('shadow').WHERE">>),
     forget([shadow]).
 
@@ -99,10 +102,10 @@ entries_in_order_before_the_rest(Config) ->
 priv_entries(Config) ->
     [AppA, AppB] = [list_to_binary(?config(K, Config)) || K <- [app_a, app_b]],
     restart_with([{priv, pyapp_a}, {priv, pyapp_a, "python"}, {priv, pyapp_b, <<"py">>}]),
-    [_, PrivA, PrivASub, PrivBSub | _] = sys_path(),
     PrivA = <<AppA/binary, "/priv">>,
     PrivASub = <<AppA/binary, "/priv/python">>,
     PrivBSub = <<AppB/binary, "/priv/py">>,
+    ok = assert_path(Config, [PrivA, PrivASub, PrivBSub]),
     {ok, <<"pyapp_a">>} = py:eval(<<"__import__('mod_app_a').WHERE">>),
     {ok, <<"pyapp_a/python">>} = py:eval(<<"__import__('mod_app_a_sub').WHERE">>),
     {ok, <<"pyapp_b/py">>} = py:eval(<<"__import__('mod_app_b').WHERE">>),
@@ -113,16 +116,15 @@ priv_entries(Config) ->
 -spec one_path_and_the_1_6_default(ct_suite:ct_config()) -> term().
 one_path_and_the_1_6_default(Config) ->
     One = ?config(one, Config),
-    [Package | Rest] = ?config(base_path, Config),
     OneBin = list_to_binary(One),
     restart_with(One),
-    [Package, OneBin | Rest] = sys_path(),
+    ok = assert_path(Config, [OneBin]),
     restart_with(OneBin),
-    [Package, OneBin | Rest] = sys_path(),
+    ok = assert_path(Config, [OneBin]),
     restart_with(""),
-    [Package | Rest] = sys_path(),
+    ok = assert_path(Config, []),
     restart_with([]),
-    [Package | Rest] = sys_path().
+    ok = assert_path(Config, []).
 
 %% @doc The current directory is not on sys.path (nor `'''); `"."' in python_path puts the
 %% directory current at start there, as an absolute path.
@@ -134,21 +136,20 @@ cwd_not_on_sys_path(Config) ->
     false = lists:member(<<>>, Base),
     false = lists:member(CwdBin, Base),
     restart_with(["."]),
-    [_, CwdBin | _] = sys_path().
+    ok = assert_path(Config, [CwdBin]).
 
 %% @doc A new start takes off the directories of the previous one, those added with
 %% add_python_path/1 included, and leaves the rest of sys.path as it was.
 -spec restart_replaces_entries(ct_suite:ct_config()) -> term().
 restart_replaces_entries(Config) ->
     [One, Two, Three] = [list_to_binary(?config(K, Config)) || K <- [one, two, three]],
-    [Package | Rest] = ?config(base_path, Config),
     restart_with([One]),
     ok = py:add_python_path(Two),
-    [Package, One, Two | Rest] = sys_path(),
+    ok = assert_path(Config, [One, Two]),
     restart_with([Three]),
-    [Package, Three | Rest] = sys_path(),
+    ok = assert_path(Config, [Three]),
     ok = py_test_util:restart(),
-    [Package, Three | Rest] = sys_path().
+    ok = assert_path(Config, [Three]).
 
 %% @doc A bad python_path fails the start with `{bad_config, {python_path, Entry, Reason}}'
 %% naming the first bad entry (or `{bad_config, {python_path, Value}}' for a value that is not
@@ -198,7 +199,6 @@ bad_entries_fail_the_start(Config) ->
 -spec add_python_path(ct_suite:ct_config()) -> term().
 add_python_path(Config) ->
     [One, Two, Three] = [?config(K, Config) || K <- [one, two, three]],
-    [Package | Rest] = ?config(base_path, Config),
     restart_with([One]),
     {error, {'ModuleNotFoundError', _}} = py:eval(<<"__import__('mod_three').WHERE">>),
     ok = py:add_python_path(Three),
@@ -208,12 +208,12 @@ add_python_path(Config) ->
     ok = py:add_python_path({priv, pyapp_b, "py"}),
     PrivBSub = list_to_binary(filename:join([?config(app_b, Config), "priv", "py"])),
     [OneBin, TwoBin, ThreeBin] = [list_to_binary(D) || D <- [One, Two, Three]],
-    [Package, OneBin, ThreeBin, PrivBSub | Rest] = sys_path(),
+    ok = assert_path(Config, [OneBin, ThreeBin, PrivBSub]),
     %% Python code taking a directory off does not stop it from being added again.
     {ok, none} = py:eval(<<"__import__('sys').path.remove(d)">>, #{d => ThreeBin}),
     ok = py:add_python_path(Three),
     ok = py:add_python_path(Two),
-    [Package, OneBin, PrivBSub, ThreeBin, TwoBin | Rest] = sys_path(),
+    ok = assert_path(Config, [OneBin, PrivBSub, ThreeBin, TwoBin]),
     forget([mod_three]).
 
 %% @doc add_python_path/1 returns the reason a directory cannot be added, raises badarg for
@@ -238,6 +238,23 @@ add_python_path_errors(Config) ->
 restart_with(Value) ->
     ok = application:set_env(erlang_python, python_path, Value),
     ok = py_test_util:restart().
+
+%% Fails unless sys.path is what it was when the suite started with `Dirs' right after
+%% erlang_python's package.
+-spec assert_path(ct_suite:ct_config(), [binary()]) -> ok.
+assert_path(Config, Dirs) ->
+    Expected = expected(Config, Dirs),
+    case sys_path() of
+        Expected -> ok;
+        Got -> ct:fail({sys_path, #{expected => Expected, got => Got}})
+    end.
+
+-spec expected(ct_suite:ct_config(), [binary()]) -> [binary()].
+expected(Config, Dirs) ->
+    Package = ?config(package, Config),
+    {Before, [Package | After]} =
+        lists:splitwith(fun(Entry) -> Entry =/= Package end, ?config(base_path, Config)),
+    Before ++ [Package | Dirs] ++ After.
 
 -spec sys_path() -> [binary()].
 sys_path() ->
