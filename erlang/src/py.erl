@@ -99,11 +99,12 @@
     state_decr/1,
     state_decr/2
 ]).
-%% Virtual environments and reload
+%% Virtual environments, sys.path and reload
 -export([
     activate_venv/1,
     deactivate_venv/0,
     venv_info/0,
+    add_python_path/1,
     reload/1
 ]).
 %% Logging
@@ -125,7 +126,7 @@
 -define(MAX_TRACE_ID, 16#ffffffffffffffffffffffffffffffff).
 -define(MAX_SPAN_ID, 16#ffffffffffffffff).
 
--export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0]).
+-export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0, python_path_entry/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -139,6 +140,10 @@
 -record(py_ctx, {ref :: py_nif:context()}).
 %% A context made by bind(new): an executor with a private namespace.
 -opaque py_ctx() :: #py_ctx{}.
+%% A directory for `sys.path': a path, `code:priv_dir(App)', or a directory inside it (see
+%% add_python_path/1 and the `python_path' application variable).
+-type python_path_entry() ::
+    file:name_all() | {priv, atom()} | {priv, atom(), file:name_all()}.
 %% What `call'/`eval' return for a Python generator or iterator: stream it with stream_next/2.
 -type py_generator() :: {generator, py_nif:handle()} | py_nif:handle().
 
@@ -178,6 +183,11 @@ call(Module, Func, Args, Kwargs) ->
 %% On timeout the Python code is interrupted and `{error, timeout}' is returned; no late reply
 %% reaches the caller's mailbox. If the reply was already on its way when the timeout fired,
 %% that reply is returned instead.
+%%
+%% A coroutine result (`Func' is an `async def') is awaited on erlang_python's asyncio loop, as
+%% {@link async_call/4} does, and its result returned; the executor does not wait for it. On
+%% timeout its task is cancelled. A generator result gives `{ok, {generator, Handle}}'. The
+%% same holds for {@link eval/3}, {@link call_async/4} and the `ctx_*' functions.
 -spec call(py_module(), py_func(), py_args(), py_kwargs(), timeout()) -> py_result().
 call(Module, Func, Args, Kwargs, Timeout)
         when is_list(Args), ?IS_KWARGS(Kwargs), ?IS_TIMEOUT(Timeout) ->
@@ -196,7 +206,8 @@ eval(Code, Locals) ->
 %% @doc Evaluate a Python expression (not a statement) in the shared namespace.
 %%
 %% `Locals' are converted and merged into the shared namespace first, so they stay visible to
-%% later requests. Timeouts behave as in {@link call/5}; `eval' takes no semaphore slot.
+%% later requests. Timeouts behave as in {@link call/5}; `eval' takes no semaphore slot. A
+%% coroutine value is awaited, as in {@link call/5}.
 -spec eval(py_code(), map(), timeout()) -> py_result().
 eval(Code, Locals, Timeout) when is_map(Locals), ?IS_TIMEOUT(Timeout) ->
     py_request:run(default, {eval, code(Code), Locals}, Timeout).
@@ -221,6 +232,7 @@ call_async(Module, Func, Args) ->
 
 %% @doc Start `Module.Func(*Args, **Kwargs)' without waiting; collect the result with
 %% {@link await/2}. Takes no semaphore slot. Only the calling process can await the result.
+%% A coroutine result is awaited on the asyncio loop first, as in {@link call/5}.
 -spec call_async(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
 call_async(Module, Func, Args, Kwargs) when is_list(Args), ?IS_KWARGS(Kwargs) ->
     py_request:start({call, name(Module), name(Func), Args, Kwargs}).
@@ -633,6 +645,32 @@ deactivate_venv() ->
 -spec venv_info() -> {ok, #{binary() => term()}} | {error, term()}.
 venv_info() ->
     internal_call(<<"erlang._venv">>, <<"info">>, []).
+
+%% @doc Put the directory `Entry' names on `sys.path' now, after the application's other
+%% directories (those of the `python_path' application variable and of earlier calls), so
+%% that its Python modules can be imported.
+%%
+%% `Entry' is a path (string or binary; a relative one is taken from the current directory),
+%% `{priv, App}' (`code:priv_dir(App)') or `{priv, App, SubDir}' (the relative `SubDir' inside
+%% it). The directory must exist: `{error, {not_a_directory, AbsolutePath}}' otherwise, and
+%% `{error, {unknown_application, App}}' for an application the code server cannot find.
+%% Adding a directory that is already one of the application's does nothing. The directory
+%% stays until the application stops: the next start puts back only those of `python_path'.
+%% Raises `badarg' for an `Entry' of another shape (or an empty path, or an absolute
+%% `SubDir').
+-spec add_python_path(python_path_entry()) ->
+    ok
+    | {error,
+        {not_a_directory, binary()}
+        | {unknown_application, atom()}
+        | not_started
+        | term()}.
+add_python_path(Entry) ->
+    case py_pool:resolve_path(Entry) of
+        {ok, Dir} -> ok_if_none(internal_call(<<"erlang._path">>, <<"add">>, [Dir]));
+        {error, bad_entry} -> error(badarg, [Entry]);
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Reload the Python module `Module' (`importlib.reload') if it is imported; `ok' if it is
 %% not.

@@ -19,9 +19,11 @@
     | log_level
     | log_max_in_flight
     | nif_log_level
+    | default_handler_filter
     | trace_max_spans
     | trace_max_in_flight
-    | allow_process_exit.
+    | allow_process_exit
+    | python_path.
 %% A variable that has no default here: unset means something of its own (`num_executors':
 %% use `num_workers'; `python_executable': see py_pool; `max_depth': the NIF's own default).
 -type optional_key() :: num_executors | python_executable | max_depth.
@@ -57,10 +59,17 @@ default(state_max_keys) -> 100000;
 default(log_level) -> debug;
 default(log_max_in_flight) -> 10000;
 default(nif_log_level) -> info;
+%% py_logger lets erlang_python's logger domains through OTP's default handler
+%% (docs/logging.md, "Where events are printed").
+default(default_handler_filter) -> true;
 default(trace_max_spans) -> 10000;
 default(trace_max_in_flight) -> 10000;
 %% Python calls that would end the OS process (the node) raise ProcessExitRefusedError.
-default(allow_process_exit) -> false.
+default(allow_process_exit) -> false;
+%% The application's directories on sys.path (py_pool; docs/getting-started.md). `""' (the
+%% default of erlang_python 1.6, where it did nothing) is the same empty list.
+default(python_path) -> [].
+
 
 %% @doc Log a warning for each variable of erlang_python 1.6 that is set and ignored here,
 %% naming what to set instead. `py_pool' calls it when it starts the pool.

@@ -13,20 +13,38 @@
 %% failures), `{py_nif_log, Level, Target, Message}', and logs them with
 %% `#{domain => [erlang_python, nif], target => Target}'.
 %%
+%% OTP's `default' handler has filters that stop every event whose domain is not `[otp]',
+%% `[otp, sasl]' or none, which would hide all of the above (and the `[erlang_python]'
+%% warnings of `py_config') in a plain `erl'. So while it runs, `py_logger' adds the handler
+%% filter `erlang_python' ({@link domain_filter/2}) to that handler, if it exists, letting these
+%% domains through; it removes the filter when it stops. The filter passes only events of its
+%% domains and leaves every other event to the handler's own filters (docs/logging.md).
+%%
 %% Application variables read at start (defaults: {@link py_config:default/1}): `log_level'
 %% (`debug' | `info' | `warning' | `error' | `critical': the native threshold),
-%% `log_max_in_flight' and `nif_log_level' (`debug' | `info' | `warning' | `error' | `none': the
-%% most verbose diagnostics of the NIF that are sent).
+%% `log_max_in_flight', `nif_log_level' (`debug' | `info' | `warning' | `error' | `none': the
+%% most verbose diagnostics of the NIF that are sent) and `default_handler_filter' (boolean:
+%% add the filter above).
 -module(py_logger).
 -behaviour(gen_server).
 
--export([start_link/0, level_number/1, level_atom/1]).
+-export([start_link/0, level_number/1, level_atom/1, domain_filter/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -type level() :: debug | info | warning | error | critical.
 -export_type([level/0]).
 
--record(state, {pending = 0 :: non_neg_integer()}).
+%% The handler that gets the filter, the filter's id, and the domains it lets through (and
+%% their sub-domains): Python records, the NIF's diagnostics and the application's own events.
+-define(DEFAULT_HANDLER, default).
+-define(FILTER_ID, erlang_python).
+-define(DOMAINS, [[python], [erlang_python]]).
+
+-record(state, {
+    pending = 0 :: non_neg_integer(),
+    %% Whether this process added the filter to the default handler (and removes it).
+    filter = false :: boolean()
+}).
 
 %% @doc Start the receiver, registered as `py_logger'.
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -51,17 +69,34 @@ level_atom(N) when N =< 30 -> warning;
 level_atom(N) when N =< 40 -> error;
 level_atom(_) -> critical.
 
+%% @doc The logger filter that lets erlang_python's events through OTP's `default' handler:
+%% an event whose domain is one of `Domains', or a sub-domain of one, is logged (returned);
+%% any other is left to the handler's other filters (`ignore').
+-spec domain_filter(logger:log_event(), [[atom()]]) -> logger:filter_return().
+domain_filter(#{meta := #{domain := Domain}} = Event, Domains) when is_list(Domain) ->
+    case lists:any(fun(Prefix) -> lists:prefix(Prefix, Domain) end, Domains) of
+        true -> Event;
+        false -> ignore
+    end;
+domain_filter(_Event, _Domains) ->
+    ignore.
+
 %% @private
--spec init([]) -> {ok, #state{}}.
+-spec init([]) -> {ok, #state{}} | {stop, {bad_config, {atom(), term()}}}.
 init([]) ->
     process_flag(trap_exit, true),
-    Level = py_config:get(log_level),
-    Max = py_config:get(log_max_in_flight),
-    ok = py_nif:log_set_max_in_flight(Max),
-    ok = py_nif:log_set_receiver(self(), level_number(Level)),
-    NifLevel = py_config:get(nif_log_level),
-    ok = py_nif:log_set_diagnostics(self(), NifLevel),
-    {ok, #state{}}.
+    case py_config:get(default_handler_filter) of
+        Add when is_boolean(Add) ->
+            Level = py_config:get(log_level),
+            Max = py_config:get(log_max_in_flight),
+            ok = py_nif:log_set_max_in_flight(Max),
+            ok = py_nif:log_set_receiver(self(), level_number(Level)),
+            NifLevel = py_config:get(nif_log_level),
+            ok = py_nif:log_set_diagnostics(self(), NifLevel),
+            {ok, #state{filter = Add andalso add_default_filter()}};
+        Other ->
+            {stop, {bad_config, {default_handler_filter, Other}}}
+    end.
 
 %% @private
 -spec handle_call(term(), gen_server:from(), #state{}) -> {reply, {error, badarg}, #state{}}.
@@ -90,10 +125,31 @@ handle_info(_Msg, State) ->
 
 %% @private
 -spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, _State) ->
+terminate(_Reason, #state{filter = Filter}) ->
     #{threshold := Threshold} = py_nif:log_stats(),
     ok = py_nif:log_set_diagnostics(undefined, info),
-    py_nif:log_set_receiver(undefined, Threshold).
+    ok = py_nif:log_set_receiver(undefined, Threshold),
+    case Filter of
+        true -> remove_default_filter();
+        false -> ok
+    end.
+
+%% Adds the filter to the default handler if it exists; true when the filter is there now
+%% (also when it was already: left by a predecessor killed before its terminate/2 ran).
+-spec add_default_filter() -> boolean().
+add_default_filter() ->
+    Filter = {fun ?MODULE:domain_filter/2, ?DOMAINS},
+    case logger:add_handler_filter(?DEFAULT_HANDLER, ?FILTER_ID, Filter) of
+        ok -> true;
+        {error, {already_exist, ?FILTER_ID}} -> true;
+        {error, _NoDefaultHandler} -> false
+    end.
+
+%% The default handler may be gone by now (removed or reconfigured by the user): nothing to do.
+-spec remove_default_filter() -> ok.
+remove_default_filter() ->
+    _ = logger:remove_handler_filter(?DEFAULT_HANDLER, ?FILTER_ID),
+    ok.
 
 -spec forward(integer(), binary(), binary(), map(), integer()) -> ok.
 forward(Level, Name, Msg, Meta, Ts) ->

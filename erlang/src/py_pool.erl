@@ -2,16 +2,19 @@
 %% for applications (it exists in erlang_python 1.6); the rest is internal.
 %%
 %% `init/1' initialises the interpreter (a no-op after the first time in this OS process),
-%% starts the NIF executor pool and publishes it in `persistent_term' under
+%% starts the NIF executor pool, puts the directories of the `python_path' application
+%% variable on `sys.path' and publishes the pool in `persistent_term' under
 %% `{erlang_python, pool}', where {@link py_request} reads it on every request: no request
-%% passes through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop' never
-%% blocks, so stopping the application cannot hang here.
+%% passes through this process. `terminate/2' unpublishes the pool and stops it; `pool_stop'
+%% never blocks, so stopping the application cannot hang here. {@link resolve_path/1} is the
+%% one place where a directory named in the configuration (or given to
+%% {@link py:add_python_path/1}) becomes a path.
 -module(py_pool).
 -behaviour(gen_server).
 
 -include("py_keys.hrl").
 
--export([start_link/0, get_stats/0, pool_size/0, num_executors/0]).
+-export([start_link/0, get_stats/0, pool_size/0, num_executors/0, resolve_path/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 %% How long the interpreter's version probe may take (a cold start on a loaded machine is slow;
@@ -64,6 +67,39 @@ num_executors() ->
         {error, not_started} -> pool_size()
     end.
 
+%% @private
+%% @doc The absolute directory that an entry of the `python_path' application variable (or
+%% the argument of {@link py:add_python_path/1}) names: a path (string or binary; a relative
+%% one is taken from the current directory), `{priv, App}' (`code:priv_dir(App)', or the
+%% `priv' directory beside the directory of `App.app' when the code server does not know the
+%% application, as under a bare `erl -pa') or `{priv, App, SubDir}' (`SubDir' relative, inside
+%% it). `{error, bad_entry}' for anything else, an empty path or an absolute `SubDir'.
+-spec resolve_path(term()) ->
+    {ok, binary()}
+    | {error, {unknown_application, atom()} | {not_a_directory, binary()} | bad_entry}.
+resolve_path({priv, App}) when is_atom(App) ->
+    case priv_dir(App) of
+        {ok, Priv} -> directory(Priv);
+        {error, _} = Error -> Error
+    end;
+resolve_path({priv, App, SubDir}) when is_atom(App) ->
+    case {name(SubDir), priv_dir(App)} of
+        {{ok, Sub}, {ok, Priv}} ->
+            case filename:pathtype(Sub) of
+                relative -> directory(filename:join(Priv, Sub));
+                _ -> {error, bad_entry}
+            end;
+        {error, _} ->
+            {error, bad_entry};
+        {_, {error, _} = Error} ->
+            Error
+    end;
+resolve_path(Path) ->
+    case name(Path) of
+        {ok, Name} -> directory(Name);
+        error -> {error, bad_entry}
+    end.
+
 %%% gen_server callbacks
 
 %% @private
@@ -74,7 +110,9 @@ init([]) ->
     ok = py_config:warn_ignored(),
     Size = pool_size(),
     case code:ensure_loaded(py_nif) of
-        {module, py_nif} -> start_pool(Size);
+        %% The settings are checked before Python starts: a bad one stops the start with its
+        %% reason, leaving nothing behind.
+        {module, py_nif} -> start_pool(Size, interp_opts(), python_path());
         {error, Reason} -> {stop, {nif_not_loaded, Reason}}
     end.
 
@@ -117,22 +155,34 @@ terminate(_Reason, #state{pool = Pool}) ->
 
 %%% Internal
 
--spec start_pool(pos_integer()) -> {ok, #state{}} | {stop, term()}.
-start_pool(Size) ->
-    case start_interpreter(interp_opts()) of
+-spec start_pool(pos_integer(), py_nif:interp_opts(), [binary()]) ->
+    {ok, #state{}} | {stop, term()}.
+start_pool(Size, Opts, Path) ->
+    case start_interpreter(Opts) of
         ok ->
             Allow = boolean(allow_process_exit, py_config:get(allow_process_exit)),
             ok = py_nif:interp_allow_process_exit(Allow),
             case py_nif:pool_new(Size) of
-                {ok, Pool} ->
-                    stop_stale_pool(),
-                    persistent_term:put(?PY_POOL_KEY, Pool),
-                    {ok, #state{pool = Pool}};
-                {error, Reason} ->
-                    {stop, {pool_start_failed, Reason}}
+                {ok, Pool} -> configure_path(Pool, Path);
+                {error, Reason} -> {stop, {pool_start_failed, Reason}}
             end;
         {error, Reason} ->
             {stop, {python_init_failed, Reason}}
+    end.
+
+%% The application's directories go on sys.path before the pool is published: no request
+%% runs without them. They replace those of an earlier start (the interpreter outlives it).
+-spec configure_path(py_nif:pool(), [binary()]) -> {ok, #state{}} | {stop, term()}.
+configure_path(Pool, Path) ->
+    Request = {call, <<"erlang._path">>, <<"configure">>, [package_dir(), Path], #{}},
+    case py_request:run(Pool, Request, 30000) of
+        {ok, none} ->
+            stop_stale_pool(),
+            persistent_term:put(?PY_POOL_KEY, Pool),
+            {ok, #state{pool = Pool}};
+        Error ->
+            ok = py_nif:pool_stop(Pool),
+            {stop, {python_path_failed, Error}}
     end.
 
 %% A predecessor killed before its terminate/2 ran (brutal kill) left its pool published.
@@ -228,14 +278,109 @@ probe_output(Port, Acc) ->
 interp_opts() ->
     Opts = #{
         executable => executable(),
-        %% Absolute: the priv directory is relative under `erl -pa relative/ebin'.
-        sys_path => [path_binary(filename:absname(filename:join(py_nif:priv_dir(), "python")))],
+        sys_path => [package_dir()],
         malloc_pad => non_negative(malloc_pad, py_config:get(malloc_pad))
     },
     case py_config:find(max_depth) of
         {ok, Depth} -> Opts#{max_depth => positive(max_depth, Depth)};
         undefined -> Opts
     end.
+
+%% The directory of erlang_python's own Python package, first on sys.path. Absolute: the priv
+%% directory is relative under `erl -pa relative/ebin'.
+-spec package_dir() -> binary().
+package_dir() ->
+    path_binary(filename:absname(filename:join(py_nif:priv_dir(), "python"))).
+
+%% The directories of the `python_path' application variable, in order: a list of entries
+%% (see resolve_path/1), or one path; exits with `{bad_config, {python_path, Entry, Reason}}'
+%% naming the first bad entry, or `{bad_config, {python_path, Value}}'.
+-spec python_path() -> [binary()].
+python_path() ->
+    Value = py_config:get(python_path),
+    [resolved(Entry) || Entry <- path_entries(Value)].
+
+-spec path_entries(term()) -> [term()].
+path_entries(Value) when is_binary(Value) ->
+    [Value];
+path_entries(Value) when is_list(Value) ->
+    try length(Value) of
+        0 -> [];
+        _ ->
+            case io_lib:char_list(Value) of
+                true -> [Value];
+                false -> Value
+            end
+    catch
+        error:badarg -> exit({bad_config, {python_path, Value}})
+    end;
+path_entries(Value) ->
+    exit({bad_config, {python_path, Value}}).
+
+-spec resolved(term()) -> binary().
+resolved(Entry) ->
+    case resolve_path(Entry) of
+        {ok, Dir} -> Dir;
+        {error, Reason} -> exit({bad_config, {python_path, Entry, Reason}})
+    end.
+
+%% `code:priv_dir/1', else the `priv' directory beside `ebin/App.app'.
+-spec priv_dir(atom()) -> {ok, file:filename()} | {error, {unknown_application, atom()}}.
+priv_dir(App) ->
+    case code:priv_dir(App) of
+        Dir when is_list(Dir) ->
+            {ok, Dir};
+        {error, bad_name} ->
+            case code:where_is_file(atom_to_list(App) ++ ".app") of
+                non_existing ->
+                    {error, {unknown_application, App}};
+                AppFile ->
+                    {ok, filename:join(filename:dirname(filename:dirname(AppFile)), "priv")}
+            end
+    end.
+
+-spec directory(file:filename_all()) -> {ok, binary()} | {error, {not_a_directory, binary()}}.
+directory(Path) ->
+    Absolute = absolute(Path),
+    case filelib:is_dir(Absolute) of
+        true -> {ok, Absolute};
+        false -> {error, {not_a_directory, Absolute}}
+    end.
+
+%% `Path' made absolute from the current directory, with `.' and `..' taken out as Python's
+%% `os.path.abspath' does.
+-spec absolute(file:filename_all()) -> binary().
+absolute(Path) ->
+    [Root | Parts] =
+        case filename:absname(Path) of
+            Bin when is_binary(Bin) -> filename:split(Bin);
+            Chars -> filename:split(path_binary(Chars))
+        end,
+    Kept = lists:foldl(
+        fun
+            (<<".">>, Acc) -> Acc;
+            (<<"..">>, [_ | Acc]) -> Acc;
+            (<<"..">>, []) -> [];
+            (Part, Acc) -> [Part | Acc]
+        end,
+        [],
+        Parts
+    ),
+    filename:join([Root | lists:reverse(Kept)]).
+
+%% A non-empty path, as a binary (a binary is taken as it is: a file name need not be UTF-8).
+-spec name(term()) -> {ok, binary()} | error.
+name(Path) when is_binary(Path), Path =/= <<>> ->
+    {ok, Path};
+name(Path) when is_list(Path), Path =/= [] ->
+    try unicode:characters_to_binary(Path) of
+        Bin when is_binary(Bin), Bin =/= <<>> -> {ok, Bin};
+        _ -> error
+    catch
+        error:badarg -> error
+    end;
+name(_Path) ->
+    error.
 
 -spec executable() -> binary() | undefined.
 executable() ->

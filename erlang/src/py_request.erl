@@ -42,8 +42,9 @@
     | {next, py_nif:handle(), pos_integer()}
     | {async, binary(), binary(), list(), py_nif:kwargs(), boolean()}.
 %% `default': the executor of the callback being served, the bound context or the pool (see
-%% target/1); a context: that context.
--type where() :: default | py_nif:context().
+%% target/1); a context: that context; a pool: that pool (`py_pool' configures the one it
+%% starts before it publishes it).
+-type where() :: default | py_nif:context() | py_nif:pool().
 %% What a request gives back: `ok' for exec, `{done, Items}' for the last batch of an iterator.
 -type outcome() :: ok | {ok, term()} | {error, term()} | {done, [term()]}.
 

@@ -39,8 +39,6 @@ from erlang.state import (
 # `import erlang`. Type checkers treat this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from erlang._async import async_call
     from erlang._logging import ErlangHandler, setup_logging
     from erlang._tracing import Span, trace
@@ -83,7 +81,12 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> Function:
+    """``erlang.<name>``: the Erlang function registered as ``name`` (else AttributeError).
+
+    Type checkers see the lazily imported names through the imports above, so the only names
+    they resolve here are registered functions, typed ``Function``.
+    """
     if name in _LAZY:
         import importlib
 
@@ -94,4 +97,4 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'erlang' has no attribute {name!r}")
     # Kept as a module global: the next `erlang.Span` is a plain attribute lookup.
     globals()[name] = value
-    return value
+    return value  # type: ignore[no-any-return]  # a lazy name, typed by its import above

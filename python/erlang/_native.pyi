@@ -1,7 +1,7 @@
 """Type stubs for ``erlang._native`` (built from rust/core, rust/nif and rust/pyext)."""
 
 from collections.abc import Callable
-from typing import Any, final
+from typing import Any, Never, Self, final
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -42,6 +42,8 @@ DEFAULT_MAX_DEPTH: int
 class Pid:
     """An Erlang process identifier; compares, hashes and round-trips exactly."""
 
+    # Only Erlang makes them: `Pid()` raises TypeError, so no call type-checks either.
+    def __new__(cls, _cannot_be_created: Never, /) -> Self: ...
     def to_bytes(self) -> bytes: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
@@ -51,6 +53,8 @@ class Pid:
 class Ref:
     """An Erlang reference; compares, hashes and round-trips exactly."""
 
+    # Only Erlang makes them: `Ref()` raises TypeError, so no call type-checks either.
+    def __new__(cls, _cannot_be_created: Never, /) -> Self: ...
     def to_bytes(self) -> bytes: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
@@ -79,10 +83,12 @@ class Function:
     def __new__(cls, name: str) -> Function: ...
     @property
     def name(self) -> str: ...
-    def __call__(self, *args: Any) -> Any: ...
+    def __call__(self, *args: object) -> Any:
+        """Call the function with positional arguments only (any value: one with no Erlang
+        term travels as an opaque handle)."""
 
-def call(*args: Any, **kwargs: Any) -> Any:
-    """``call(name, *args)``: call the Erlang function registered as ``name``."""
+def call(name: str, /, *args: object) -> Any:
+    """Call the Erlang function registered as ``name`` with positional arguments only."""
 
 def _is_registered(name: str) -> bool: ...
 def _async_start(name: str, args: tuple[Any, ...], done: Callable[[bool, Any], object], /) -> Any:

@@ -7,6 +7,9 @@ application registers: ``state_get``, ``state_set``, ``state_delete``, ``state_k
 normal conversion rules (docs/type-conversion.md); a ``str`` key becomes a binary, so Erlang
 code shares an entry with Python by using a binary key (``<<"hits">>``).
 
+A key is any value, as in Erlang: the store holds terms, so ``"k"`` and ``b"k"`` are one key
+(the binary ``<<"k">>``) and ``1`` and ``1.0`` are two.
+
 Counters are atomic: increments from any number of Python threads and Erlang processes are
 never lost. The store holds at most ``state_max_keys`` keys (an application setting, default
 100000): creating one more raises ``erlang.ErlangError`` (reason ``{state_full,Max}``);
@@ -34,14 +37,14 @@ __all__ = [
 ]
 
 
-def state_get(key: str, default: Any = None) -> Any:
+def state_get(key: object, default: object = None) -> Any:
     """The value stored under ``key``, or ``default`` when there is none."""
     if default is None:
         return call("state_get", key)
     return call("state_get", key, default)
 
 
-def state_set(key: str, value: Any) -> None:
+def state_set(key: object, value: object) -> None:
     """Store ``value`` under ``key``, replacing any previous value.
 
     Raises ``erlang.ErlangError`` when ``key`` is new and the store is full.
@@ -49,7 +52,7 @@ def state_set(key: str, value: Any) -> None:
     call("state_set", key, value)
 
 
-def state_delete(key: str) -> None:
+def state_delete(key: object) -> None:
     """Remove ``key`` (nothing happens when it is not there)."""
     call("state_delete", key)
 
@@ -69,7 +72,7 @@ def state_clear() -> None:
     call("state_clear")
 
 
-def state_incr(key: str, n: int = 1) -> int:
+def state_incr(key: object, n: int = 1) -> int:
     """Atomically add ``n`` to the integer under ``key`` and return the new value.
 
     A missing key counts from 0. Raises ``erlang.ErlangError`` when the value is not an
@@ -80,7 +83,7 @@ def state_incr(key: str, n: int = 1) -> int:
     return value
 
 
-def state_decr(key: str, n: int = 1) -> int:
+def state_decr(key: object, n: int = 1) -> int:
     """Atomically subtract ``n`` from the integer under ``key``; see ``state_incr``."""
     value: int = call("state_decr", key, _amount(n))
     return value

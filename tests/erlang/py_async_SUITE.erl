@@ -1,6 +1,7 @@
 %% @doc Asyncio both ways: py:async_call/3,4, async_await/1,2, async_gather/1,2,
-%% async_stream/3,4 (coroutines finished on erlang_python's event loop), and erlang.async_call
-%% (Python coroutines calling Erlang without blocking their loop).
+%% async_stream/3,4 (coroutines finished on erlang_python's event loop), the coroutines that
+%% py:call, ctx_call, call_async and eval get back (awaited on the same loop), and
+%% erlang.async_call (Python coroutines calling Erlang without blocking their loop).
 -module(py_async_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -36,7 +37,16 @@
     erlang_async_call_errors/1,
     erlang_async_call_cancel_leaves_nothing/1,
     erlang_async_call_fun_killed/1,
-    erlang_async_call_from_threads/1
+    erlang_async_call_from_threads/1,
+    call_awaits_a_coroutine/1,
+    call_coroutine_error/1,
+    call_coroutine_timeout_cancels_the_task/1,
+    call_coroutine_caller_death_cancels_the_task/1,
+    call_coroutine_cancelled_in_python/1,
+    call_coroutines_do_not_hold_executors/1,
+    call_coroutine_from_a_callback/1,
+    call_other_results_unchanged/1,
+    call_coroutine_never_unawaited/1
 ]).
 
 -spec all() -> [atom()].
@@ -101,6 +111,16 @@ end_per_suite(_Config) ->
     "    yield from range(n)\n"
     "async def opaque():\n"
     "    return object()\n"
+    "async def cancels_itself():\n"
+    "    asyncio.current_task().cancel()\n"
+    "    await asyncio.sleep(1)\n"
+    "async def awaits_cancelled():\n"
+    "    future = asyncio.get_running_loop().create_future()\n"
+    "    future.cancel()\n"
+    "    await future\n"
+    "def returns_future():\n"
+    "    import erlang._aio\n"
+    "    return asyncio.Future(loop=erlang._aio.loop())\n"
 >>).
 
 -spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
@@ -463,6 +483,152 @@ erlang_async_call_from_threads(_Config) ->
     >>),
     {ok, true} = py:call('__main__', threads_calling, [4, 50], #{}, 20000),
     ok = py:unregister_function(as_ident).
+
+%%% ---------------------------------------------------------------- coroutines from py:call
+
+%% @doc py:call, call_async, ctx_call, eval and stream of an async def give the coroutine's
+%% result, awaited on erlang_python's loop, with arguments and keyword arguments.
+-spec call_awaits_a_coroutine(ct_suite:ct_config()) -> term().
+call_awaits_a_coroutine(_Config) ->
+    {ok, 42} = py:call('__main__', dbl, [21]),
+    {ok, 10} = py:call('__main__', dbl, [5], #{delay => 0.01}),
+    {ok, <<"abab">>} = py:call('__main__', dbl, [<<"ab">>], #{}, 5000),
+    {ok, 8} = py:await(py:call_async('__main__', dbl, [4])),
+    {ok, 6} = py:eval(<<"dbl(x)">>, #{x => 3}),
+    {ok, [14]} = py:stream('__main__', dbl, [7]),
+    {ok, true} = py:call(asyncio, sleep, [0.01, true]),
+    {ok, Ctx} = py:bind(new),
+    try
+        ok = py:ctx_exec(Ctx, <<"import asyncio\n"
+                                "async def inc(x):\n"
+                                "    await asyncio.sleep(0)\n"
+                                "    return x + 1\n">>),
+        {ok, 2} = py:ctx_call(Ctx, '__main__', inc, [1]),
+        {ok, 3} = py:ctx_eval(Ctx, <<"inc(2)">>)
+    after
+        py:unbind(Ctx)
+    end,
+    py_test_util:assert_mailbox_empty().
+
+%% @doc A coroutine that raises gives the exception's class and message, and its traceback.
+-spec call_coroutine_error(ct_suite:ct_config()) -> term().
+call_coroutine_error(_Config) ->
+    {error, {'ValueError', <<"bad">>}} = py:call('__main__', boom, []),
+    {match, _} = re:run(py:last_traceback(), <<"in boom">>),
+    {error, {'ValueError', <<"é"/utf8>>}} = py:eval(<<"boom(m)">>, #{m => <<"é"/utf8>>}),
+    {error, {'ValueError', <<"x">>}} = py:await(py:call_async('__main__', boom, [<<"x">>])),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc A slow coroutine times out like a slow call: {error, timeout}, its task cancelled, no
+%% late reply, the semaphore slot given back; eval and call_async/await time out the same way.
+-spec call_coroutine_timeout_cancels_the_task(ct_suite:ct_config()) -> term().
+call_coroutine_timeout_cancels_the_task(_Config) ->
+    {error, timeout} = py:call('__main__', hang, [<<"c1">>], #{}, 100),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"c1">>) end, 5000),
+    0 = py_semaphore:current(),
+    {error, timeout} = py:eval(<<"hang(t)">>, #{t => <<"c2">>}, 100),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"c2">>) end, 5000),
+    {error, timeout} = py:await(py:call_async('__main__', hang, [<<"c3">>]), 100),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"c3">>) end, 5000),
+    {error, timeout} = py:call('__main__', hang, [<<"c0">>], #{}, 0),
+    py_test_util:assert_no_message(100),
+    {ok, 2} = py:call('__main__', dbl, [1]).
+
+%% @doc When the process waiting in py:call dies, the coroutine's task is cancelled.
+-spec call_coroutine_caller_death_cancels_the_task(ct_suite:ct_config()) -> term().
+call_coroutine_caller_death_cancels_the_task(_Config) ->
+    Pid = spawn(fun() -> py:call('__main__', hang, [<<"call-dead">>]) end),
+    py_test_util:wait_until(fun() -> is_started(<<"call-dead">>) end, 5000),
+    py_test_util:kill_and_wait([Pid]),
+    py_test_util:wait_until(fun() -> is_cancelled(<<"call-dead">>) end, 5000),
+    0 = py_semaphore:current().
+
+%% @doc A coroutine cancelled from Python (not by its caller) fails with CancelledError.
+-spec call_coroutine_cancelled_in_python(ct_suite:ct_config()) -> term().
+call_coroutine_cancelled_in_python(_Config) ->
+    {error, {'CancelledError', _}} = py:call('__main__', cancels_itself, []),
+    {error, {'CancelledError', _}} = py:call('__main__', awaits_cancelled, []),
+    {ok, 2} = py:call('__main__', dbl, [1]),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc Coroutines from py:call wait on the loop, not on an executor: more callers than
+%% executors (all the semaphore slots but one) wait for an event that only a later call can
+%% set (with the executors held, that call could never run).
+-spec call_coroutines_do_not_hold_executors(ct_suite:ct_config()) -> term().
+call_coroutines_do_not_hold_executors(_Config) ->
+    N = py_semaphore:max_concurrent() - 1,
+    true = N > py:num_executors(),
+    Call = fun(I) -> fun() -> py:call('__main__', wait_event, [<<"cgo">>, I]) end end,
+    Callers = [py_test_util:spawn_call(Call(I)) || I <- lists:seq(1, N)],
+    py_test_util:wait_for_value(fun() -> py_semaphore:current() end, N, 5000),
+    {ok, _} = wait_idle(),
+    {ok, none} = py:call('__main__', set_event, [<<"cgo">>]),
+    Results = [py_test_util:await_call(C, 10000) || C <- Callers],
+    Results = [{ok, I} || I <- lists:seq(1, N)].
+
+%% @doc A py:call made by an Erlang function that Python called (nested on the waiting
+%% executor) awaits its coroutine too.
+-spec call_coroutine_from_a_callback(ct_suite:ct_config()) -> term().
+call_coroutine_from_a_callback(_Config) ->
+    ok = py:register_function(co_dbl, fun([X]) ->
+        {ok, Y} = py:call('__main__', dbl, [X]),
+        Y
+    end),
+    try
+        ok = py:exec(<<"def via_erlang(x):\n    return erlang.call('co_dbl', x) + 1\n">>),
+        {ok, 7} = py:call('__main__', via_erlang, [3])
+    after
+        ok = py:unregister_function(co_dbl)
+    end.
+
+%% @doc Only coroutines are awaited: a generator still streams, an async generator and a
+%% future stay opaque handles, and async_stream still collects an async generator.
+-spec call_other_results_unchanged(ct_suite:ct_config()) -> term().
+call_other_results_unchanged(_Config) ->
+    {ok, {generator, _}} = py:call('__main__', sync_gen, [3]),
+    {ok, [0, 1, 2]} = py:stream('__main__', sync_gen, [3]),
+    {ok, AsyncGen} = py:call('__main__', agen, [2]),
+    {ok, <<"async_generator">>} = py:eval(<<"type(h).__name__">>, #{h => AsyncGen}),
+    {ok, Future} = py:call('__main__', returns_future, []),
+    {ok, <<"Future">>} = py:eval(<<"type(h).__name__">>, #{h => Future}),
+    {ok, [0, 1]} = py:async_stream('__main__', agen, [2]),
+    %% A coroutine inside a value is a value: it is not looked for.
+    {ok, [Coro]} = py:eval(<<"[dbl(1)]">>),
+    {ok, none} = py:eval(<<"h.close()">>, #{h => Coro}).
+
+%% @doc No coroutine is left unawaited ("coroutine ... was never awaited" RuntimeWarning) by
+%% calls that return, fail, time out or are given up, while a coroutine dropped unawaited is
+%% seen by the same check (so the check works).
+-spec call_coroutine_never_unawaited(ct_suite:ct_config()) -> term().
+call_coroutine_never_unawaited(_Config) ->
+    ok = py:exec(<<"import warnings\n"
+                   "_catcher = warnings.catch_warnings(record=True)\n"
+                   "caught = _catcher.__enter__()\n"
+                   "warnings.simplefilter('always')\n"
+                   "def unawaited():\n"
+                   "    import gc\n"
+                   "    gc.collect()\n"
+                   "    texts = [str(w.message) for w in caught]\n"
+                   "    return [t for t in texts if 'never awaited' in t]\n">>),
+    try
+        {ok, 2} = py:call('__main__', dbl, [1]),
+        {ok, 4} = py:eval(<<"dbl(2)">>),
+        {error, {'ValueError', _}} = py:call('__main__', boom, []),
+        {error, {'CancelledError', _}} = py:call('__main__', cancels_itself, []),
+        {error, timeout} = py:call('__main__', hang, [<<"w1">>], #{}, 50),
+        py_test_util:wait_until(fun() -> is_cancelled(<<"w1">>) end, 5000),
+        {error, timeout} = py:call('__main__', hang, [<<"w0">>], #{}, 0),
+        Pid = spawn(fun() -> py:call('__main__', hang, [<<"w2">>]) end),
+        py_test_util:wait_until(fun() -> is_started(<<"w2">>) end, 5000),
+        py_test_util:kill_and_wait([Pid]),
+        py_test_util:wait_until(fun() -> is_cancelled(<<"w2">>) end, 5000),
+        {ok, []} = py:call('__main__', unawaited, []),
+        %% The control: an exec drops its coroutine.
+        ok = py:exec(<<"dbl(3)">>),
+        {ok, [<<"coroutine 'dbl' was never awaited">>]} = py:call('__main__', unawaited, [])
+    after
+        ok = py:exec(<<"_catcher.__exit__(None, None, None)">>)
+    end.
 
 %%% ---------------------------------------------------------------- helpers
 

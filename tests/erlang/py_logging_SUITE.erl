@@ -1,6 +1,6 @@
 %% @doc Python logging into OTP logger: level mapping, metadata, the native threshold,
-%% configure twice, every kind of Python thread, exception text, overload (drop and count)
-%% and bad inputs.
+%% configure twice, every kind of Python thread, exception text, overload (drop and count),
+%% bad inputs, and the filter that lets erlang_python's domains through OTP's default handler.
 -module(py_logging_SUITE).
 
 -include_lib("common_test/include/ct.hrl").
@@ -24,7 +24,9 @@
     burst_drops_and_counts/1,
     bad_inputs/1,
     nif_diagnostics/1,
-    example_escript/1
+    example_escript/1,
+    default_handler_lets_our_domains_through/1,
+    default_handler_filter_lifecycle/1
 ]).
 
 -define(HANDLER, py_logging_suite_fwd).
@@ -71,6 +73,9 @@ end_per_testcase(_Case, _Config) ->
 
 %% @private
 -spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(Event, #{config := #{pid := Pid, tag := Tag}}) ->
+    Pid ! {Tag, Event},
+    ok;
 log(Event, #{config := #{pid := Pid}}) ->
     Pid ! {logged, Event},
     ok.
@@ -92,6 +97,98 @@ next_event() ->
     end.
 
 %%% ---------------------------------------------------------------- cases
+
+%% @doc OTP's default handler stops events of domains other than [otp], [otp, sasl] and none.
+%% A handler with exactly its filters, filter default and level (read from the `default'
+%% handler of this node, without the filter the suite adds there) but without erlang_python's
+%% filter drops Python records, the NIF's diagnostics and the application's warnings; the same
+%% handler with erlang_python's filter, as the application installed it on `default', logs
+%% them. Either way OTP's events pass and other domains are stopped.
+-spec default_handler_lets_our_domains_through(ct_suite:ct_config()) -> term().
+default_handler_lets_our_domains_through(_Config) ->
+    {ok, #{filters := Filters, filter_default := FilterDefault, level := Level}} =
+        logger:get_handler_config(default),
+    {erlang_python, {_, _}} = lists:keyfind(erlang_python, 1, Filters),
+    AsInstalled = lists:keydelete(no_python, 1, Filters),
+    AsOtp = lists:keydelete(erlang_python, 1, AsInstalled),
+    %% The drop being tested: OTP's domain filters, and a default of stop.
+    {domain, {_, {log, super, [otp | _]}}} = lists:keyfind(domain, 1, AsOtp),
+    stop = FilterDefault,
+    Handlers = [{with_filter, AsInstalled}, {otp_only, AsOtp}],
+    [ok = logger:add_handler(Tag, ?MODULE, #{
+         config => #{pid => self(), tag => Tag},
+         level => Level,
+         filter_default => FilterDefault,
+         filters => HandlerFilters
+     }) || {Tag, HandlerFilters} <- Handlers],
+    try
+        exec(["logging.getLogger('t.default').warning('through default')"]),
+        ok = py:enable_tracing(),
+        ok = py:disable_tracing(),
+        ok = application:set_env(erlang_python, num_async_workers, 2),
+        ok = py_config:warn_ignored(),
+        ok = application:unset_env(erlang_python, num_async_workers),
+        logger:warning("an OTP event", #{domain => [otp]}),
+        logger:warning("another application's event", #{domain => [other_app]}),
+        #{<<"through default">> := [python],
+          <<"Python tracing on">> := [erlang_python, nif],
+          <<"erlang_python: application variable">> := [erlang_python],
+          <<"an OTP event">> := [otp]} =
+            domains(with_filter, [<<"through default">>, <<"Python tracing on">>,
+                                  <<"erlang_python: application variable">>,
+                                  <<"an OTP event">>]),
+        #{<<"an OTP event">> := [otp]} = domains(otp_only, [<<"an OTP event">>]),
+        receive
+            {Tag, #{meta := Meta}} = Dropped when Tag =:= otp_only; Tag =:= with_filter ->
+                ct:fail({should_be_dropped, maps:get(domain, Meta, none), Dropped})
+        after 300 ->
+            ok
+        end
+    after
+        [logger:remove_handler(Tag) || {Tag, _} <- Handlers]
+    end.
+
+%% @doc The filter is on `default' while the application runs, once however often it starts or
+%% py_logger restarts, and gone when it stops; `{default_handler_filter, false}' leaves
+%% `default' alone, another value makes the start fail naming it; without a `default'
+%% handler the application starts and adds nothing.
+-spec default_handler_filter_lifecycle(ct_suite:ct_config()) -> term().
+default_handler_filter_lifecycle(_Config) ->
+    1 = our_filters(),
+    ok = py_test_util:start(),
+    1 = our_filters(),
+    Logger = whereis(py_logger),
+    py_test_util:kill_and_wait([Logger]),
+    py_test_util:wait_until(
+        fun() -> not lists:member(whereis(py_logger), [undefined, Logger]) end, 5000),
+    1 = our_filters(),
+    ok = py_test_util:stop(),
+    0 = our_filters(),
+    try
+        ok = application:set_env(erlang_python, default_handler_filter, false),
+        ok = py_test_util:start(),
+        0 = our_filters(),
+        ok = py_test_util:stop(),
+        ok = application:set_env(erlang_python, default_handler_filter, yes),
+        {error, {{shutdown, {failed_to_start_child, py_logging_sup, Reason}}, _}} =
+            application:start(erlang_python),
+        {match, _} = re:run(io_lib:format("~p", [Reason]),
+                            "bad_config,\\s*{default_handler_filter,\\s*yes}")
+    after
+        ok = application:unset_env(erlang_python, default_handler_filter)
+    end,
+    {ok, Default} = logger:get_handler_config(default),
+    ok = logger:remove_handler(default),
+    try
+        ok = py_test_util:start(),
+        {error, {not_found, default}} = logger:get_handler_config(default),
+        ok = py_test_util:stop()
+    after
+        #{module := Module} = Default,
+        ok = logger:add_handler(default, Module, maps:without([id, module], Default))
+    end,
+    ok = py_test_util:start(),
+    1 = our_filters().
 
 %% @doc The NIF's own diagnostics (Rust `log' records) reach logger in the domain
 %% [erlang_python, nif], filtered by the `nif_log_level' level.
@@ -177,6 +274,39 @@ collect(Port, Acc) ->
         {Port, {exit_status, Status}} -> {Status, iolist_to_binary(lists:reverse(Acc))}
     after 120000 ->
         ct:fail(example_timed_out)
+    end.
+
+%% How many filters with erlang_python's id the default handler has.
+-spec our_filters() -> non_neg_integer().
+our_filters() ->
+    {ok, #{filters := Filters}} = logger:get_handler_config(default),
+    length([Id || {Id, _} <- Filters, Id =:= erlang_python]).
+
+%% The domain of the first event that a test handler tagged Tag logs with a text starting with
+%% each of Prefixes, in whatever order they come (other events of Tag are dropped).
+-spec domains(atom(), [binary()]) -> #{binary() => [atom()]}.
+domains(Tag, Prefixes) ->
+    domains(Tag, Prefixes, #{}).
+
+-spec domains(atom(), [binary()], #{binary() => [atom()]}) -> #{binary() => [atom()]}.
+domains(_Tag, [], Found) ->
+    Found;
+domains(Tag, Prefixes, Found) ->
+    receive
+        {Tag, #{msg := Msg, meta := Meta}} ->
+            Text = unicode:characters_to_binary(case Msg of
+                {string, String} -> String;
+                {report, _} -> "";
+                {Format, Args} -> io_lib:format(Format, Args)
+            end),
+            case [P || P <- Prefixes, binary:longest_common_prefix([Text, P]) =:= byte_size(P)] of
+                [Prefix | _] ->
+                    domains(Tag, Prefixes -- [Prefix], Found#{Prefix => maps:get(domain, Meta)});
+                [] ->
+                    domains(Tag, Prefixes, Found)
+            end
+    after 5000 ->
+        ct:fail({not_logged, Tag, Prefixes})
     end.
 
 -spec nif_event() -> {atom(), binary(), binary()}.

@@ -41,7 +41,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, Self, TypeVar, final
+from typing import Any, Literal, NamedTuple, Protocol, Self, TypeVar, final, overload
 
 from erlang import _native
 from erlang._errors import NotInBeamError
@@ -106,7 +106,12 @@ class ErlangException(Exception):
     whose reason is the exception's ``repr()``.
     """
 
-    def __init__(self, erlang_class: str, reason: str, stacktrace: str | None = None) -> None:
+    def __init__(
+        self,
+        erlang_class: Literal["error", "exit", "throw"],
+        reason: str,
+        stacktrace: str | None = None,
+    ) -> None:
         if erlang_class not in _CLASSES:
             raise ValueError(
                 f"erlang_class must be 'error', 'exit' or 'throw', not {erlang_class!r}"
@@ -374,6 +379,13 @@ class MockBeam:
             raise TypeError(f"the active mock is not a MockBeam: {beam!r}")
         return beam
 
+    # Without `spread`, `fn` takes one list; with it, any positional arguments.
+    @overload
+    def register_function(
+        self, name: str, fn: Callable[[list[Any]], object], *, spread: Literal[False] = False
+    ) -> None: ...
+    @overload
+    def register_function(self, name: str, fn: Callable[..., object], *, spread: bool) -> None: ...
     def register_function(
         self, name: str, fn: Callable[..., object], *, spread: bool = False
     ) -> None:

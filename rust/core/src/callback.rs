@@ -13,7 +13,7 @@ use std::sync::{OnceLock, RwLock};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple};
+use pyo3::types::{PyString, PyTuple};
 
 pyo3::create_exception!(
     erlang,
@@ -142,29 +142,21 @@ pub fn not_in_beam_for(py: Python<'_>, what: &str) -> PyErr {
     }
 }
 
-/// `erlang.call(name, *args)`: calls the Erlang function registered as `name`.
+/// `erlang.call(name, /, *args)`: calls the Erlang function registered as `name`. The signature
+/// is exactly what it accepts (the stub `_native.pyi` says the same): a missing name or a
+/// keyword argument is Python's own `TypeError`.
 #[pyfunction]
-#[pyo3(signature = (*args, **kwargs))]
+#[pyo3(signature = (name, /, *args))]
 fn call<'py>(
     py: Python<'py>,
+    name: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
-    kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if kwargs.is_some_and(|k| !k.is_empty()) {
-        return Err(PyTypeError::new_err("call() takes no keyword arguments"));
-    }
-    let Ok(first) = args.get_item(0) else {
-        return Err(PyTypeError::new_err(
-            "erlang.call requires at least a function name",
-        ));
-    };
-    let name = first
+    let name = name
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err("Function name must be a string"))?
-        .to_str()?
-        .to_owned();
-    let rest = args.get_slice(1, args.len());
-    backend_call(py, &name, &rest)
+        .to_str()?;
+    backend_call(py, name, args)
 }
 
 /// `erlang._native._async_start(name, args, done)`: starts a call of the Erlang function
@@ -218,19 +210,13 @@ impl Function {
         &self.name
     }
 
-    #[pyo3(signature = (*args, **kwargs))]
+    /// Positional arguments only, as the stub says.
+    #[pyo3(signature = (*args))]
     fn __call__<'py>(
         &self,
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
-        kwargs: Option<&Bound<'py, PyDict>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if kwargs.is_some_and(|k| !k.is_empty()) {
-            return Err(PyTypeError::new_err(format!(
-                "Erlang function '{}' takes no keyword arguments",
-                self.name
-            )));
-        }
         backend_call(py, &self.name, args)
     }
 

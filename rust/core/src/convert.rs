@@ -327,8 +327,9 @@ pub fn result_from_py<B: TermBuilder>(
     from_py(builder, obj, opts)
 }
 
-/// Strings, numbers and containers are never treated as iterators.
-fn is_plain_value(obj: &Bound<'_, PyAny>) -> bool {
+/// Strings, numbers and containers: values that are never treated as iterators (nor as
+/// coroutines), checked without any Python call.
+pub fn is_plain_value(obj: &Bound<'_, PyAny>) -> bool {
     obj.is_instance_of::<PyString>()
         || obj.is_instance_of::<PyInt>()
         || obj.is_instance_of::<PyFloat>()

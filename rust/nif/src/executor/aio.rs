@@ -2,7 +2,9 @@
 //!
 //! An `Async` job runs like a call on an executor; when the result is awaitable (or, for a
 //! stream, an async iterable) the executor hands it to `erlang._aio.schedule` together with an
-//! [`AsyncReply`] and goes back to its queue without replying. The coroutine then runs on the
+//! [`AsyncReply`] and goes back to its queue without replying. A `Call` or `Eval` job whose
+//! result is a coroutine ([`is_coroutine`]: `py:call` of an `async def`) is handed over the
+//! same way, so that it is awaited rather than returned as a handle nobody can await. The coroutine then runs on the
 //! loop thread of `erlang._aio`, and its outcome is sent to the Erlang caller through the
 //! `AsyncReply`, from that thread, as the one `{Ref, Reply}` message the job ever sends: the
 //! job state machine (docs/architecture.md, invariant 5) still decides, so a caller that timed out or died
@@ -11,6 +13,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use erlang_python_core::convert::is_plain_value;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use rustler::env::SavedTerm;
@@ -21,6 +24,19 @@ use crate::bridge::{self, Outcome};
 
 static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SCHEDULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static COROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Whether `value`, the result of a call or an eval, is a coroutine (`collections.abc.Coroutine`:
+/// native coroutines and those of compiled code such as Cython's). Only coroutines: a generator
+/// still streams, and other awaitables (futures, tasks) stay values that may be passed around.
+/// The common results (numbers, strings, containers, `None`) are told apart with no Python call.
+pub fn is_coroutine(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if value.is_none() || is_plain_value(value) {
+        return Ok(false);
+    }
+    let coroutine = COROUTINE.import(py, "collections.abc", "Coroutine")?;
+    value.is_instance(coroutine)
+}
 
 /// What `erlang._aio.prepare` made of an `Async` job's result.
 pub enum Prepared<'py> {

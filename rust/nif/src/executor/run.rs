@@ -133,7 +133,8 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
     });
 }
 
-/// Runs the Python code of `body`; `None` when the job was handed to the asyncio loop.
+/// Runs the Python code of `body`; `None` when the job was handed to the asyncio loop (an
+/// `Async` job's awaitable, or the coroutine a call or an eval returned).
 fn execute<'py>(
     py: Python<'py>,
     job: &Arc<JobInner>,
@@ -147,7 +148,14 @@ fn execute<'py>(
             target,
             args,
             kwargs,
-        } => Outcome::Value(call(py, &namespace, &env, target, args, kwargs)?),
+        } => {
+            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            if aio::is_coroutine(py, &value)? {
+                defer(py, job, terms, &env, value)?;
+                return Ok(None);
+            }
+            Outcome::Value(value)
+        }
         Body::Async {
             target,
             args,
@@ -158,9 +166,7 @@ fn execute<'py>(
             match aio::prepare(py, value, *stream)? {
                 Prepared::Ready(value) => Outcome::Value(value),
                 Prepared::Deferred(work) => {
-                    let owned = OwnedEnv::new();
-                    let reference = owned.run(|dst| owned.save(terms.reference_in(&env, dst)));
-                    aio::schedule(py, job, owned, reference, work)?;
+                    defer(py, job, terms, &env, work)?;
                     return Ok(None);
                 }
             }
@@ -170,6 +176,10 @@ fn execute<'py>(
             let value = bridge::request::with_code(&env, code, |source| {
                 python::eval(py, &namespace, source, &locals)
             })?;
+            if aio::is_coroutine(py, &value)? {
+                defer(py, job, terms, &env, value)?;
+                return Ok(None);
+            }
             Outcome::Value(value)
         }
         Body::Exec { code } => {
@@ -186,6 +196,20 @@ fn execute<'py>(
             Outcome::Items(items, done)
         }
     }))
+}
+
+/// Hands `work` (an awaitable) to the asyncio loop, which replies to the job's caller when it
+/// is done (`py:async_call`'s way, for any job whose result must be awaited).
+fn defer(
+    py: Python<'_>,
+    job: &Arc<JobInner>,
+    terms: &RunningTerms,
+    env: &OwnedEnv,
+    work: Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let owned = OwnedEnv::new();
+    let reference = owned.run(|dst| owned.save(terms.reference_in(env, dst)));
+    aio::schedule(py, job, owned, reference, work)
 }
 
 fn call<'py>(
