@@ -8,7 +8,8 @@
 #   1. compiles the project, which builds the NIF with cargo through erlang_python's own build
 #      (rebar.config's hook, mix.exs's compiler);
 #   2. runs the project's check (sample_app:check/0, MixApp.check/0: Python runs, the `erlang`
-#      package comes from erlang_python's priv/, Python calls back into the project);
+#      package comes from erlang_python's priv/, the project's own Python module in its
+#      priv/python is found through python_path, Python calls back into the project);
 #   3. builds a release (relx, mix release), starts it and runs the check inside it.
 # Before those, build-errors checks that a build for a Python the NIF cannot use fails, saying why.
 #
@@ -77,6 +78,7 @@ rebar3_project() {
 {relx, [
     {release, {sample_app, "0.1.0"}, [sample_app]},
     {vm_args, "config/vm.args"},
+    {sys_config, "config/sys.config"},
     {dev_mode, false},
     {include_erts, false},
     {extended_start_script, true}
@@ -85,7 +87,8 @@ EOF
     step "rebar3 ($kind dependency): compile"
     (cd "$dir" && rebar3 compile)
     step "rebar3 ($kind dependency): sample_app:check() from erl -pa"
-    (cd "$dir" && erl -noshell -pa _build/default/lib/*/ebin _build/default/checkouts/*/ebin \
+    (cd "$dir" && erl -noshell -config config/sys.config \
+        -pa _build/default/lib/*/ebin _build/default/checkouts/*/ebin \
         -eval 'ok = sample_app:check(), halt().')
     step "rebar3 ($kind dependency): release"
     (cd "$dir" && rebar3 release)
