@@ -218,7 +218,11 @@ static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// - inside code CPython calls from C while it cleans up: `__del__`, weakref callbacks (the
 ///   `weakref`/`_weakrefset` modules): an exception there is printed as "ignored" and lost,
 ///   and leaves the cleanup half done;
-/// - inside a context manager's `__exit__`/`__aexit__`: the `finally` of library code.
+/// - inside a context manager's `__exit__`/`__aexit__`: the `finally` of library code;
+/// - inside `erlang._aio`, which hands a coroutine to the event loop: an exception there
+///   (inside `call_soon_threadsafe`, say) could leave the task scheduled while the job fails, or
+///   drop the coroutine unawaited; once the hand-off is done the job is cancelled through its
+///   reply's cancel hook instead.
 ///
 /// Any doubt (a frame that cannot be read) counts as unsafe.
 pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
@@ -252,12 +256,47 @@ pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
 
 /// The code objects an interrupt must not land in (see [`at_unsafe_point`]): the import
 /// machinery (frozen in the usual builds, plain files in builds without frozen modules),
-/// the weakref modules, finalizers and context-manager exits.
+/// the weakref modules, finalizers, context-manager exits and the event-loop hand-off.
 fn is_unsafe_code(file: &str, name: &str) -> bool {
     file.starts_with("<frozen importlib.")
         || file.ends_with("importlib/_bootstrap.py")
         || file.ends_with("importlib/_bootstrap_external.py")
         || file.ends_with("/weakref.py")
         || file.ends_with("/_weakrefset.py")
+        || file.ends_with("/erlang/_aio.py")
         || matches!(name, "__del__" | "__exit__" | "__aexit__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_unsafe_code;
+
+    #[test]
+    fn unsafe_code_is_recognised() {
+        for (file, name) in [
+            ("<frozen importlib._bootstrap>", "_load_unlocked"),
+            (
+                "/usr/lib/python3.12/importlib/_bootstrap_external.py",
+                "exec_module",
+            ),
+            ("/usr/lib/python3.12/weakref.py", "remove"),
+            ("/usr/lib/python3.12/_weakrefset.py", "_remove"),
+            ("/srv/app/priv/python/erlang/_aio.py", "schedule"),
+            ("/srv/app/shop.py", "__del__"),
+            ("/srv/app/shop.py", "__exit__"),
+            ("/srv/app/shop.py", "__aexit__"),
+        ] {
+            assert!(is_unsafe_code(file, name), "{file} {name}");
+        }
+        for (file, name) in [
+            ("/srv/app/shop.py", "price"),
+            (
+                "/usr/lib/python3.12/asyncio/base_events.py",
+                "call_soon_threadsafe",
+            ),
+            ("/srv/app/erlang/_aio_helpers.py", "schedule"),
+        ] {
+            assert!(!is_unsafe_code(file, name), "{file} {name}");
+        }
+    }
 }
