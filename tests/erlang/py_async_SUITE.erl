@@ -10,6 +10,7 @@
          init_per_testcase/2, end_per_testcase/2]).
 
 -export([
+    handoff_is_not_interrupted/1,
     coroutine_result/1,
     plain_result_at_once/1,
     kwargs_and_main_namespace/1,
@@ -133,6 +134,54 @@ init_per_testcase(_Case, Config) ->
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
 end_per_testcase(_Case, _Config) ->
     ok.
+
+%%% ---------------------------------------------------------------- the hand-off
+
+%% @doc A caller that dies while its executor hands the coroutine to the event loop
+%% (erlang._aio.schedule, here held inside the loop's call_soon_threadsafe until the test opens a
+%% gate) does not interrupt the hand-off: the interrupt waits, the hand-off completes, and the
+%% task is cancelled through the reply's cancel hook. Interrupted inside the hand-off, the task
+%% would be scheduled by a job that failed, or the coroutine dropped unawaited.
+-spec handoff_is_not_interrupted(ct_suite:ct_config()) -> term().
+handoff_is_not_interrupted(_Config) ->
+    ok = py:exec(<<"import asyncio, threading, erlang._aio\n"
+                   "ep_ho_in = threading.Event()\n"
+                   "ep_ho_gate = threading.Event()\n"
+                   "ep_ho_errors = []\n"
+                   "async def ep_ho_coro():\n"
+                   "    await asyncio.sleep(600)\n"
+                   "ep_ho_loop = erlang._aio.loop()\n"
+                   "ep_ho_orig = ep_ho_loop.call_soon_threadsafe\n"
+                   "def ep_ho_held(*args, **kwargs):\n"
+                   "    ep_ho_in.set()\n"
+                   "    try:\n"
+                   "        while not ep_ho_gate.wait(0.005):\n"
+                   "            pass\n"
+                   "    except BaseException as exc:\n"
+                   "        ep_ho_errors.append(type(exc).__name__)\n"
+                   "        raise\n"
+                   "    return ep_ho_orig(*args, **kwargs)\n"
+                   "ep_ho_loop.call_soon_threadsafe = ep_ho_held\n">>),
+    try
+        {Caller, Mon} = spawn_monitor(fun() ->
+            py:call('__main__', ep_ho_coro, [], #{}, infinity)
+        end),
+        ok = py_test_util:wait_until(fun() -> py:eval(<<"ep_ho_in.is_set()">>) =:= {ok, true} end,
+                                     30000),
+        exit(Caller, kill),
+        receive {'DOWN', Mon, process, Caller, killed} -> ok end,
+        %% The cancelled job's interrupt is due now; a wrong implementation lands it within
+        %% milliseconds (the held call returns to bytecode every 5 ms). A right one passes
+        %% whatever this wait.
+        timer:sleep(300),
+        ok = py:exec(<<"ep_ho_gate.set()">>),
+        %% The hand-off completed and the job ended: its executor serves calls again (both
+        %% executors answer).
+        [{ok, 2} = py:eval(<<"1 + 1">>) || _ <- lists:seq(1, 4)],
+        {ok, []} = py:eval(<<"ep_ho_errors">>)
+    after
+        ok = py:exec(<<"ep_ho_gate.set()\ndel ep_ho_loop.call_soon_threadsafe\n">>)
+    end.
 
 %%% ---------------------------------------------------------------- py:async_call
 

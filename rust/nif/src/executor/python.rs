@@ -267,36 +267,3 @@ fn is_unsafe_code(file: &str, name: &str) -> bool {
         || matches!(name, "__del__" | "__exit__" | "__aexit__")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::is_unsafe_code;
-
-    #[test]
-    fn unsafe_code_is_recognised() {
-        for (file, name) in [
-            ("<frozen importlib._bootstrap>", "_load_unlocked"),
-            (
-                "/usr/lib/python3.12/importlib/_bootstrap_external.py",
-                "exec_module",
-            ),
-            ("/usr/lib/python3.12/weakref.py", "remove"),
-            ("/usr/lib/python3.12/_weakrefset.py", "_remove"),
-            ("/srv/app/priv/python/erlang/_aio.py", "schedule"),
-            ("/srv/app/shop.py", "__del__"),
-            ("/srv/app/shop.py", "__exit__"),
-            ("/srv/app/shop.py", "__aexit__"),
-        ] {
-            assert!(is_unsafe_code(file, name), "{file} {name}");
-        }
-        for (file, name) in [
-            ("/srv/app/shop.py", "price"),
-            (
-                "/usr/lib/python3.12/asyncio/base_events.py",
-                "call_soon_threadsafe",
-            ),
-            ("/srv/app/erlang/_aio_helpers.py", "schedule"),
-        ] {
-            assert!(!is_unsafe_code(file, name), "{file} {name}");
-        }
-    }
-}
