@@ -18,6 +18,7 @@
     coroutines_do_not_hold_executors/1,
     await_timeout_cancels_the_task/1,
     caller_death_cancels_the_task/1,
+    cancel_during_handover/1,
     await_twice_and_unknown_ref/1,
     unconvertible_result/1,
     gather_in_order/1,
@@ -208,6 +209,40 @@ caller_death_cancels_the_task(_Config) ->
     {ok, _} = wait_idle(),
     py_test_util:kill_and_wait([Pid]),
     py_test_util:wait_until(fun() -> is_cancelled(<<"dead">>) end, 5000).
+
+%% @doc A caller that stops waiting while its executor is still handing the coroutine to the
+%% loop (the task already started, its cancel hook not registered yet) gets the coroutine
+%% cancelled all the same. The hand-over is held open by wrapping the loop submission.
+-spec cancel_during_handover(ct_suite:ct_config()) -> term().
+cancel_during_handover(_Config) ->
+    ok = py:exec(<<
+        "import erlang._aio, time, types\n"
+        "held = False\n"
+        "release = False\n"
+        "real_aio_asyncio = erlang._aio.asyncio\n"
+        "def held_submit(coro, loop):\n"
+        "    global held\n"
+        "    future = real_aio_asyncio.run_coroutine_threadsafe(coro, loop)\n"
+        "    held = True\n"
+        "    while not release:\n"
+        "        time.sleep(0.005)\n"
+        "    return future\n"
+        "erlang._aio.asyncio = types.SimpleNamespace(\n"
+        "    **{**vars(real_aio_asyncio), 'run_coroutine_threadsafe': held_submit})\n"
+    >>),
+    try
+        Ref = py:async_call('__main__', hang, [<<"handover">>]),
+        %% The task runs and the executor is inside the hand-over: cancel now.
+        py_test_util:wait_until(fun() -> is_started(<<"handover">>) end, 10000),
+        py_test_util:wait_until(fun() -> py:eval(<<"held">>) =:= {ok, true} end, 10000),
+        {error, timeout} = py:async_await(Ref, 0),
+        {ok, none} = py:eval(<<"globals().update(release=True)">>),
+        py_test_util:wait_until(fun() -> is_cancelled(<<"handover">>) end, 10000),
+        {ok, _} = wait_idle(),
+        py_test_util:assert_mailbox_empty()
+    after
+        ok = py:exec(<<"erlang._aio.asyncio = real_aio_asyncio\nrelease = True\n">>)
+    end.
 
 %% @doc A ref is awaited once; awaiting it again (or a ref never returned by async_call)
 %% times out.
