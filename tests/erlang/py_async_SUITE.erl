@@ -442,24 +442,39 @@ erlang_async_call_errors(_Config) ->
     ok = py:unregister_function(as_crash),
     ok = py:unregister_function(as_throw).
 
-%% @doc Cancelling awaits of slow Erlang functions leaves nothing waiting, at once.
+%% @doc Cancelling awaits of slow Erlang functions leaves nothing waiting, at once; the
+%% functions, let go afterwards, finish and their replies are dropped.
 -spec erlang_async_call_cancel_leaves_nothing(ct_suite:ct_config()) -> term().
 erlang_async_call_cancel_leaves_nothing(_Config) ->
-    ok = py:register_function(as_slow, fun([X]) -> timer:sleep(300), X end),
+    Self = self(),
+    ok = py:register_function(as_slow, fun([X]) ->
+                                               Self ! {as_slow, self()},
+                                               receive go -> X end
+                                       end),
     ok = py:exec(<<
         "async def cancel_many(n):\n"
         "    tasks = [asyncio.ensure_future(erlang.async_call('as_slow', i)) for i in range(n)]\n"
-        "    await asyncio.sleep(0.05)\n"
+        "    while not all_slow_started:\n"
+        "        await asyncio.sleep(0.005)\n"
         "    for t in tasks:\n"
         "        t.cancel()\n"
         "    results = await asyncio.gather(*tasks, return_exceptions=True)\n"
         "    return sum(isinstance(r, asyncio.CancelledError) for r in results)\n"
+        "all_slow_started = False\n"
     >>),
-    {ok, 100} = py:async_await(py:async_call('__main__', cancel_many, [100]), 10000),
+    N = 100,
+    Ref = py:async_call('__main__', cancel_many, [N]),
+    %% Every function runs (in a process of its own) before the awaits are cancelled.
+    Slow = [receive {as_slow, Pid} -> Pid end || _ <- lists:seq(1, N)],
+    {ok, none} = py:eval(<<"globals().update(all_slow_started=True)">>),
+    {ok, N} = py:async_await(Ref, 30000),
     0 = py_nif:callback_async_pending(),
-    %% The functions finish later; their replies are dropped.
-    timer:sleep(400),
+    %% Let them finish: each replies (to nobody) before its process ends.
+    Monitors = [erlang:monitor(process, Pid) || Pid <- Slow],
+    [Pid ! go || Pid <- Slow],
+    [receive {'DOWN', M, process, _, normal} -> ok end || M <- Monitors],
     0 = py_nif:callback_async_pending(),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
     ok = py:unregister_function(as_slow).
 
 %% @doc An Erlang function whose process is killed fails the await (an exit `killed')
