@@ -28,8 +28,9 @@ first example (unless that example starts it itself):
   own (the venv's Python, with the pip-installed `erlang`); any other block inside the page's
   BEAM (`py:exec/1` in `__main__`), after the Erlang examples before it. A block whose first
   line is `# name.py` is that module: it is written to a directory on `sys.path` (the page's
-  BEAM and the plain Python runs) for the examples that import it. A ```pycon session runs in
-  plain Python under `doctest`.
+  BEAM and the plain Python runs) for the examples that import it. A ```pycon (or `>>>`)
+  session runs under `doctest` in the world a script would, `...` in an expected output
+  standing for any text.
 - ```elixir blocks are checked statically only, for now: a runner for them is one more block
   kind below (`BlockKind`) and one more command in check_docs_node.erl.
 
@@ -473,12 +474,14 @@ class Node:
         req_read, self._req = os.pipe()
         self._resp, resp_write = os.pipe()
         self.log = log
+        # A node that crashes writes no erl_crash.dump into the checkout.
+        env = {**os.environ, "ERL_CRASH_DUMP_SECONDS": "0"}
         with log.open("wb") as out:
             self._proc = subprocess.Popen(
                 ["erl", "-noinput", "-pa", str(ebin), "-pa", str(driver_dir),
                  "-run", "check_docs_node", "main", str(req_read), str(resp_write)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                pass_fds=(req_read, resp_write),
+                pass_fds=(req_read, resp_write), env=env,
             )  # fmt: skip
         os.close(req_read)
         os.close(resp_write)
@@ -642,19 +645,21 @@ def erlang_kind(block: Block) -> str:
     return "declarations" if first.startswith("-") else "program"
 
 
-def python_kind(block: Block) -> str:
-    """Where a Python block runs: `module` (a file others import), `doctest` (a >>> session,
-    plain Python), `pytest` (a test file), `python` (a plain Python script) or `beam`."""
-    if block.lang == "pycon" or python_source(block.text) != block.text:
-        return "doctest"
+def python_kind(block: Block) -> tuple[str, str]:
+    """What a Python block is, and where it runs: `("module", "python")` (a file others
+    import), `("pytest", "python")` (a test file), `("doctest", world)` (a >>> session) or
+    `("script", world)`, with `world` `python` (plain Python) or `beam`."""
     if MODULE_RE.match(block.text):
-        return "module"
-    where = block.markers.get("run-in")
+        return "module", "python"
     if TEST_FUNCTION_RE.search(block.text):
-        return "pytest"
-    if where == "python" or (where is None and "erlang.testing" in block.text):
-        return "python"
-    return "beam"
+        return "pytest", "python"
+    kind = (
+        "doctest" if block.lang == "pycon" or python_source(block.text) != block.text else "script"
+    )
+    where = block.markers.get("run-in")
+    if where is None:
+        where = "python" if "erlang.testing" in block.text else "beam"
+    return kind, where
 
 
 @dataclass
@@ -769,29 +774,46 @@ def run_erlang(page: Page, block: Block) -> None:
             )
 
 
+# A >>> session inside the BEAM: doctest in `__main__`, whose names it keeps (clear_globs), with
+# `...` in an expected output standing for any text (ELLIPSIS), as in Erlang outputs.
+BEAM_DOCTEST = """\
+import doctest as _doctest
+_runner = _doctest.DocTestRunner(optionflags=_doctest.ELLIPSIS)
+_report = []
+_runner.run(
+    _doctest.DocTestParser().get_doctest({session!r}, globals(), "session", "session", 0),
+    out=_report.append,
+    clear_globs=False,
+)
+if _runner.failures:
+    raise AssertionError("".join(_report))
+"""
+
+
 def run_python(page: Page, block: Block) -> None:
-    kind = python_kind(block)
-    page.report.count(f"python blocks run ({kind})")
+    kind, where = python_kind(block)
+    page.report.count(f"python blocks run ({kind}, {where})")
     name = f"doc_{block.line}"
     if kind == "module":
         module = MODULE_RE.match(block.text)
         assert module is not None
         (page.modules / f"{module[1]}.py").write_text(block.text, encoding="utf-8")
-    elif kind == "doctest":
-        path = page.dir / f"{name}.txt"
-        path.write_text(block.text, encoding="utf-8")
-        page.plain_python(block.line, ["-m", "doctest", path.name], "the session")
     elif kind == "pytest":
         path = page.dir / f"test_{name}.py"
         path.write_text(block.text, encoding="utf-8")
         args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", path.name]
         page.plain_python(block.line, args, "the test file")
-    elif kind == "python":
-        path = page.dir / f"{name}.py"
+    elif where == "python":
+        path = page.dir / (f"{name}.txt" if kind == "doctest" else f"{name}.py")
         path.write_text(block.text, encoding="utf-8")
-        page.plain_python(block.line, [path.name], "the script")
+        if kind == "doctest":
+            args = ["-m", "doctest", "-o", "ELLIPSIS", path.name]
+            page.plain_python(block.line, args, "the session")
+        else:
+            page.plain_python(block.line, [path.name], "the script")
     else:
-        reply = page.ask(block, block.line, "python", block.text)
+        code = BEAM_DOCTEST.format(session=block.text) if kind == "doctest" else block.text
+        reply = page.ask(block, block.line, "python", code)
         if reply and reply[0] != "ok":
             page.fail(block.line, f"the example raised inside the BEAM:\n{reply[1]}")
 

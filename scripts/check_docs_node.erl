@@ -17,7 +17,7 @@
 %% - `block\nSource': a block of expressions (a dot ends each form) with bindings of its own;
 %%   replies `ok\nValue' or `exception\nText'.
 %% - `python\nSource': `py:exec/1' of the source in `__main__'; replies `ok' or
-%%   `exception\nText' with the error and Python's traceback.
+%%   `exception\nText', Python's traceback (or the error, when there is none).
 %% - `path\nDir': puts Dir first on Python's `sys.path' (modules a page defines), now or, if
 %%   erlang_python is not running yet, before the first example that runs once it is.
 %% - `quit': replies `ok' and halts.
@@ -69,11 +69,12 @@ command(<<"python">>, Text, Bindings) ->
         ok ->
             {"ok", Bindings};
         {error, Reason} ->
-            Traceback = case py:last_traceback() of
-                            undefined -> <<>>;
-                            Tb -> Tb
-                        end,
-            {["exception\n", io_lib:format("~tp~n", [Reason]), Traceback], Bindings}
+            %% The traceback ends with the exception and its message; other errors have none.
+            Report = case {Reason, py:last_traceback()} of
+                         {{_, _}, Traceback} when is_binary(Traceback) -> Traceback;
+                         _ -> io_lib:format("~tp", [Reason])
+                     end,
+            {["exception\n", Report], Bindings}
     end;
 command(<<"path">>, Dir, Bindings) ->
     put(paths, [unicode:characters_to_binary(Dir) | paths()]),
