@@ -41,6 +41,7 @@
     one_executor_serialises/1,
     max_concurrent_env/1,
     max_depth_env/1,
+    bad_config_fails_start/1,
     ignored_env_warns/1
 ]).
 %% logger handler callback: forwards events to the test process.
@@ -533,6 +534,43 @@ max_depth_env(_Config) ->
     ok = application:unset_env(erlang_python, max_depth),
     ok = py_test_util:start(),
     {ok, _} = py:call(builtins, len, [Deep(900)]).
+
+%% @doc A bad value of an application variable makes the start fail with a reason that holds
+%% `{bad_config, {Key, Value}}' (docs/getting-started.md, Configuration); a `max_concurrent' or
+%% `state_max_keys' that is not a positive integer is ignored: its default holds.
+-spec bad_config_fails_start(ct_suite:ct_config()) -> term().
+bad_config_fails_start(_Config) ->
+    Bad = [{num_workers, 0}, {num_executors, -1}, {python_executable, 42}, {max_depth, 0},
+           {malloc_pad, -1}, {log_level, loud}, {log_max_in_flight, 0},
+           {nif_log_level, verbose}, {trace_max_spans, 0}, {trace_max_in_flight, many},
+           {allow_process_exit, maybe}],
+    ok = py_test_util:stop(),
+    Default = py_config:default(max_concurrent),
+    try
+        [begin
+             ok = application:set_env(erlang_python, Key, Value),
+             {error, Reason} = application:ensure_all_started(erlang_python),
+             {_, true} = {Reason, holds(Reason, {bad_config, {Key, Value}})},
+             ok = application:unset_env(erlang_python, Key)
+         end || {Key, Value} <- Bad],
+        ok = application:set_env(erlang_python, max_concurrent, 0),
+        ok = application:set_env(erlang_python, state_max_keys, -3),
+        ok = py_test_util:start(),
+        Default = py_semaphore:max_concurrent(),
+        ok = py:state_store(<<"bad_config_key">>, 1),
+        ok = py:state_remove(<<"bad_config_key">>)
+    after
+        ok = py_test_util:stop(),
+        [application:unset_env(erlang_python, K)
+         || K <- [max_concurrent, state_max_keys | [K || {K, _} <- Bad]]],
+        ok = py_test_util:start()
+    end.
+
+-spec holds(term(), term()) -> boolean().
+holds(Part, Part) -> true;
+holds(Term, Part) when is_tuple(Term) -> holds(tuple_to_list(Term), Part);
+holds([H | T], Part) -> holds(H, Part) orelse holds(T, Part);
+holds(_, _) -> false.
 
 %% @doc The erlang_python 1.6 variables num_async_workers and num_subinterp_workers are
 %% ignored: the start logs one warning for each, naming num_executors instead.
