@@ -489,8 +489,10 @@ class Node:
     def request(self, command: str, text: str = "") -> tuple[str, str]:
         """Sends one command; returns the reply's status and text."""
         payload = f"{command}\n{text}".encode()
+        packet = memoryview(struct.pack(">I", len(payload)) + payload)
         try:
-            os.write(self._req, struct.pack(">I", len(payload)) + payload)
+            while packet:
+                packet = packet[os.write(self._req, packet) :]
         except BrokenPipeError as e:
             raise NodeError(f"the page's BEAM exited ({self._proc.poll()})") from e
         size = struct.unpack(">I", self._read(4))[0]
