@@ -81,14 +81,33 @@ log(Event, #{config := #{pid := Pid}}) ->
 exec(Lines) ->
     ok = py:exec(iolist_to_binary([[L, $\n] || L <- Lines])).
 
+%% The next record of the cases' own loggers (named `t.*'); records of any other logger (say,
+%% asyncio's about a task an earlier case left behind) are skipped.
 -spec next_event() -> {atom(), binary(), binary(), map()}.
 next_event() ->
     receive
-        {logged, #{level := Level, msg := {"~ts", [Msg]}, meta := Meta}} ->
-            #{py_logger := Name, py_meta := PyMeta, domain := [python]} = Meta,
-            {Level, Name, Msg, PyMeta}
+        {logged, #{level := Level, msg := {"~ts", [Msg]},
+                   meta := #{py_logger := <<"t.", _/binary>> = Name, py_meta := PyMeta,
+                             domain := [python]}}} ->
+            {Level, Name, Msg, PyMeta};
+        {logged, #{meta := #{domain := [python]}}} ->
+            next_event()
     after 5000 ->
         ct:fail(no_log_event)
+    end.
+
+%% Python code that logs, then logs a marker from the same thread: once the marker is in,
+%% every record the code logged is (records of one thread arrive in order).
+-spec exec_marked(iolist()) -> ok.
+exec_marked(Lines) ->
+    exec(Lines ++ ["logging.getLogger('t.marker').critical('marker')"]).
+
+%% The records before the marker of exec_marked/1 (the marker taken too).
+-spec events_to_marker() -> [{atom(), binary(), binary(), map()}].
+events_to_marker() ->
+    case next_event() of
+        {critical, <<"t.marker">>, <<"marker">>, _} -> [];
+        Event -> [Event | events_to_marker()]
     end.
 
 %%% ---------------------------------------------------------------- cases
@@ -217,7 +236,7 @@ drop_report(Name, Msg) ->
 %% @doc Python levels map to debug/info/warning/error/critical, in order, with name and text.
 -spec level_mapping(ct_suite:ct_config()) -> term().
 level_mapping(_Config) ->
-    exec([
+    exec_marked([
         "_l = logging.getLogger('t.map')",
         "for _n in (10, 20, 30, 40, 50, 45):",
         "    _l.log(_n, 'level %d', _n)"
@@ -229,8 +248,7 @@ level_mapping(_Config) ->
         {error, _, <<"level 40">>, _},
         {critical, _, <<"level 50">>, _},
         {critical, _, <<"level 45">>, _}
-    ] = [next_event() || _ <- lists:seq(1, 6)],
-    py_test_util:assert_no_message(50).
+    ] = events_to_marker().
 
 %% @doc Metadata carries module, line, function, thread, process and the extra fields
 %% (unconvertible ones as repr).
@@ -284,13 +302,12 @@ threshold_filters_natively(_Config) ->
         exec(["erlang._native._log(20, 't.thr', 'below', {})",
               "logging.getLogger('t.thr').info('below too')"]),
         #{in_flight := 0} = py:logging_stats(),
-        exec(["erlang._native._log(30, 't.thr', 'at', {})"]),
-        #{in_flight := 1} = py:logging_stats()
+        exec_marked(["erlang._native._log(30, 't.thr', 'at', {})"]),
+        #{in_flight := 2} = py:logging_stats()
     after
         ok = sys:resume(py_logger)
     end,
-    {warning, <<"t.thr">>, <<"at">>, #{}} = next_event(),
-    py_test_util:assert_no_message(50).
+    [{warning, <<"t.thr">>, <<"at">>, #{}}] = events_to_marker().
 
 %% @doc configure_logging twice leaves exactly one ErlangHandler: one record, one event.
 -spec configure_twice_one_handler(ct_suite:ct_config()) -> term().
@@ -299,9 +316,8 @@ configure_twice_one_handler(_Config) ->
     ok = py:configure_logging(),
     {ok, 1} = py:eval(<<"sum(isinstance(h, erlang.ErlangHandler) "
                         "for h in logging.getLogger().handlers)">>),
-    exec(["logging.getLogger('t.twice').error('once')"]),
-    {error, <<"t.twice">>, <<"once">>, _} = next_event(),
-    py_test_util:assert_no_message(100).
+    exec_marked(["logging.getLogger('t.twice').error('once')"]),
+    [{error, <<"t.twice">>, <<"once">>, _}] = events_to_marker().
 
 %% @doc Records logged by a threading.Thread arrive, with that thread's name.
 -spec from_threading_thread(ct_suite:ct_config()) -> term().
