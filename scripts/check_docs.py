@@ -845,7 +845,9 @@ def run_page(doc: Doc, ebin: Path, driver_dir: Path, report: Report) -> None:
 
 def compile_node(into: Path) -> None:
     """Compiles check_docs_node.erl into `into`."""
-    subprocess.run(["erlc", "-o", str(into), str(NODE_SOURCE)], check=True)
+    # The application's own erl_opts: the driver is held to the same standard.
+    options = ["+debug_info", "+warnings_as_errors", "+warn_missing_spec", "+warn_untyped_record"]
+    subprocess.run(["erlc", *options, "-o", str(into), str(NODE_SOURCE)], check=True)
 
 
 # --- Main ----------------------------------------------------------------------------------
