@@ -14,9 +14,9 @@ MAKEFLAGS += --no-print-directory
 
 PYTHON ?= 3.12
 # `make ci` runs the whole `test` on $(PYTHON), then on these others what depends on the Python
-# version: the Common Test suites (a NIF built against it) and the Python suites (pytest and
+# version: the Common Test suites (a NIF built against it), the Python suites (pytest and
 # stubtest on an extension built against it; recursion limits, error messages and typing differ
-# between versions). Lint is the same on every version, so it runs once.
+# between versions) and the docs' examples. Lint is the same on every version, so it runs once.
 CI_PYTHONS ?= 3.11 3.12 3.13
 # Extra arguments for ct_run, e.g. `make test-ct CT_ARGS='-suite py_SUITE -case call_ok'`.
 CT_ARGS ?=
@@ -99,7 +99,7 @@ PY_LINT_PATHS = python $(wildcard tests/python) scripts
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv nif erlang build pyext demo shell \
-    test test-rust test-ct test-python test-elixir test-deps fuzz \
+    test test-rust test-ct test-python test-docs test-elixir test-deps fuzz \
     lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
 
 help: ## List the targets
@@ -167,7 +167,10 @@ bench: build ## Build everything and run bench/bench.escript (options in BENCH_A
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
 # --- Tests ------------------------------------------------------------------------------------
-test: build lint test-rust test-ct test-python test-elixir test-deps ## build + lint + every test suite, on PYTHON
+# What `test` runs after `build`; `ci` runs each on its own.
+TEST_TARGETS := lint test-rust test-ct test-python test-docs test-elixir test-deps
+
+test: build $(TEST_TARGETS) ## build + lint + every test suite, on PYTHON
 
 test-rust: deps-venv ## cargo test --workspace
 	$(CARGO_ENV) $(LIBPATH_ENV) cargo test --workspace --release
@@ -193,6 +196,12 @@ test-python: pyext ## pytest tests/python (skipped while it has no tests)
 	    echo "==> stubtest erlang._native"; \
 	    $(LIBPATH_ENV) MYPYPATH=python $(VENV_PY) -m mypy.stubtest erlang._native; \
 	fi
+
+# The examples of README.md and docs/*.md, run: Erlang ones in a fresh BEAM per page (shell
+# prompts compared with the output the page shows), Python ones inside that BEAM or in plain
+# Python against the pip-installed package (scripts/check_docs.py; lint-docs only reads them).
+test-docs: build pyext ## Run the examples of README.md and docs/*.md
+	$(VENV_PY) scripts/check_docs.py --run --ebin $(CURDIR)/$(EBIN) $(DOC_FILES)
 
 # The ExUnit suite: tests/elixir is a mix project depending on this checkout by path, so its
 # compile builds the NIF through mix.exs as a dependent project's does, into priv/ (with
@@ -254,13 +263,33 @@ lint-docs: deps-venv
 	$(VENV_PY) scripts/check_docs.py $(DOC_FILES)
 
 # --- Everything -------------------------------------------------------------------------------
-ci: ## What .ci/run runs: test on PYTHON, then test-ct and test-python on the other CI_PYTHONS
-	$(MAKE) test PYTHON=$(PYTHON)
-	@for v in $(filter-out $(PYTHON),$(CI_PYTHONS)); do \
-	    echo "==> test-ct and test-python on Python $$v"; \
-	    $(MAKE) test-ct test-python PYTHON=$$v; \
-	done
-	@echo "==> ci passed: test on $(PYTHON), test-ct and test-python on" \
+# Every Python of CI_PYTHONS runs, whatever failed before it: each target is run on its own and
+# its failure recorded, the summary names every Python/target that failed, and the exit status
+# is non-zero if any did. On PYTHON: the targets of `test`; on the others: what depends on the
+# Python version (see CI_PYTHONS), the docs' examples included.
+CI_OTHER_TARGETS := test-ct test-python test-docs
+
+ci: ## What .ci/run runs: test on PYTHON, then test-ct, test-python, test-docs on the others
+	@passed=(); failed=(); \
+	run() { \
+	    echo "==> ci: $$2 on Python $$1"; \
+	    if $(MAKE) "$$2" PYTHON="$$1"; then passed+=("$$1 $$2"); else failed+=("$$1 $$2"); fi; \
+	}; \
+	if $(MAKE) build PYTHON=$(PYTHON); then \
+	    for t in $(TEST_TARGETS); do run $(PYTHON) "$$t"; done; \
+	else \
+	    failed+=("$(PYTHON) build"); \
+	fi; \
+	for v in $(filter-out $(PYTHON),$(CI_PYTHONS)); do \
+	    for t in $(CI_OTHER_TARGETS); do run "$$v" "$$t"; done; \
+	done; \
+	echo "==> ci summary"; \
+	for r in "$${passed[@]}"; do echo "    passed  Python $${r% *}: $${r#* }"; done; \
+	for r in "$${failed[@]}"; do echo "    FAILED  Python $${r% *}: $${r#* }"; done; \
+	if (( $${#failed[@]} )); then \
+	    echo "==> ci failed: $${#failed[@]} of $$(( $${#passed[@]} + $${#failed[@]} )) runs"; exit 1; \
+	fi; \
+	echo "==> ci passed: test on $(PYTHON), $(CI_OTHER_TARGETS) on" \
 	    "$(filter-out $(PYTHON),$(CI_PYTHONS))"
 
 clean: ## Remove every build output (venvs, cargo dirs, _build, priv/)

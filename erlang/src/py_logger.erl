@@ -82,20 +82,33 @@ domain_filter(_Event, _Domains) ->
     ignore.
 
 %% @private
--spec init([]) -> {ok, #state{}} | {stop, {bad_config, {atom(), term()}}}.
+-spec init([]) -> {ok, #state{}}.
 init([]) ->
     process_flag(trap_exit, true),
-    case py_config:get(default_handler_filter) of
-        Add when is_boolean(Add) ->
-            Level = py_config:get(log_level),
-            Max = py_config:get(log_max_in_flight),
-            ok = py_nif:log_set_max_in_flight(Max),
-            ok = py_nif:log_set_receiver(self(), level_number(Level)),
-            NifLevel = py_config:get(nif_log_level),
-            ok = py_nif:log_set_diagnostics(self(), NifLevel),
-            {ok, #state{filter = Add andalso add_default_filter()}};
-        Other ->
-            {stop, {bad_config, {default_handler_filter, Other}}}
+    {filter, Add} = config(default_handler_filter, fun(B) ->
+                                                       is_boolean(B) andalso {filter, B}
+                                               end),
+    Level = config(log_level, fun(L) -> is_atom(L) andalso level_number(L) end),
+    Max = config(log_max_in_flight, fun(N) -> is_integer(N) andalso N > 0 andalso N end),
+    ok = py_nif:log_set_max_in_flight(Max),
+    ok = py_nif:log_set_receiver(self(), Level),
+    NifLevel = config(nif_log_level, fun(L) ->
+                                             lists:member(L, [debug, info, warning, error, none])
+                                                 andalso L
+                                     end),
+    ok = py_nif:log_set_diagnostics(self(), NifLevel),
+    {ok, #state{filter = Add andalso add_default_filter()}}.
+
+%% The application variable `Key' as `Check' makes it, or `{bad_config, {Key, Value}}' (the
+%% application does not start) when `Check' gives false or raises.
+-spec config(atom(), fun((term()) -> false | T)) -> T.
+config(Key, Check) ->
+    Value = py_config:get(Key),
+    try Check(Value) of
+        false -> exit({bad_config, {Key, Value}});
+        Checked -> Checked
+    catch
+        error:_ -> exit({bad_config, {Key, Value}})
     end.
 
 %% @private

@@ -177,4 +177,4 @@ flush_spans(N) ->
 positive(_Key, N) when is_integer(N), N > 0 ->
     N;
 positive(Key, Other) ->
-    error({bad_config, Key, Other}).
+    exit({bad_config, {Key, Other}}).

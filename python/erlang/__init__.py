@@ -5,12 +5,13 @@ extension module built from ``rust/pyext``. Importing this package has no side e
 
 Erlang functions registered with ``py:register_function/2,3`` are reachable as
 ``erlang.call(name, *args)``, as attributes (``erlang.name(*args)``) and with
-``from erlang import name``; any other attribute raises ``AttributeError``.
+``from erlang import name``; any other attribute raises ``AttributeError`` (outside the BEAM,
+with no mocked BEAM active, an ``erlang.NotInBeamError`` that is also an ``AttributeError``).
 """
 
 from __future__ import annotations
 
-from erlang._errors import NotInBeamError, ProcessExitRefusedError
+from erlang._errors import NotInBeamError, ProcessExitRefusedError, not_in_beam_attribute
 from erlang._native import (
     ErlangError,
     Function,
@@ -18,6 +19,7 @@ from erlang._native import (
     Pid,
     PyArray,
     Ref,
+    _beam_reachable,
     _is_registered,
     binary_to_term,
     call,
@@ -93,6 +95,8 @@ def __getattr__(name: str) -> Function:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif not name.startswith("__") and _is_registered(name):
         return Function(name)
+    elif not name.startswith("__") and not _beam_reachable():
+        raise not_in_beam_attribute(name)
     else:
         raise AttributeError(f"module 'erlang' has no attribute {name!r}")
     # Kept as a module global: the next `erlang.Span` is a plain attribute lookup.

@@ -1,6 +1,12 @@
 """Exceptions defined in Python (the native ones live in ``erlang._native``)."""
 
-__all__ = ["NotInBeamError", "ProcessExitRefusedError", "not_in_beam"]
+__all__ = [
+    "NotInBeamAttributeError",
+    "NotInBeamError",
+    "ProcessExitRefusedError",
+    "not_in_beam",
+    "not_in_beam_attribute",
+]
 
 
 class NotInBeamError(RuntimeError):
@@ -10,6 +16,12 @@ class NotInBeamError(RuntimeError):
     tests), activate the mocked BEAM: the ``beam`` pytest fixture, or
     ``with erlang.testing.MockBeam() as beam:``.
     """
+
+
+class NotInBeamAttributeError(NotInBeamError, AttributeError):
+    """``erlang.<name>`` outside any BEAM: a :class:`NotInBeamError` that is also an
+    ``AttributeError``, so that ``hasattr``, ``getattr`` with a default and
+    ``from erlang import name`` behave as for any missing attribute."""
 
 
 class ProcessExitRefusedError(RuntimeError):
@@ -29,3 +41,12 @@ def not_in_beam(what: str) -> NotInBeamError:
         "(plugin of the `erlang` package) or `with erlang.testing.MockBeam() as beam:` "
         "(see docs/python-api.md)."
     )
+
+
+def not_in_beam_attribute(name: str) -> NotInBeamAttributeError:
+    """The error for ``erlang.<name>`` when no BEAM (real or mocked) is there to register it."""
+    error = NotInBeamAttributeError(
+        f"module 'erlang' has no attribute {name!r}: {not_in_beam(f'erlang.{name}')}"
+    )
+    error.name = name
+    return error

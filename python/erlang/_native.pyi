@@ -14,6 +14,7 @@ __all__ = [
     "PyArray",
     "Ref",
     "_async_start",
+    "_beam_reachable",
     "_is_registered",
     "_log",
     "_log_threshold",
@@ -91,6 +92,9 @@ def call(name: str, /, *args: object) -> Any:
     """Call the Erlang function registered as ``name`` with positional arguments only."""
 
 def _is_registered(name: str) -> bool: ...
+def _beam_reachable() -> bool:
+    """True inside the BEAM, and in plain Python while a mocked BEAM is active."""
+
 def _async_start(name: str, args: tuple[Any, ...], done: Callable[[bool, Any], object], /) -> Any:
     """Start ``erlang.async_call(name, *args)``: ``done(ok, value)`` is called once, later, on
     some thread; returns a handle whose ``cancel()`` makes sure it never is."""

@@ -10,7 +10,6 @@
          init_per_testcase/2, end_per_testcase/2]).
 
 -export([
-    handoff_is_not_interrupted/1,
     coroutine_result/1,
     plain_result_at_once/1,
     kwargs_and_main_namespace/1,
@@ -20,6 +19,7 @@
     coroutines_do_not_hold_executors/1,
     await_timeout_cancels_the_task/1,
     caller_death_cancels_the_task/1,
+    cancel_during_handover/1,
     await_twice_and_unknown_ref/1,
     unconvertible_result/1,
     gather_in_order/1,
@@ -135,54 +135,6 @@ init_per_testcase(_Case, Config) ->
 end_per_testcase(_Case, _Config) ->
     ok.
 
-%%% ---------------------------------------------------------------- the hand-off
-
-%% @doc A caller that dies while its executor hands the coroutine to the event loop
-%% (erlang._aio.schedule, here held inside the loop's call_soon_threadsafe until the test opens a
-%% gate) does not interrupt the hand-off: the interrupt waits, the hand-off completes, and the
-%% task is cancelled through the reply's cancel hook. Interrupted inside the hand-off, the task
-%% would be scheduled by a job that failed, or the coroutine dropped unawaited.
--spec handoff_is_not_interrupted(ct_suite:ct_config()) -> term().
-handoff_is_not_interrupted(_Config) ->
-    ok = py:exec(<<"import asyncio, threading, erlang._aio\n"
-                   "ep_ho_in = threading.Event()\n"
-                   "ep_ho_gate = threading.Event()\n"
-                   "ep_ho_errors = []\n"
-                   "async def ep_ho_coro():\n"
-                   "    await asyncio.sleep(600)\n"
-                   "ep_ho_loop = erlang._aio.loop()\n"
-                   "ep_ho_orig = ep_ho_loop.call_soon_threadsafe\n"
-                   "def ep_ho_held(*args, **kwargs):\n"
-                   "    ep_ho_in.set()\n"
-                   "    try:\n"
-                   "        while not ep_ho_gate.wait(0.005):\n"
-                   "            pass\n"
-                   "    except BaseException as exc:\n"
-                   "        ep_ho_errors.append(type(exc).__name__)\n"
-                   "        raise\n"
-                   "    return ep_ho_orig(*args, **kwargs)\n"
-                   "ep_ho_loop.call_soon_threadsafe = ep_ho_held\n">>),
-    try
-        {Caller, Mon} = spawn_monitor(fun() ->
-            py:call('__main__', ep_ho_coro, [], #{}, infinity)
-        end),
-        ok = py_test_util:wait_until(fun() -> py:eval(<<"ep_ho_in.is_set()">>) =:= {ok, true} end,
-                                     30000),
-        exit(Caller, kill),
-        receive {'DOWN', Mon, process, Caller, killed} -> ok end,
-        %% The cancelled job's interrupt is due now; a wrong implementation lands it within
-        %% milliseconds (the held call returns to bytecode every 5 ms). A right one passes
-        %% whatever this wait.
-        timer:sleep(300),
-        ok = py:exec(<<"ep_ho_gate.set()">>),
-        %% The hand-off completed and the job ended: its executor serves calls again (both
-        %% executors answer).
-        [{ok, 2} = py:eval(<<"1 + 1">>) || _ <- lists:seq(1, 4)],
-        {ok, []} = py:eval(<<"ep_ho_errors">>)
-    after
-        ok = py:exec(<<"ep_ho_gate.set()\ndel ep_ho_loop.call_soon_threadsafe\n">>)
-    end.
-
 %%% ---------------------------------------------------------------- py:async_call
 
 %% @doc An async def's coroutine runs on the loop; async_await/1,2 get its result.
@@ -277,6 +229,40 @@ caller_death_cancels_the_task(_Config) ->
     {ok, _} = wait_idle(),
     py_test_util:kill_and_wait([Pid]),
     py_test_util:wait_until(fun() -> is_cancelled(<<"dead">>) end, 5000).
+
+%% @doc A caller that stops waiting while its executor is still handing the coroutine to the
+%% loop (the task already started, its cancel hook not registered yet) gets the coroutine
+%% cancelled all the same. The hand-over is held open by wrapping the loop submission.
+-spec cancel_during_handover(ct_suite:ct_config()) -> term().
+cancel_during_handover(_Config) ->
+    ok = py:exec(<<
+        "import erlang._aio, time, types\n"
+        "held = False\n"
+        "release = False\n"
+        "real_aio_asyncio = erlang._aio.asyncio\n"
+        "def held_submit(coro, loop):\n"
+        "    global held\n"
+        "    future = real_aio_asyncio.run_coroutine_threadsafe(coro, loop)\n"
+        "    held = True\n"
+        "    while not release:\n"
+        "        time.sleep(0.005)\n"
+        "    return future\n"
+        "erlang._aio.asyncio = types.SimpleNamespace(\n"
+        "    **{**vars(real_aio_asyncio), 'run_coroutine_threadsafe': held_submit})\n"
+    >>),
+    try
+        Ref = py:async_call('__main__', hang, [<<"handover">>]),
+        %% The task runs and the executor is inside the hand-over: cancel now.
+        py_test_util:wait_until(fun() -> is_started(<<"handover">>) end, 10000),
+        py_test_util:wait_until(fun() -> py:eval(<<"held">>) =:= {ok, true} end, 10000),
+        {error, timeout} = py:async_await(Ref, 0),
+        {ok, none} = py:eval(<<"globals().update(release=True)">>),
+        py_test_util:wait_until(fun() -> is_cancelled(<<"handover">>) end, 10000),
+        {ok, _} = wait_idle(),
+        py_test_util:assert_mailbox_empty()
+    after
+        ok = py:exec(<<"erlang._aio.asyncio = real_aio_asyncio\nrelease = True\n">>)
+    end.
 
 %% @doc A ref is awaited once; awaiting it again (or a ref never returned by async_call)
 %% times out.
@@ -476,24 +462,39 @@ erlang_async_call_errors(_Config) ->
     ok = py:unregister_function(as_crash),
     ok = py:unregister_function(as_throw).
 
-%% @doc Cancelling awaits of slow Erlang functions leaves nothing waiting, at once.
+%% @doc Cancelling awaits of slow Erlang functions leaves nothing waiting, at once; the
+%% functions, let go afterwards, finish and their replies are dropped.
 -spec erlang_async_call_cancel_leaves_nothing(ct_suite:ct_config()) -> term().
 erlang_async_call_cancel_leaves_nothing(_Config) ->
-    ok = py:register_function(as_slow, fun([X]) -> timer:sleep(300), X end),
+    Self = self(),
+    ok = py:register_function(as_slow, fun([X]) ->
+                                               Self ! {as_slow, self()},
+                                               receive go -> X end
+                                       end),
     ok = py:exec(<<
         "async def cancel_many(n):\n"
         "    tasks = [asyncio.ensure_future(erlang.async_call('as_slow', i)) for i in range(n)]\n"
-        "    await asyncio.sleep(0.05)\n"
+        "    while not all_slow_started:\n"
+        "        await asyncio.sleep(0.005)\n"
         "    for t in tasks:\n"
         "        t.cancel()\n"
         "    results = await asyncio.gather(*tasks, return_exceptions=True)\n"
         "    return sum(isinstance(r, asyncio.CancelledError) for r in results)\n"
+        "all_slow_started = False\n"
     >>),
-    {ok, 100} = py:async_await(py:async_call('__main__', cancel_many, [100]), 10000),
+    N = 100,
+    Ref = py:async_call('__main__', cancel_many, [N]),
+    %% Every function runs (in a process of its own) before the awaits are cancelled.
+    Slow = [receive {as_slow, Pid} -> Pid end || _ <- lists:seq(1, N)],
+    {ok, none} = py:eval(<<"globals().update(all_slow_started=True)">>),
+    {ok, N} = py:async_await(Ref, 30000),
     0 = py_nif:callback_async_pending(),
-    %% The functions finish later; their replies are dropped.
-    timer:sleep(400),
+    %% Let them finish: each replies (to nobody) before its process ends.
+    Monitors = [erlang:monitor(process, Pid) || Pid <- Slow],
+    [Pid ! go || Pid <- Slow],
+    [receive {'DOWN', M, process, _, normal} -> ok end || M <- Monitors],
     0 = py_nif:callback_async_pending(),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
     ok = py:unregister_function(as_slow).
 
 %% @doc An Erlang function whose process is killed fails the await (an exit `killed')

@@ -248,18 +248,14 @@ call_unknown_function(_Config) ->
 
 %%% ---------------------------------------------------------------- timeouts
 
-%% @doc A timed-out time.sleep(100) returns {error, timeout} on time and frees its executor.
+%% @doc A timed-out time.sleep(100) returns {error, timeout} and frees its executor.
 -spec call_timeout_sleep(ct_suite:ct_config()) -> term().
 call_timeout_sleep(_Config) ->
     N = py:num_executors(),
-    %% If a timed-out sleep kept its executor, N of them would leave none free.
-    [begin
-         {Ms, {error, timeout}} =
-             py_test_util:timed(fun() -> py:call(time, sleep, [100], #{}, 300) end),
-         {_, true} = {Ms, Ms < 2000}
-     end || _ <- lists:seq(1, N)],
-    {Ms2, {ok, 2.0}} = py_test_util:timed(fun() -> py:call(math, sqrt, [4], #{}, 5000) end),
-    {_, true} = {Ms2, Ms2 < 2000},
+    [{error, timeout} = py:call(time, sleep, [100], #{}, 300) || _ <- lists:seq(1, N)],
+    %% Had a timed-out sleep kept its executor, N of them would leave none free for 100 s.
+    ok = py_test_util:wait_pool_idle(),
+    {ok, 2.0} = py:call(math, sqrt, [4]),
     ok = py_test_util:assert_no_message(200),
     ok = py_test_util:assert_mailbox_empty().
 
@@ -268,13 +264,9 @@ call_timeout_sleep(_Config) ->
 call_timeout_busy_loop(_Config) ->
     ok = py:exec(<<"def ep_spin():\n    while True:\n        pass\n">>),
     N = py:num_executors(),
-    [begin
-         {Ms, {error, timeout}} =
-             py_test_util:timed(fun() -> py:call('__main__', ep_spin, [], #{}, 300) end),
-         {_, true} = {Ms, Ms < 2000}
-     end || _ <- lists:seq(1, N)],
-    {Ms2, {ok, 2.0}} = py_test_util:timed(fun() -> py:call(math, sqrt, [4], #{}, 5000) end),
-    {_, true} = {Ms2, Ms2 < 2000},
+    [{error, timeout} = py:call('__main__', ep_spin, [], #{}, 300) || _ <- lists:seq(1, N)],
+    ok = py_test_util:wait_pool_idle(),
+    {ok, 2.0} = py:call(math, sqrt, [4]),
     ok = py_test_util:assert_no_message(200),
     ok = py_test_util:assert_mailbox_empty().
 
@@ -292,15 +284,17 @@ call_timeout_not_caught_by_except_exception(_Config) ->
     N = py:num_executors(),
     [{error, timeout} = py:call('__main__', ep_spin_catching, [], #{}, 300)
      || _ <- lists:seq(1, N)],
-    {Ms, {ok, 2.0}} = py_test_util:timed(fun() -> py:call(math, sqrt, [4], #{}, 5000) end),
-    {_, true} = {Ms, Ms < 2000},
+    ok = py_test_util:wait_pool_idle(),
+    {ok, 2.0} = py:call(math, sqrt, [4]),
     ok = py_test_util:assert_no_message(200).
 
-%% @doc A job that finishes just after its timeout never leaves a reply in the mailbox.
+%% @doc A job that finishes just around its timeout never leaves a reply in the mailbox. Which
+%% one wins the race is up to the schedulers (a caller scheduled late finds the reply already
+%% there and returns it, as documented): either outcome is right, a stray reply never is.
 -spec call_timeout_no_late_reply(ct_suite:ct_config()) -> term().
 call_timeout_no_late_reply(_Config) ->
-    [{error, timeout} = py:call(time, sleep, [0.3], #{}, 250) || _ <- lists:seq(1, 5)],
-    {error, timeout} = py:call(time, sleep, [0.5], #{}, 100),
+    [timeout_or(none, py:call(time, sleep, [0.3], #{}, 250)) || _ <- lists:seq(1, 5)],
+    timeout_or(none, py:call(time, sleep, [0.5], #{}, 100)),
     %% Longer than the sleep: a reply that escaped cancellation would be here by now.
     ok = py_test_util:assert_no_message(700),
     ok = py_test_util:assert_mailbox_empty(),
@@ -324,20 +318,27 @@ killed_callers(CallFun) ->
     ok = py_test_util:wait_until(
            fun() -> maps:get(pending_requests, py_pool:get_stats()) >= N end, 5000),
     ok = py_test_util:kill_and_wait(Pids),
-    {Ms, {ok, 3.0}} = py_test_util:timed(fun() -> py:call(math, sqrt, [9], #{}, 5000) end),
-    {_, true} = {Ms, Ms < 2000},
-    ok = py_test_util:wait_for_value(
-           fun() -> maps:get(pending_requests, py_pool:get_stats()) end, 0, 5000).
+    ok = py_test_util:wait_pool_idle(),
+    {ok, 3.0} = py:call(math, sqrt, [9]).
 
 %%% ---------------------------------------------------------------- concurrency
 
-%% @doc Two 1-second sleeps from two processes overlap (total well under 2 s).
+%% @doc Calls that wait with the GIL released overlap: two calls from two processes meet at a
+%% barrier (each waits until the other is there), and Python keeps running beside a long
+%% time.sleep.
 -spec concurrent_sleeps_overlap(ct_suite:ct_config()) -> term().
 concurrent_sleeps_overlap(_Config) ->
-    {Ms, [{ok, none}, {ok, none}]} =
-        py_test_util:timed(
-          fun() -> py_test_util:pmap(fun(_) -> py:call(time, sleep, [1]) end, [1, 2]) end),
-    {_, true} = {Ms, Ms >= 950 andalso Ms < 1800}.
+    ok = py:exec(<<"import threading\nep_meet = threading.Barrier(2)\n">>),
+    Meet = fun(_) -> py:call('__main__', 'ep_meet.wait', [30]) end,
+    [{ok, A}, {ok, B}] = py_test_util:pmap(Meet, [1, 2]),
+    [0, 1] = lists:sort([A, B]),
+    %% A sleep that held the GIL would keep the other executor from running any Python.
+    Sleeper = py_test_util:spawn_call(fun() -> py:call(time, sleep, [100], #{}, infinity) end),
+    ok = py_test_util:wait_for_value(
+           fun() -> maps:get(pending_requests, py_pool:get_stats()) end, 1, 10000),
+    {ok, 2} = py:eval(<<"1 + 1">>),
+    ok = py_test_util:kill_and_wait([element(1, Sleeper)]),
+    ok = py_test_util:wait_pool_idle().
 
 %% @doc 1,000 concurrent callers each get their own correct result.
 -spec thousand_concurrent_callers(ct_suite:ct_config()) -> term().
@@ -388,16 +389,15 @@ call_async_many_out_of_order(_Config) ->
 -spec await_timeout(ct_suite:ct_config()) -> term().
 await_timeout(_Config) ->
     Ref = py:call_async(time, sleep, [100]),
-    {Ms, {error, timeout}} = py_test_util:timed(fun() -> py:await(Ref, 200) end),
-    {_, true} = {Ms, Ms < 2000},
+    {error, timeout} = py:await(Ref, 200),
     Ref2 = py:call_async(time, sleep, [0.3]),
-    {error, timeout} = py:await(Ref2, 100),
+    timeout_or(none, py:await(Ref2, 100)),
     ok = py_test_util:assert_no_message(500),
     ok = py_test_util:assert_mailbox_empty(),
     N = py:num_executors(),
     [{error, timeout} = py:await(py:call_async(time, sleep, [100]), 100) || _ <- lists:seq(1, N)],
-    {Ms2, {ok, 2.0}} = py_test_util:timed(fun() -> py:call(math, sqrt, [4], #{}, 5000) end),
-    {_, true} = {Ms2, Ms2 < 2000}.
+    ok = py_test_util:wait_pool_idle(),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
 
 %% @doc await/2 of a reference that is not an async call times out.
 -spec await_unknown_ref(ct_suite:ct_config()) -> term().
@@ -606,3 +606,9 @@ not_started_after_stop(_Config) ->
     {error, not_started} = py:await(py:call_async(math, sqrt, [4]), 1000),
     ok = py_test_util:start(),
     {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% A call racing its own timeout: `{error, timeout}', or the reply that was already there when
+%% the caller looked (`{ok, Value}').
+-spec timeout_or(term(), py:py_result()) -> ok.
+timeout_or(_Value, {error, timeout}) -> ok;
+timeout_or(Value, {ok, Value}) -> ok.

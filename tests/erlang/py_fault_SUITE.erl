@@ -35,41 +35,46 @@ end_per_suite(_Config) ->
 
 %% @doc A timeout that lands while a package is first imported (in the import machinery, or in
 %% the body of a module being imported) waits until the import is over: the module is whole in
-%% `sys.modules' afterwards, instead of half-built or missing for the life of the VM.
+%% `sys.modules' afterwards, instead of half-built or missing for the life of the VM. The
+%% package's body goes on (a busy loop) until the test, having seen the timeout, lets it end.
 -spec timeout_during_first_import_leaves_module_whole(ct_suite:ct_config()) -> term().
 timeout_during_first_import_leaves_module_whole(Config) ->
     Dir = filename:join(?config(priv_dir, Config), "import_fault"),
     Pkg = py_test_util:unique_name("ep_slowpkg"),
     PkgDir = filename:join(Dir, Pkg),
+    Started = filename:join(Dir, Pkg ++ ".started"),
+    Release = filename:join(Dir, Pkg ++ ".release"),
     ok = filelib:ensure_dir(filename:join(PkgDir, "x")),
     %% Much of the import runs inside importlib (200 submodules), then the body of the package
-    %% keeps the import going well past the caller's timeout.
+    %% keeps the import going until it is released.
     [ok = file:write_file(filename:join(PkgDir, "m" ++ integer_to_list(I) ++ ".py"),
                           <<"VALUE = 1\n">>)
      || I <- lists:seq(1, 200)],
-    ok = file:write_file(filename:join(PkgDir, "__init__.py"), <<
-        "import importlib, time\n"
+    ok = file:write_file(filename:join(PkgDir, "__init__.py"), [
+        "import importlib, os\n"
+        "open(", io_lib:format("~p", [Started]), ", 'w').close()\n"
         "for _i in range(1, 201):\n"
         "    importlib.import_module(f'{__name__}.m{_i}')\n"
-        "_end = time.monotonic() + 0.4\n"
-        "while time.monotonic() < _end:\n"
+        "while not os.path.exists(", io_lib:format("~p", [Release]), "):\n"
         "    pass\n"
-        "complete = True\n">>),
-    {ok, Ctx} = py:bind(new),
+        "complete = True\n"]),
+    ok = py:bind(),
     try
-        ok = py:ctx_exec(Ctx, iolist_to_binary(
+        ok = py:exec(iolist_to_binary(
             ["import sys\nsys.path.insert(0, ", io_lib:format("~p", [Dir]), ")\n"])),
-        Import = iolist_to_binary(["__import__('", Pkg, "') and 1"]),
-        {error, timeout} = py:ctx_eval(Ctx, Import, #{}, 30),
+        Ref = py:call_async(builtins, '__import__', [list_to_binary(Pkg)]),
+        ok = py_test_util:wait_until(fun() -> filelib:is_regular(Started) end, 30000),
+        {error, timeout} = py:await(Ref, 0),
+        ok = file:write_file(Release, <<>>),
         %% The context's executor runs this once the interrupted job has ended.
         Whole = iolist_to_binary(
             ["getattr(__import__('sys').modules.get('", Pkg, "'), 'complete', False)"]),
-        {ok, true} = py:ctx_eval(Ctx, Whole, #{}, 30000),
-        {ok, 200} = py:ctx_eval(Ctx, iolist_to_binary(
-            ["sum(1 for m in __import__('sys').modules if m.startswith('", Pkg, ".m'))"]),
-            #{}, 30000)
+        {ok, true} = py:eval(Whole),
+        {ok, 200} = py:eval(iolist_to_binary(
+            ["sum(1 for m in __import__('sys').modules if m.startswith('", Pkg, ".m'))"]))
     after
-        py:unbind(Ctx)
+        ok = file:write_file(Release, <<>>),
+        py:unbind()
     end.
 
 %% @doc A timeout holds while the Python code waits in a callback whose Erlang function never
@@ -161,22 +166,28 @@ other(py_tracer) -> py_logger.
 %% size; the thread leaves once the code returns.
 -spec swallowed_interrupt_neither_spins_nor_shrinks_pool(ct_suite:ct_config()) -> term().
 swallowed_interrupt_neither_spins_nor_shrinks_pool(_Config) ->
+    %% Each turn notes whether its sleep ended before its time (it raised, or did not sleep).
     ok = py:exec(<<"import time\n"
-                   "ep_swallow = {'turns': 0, 'stop': False}\n"
+                   "ep_swallow = {'turns': 0, 'early': 0, 'stop': False}\n"
                    "def ep_swallower():\n"
                    "    while not ep_swallow['stop']:\n"
                    "        ep_swallow['turns'] += 1\n"
+                   "        start = time.monotonic()\n"
                    "        try:\n"
                    "            time.sleep(0.01)\n"
                    "        except BaseException:\n"
-                   "            pass\n">>),
+                   "            pass\n"
+                   "        if time.monotonic() - start < 0.009:\n"
+                   "            ep_swallow['early'] += 1\n">>),
     try
         {error, timeout} = py:call('__main__', ep_swallower, [], #{}, 100),
-        %% Asked for 100 turns a second; a busy loop makes hundreds of thousands.
+        %% 50 turns after the timeout, at most the interrupt and the one of the give-up (2 s
+        %% later) cut a sleep short: every other sleep slept as asked, so no busy loop.
         {ok, T0} = py:eval(<<"ep_swallow['turns']">>),
-        timer:sleep(500),
-        {ok, T1} = py:eval(<<"ep_swallow['turns']">>),
-        {_, true} = {T1 - T0, T1 - T0 < 500},
+        ok = py_test_util:wait_until(
+               fun() -> {ok, T} = py:eval(<<"ep_swallow['turns']">>), T >= T0 + 50 end, 30000),
+        {ok, Early} = py:eval(<<"ep_swallow['early']">>),
+        {_, true} = {Early, Early =< 2},
         %% Every executor of the pool's size serves requests at once, the stuck one aside:
         %% a replacement has joined (within a few seconds of the interrupt).
         N = py:num_executors(),

@@ -12,6 +12,7 @@
     flush/0,
     wait_until/2,
     wait_for_value/3,
+    wait_pool_idle/0,
     pmap/2,
     pmap/3,
     spawn_call/1,
@@ -123,6 +124,12 @@ wait_for_value_loop(Fun, Expected, Deadline) ->
                     wait_for_value_loop(Fun, Expected, Deadline)
             end
     end.
+
+%% @doc Wait until the pool runs and queues no job (`pending_requests' 0): a job that was
+%% stopped (timeout, dead caller) has left its executor. Polled: a NIF-side counter.
+-spec wait_pool_idle() -> ok.
+wait_pool_idle() ->
+    wait_for_value(fun() -> maps:get(pending_requests, py_pool:get_stats()) end, 0, 20000).
 
 %% @doc Run Fun(X) for every X, each in its own process, results in input order (60 s max).
 -spec pmap(fun((A) -> B), [A]) -> [B].

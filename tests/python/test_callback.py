@@ -514,3 +514,28 @@ def test_outside_a_mock_calls_raise_not_in_beam() -> None:
         erlang.Function("t_f")()
     with pytest.raises(erlang.NotInBeamError, match=r"erlang\.call\('state_get'\)"):
         erlang.state_get("k")
+
+
+@pytest.mark.skipif(IN_BEAM, reason="plain Python only")
+def test_outside_a_mock_names_raise_not_in_beam_as_attribute_errors() -> None:
+    with pytest.raises(erlang.NotInBeamError, match="has no attribute 't_nothing'") as info:
+        _ = erlang.t_nothing
+    assert isinstance(info.value, AttributeError)
+    assert info.value.name == "t_nothing"
+    assert "erlang.t_nothing needs the BEAM" in str(info.value)
+    assert "MockBeam" in str(info.value)
+    # Still an ordinary missing attribute to code that probes the module.
+    assert not hasattr(erlang, "t_nothing")
+    assert getattr(erlang, "t_nothing", None) is None
+    with pytest.raises(ImportError, match="cannot import name 't_nothing'"):
+        from erlang import t_nothing  # noqa: F401
+    # Dunder names are plain missing attributes, BEAM or not.
+    with pytest.raises(AttributeError) as dunder:
+        _ = erlang.__wrapped__
+    assert not isinstance(dunder.value, erlang.NotInBeamError)
+
+
+def test_names_a_mock_does_not_have_raise_plain_attribute_errors(beam: MockBeam) -> None:
+    with pytest.raises(AttributeError, match="has no attribute 't_nothing'") as info:
+        _ = erlang.t_nothing
+    assert not isinstance(info.value, erlang.NotInBeamError)

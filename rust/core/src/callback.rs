@@ -46,6 +46,12 @@ pub trait Backend: Send + Sync + 'static {
         args: &Bound<'py, PyTuple>,
         done: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>>;
+
+    /// Whether calls can reach a BEAM now: always inside the real one; in plain Python, while
+    /// a mocked BEAM is active. Outside, `erlang.<name>` says so instead of only "no attribute".
+    fn reachable(&self, _py: Python<'_>) -> bool {
+        true
+    }
 }
 
 static BACKEND: OnceLock<Box<dyn Backend>> = OnceLock::new();
@@ -184,6 +190,14 @@ fn _async_start<'py>(
     }
 }
 
+/// `erlang._beam_reachable()`: whether a BEAM (the real one, or an active mocked one) serves
+/// calls now.
+#[pyfunction]
+#[pyo3(name = "_beam_reachable")]
+fn py_beam_reachable(py: Python<'_>) -> bool {
+    BACKEND.get().is_some_and(|backend| backend.reachable(py))
+}
+
 /// `erlang._is_registered(name)`: whether `erlang.<name>` resolves.
 #[pyfunction]
 #[pyo3(name = "_is_registered")]
@@ -232,6 +246,7 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("ErlangError", py.get_type::<ErlangError>())?;
     module.add_function(wrap_pyfunction!(call, module)?)?;
     module.add_function(wrap_pyfunction!(py_is_registered, module)?)?;
+    module.add_function(wrap_pyfunction!(py_beam_reachable, module)?)?;
     module.add_function(wrap_pyfunction!(_async_start, module)?)?;
     Ok(())
 }

@@ -95,6 +95,10 @@ impl Backend for MockBackend {
         };
         beam.call_method1(intern!(py, "_erlang_async_call"), (name, args, done))
     }
+
+    fn reachable(&self, py: Python<'_>) -> bool {
+        matches!(innermost(py), Ok(Some(_)))
+    }
 }
 
 /// Core's `log::LogSink` for the pip extension: a record that passes the native threshold

@@ -73,6 +73,10 @@ pub fn schedule(
     reference: SavedTerm,
     work: Bound<'_, PyAny>,
 ) -> PyResult<()> {
+    // From here a cancel stops the coroutine through the hook `erlang._aio.schedule`
+    // registers (at once if the job is already cancelled), never by interrupting this
+    // executor in the middle of the hand-over.
+    job.hand_over();
     let handle = Bound::new(
         py,
         AsyncReply {

@@ -7,7 +7,7 @@
 //! Touched by the caller's scheduler (cancel), the executor (start, reply) and `python-main`
 //! (interrupts); none of it waits for the GIL.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::prelude::*;
@@ -57,6 +57,11 @@ pub struct JobInner {
     /// Called (on `python-main`, with the GIL) when the job is cancelled after its executor
     /// handed it to the asyncio loop (`py:async_call`): cancels the coroutine's task.
     cancel_hook: Mutex<Option<Py<PyAny>>>,
+    /// Set before the executor hands the job's coroutine to the loop: from then on the cancel
+    /// hook alone stops it. An interrupt landing in the hand-over itself (the task started,
+    /// its hook not registered yet) would lose the coroutine, so the executor is never
+    /// interrupted for it.
+    handed_over: AtomicBool,
 }
 
 /// What `job_cancel/1` tells the caller.
@@ -110,6 +115,12 @@ impl JobInner {
     /// True once the caller gave up on the job.
     pub fn is_cancelled(&self) -> bool {
         self.state.load(Ordering::Acquire) == CANCELLED
+    }
+
+    /// Marks the job as being handed to the asyncio loop: a cancel no longer interrupts the
+    /// executor, it runs the hook set by [`Self::set_cancel_hook`] (now or when it is set).
+    pub fn hand_over(&self) {
+        self.handed_over.store(true, Ordering::Release);
     }
 
     /// Sets the hook that cancels the job's coroutine; calls it at once when the job is
@@ -167,6 +178,9 @@ impl JobInner {
         let hook = self.cancel_hook.lock().ok().and_then(|mut h| h.take());
         if let Some(hook) = hook {
             interp::run_on_main(Box::new(move |py| call_hook(py, &hook)));
+        }
+        if self.handed_over.load(Ordering::Acquire) {
+            return;
         }
         let Some(runner) = self.runner.get().cloned() else {
             return;
@@ -303,6 +317,7 @@ impl Request {
                 callbacks_to: Mutex::new(caller),
                 namespace,
                 cancel_hook: Mutex::new(None),
+                handed_over: AtomicBool::new(false),
             }),
         });
         // A caller that is already gone gets no monitor; its reply is simply dropped.

@@ -218,11 +218,7 @@ static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// - inside code CPython calls from C while it cleans up: `__del__`, weakref callbacks (the
 ///   `weakref`/`_weakrefset` modules): an exception there is printed as "ignored" and lost,
 ///   and leaves the cleanup half done;
-/// - inside a context manager's `__exit__`/`__aexit__`: the `finally` of library code;
-/// - inside `erlang._aio`, which hands a coroutine to the event loop: an exception there
-///   (inside `call_soon_threadsafe`, say) could leave the task scheduled while the job fails, or
-///   drop the coroutine unawaited; once the hand-off is done the job is cancelled through its
-///   reply's cancel hook instead.
+/// - inside a context manager's `__exit__`/`__aexit__`: the `finally` of library code.
 ///
 /// Any doubt (a frame that cannot be read) counts as unsafe.
 pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
@@ -256,14 +252,13 @@ pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
 
 /// The code objects an interrupt must not land in (see [`at_unsafe_point`]): the import
 /// machinery (frozen in the usual builds, plain files in builds without frozen modules),
-/// the weakref modules, finalizers, context-manager exits and the event-loop hand-off.
+/// the weakref modules, finalizers and context-manager exits.
 fn is_unsafe_code(file: &str, name: &str) -> bool {
     file.starts_with("<frozen importlib.")
         || file.ends_with("importlib/_bootstrap.py")
         || file.ends_with("importlib/_bootstrap_external.py")
         || file.ends_with("/weakref.py")
         || file.ends_with("/_weakrefset.py")
-        || file.ends_with("/erlang/_aio.py")
         || matches!(name, "__del__" | "__exit__" | "__aexit__")
 }
 
