@@ -447,7 +447,8 @@ NODE_SOURCE = Path(__file__).resolve().parent / "check_docs_node.erl"
 # A failure deadline for one request to a page's BEAM (a hung example), not a measured bound.
 REQUEST_TIMEOUT = 300.0
 PLAIN_TIMEOUT = 300.0
-MODULE_RE = re.compile(r"\A#\s*([A-Za-z_][A-Za-z0-9_]*)\.py\s*\n")
+# `# shop.py`, or with the directory it lives in: `# my_app/priv/python/shop.py`.
+MODULE_RE = re.compile(r"\A#\s*(?:[\w.-]+/)*([A-Za-z_][A-Za-z0-9_]*)\.py\s*\n")
 TEST_FUNCTION_RE = re.compile(r"^(?:async\s+)?def\s+test_", re.M)
 STARTS_APP_RE = re.compile(r"application:(?:ensure_all_started|start)\(\s*erlang_python\b")
 PLACEHOLDER_RE = re.compile(r"\.\.\.|<\d+\.\d+\.\d+>|#(?:Ref|Fun|Port)<[^>]*>")

@@ -79,6 +79,9 @@ def test_block_kinds(check_docs: ModuleType) -> None:
     assert check_docs.erlang_kind(block("erlang", "ok = f().\n")) == "program"
     kind = check_docs.python_kind
     assert kind(block("python", "# shop.py\nX = 1\n")) == ("module", "python")
+    assert kind(block("python", "# my_app/priv/python/shop.py\nX = 1\n")) == ("module", "python")
+    assert check_docs.MODULE_RE.match("# my_app/priv/python/shop.py\n")[1] == "shop"
+    assert kind(block("python", "# shop.py is a module\nX = 1\n")) != ("module", "python")
     assert kind(block("python", "def test_x(beam):\n    pass\n")) == ("pytest", "python")
     assert kind(block("python", "from erlang.testing import MockBeam\n")) == ("script", "python")
     assert kind(block("python", "import erlang\n")) == ("script", "beam")
