@@ -261,4 +261,3 @@ fn is_unsafe_code(file: &str, name: &str) -> bool {
         || file.ends_with("/_weakrefset.py")
         || matches!(name, "__del__" | "__exit__" | "__aexit__")
 }
-
