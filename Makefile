@@ -68,6 +68,9 @@ VENV_BIN := $(CURDIR)/$(VENV)/bin
 VENV_PY := $(VENV_BIN)/python
 VENV_STAMP := $(BUILD)/venv-$(PY_FULL).stamp
 REQUIREMENTS := scripts/requirements-dev.txt
+# What the examples need besides the tools, in the same venv (see the file for --no-deps).
+EXAMPLES_REQUIREMENTS := examples/requirements.txt
+EXAMPLES_STAMP := $(BUILD)/examples-deps.stamp
 CARGO_DIR := $(CURDIR)/$(BUILD)/cargo
 MATURIN_DIR := $(CURDIR)/$(BUILD)/maturin
 CT_DIR := $(BUILD)/ct
@@ -95,10 +98,10 @@ APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer 
     erlang-proper
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-PY_LINT_PATHS = python $(wildcard tests/python) scripts
+PY_LINT_PATHS = python $(wildcard tests/python) scripts examples/python
 DOC_FILES = README.md $(wildcard docs/*.md)
 
-.PHONY: help deps deps-system deps-venv nif erlang build pyext demo shell \
+.PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo shell \
     test test-rust test-ct test-python test-docs test-elixir test-deps fuzz \
     lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
 
@@ -106,7 +109,7 @@ help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
 	@echo
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
-	    | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+	    | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
 # --- Dependencies -----------------------------------------------------------------------------
 deps: deps-system deps-venv ## Install Erlang/OTP (apt, if missing) and the per-Python venv
@@ -136,6 +139,15 @@ $(VENV_STAMP): $(REQUIREMENTS)
 	fi
 	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q -r $(REQUIREMENTS)
 	@rm -f $(BUILD)/venv-*.stamp && touch $@
+
+# Only on `make examples` (and so `make test`): the other CI Pythons never install them.
+examples-deps: $(EXAMPLES_STAMP) ## Install the examples' packages (examples/requirements.txt) into the venv
+
+$(EXAMPLES_STAMP): $(EXAMPLES_REQUIREMENTS) $(VENV_STAMP)
+	@echo "==> examples' packages into $(VENV)"
+	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q --no-deps \
+	    -r $(EXAMPLES_REQUIREMENTS)
+	@touch $@
 
 # --- Build ------------------------------------------------------------------------------------
 nif: deps-venv ## Build the NIF for PYTHON into _build/py$(PYTHON)/lib/erlang_python/priv/
@@ -250,7 +262,7 @@ lint-rust: deps-venv
 lint-python: deps-venv
 	$(VENV_BIN)/ruff check $(PY_LINT_PATHS)
 	$(VENV_BIN)/ruff format --check $(PY_LINT_PATHS)
-	$(VENV_BIN)/mypy --strict python/erlang scripts
+	$(VENV_BIN)/mypy --strict python/erlang scripts examples/python
 
 lint-erlang: erlang
 	$(REBAR) dialyzer
