@@ -101,7 +101,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PY_LINT_PATHS = python $(wildcard tests/python) scripts examples/python
 DOC_FILES = README.md $(wildcard docs/*.md)
 
-.PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo shell \
+.PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo examples shell \
     test test-rust test-ct test-python test-docs test-elixir test-deps fuzz \
     lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
 
@@ -172,6 +172,17 @@ pyext: deps-venv ## Install erlang._native (maturin develop) into the venv for p
 demo: build ## Build everything and run examples/demo.escript
 	escript examples/demo.escript $(EBIN)
 
+# Each example checks what it does and exits non-zero when something is wrong (examples/README.md).
+examples: build examples-deps ## Build, install the examples' packages and run every example
+	@start=$$SECONDS; \
+	for script in $(sort $(wildcard examples/*.escript)); do \
+	    echo "==> $$script"; \
+	    escript $$script $(EBIN) || { echo "==> $$script FAILED" >&2; exit 1; }; \
+	done; \
+	echo "==> examples/elixir_example.exs"; \
+	elixir -pa $(EBIN) examples/elixir_example.exs; \
+	echo "==> every example passed, in $$((SECONDS - start)) s"
+
 shell: build ## Build everything and start an Erlang shell with erlang_python running
 	erl -pa $(EBIN) -eval 'application:ensure_all_started(erlang_python)'
 
@@ -179,10 +190,12 @@ bench: build ## Build everything and run bench/bench.escript (options in BENCH_A
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
 # --- Tests ------------------------------------------------------------------------------------
-# What `test` runs after `build`; `ci` runs each on its own.
-TEST_TARGETS := lint test-rust test-ct test-python test-docs test-elixir test-deps
+# What `test` runs after `build`; `ci` runs each on its own. `examples` comes before
+# `test-python`: it installs the model that tests/python/test_examples_minilm.py checks (skipped
+# where it is not installed: the other CI Pythons).
+TEST_TARGETS := lint test-rust test-ct examples test-python test-docs test-elixir test-deps
 
-test: build $(TEST_TARGETS) ## build + lint + every test suite, on PYTHON
+test: build $(TEST_TARGETS) ## build + lint + every test suite and example, on PYTHON
 
 test-rust: deps-venv ## cargo test --workspace
 	$(CARGO_ENV) $(LIBPATH_ENV) cargo test --workspace --release
@@ -270,6 +283,7 @@ lint-erlang: erlang
 
 lint-elixir: deps-system
 	cd tests/elixir && HEX_OFFLINE=1 mix format --check-formatted
+	cd examples && HEX_OFFLINE=1 mix format --check-formatted
 
 lint-docs: deps-venv
 	$(VENV_PY) scripts/check_docs.py $(DOC_FILES)
