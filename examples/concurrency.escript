@@ -101,9 +101,10 @@ gil() ->
     lists:foreach(
         fun({Label, Function, Arg}) ->
             {ok, Expected} = py:call(fanout, Function, [Arg]),
-            %% The best of three: other programs on the machine only ever slow a run down.
-            Alone = best_of(3, fun() -> {ok, Expected} = py:call(fanout, Function, [Arg]) end),
-            Together = best_of(3, fun() ->
+            Alone = example:best_of(3, fun() ->
+                {ok, Expected} = py:call(fanout, Function, [Arg])
+            end),
+            Together = example:best_of(3, fun() ->
                 [{ok, Expected}] = lists:usort(example:pmap(
                     fun(_) -> py:call(fanout, Function, [Arg]) end, lists:seq(1, Ways)))
             end),
@@ -115,6 +116,3 @@ gil() ->
     io:format("  (~p cores available to the VM: C code that releases the GIL runs in parallel\n"
               "   up to that; pure Python runs one call at a time whatever the executors)~n",
               [Cores]).
-
-best_of(Runs, F) ->
-    lists:min([element(1, example:timed(F)) || _ <- lists:seq(1, Runs)]).

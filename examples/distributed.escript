@@ -33,9 +33,8 @@ run(_Args, Dir) ->
     example:step("the same calls on one node and on two"),
     {ok, Expected} = py:call(fanout, spin, [?WORK]),
     Calls = lists:seq(1, ?CALLS),
-    %% The best of three: other programs on the machine only ever slow a run down.
-    One = best_of(3, fun() -> spread([node()], Calls, Expected) end),
-    Two = best_of(3, fun() -> spread(Nodes, Calls, Expected) end),
+    One = example:best_of(3, fun() -> spread([node()], Calls, Expected) end),
+    Two = example:best_of(3, fun() -> spread(Nodes, Calls, Expected) end),
     io:format("  ~b x fanout.spin(~b), pure Python:~n"
               "    on 1 node  ~6b ms~n"
               "    on 2 nodes ~6b ms (~.1fx; ~b cores here)~n",
@@ -75,6 +74,3 @@ spread(Nodes, Calls, Expected) ->
         Node = lists:nth(I rem Count + 1, Nodes),
         {ok, Expected} = erpc:call(Node, py, call, [fanout, spin, [?WORK]], 60000)
     end, Calls).
-
-best_of(Runs, F) ->
-    lists:min([element(1, example:timed(F)) || _ <- lists:seq(1, Runs)]).

@@ -38,7 +38,8 @@ fibonacci() ->
     {ok, none} = py:call(reentrant, reset, []),
     {ok, 832040} = example:show("py:call(reentrant, fib, [30])", py:call(reentrant, fib, [30])),
     %% fib(30) itself, then fib(29) .. fib(0) once each through the memo table.
-    {ok, 31} = example:show("Python runs of fib", py:eval(<<"__import__('reentrant').calls['fib']">>)),
+    {ok, 31} = example:show("Python runs of fib",
+                            py:eval(<<"__import__('reentrant').calls['fib']">>)),
     io:format("  ~b values memoised in ETS~n", [ets:info(Memo, size)]).
 
 deep() ->

@@ -86,20 +86,20 @@ array_form() ->
     Texts = [Q || {Q, _} <- ?QUERIES],
     N = length(Texts),
     {ok, {py_array, float32, [N, 384], Bin} = Embeddings} = semantic_search:embed(Texts),
-    io:format("  semantic_search:embed(~b texts)          {py_array,float32,[~b,384],<<~b bytes>>}~n",
-              [N, N, byte_size(Bin)]),
+    io:format("  ~-50ts {py_array,float32,[~b,384],<<~b bytes>>}~n",
+              [io_lib:format("semantic_search:embed(~b texts)", [N]), N, byte_size(Bin)]),
     true = byte_size(Bin) =:= N * 384 * 4,
     %% The bytes are native-endian float32: Erlang can read them too.
     Rows = [binary:part(Bin, I * 1536, 1536) || I <- lists:seq(0, N - 1)],
     Norm = math:sqrt(dot(hd(Rows), hd(Rows))),
-    io:format("  norm of row 0, computed in Erlang         ~.6f~n", [Norm]),
+    io:format("  ~-50ts ~.6f~n", ["norm of row 0, computed in Erlang", Norm]),
     true = abs(Norm - 1.0) < 1.0e-5 orelse error({not_unit_length, Norm}),
     %% All the queries searched in one matrix product, from their embeddings.
     {ok, Batched} = semantic_search:search_vectors(Embeddings, 3),
     [true = Top =:= Expected orelse error({wrong_document, Q, Expected, Top})
      || {{Q, Expected}, [#{id := Top} | _]} <- lists:zip(?QUERIES, Batched)],
-    io:format("  search_vectors(Embeddings, 3)             ~b hit lists, the same first hits~n",
-              [length(Batched)]),
+    io:format("  ~-50ts ~b hit lists, the same first hits~n",
+              ["search_vectors(Embeddings, 3)", length(Batched)]),
     %% One row, sliced from the binary in Erlang, is an array of shape [384].
     {ok, [[#{id := Venus, score := S} | _]]} =
         semantic_search:search_vectors({py_array, float32, [384], hd(Rows)}, 1),
@@ -107,30 +107,33 @@ array_form() ->
     %% The cosine of two rows, in Erlang, is the score Python computes.
     {ok, [#{id := <<"venus">>, score := S2} | _]} = semantic_search:search(hd(Texts), 1),
     true = abs(S - S2) < 1.0e-5 orelse error({scores_differ, S, S2}),
-    io:format("  cosine of rows 0 and 1, in Erlang         ~.4f~n",
-              [dot(hd(Rows), lists:nth(2, Rows))]).
+    io:format("  ~-50ts ~.4f~n",
+              ["cosine of rows 0 and 1, in Erlang", dot(hd(Rows), lists:nth(2, Rows))]).
 
 dot(<<X:32/float-native, A/binary>>, <<Y:32/float-native, B/binary>>) ->
     X * Y + dot(A, B);
 dot(<<>>, <<>>) ->
     0.0.
 
-%% Printed, never checked: timings depend on the machine and its load.
+%% Printed, never checked: timings depend on the machine and its load. The best of three runs:
+%% other programs on the machine only ever slow a run down.
 throughput() ->
     example:step("throughput (measured here, not checked)"),
     Texts = [iolist_to_binary([Q, <<" #">>, integer_to_binary(I)])
              || I <- lists:seq(1, 4), {Q, _} <- ?QUERIES],
     N = length(Texts),
-    {T1, _} = example:timed(fun() -> [{ok, _} = semantic_search:embed([T]) || T <- Texts] end),
-    {T2, _} = example:timed(fun() ->
-        example:pmap(fun(T) -> {ok, _} = semantic_search:embed([T]) end, Texts)
-    end),
-    {T3, {ok, _}} = example:timed(fun() -> semantic_search:embed(Texts) end),
-    io:format("  ~b queries, one call each, from 1 process   ~6.1f queries/s~n"
-              "  ~b queries, one call each, from ~b processes ~5.1f queries/s~n"
-              "  ~b queries in one batched call               ~6.1f queries/s~n",
-              [N, example:per_second(N, T1), N, N, example:per_second(N, T2),
-               N, example:per_second(N, T3)]).
+    Embed = fun(Batch) -> {ok, {py_array, float32, [_, 384], _}} = semantic_search:embed(Batch) end,
+    lists:foreach(
+        fun({Label, F}) ->
+            Seconds = example:best_of(3, F),
+            io:format("  ~-50ts ~6.1f queries/s~n", [Label, example:per_second(N, Seconds)])
+        end,
+        [{io_lib:format("~b queries, one call each, from 1 process", [N]),
+          fun() -> lists:foreach(fun(T) -> Embed([T]) end, Texts) end},
+         {io_lib:format("~b queries, one call each, from ~b processes", [N, N]),
+          fun() -> example:pmap(fun(T) -> Embed([T]) end, Texts) end},
+         {io_lib:format("~b queries in one call", [N]),
+          fun() -> Embed(Texts) end}]).
 
 format_hits(Hits) ->
     lists:join(", ", [io_lib:format("~ts ~.3f", [Id, S]) || #{id := Id, score := S} <- Hits]).
