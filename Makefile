@@ -175,12 +175,12 @@ demo: build ## Build everything and run examples/demo.escript
 # Each example checks what it does and exits non-zero when something is wrong (examples/README.md).
 examples: build examples-deps ## Build, install the examples' packages and run every example
 	@start=$$SECONDS; \
-	for script in $(sort $(wildcard examples/*.escript)); do \
-	    echo "==> $$script"; \
-	    escript $$script $(EBIN) || { echo "==> $$script FAILED" >&2; exit 1; }; \
+	for run in $(foreach s,$(sort $(wildcard examples/*.escript)),"escript $(s) $(EBIN)") \
+	    "elixir -pa $(EBIN) examples/elixir_example.exs"; do \
+	    echo "==> $$run"; t=$$SECONDS; \
+	    $$run || { echo "==> FAILED: $$run" >&2; exit 1; }; \
+	    echo "==> passed in $$((SECONDS - t)) s"; \
 	done; \
-	echo "==> examples/elixir_example.exs"; \
-	elixir -pa $(EBIN) examples/elixir_example.exs; \
 	echo "==> every example passed, in $$((SECONDS - start)) s"
 
 shell: build ## Build everything and start an Erlang shell with erlang_python running
