@@ -58,6 +58,9 @@ defmodule ElixirExample do
     # Four executors: calls from four processes run at once.
     Application.put_env(:erlang_python, :num_executors, 4)
     {:ok, _} = Application.ensure_all_started(:erlang_python)
+    # One OpenBLAS thread per executor, set before numpy is imported: the executors are the
+    # parallelism (examples/example.erl says why).
+    {:ok, _} = :py.eval("__import__('os').environ.setdefault('OPENBLAS_NUM_THREADS', '1')")
     # The examples' Python modules (docs/getting-started.md, "Your own Python modules").
     :ok = :py.add_python_path(Path.join(__DIR__, "python"))
     calls()

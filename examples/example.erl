@@ -48,6 +48,12 @@ start(Ebin, Env) ->
     ok = application:load(erlang_python),
     [ok = application:set_env(erlang_python, K, V) || {K, V} <- Env],
     {ok, _} = application:ensure_all_started(erlang_python),
+    %% numpy's BLAS (OpenBLAS) runs each matrix product on a thread per core, and the examples
+    %% run products from several executors at once: on a busy 2-core machine, indexing the
+    %% corpus took 14 s with OpenBLAS's threads and 0.85 s with one. The executors are the
+    %% parallelism here (docs/ai-integration.md#batching). OpenBLAS reads the variable when
+    %% numpy is first imported, which is later; os:putenv/2 would not reach Python.
+    {ok, _} = py:eval(<<"__import__('os').environ.setdefault('OPENBLAS_NUM_THREADS', '1')">>),
     %% The examples' Python modules (examples/python) go on sys.path (docs/getting-started.md,
     %% "Your own Python modules").
     ok = py:add_python_path(filename:join(dir(), "python")),
