@@ -73,15 +73,20 @@ numpy() ->
 
 concurrency() ->
     example:step("concurrency"),
-    %% time.sleep releases the GIL, so ten callers on ten executors overlap.
+    %% time.sleep releases the GIL, so ten callers on ten executors overlap. Each call first
+    %% waits at a barrier until all ten are running (else it fails after 30 s), then sleeps.
+    ok = py:exec(<<"import threading, time\n"
+                   "all_ten = threading.Barrier(10)\n"
+                   "def nap(seconds):\n"
+                   "    all_ten.wait(30)\n"
+                   "    time.sleep(seconds)\n">>),
     {Micros, Results} =
         timer:tc(fun() ->
-            example:pmap(fun(_) -> py:call(time, sleep, [0.5]) end, lists:seq(1, 10))
+            example:pmap(fun(_) -> py:call('__main__', nap, [0.5]) end, lists:seq(1, 10))
         end),
     [{ok, none}] = lists:usort(Results),
-    io:format("  ~-50ts finished in ~.2f s~n",
-              ["10 processes x py:call(time, sleep, [0.5])", Micros / 1.0e6]),
-    true = Micros < 1000000 orelse error({sleeps_did_not_overlap, Micros div 1000, ms}).
+    io:format("  ~-50ts all ten at once, in ~.2f s~n",
+              ["10 processes x py:call('__main__', nap, [0.5])", Micros / 1.0e6]).
 
 %% --- errors ----------------------------------------------------------------------------------
 
@@ -99,10 +104,9 @@ errors() ->
         timer:tc(fun() -> py:call(time, sleep, [10], #{}, 200) end),
     io:format("  ~-50ts {error,timeout} after ~b ms~n",
               ["py:call(time, sleep, [10], #{}, 200)", Micros div 1000]),
-    true = Micros < 1000000 orelse error({timeout_too_late, Micros div 1000, ms}),
 
     %% Time out as many sleeps as there are executors: if any were still sleeping, the next
-    %% call would wait for them.
+    %% call would wait for them, longer than its 5 s timeout.
     N = py:num_executors(),
     [{error, timeout}] = lists:usort(example:pmap(
         fun(_) -> py:call(time, sleep, [10], #{}, 200) end, lists:seq(1, N))),
@@ -110,7 +114,6 @@ errors() ->
     io:format("  ~-50ts {ok,2.0} in ~.1f ms~n",
               [io_lib:format("~b more timeouts, then py:call(math, sqrt, [4.0])", [N]),
                Micros2 / 1000]),
-    true = Micros2 < 2000000 orelse error({pool_still_busy, Micros2 div 1000, ms}),
     %% No late reply from the interrupted call reaches the mailbox.
     receive
         Late -> error({late_message, Late})
