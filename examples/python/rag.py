@@ -40,15 +40,15 @@ def extractive(question: str, passages: list[dict[str, str]], sentences: int = 2
     """The ``sentences`` sentences of the passages closest to the question, in the order they
     appear, each followed by the number of its passage."""
     candidates = [
-        (n, position, sentence)
+        (n, sentence)
         for n, p in enumerate(passages, 1)
-        for position, sentence in enumerate(_SENTENCE_END.split(p["text"]))
+        for sentence in _SENTENCE_END.split(p["text"])
     ]
-    model = minilm.load()
-    vectors = model.encode([question] + [c[2] for c in candidates])
+    vectors = minilm.load().encode([question] + [sentence for _, sentence in candidates])
     scores = vectors[1:] @ vectors[0]
+    # The best ones, back in the order of the candidates: passage by passage, as written.
     best = sorted(np.argsort(-scores, kind="stable")[:sentences])
-    return " ".join(f"{candidates[i][2]} [{candidates[i][0]}]" for i in best)
+    return " ".join(f"{candidates[i][1]} [{candidates[i][0]}]" for i in best)
 
 
 def generate(prompt_text: str, generator: str) -> str:
