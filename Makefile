@@ -68,6 +68,9 @@ VENV_BIN := $(CURDIR)/$(VENV)/bin
 VENV_PY := $(VENV_BIN)/python
 VENV_STAMP := $(BUILD)/venv-$(PY_FULL).stamp
 REQUIREMENTS := scripts/requirements-dev.txt
+# What the examples need besides the tools, in the same venv (see the file for --no-deps).
+EXAMPLES_REQUIREMENTS := examples/requirements.txt
+EXAMPLES_STAMP := $(BUILD)/examples-deps.stamp
 CARGO_DIR := $(CURDIR)/$(BUILD)/cargo
 MATURIN_DIR := $(CURDIR)/$(BUILD)/maturin
 CT_DIR := $(BUILD)/ct
@@ -95,10 +98,10 @@ APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer 
     erlang-proper
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-PY_LINT_PATHS = python $(wildcard tests/python) scripts
+PY_LINT_PATHS = python $(wildcard tests/python) scripts examples/python
 DOC_FILES = README.md $(wildcard docs/*.md)
 
-.PHONY: help deps deps-system deps-venv nif erlang build pyext demo shell \
+.PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo examples shell \
     test test-rust test-ct test-python test-docs test-elixir test-deps fuzz \
     lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
 
@@ -106,7 +109,7 @@ help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
 	@echo
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
-	    | awk 'BEGIN {FS = ":.*## "} {printf "  %-12s %s\n", $$1, $$2}'
+	    | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
 
 # --- Dependencies -----------------------------------------------------------------------------
 deps: deps-system deps-venv ## Install Erlang/OTP (apt, if missing) and the per-Python venv
@@ -137,6 +140,15 @@ $(VENV_STAMP): $(REQUIREMENTS)
 	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q -r $(REQUIREMENTS)
 	@rm -f $(BUILD)/venv-*.stamp && touch $@
 
+# Only on `make examples` (and so `make test`): the other CI Pythons never install them.
+examples-deps: $(EXAMPLES_STAMP) ## Install the examples' packages (examples/requirements.txt) into the venv
+
+$(EXAMPLES_STAMP): $(EXAMPLES_REQUIREMENTS) $(VENV_STAMP)
+	@echo "==> examples' packages into $(VENV)"
+	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q --no-deps \
+	    -r $(EXAMPLES_REQUIREMENTS)
+	@touch $@
+
 # --- Build ------------------------------------------------------------------------------------
 nif: deps-venv ## Build the NIF for PYTHON into _build/py$(PYTHON)/lib/erlang_python/priv/
 	$(NIF_ENV) sh scripts/build_nif.sh
@@ -160,6 +172,17 @@ pyext: deps-venv ## Install erlang._native (maturin develop) into the venv for p
 demo: build ## Build everything and run examples/demo.escript
 	escript examples/demo.escript $(EBIN)
 
+# Each example checks what it does and exits non-zero when something is wrong (examples/README.md).
+examples: build examples-deps ## Build, install the examples' packages and run every example
+	@start=$$SECONDS; \
+	for run in $(foreach s,$(sort $(wildcard examples/*.escript)),"escript $(s) $(EBIN)") \
+	    "elixir -pa $(EBIN) examples/elixir_example.exs"; do \
+	    echo "==> $$run"; t=$$SECONDS; \
+	    $$run || { echo "==> FAILED: $$run" >&2; exit 1; }; \
+	    echo "==> passed in $$((SECONDS - t)) s"; \
+	done; \
+	echo "==> every example passed, in $$((SECONDS - start)) s"
+
 shell: build ## Build everything and start an Erlang shell with erlang_python running
 	erl -pa $(EBIN) -eval 'application:ensure_all_started(erlang_python)'
 
@@ -167,10 +190,12 @@ bench: build ## Build everything and run bench/bench.escript (options in BENCH_A
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
 # --- Tests ------------------------------------------------------------------------------------
-# What `test` runs after `build`; `ci` runs each on its own.
-TEST_TARGETS := lint test-rust test-ct test-python test-docs test-elixir test-deps
+# What `test` runs after `build`; `ci` runs each on its own. `examples` comes before
+# `test-python`: it installs the model that tests/python/test_examples_minilm.py checks (skipped
+# where it is not installed: the other CI Pythons).
+TEST_TARGETS := lint test-rust test-ct examples test-python test-docs test-elixir test-deps
 
-test: build $(TEST_TARGETS) ## build + lint + every test suite, on PYTHON
+test: build $(TEST_TARGETS) ## build + lint + every test suite and example, on PYTHON
 
 test-rust: deps-venv ## cargo test --workspace
 	$(CARGO_ENV) $(LIBPATH_ENV) cargo test --workspace --release
@@ -250,7 +275,7 @@ lint-rust: deps-venv
 lint-python: deps-venv
 	$(VENV_BIN)/ruff check $(PY_LINT_PATHS)
 	$(VENV_BIN)/ruff format --check $(PY_LINT_PATHS)
-	$(VENV_BIN)/mypy --strict python/erlang scripts
+	$(VENV_BIN)/mypy --strict python/erlang scripts examples/python
 
 lint-erlang: erlang
 	$(REBAR) dialyzer
@@ -258,6 +283,7 @@ lint-erlang: erlang
 
 lint-elixir: deps-system
 	cd tests/elixir && HEX_OFFLINE=1 mix format --check-formatted
+	cd examples && HEX_OFFLINE=1 mix format --check-formatted
 
 lint-docs: deps-venv
 	$(VENV_PY) scripts/check_docs.py $(DOC_FILES)
