@@ -18,6 +18,7 @@
     call_with_timeout_arg/1,
     call_name_types/1,
     call_dotted_module/1,
+    call_module_being_imported/1,
     call_main_after_exec_from_other_process/1,
     call_main_unknown_name/1,
     call_unknown_module/1,
@@ -226,6 +227,45 @@ call_main_after_exec_from_other_process(_Config) ->
     {ok, 6} = py:call(<<"__main__">>, <<"ep_call_add">>, [1], #{b => 5}),
     [{ok, 11}, {ok, 12}] =
         py_test_util:pmap(fun(I) -> py:call('__main__', ep_call_add, [10, I]) end, [1, 2]).
+
+%% @doc A call into a module that another call is still importing waits until the import is
+%% done, as Python's `import` does, instead of finding the module half built in sys.modules.
+-spec call_module_being_imported(ct_suite:ct_config()) -> term().
+call_module_being_imported(Config) ->
+    Dir = unicode:characters_to_binary(
+            filename:join(?config(priv_dir, Config), py_test_util:unique_name("mods"))),
+    Mod = list_to_atom(py_test_util:unique_name("ep_slow_import")),
+    ok = filelib:ensure_path(Dir),
+    %% The module's body waits, half run, until the test lets it finish.
+    ok = file:write_file(filename:join(Dir, atom_to_list(Mod) ++ ".py"),
+                         ["import erlang\n",
+                          "erlang.call('ep_importing')\n",
+                          "def value():\n",
+                          "    return 'ready'\n"]),
+    Parent = self(),
+    ok = py:register_function(ep_importing, fun([]) ->
+                                                    Parent ! {importing, self()},
+                                                    receive go -> none end
+                                            end),
+    {ok, none} = py:call(sys, 'path.insert', [0, Dir]),
+    try
+        Importer = py_test_util:spawn_call(fun() -> py:call(Mod, value, []) end),
+        Body = receive {importing, Pid} -> Pid after 5000 -> ct:fail(no_import) end,
+        {CallerPid, _} = Caller = py_test_util:spawn_call(fun() -> py:call(Mod, value, []) end),
+        %% The second job runs, finding the module in sys.modules while its body waits (or it
+        %% has already replied, which it must not have done with a half-built module).
+        ok = py_test_util:wait_until(
+               fun() ->
+                       #{num_workers := N, available_workers := Free} = py_pool:get_stats(),
+                       N - Free =:= 2 orelse not is_process_alive(CallerPid)
+               end, 5000),
+        Body ! go,
+        {ok, <<"ready">>} = py_test_util:await_call(Importer, 5000),
+        {ok, <<"ready">>} = py_test_util:await_call(Caller, 5000)
+    after
+        {ok, none} = py:call(sys, 'path.remove', [Dir]),
+        ok = py:unregister_function(ep_importing)
+    end.
 
 %% @doc An unknown name in '__main__' is a NameError.
 -spec call_main_unknown_name(ct_suite:ct_config()) -> term().

@@ -83,9 +83,30 @@ fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         })?
         .bind(py);
     if let Some(module) = modules.get_item(name)? {
-        return Ok(module);
+        if !initializing(py, &module) {
+            return Ok(module);
+        }
     }
+    // Not imported yet, or still being imported by another thread: the import waits for that
+    // thread to finish the module (or fail), as Python's `import` statement does.
     Ok(py.import(name)?.into_any())
+}
+
+/// True while `module` is being imported: it is in `sys.modules` from the start of its body,
+/// half built, until `__spec__._initializing` goes false. CPython's own import statement makes
+/// the same check before it hands out a module found in `sys.modules` ("import_ensure_initialized"
+/// in Python/import.c). Modules without a spec (made by hand) are never being imported.
+/// Any doubt (an attribute that cannot be read) counts as being imported: the slow path is
+/// always right.
+fn initializing(py: Python<'_>, module: &Bound<'_, PyAny>) -> bool {
+    let flag = module
+        .getattr_opt(intern!(py, "__spec__"))
+        .and_then(|spec| match spec {
+            Some(spec) if !spec.is_none() => spec.getattr_opt(intern!(py, "_initializing")),
+            _ => Ok(None),
+        })
+        .and_then(|flag| flag.map_or(Ok(false), |flag| flag.is_truthy()));
+    flag.unwrap_or(true)
 }
 
 fn utf8<'b>(bytes: &'b [u8], what: &str) -> PyResult<&'b str> {
@@ -266,4 +287,3 @@ fn is_unsafe_code(file: &str, name: &str) -> bool {
         || file.ends_with("/erlang/_aio.py")
         || matches!(name, "__del__" | "__exit__" | "__aexit__")
 }
-
