@@ -460,10 +460,14 @@ from_concurrent_executor(_Config) ->
     8 = length(Pool),
     Parent = self(),
     Ns = lists:seq(1, 4),
+    %% Eval locals land in the shared namespace (erlang-api.md, eval/1,2,3): concurrent evals
+    %% use a name each, or they could read each other's value.
     _ = [spawn_link(fun() ->
+            Name = iolist_to_binary(["n", integer_to_list(N)]),
             Parent ! {done, N,
-                      py:eval(<<"logging.getLogger('t.exec').info('executor %d', n)">>,
-                              #{n => N})}
+                      py:eval(<<"logging.getLogger('t.exec').info('executor %d', ", Name/binary,
+                                ")">>,
+                              #{Name => N})}
          end) || N <- Ns],
     [receive {done, N, {ok, none}} -> ok after 5000 -> ct:fail({no_reply, N}) end || N <- Ns],
     Execs = lists:sort([Msg || {info, <<"t.exec">>, Msg, _} <- [next_event() || _ <- Ns]]),
