@@ -230,6 +230,7 @@ pub fn take<'py>(
 }
 
 static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GETFRAME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// True when the Python thread `thread_id` is at a point where an exception cannot unwind
 /// cleanly, so an interrupt must wait (docs/architecture.md, "Timeouts and dead callers"):
@@ -245,15 +246,33 @@ static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 ///   drop the coroutine unawaited; once the hand-off is done the job is cancelled through its
 ///   reply's cancel hook instead.
 ///
-/// Any doubt (a frame that cannot be read) counts as unsafe.
+/// Any doubt (a frame that cannot be read) counts as unsafe. Reads another thread's frames:
+/// only for GIL builds, where the caller's GIL keeps that thread still (free-threaded builds
+/// check their own stack, [`unsafe_here`]).
 pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
     let frames = CURRENT_FRAMES
         .import(py, "sys", "_current_frames")
         .and_then(|f| f.call0());
-    let Ok(mut frame) = frames.and_then(|frames| frames.get_item(thread_id)) else {
+    let Ok(frame) = frames.and_then(|frames| frames.get_item(thread_id)) else {
         // The thread runs no Python code now: nothing to protect.
         return false;
     };
+    unsafe_stack(py, frame)
+}
+
+/// [`at_unsafe_point`] for the calling thread's own stack (safe on any build).
+pub fn unsafe_here(py: Python<'_>) -> bool {
+    let frame = GETFRAME
+        .import(py, "sys", "_getframe")
+        .and_then(|f| f.call0());
+    match frame {
+        Ok(frame) => unsafe_stack(py, frame),
+        // No Python frame at all: nothing to protect.
+        Err(_) => false,
+    }
+}
+
+fn unsafe_stack<'py>(py: Python<'py>, mut frame: Bound<'py, PyAny>) -> bool {
     // The stack is bounded by the recursion limit; this loop only reads attributes.
     while !frame.is_none() {
         let code = frame.getattr(intern!(py, "f_code"));
