@@ -39,8 +39,9 @@ impl Namespace {
 static MAIN_NAMESPACE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static BUILTINS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-/// Compiled code objects by (mode, source); bounded, cleared when full. Only touched with the
-/// GIL held, so the lock is never contended.
+/// Compiled code objects by (mode, source); bounded, cleared when full. The lock is held
+/// around map operations only, never while Python code runs (code objects dropped by a clear
+/// are released after it): on a free-threaded build, executors take it in parallel.
 type CodeCache = HashMap<(Mode, Vec<u8>), Py<PyAny>>;
 static CODE_CACHE: Mutex<Option<CodeCache>> = Mutex::new(None);
 const CODE_CACHE_LIMIT: usize = 512;
@@ -155,13 +156,21 @@ fn compiled<'py>(py: Python<'py>, source: &[u8], mode: Mode) -> PyResult<Bound<'
         "<erlang>",
         mode_name,
     ))?;
-    if let Ok(mut cache) = CODE_CACHE.lock() {
-        let cache = cache.get_or_insert_with(HashMap::new);
-        if cache.len() >= CODE_CACHE_LIMIT {
-            cache.clear();
+    let full = match CODE_CACHE.lock() {
+        Ok(mut cache) => {
+            let cache = cache.get_or_insert_with(HashMap::new);
+            let full = if cache.len() >= CODE_CACHE_LIMIT {
+                std::mem::take(cache)
+            } else {
+                HashMap::new()
+            };
+            cache.insert(key, code.clone().unbind());
+            full
         }
-        cache.insert(key, code.clone().unbind());
-    }
+        Err(_) => HashMap::new(),
+    };
+    // Dropping a code object may run Python code (weakref callbacks): not under the lock.
+    drop(full);
     Ok(code)
 }
 
