@@ -25,8 +25,12 @@ fail() {
 
 [[ $minor =~ ^3\.[0-9]+$ ]] || fail "MINOR must look like 3.13, not '$minor'"
 root=${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
+# python-build: on PATH, in the root's plugins, or beside the pyenv on PATH (whose root may differ).
 build=$(command -v python-build || echo "$root/plugins/python-build/bin/python-build")
-[[ -x $build ]] || fail "pyenv's python-build not found (looked on PATH and in $root/plugins)"
+if [[ ! -x $build ]] && pyenv=$(command -v pyenv); then
+    build=$(dirname "$(readlink -f "$pyenv")")/../plugins/python-build/bin/python-build
+fi
+[[ -x $build ]] || fail "pyenv's python-build not found (on PATH, in $root/plugins or beside pyenv)"
 
 # Already there: any X.Y.Nt that runs.
 for python in "$root"/versions/"$minor".*t/bin/python"$minor"t; do
