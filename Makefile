@@ -17,7 +17,9 @@ PYTHON ?= 3.12
 # version: the Common Test suites (a NIF built against it), the Python suites (pytest and
 # stubtest on an extension built against it; recursion limits, error messages and typing differ
 # between versions) and the docs' examples. Lint is the same on every version, so it runs once.
-CI_PYTHONS ?= 3.11 3.12 3.13
+# 3.13t, the free-threaded build, is built from source when missing (see below): about 8 minutes
+# more in all.
+CI_PYTHONS ?= 3.11 3.12 3.13 3.13t
 # Extra arguments for ct_run, e.g. `make test-ct CT_ARGS='-suite py_SUITE -case call_ok'`.
 CT_ARGS ?=
 # Extra arguments for pytest, e.g. `make test-python PYTEST_ARGS='-k bytes -x'`.
@@ -59,7 +61,7 @@ PY_MM := $(word 1,$(subst ., ,$(PY_FULL))).$(word 2,$(subst ., ,$(patsubst %t,%,
 PY_BASE = $(if $(PY_FULL),$(PY_HOME)/bin/python$(PY_MM),$(error Python $(PYTHON) is not \
     installed under $(PYENV_ROOT)/versions (found: $(shell ls "$(PYENV_ROOT)/versions" \
     2>/dev/null | tr '\n' ' ')). Install it with `pyenv install $(PYTHON)` or choose another \
-    with PYTHON=3.11|3.12|3.13))
+    with PYTHON=3.11|3.12|3.13|3.13t))
 
 # --- Layout -----------------------------------------------------------------------------------
 BUILD := _build/py$(PYTHON)
@@ -67,7 +69,8 @@ VENV := $(BUILD)/venv
 VENV_BIN := $(CURDIR)/$(VENV)/bin
 VENV_PY := $(VENV_BIN)/python
 VENV_STAMP := $(BUILD)/venv-$(PY_FULL).stamp
-REQUIREMENTS := scripts/requirements-dev.txt
+# Free-threaded Pythons get the tools that install there (scripts/requirements-ft.txt).
+REQUIREMENTS := scripts/requirements-$(if $(PY_FT),ft,dev).txt
 # What the examples need besides the tools, in the same venv (see the file for --no-deps).
 EXAMPLES_REQUIREMENTS := examples/requirements.txt
 EXAMPLES_STAMP := $(BUILD)/examples-deps.stamp
@@ -92,6 +95,25 @@ NIF_ENV = $(DEP_ENV) ERLANG_PYTHON_PRIV_DIR=$(CURDIR)/$(PRIV)
 # Test binaries and the pyext crate link libpython without an rpath of their own.
 LIBPATH_ENV = LD_LIBRARY_PATH=$(PY_HOME)/lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}
 
+# A free-threaded Python (PYTHON=3.13t) that is not installed is built from source into pyenv's
+# versions dir before anything else (scripts/build_python_ft.sh, about 3 minutes on 2 cores:
+# pyenv cannot download it on the build machines). It is built as the recipe of an included
+# makefile: GNU make remakes those first and then starts over, finding the new interpreter. Only
+# goals that need Python build it.
+PY_NEEDLESS_GOALS := help clean deps-system erlang lint-erlang lint-elixir
+ifneq ($(PY_FT),)
+ifeq ($(PY_FULL),)
+ifneq ($(filter-out $(PY_NEEDLESS_GOALS),$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+PY_FT_MK := $(BUILD)/python-ft.mk
+$(shell rm -f $(PY_FT_MK))
+include $(PY_FT_MK)
+$(PY_FT_MK):
+	scripts/build_python_ft.sh $(word 1,$(subst ., ,$(PY_PREFIX))).$(word 2,$(subst ., ,$(PY_PREFIX)))
+	@mkdir -p $(@D) && echo '# Python $(PYTHON) was built by scripts/build_python_ft.sh' >$@
+endif
+endif
+endif
+
 # Erlang/OTP from Debian, installed only when a tool is missing (a fresh CI machine).
 ERLANG_TOOLS := erl erlc escript rebar3 ct_run dialyzer elixir mix
 APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer erlang-eunit elixir \
@@ -106,7 +128,7 @@ DOC_FILES = README.md $(wildcard docs/*.md)
     lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
 
 help: ## List the targets
-	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
+	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13|3.13t]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
 	@echo
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) \
 	    | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'

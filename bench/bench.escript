@@ -18,7 +18,7 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, eval, throughput, convert, callback, stream, async, state,
+-define(SECTIONS, [memory, call, eval, throughput, cpu, convert, callback, stream, async, state,
                    logging, tracing]).
 %% Sections run only when asked for with `--only': faults kills thousands of callers, restarts
 %% the application and runs a long mixed load (`--duration', default 10 minutes).
@@ -96,12 +96,12 @@ usage(Error) ->
         "       escript bench/bench.escript --impl NAME=PATH[:PATH...] [--impl ...] [options]\n"
         "options:\n"
         "  --quick                 10x smaller counts (smoke run)\n"
-        "  --only NAME,...         run only these: call, eval, throughput, convert,\n"
+        "  --only NAME,...         run only these: call, eval, throughput, cpu, convert,\n"
         "                          convert.<case>, callback, stream, async, state, logging,\n"
         "                          tracing, memory\n"
         "  --app APP               application to start (default erlang_python)\n"
         "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
-        "  --callers N,...         concurrency levels for throughput (default 1,2,4,16,100)\n"
+        "  --callers N,...         concurrency levels for throughput and cpu (default 1,2,4,16,100)\n"
         "  --duration MS           time per throughput level (default 3000, quick 300)\n"
         "  --json FILE             write machine-readable results\n"
         "  --label NAME            name of this implementation in the output\n"
@@ -220,6 +220,22 @@ section(throughput, #{scale := Scale, opts := Opts}) ->
     %% Warm up at the highest concurrency so every executor and caller path is hot.
     _ = throughput(lists:max(Callers), max(100, Duration div 5), F),
     [throughput_case(N, Duration, F) || N <- Callers];
+section(cpu, #{scale := Scale, opts := Opts}) ->
+    %% Pure-Python CPU work (a few ms a call): calls overlap only where Python runs in
+    %% parallel (a free-threaded build), else they take turns on the GIL.
+    F = fun() ->
+                case py:eval(<<"sum(range(200000))">>) of
+                    {ok, 19999900000} -> ok;
+                    Other -> {bad, Other}
+                end
+        end,
+    Duration = case maps:get(duration_ms, Opts) of
+                   undefined -> 3000 div Scale;
+                   D -> D
+               end,
+    Callers = maps:get(callers, Opts),
+    _ = throughput(lists:max(Callers), max(100, Duration div 5), F),
+    [cpu_case(N, Duration, F) || N <- Callers];
 section(convert, #{scale := Scale, opts := Opts}) ->
     define_ident(),
     Text = binary:copy(<<"0123456789abcdef">>, 65536),
@@ -351,6 +367,18 @@ throughput_case(NCallers, DurationMs, F) ->
              metrics => Metrics#{calls_per_s => Rate, calls => Ok, callers => NCallers,
                                  seconds => Elapsed / 1.0e9},
              errors => Errs, first_error => FirstErr}, Target).
+
+cpu_case(NCallers, DurationMs, F) ->
+    #{ok := Ok, errors := Errs, first_error := FirstErr, elapsed_ns := Elapsed, lats := Lats} =
+        throughput(NCallers, DurationMs, F),
+    Metrics = maps:with([p50_us, p99_us], lat_metrics(Lats)),
+    Id = iolist_to_binary(["cpu.", integer_to_list(NCallers)]),
+    Label = iolist_to_binary(io_lib:format("~b caller~s, py:eval(<<\"sum(range(200000))\">>)",
+                                           [NCallers, plural(NCallers)])),
+    finish(#{id => Id, label => Label,
+             metrics => Metrics#{calls_per_s => Ok / (Elapsed / 1.0e9), calls => Ok,
+                                 callers => NCallers, seconds => Elapsed / 1.0e9},
+             errors => Errs, first_error => FirstErr}, none).
 
 plural(1) -> "";
 plural(_) -> "s".

@@ -292,21 +292,24 @@ big_terms_copied_on_dirty_schedulers(_Config) ->
 -spec timeout_waits_for_exit_and_del(ct_suite:ct_config()) -> term().
 timeout_waits_for_exit_and_del(_Config) ->
     {ok, Ctx} = py:bind(new),
-    ok = py:ctx_exec(Ctx, <<"import time\n"
+    %% The cleanup code runs bytecode until the test lets it end (through the shared __main__,
+    %% from another executor), which is after the call has timed out however slow the machine.
+    ok = py:ctx_exec(Ctx, <<"import threading, __main__\n"
                    "ep_cleanup = {}\n"
-                   "def ep_busy(s):\n"
-                   "    end = time.monotonic() + s\n"
-                   "    while time.monotonic() < end:\n"
+                   "ep_release = {'exit': threading.Event(), 'del': threading.Event()}\n"
+                   "__main__.ep_release = ep_release\n"
+                   "def ep_busy(what):\n"
+                   "    while not ep_release[what].is_set():\n"
                    "        pass\n"
                    "class EpManager:\n"
                    "    def __enter__(self):\n"
                    "        return self\n"
                    "    def __exit__(self, *exc):\n"
-                   "        ep_busy(0.4)\n"
+                   "        ep_busy('exit')\n"
                    "        ep_cleanup['exit'] = True\n"
                    "class EpFinal:\n"
                    "    def __del__(self):\n"
-                   "        ep_busy(0.4)\n"
+                   "        ep_busy('del')\n"
                    "        ep_cleanup['del'] = True\n"
                    "def ep_with():\n"
                    "    with EpManager():\n"
@@ -318,13 +321,17 @@ timeout_waits_for_exit_and_del(_Config) ->
                    "    return 'after'\n">>),
     try
         {error, timeout} = py:ctx_call(Ctx, '__main__', ep_with, [], #{}, 50),
+        {ok, none} = py:eval(<<"ep_release['exit'].set()">>),
         %% Runs once the interrupted job has ended (the context has one executor), so that
         %% the next call starts, rather than times out, in the queue.
         {ok, true} = py:ctx_eval(Ctx, <<"ep_cleanup.get('exit', False)">>, #{}, 30000),
         {error, timeout} = py:ctx_call(Ctx, '__main__', ep_del, [], #{}, 50),
+        {ok, none} = py:eval(<<"ep_release['del'].set()">>),
         %% The context's executor runs this once both interrupted jobs have ended.
         {ok, #{<<"exit">> := true, <<"del">> := true}} =
             py:ctx_eval(Ctx, <<"ep_cleanup">>, #{}, 30000)
     after
+        _ = py:eval(<<"[e.set() for e in ep_release.values()]">>),
+        ok = py:exec(<<"del ep_release">>),
         py:unbind(Ctx)
     end.

@@ -20,6 +20,10 @@ use pyo3::prelude::*;
 
 use crate::error::{Error, Result};
 
+/// True when the NIF is built for a free-threaded CPython (no GIL: executors run Python in
+/// parallel, `py:execution_mode()` is `free_threaded`).
+pub const FREE_THREADED: bool = matches!(env!("EP_GIL_DISABLED").as_bytes(), b"1");
+
 /// A module initialiser as `PyImport_AppendInittab` takes it.
 pub type InitFunc = unsafe extern "C" fn() -> *mut ffi::PyObject;
 

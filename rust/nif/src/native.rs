@@ -12,7 +12,15 @@ use crate::executor::current_slot;
 static ORIGINAL_SLEEP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// The module initialiser registered with `PyImport_AppendInittab` as `erlang._native`.
-#[pymodule]
+///
+/// Free-threading safe (`gil_used = false`: a free-threaded CPython keeps its GIL off when it
+/// imports the module). Audited for it (docs/threading.md, "Free-threaded CPython"): every
+/// class is frozen, with atomics or locks inside; the process-wide state (log and span
+/// outboxes, callback router and registry, trace parents, code cache, pools, slots, jobs,
+/// counters, the semaphore) is atomics and Rust locks, and no Rust lock is held while Python
+/// code runs, so none can stall CPython's stop-the-world pauses; interrupts never read another
+/// thread's frames ([`crate::executor::monitor`]).
+#[pymodule(gil_used = false)]
 #[pyo3(name = "_native")]
 pub fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::native::populate(module)?;

@@ -8,8 +8,10 @@ pub mod mock;
 
 use pyo3::prelude::*;
 
-/// The extension module maturin puts in the wheel as `erlang._native`.
-#[pymodule]
+/// The extension module maturin puts in the wheel as `erlang._native`. Free-threading safe
+/// (`gil_used = false`), as the NIF's copy is: the shared body is core's, and the mock's state
+/// is a handle table behind a lock never held across Python code and a Python list of mocks.
+#[pymodule(gil_used = false)]
 #[pyo3(name = "_native")]
 fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     erlang_python_core::native::populate(module)?;

@@ -55,9 +55,16 @@ pub fn current<'py>(py: Python<'py>, what: &str) -> PyResult<Bound<'py, PyAny>> 
 
 fn innermost(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     let stack = active(py);
-    match stack.len() {
-        0 => Ok(None),
-        n => stack.get_item(n - 1).map(Some),
+    // Another thread may pop a mock between the two reads (free-threaded builds): read again.
+    loop {
+        match stack.len() {
+            0 => return Ok(None),
+            n => {
+                if let Ok(beam) = stack.get_item(n - 1) {
+                    return Ok(Some(beam));
+                }
+            }
+        }
     }
 }
 

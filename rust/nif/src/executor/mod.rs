@@ -4,16 +4,20 @@
 //!   executor;
 //! - [`slot`]: one executor thread as others see it (current job, private channel, interrupt,
 //!   interruptible sleep);
+//! - [`monitor`]: how a free-threaded build's executor stops itself at a safe point
+//!   (`sys.monitoring`);
 //! - [`pool`]: pools of executor threads, contexts checked out of them, the threads' loop;
 //! - [`run`]: running one request and replying;
 //! - [`python`]: the Python side of a request (namespaces, lookup, compiled code);
 //! - [`aio`]: jobs finished on the asyncio loop (`py:async_call`).
 //!
 //! Dependencies point down this list's reverse: `pool -> run -> aio -> job -> python`,
-//! `slot -> job`; nothing here depends on the NIF functions or on the callback machinery.
+//! `slot -> job`, `slot -> monitor`; nothing here depends on the NIF functions or on the
+//! callback machinery.
 
 pub mod aio;
 pub mod job;
+pub mod monitor;
 pub mod pool;
 pub mod python;
 pub mod run;

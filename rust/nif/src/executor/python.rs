@@ -39,8 +39,9 @@ impl Namespace {
 static MAIN_NAMESPACE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static BUILTINS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-/// Compiled code objects by (mode, source); bounded, cleared when full. Only touched with the
-/// GIL held, so the lock is never contended.
+/// Compiled code objects by (mode, source); bounded, cleared when full. The lock is held
+/// around map operations only, never while Python code runs (code objects dropped by a clear
+/// are released after it): on a free-threaded build, executors take it in parallel.
 type CodeCache = HashMap<(Mode, Vec<u8>), Py<PyAny>>;
 static CODE_CACHE: Mutex<Option<CodeCache>> = Mutex::new(None);
 const CODE_CACHE_LIMIT: usize = 512;
@@ -155,13 +156,21 @@ fn compiled<'py>(py: Python<'py>, source: &[u8], mode: Mode) -> PyResult<Bound<'
         "<erlang>",
         mode_name,
     ))?;
-    if let Ok(mut cache) = CODE_CACHE.lock() {
-        let cache = cache.get_or_insert_with(HashMap::new);
-        if cache.len() >= CODE_CACHE_LIMIT {
-            cache.clear();
+    let full = match CODE_CACHE.lock() {
+        Ok(mut cache) => {
+            let cache = cache.get_or_insert_with(HashMap::new);
+            let full = if cache.len() >= CODE_CACHE_LIMIT {
+                std::mem::take(cache)
+            } else {
+                HashMap::new()
+            };
+            cache.insert(key, code.clone().unbind());
+            full
         }
-        cache.insert(key, code.clone().unbind());
-    }
+        Err(_) => HashMap::new(),
+    };
+    // Dropping a code object may run Python code (weakref callbacks): not under the lock.
+    drop(full);
     Ok(code)
 }
 
@@ -230,6 +239,7 @@ pub fn take<'py>(
 }
 
 static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static GETFRAME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// True when the Python thread `thread_id` is at a point where an exception cannot unwind
 /// cleanly, so an interrupt must wait (docs/architecture.md, "Timeouts and dead callers"):
@@ -241,15 +251,33 @@ static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 ///   and leaves the cleanup half done;
 /// - inside a context manager's `__exit__`/`__aexit__`: the `finally` of library code.
 ///
-/// Any doubt (a frame that cannot be read) counts as unsafe.
+/// Any doubt (a frame that cannot be read) counts as unsafe. Reads another thread's frames:
+/// only for GIL builds, where the caller's GIL keeps that thread still (free-threaded builds
+/// check their own stack, [`unsafe_here`]).
 pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
     let frames = CURRENT_FRAMES
         .import(py, "sys", "_current_frames")
         .and_then(|f| f.call0());
-    let Ok(mut frame) = frames.and_then(|frames| frames.get_item(thread_id)) else {
+    let Ok(frame) = frames.and_then(|frames| frames.get_item(thread_id)) else {
         // The thread runs no Python code now: nothing to protect.
         return false;
     };
+    unsafe_stack(py, frame)
+}
+
+/// [`at_unsafe_point`] for the calling thread's own stack (safe on any build).
+pub fn unsafe_here(py: Python<'_>) -> bool {
+    let frame = GETFRAME
+        .import(py, "sys", "_getframe")
+        .and_then(|f| f.call0());
+    match frame {
+        Ok(frame) => unsafe_stack(py, frame),
+        // No Python frame at all: nothing to protect.
+        Err(_) => false,
+    }
+}
+
+fn unsafe_stack<'py>(py: Python<'py>, mut frame: Bound<'py, PyAny>) -> bool {
     // The stack is bounded by the recursion limit; this loop only reads attributes.
     while !frame.is_none() {
         let code = frame.getattr(intern!(py, "f_code"));

@@ -19,7 +19,6 @@ use super::job::{Body, JobInner, Request, Target};
 use super::python;
 use super::slot::Slot;
 use crate::bridge::{self, reply::panic_message, Outcome};
-use crate::interp;
 
 /// The env and reply tag of a request while an executor runs it.
 struct RunningTerms {
@@ -86,9 +85,9 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
     });
     Python::attach(|py| {
         // Nested requests (served while waiting for a callback) restore the outer job.
-        let outer = slot.swap_current(Some(job.clone()));
-        // A cancel that landed between `start` and `swap_current` found no current job to
-        // interrupt; now that the job is current (under the GIL, which the interrupter also
+        let outer = slot.enter(job.clone());
+        // A cancel that landed between `start` and `enter` found no current job to interrupt;
+        // now that the job is current (under the slot's lock, which the interrupter also
         // takes), a later cancel will find it, and an earlier one is seen here.
         let outcome = if job.is_cancelled() {
             Some(Outcome::Done)
@@ -118,8 +117,7 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
                 }
             }
         };
-        slot.swap_current(outer);
-        interp::clear_pending(py, slot.thread_id());
+        slot.leave(py, outer, &job);
         // Before the reply: a caller that reads the pool's counters once it has its reply
         // must not count its own job as running.
         counters.running.fetch_sub(1, Ordering::Relaxed);

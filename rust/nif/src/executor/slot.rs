@@ -3,7 +3,9 @@
 //! sleep; and the thread-local that tells code running on an executor which one it is.
 //!
 //! The slot is shared by the executor thread, schedulers (cancel, callback results) and
-//! `python-main` (interrupts); only `python-main` and the executor itself take the GIL.
+//! `python-main` (interrupts); only `python-main` and the executor itself take the GIL. Which
+//! job the executor runs, and the interrupt meant for it, change under one lock: an interrupt
+//! never lands in a job it was not meant for, with or without a GIL to order them.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,11 +15,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use erlang_python_core::native::Interrupted;
 use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyTuple};
 use rustler::env::SavedTerm;
 use rustler::OwnedEnv;
 
 use super::job::{JobInner, Request, Runner};
-use super::python;
+use super::{monitor, python};
 use crate::interp;
 
 /// How soon an interrupt that found its executor at an unsafe point looks again
@@ -58,10 +61,23 @@ pub struct Counters {
     pub bound: AtomicUsize,
 }
 
+/// The job an executor runs, and the interrupt waiting for it.
+#[derive(Default)]
+struct Current {
+    /// The job running now (the innermost one, when nested).
+    job: Option<Arc<JobInner>>,
+    /// Free-threaded builds: the job whose interrupt waits for the executor to reach a safe
+    /// point ([`monitor`]); an outer job's while a nested one runs.
+    interrupt: Option<Arc<JobInner>>,
+}
+
 /// One executor thread's state as others see it.
 pub struct Slot {
     thread_id: AtomicU64,
-    current: Mutex<Option<Arc<JobInner>>>,
+    /// Never held while Python code runs or while waiting for anything else.
+    current: Mutex<Current>,
+    /// `current.interrupt.is_some()`, for the monitoring callback's look without the lock.
+    interrupt_pending: AtomicBool,
     woken: Mutex<bool>,
     wake: Condvar,
     private_tx: Sender<SlotMessage>,
@@ -87,7 +103,8 @@ impl Slot {
         let (private_tx, private_rx) = crossbeam_channel::unbounded();
         Slot {
             thread_id: AtomicU64::new(0),
-            current: Mutex::new(None),
+            current: Mutex::new(Current::default()),
+            interrupt_pending: AtomicBool::new(false),
             woken: Mutex::new(false),
             wake: Condvar::new(),
             private_tx,
@@ -122,7 +139,7 @@ impl Slot {
 
     /// The job this executor runs now (the innermost one, when nested).
     pub fn current_job(&self) -> Option<Arc<JobInner>> {
-        self.current.lock().ok().and_then(|c| c.clone())
+        self.current.lock().ok().and_then(|c| c.job.clone())
     }
 
     /// A fresh callback id.
@@ -183,46 +200,118 @@ impl Slot {
     fn is_running(&self, job: &Arc<JobInner>) -> bool {
         self.current
             .lock()
-            .map(|c| c.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, job)))
+            .map(|c| is_job(&c.job, job))
             .unwrap_or(false)
     }
 
     /// True while the executor runs a job.
     pub fn is_busy(&self) -> bool {
-        self.current.lock().map(|c| c.is_some()).unwrap_or(false)
+        self.current
+            .lock()
+            .map(|c| c.job.is_some())
+            .unwrap_or(false)
     }
 
-    /// Sets the job the executor runs (with the GIL held, so that an interrupter sees either
-    /// the old or the new job); returns the previous one.
-    pub fn swap_current(&self, job: Option<Arc<JobInner>>) -> Option<Arc<JobInner>> {
-        let previous = match self.current.lock() {
-            Ok(mut cur) => std::mem::replace(&mut *cur, job),
-            Err(_) => None,
+    /// The executor starts `job` (nested in the one it runs, if any); returns that outer one.
+    pub fn enter(&self, job: Arc<JobInner>) -> Option<Arc<JobInner>> {
+        let Ok(mut cur) = self.current.lock() else {
+            return None;
         };
-        if let Ok(mut woken) = self.woken.lock() {
-            *woken = false;
-        }
-        previous
+        let outer = cur.job.replace(job);
+        self.set_woken(false);
+        outer
     }
 
-    /// Raises `erlang.Interrupted` in the executor at its next bytecode and ends its sleep.
-    pub fn interrupt(&self, py: Python<'_>) {
-        let exc = py.get_type::<Interrupted>();
-        interp::raise_in_thread(py, self.thread_id(), &exc);
-        if let Ok(mut woken) = self.woken.lock() {
-            *woken = true;
+    /// The executor is done with `finished` and goes back to `outer`: an interrupt of
+    /// `finished` still pending (it found no safe point, or came as the job returned) is
+    /// dropped, not left to hit the next job.
+    pub fn leave(&self, py: Python<'_>, outer: Option<Arc<JobInner>>, finished: &Arc<JobInner>) {
+        let Ok(mut cur) = self.current.lock() else {
+            return;
+        };
+        cur.job = outer;
+        if is_job(&cur.interrupt, finished) {
+            self.drop_interrupt(&mut cur);
         }
-        self.wake.notify_all();
+        if !interp::FREE_THREADED {
+            interp::clear_pending(py, self.thread_id());
+        }
+        self.set_woken(false);
+    }
+
+    fn set_woken(&self, value: bool) {
+        if let Ok(mut woken) = self.woken.lock() {
+            *woken = value;
+        }
+        if value {
+            self.wake.notify_all();
+        }
+    }
+
+    fn drop_interrupt(&self, cur: &mut Current) {
+        if cur.interrupt.take().is_some() {
+            self.interrupt_pending.store(false, Ordering::Release);
+            monitor::disarm();
+        }
+    }
+
+    /// Takes the pending interrupt of the job the executor runs, if there is one (free-threaded
+    /// builds).
+    fn take_interrupt(&self) -> bool {
+        let Ok(mut cur) = self.current.lock() else {
+            return false;
+        };
+        let mine = cur
+            .job
+            .as_ref()
+            .is_some_and(|job| is_job(&cur.interrupt, job));
+        if mine {
+            self.drop_interrupt(&mut cur);
+        }
+        mine
+    }
+
+    /// Interrupts `job` if this executor still runs it, and ends its sleep: on a GIL build,
+    /// raises `erlang.Interrupted` at its next bytecode (the caller saw a safe point, and holds
+    /// the GIL, so the executor has not moved since); on a free-threaded build, leaves the
+    /// interrupt pending for the executor to raise at its next safe point ([`monitor`]).
+    fn interrupt(&self, py: Python<'_>, job: &Arc<JobInner>) {
+        let monitored = interp::FREE_THREADED && monitor::ready(py, interrupt_callback);
+        let arm = {
+            let Ok(mut cur) = self.current.lock() else {
+                return;
+            };
+            if !is_job(&cur.job, job) {
+                return;
+            }
+            let arm = monitored && cur.interrupt.is_none();
+            if monitored {
+                if arm {
+                    monitor::add_pending();
+                }
+                cur.interrupt = Some(job.clone());
+                self.interrupt_pending.store(true, Ordering::Release);
+            } else {
+                let exc = py.get_type::<Interrupted>();
+                interp::raise_in_thread(py, self.thread_id(), &exc);
+            }
+            self.set_woken(true);
+            arm
+        };
+        if arm {
+            monitor::sync(py);
+        }
     }
 
     /// Interrupts `job` if this executor still runs it, unless it is at a point where an
-    /// exception cannot unwind cleanly (`python::at_unsafe_point`): then looks again after `poll` (doubling up to [`IMPORT_POLL_MAX`]) without
-    /// holding up python-main's other work.
+    /// exception cannot unwind cleanly (`python::at_unsafe_point`): then looks again after
+    /// `poll` (doubling up to [`IMPORT_POLL_MAX`]) without holding up python-main's other work.
+    /// Free-threaded builds leave that wait to the executor itself ([`Self::interrupt`]).
     fn interrupt_when_safe(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>, poll: Duration) {
         if !self.is_running(&job) {
             return;
         }
-        if python::at_unsafe_point(py, self.thread_id()) {
+        if !interp::FREE_THREADED && python::at_unsafe_point(py, self.thread_id()) {
             let again = Instant::now() + poll;
             let next = (poll * 2).min(IMPORT_POLL_MAX);
             interp::run_on_main_at(
@@ -230,7 +319,7 @@ impl Slot {
                 Box::new(move |py| self.interrupt_when_safe(py, job, next)),
             );
         } else {
-            self.interrupt(py);
+            self.interrupt(py, &job);
         }
     }
 
@@ -249,9 +338,9 @@ impl Slot {
         );
         (self.on_lost)(&self);
         // Once more, unless it is at an unsafe point (the first interrupt's polling is still
-        // waiting for a safe one then).
-        if !python::at_unsafe_point(py, self.thread_id()) {
-            self.interrupt(py);
+        // waiting for a safe one then; on a free-threaded build, the executor waits for one).
+        if interp::FREE_THREADED || !python::at_unsafe_point(py, self.thread_id()) {
+            self.interrupt(py, &job);
         }
     }
 
@@ -294,8 +383,13 @@ impl Slot {
             }
         });
         if interrupted {
-            // The same interrupt is also pending as an async exception: raise it once.
-            interp::clear_pending(py, self.thread_id());
+            // The same interrupt is also pending (as an async exception, or for the executor to
+            // raise at its next safe point): raise it once.
+            if interp::FREE_THREADED {
+                self.take_interrupt();
+            } else {
+                interp::clear_pending(py, self.thread_id());
+            }
             Err(Interrupted::new_err("the Erlang caller stopped waiting"))
         } else {
             Ok(())
@@ -327,6 +421,35 @@ impl Runner for Slot {
     fn run_nested(&self, request: Request) -> bool {
         self.send(SlotMessage::Run(request))
     }
+}
+
+fn is_job(slot: &Option<Arc<JobInner>>, job: &Arc<JobInner>) -> bool {
+    slot.as_ref().is_some_and(|j| Arc::ptr_eq(j, job))
+}
+
+fn interrupt_callback(py: Python<'_>) -> PyResult<Bound<'_, PyCFunction>> {
+    wrap_pyfunction!(interrupt_point, py)
+}
+
+/// The `sys.monitoring` callback of free-threaded builds ([`monitor`]), called by every Python
+/// thread while an interrupt is pending: in the executor whose job it is for, raises
+/// `erlang.Interrupted` once its own stack is at a safe point (`python::unsafe_here`).
+#[pyfunction]
+#[pyo3(signature = (*_event))]
+fn interrupt_point(py: Python<'_>, _event: &Bound<'_, PyTuple>) -> PyResult<()> {
+    let slot = CURRENT_SLOT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|slot| slot.interrupt_pending.load(Ordering::Acquire))
+            .cloned()
+    });
+    let Some(slot) = slot else {
+        return Ok(());
+    };
+    if python::unsafe_here(py) || !slot.take_interrupt() {
+        return Ok(());
+    }
+    Err(Interrupted::new_err("the Erlang caller stopped waiting"))
 }
 
 thread_local! {

@@ -63,7 +63,7 @@ fn interp_init<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
 
 #[rustler::nif]
 fn interp_info(env: Env<'_>) -> NifResult<Term<'_>> {
-    let mode = if env!("EP_GIL_DISABLED") == "1" {
+    let mode = if interp::FREE_THREADED {
         atoms::free_threaded()
     } else {
         atoms::multi_executor()
