@@ -71,6 +71,15 @@ init([]) ->
             shutdown => 5000,
             type => worker,
             modules => [py_pool]
+        },
+        #{
+            id => py_subinterp,
+            start => {py_subinterp, start_link, []},
+            restart => permanent,
+            %% terminate/2 stops the sub-interpreters, waiting up to 5 s for each.
+            shutdown => infinity,
+            type => worker,
+            modules => [py_subinterp]
         }
     ],
     {ok, {SupFlags, Children}}.

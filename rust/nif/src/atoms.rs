@@ -13,6 +13,8 @@ rustler::atoms! {
     neg_infinity,
     generator,
     stopped,
+    subinterpreters_not_supported,
+    subinterp_start_failed,
     internal,
     stop_iteration,
     not_initialized,

@@ -8,6 +8,7 @@
 //! - [`executor`]: jobs, executor threads, pools and contexts;
 //! - [`callback`], [`log`], [`trace`]: the BEAM backends of core's `erlang.call`, logging and
 //!   tracing; [`native`] and [`setup`]: the `erlang._native` module and what runs after init;
+//! - [`subinterp`]: the pool of own-GIL sub-interpreters (its `ffi` holds its `unsafe`);
 //! - [`nifs`]: the NIF functions, decoding and checking their arguments; [`load`].
 
 mod atoms;
@@ -23,6 +24,7 @@ mod native;
 mod nifs;
 mod outbox;
 mod setup;
+mod subinterp;
 mod trace;
 
 rustler::init!("py_nif", load = load::load);

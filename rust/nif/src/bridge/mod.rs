@@ -15,4 +15,4 @@ pub mod request;
 mod term;
 
 pub use reply::Outcome;
-pub use term::{set_max_depth, PyObjectResource};
+pub use term::{options, set_max_depth, PyObjectResource};

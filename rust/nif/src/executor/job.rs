@@ -105,7 +105,7 @@ impl JobInner {
     }
 
     /// Moves a queued job to `RUNNING` on `runner`; false when it was cancelled first.
-    pub(super) fn start(&self, runner: Arc<dyn Runner>) -> bool {
+    pub(crate) fn start(&self, runner: Arc<dyn Runner>) -> bool {
         let _ = self.runner.set(runner);
         self.state
             .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
@@ -308,6 +308,19 @@ impl Request {
         body: Body,
         namespace: Option<Arc<Namespace>>,
     ) -> Request {
+        Request {
+            job: JobResource::new(caller_env, namespace),
+            env,
+            reference,
+            body,
+        }
+    }
+}
+
+impl JobResource {
+    /// A queued job whose resource monitors the calling process. Runs on the caller's
+    /// scheduler: bounded work, no Python.
+    pub fn new(caller_env: Env<'_>, namespace: Option<Arc<Namespace>>) -> ResourceArc<Self> {
         let caller = caller_env.pid();
         let job = ResourceArc::new(JobResource {
             inner: Arc::new(JobInner {
@@ -322,11 +335,6 @@ impl Request {
         });
         // A caller that is already gone gets no monitor; its reply is simply dropped.
         let _ = job.monitor(Some(caller_env), &caller);
-        Request {
-            job,
-            env,
-            reference,
-            body,
-        }
+        job
     }
 }

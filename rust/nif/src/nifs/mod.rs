@@ -9,6 +9,7 @@ pub mod job;
 pub mod log;
 pub mod pool;
 pub mod semaphore;
+pub mod subinterp;
 pub mod trace;
 
 use rustler::types::tuple::get_tuple;
