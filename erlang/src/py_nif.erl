@@ -228,6 +228,7 @@
 -type reply() ::
     ok
     | {ok, term()}
+    | {ok_etf, binary()}
     | {error, term()}
     | {done, [term()]}
     | {error, {atom() | binary(), binary()}, Traceback :: binary()}.

@@ -166,9 +166,12 @@ send({subinterp, Pool} = Target, {exec, Code}, Timeout) ->
     %% Each sub-interpreter has its own `__main__': statements run in every one of them, so
     %% that what they define is there whichever sub-interpreter a later request lands on.
     Requests = [{exec_on, I, Code} || I <- lists:seq(0, py_nif:subinterp_pool_size(Pool) - 1)],
-    case all(Target, Requests, Timeout, first_error) of
-        {ok, _} -> ok;
-        {error, _} = Error -> Error
+    %% Each runs to its end, so that no sub-interpreter is left with half of the statements
+    %% run because another one failed; the first error (in worker order) is returned.
+    {ok, Outcomes} = all(Target, Requests, Timeout),
+    case [Error || {error, _} = Error <- Outcomes] of
+        [] -> ok;
+        [Error | _] -> Error
     end;
 send(Target, Request, Timeout) ->
     Deadline = deadline(Timeout),
@@ -306,35 +309,19 @@ value({ok, Value}) -> Value.
 -spec parallel(where(), [request()], timeout()) -> {ok, [outcome()]} | {error, term()}.
 parallel(Where, Requests, Timeout) ->
     case target(Where) of
-        {ok, Target} -> all(Target, Requests, Timeout, every);
+        {ok, Target} -> all(Target, Requests, Timeout);
         {error, _} = Error -> Error
     end.
 
-%% Starts `Requests' at `Target' and waits for them: with `first_error', `{ok, Outcomes}' when
-%% each succeeded, else the first error (the others given up); with `every', `{ok, Outcomes}'
-%% whatever they are.
--spec all(target(), [request()], timeout(), first_error | every) ->
-    {ok, [outcome()]} | {error, term()}.
-all(Target, Requests, Timeout, Mode) ->
+%% Starts `Requests' at `Target' and waits for every one of them (an error does not give the
+%% others up): `{ok, Outcomes}' in the order of `Requests', those the time ran out on
+%% `{error, timeout}'.
+-spec all(target(), [request()], timeout()) -> {ok, [outcome()]}.
+all(Target, Requests, Timeout) ->
     Deadline = deadline(Timeout),
     Jobs = [submit_at(Target, Request) || Request <- Requests],
-    {_, Done} = wait(maps:from_list(Jobs), Deadline, #{}, #{}, Mode),
-    Outcomes = [maps:get(Ref, Done) || {Ref, _} <- Jobs],
-    case Mode of
-        every ->
-            {ok, Outcomes};
-        first_error ->
-            case [Error || {error, _} = Error <- Outcomes] of
-                [] ->
-                    {ok, Outcomes};
-                Errors ->
-                    %% The requests given up after the first error show as timeouts.
-                    case [Error || Error <- Errors, Error =/= {error, timeout}] of
-                        [Error | _] -> Error;
-                        [] -> {error, timeout}
-                    end
-            end
-    end.
+    {_, Done} = wait(maps:from_list(Jobs), Deadline, #{}, #{}, every),
+    {ok, [maps:get(Ref, Done) || {Ref, _} <- Jobs]}.
 
 %% Queues `Request' at `Target'; a request that cannot start leaves its error in the mailbox.
 -spec submit_at(target(), request()) -> {reference(), py_nif:job() | undefined}.
@@ -451,6 +438,10 @@ outcome(Ref, {_, Done}) ->
     maps:get(Ref, Done).
 
 -spec reply(py_nif:reply()) -> outcome().
+reply({ok_etf, Etf}) ->
+    %% A sub-interpreter's result, in the external term format (docs/parallelism.md): only
+    %% atoms of the conversion table and the nodes of pids and references that came in.
+    {ok, binary_to_term(Etf, [safe])};
 reply({error, Reason, Traceback}) ->
     _ = put(?PY_TRACEBACK_KEY, Traceback),
     {error, Reason};

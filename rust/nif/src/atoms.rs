@@ -14,6 +14,7 @@ rustler::atoms! {
     generator,
     stopped,
     subinterpreters_not_supported,
+    ok_etf,
     subinterp_start_failed,
     internal,
     stop_iteration,

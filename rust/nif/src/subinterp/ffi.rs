@@ -88,11 +88,33 @@ def __getattr__(name):
     )
 
 
-def _unsafe_point(thread_id):
-    # Same rule as the executors' (docs/architecture.md, "Safe points").
-    import sys
+def _install_sleep():
+    import time
 
-    frame = sys._current_frames().get(thread_id)
+    real_sleep, monotonic = time.sleep, time.monotonic
+
+    def sleep(seconds):
+        """time.sleep in steps of at most 10 ms, so that erlang_python can interrupt it."""
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        end = monotonic() + seconds
+        while True:
+            left = end - monotonic()
+            if left <= 0:
+                return None
+            real_sleep(min(left, 0.01))
+
+    time.sleep = sleep
+
+
+_install_sleep()
+del _install_sleep
+
+
+def _unsafe_point(frame):
+    # Same rule as the executors' (docs/architecture.md, "Safe points"). The frame comes from
+    # the worker's thread state: sys._current_frames() would make frame objects for the
+    # threads of every interpreter with this one's allocator.
     while frame is not None:
         code = frame.f_code
         file, name = code.co_filename, code.co_name
@@ -239,6 +261,7 @@ pub struct Interp {
 /// there (`PyThreadState_New` binds the new state to the calling thread).
 pub struct GuestSeed {
     interp: *mut ffi::PyInterpreterState,
+    worker: *mut ffi::PyThreadState,
     interrupted: *mut ffi::PyObject,
     unsafe_point: *mut ffi::PyObject,
 }
@@ -257,6 +280,7 @@ impl GuestSeed {
         let tstate = unsafe { ffi::PyThreadState_New(self.interp) };
         (!tstate.is_null()).then_some(Guest {
             tstate,
+            worker: self.worker,
             interrupted: self.interrupted,
             unsafe_point: self.unsafe_point,
         })
@@ -267,6 +291,8 @@ impl GuestSeed {
 /// that made it (raw pointers: not `Send`).
 pub struct Guest {
     tstate: *mut ffi::PyThreadState,
+    /// The worker's thread state (alive as long as the interpreter).
+    worker: *mut ffi::PyThreadState,
     interrupted: *mut ffi::PyObject,
     unsafe_point: *mut ffi::PyObject,
 }
@@ -406,6 +432,7 @@ impl Interp {
         let interp = unsafe { ffi::PyThreadState_GetInterpreter(self.tstate) };
         GuestSeed {
             interp,
+            worker: self.tstate,
             interrupted: self.interrupted,
             unsafe_point: self.unsafe_point,
         }
@@ -458,7 +485,7 @@ impl Guest {
         unsafe { ffi::PyEval_RestoreThread(self.tstate) };
         let outcome = if !still_running() {
             None
-        } else if self.at_unsafe_point(thread_id) {
+        } else if self.at_unsafe_point() {
             Some(false)
         } else {
             // SAFETY: the GIL is held; CPython takes the thread id as `unsigned long`
@@ -471,15 +498,16 @@ impl Guest {
         outcome
     }
 
-    fn at_unsafe_point(&self, thread_id: u64) -> bool {
-        // SAFETY: the GIL is held (called from `interrupt`); the result is checked.
+    fn at_unsafe_point(&self) -> bool {
+        // SAFETY: the GIL is held (called from `interrupt`); the worker's thread state lives
+        // as long as the interpreter and belongs to it; results are checked.
         unsafe {
-            let id = Obj::new(ffi::PyLong_FromUnsignedLongLong(thread_id));
-            let Some(id) = id else {
-                ffi::PyErr_Clear();
-                return true;
+            let frame = ffi::PyThreadState_GetFrame(self.worker).cast::<ffi::PyObject>();
+            let Some(frame) = Obj::new(frame) else {
+                // No Python frame: nothing to protect.
+                return false;
             };
-            let result = Obj::new(ffi::PyObject_CallOneArg(self.unsafe_point, id.ptr()));
+            let result = Obj::new(ffi::PyObject_CallOneArg(self.unsafe_point, frame.ptr()));
             match result {
                 Some(r) => r.ptr() == ffi::Py_True(),
                 None => {

@@ -11,7 +11,7 @@ use erlang_python_core::text::elide;
 use pyo3::Python;
 use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
-use rustler::{Atom, Binary, Encoder, Env, OwnedEnv, ResourceArc, Term};
+use rustler::{Atom, Binary, Encoder, Env, OwnedBinary, OwnedEnv, ResourceArc, Term};
 
 use super::ffi::{self, Failure, Interp, PyError, Work};
 use crate::atoms;
@@ -358,6 +358,8 @@ fn serve(
             recv(private) -> task => task,
         };
         match task {
+            // The pool is stopping: what is still queued is answered, not run.
+            Ok(task) if worker.stopping.load(Ordering::Acquire) => reply_stopped(task),
             Ok(task) => run(&interp, worker, task),
             Err(_) => break,
         }
@@ -495,10 +497,16 @@ fn send(env: &mut OwnedEnv, job: &JobInner, reference: &SavedTerm, reply: Reply)
     let caller = *job.caller();
     let _ = env.send_and_clear(&caller, |env| {
         let body = match reply {
-            Reply::Value(bytes) => match env.binary_to_term(&bytes) {
-                Some((term, _)) => make_tuple(env, &[atoms::ok().encode(env), term]),
-                None => internal(env, "a sub-interpreter result did not decode"),
-            },
+            // `{ok_etf, Bytes}': the caller decodes (`py_request'). `enif_binary_to_term' on
+            // this thread, which is no scheduler, crashes OTP 25 on maps of more than 32 keys.
+            Reply::Value(bytes) => {
+                let mut bin = OwnedBinary::new(bytes.len());
+                bin.as_mut_slice().copy_from_slice(&bytes);
+                make_tuple(
+                    env,
+                    &[atoms::ok_etf().encode(env), bin.release(env).encode(env)],
+                )
+            }
             Reply::Done => atoms::ok().encode(env),
             Reply::Error(err) => error_term(env, err),
             Reply::Panicked(msg) => internal(env, &msg),
