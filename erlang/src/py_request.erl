@@ -208,9 +208,6 @@ submit_nif({subinterp, Pool}, Ref, {eval, Code, Locals}) ->
     py_nif:subinterp_eval(Pool, Ref, Code, term_to_binary(Locals));
 submit_nif({subinterp, Pool}, Ref, {exec_on, Index, Code}) ->
     py_nif:subinterp_exec(Pool, Ref, Code, Index);
-submit_nif({subinterp, _Pool}, _Ref, _Request) ->
-    %% Streams and coroutines need handles and the asyncio loop of the main interpreter.
-    {error, not_in_subinterpreter};
 submit_nif(Target, Ref, {call, Module, Func, Args, Kwargs}) ->
     case py_nif:pool_call(Target, Ref, Module, Func, Args, Kwargs) of
         dirty -> py_nif:pool_call_dirty(Target, Ref, Module, Func, Args, Kwargs);
@@ -234,13 +231,11 @@ submit_nif(Target, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
 %% What the caller gets when a request (or a context) could not be had: the pool stopped (the
 %% application is stopping), every executor is bound, or the context was released
 %% (`context_not_bound', raised as erlang_python 1.6 does).
--spec submit_failed(py_nif:submit_error() | not_in_subinterpreter | subinterpreters_not_supported) ->
-    {error, not_started | no_workers_available | not_in_subinterpreter
-            | subinterpreters_not_supported}.
+-spec submit_failed(py_nif:submit_error() | subinterpreters_not_supported) ->
+    {error, not_started | no_workers_available | subinterpreters_not_supported}.
 submit_failed(stopped) -> {error, not_started};
 submit_failed(no_workers_available) -> {error, no_workers_available};
 submit_failed(not_bound) -> error(context_not_bound);
-submit_failed(not_in_subinterpreter) -> {error, not_in_subinterpreter};
 submit_failed(subinterpreters_not_supported) -> {error, subinterpreters_not_supported}.
 
 %%% Asynchronous requests

@@ -356,7 +356,7 @@ impl Interp {
     /// With the GIL held, just after creation.
     fn setup(&mut self, sys_path: &[String]) -> Result<(), String> {
         let fail = |what: &str| format!("setting up a sub-interpreter: {what}");
-        // SAFETY (whole block): this thread holds the new interpreter's GIL; every pointer
+        // SAFETY: (whole block) this thread holds the new interpreter's GIL; every pointer
         // is checked before use; references are owned by `Obj` or kept for the interpreter's
         // life in `self` (released by `end`).
         unsafe {
@@ -852,7 +852,7 @@ impl<'a, 'i> Decoder<'a, 'i> {
     }
 
     fn object(&self, slot: Slot, depth: usize) -> Result<Obj, Failure> {
-        // SAFETY (whole match): the GIL is held by the caller; every constructor's result is
+        // SAFETY: (whole match) the GIL is held by the caller; every constructor's result is
         // checked; containers take the references of their items (`into_ptr` for the
         // stealing PyList_SET_ITEM / PyTuple_SET_ITEM on fresh containers of the right size).
         unsafe {
@@ -1002,7 +1002,7 @@ impl<'i> Encoder<'i> {
     }
 
     fn term(&mut self, obj: *mut ffi::PyObject, depth: usize) -> Result<usize, Failure> {
-        // SAFETY (whole body): the GIL is held by the caller; `obj` is a live object of this
+        // SAFETY: (whole body) the GIL is held by the caller; `obj` is a live object of this
         // interpreter, kept alive by its container or the caller while it is read; every
         // result is checked.
         unsafe {
