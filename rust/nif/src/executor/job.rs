@@ -37,6 +37,12 @@ pub trait Runner: Send + Sync {
     /// Runs `request` on this executor, nested in the job it runs (it is waiting for a
     /// callback the caller of `request` serves); false when it has exited.
     fn run_nested(&self, request: Request) -> bool;
+    /// Stops `job` without `python-main` (which needs the main interpreter's GIL): true when
+    /// this runner did it (or handed it to a thread of its own, without waiting). Executors
+    /// of the main interpreter cannot; the sub-interpreter workers can.
+    fn interrupt_without_main(&self, _job: &Arc<JobInner>) -> bool {
+        false
+    }
 }
 
 /// The shared state of one job, seen by the caller's resource, its executor and the
@@ -185,6 +191,9 @@ impl JobInner {
         let Some(runner) = self.runner.get().cloned() else {
             return;
         };
+        if runner.interrupt_without_main(self) {
+            return;
+        }
         let job = self.clone();
         let target = runner.clone();
         interp::run_on_main(Box::new(move |py| target.interrupt_if_running(py, job)));

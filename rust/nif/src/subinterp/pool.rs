@@ -117,8 +117,8 @@ impl Runner for Worker {
     fn wake(&self) {}
 
     fn interrupt_if_running(self: Arc<Self>, _py: Python<'_>, job: Arc<JobInner>) {
-        // Runs on `python-main` with the main interpreter's GIL: only hand the job over, the
-        // interrupter takes the sub-interpreter's GIL.
+        // Not reached (`interrupt_without_main` handles every interrupt); if it were, on
+        // `python-main`: only hand the job over.
         self.request_interrupt(job);
     }
 
@@ -128,6 +128,13 @@ impl Runner for Worker {
 
     fn run_nested(&self, _request: Request) -> bool {
         false
+    }
+
+    fn interrupt_without_main(&self, job: &Arc<JobInner>) -> bool {
+        // The interrupter takes the sub-interpreter's GIL; the canceller (a scheduler) only
+        // hands the job over.
+        self.request_interrupt(job.clone());
+        true
     }
 }
 
