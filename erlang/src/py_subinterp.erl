@@ -27,7 +27,8 @@ start_link() ->
 %% @doc The pool, started now if it is not running yet.
 -spec pool() ->
     {ok, py_nif:subinterp_pool()}
-    | {error, not_started | subinterpreters_not_supported | {subinterp_start_failed, binary()}}.
+    | {error, not_started | subinterpreters_not_supported | not_initialized
+              | {subinterp_start_failed, binary()} | {bad_config, term()}}.
 pool() ->
     case persistent_term:get(?PY_SUBINTERP_KEY, undefined) of
         undefined ->
@@ -50,12 +51,20 @@ size() ->
         Pool -> py_nif:subinterp_pool_size(Pool)
     end.
 
+%% The configured size; a bad value counts as the default here (the start refuses it).
 -spec configured_size() -> pos_integer().
 configured_size() ->
+    case checked_size() of
+        {ok, N} -> N;
+        {error, _} -> erlang:system_info(schedulers_online)
+    end.
+
+-spec checked_size() -> {ok, pos_integer()} | {error, {bad_config, term()}}.
+checked_size() ->
     case py_config:find(num_subinterp_workers) of
-        {ok, N} when is_integer(N), N > 0, N =< 1024 -> N;
-        {ok, Bad} -> error({bad_config, {num_subinterp_workers, Bad}});
-        undefined -> erlang:system_info(schedulers_online)
+        {ok, N} when is_integer(N), N > 0, N =< 1024 -> {ok, N};
+        {ok, Bad} -> {error, {bad_config, {num_subinterp_workers, Bad}}};
+        undefined -> {ok, erlang:system_info(schedulers_online)}
     end.
 
 %% @private
@@ -100,15 +109,18 @@ terminate(_Reason, #state{pool = Pool}) ->
 
 -spec start_pool() ->
     {ok, py_nif:subinterp_pool()}
-    | {error, subinterpreters_not_supported | not_started | {subinterp_start_failed, binary()}}.
+    | {error, subinterpreters_not_supported | not_started | not_initialized
+              | {subinterp_start_failed, binary()} | {bad_config, term()}}.
 start_pool() ->
-    case py:subinterp_supported() of
-        false ->
+    case {py:subinterp_supported(), checked_size()} of
+        {false, _} ->
             {error, subinterpreters_not_supported};
-        true ->
+        {true, {error, _} = Error} ->
+            Error;
+        {true, {ok, Size}} ->
             case py:eval(<<"[p for p in __import__('sys').path if isinstance(p, str)]">>) of
                 {ok, Path} when is_list(Path) ->
-                    py_nif:subinterp_pool_start(configured_size(), Path);
+                    py_nif:subinterp_pool_start(Size, Path);
                 {error, not_started} ->
                     {error, not_started};
                 {error, Reason} ->

@@ -25,6 +25,7 @@
     exec_defines_in_every_subinterpreter/1,
     eval_locals_and_kwargs/1,
     subinterp_option_tells_the_truth/1,
+    bad_pool_size_is_an_error/1,
     stop_answers_running_and_queued/1
 ]).
 
@@ -422,6 +423,34 @@ subinterp_option_tells_the_truth(_Config) ->
         false ->
             {error, subinterpreters_not_supported} = py:call(math, sqrt, [4], #{}, ?SUB),
             {ok, [{ok, 2.0}]} = py:parallel([{math, sqrt, [4]}])
+    end.
+
+%% @doc A bad `num_subinterp_workers' makes requests to the pool return an error naming it
+%% (the application and the main pool keep running); a good one is honoured.
+-spec bad_pool_size_is_an_error(ct_suite:ct_config()) -> term().
+bad_pool_size_is_an_error(_Config) ->
+    ok = py_test_util:stop(),
+    try
+        ok = application:set_env(erlang_python, num_subinterp_workers, 0),
+        ok = py_test_util:start(),
+        case supported() of
+            true ->
+                {error, {bad_config, {num_subinterp_workers, 0}}} =
+                    py:eval(<<"1">>, #{}, ?SUB),
+                {error, {bad_config, _}} = py:parallel([{math, sqrt, [4]}]);
+            false ->
+                {error, subinterpreters_not_supported} = py:eval(<<"1">>, #{}, ?SUB)
+        end,
+        {ok, 2.0} = py:call(math, sqrt, [4]),
+        ok = py_test_util:stop(),
+        ok = application:set_env(erlang_python, num_subinterp_workers, 3),
+        ok = py_test_util:start(),
+        {ok, [{ok, 1.0}]} = py:parallel([{math, sqrt, [1]}]),
+        3 = py_subinterp:size()
+    after
+        ok = py_test_util:stop(),
+        application:unset_env(erlang_python, num_subinterp_workers),
+        ok = py_test_util:start()
     end.
 
 %%% ---------------------------------------------------------------- stop
