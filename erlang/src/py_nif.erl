@@ -23,7 +23,9 @@
     subinterp_pool_stop/1,
     subinterp_pool_size/1,
     subinterp_call/6,
+    subinterp_call_dirty/6,
     subinterp_eval/4,
+    subinterp_eval_dirty/4,
     subinterp_exec/4,
     job_cancel/1,
     job_route_callbacks/2,
@@ -107,7 +109,9 @@
     subinterp_pool_stop/1,
     subinterp_pool_size/1,
     subinterp_call/6,
+    subinterp_call_dirty/6,
     subinterp_eval/4,
+    subinterp_eval_dirty/4,
     subinterp_exec/4,
     job_cancel/1,
     job_route_callbacks/2,
@@ -345,18 +349,32 @@ subinterp_pool_stop(_Pool) ->
 subinterp_pool_size(_Pool) ->
     erlang:nif_error(nif_not_loaded).
 
-%% `Module.Func(*Args, **Kwargs)' in any sub-interpreter; `Args' and `Kwargs' are
-%% `term_to_binary/1' of the list and of the map or keyword list.
--spec subinterp_call(subinterp_pool(), reference(), binary(), binary(), binary(), binary()) ->
-    job() | {error, stopped | subinterpreters_not_supported}.
+%% `Module.Func(*Args, **Kwargs)' in any sub-interpreter. `dirty' when the arguments are too
+%% big to encode on a normal scheduler (call subinterp_call_dirty/6), `{error, handle}' when
+%% they hold a handle (an object of the main interpreter).
+-spec subinterp_call(subinterp_pool(), reference(), binary(), binary(), list(), kwargs()) ->
+    job() | dirty | {error, stopped | handle | subinterpreters_not_supported}.
 subinterp_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
 
-%% `eval(Code)' in any sub-interpreter, `Locals' (`term_to_binary/1' of a map) merged into
-%% its `__main__' first.
--spec subinterp_eval(subinterp_pool(), reference(), binary(), binary()) ->
-    job() | {error, stopped | subinterpreters_not_supported}.
+%% subinterp_call/6 on a dirty CPU scheduler.
+-spec subinterp_call_dirty(subinterp_pool(), reference(), binary(), binary(), list(),
+                           kwargs()) ->
+    job() | {error, stopped | handle | subinterpreters_not_supported}.
+subinterp_call_dirty(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% `eval(Code)' in any sub-interpreter, `Locals' merged into its `__main__' first; `dirty' and
+%% `{error, handle}' as for subinterp_call/6.
+-spec subinterp_eval(subinterp_pool(), reference(), binary(), map()) ->
+    job() | dirty | {error, stopped | handle | subinterpreters_not_supported}.
 subinterp_eval(_Pool, _Ref, _Code, _Locals) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% subinterp_eval/4 on a dirty CPU scheduler.
+-spec subinterp_eval_dirty(subinterp_pool(), reference(), binary(), map()) ->
+    job() | {error, stopped | handle | subinterpreters_not_supported}.
+subinterp_eval_dirty(_Pool, _Ref, _Code, _Locals) ->
     erlang:nif_error(nif_not_loaded).
 
 %% `exec(Code)' in sub-interpreter `Index' (0-based).

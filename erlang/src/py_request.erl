@@ -193,7 +193,9 @@ send(Target, Request, Timeout) ->
 
 %% Queues `Request' on `Target'. The reply will come as `{Ref, Reply}'.
 -spec submit(target(), reference(), request()) ->
-    py_nif:job() | {error, not_started | no_workers_available | subinterpreters_not_supported}.
+    py_nif:job()
+    | {error, not_started | no_workers_available | subinterpreters_not_supported
+              | {'TypeError', binary()}}.
 submit(Target, Ref, Request) ->
     case submit_nif(Target, Ref, Request) of
         {error, Reason} -> submit_failed(Reason);
@@ -201,11 +203,17 @@ submit(Target, Ref, Request) ->
     end.
 
 -spec submit_nif(target(), reference(), request()) ->
-    py_nif:job() | {error, py_nif:submit_error() | subinterpreters_not_supported}.
+    py_nif:job() | {error, py_nif:submit_error() | subinterpreters_not_supported | handle}.
 submit_nif({subinterp, Pool}, Ref, {call, Module, Func, Args, Kwargs}) ->
-    py_nif:subinterp_call(Pool, Ref, Module, Func, term_to_binary(Args), term_to_binary(Kwargs));
+    case py_nif:subinterp_call(Pool, Ref, Module, Func, Args, Kwargs) of
+        dirty -> py_nif:subinterp_call_dirty(Pool, Ref, Module, Func, Args, Kwargs);
+        Submitted -> Submitted
+    end;
 submit_nif({subinterp, Pool}, Ref, {eval, Code, Locals}) ->
-    py_nif:subinterp_eval(Pool, Ref, Code, term_to_binary(Locals));
+    case py_nif:subinterp_eval(Pool, Ref, Code, Locals) of
+        dirty -> py_nif:subinterp_eval_dirty(Pool, Ref, Code, Locals);
+        Submitted -> Submitted
+    end;
 submit_nif({subinterp, Pool}, Ref, {exec_on, Index, Code}) ->
     py_nif:subinterp_exec(Pool, Ref, Code, Index);
 submit_nif(Target, Ref, {call, Module, Func, Args, Kwargs}) ->
@@ -231,12 +239,17 @@ submit_nif(Target, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
 %% What the caller gets when a request (or a context) could not be had: the pool stopped (the
 %% application is stopping), every executor is bound, or the context was released
 %% (`context_not_bound', raised as erlang_python 1.6 does).
--spec submit_failed(py_nif:submit_error() | subinterpreters_not_supported) ->
-    {error, not_started | no_workers_available | subinterpreters_not_supported}.
+-spec submit_failed(py_nif:submit_error() | subinterpreters_not_supported | handle) ->
+    {error, not_started | no_workers_available | subinterpreters_not_supported
+            | {'TypeError', binary()}}.
 submit_failed(stopped) -> {error, not_started};
 submit_failed(no_workers_available) -> {error, no_workers_available};
 submit_failed(not_bound) -> error(context_not_bound);
-submit_failed(subinterpreters_not_supported) -> {error, subinterpreters_not_supported}.
+submit_failed(subinterpreters_not_supported) -> {error, subinterpreters_not_supported};
+submit_failed(handle) ->
+    %% docs/parallelism.md: a handle stands for an object of the main interpreter.
+    {error, {'TypeError', <<"an opaque handle (a Python object of the main interpreter) cannot "
+                            "be passed to a sub-interpreter; use the main pool">>}}.
 
 %%% Asynchronous requests
 

@@ -320,7 +320,24 @@ values_that_cannot_leave(_Config) ->
             {error, {'TypeError', Msg3}} =
                 py:call('__main__', ep_ident, [{py_array, float64, [1], <<0:64>>}], #{}, ?SUB),
             {match, _} = re:run(Msg3, "numpy"),
-            {match, _} = re:run(Msg3, "main pool");
+            {match, _} = re:run(Msg3, "main pool"),
+            %% A handle stands for an object of the main interpreter: it cannot go in, as an
+            %% argument, a keyword value, an eval local, or deep inside big ones (checked on a
+            %% dirty scheduler).
+            {ok, Handle} = py:eval(<<"object()">>),
+            Big = lists:seq(1, 100000),
+            [begin
+                 {error, {'TypeError', Msg4}} = Request(),
+                 {match, _} = re:run(Msg4, "handle")
+             end || Request <- [fun() -> py:call(builtins, id, [Handle], #{}, ?SUB) end,
+                                fun() -> py:call(builtins, id, [], #{x => Handle}, ?SUB) end,
+                                fun() -> py:eval(<<"x">>, #{x => {Handle}}, ?SUB) end,
+                                fun() -> py:call(builtins, id, [[Big, Handle]], #{}, ?SUB) end,
+                                fun() -> py:eval(<<"x">>, #{x => [Big, #{k => Handle}]}, ?SUB)
+                                end]],
+            %% Big arguments without handles go through.
+            {ok, 100000} = py:call(builtins, len, [Big], #{}, ?SUB),
+            {ok, 100000} = py:eval(<<"len(x)">>, #{x => Big}, ?SUB);
         false ->
             {error, subinterpreters_not_supported} = py:eval(<<"object()">>, #{}, ?SUB)
     end.

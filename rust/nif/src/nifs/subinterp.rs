@@ -5,9 +5,11 @@
 //! invariant 1). On builds without own-GIL sub-interpreters every function answers
 //! `{error, subinterpreters_not_supported}`.
 
-use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term};
+use rustler::types::tuple::get_tuple;
+use rustler::{Binary, Encoder, Env, NifResult, ResourceArc, Term, TermType};
 
 use crate::atoms;
+use crate::bridge::PyObjectResource;
 use crate::interp;
 use crate::subinterp::{self, SubPool};
 
@@ -91,8 +93,72 @@ fn size(_pool: &SubPool) -> usize {
     0
 }
 
-/// `Module.Function(*Args, **Kwargs)`, `Args` and `Kwargs` given as `term_to_binary/1` of a
-/// list and of a map or keyword list.
+/// What [`scan`] found in the arguments of a request.
+#[cfg_attr(not(all(Py_3_12, not(Py_GIL_DISABLED))), allow(dead_code))]
+enum Scan {
+    /// No handle, and small enough to encode here.
+    Clean,
+    /// Too big to walk and encode on a normal scheduler: the `_dirty` twin does it.
+    TooBig,
+    /// An opaque handle: an object of the main interpreter, which cannot cross.
+    Handle,
+}
+
+/// Walks `terms` looking for handles (`PyObjectResource`s), within the copy budget of
+/// `nifs::small_enough` when `bounded` (binaries count with all their bytes: encoding copies
+/// them). Keeps its own stack.
+#[cfg_attr(not(all(Py_3_12, not(Py_GIL_DISABLED))), allow(dead_code))]
+fn scan(terms: &[Term<'_>], bounded: bool) -> Scan {
+    let mut budget = super::COPY_BUDGET;
+    let mut pending: Vec<Term<'_>> = terms.to_vec();
+    while let Some(term) = pending.pop() {
+        budget -= 1;
+        match term.get_type() {
+            TermType::List => {
+                let mut rest = term;
+                while let Ok((head, tail)) = rest.list_get_cell() {
+                    budget -= 1;
+                    pending.push(head);
+                    rest = tail;
+                }
+                if !rest.is_empty_list() {
+                    pending.push(rest);
+                }
+            }
+            TermType::Tuple => {
+                if let Ok(items) = get_tuple(term) {
+                    budget -= items.len() as isize;
+                    pending.extend(items);
+                }
+            }
+            TermType::Map => {
+                if let Some(entries) = rustler::types::map::MapIterator::new(term) {
+                    for (key, value) in entries {
+                        budget -= 2;
+                        pending.push(key);
+                        pending.push(value);
+                    }
+                }
+            }
+            TermType::Binary => {
+                let size = term.decode::<Binary>().map(|b| b.len()).unwrap_or(0);
+                budget -= (size / 8) as isize;
+            }
+            TermType::Ref if term.decode::<ResourceArc<PyObjectResource>>().is_ok() => {
+                return Scan::Handle;
+            }
+            _ => {}
+        }
+        if bounded && budget < 0 {
+            return Scan::TooBig;
+        }
+    }
+    Scan::Clean
+}
+
+/// `Module.Function(*Args, **Kwargs)` in any sub-interpreter. `dirty` when the arguments are
+/// too big for a normal scheduler (`subinterp_call_dirty/6` then), `{error, handle}` when they
+/// hold a handle.
 #[rustler::nif]
 fn subinterp_call<'a>(
     env: Env<'a>,
@@ -100,47 +166,117 @@ fn subinterp_call<'a>(
     reference: Term<'a>,
     module: Binary<'a>,
     function: Binary<'a>,
-    positional: Binary<'a>,
-    keywords: Binary<'a>,
+    positional: Term<'a>,
+    keywords: Term<'a>,
 ) -> Term<'a> {
-    let _ = (&pool, reference, module, function, positional, keywords);
+    call(env, &pool, reference, module, function, positional, keywords, true)
+}
+
+/// [`subinterp_call`] on a dirty CPU scheduler, for big arguments.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn subinterp_call_dirty<'a>(
+    env: Env<'a>,
+    pool: ResourceArc<SubPool>,
+    reference: Term<'a>,
+    module: Binary<'a>,
+    function: Binary<'a>,
+    positional: Term<'a>,
+    keywords: Term<'a>,
+) -> Term<'a> {
+    call(env, &pool, reference, module, function, positional, keywords, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn call<'a>(
+    env: Env<'a>,
+    pool: &SubPool,
+    reference: Term<'a>,
+    module: Binary<'a>,
+    function: Binary<'a>,
+    positional: Term<'a>,
+    keywords: Term<'a>,
+    bounded: bool,
+) -> Term<'a> {
+    let _ = (pool, reference, module, function, positional, keywords, bounded);
     #[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
     {
-        let owned = OwnedEnv::new();
-        let work = TaskWork::Call {
-            module: owned.save(module.to_term(env)),
-            function: owned.save(function.to_term(env)),
-            args: owned.save(positional.to_term(env)),
-            kwargs: owned.save(keywords.to_term(env)),
-        };
-        let saved = owned.save(reference);
-        let task = Task::new(env, owned, saved, work);
-        queue(env, pool.submit(task))
+        match scan(&[positional, keywords], bounded) {
+            Scan::TooBig => atoms::dirty().encode(env),
+            Scan::Handle => (atoms::error(), atoms::handle()).encode(env),
+            Scan::Clean => {
+                let owned = OwnedEnv::new();
+                let work = TaskWork::Call {
+                    module: owned.save(module.to_term(env)),
+                    function: owned.save(function.to_term(env)),
+                    args: owned.save(etf(env, positional)),
+                    kwargs: owned.save(etf(env, keywords)),
+                };
+                let saved = owned.save(reference);
+                let task = Task::new(env, owned, saved, work);
+                queue(env, pool.submit(task))
+            }
+        }
     }
     #[cfg(not(all(Py_3_12, not(Py_GIL_DISABLED))))]
     not_supported(env)
 }
 
-/// `eval(Code)` after merging `Locals` (`term_to_binary/1` of a map) into `__main__`.
+/// `term_to_binary(Term)`, as a binary term of `env`.
+#[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
+fn etf<'a>(env: Env<'a>, term: Term<'a>) -> Term<'a> {
+    term.to_binary().release(env).to_term(env)
+}
+
+/// `eval(Code)` after merging `Locals` (a map) into `__main__`; `dirty` and `{error, handle}`
+/// as for [`subinterp_call`].
 #[rustler::nif]
 fn subinterp_eval<'a>(
     env: Env<'a>,
     pool: ResourceArc<SubPool>,
     reference: Term<'a>,
     code: Binary<'a>,
-    locals: Binary<'a>,
+    locals: Term<'a>,
 ) -> Term<'a> {
-    let _ = (&pool, reference, code, locals);
+    eval(env, &pool, reference, code, locals, true)
+}
+
+/// [`subinterp_eval`] on a dirty CPU scheduler, for big locals.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn subinterp_eval_dirty<'a>(
+    env: Env<'a>,
+    pool: ResourceArc<SubPool>,
+    reference: Term<'a>,
+    code: Binary<'a>,
+    locals: Term<'a>,
+) -> Term<'a> {
+    eval(env, &pool, reference, code, locals, false)
+}
+
+fn eval<'a>(
+    env: Env<'a>,
+    pool: &SubPool,
+    reference: Term<'a>,
+    code: Binary<'a>,
+    locals: Term<'a>,
+    bounded: bool,
+) -> Term<'a> {
+    let _ = (pool, reference, code, locals, bounded);
     #[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
     {
-        let owned = OwnedEnv::new();
-        let work = TaskWork::Eval {
-            code: owned.save(code.to_term(env)),
-            locals: owned.save(locals.to_term(env)),
-        };
-        let saved = owned.save(reference);
-        let task = Task::new(env, owned, saved, work);
-        queue(env, pool.submit(task))
+        match scan(&[locals], bounded) {
+            Scan::TooBig => atoms::dirty().encode(env),
+            Scan::Handle => (atoms::error(), atoms::handle()).encode(env),
+            Scan::Clean => {
+                let owned = OwnedEnv::new();
+                let work = TaskWork::Eval {
+                    code: owned.save(code.to_term(env)),
+                    locals: owned.save(etf(env, locals)),
+                };
+                let saved = owned.save(reference);
+                let task = Task::new(env, owned, saved, work);
+                queue(env, pool.submit(task))
+            }
+        }
     }
     #[cfg(not(all(Py_3_12, not(Py_GIL_DISABLED))))]
     not_supported(env)
