@@ -255,6 +255,11 @@ impl SubPool {
     /// (and answered `{error, stopped}`), each worker ends its interpreter on its own thread.
     /// Waits up to [`STOP_WAIT`] per worker. Idempotent. Call on a dirty scheduler.
     pub fn stop(&self) {
+        self.shut_down(true);
+    }
+
+    /// [`Self::stop`], waiting for the workers only when `wait`.
+    fn shut_down(&self, wait: bool) {
         drop(
             self.shared
                 .lock()
@@ -275,6 +280,10 @@ impl SubPool {
                 handle.worker.request_interrupt(job);
             }
         }
+        if !wait {
+            // The workers end on their own once their queues are closed (dropped below).
+            return;
+        }
         let deadline = Instant::now() + STOP_WAIT;
         for handle in handles {
             let Handle {
@@ -294,7 +303,9 @@ impl SubPool {
 
 impl Drop for SubPool {
     fn drop(&mut self) {
-        self.stop();
+        // The last reference went away without a stop (its owner died): this may run on a
+        // scheduler, which must not wait for Python (docs/architecture.md, invariant 1).
+        self.shut_down(false);
     }
 }
 
