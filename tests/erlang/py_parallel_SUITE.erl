@@ -210,8 +210,9 @@ interrupt_waits_for_safe_point(_Config) ->
 %%% ---------------------------------------------------------------- conversions
 
 %% @doc Any term sent to an identity function comes back the same from a sub-interpreter as
-%% from the main interpreter, or fails there with the same error (PropEr, the generator of
-%% py_prop_SUITE).
+%% from the main interpreter, or fails there with the same exception class (PropEr, the
+%% generator of py_prop_SUITE plus bitstrings); fixed cases with one unconvertible part give
+%% the same message too.
 -spec conversion_equals_main_for_terms(ct_suite:ct_config()) -> term().
 conversion_equals_main_for_terms(_Config) ->
     define_ident(),
@@ -220,8 +221,9 @@ conversion_equals_main_for_terms(_Config) ->
                  fun(Term) ->
                          Main = py:call('__main__', ep_ident, [Term]),
                          Sub = py:call('__main__', ep_ident, [Term], #{}, opts()),
-                         Main =:= Sub orelse ct:pal("~p~nmain ~p~nsub  ~p", [Term, Main, Sub]),
-                         Main =:= Sub
+                         Same = same_outcome(Main, Sub),
+                         Same orelse ct:pal("~p~nmain ~p~nsub  ~p", [Term, Main, Sub]),
+                         Same
                  end),
     true = proper:quickcheck(Property, [{numtests, numtests()}, {to_file, user}]),
     %% Fixed cases the generator may miss.
@@ -235,6 +237,13 @@ conversion_equals_main_for_terms(_Config) ->
          {T, Main} = {T, py:call('__main__', ep_ident, [T], #{}, opts())}
      end || T <- Fixed, not is_array(T)],
     ok.
+
+%% A value converts to the same term; a term that does not convert gives the same exception
+%% class. (A term with several parts that do not convert, a fun and a bitstring, may have
+%% either named: the two paths may walk a big map in different orders.)
+-spec same_outcome(term(), term()) -> boolean().
+same_outcome({error, {Type, _}}, {error, {Type, _}}) -> true;
+same_outcome(Main, Sub) -> Main =:= Sub.
 
 %% Terms of every kind the conversion table knows, nested (as py_prop_SUITE generates them).
 -spec term(non_neg_integer()) -> proper_types:type().
