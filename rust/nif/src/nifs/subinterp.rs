@@ -169,7 +169,9 @@ fn subinterp_call<'a>(
     positional: Term<'a>,
     keywords: Term<'a>,
 ) -> Term<'a> {
-    call(env, &pool, reference, module, function, positional, keywords, true)
+    call(
+        env, &pool, reference, module, function, positional, keywords, true,
+    )
 }
 
 /// [`subinterp_call`] on a dirty CPU scheduler, for big arguments.
@@ -183,7 +185,9 @@ fn subinterp_call_dirty<'a>(
     positional: Term<'a>,
     keywords: Term<'a>,
 ) -> Term<'a> {
-    call(env, &pool, reference, module, function, positional, keywords, false)
+    call(
+        env, &pool, reference, module, function, positional, keywords, false,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -197,7 +201,9 @@ fn call<'a>(
     keywords: Term<'a>,
     bounded: bool,
 ) -> Term<'a> {
-    let _ = (pool, reference, module, function, positional, keywords, bounded);
+    let _ = (
+        pool, reference, module, function, positional, keywords, bounded,
+    );
     #[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
     {
         match scan(&[positional, keywords], bounded) {
