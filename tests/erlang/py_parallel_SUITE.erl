@@ -313,6 +313,15 @@ conversion_equals_main_for_python_values(_Config) ->
          Main = py:eval(E),
          {E, Main} = {E, py:eval(E, #{}, opts())}
      end || E <- Exprs],
+    %% Nesting up to the bound, and past it (the same ValueError).
+    Deep = <<"def ep_deep(n):\n    v = []\n    for _ in range(n):\n        v = [v]\n    return v\n">>,
+    ok = py:exec(Deep),
+    ok = py:exec(Deep, opts()),
+    [begin
+         Main = py:call('__main__', ep_deep, [N]),
+         {N, Main} = {N, py:call('__main__', ep_deep, [N], #{}, opts())}
+     end || N <- [998, 999, 1000, 5000]],
+    {error, {'ValueError', _}} = py:call('__main__', ep_deep, [5000], #{}, opts()),
     ok.
 
 %% @doc What cannot leave a sub-interpreter gives a clear `TypeError' there (the main

@@ -543,8 +543,9 @@ pub struct Attached<'i> {
 }
 
 impl Attached<'_> {
-    /// Runs `work` and returns its result as ETF bytes. The code may be interrupted (an
-    /// `erlang.Interrupted` raised in it) until `done` is called by the caller.
+    /// Runs `work` and returns its result as ETF bytes. The interrupter may raise
+    /// `erlang.Interrupted` in the code meanwhile; the caller clears a late one
+    /// ([`Self::clear_interrupt`]).
     pub fn run(&self, work: &Work<'_>, max_depth: usize) -> Result<Vec<u8>, Failure> {
         let value = self.value(work, max_depth)?;
         match work {

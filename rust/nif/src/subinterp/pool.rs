@@ -24,6 +24,9 @@ use crate::executor::{JobInner, JobResource};
 /// `__exit__`) looks again.
 const UNSAFE_POLL: Duration = Duration::from_millis(5);
 
+/// The stack of a worker thread, as large as an executor's.
+const WORKER_STACK: usize = 64 << 20;
+
 /// How long stopping the pool waits for each worker to end its interpreter; a worker still
 /// stuck in a C call after that is left to finish on its own.
 const STOP_WAIT: Duration = Duration::from_secs(5);
@@ -178,6 +181,8 @@ impl SubPool {
             let state = worker.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("py-subinterp-{index}"))
+                // As the executors': deep Python recursion and conversions up to `max_depth`.
+                .stack_size(WORKER_STACK)
                 .spawn(move || {
                     serve(&state, &path, &shared, &private_rx, &ready_tx);
                     let _ = done_tx.send(());
