@@ -1,5 +1,6 @@
-//! Interpreter start-up and the raw C-API calls pyo3 does not wrap: the only module of the NIF
-//! with `unsafe` (docs/architecture.md, invariant 10).
+//! Interpreter start-up and the raw C-API calls pyo3 does not wrap: with `subinterp::ffi` (the
+//! own-GIL sub-interpreters), the only module of the NIF with `unsafe` (docs/architecture.md,
+//! invariant 10).
 //!
 //! The interpreter is initialised once per OS process on a dedicated thread, `python-main`,
 //! which becomes Python's main thread, then releases the GIL and runs the work other threads

@@ -2,8 +2,8 @@
 //! and the life of a call are in `docs/architecture.md`.
 //!
 //! Layers, each depending only on those above it:
-//! - leaves: [`atoms`], [`error`], [`interp`] (interpreter start-up and the raw C API: the only
-//!   `unsafe`), [`outbox`], [`diag`];
+//! - leaves: [`atoms`], [`error`], [`interp`] (interpreter start-up and the raw C API: with
+//!   `subinterp::ffi`, the only `unsafe`), [`outbox`], [`diag`];
 //! - [`bridge`]: the one module that converts between rustler terms and Python objects;
 //! - [`executor`]: jobs, executor threads, pools and contexts;
 //! - [`callback`], [`log`], [`trace`]: the BEAM backends of core's `erlang.call`, logging and
