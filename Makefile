@@ -120,7 +120,7 @@ APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer 
     erlang-proper
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-PY_LINT_PATHS = python $(wildcard tests/python) scripts examples/python
+PY_LINT_PATHS = python $(wildcard tests/python) tests/web scripts examples/python
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo examples shell \

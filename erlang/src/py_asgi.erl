@@ -1,0 +1,232 @@
+%% @doc Call ASGI 3.0 applications (FastAPI, Starlette, ...) from Erlang.
+%%
+%% {@link run/5} runs one HTTP request through the app and returns the whole response;
+%% {@link stream/6} hands the response to a function of yours chunk by chunk, with
+%% backpressure, and asks it for the request body chunk by chunk: it is what an HTTP server's
+%% handler calls (cowboy, Phoenix, ours). The runner ships in the `erlang' Python package
+%% (`erlang._asgi'); apps run as coroutines on erlang_python's asyncio loop, started by a
+%% request on an executor like any other call, so timeouts and the death of the caller stop
+%% them. The first request for an app runs its lifespan startup once; {@link shutdown/2} runs
+%% its shutdown. See docs/web-frameworks.md.
+-module(py_asgi).
+
+-export([run/4, run/5, build_scope/1, build_scope/2, stream/6, shutdown/2]).
+%% Called by the runner through erlang.async_call (registered as `_py_asgi_event').
+-export(['_event'/1]).
+
+-export_type([scope/0, scope_opts/0, opts/0, event/0, handler/1]).
+
+-type scope() :: #{atom() | binary() => term()}.
+%% The ASGI scope: `type', `method', `path', `raw_path', `query_string', `root_path',
+%% `headers' (`[{Name, Value}]' or `[[Name, Value]]' of binaries), `server' and `client'
+%% (`{Host, Port}'), `scheme', `http_version', `state', `extensions'; keys as atoms or binaries.
+-type scope_opts() :: #{state => map(), extensions => map()}.
+-type opts() :: #{
+    runner => binary(),
+    timeout => timeout(),
+    lifespan => boolean(),
+    body => binary(),
+    more_body => boolean()
+}.
+%% `timeout' (default 30000 ms): for {@link run/5} the whole request, for {@link stream/6} the
+%% wait for each next event. `lifespan' (default `true'): run the app's lifespan startup on its
+%% first request. `body' and `more_body': the first request body chunk for {@link stream/6}
+%% and whether more follow (asked for with `request_body' events).
+-type event() ::
+    {response_start, Status :: 100..599, Headers :: [{binary(), binary()}]}
+    | {response_body, Chunk :: binary(), MoreBody :: boolean()}
+    | request_body.
+%% What {@link stream/6} hands to the handler. A `response_*' event is answered with `ok', or
+%% `disconnect' when the client is gone (the app's `send' then raises an `OSError'); a
+%% `request_body' event with `{body, Chunk, MoreBody}' or `disconnect'.
+-type handler(Acc) :: fun((event(), Acc) -> {ok | disconnect | {body, binary(), boolean()}, Acc}).
+
+-define(DEFAULT_TIMEOUT, 30000).
+-define(RUNNER, <<"erlang._asgi">>).
+-define(EVENT_FUNCTION, <<"_py_asgi_event">>).
+
+%% @doc `run(Module, Callable, Scope, Body, #{})'.
+-spec run(binary() | atom(), binary() | atom(), scope(), iodata()) ->
+    {ok, {100..599, [{binary(), binary()}], binary()}} | {error, term()}.
+run(Module, Callable, Scope, Body) ->
+    run(Module, Callable, Scope, Body, #{}).
+
+%% @doc Run one HTTP request through the ASGI app `Module:Callable' with the whole request
+%% `Body', and return its response: `{ok, {Status, Headers, Body}}', headers as
+%% `[{Name, Value}]' binaries. Missing scope keys get the defaults of erlang_python 1.6. An app
+%% that raises, or returns before its response is complete, gives `{error, {Type, Message}}';
+%% `{error, timeout}' after `timeout' ms (the app is cancelled). A scope from
+%% {@link build_scope/2} is accepted too. The `runner' option of erlang_python 1.6 still works:
+%% a Python module of yours whose `_run_asgi_sync(Module, Callable, Scope, Body)' returns
+%% `(status, headers, body)' (`{error, runner_module_required}' if it cannot be imported);
+%% without it, or with 1.6's default `<<"hornbeam_asgi_runner">>', the shipped runner runs.
+-spec run(binary() | atom(), binary() | atom(), scope() | reference(), iodata(), opts()) ->
+    {ok, {100..599, [{binary(), binary()}], binary()}} | {error, term()}.
+run(Module, Callable, Scope, Body, Opts) when is_map(Opts) ->
+    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+    case check(Module, Callable, Opts) of
+        {ok, M, C} ->
+            Args = [M, C, Scope, iolist_to_binary(Body), run_opts(Opts)],
+            py:call(?RUNNER, run, Args, #{}, Timeout);
+        {runner, Runner, M, C} ->
+            Args = [Runner, M, C, Scope, iolist_to_binary(Body)],
+            Missing = <<"No module named '", Runner/binary, "'">>,
+            case py:call(?RUNNER, run_with_runner, Args, #{}, Timeout) of
+                {error, {'ModuleNotFoundError', Missing}} -> {error, runner_module_required};
+                Result -> Result
+            end
+    end.
+
+%% @doc `build_scope(Scope, #{})'.
+-spec build_scope(scope()) -> {ok, reference()} | {error, term()}.
+build_scope(Scope) ->
+    build_scope(Scope, #{}).
+
+%% @doc Build the Python scope dict for `Scope' (defaults filled in, `Opts'' `state' and
+%% `extensions' merged in) and return an opaque handle to it, which {@link run/5} and
+%% {@link stream/6} accept as a scope; passed to `py:call' it reaches Python as a mapping
+%% (`erlang._asgi.ScopeHandle', the dict in `.data'). A scope that is not a map gives
+%% `{error, {'TypeError', <<"expected map for ASGI scope">>}}'.
+-spec build_scope(scope(), scope_opts()) -> {ok, reference()} | {error, term()}.
+build_scope(Scope, Opts) when is_map(Opts) ->
+    py:call(?RUNNER, scope_handle, [Scope, Opts]).
+
+%% @doc Run one HTTP request through the ASGI app, handing each event to
+%% `Handler(Event, Acc)' in the calling process: the response start, then each body chunk as
+%% the app sends it (the app's `send' waits for the handler's answer, so a slow client slows
+%% the app instead of filling memory), and, while `more_body' is true, `request_body' when
+%% the app wants the next request body chunk. Returns `{ok, Acc}' when the app finished (also
+%% after the handler answered `disconnect'), `{error, Reason, Acc}' when it failed or sent
+%% nothing for `timeout' ms (it is then cancelled). The `runner' option is refused
+%% (`{error, {unsupported, runner}, Acc}'). If the handler raises, the app is
+%% cancelled and the exception goes on.
+-spec stream(binary() | atom(), binary() | atom(), scope() | reference(), handler(Acc), Acc,
+             opts()) -> {ok, Acc} | {error, term(), Acc}.
+stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2), is_map(Opts) ->
+    case check(Module, Callable, Opts) of
+        {runner, _, _, _} ->
+            {error, {unsupported, runner}, Acc0};
+        {ok, M, C} ->
+            case py_callback:register(?EVENT_FUNCTION, {?MODULE, '_event'}) of
+                ok ->
+                    Tag = make_ref(),
+                    Body = iolist_to_binary(maps:get(body, Opts, <<>>)),
+                    More = maps:get(more_body, Opts, false) =:= true,
+                    Ref = py:async_call(?RUNNER, serve,
+                                        [M, C, Scope, Body, More, self(), Tag, run_opts(Opts)]),
+                    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+                    loop(Ref, Tag, Handler, Acc0, Timeout);
+                {error, Reason} ->
+                    {error, Reason, Acc0}
+            end
+    end.
+
+%% @doc Run the lifespan shutdown of `Module:Callable' (started by its first request):
+%% `ok', `{error, not_started}' when it has no running lifespan, or the app's error.
+-spec shutdown(binary() | atom(), binary() | atom()) -> ok | {error, term()}.
+shutdown(Module, Callable) ->
+    case check(Module, Callable, #{}) of
+        {ok, M, C} ->
+            case py:call(?RUNNER, shutdown, [M, C]) of
+                {ok, true} -> ok;
+                {ok, false} -> {error, not_started};
+                {error, _} = Error -> Error
+            end
+    end.
+
+%% @private The function the runner calls for each event (`erlang.async_call' runs it in a
+%% process of its own): hands it to the process running stream/6 and waits for the answer;
+%% `disconnect' if that process is gone.
+-spec '_event'([term()]) -> term().
+'_event'([Peer, Tag, Event]) when is_pid(Peer) ->
+    MRef = monitor(process, Peer),
+    Peer ! {'$py_asgi', Tag, self(), MRef, Event},
+    receive
+        {MRef, Answer} ->
+            demonitor(MRef, [flush]),
+            Answer;
+        {'DOWN', MRef, process, _, _} ->
+            disconnect
+    end.
+
+%%% Internal
+
+-spec loop(reference(), reference(), handler(Acc), Acc, timeout()) ->
+    {ok, Acc} | {error, term(), Acc}.
+loop(Ref, Tag, Handler, Acc, Timeout) ->
+    receive
+        {'$py_asgi', Tag, From, MRef, Event} ->
+            {Answer, Acc1} =
+                try Handler(event(Event), Acc) of
+                    {A, _} = Result when A =:= ok; A =:= disconnect -> Result;
+                    {{body, Chunk, More}, NewAcc} when is_binary(Chunk), is_boolean(More) ->
+                        {{body, Chunk, More}, NewAcc};
+                    Other -> error({bad_handler_result, Other})
+                catch
+                    Class:Reason:Stack ->
+                        From ! {MRef, disconnect},
+                        _ = py:async_await(Ref, 0),
+                        flush(Tag),
+                        erlang:raise(Class, Reason, Stack)
+                end,
+            From ! {MRef, Answer},
+            loop(Ref, Tag, Handler, Acc1, Timeout);
+        {Ref, _} = Reply ->
+            %% The outcome: py:async_await/2 takes it from the mailbox (and keeps its
+            %% traceback for py:last_traceback/0).
+            self() ! Reply,
+            finish(py:async_await(Ref, infinity), Tag, Acc)
+    after Timeout ->
+        finish(py:async_await(Ref, 0), Tag, Acc)
+    end.
+
+-spec finish(term(), reference(), Acc) -> {ok, Acc} | {error, term(), Acc}.
+finish(Outcome, Tag, Acc) ->
+    flush(Tag),
+    case Outcome of
+        {ok, _} -> {ok, Acc};
+        {error, Reason} -> {error, Reason, Acc}
+    end.
+
+%% Answers the events of a request nobody serves any more.
+-spec flush(reference()) -> ok.
+flush(Tag) ->
+    receive
+        {'$py_asgi', Tag, From, MRef, _} ->
+            From ! {MRef, disconnect},
+            flush(Tag)
+    after 0 ->
+        ok
+    end.
+
+-spec event(term()) -> event().
+event({<<"response_start">>, Status, Headers}) -> {response_start, Status, Headers};
+event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More};
+event(<<"request_body">>) -> request_body.
+
+%% Names to binaries (`badarg' otherwise, as for py:call/3); which runner runs.
+-spec check(term(), term(), map()) -> {ok, binary(), binary()} | {runner, binary(), binary(), binary()}.
+check(Module, Callable, Opts) ->
+    case {name(Module), name(Callable), name(maps:get(runner, Opts, ?RUNNER))} of
+        {M, C, Runner} when is_binary(M), is_binary(C),
+                            (Runner =:= ?RUNNER orelse Runner =:= <<"hornbeam_asgi_runner">>) ->
+            {ok, M, C};
+        {M, C, Runner} when is_binary(M), is_binary(C), is_binary(Runner) ->
+            {runner, Runner, M, C};
+        _ ->
+            error(badarg)
+    end.
+
+-spec run_opts(map()) -> map().
+run_opts(Opts) ->
+    #{lifespan => maps:get(lifespan, Opts, true) =/= false}.
+
+-spec name(term()) -> binary() | error.
+name(Name) when is_binary(Name) -> Name;
+name(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
+name(Name) when is_list(Name) ->
+    case unicode:characters_to_binary(Name) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> error
+    end;
+name(_) -> error.
