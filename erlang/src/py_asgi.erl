@@ -109,13 +109,25 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
         {ok, M, C} ->
             case py_callback:register(?EVENT_FUNCTION, {?MODULE, '_event'}) of
                 ok ->
-                    Tag = make_ref(),
                     Body = iolist_to_binary(maps:get(body, Opts, <<>>)),
                     More = maps:get(more_body, Opts, false) =:= true,
-                    Ref = py:async_call(?RUNNER, serve,
-                                        [M, C, Scope, Body, More, self(), Tag, run_opts(Opts)]),
                     Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
-                    loop(Ref, Tag, Handler, Acc0, Timeout);
+                    %% Events come to an alias, so that none reaches this process once the
+                    %% request is over (unalias/1 drops them); the gate, linked to this process,
+                    %% lives as long as the request: the processes waiting for an answer watch
+                    %% it, so none outlives the request.
+                    Alias = alias(),
+                    Gate = spawn_link(fun gate/0),
+                    Ref = py:async_call(?RUNNER, serve,
+                                        [M, C, Scope, Body, More, Alias, Gate, run_opts(Opts)]),
+                    try
+                        loop(Ref, Alias, Handler, Acc0, Timeout)
+                    after
+                        unalias(Alias),
+                        unlink(Gate),
+                        exit(Gate, kill),
+                        flush(Alias)
+                    end;
                 {error, Reason} ->
                     {error, Reason, Acc0}
             end
@@ -135,12 +147,12 @@ shutdown(Module, Callable) ->
     end.
 
 %% @private The function the runner calls for each event (`erlang.async_call' runs it in a
-%% process of its own): hands it to the process running stream/6 and waits for the answer;
-%% `disconnect' if that process is gone.
+%% process of its own): hands it to the process running stream/6 (through its alias) and waits
+%% for the answer; `disconnect' once the request is over (its gate is gone).
 -spec '_event'([term()]) -> term().
-'_event'([Peer, Tag, Event]) when is_pid(Peer) ->
-    MRef = monitor(process, Peer),
-    Peer ! {'$py_asgi', Tag, self(), MRef, Event},
+'_event'([Alias, Gate, Event]) when is_reference(Alias), is_pid(Gate) ->
+    MRef = monitor(process, Gate),
+    Alias ! {'$py_asgi', Alias, self(), MRef, Event},
     receive
         {MRef, Answer} ->
             demonitor(MRef, [flush]),
@@ -148,6 +160,10 @@ shutdown(Module, Callable) ->
         {'DOWN', MRef, process, _, _} ->
             disconnect
     end.
+
+-spec gate() -> no_return().
+gate() ->
+    receive after infinity -> ok end.
 
 %%% Internal
 
@@ -166,7 +182,6 @@ loop(Ref, Tag, Handler, Acc, Timeout) ->
                     Class:Reason:Stack ->
                         From ! {MRef, disconnect},
                         _ = py:async_await(Ref, 0),
-                        flush(Tag),
                         erlang:raise(Class, Reason, Stack)
                 end,
             From ! {MRef, Answer},
@@ -175,14 +190,13 @@ loop(Ref, Tag, Handler, Acc, Timeout) ->
             %% The outcome: py:async_await/2 takes it from the mailbox (and keeps its
             %% traceback for py:last_traceback/0).
             self() ! Reply,
-            finish(py:async_await(Ref, infinity), Tag, Acc)
+            finish(py:async_await(Ref, infinity), Acc)
     after Timeout ->
-        finish(py:async_await(Ref, 0), Tag, Acc)
+        finish(py:async_await(Ref, 0), Acc)
     end.
 
--spec finish(term(), reference(), Acc) -> {ok, Acc} | {error, term(), Acc}.
-finish(Outcome, Tag, Acc) ->
-    flush(Tag),
+-spec finish(term(), Acc) -> {ok, Acc} | {error, term(), Acc}.
+finish(Outcome, Acc) ->
     case Outcome of
         {ok, _} -> {ok, Acc};
         {error, Reason} -> {error, Reason, Acc}
@@ -205,7 +219,8 @@ event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More};
 event(<<"request_body">>) -> request_body.
 
 %% Names to binaries (`badarg' otherwise, as for py:call/3); which runner runs.
--spec check(term(), term(), map()) -> {ok, binary(), binary()} | {runner, binary(), binary(), binary()}.
+-spec check(term(), term(), map()) ->
+    {ok, binary(), binary()} | {runner, binary(), binary(), binary()}.
 check(Module, Callable, Opts) ->
     case {name(Module), name(Callable), name(maps:get(runner, Opts, ?RUNNER))} of
         {M, C, Runner} when is_binary(M), is_binary(C),

@@ -396,12 +396,13 @@ async def serve(
     body: object,
     more_body: bool,
     peer: object,
-    tag: object,
+    gate: object,
     opts: object = None,
 ) -> str:
     """``py_asgi:stream/6``: calls the app, sending each response event to the Erlang process
-    ``peer`` (and asking it for the next request body chunk while ``more_body`` is true) with
-    ``erlang.async_call``; each ``send`` returns when Erlang answered. Returns ``'ok'``, or
+    behind the alias ``peer`` (and asking it for the next request body chunk while
+    ``more_body`` is true) with ``erlang.async_call``; each ``send`` returns when Erlang
+    answered (``gate`` is the process whose end means nobody will). Returns ``'ok'``, or
     ``'disconnected'`` when Erlang reported that the client went away."""
     from erlang import async_call
 
@@ -418,7 +419,7 @@ async def serve(
         if first:
             return first.pop()
         if body_pending and not disconnected.is_set():
-            reply = await async_call(EVENT_FUNCTION, peer, tag, "request_body")
+            reply = await async_call(EVENT_FUNCTION, peer, gate, "request_body")
             if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "body":
                 body_pending = bool(reply[2])
                 chunk = _bytes(reply[1], "request body chunk")
@@ -439,7 +440,7 @@ async def serve(
         if disconnected.is_set():
             raise ClientDisconnected("the client disconnected")
         event = response.check(message)
-        reply = await async_call(EVENT_FUNCTION, peer, tag, event)
+        reply = await async_call(EVENT_FUNCTION, peer, gate, event)
         if reply != "ok":
             disconnected.set()
             raise ClientDisconnected("the client disconnected")

@@ -8,10 +8,11 @@ app's iterable yields, produced only when Erlang asks for it. Nothing runs on im
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import io
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -201,11 +202,34 @@ def run(
     return response.status, response.headers, b"".join(chunks)
 
 
+class _Stream(Iterator[object]):
+    """Runs each step of a generator in one ``contextvars`` context: each ``py:stream_next``
+    is a request of its own, which gets a fresh context, while the app (Flask's
+    ``stream_with_context``) expects the context variables it set in one step in the next."""
+
+    def __init__(self, generator: Generator[object, None, None]) -> None:
+        self._generator = generator
+        self._context = contextvars.copy_context()
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> object:
+        return self._context.run(next, self._generator)
+
+    def close(self) -> None:
+        self._context.run(self._generator.close)
+
+
 def stream(module: str, name: str, raw: object, opts: object = None) -> Iterator[object]:
     """``py_wsgi:stream/6``: yields ``('response_start', Status, Headers)`` then
     ``('response_body', Chunk, MoreBody)`` events, each produced when Erlang pulls it. The
     app's iterable is closed when the body ends, the app fails, or Erlang stops pulling (the
-    generator is closed or collected)."""
+    iterator is closed or collected)."""
+    return _Stream(_events(module, name, raw, opts))
+
+
+def _events(module: str, name: str, raw: object, opts: object) -> Generator[object, None, None]:
     body = opts.get("body") if isinstance(opts, dict) else None
     app = _resolve(module, name)
     environ = build_environ(raw, body)
@@ -213,34 +237,39 @@ def stream(module: str, name: str, raw: object, opts: object = None) -> Iterator
     result = app(environ, response.start_response)
     try:
         iterator = iter(result)
-        pending = list(response.written)
-        response.written = []
-        # The first non-empty chunk decides when the headers are final (PEP 3333).
-        first = b""
-        for data in iterator:
-            first = response.chunk(data)
-            if first or response.written:
-                break
+        buffered: list[bytes] = []
+        exhausted = False
+        # The headers are final at the first body output, write() or chunk, or at the end
+        # (PEP 3333): until then start_response may still replace them.
+        while not response.written and not buffered and not exhausted:
+            exhausted = _pull(iterator, response, buffered)
         if response.status is None:
             raise RuntimeError("WSGI app returned without calling start_response")
         yield ("response_start", response.status, response.headers)
-        pending.extend(response.written)
-        response.written = []
-        if first:
-            pending.append(first)
-        for data in iterator:
-            pending.extend(response.written)
-            response.written = []
-            chunk = response.chunk(data)
-            if chunk:
-                pending.append(chunk)
-            while pending:
-                yield ("response_body", pending.pop(0), True)
-        pending.extend(response.written)
-        yield ("response_body", b"".join(pending), False)
+        while True:
+            # What write() gave while the iterable produced its chunk came first.
+            out, response.written, buffered = response.written + buffered, [], []
+            for chunk in out:
+                yield ("response_body", chunk, True)
+            if exhausted:
+                break
+            exhausted = _pull(iterator, response, buffered)
+        yield ("response_body", b"", False)
     finally:
         _close(result)
         environ["wsgi.errors"].flush()
+
+
+def _pull(iterator: Iterator[object], response: _Response, buffered: list[bytes]) -> bool:
+    """Takes the iterable's next chunk into ``buffered``; ``True`` once it is exhausted."""
+    try:
+        data = next(iterator)
+    except StopIteration:
+        return True
+    chunk = response.chunk(data)
+    if chunk:
+        buffered.append(chunk)
+    return False
 
 
 def close(generator: Iterator[object]) -> None:
