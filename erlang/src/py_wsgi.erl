@@ -114,27 +114,14 @@ close(Gen, Acc, Timeout) ->
 event({<<"response_start">>, Status, Headers}) -> {response_start, Status, Headers};
 event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More}.
 
-%% The defaults of erlang_python 1.6 under the caller's environ (the caller's keys win; a key
-%% given both as an atom and a binary is the caller's business).
+%% Atom keys as binaries. The runner fills in erlang_python 1.6's defaults and refuses what
+%% is not a map with a TypeError, as 1.6 did.
 -spec environ(term()) -> term().
 environ(Environ) when is_map(Environ) ->
-    Defaults = #{<<"REQUEST_METHOD">> => <<"GET">>,
-                 <<"SCRIPT_NAME">> => <<>>,
-                 <<"PATH_INFO">> => <<"/">>,
-                 <<"QUERY_STRING">> => <<>>,
-                 <<"SERVER_NAME">> => <<"localhost">>,
-                 <<"SERVER_PORT">> => <<"80">>,
-                 <<"SERVER_PROTOCOL">> => <<"HTTP/1.1">>,
-                 <<"wsgi.url_scheme">> => <<"http">>,
-                 <<"wsgi.multithread">> => true,
-                 <<"wsgi.multiprocess">> => true,
-                 <<"wsgi.run_once">> => false},
-    Given = maps:fold(fun(K, V, Acc) when is_atom(K) -> Acc#{atom_to_binary(K, utf8) => V};
-                         (K, V, Acc) -> Acc#{K => V}
-                      end, #{}, Environ),
-    maps:merge(Defaults, Given);
+    maps:fold(fun(K, V, Acc) when is_atom(K) -> Acc#{atom_to_binary(K, utf8) => V};
+                 (K, V, Acc) -> Acc#{K => V}
+              end, #{}, Environ);
 environ(Other) ->
-    %% The runner refuses it with a TypeError, as 1.6 did.
     Other.
 
 -spec check(term(), term(), map()) ->

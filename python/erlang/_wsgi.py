@@ -24,7 +24,16 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _errors_log = logging.getLogger("erlang.wsgi")
 
-# CGI variables and other native strings (PEP 3333: str holding latin-1 decoded bytes).
+# The defaults of erlang_python 1.6 for the CGI variables the caller leaves out.
+_DEFAULTS = {
+    "REQUEST_METHOD": "GET",
+    "SCRIPT_NAME": "",
+    "PATH_INFO": "/",
+    "QUERY_STRING": "",
+    "SERVER_NAME": "localhost",
+    "SERVER_PORT": "80",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+}
 _BOOL_KEYS = ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once")
 
 
@@ -66,7 +75,8 @@ def _native(value: object, key: str) -> str:
 
 
 def build_environ(raw: object, body: object = None) -> dict[str, Any]:
-    """The WSGI environ for the Erlang map ``raw``: CGI variables become native strings,
+    """The WSGI environ for the Erlang map ``raw``: CGI variables become native strings
+    (the bytes as latin-1, PEP 3333) with erlang_python 1.6's defaults for those left out,
     ``wsgi.input`` a ``BytesIO`` of the body (``body``, else a binary given as
     ``wsgi.input``), ``wsgi.errors`` an :class:`ErrorStream`, ``wsgi.version`` ``(1, 0)``.
     Raises ``TypeError`` for a value of the wrong type."""
@@ -80,6 +90,8 @@ def build_environ(raw: object, body: object = None) -> dict[str, Any]:
             environ[key] = value
         else:
             environ[key] = _native(value, key)
+    for key, default in _DEFAULTS.items():
+        environ.setdefault(key, default)
     data = body if body is not None else environ.get("wsgi.input", b"")
     if isinstance(data, (str, bytes, bytearray)):
         payload = data.encode() if isinstance(data, str) else bytes(data)
