@@ -102,6 +102,33 @@ async def counting(scope: dict[str, Any], receive: Any, send: Any) -> None:
         EVENTS.append("finally")
 
 
+async def endless(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Streams until the client goes away; records how it ended."""
+    if scope["type"] == "lifespan":
+        return
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+    except OSError as exc:
+        EVENTS.append(("oserror", type(exc).__name__))
+        raise
+    finally:
+        EVENTS.append("finally")
+
+
+async def nap(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers after a short sleep (a request in flight during a graceful stop)."""
+    if scope["type"] == "lifespan":
+        return
+    EVENTS.append("napping")
+    await asyncio.sleep(0.3)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"6")]}
+    )
+    await send({"type": "http.response.body", "body": b"rested"})
+
+
 async def sleeper(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Never answers; records its cancellation."""
     if scope["type"] == "lifespan":
