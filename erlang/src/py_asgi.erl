@@ -107,7 +107,7 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
         {runner, _, _, _} ->
             {error, {unsupported, runner}, Acc0};
         {ok, M, C} ->
-            case py_callback:register(?EVENT_FUNCTION, {?MODULE, '_event'}) of
+            case register_event_function() of
                 ok ->
                     Body = iolist_to_binary(maps:get(body, Opts, <<>>)),
                     More = maps:get(more_body, Opts, false) =:= true,
@@ -161,6 +161,14 @@ shutdown(Module, Callable) ->
             disconnect
     end.
 
+%% Registered once per application start (py_callback's table is new after a restart).
+-spec register_event_function() -> ok | {error, not_started}.
+register_event_function() ->
+    case py_callback:is_registered(?EVENT_FUNCTION) of
+        true -> ok;
+        false -> py_callback:register(?EVENT_FUNCTION, {?MODULE, '_event'})
+    end.
+
 -spec gate() -> no_return().
 gate() ->
     receive after infinity -> ok end.
@@ -171,13 +179,10 @@ gate() ->
     {ok, Acc} | {error, term(), Acc}.
 loop(Ref, Tag, Handler, Acc, Timeout) ->
     receive
-        {'$py_asgi', Tag, From, MRef, Event} ->
+        {'$py_asgi', Tag, From, MRef, Events} ->
             {Answer, Acc1} =
-                try Handler(event(Event), Acc) of
-                    {A, _} = Result when A =:= ok; A =:= disconnect -> Result;
-                    {{body, Chunk, More}, NewAcc} when is_binary(Chunk), is_boolean(More) ->
-                        {{body, Chunk, More}, NewAcc};
-                    Other -> error({bad_handler_result, Other})
+                try
+                    handle(Handler, Events, Acc)
                 catch
                     Class:Reason:Stack ->
                         From ! {MRef, disconnect},
@@ -190,17 +195,38 @@ loop(Ref, Tag, Handler, Acc, Timeout) ->
             %% The outcome: py:async_await/2 takes it from the mailbox (and keeps its
             %% traceback for py:last_traceback/0).
             self() ! Reply,
-            finish(py:async_await(Ref, infinity), Acc)
+            finish(py:async_await(Ref, infinity), Handler, Acc)
     after Timeout ->
-        finish(py:async_await(Ref, 0), Acc)
+        finish(py:async_await(Ref, 0), Handler, Acc)
     end.
 
--spec finish(term(), Acc) -> {ok, Acc} | {error, term(), Acc}.
-finish(Outcome, Acc) ->
-    case Outcome of
-        {ok, _} -> {ok, Acc};
-        {error, Reason} -> {error, Reason, Acc}
+%% Runs the handler on a request for body, or on response events in order until one answers
+%% disconnect.
+-spec handle(handler(Acc), term(), Acc) -> {term(), Acc}.
+handle(Handler, <<"request_body">>, Acc) ->
+    case Handler(request_body, Acc) of
+        {disconnect, _} = Result -> Result;
+        {{body, Chunk, More}, _} = Result when is_binary(Chunk), is_boolean(More) -> Result;
+        Other -> error({bad_handler_result, Other})
+    end;
+handle(_Handler, [], Acc) ->
+    {ok, Acc};
+handle(Handler, [Event | Events], Acc) ->
+    case Handler(event(Event), Acc) of
+        {ok, Acc1} -> handle(Handler, Events, Acc1);
+        {disconnect, _} = Result -> Result;
+        Other -> error({bad_handler_result, Other})
     end.
+
+-spec finish(term(), handler(Acc), Acc) -> {ok, Acc} | {error, term(), Acc}.
+finish({ok, {<<"events">>, Events}}, Handler, Acc) ->
+    %% The response was complete when the app returned: its last events come with the result.
+    {_, Acc1} = handle(Handler, Events, Acc),
+    {ok, Acc1};
+finish({ok, _}, _Handler, Acc) ->
+    {ok, Acc};
+finish({error, Reason}, _Handler, Acc) ->
+    {error, Reason, Acc}.
 
 %% Answers the events of a request nobody serves any more.
 -spec flush(reference()) -> ok.
@@ -215,8 +241,7 @@ flush(Tag) ->
 
 -spec event(term()) -> event().
 event({<<"response_start">>, Status, Headers}) -> {response_start, Status, Headers};
-event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More};
-event(<<"request_body">>) -> request_body.
+event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More}.
 
 %% Names to binaries (`badarg' otherwise, as for py:call/3); which runner runs.
 -spec check(term(), term(), map()) ->

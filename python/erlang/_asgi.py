@@ -398,11 +398,12 @@ async def serve(
     peer: object,
     gate: object,
     opts: object = None,
-) -> str:
-    """``py_asgi:stream/6``: calls the app, sending each response event to the Erlang process
-    behind the alias ``peer`` (and asking it for the next request body chunk while
-    ``more_body`` is true) with ``erlang.async_call``; each ``send`` returns when Erlang
-    answered (``gate`` is the process whose end means nobody will). Returns ``'ok'``, or
+) -> str | tuple[str, list[tuple[str, Any, Any]]]:
+    """``py_asgi:stream/6``: calls the app, handing its response events (lists of them) to the
+    Erlang process behind the alias ``peer`` (and asking it for the next request body chunk
+    while ``more_body`` is true) with ``erlang.async_call``; a ``send`` of a body chunk with
+    more to come returns when Erlang answered (``gate`` is the process whose end means nobody
+    will). Returns ``'ok'``, ``('events', Events)`` with the events not handed over yet, or
     ``'disconnected'`` when Erlang reported that the client went away."""
     from erlang import async_call
 
@@ -436,32 +437,72 @@ async def serve(
             gone.cancel()
         return {"type": "http.disconnect"}
 
+    # Response events wait here until they are handed to Erlang, several in one call: the
+    # start goes with the first body chunk, and a complete response made in one loop step
+    # (the common case) goes back as the coroutine's result, with no call at all.
+    pending: list[tuple[str, Any, Any]] = []
+    delivering = asyncio.Lock()
+    later: list[asyncio.Future[None]] = []
+
+    async def flush() -> None:
+        async with delivering:
+            if not pending or disconnected.is_set():
+                return
+            events = pending[:]
+            pending.clear()
+            reply = await async_call(EVENT_FUNCTION, peer, gate, events)
+            if reply != "ok":
+                disconnected.set()
+
+    async def flush_later() -> None:
+        await asyncio.sleep(0)
+        await flush()
+
     async def send(message: Message) -> None:
         if disconnected.is_set():
             raise ClientDisconnected("the client disconnected")
         event = response.check(message)
-        reply = await async_call(EVENT_FUNCTION, peer, gate, event)
-        if reply != "ok":
-            disconnected.set()
+        pending.append(event)
+        if event[0] == "response_start" or response.complete:
+            # Held for one loop step: a body chunk or the app's return may follow at once.
+            if not later or later[-1].done():
+                later.append(asyncio.ensure_future(flush_later()))
+            return
+        await flush()
+        if disconnected.is_set():
             raise ClientDisconnected("the client disconnected")
+
+    async def settle() -> str | tuple[str, list[tuple[str, Any, Any]]]:
+        for task in later:
+            if not task.done():
+                if pending and not delivering.locked():
+                    task.cancel()  # Not started: the events go back with the result.
+                else:
+                    await task
+        if disconnected.is_set():
+            return "disconnected"
+        if pending:
+            return ("events", pending)
+        return "ok"
 
     try:
         await app(scope, receive, send)
     except ClientDisconnected:
+        await settle()
         return "disconnected"
     except Exception:
         if response.complete:
             _log.exception("ASGI app raised after its response was complete")
-            return "ok"
+            return await settle()
+        for task in later:
+            task.cancel()
         if disconnected.is_set():
             # The app failed on its way out after the client left: nobody to answer.
             _log.debug("ASGI app raised after the client disconnected", exc_info=True)
             return "disconnected"
         raise
-    if disconnected.is_set():
-        return "disconnected"
-    if not response.started:
+    if not response.started and not disconnected.is_set():
         raise RuntimeError("ASGI app returned without sending http.response.start")
-    if not response.complete:
+    if not response.complete and not disconnected.is_set():
         raise RuntimeError("ASGI app returned before its response body was complete")
-    return "ok"
+    return await settle()

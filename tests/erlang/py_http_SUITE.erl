@@ -417,7 +417,7 @@ started_from_app_config(_Config) ->
                              [#{app => <<"fastapi_app:app">>, port => Port}]),
     try
         ok = py_test_util:restart(),
-        {ok, _} = py:call(sys, 'path.append', [py_test_util:repo_root() ++ "/tests/web"]),
+        ok = py:add_python_path(list_to_binary(py_test_util:repo_root() ++ "/tests/web")),
         [{_, Server, worker, _}] = supervisor:which_children(py_http_sup),
         Port = py_http:port(Server),
         <<"HTTP/1.1 200 OK", _/binary>> =

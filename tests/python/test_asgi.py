@@ -197,20 +197,44 @@ def serve(
     body: bytes = b"",
     more: bool = False,
 ) -> tuple[str, list[Any]]:
+    # Response events come in lists (the start with the first chunk); the events of a response
+    # complete when the app returned come back in the result, as ("events", Events).
     events: list[Any] = []
 
     def event(args: list[Any]) -> object:
-        alias, gate, ev = args
+        alias, gate, evs = args
         assert (alias, gate) == ("alias", "gate")
-        events.append(ev)
-        return answer(ev)
+        if evs == "request_body":
+            events.append(evs)
+            return answer(evs)
+        for ev in evs:
+            events.append(ev)
+            reply = answer(ev)
+            if reply != "ok":
+                return reply
+        return "ok"
 
     beam.register_function(_asgi.EVENT_FUNCTION, event)
     app = "app" if module == "fastapi_app" else scope.pop("app")
     result = asyncio.run(
         _asgi.serve(module, app, scope, body, more, "alias", "gate", {"lifespan": False})
     )
+    if isinstance(result, tuple):
+        # Not converted by the mock: shown as Erlang would see them (UTF-8 binaries as str).
+        events.extend(_as_erlang(ev) for ev in result[1])
+        return "ok", events
     return result, events
+
+
+def _as_erlang(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_erlang(v) for v in value)
+    return value
 
 
 def test_serve_events_in_order(beam: MockBeam) -> None:
