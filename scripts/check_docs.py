@@ -7,8 +7,8 @@ Static checks (`make lint-docs`, no build needed):
 - In ```erlang blocks and in inline code, every call `py:f(...)`, `py_pool:f(...)`,
   `py_semaphore:f(...)`, `py_asgi:f(...)`, `py_wsgi:f(...)`, `py_http:f(...)` and every
   reference `py:f/N` names a function that module exports with that arity; in ```elixir
-  blocks, every `:py.f(...)` (piped or not) and `&:py.f/N`. Exports are read from the `-export` attributes of the
-  application's src/*.erl.
+  blocks, every `:py.f(...)` (piped or not) and `&:py.f/N`. Exports are read from the
+  `-export` attributes of the application's src/*.erl.
 - In ```sh / ```bash / ```shell / ```console blocks, `make TARGET` names a Makefile target.
 - Relative links point at files that exist.
 
