@@ -86,15 +86,18 @@
 %%% API
 
 %% @doc Start a server under the application's supervisor; `{ok, Pid}' once it listens, or
-%% `{error, Reason}' (`{bad_app, App}', `eaddrinuse', ...).
+%% `{error, Reason}' (`{bad_app, App}', `eaddrinuse', `not_started' when the application is
+%% not running, ...).
 -spec start(opts()) -> {ok, pid()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     case config(Opts) of
         {ok, _} ->
-            case supervisor:start_child(py_http_sup, child_spec(Opts)) of
+            try supervisor:start_child(py_http_sup, child_spec(Opts)) of
                 {ok, Pid} -> {ok, Pid};
                 {error, {Reason, _Child}} -> {error, Reason};
                 {error, _} = Error -> Error
+            catch
+                exit:{noproc, _} -> {error, not_started}
             end;
         {error, _} = Error ->
             Error
@@ -124,10 +127,13 @@ child_spec(Opts) ->
 %% shutdown.
 -spec stop(pid()) -> ok.
 stop(Server) when is_pid(Server) ->
-    case supervisor:terminate_child(py_http_sup, Server) of
-        ok ->
+    Children = try supervisor:which_children(py_http_sup) catch exit:_ -> [] end,
+    case [Id || {Id, Pid, _, _} <- Children, Pid =:= Server] of
+        [Id] ->
+            %% A temporary child: terminating it also forgets it.
+            _ = supervisor:terminate_child(py_http_sup, Id),
             ok;
-        {error, not_found} ->
+        [] ->
             %% Started with start_link/1 under a supervisor of the caller's.
             gen_server:stop(Server, shutdown, infinity)
     end.

@@ -427,7 +427,8 @@ started_from_app_config(_Config) ->
         ok = py_test_util:restart()
     end.
 
-%% @doc Bad options are refused.
+%% @doc Bad options are refused; a stopped server leaves the supervisor; no server without the
+%% application.
 -spec bad_options(ct_suite:ct_config()) -> term().
 bad_options(_Config) ->
     {error, {bad_app, <<"no_colon">>}} = py_http:start(#{app => <<"no_colon">>}),
@@ -436,4 +437,8 @@ bad_options(_Config) ->
     {error, {bad_opts, #{}}} = py_http:start(#{}),
     {ok, S} = py_http:start(#{app => <<"m:a">>, port => 0}),
     {error, eaddrinuse} = py_http:start(#{app => <<"m:a">>, port => py_http:port(S)}),
-    ok = py_http:stop(S).
+    ok = py_http:stop(S),
+    false = lists:keymember(S, 2, supervisor:which_children(py_http_sup)),
+    ok = py_test_util:stop(),
+    {error, not_started} = py_http:start(#{app => <<"m:a">>, port => 0}),
+    ok = py_test_util:start().
