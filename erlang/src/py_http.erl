@@ -449,11 +449,23 @@ values(Name, Headers) ->
 
 -spec serve(#req{}, term(), term(), binary(), binary(), [{binary(), binary()}]) ->
     keep_alive | close.
-serve(#req{config = #config{interface = asgi} = Config} = Req0, Peer, Local, Path, Query,
+serve(#req{config = #config{interface = asgi}} = Req0, Peer, Local, Path, Query, Headers) ->
+    case read_body(Req0, ?READ_CHUNK) of
+        {error, _} ->
+            %% The client went away (or timed out) before the first piece of the body.
+            close;
+        {First, Req1} ->
+            serve_asgi(First, Req1, Peer, Local, Path, Query, Headers)
+    end;
+serve(#req{config = #config{interface = wsgi} = Config} = Req0, Peer, Local, Path, Query,
       Headers) ->
-    {First, Req1} = read_body(Req0, ?READ_CHUNK),
-    Scope = #{type => <<"http">>, http_version => version(Req0#req.version),
-              method => Req0#req.method, scheme => <<"http">>,
+    serve_wsgi(Config, Req0, Peer, Local, Path, Query, Headers).
+
+-spec serve_asgi(binary(), #req{}, term(), term(), binary(), binary(), [{binary(), binary()}]) ->
+    keep_alive | close.
+serve_asgi(First, #req{config = Config} = Req1, Peer, Local, Path, Query, Headers) ->
+    Scope = #{type => <<"http">>, http_version => version(Req1#req.version),
+              method => Req1#req.method, scheme => <<"http">>,
               path => percent_decode(Path), raw_path => Path, query_string => Query,
               root_path => <<>>, headers => Headers,
               server => address(Local), client => address(Peer)},
@@ -461,9 +473,11 @@ serve(#req{config = #config{interface = asgi} = Config} = Req0, Peer, Local, Pat
              timeout => Config#config.request_timeout, lifespan => Config#config.lifespan},
     Outcome = py_asgi:stream(Config#config.module, Config#config.callable, Scope,
                              fun asgi_event/2, Req1, Opts),
-    finish(Outcome);
-serve(#req{config = #config{interface = wsgi} = Config} = Req0, Peer, Local, Path, Query,
-      Headers) ->
+    finish(Outcome).
+
+-spec serve_wsgi(#config{}, #req{}, term(), term(), binary(), binary(),
+                 [{binary(), binary()}]) -> keep_alive | close.
+serve_wsgi(Config, Req0, Peer, Local, Path, Query, Headers) ->
     case read_all(Req0, []) of
         {_, #req{too_large = true, socket = Socket}} ->
             reject(Socket, 413),

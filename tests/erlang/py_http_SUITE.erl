@@ -25,6 +25,7 @@
     app_error_is_500/1,
     app_timeout_is_500/1,
     client_disconnect_mid_stream/1,
+    client_disconnect_mid_body/1,
     idle_timeout_closes/1,
     graceful_stop_drains/1,
     started_from_app_config/1,
@@ -381,6 +382,21 @@ client_disconnect_mid_stream(_Config) ->
     after
         py_http:stop(S)
     end.
+
+%% @doc A client that goes away in the middle of its request body: the connection ends, the
+%% server goes on (ASGI: before the first piece and between pieces; WSGI).
+-spec client_disconnect_mid_body(ct_suite:ct_config()) -> term().
+client_disconnect_mid_body(Config) ->
+    Big = binary:copy(<<"b">>, 100000),
+    [begin
+         C = connect(?config(Server, Config)),
+         ok = gen_tcp:send(C, [<<"PUT /echo HTTP/1.1\r\ncontent-length: ">>,
+                               integer_to_binary(Declared), <<"\r\n\r\n">>, Sent]),
+         ok = gen_tcp:close(C)
+     end || Server <- [asgi, wsgi], {Declared, Sent} <- [{10, <<"abc">>}, {200000, Big}]],
+    [<<"HTTP/1.1 200 OK", _/binary>> =
+         exchange(?config(Server, Config), <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>)
+     || Server <- [asgi, wsgi]].
 
 %% @doc A kept-alive connection idle for idle_timeout is closed.
 -spec idle_timeout_closes(ct_suite:ct_config()) -> term().
