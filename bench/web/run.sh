@@ -71,3 +71,22 @@ echo "-- Flask JSON hello"
 run_wrk "py_http (erlang_python)" 18802
 run_wrk "gunicorn, 1 sync worker" 18806
 run_wrk "gunicorn, 2 sync workers" 18807
+
+# A 100 MiB streamed response read by a slow-ish client (curl, limited to 50 MB/s): the
+# server's resident memory is sampled while it streams.
+stream_rss() { # label port pid
+    base=$(ps -o rss= -p "$3")
+    curl -s --limit-rate 50M -o /dev/null "http://127.0.0.1:$2/big?mb=100" &
+    curl_pid=$!
+    peak=$base
+    while kill -0 "$curl_pid" 2>/dev/null; do
+        now=$(ps -o rss= -p "$3")
+        [ "$now" -gt "$peak" ] && peak=$now
+        sleep 0.1
+    done
+    printf '%-34s RSS before %6d MiB, peak while streaming %6d MiB (+%d MiB)\n' "$1" \
+        $((base / 1024)) $((peak / 1024)) $(((peak - base) / 1024))
+}
+echo "-- 100 MiB streaming response (FastAPI StreamingResponse)"
+stream_rss "py_http (erlang_python)" 18801 "$(echo $PIDS | cut -d' ' -f1)"
+stream_rss "uvicorn, 1 worker" 18803 "$(pgrep -f 'uvicorn hello:app --port 18803' | head -1)"
