@@ -93,9 +93,11 @@ build_scope(Scope, Opts) when is_map(Opts) ->
 
 %% @doc Run one HTTP request through the ASGI app, handing each event to
 %% `Handler(Event, Acc)' in the calling process: the response start, then each body chunk as
-%% the app sends it (the app's `send' waits for the handler's answer, so a slow client slows
-%% the app instead of filling memory), and, while `more_body' is true, `request_body' when
-%% the app wants the next request body chunk. Returns `{ok, Acc}' when the app finished (also
+%% the app sends it, and, while `more_body' is true, `request_body' when the app wants the next
+%% request body chunk. The app's `send' of a chunk with more to come returns once the handler
+%% answered, so a slow client slows the app instead of filling memory; the start goes with the
+%% first chunk, and a response the app completes without waiting in between reaches the handler
+%% when the app returns (or at its next wait, a background task's), in one batch. Returns `{ok, Acc}' when the app finished (also
 %% after the handler answered `disconnect'), `{error, Reason, Acc}' when it failed or sent
 %% nothing for `timeout' ms (it is then cancelled). The `runner' option is refused
 %% (`{error, {unsupported, runner}, Acc}'). If the handler raises, the app is
