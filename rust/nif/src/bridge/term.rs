@@ -129,12 +129,15 @@ impl<'a> TermReader<'a> for NifReader<'a> {
     type Term = Term<'a>;
 
     fn view(&self, py: Python<'_>, term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
-        // The common kinds inline, the rest out of line: this runs once per element.
+        // The common kinds inline, the rest out of line: this runs once per element. An
+        // integer that fits in 64 bits is the commonest element of big lists: one call reads
+        // it (the call fails at once for any other term), before the type is asked for.
+        if let Ok(i) = term.decode::<i64>() {
+            return Ok(View::Int(i));
+        }
         match term.get_type() {
-            TermType::Integer => match term.decode::<i64>() {
-                Ok(i) => Ok(View::Int(i)),
-                Err(_) => bigint_view(term),
-            },
+            // Not a 64-bit one (read above).
+            TermType::Integer => bigint_view(term),
             TermType::Float => Ok(View::Float(
                 term.decode::<f64>()
                     .map_err(|_| Error::Unsupported("float"))?,
