@@ -335,6 +335,16 @@ idle(Socket, Config, Peer, Local) ->
 -spec reject(gen_tcp:socket(), 400 | 413 | 431 | 500 | 501) -> ok.
 reject(Socket, Status) ->
     Body = reason(Status),
+    Peer = case inet:peername(Socket) of
+               {ok, {IP, Port}} -> [inet:ntoa(IP), $:, integer_to_list(Port)];
+               _ -> "unknown peer"
+           end,
+    %% A 500 is logged with its reason by finish/1; the others are the client's doing.
+    case Status of
+        500 -> ok;
+        _ -> logger:warning("py_http: ~b ~s for ~s", [Status, Body, Peer],
+                            #{domain => [erlang_python, http]})
+    end,
     _ = gen_tcp:send(Socket, [status_line({1, 1}, Status),
                               <<"content-type: text/plain; charset=utf-8\r\n">>,
                               <<"content-length: ">>, integer_to_binary(byte_size(Body)),

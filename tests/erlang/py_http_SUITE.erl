@@ -7,6 +7,8 @@
 
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
          init_per_testcase/2, end_per_testcase/2]).
+%% A logger handler that forwards events to the test (malformed_request_line).
+-export([log/2]).
 
 -export([
     same_as_uvicorn/1,
@@ -277,11 +279,29 @@ wsgi_environ_from_request(_Config) ->
         py_http:stop(W)
     end.
 
-%% @doc A malformed request line gets 400 and the connection closes.
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(#{msg := {Format, Args}, meta := #{domain := [erlang_python, http]}},
+    #{config := #{pid := Pid}}) ->
+    Pid ! {logged, iolist_to_binary(io_lib:format(Format, Args))},
+    ok;
+log(_Event, _Config) ->
+    ok.
+
+%% @doc A malformed request line gets 400, a log entry, and the connection closes.
 -spec malformed_request_line(ct_suite:ct_config()) -> term().
 malformed_request_line(Config) ->
-    <<"HTTP/1.1 400 Bad Request", _/binary>> =
-        exchange(?config(asgi, Config), <<"NOT A REQUEST\r\n\r\n">>),
+    ok = logger:add_handler(py_http_SUITE, ?MODULE, #{config => #{pid => self()}}),
+    try
+        <<"HTTP/1.1 400 Bad Request", _/binary>> =
+            exchange(?config(asgi, Config), <<"NOT A REQUEST\r\n\r\n">>),
+        receive
+            {logged, <<"py_http: 400 Bad Request for 127.0.0.1:", _/binary>>} -> ok
+        after 10000 ->
+            ct:fail(no_log_entry)
+        end
+    after
+        logger:remove_handler(py_http_SUITE)
+    end,
     <<"HTTP/1.1 400 Bad Request", _/binary>> =
         exchange(?config(asgi, Config), <<"GET / HTTP/1.1\r\nbad header line\r\n\r\n">>).
 
