@@ -13,7 +13,7 @@
 -module(py_callback).
 -behaviour(gen_server).
 
--export([start_link/0, register/2, unregister/1, execute/2]).
+-export([start_link/0, register/2, unregister/1, is_registered/1, execute/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_callbacks).
@@ -53,6 +53,15 @@ unregister(Name) ->
         true -> py_nif:callback_unregister(Name)
     catch
         error:badarg -> {error, not_started}
+    end.
+
+%% @doc Whether a function is registered under `Name'.
+-spec is_registered(binary()) -> boolean().
+is_registered(Name) ->
+    try
+        ets:member(?TAB, Name)
+    catch
+        error:badarg -> false
     end.
 
 %% @doc Run the function registered as `Name' with the list of positional arguments.

@@ -23,7 +23,8 @@
     | trace_max_spans
     | trace_max_in_flight
     | allow_process_exit
-    | python_path.
+    | python_path
+    | http.
 %% A variable that has no default here: unset means something of its own (`num_executors':
 %% use `num_workers'; `python_executable': see py_pool; `max_depth': the NIF's own default).
 -type optional_key() :: num_executors | python_executable | max_depth.
@@ -68,7 +69,8 @@ default(trace_max_in_flight) -> 10000;
 default(allow_process_exit) -> false;
 %% The application's directories on sys.path (py_pool; docs/getting-started.md). `""' (the
 %% default of erlang_python 1.6, where it did nothing) is the same empty list.
-default(python_path) -> [].
+default(python_path) -> [];
+default(http) -> [].
 
 
 %% @doc Log a warning for each variable of erlang_python 1.6 that is set and ignored here,
