@@ -124,7 +124,7 @@ PY_LINT_PATHS = python $(wildcard tests/python) scripts examples/python
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo examples shell \
-    test test-rust test-ct test-python test-docs test-elixir test-deps fuzz \
+    test test-rust test-ct test-asyncio test-python test-docs test-elixir test-deps fuzz \
     lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
 
 help: ## List the targets
@@ -230,6 +230,11 @@ test-ct: build ## Common Test suites in tests/erlang (logs: _build/ct_logs)
 	ct_run -noshell -sname ct_py$(subst .,,$(PYTHON))_$$$$ -pa $(CURDIR)/$(EBIN) \
 	    -dir $(CT_DIR) -logdir $(CT_LOGS) $(CT_ARGS)
 
+# CPython's own asyncio tests against erlang.ErlangEventLoop inside the BEAM (a Common Test
+# suite, so test-ct runs it too; docs/asyncio.md, "Conformance").
+test-asyncio: build ## CPython's test.test_asyncio against erlang.ErlangEventLoop in the BEAM
+	$(MAKE) test-ct CT_ARGS='-suite py_asyncio_conformance_SUITE'
+
 # Every test runs standalone against the mocked BEAM; those marked `embedded` run again inside
 # the real BEAM (tests/erlang/py_embedded_SUITE.erl, in test-ct).
 test-python: pyext ## pytest tests/python (skipped while it has no tests)
@@ -297,7 +302,7 @@ lint-rust: deps-venv
 lint-python: deps-venv
 	$(VENV_BIN)/ruff check $(PY_LINT_PATHS)
 	$(VENV_BIN)/ruff format --check $(PY_LINT_PATHS)
-	$(VENV_BIN)/mypy --strict python/erlang scripts examples/python
+	$(VENV_BIN)/mypy --strict python/erlang python/erlang_loop.py scripts examples/python
 
 lint-erlang: erlang
 	$(REBAR) dialyzer
