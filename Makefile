@@ -125,7 +125,7 @@ DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo examples shell \
     test test-rust test-ct test-asyncio test-python test-docs test-elixir test-deps fuzz \
-    lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
+    lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench bench-loop clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13|3.13t]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
@@ -210,6 +210,9 @@ shell: build ## Build everything and start an Erlang shell with erlang_python ru
 
 bench: build ## Build everything and run bench/bench.escript (options in BENCH_ARGS)
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
+
+bench-loop: pyext ## bench/loop_bench.py: erlang.ErlangEventLoop beside asyncio's loop (BENCH_ARGS)
+	$(LIBPATH_ENV) $(VENV_PY) bench/loop_bench.py $(BENCH_ARGS)
 
 # --- Tests ------------------------------------------------------------------------------------
 # What `test` runs after `build`; `ci` runs each on its own. `examples` comes before

@@ -9,7 +9,8 @@
 %% `{'$py_thread_callback', Channel, Name, Args}' (or, from `erlang.async_call', as
 %% `{'$py_async_callback', Channel, Name, Args}') and runs in a fresh process, so a slow or
 %% crashing function never blocks the router; the router monitors it, and if it is killed
-%% before replying, answers `{error, <<"exit">>, Reason, <<>>}' in its place.
+%% before replying, answers `{error, <<"exit">>, Reason, <<>>}' in its place. `erlang.send' to
+%% a process of another node arrives as `{'$py_send', {Pid, Message}}' and is sent on.
 -module(py_callback).
 -behaviour(gen_server).
 
@@ -218,6 +219,10 @@ handle_info({'$py_thread_callback', Channel, Name, Args}, Running) ->
     {noreply, run(fun thread_reply/2, Channel, Name, Args, Running)};
 handle_info({'$py_async_callback', Channel, Name, Args}, Running) ->
     {noreply, run(fun async_reply/2, Channel, Name, Args, Running)};
+handle_info({'$py_send', {Pid, Message}}, Running) ->
+    %% erlang.send to a process of another node (the NIF sends to local ones itself).
+    Pid ! Message,
+    {noreply, Running};
 handle_info({'DOWN', Monitor, process, _Pid, Reason}, Running) ->
     case maps:take(Monitor, Running) of
         {{Reply, Channel}, Rest} when Reason =/= normal ->

@@ -24,6 +24,7 @@ from erlang._native import (
     binary_to_term,
     call,
     py_array,
+    send,
     term_to_binary,
 )
 from erlang.state import (
@@ -65,6 +66,7 @@ __all__ = [
     "new_event_loop",
     "py_array",
     "run",
+    "send",
     "setup_logging",
     "state_clear",
     "state_decr",

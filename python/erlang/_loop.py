@@ -18,6 +18,7 @@ heavy for ``import erlang``).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import threading
 from collections.abc import Callable, Coroutine
 from contextvars import Context
@@ -28,6 +29,9 @@ _Ts = TypeVarTuple("_Ts")
 _get_ident = threading.get_ident
 _call_soon = asyncio.BaseEventLoop.call_soon
 _call_at = asyncio.BaseEventLoop.call_at
+_Handle = asyncio.Handle
+_TimerHandle = asyncio.TimerHandle
+_heappush = heapq.heappush
 
 _WRONG_THREAD = (
     "Non-thread-safe operation invoked on an event loop other than the current one: "
@@ -46,7 +50,13 @@ class ErlangEventLoop(asyncio.SelectorEventLoop):
         owner = self._thread_id  # type: ignore[attr-defined]
         if owner is not None and owner != _get_ident():
             raise RuntimeError(_WRONG_THREAD)
-        return _call_soon(self, callback, *args, context=context)
+        if self._debug or self._closed:  # type: ignore[attr-defined]
+            return _call_soon(self, callback, *args, context=context)
+        # What BaseEventLoop.call_soon does when not in debug mode, in one frame: the check
+        # above then costs nothing (bench/loop_bench.py).
+        handle = _Handle(callback, args, self, context)
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
 
     def call_at(
         self,
@@ -60,7 +70,13 @@ class ErlangEventLoop(asyncio.SelectorEventLoop):
         owner = self._thread_id  # type: ignore[attr-defined]
         if owner is not None and owner != _get_ident():
             raise RuntimeError(_WRONG_THREAD)
-        return _call_at(self, when, callback, *args, context=context)
+        if when is None or self._debug or self._closed:  # type: ignore[attr-defined]
+            return _call_at(self, when, callback, *args, context=context)
+        # What BaseEventLoop.call_at does when not in debug mode, in one frame.
+        timer = _TimerHandle(when, callback, args, self, context)
+        _heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
 
     def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], Any], *args: *_Ts) -> None:
         """``asyncio`` ``add_signal_handler``, on the main thread only: elsewhere (always inside

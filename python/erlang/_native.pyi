@@ -33,6 +33,7 @@ __all__ = [
     "mock_names",
     "mock_tracing",
     "py_array",
+    "send",
     "term_to_binary",
 ]
 
@@ -90,6 +91,10 @@ class Function:
 
 def call(name: str, /, *args: object) -> Any:
     """Call the Erlang function registered as ``name`` with positional arguments only."""
+
+def send(pid: Pid, message: object, /) -> None:
+    """Sends ``message`` to the Erlang process ``pid``, as ``Pid ! Message`` does (dropped
+    when the process is not alive)."""
 
 def _is_registered(name: str) -> bool: ...
 def _beam_reachable() -> bool:

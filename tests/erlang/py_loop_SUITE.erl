@@ -17,7 +17,12 @@
     erlang_loop_module_of_1_6/1,
     erlang_run_in_a_call/1,
     child_exit_status/1,
-    signal_handler_error/1
+    signal_handler_error/1,
+    send_to_a_process/1,
+    send_from_threads_and_coroutines/1,
+    send_to_a_dead_process_is_silent/1,
+    send_to_another_node/1,
+    send_bad_arguments/1
 ]).
 
 -define(KIND, <<
@@ -39,6 +44,23 @@ suite() -> [{timetrap, {minutes, 2}}].
 init_per_suite(Config) ->
     ok = py_test_util:start(),
     ok = py:exec(?KIND),
+    ok = py:exec(<<
+        "import erlang, threading\n"
+        "def send_to(pid, message):\n"
+        "    return erlang.send(pid, message)\n"
+        "def send_from_thread(pid, n):\n"
+        "    def run():\n"
+        "        for i in range(n):\n"
+        "            erlang.send(pid, ('thread', i))\n"
+        "    t = threading.Thread(target=run)\n"
+        "    t.start()\n"
+        "    t.join()\n"
+        "async def send_from_coroutine(pid, n):\n"
+        "    for i in range(n):\n"
+        "        erlang.send(pid, ('coroutine', i))\n"
+        "        await asyncio.sleep(0)\n"
+        "    return n\n"
+    >>),
     Config.
 
 -spec end_per_suite(ct_suite:ct_config()) -> ok.
@@ -136,3 +158,67 @@ signal_handler_error(_Config) ->
     {error, {'RuntimeError', Message}} = py:call('__main__', add_handler, []),
     {match, _} = re:run(Message, <<"main thread">>),
     {match, _} = re:run(Message, <<"BEAM">>).
+
+%% @doc erlang.send delivers a converted term to a process, as Pid ! Msg does.
+-spec send_to_a_process(ct_suite:ct_config()) -> term().
+send_to_a_process(_Config) ->
+    Self = self(),
+    {ok, none} = py:call('__main__', send_to, [Self, {<<"hello">>, [1, 2.5, #{k => v}]}]),
+    receive
+        {<<"hello">>, [1, 2.5, #{<<"k">> := <<"v">>}]} -> ok
+    after 5000 -> ct:fail(no_message)
+    end,
+    %% A pid inside the message stays a pid (an atom becomes a binary, as for any result).
+    {ok, none} = py:call('__main__', send_to, [Self, {pid, Self}]),
+    receive {<<"pid">>, Self} -> ok after 5000 -> ct:fail(no_pid_message) end.
+
+%% @doc From a Python thread and from coroutines on the loop, in order per sender.
+-spec send_from_threads_and_coroutines(ct_suite:ct_config()) -> term().
+send_from_threads_and_coroutines(_Config) ->
+    Self = self(),
+    {ok, none} = py:call('__main__', send_from_thread, [Self, 50]),
+    [receive {<<"thread">>, I} -> ok after 5000 -> ct:fail({missing, thread, I}) end
+     || I <- lists:seq(0, 49)],
+    {ok, 20} = py:async_await(py:async_call('__main__', send_from_coroutine, [Self, 20])),
+    [receive {<<"coroutine">>, I} -> ok after 5000 -> ct:fail({missing, coroutine, I}) end
+     || I <- lists:seq(0, 19)],
+    ok = py_test_util:assert_mailbox_empty().
+
+%% @doc A dead process: nothing happens, as with Pid ! Msg.
+-spec send_to_a_dead_process_is_silent(ct_suite:ct_config()) -> term().
+send_to_a_dead_process_is_silent(_Config) ->
+    {Pid, Ref} = spawn_monitor(fun() -> ok end),
+    receive {'DOWN', Ref, process, Pid, _} -> ok end,
+    {ok, none} = py:call('__main__', send_to, [Pid, hello]).
+
+%% @doc A pid of another node goes through the router, which sends it on (here to a node that
+%% does not exist: silently dropped, as by Pid ! Msg); the router stays up.
+-spec send_to_another_node(ct_suite:ct_config()) -> term().
+send_to_another_node(_Config) ->
+    Router = whereis(py_callback),
+    Remote = remote_pid('nowhere@nohost'),
+    false = node(Remote) =:= node(),
+    {ok, none} = py:call('__main__', send_to, [Remote, hello]),
+    {ok, none} = py:call('__main__', send_to, [self(), after_remote]),
+    receive <<"after_remote">> -> ok after 5000 -> ct:fail(no_message) end,
+    Router = whereis(py_callback),
+    true = is_process_alive(Router).
+
+%% @doc A pid that is not an erlang.Pid is a TypeError; a message deeper than max_depth a
+%% ValueError.
+-spec send_bad_arguments(ct_suite:ct_config()) -> term().
+send_bad_arguments(_Config) ->
+    {error, {'TypeError', _}} = py:call('__main__', send_to, [<<"<0.1.0>">>, hello]),
+    {error, {'TypeError', _}} = py:call('__main__', send_to, [make_ref(), hello]),
+    {error, {'TypeError', _}} = py:eval(<<"erlang.send()">>),
+    Deep = lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 900)),
+    ok = py:exec(<<"def deep_list(n):\n    x = []\n    for _ in range(n):\n        x = [x]\n    return x\n">>),
+    {error, {'ValueError', _}} = py:eval(<<"erlang.send(me, deep_list(2000))">>, #{me => self()}),
+    {ok, none} = py:call('__main__', send_to, [self(), Deep]),
+    receive Deep -> ok after 5000 -> ct:fail(no_deep_message) end.
+
+%% A pid of node Node, built in the external term format (NEW_PID_EXT).
+-spec remote_pid(atom()) -> pid().
+remote_pid(Node) ->
+    Name = atom_to_binary(Node, utf8),
+    binary_to_term(<<131, 88, 119, (byte_size(Name)), Name/binary, 1:32, 0:32, 1:32>>).

@@ -518,3 +518,58 @@ def test_async_loop_of_py_async_call_is_ours() -> None:
 
     loop = _aio.loop()
     assert isinstance(loop, erlang.ErlangEventLoop)
+
+
+# ------------------------------------------------------------------- erlang.send
+
+
+@pytest.mark.embedded
+def test_send_bad_arguments() -> None:
+    with pytest.raises(TypeError, match=r"erlang\.Pid, not str"):
+        erlang.send("<0.1.0>", 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        erlang.send()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        erlang.send(1, 2, 3)  # type: ignore[call-arg]
+    assert "send" in erlang.__all__
+
+
+def test_send_records_in_the_mock() -> None:
+    with MockBeam() as beam:
+        a, b = beam.new_pid(), beam.new_pid()
+        assert a != b
+        assert isinstance(a, erlang.Pid)
+        erlang.send(a, {"k": (1, "two")})
+        erlang.send(b, [a, b"\xff"])
+        assert beam.sent == [(a, {"k": (1, "two")}), (b, [a, b"\xff"])]
+
+
+def test_send_unconvertible_raises_in_the_mock() -> None:
+    with MockBeam(max_depth=5) as beam:
+        pid = beam.new_pid()
+        deep: list[Any] = []
+        for _ in range(10):
+            deep = [deep]
+        with pytest.raises(ValueError, match="deeper than 5"):
+            erlang.send(pid, deep)
+        assert beam.sent == []
+
+
+def test_send_outside_the_beam() -> None:
+    with MockBeam() as beam:
+        pid = beam.new_pid()
+    with pytest.raises(erlang.NotInBeamError, match=r"erlang\.send"):
+        erlang.send(pid, 1)
+
+
+def test_send_from_a_coroutine_on_the_loop() -> None:
+    with MockBeam() as beam:
+        pid = beam.new_pid()
+
+        async def main() -> None:
+            for i in range(3):
+                erlang.send(pid, i)
+                await asyncio.sleep(0)
+
+        erlang.run(main())
+        assert beam.sent == [(pid, 0), (pid, 1), (pid, 2)]

@@ -289,6 +289,9 @@ class MockBeam:
       function registered with ``register_function``; ``erlang.<name>`` and
       ``from erlang import name`` resolve exactly the registered names. ``calls`` records
       every call;
+    - ``erlang.send(pid, message)`` appends ``(pid, message)`` to ``sent``, the message as the
+      receiving process would hand it back to Python (converted both ways, raising what the
+      BEAM raises); ``new_pid()`` makes pids to send to;
     - ``erlang.state_*`` use ``state``, a store with the semantics of erlang_python's
       ``py_state``, bounded to ``state_max_keys`` keys;
     - records that ``erlang.ErlangHandler`` forwards (``erlang.setup_logging``) are appended to
@@ -316,6 +319,10 @@ class MockBeam:
         self.calls: list[tuple[str, list[Any]]] = []
         """Every ``erlang.call`` this mock served, in order: the name and the list of
         arguments as the function received them (unknown names included)."""
+        self.sent: list[tuple[_native.Pid, Any]] = []
+        """Every ``erlang.send`` while this mock was active, in order: the pid and the
+        message after a trip to Erlang and back."""
+        self._pids = 0
         self.log_records: list[LogRecord] = []
         """Every log record forwarded while this mock was active, in order."""
         self.spans: list[dict[str, Any]] = []
@@ -443,6 +450,20 @@ class MockBeam:
         """Forget the recorded spans, as ``py:clear_traces()`` does."""
         self.spans.clear()
 
+    def new_pid(self) -> _native.Pid:
+        """A new ``erlang.Pid``, unequal to every other this mock made (of the node
+        ``mock@beam``): a process to ``erlang.send`` to."""
+        self._pids += 1
+        node = b"mock@beam"
+        etf = (
+            bytes([131, 88, 119, len(node)])
+            + node
+            + self._pids.to_bytes(4, "big")
+            + bytes(4)  # serial
+            + bytes(4)  # creation
+        )
+        return _native._pid_from_bytes(etf)
+
     def to_erlang(self, value: object) -> Term:
         """The Erlang term that ``value`` becomes when Python hands it to Erlang."""
         return Term(self._active("to_erlang()").term_to_binary(value))
@@ -498,6 +519,12 @@ class MockBeam:
         else:
             return self._returned(handles, function, result)
         raise failure from None
+
+    def _erlang_send(self, pid: _native.Pid, message: object) -> None:
+        """``erlang.send(pid, message)``, from the native backend: the message is converted
+        as the BEAM converts it (raising what the BEAM raises) and recorded in ``sent``."""
+        handles = self._active("erlang.send")
+        self.sent.append((pid, handles.binary_to_term(handles.term_to_binary(message))))
 
     def _erlang_async_call(
         self, name: str, args: tuple[object, ...], done: Callable[[bool, Any], object]

@@ -53,6 +53,7 @@ rustler::atoms! {
     py_callback = "$py_callback",
     py_thread_callback = "$py_thread_callback",
     py_async_callback = "$py_async_callback",
+    py_send = "$py_send",
     not_found,
     full,
     done,
