@@ -6,6 +6,7 @@ loop (docs/asyncio.md, "Performance"). Nothing here is a test: no number is chec
     python bench/loop_bench.py                      # everything (about a minute)
     python bench/loop_bench.py --quick              # 10x smaller counts and durations
     python bench/loop_bench.py --only call_soon,echo
+    python bench/loop_bench.py --rounds 3           # each section 3 times, loops taking turns
 
 Sections: ``call_soon`` (1M callbacks scheduled from the running loop, in batches of 1000),
 ``timers`` (100k ``call_later`` with delays spread over 0.1 s, until the last fired), ``echo``
@@ -194,6 +195,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="call_soon,timers,echo,idle")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="runs of each section, the loops taking turns"
+    )
     args = parser.parse_args(argv)
     scale = 10 if args.quick else 1
     only = args.only.split(",")
@@ -207,12 +211,13 @@ def main(argv: list[str]) -> int:
     for name, run in sections:
         if name not in only:
             continue
-        for label, factory in factories().items():
-            loop = factory()
-            try:
-                print(f"{name:10} {label:16} {run(loop)}", flush=True)
-            finally:
-                loop.close()
+        for round_ in range(1, args.rounds + 1):
+            for label, factory in factories().items():
+                loop = factory()
+                try:
+                    print(f"{name:10} {label:16} {run(loop)}  (round {round_})", flush=True)
+                finally:
+                    loop.close()
     return 0
 
 
