@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from erlang._async import async_call
     from erlang._logging import ErlangHandler, setup_logging
     from erlang._loop import ErlangEventLoop, ErlangEventLoopPolicy, new_event_loop, run
+    from erlang._mailbox import Mailbox, MailboxClosedError, open_mailbox
     from erlang._tracing import Span, trace
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "ErlangHandler",
     "Function",
     "Interrupted",
+    "Mailbox",
+    "MailboxClosedError",
     "NotInBeamError",
     "Pid",
     "ProcessExitRefusedError",
@@ -64,6 +67,7 @@ __all__ = [
     "binary_to_term",
     "call",
     "new_event_loop",
+    "open_mailbox",
     "py_array",
     "run",
     "send",
@@ -89,6 +93,9 @@ _LAZY = {
     "ErlangEventLoopPolicy": "erlang._loop",
     "new_event_loop": "erlang._loop",
     "run": "erlang._loop",
+    "Mailbox": "erlang._mailbox",
+    "MailboxClosedError": "erlang._mailbox",
+    "open_mailbox": "erlang._mailbox",
     "Span": "erlang._tracing",
     "trace": "erlang._tracing",
 }

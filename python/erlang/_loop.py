@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import selectors
 import threading
+import weakref
 from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import Any, TypeVar, TypeVarTuple
@@ -41,6 +43,19 @@ _WRONG_THREAD = (
 
 class ErlangEventLoop(asyncio.SelectorEventLoop):
     """erlang_python's asyncio event loop (see the module's documentation)."""
+
+    def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
+        """A new loop; ``selector`` as for ``asyncio.SelectorEventLoop`` (default: epoll)."""
+        super().__init__(selector)
+        # The mailboxes opened on this loop (erlang.open_mailbox), closed with it.
+        self._mailboxes: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def close(self) -> None:
+        """``asyncio`` ``close``; closes the loop's mailboxes first (their processes end)."""
+        if not self.is_running():
+            for mailbox in list(self._mailboxes):
+                mailbox.close()
+        super().close()
 
     def call_soon(
         self, callback: Callable[[*_Ts], object], *args: *_Ts, context: Context | None = None

@@ -18,6 +18,7 @@ __all__ = [
     "_is_registered",
     "_log",
     "_log_threshold",
+    "_mailbox_open",
     "_pid_from_bytes",
     "_ref_from_bytes",
     "_span",
@@ -95,6 +96,9 @@ def call(name: str, /, *args: object) -> Any:
 def send(pid: Pid, message: object, /) -> None:
     """Sends ``message`` to the Erlang process ``pid``, as ``Pid ! Message`` does (dropped
     when the process is not alive)."""
+
+def _mailbox_open() -> Any:
+    """The inbox of a new mailbox (``erlang._mailbox`` drives it)."""
 
 def _is_registered(name: str) -> bool: ...
 def _beam_reachable() -> bool:

@@ -22,7 +22,11 @@
     send_from_threads_and_coroutines/1,
     send_to_a_dead_process_is_silent/1,
     send_to_another_node/1,
-    send_bad_arguments/1
+    send_bad_arguments/1,
+    mailbox_receives_erlang_messages/1,
+    mailbox_big_message/1,
+    mailbox_close_ends_the_process/1,
+    mailbox_killed_process_raises/1
 ]).
 
 -define(KIND, <<
@@ -55,6 +59,17 @@ init_per_suite(Config) ->
         "    t = threading.Thread(target=run)\n"
         "    t.start()\n"
         "    t.join()\n"
+        "async def mailbox_collect(owner, n):\n"
+        "    async with await erlang.open_mailbox() as mailbox:\n"
+        "        erlang.send(owner, ('mailbox', mailbox.pid))\n"
+        "        return [await mailbox.receive(timeout=30) for _ in range(n)]\n"
+        "async def mailbox_until_closed(owner):\n"
+        "    mailbox = await erlang.open_mailbox()\n"
+        "    erlang.send(owner, ('mailbox', mailbox.pid))\n"
+        "    try:\n"
+        "        return await mailbox.receive(timeout=30)\n"
+        "    finally:\n"
+        "        mailbox.close()\n"
         "async def send_from_coroutine(pid, n):\n"
         "    for i in range(n):\n"
         "        erlang.send(pid, ('coroutine', i))\n"
@@ -222,3 +237,65 @@ send_bad_arguments(_Config) ->
 remote_pid(Node) ->
     Name = atom_to_binary(Node, utf8),
     binary_to_term(<<131, 88, 119, (byte_size(Name)), Name/binary, 1:32, 0:32, 1:32>>).
+
+%% Starts Fun (a py:async_call of a coroutine that sends {<<"mailbox">>, Pid} first) and
+%% returns the mailbox's pid and the call's reference.
+-spec start_mailbox(atom(), list()) -> {pid(), reference()}.
+start_mailbox(Function, Args) ->
+    Ref = py:async_call('__main__', Function, Args),
+    receive
+        {<<"mailbox">>, Pid} when is_pid(Pid) -> {Pid, Ref}
+    after 10000 -> ct:fail(no_mailbox)
+    end.
+
+%% @doc Pid ! Msg from Erlang reaches the coroutine's await mailbox.receive(), in order, with
+%% the normal conversion; the mailbox's pid is a live local process.
+-spec mailbox_receives_erlang_messages(ct_suite:ct_config()) -> term().
+mailbox_receives_erlang_messages(_Config) ->
+    {Pid, Ref} = start_mailbox(mailbox_collect, [self(), 4]),
+    Monitor = monitor(process, Pid),
+    true = is_process_alive(Pid),
+    true = node() =:= node(Pid),
+    Pid ! {hello, [1, 2]},
+    Pid ! #{key => <<"value">>},
+    Pid ! self(),
+    Pid ! <<255>>,
+    Self = self(),
+    {ok, [{<<"hello">>, [1, 2]}, #{<<"key">> := <<"value">>}, Self, <<255>>]} =
+        py:async_await(Ref, 30000),
+    %% The mailbox was closed on the way out: its process ended normally.
+    receive {'DOWN', Monitor, process, Pid, normal} -> ok after 10000 -> ct:fail(no_down) end.
+
+%% @doc A message too big to copy on a normal scheduler takes the dirty path.
+-spec mailbox_big_message(ct_suite:ct_config()) -> term().
+mailbox_big_message(_Config) ->
+    {Pid, Ref} = start_mailbox(mailbox_collect, [self(), 1]),
+    Big = binary:copy(<<"x">>, 4 * 1024 * 1024),
+    Pid ! {big, Big},
+    {ok, [{<<"big">>, Big}]} = py:async_await(Ref, 30000).
+
+%% @doc Erlang can monitor and link the mailbox's process; closing the mailbox ends it
+%% normally (a linked process is not taken down), and later sends are silent.
+-spec mailbox_close_ends_the_process(ct_suite:ct_config()) -> term().
+mailbox_close_ends_the_process(_Config) ->
+    {Pid, Ref} = start_mailbox(mailbox_until_closed, [self()]),
+    Monitor = monitor(process, Pid),
+    Self = self(),
+    Linked = spawn(fun() -> link(Pid), Self ! linked, receive stop -> ok end end),
+    receive linked -> ok after 10000 -> ct:fail(not_linked) end,
+    Pid ! first,
+    {ok, <<"first">>} = py:async_await(Ref, 30000),
+    receive {'DOWN', Monitor, process, Pid, normal} -> ok after 10000 -> ct:fail(no_down) end,
+    true = is_process_alive(Linked),
+    Pid ! too_late,
+    Linked ! stop.
+
+%% @doc A mailbox whose process is killed: the coroutine's receive raises MailboxClosedError
+%% with the exit reason.
+-spec mailbox_killed_process_raises(ct_suite:ct_config()) -> term().
+mailbox_killed_process_raises(_Config) ->
+    {Pid, Ref} = start_mailbox(mailbox_collect, [self(), 2]),
+    Pid ! one,
+    exit(Pid, kill),
+    {error, {'MailboxClosedError', Message}} = py:async_await(Ref, 30000),
+    {match, _} = re:run(Message, <<"killed">>).

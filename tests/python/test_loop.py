@@ -573,3 +573,128 @@ def test_send_from_a_coroutine_on_the_loop() -> None:
 
         erlang.run(main())
         assert beam.sent == [(pid, 0), (pid, 1), (pid, 2)]
+
+
+# ------------------------------------------------------------------- mailboxes
+
+
+@pytest.mark.embedded
+def test_mailbox_send_and_receive(erlang_funcs: ErlangFuncs) -> None:
+    async def main() -> tuple[list[Any], bool]:
+        async with await erlang.open_mailbox() as mailbox:
+            assert isinstance(mailbox.pid, erlang.Pid)
+            erlang.send(mailbox.pid, ("one", 1))
+            erlang.send(mailbox.pid, {"two": [2.5, b"\xff"]})
+            erlang.send(mailbox.pid, mailbox.pid)
+            got = [await mailbox.receive(timeout=10) for _ in range(3)]
+            return got, got[2] == mailbox.pid
+
+    got, same_pid = erlang.run(main())
+    assert got[:2] == [("one", 1), {"two": [2.5, b"\xff"]}]
+    assert same_pid
+
+
+@pytest.mark.embedded
+def test_mailbox_timeout_and_cancel(erlang_funcs: ErlangFuncs) -> None:
+    async def main() -> str:
+        async with await erlang.open_mailbox() as mailbox:
+            with pytest.raises(TimeoutError):
+                await mailbox.receive(timeout=0.01)
+            task = asyncio.ensure_future(mailbox.receive())
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            erlang.send(mailbox.pid, "after")
+            return str(await mailbox.receive(timeout=10))
+
+    assert erlang.run(main()) == "after"
+
+
+@pytest.mark.embedded
+def test_mailbox_async_for_ends_on_close(erlang_funcs: ErlangFuncs) -> None:
+    async def main() -> tuple[list[int], bool]:
+        mailbox = await erlang.open_mailbox()
+        got: list[int] = []
+
+        async def consume() -> None:
+            async for message in mailbox:
+                got.append(message)
+                if len(got) == 3:
+                    mailbox.close()
+
+        consumer = asyncio.ensure_future(consume())
+        for i in range(3):
+            erlang.send(mailbox.pid, i)
+        await asyncio.wait_for(consumer, 10)
+        erlang.send(mailbox.pid, 99)  # a closed mailbox's process is gone: silently dropped
+        with pytest.raises(erlang.MailboxClosedError, match="closed"):
+            await mailbox.receive()
+        mailbox.close()  # twice: nothing more
+        return got, mailbox.closed
+
+    assert erlang.run(main()) == ([0, 1, 2], True)
+
+
+@pytest.mark.embedded
+def test_mailbox_one_receiver(erlang_funcs: ErlangFuncs) -> None:
+    async def main() -> None:
+        async with await erlang.open_mailbox() as mailbox:
+            first = asyncio.ensure_future(mailbox.receive())
+            await asyncio.sleep(0)
+            with pytest.raises(RuntimeError, match="already receiving"):
+                await mailbox.receive()
+            erlang.send(mailbox.pid, 1)
+            assert await asyncio.wait_for(first, 10) == 1
+
+    erlang.run(main())
+
+
+@pytest.mark.embedded
+def test_mailbox_closed_with_its_loop(erlang_funcs: ErlangFuncs) -> None:
+    loop = erlang.new_event_loop()
+    try:
+        mailbox = loop.run_until_complete(erlang.open_mailbox())
+        assert not mailbox.closed
+    finally:
+        loop.close()
+    assert mailbox.closed
+    assert "closed" in repr(mailbox)
+
+
+def test_mailbox_in_the_mock() -> None:
+    with MockBeam() as beam:
+
+        async def main() -> list[Any]:
+            mailbox = await erlang.open_mailbox()
+            assert beam.mailboxes == [mailbox.pid]
+            thread = threading.Thread(target=beam.deliver, args=(mailbox.pid, ("t", [1])))
+            thread.start()
+            thread.join()
+            erlang.send(mailbox.pid, "sent")
+            got = [await mailbox.receive(timeout=10), await mailbox.receive(timeout=10)]
+            beam.deliver(mailbox.pid, "last")
+            beam.kill_mailbox(mailbox.pid, "killed")
+            got.append(await mailbox.receive())  # what arrived before the kill
+            with pytest.raises(erlang.MailboxClosedError, match="killed") as info:
+                await mailbox.receive()
+            assert info.value.reason == "killed"
+            with pytest.raises(erlang.MailboxClosedError):
+                async for _ in mailbox:  # a killed process ends an async for with the error
+                    pass
+            assert not beam.deliver(mailbox.pid, "gone")
+            assert beam.mailboxes == []
+            return got
+
+        assert erlang.run(main()) == [("t", [1]), "sent", "last"]
+        assert beam.sent[-1][1] == "sent"
+        with pytest.raises(KeyError):
+            beam.kill_mailbox(beam.new_pid())
+
+
+def test_mailbox_outside_the_beam() -> None:
+    async def main() -> None:
+        await erlang.open_mailbox()
+
+    with pytest.raises(erlang.NotInBeamError, match="open_mailbox"):
+        erlang.run(main())

@@ -57,6 +57,10 @@ pub trait Backend: Send + Sync + 'static {
         message: &Bound<'_, PyAny>,
     ) -> PyResult<()>;
 
+    /// A new mailbox inbox (`erlang._native._mailbox_open()`, driven by `erlang._mailbox`):
+    /// an object with `take_fd()`, `drain()` and `close()`, whose process is on its way.
+    fn open_mailbox<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>>;
+
     /// Whether calls can reach a BEAM now: always inside the real one; in plain Python, while
     /// a mocked BEAM is active. Outside, `erlang.<name>` says so instead of only "no attribute".
     fn reachable(&self, _py: Python<'_>) -> bool {
@@ -220,6 +224,16 @@ fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> P
     }
 }
 
+/// `erlang._native._mailbox_open()`: the inbox of a new mailbox (see `erlang._mailbox`);
+/// `erlang.NotInBeamError` outside the BEAM with no mocked BEAM active.
+#[pyfunction]
+fn _mailbox_open(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    match BACKEND.get() {
+        Some(backend) if backend.reachable(py) => backend.open_mailbox(py),
+        _ => Err(not_in_beam_for(py, "erlang.open_mailbox")),
+    }
+}
+
 /// `erlang._beam_reachable()`: whether a BEAM (the real one, or an active mocked one) serves
 /// calls now.
 #[pyfunction]
@@ -279,5 +293,6 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(py_beam_reachable, module)?)?;
     module.add_function(wrap_pyfunction!(_async_start, module)?)?;
     module.add_function(wrap_pyfunction!(send, module)?)?;
+    module.add_function(wrap_pyfunction!(_mailbox_open, module)?)?;
     Ok(())
 }

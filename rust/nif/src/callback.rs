@@ -69,6 +69,13 @@ impl Backend for BeamBackend {
     ) -> PyResult<()> {
         send_message(py, pid, message)
     }
+
+    fn open_mailbox<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let Some(router) = router() else {
+            return Err(not_started(py));
+        };
+        crate::mailbox::open(py, &router)?.ok_or_else(|| not_started(py))
+    }
 }
 
 /// `erlang.send(pid, message)`: a local process gets the message straight from this thread

@@ -116,6 +116,13 @@ impl Backend for MockBackend {
             .map(drop)
     }
 
+    fn open_mailbox<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let Some(beam) = innermost(py)? else {
+            return Err(callback::not_in_beam_for(py, "erlang.open_mailbox"));
+        };
+        beam.call_method0(intern!(py, "_mailbox_open"))
+    }
+
     fn reachable(&self, py: Python<'_>) -> bool {
         matches!(innermost(py), Ok(Some(_)))
     }

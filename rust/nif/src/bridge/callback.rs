@@ -1,6 +1,6 @@
 //! The terms of `erlang.call` and `erlang.async_call`: the request message built from the
 //! Python arguments, and the Erlang function's result read back as a Python value or an
-//! `erlang.ErlangError`.
+//! `erlang.ErlangError`; those of `erlang.send` and of mailboxes.
 
 use erlang_python_core::callback::erlang_error;
 use erlang_python_core::convert::{self, TermReader, View};
@@ -83,5 +83,25 @@ pub fn result_to_py<'py>(
             }
             _ => Err(bad()),
         }
+    })
+}
+
+/// A mailbox's message (`erlang.open_mailbox()`), saved in `env`, as a Python value.
+pub fn message_to_py<'py>(
+    py: Python<'py>,
+    env: &OwnedEnv,
+    term: &SavedTerm,
+) -> PyResult<Bound<'py, PyAny>> {
+    env.run(|env| {
+        let reader = NifReader::new(env);
+        convert::to_py(py, &reader, term.load(env), &options()).map_err(PyErr::from)
+    })
+}
+
+/// A local pid as an `erlang.Pid`.
+pub fn pid_to_py(py: Python<'_>, pid: LocalPid) -> PyResult<Bound<'_, PyAny>> {
+    OwnedEnv::new().run(|env| {
+        let reader = NifReader::new(env);
+        convert::to_py(py, &reader, pid.encode(env), &options()).map_err(PyErr::from)
     })
 }
