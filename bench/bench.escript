@@ -18,8 +18,8 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, eval, throughput, cpu, convert, callback, stream, async, state,
-                   logging, tracing]).
+-define(SECTIONS, [memory, call, eval, throughput, cpu, fairness, convert, callback, stream,
+                   async, state, logging, tracing]).
 %% Sections run only when asked for with `--only': faults kills thousands of callers, restarts
 %% the application and runs a long mixed load (`--duration', default 10 minutes).
 -define(EXTRA_SECTIONS, [faults]).
@@ -96,7 +96,7 @@ usage(Error) ->
         "       escript bench/bench.escript --impl NAME=PATH[:PATH...] [--impl ...] [options]\n"
         "options:\n"
         "  --quick                 10x smaller counts (smoke run)\n"
-        "  --only NAME,...         run only these: call, eval, throughput, cpu, convert,\n"
+        "  --only NAME,...         run only these: call, eval, throughput, cpu, fairness, convert,\n"
         "                          convert.<case>, callback, stream, async, state, logging,\n"
         "                          tracing, memory\n"
         "  --app APP               application to start (default erlang_python)\n"
@@ -236,6 +236,11 @@ section(cpu, #{scale := Scale, opts := Opts}) ->
     Callers = maps:get(callers, Opts),
     _ = throughput(lists:max(Callers), max(100, Duration div 5), F),
     [cpu_case(N, Duration, F) || N <- Callers];
+section(fairness, #{scale := Scale}) ->
+    %% A light call while 4 callers keep CPU-bound calls (about 5 ms each) running: on a GIL
+    %% build it waits for an executor and for the GIL, which the busy threads hand over every
+    %% switch interval; its p99 says how long a light request can be stuck behind heavy ones.
+    fairness_cases(4, 500 div Scale);
 section(convert, #{scale := Scale, opts := Opts}) ->
     define_ident(),
     Text = binary:copy(<<"0123456789abcdef">>, 65536),
@@ -379,6 +384,62 @@ cpu_case(NCallers, DurationMs, F) ->
              metrics => Metrics#{calls_per_s => Ok / (Elapsed / 1.0e9), calls => Ok,
                                  callers => NCallers, seconds => Elapsed / 1.0e9},
              errors => Errs, first_error => FirstErr}, none).
+
+fairness_cases(NBusy, N) ->
+    Busy = fun() ->
+                   case py:eval(<<"sum(range(200000))">>) of
+                       {ok, 19999900000} -> ok;
+                       Other -> {bad, Other}
+                   end
+           end,
+    {ok, Interval} = py:eval(<<"__import__('sys').getswitchinterval()">>),
+    Parent = self(),
+    Stop = make_ref(),
+    Workers = [spawn_monitor(fun() -> busy_loop(Busy, Parent, Stop, 0) end)
+               || _ <- lists:seq(1, NBusy)],
+    %% Let every busy caller get going before measuring.
+    [receive {busy_started, Pid} -> ok after ?CALL_TIMEOUT -> ok end || {Pid, _} <- Workers],
+    Light = fun() -> py:call(math, sqrt, [2.0]) end,
+    {Lats, Errs, FirstErr} = paced_loop(N, Light, expect({ok, 1.4142135623730951})),
+    [Pid ! Stop || {Pid, _} <- Workers],
+    Done = [receive
+                {busy_done, Pid, Count} -> erlang:demonitor(MRef, [flush]), Count;
+                {'DOWN', MRef, process, Pid, _} -> 0
+            end
+            || {Pid, MRef} <- Workers],
+    Metrics = maps:with([p50_us, p90_us, p99_us, max_us], lat_metrics(Lats)),
+    Label = iolist_to_binary(io_lib:format("py:call(math, sqrt, [2.0]) while ~b callers run "
+                                           "sum(range(200000))", [NBusy])),
+    [finish(#{id => <<"fairness.light_p99">>, label => Label,
+              metrics => Metrics#{calls => N, busy_calls => lists:sum(Done),
+                                  switch_interval_us => Interval * 1.0e6},
+              errors => Errs, first_error => FirstErr}, none)].
+
+%% A busy caller: F in a loop until told to stop; says when its first call is done.
+busy_loop(F, Parent, Stop, Count) ->
+    _ = F(),
+    Count =:= 0 andalso (Parent ! {busy_started, self()}),
+    receive
+        Stop -> Parent ! {busy_done, self(), Count + 1}
+    after 0 -> busy_loop(F, Parent, Stop, Count + 1)
+    end.
+
+%% As timed_loop/3, with a pause of 1-3 ms before each call, so the calls land at every point
+%% of the busy calls' runs rather than right after the previous light call.
+paced_loop(N, F, Check) ->
+    paced_loop(N, F, Check, [], 0, none).
+
+paced_loop(0, _F, _Check, Acc, Errs, First) ->
+    {Acc, Errs, First};
+paced_loop(N, F, Check, Acc, Errs, First) ->
+    timer:sleep(rand:uniform(3)),
+    T0 = erlang:monotonic_time(nanosecond),
+    R = F(),
+    T1 = erlang:monotonic_time(nanosecond),
+    case Check(R) of
+        true -> paced_loop(N - 1, F, Check, [T1 - T0 | Acc], Errs, First);
+        false -> paced_loop(N - 1, F, Check, [T1 - T0 | Acc], Errs + 1, first(First, R))
+    end.
 
 plural(1) -> "";
 plural(_) -> "s".

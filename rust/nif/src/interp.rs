@@ -280,6 +280,39 @@ pub fn clear_pending(py: Python<'_>, thread_id: u64) {
     }
 }
 
+/// A copy of the calling thread's current `contextvars` context (`contextvars.copy_context()`).
+pub fn copy_current_context(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: the GIL is held (we have `py`); PyContext_CopyCurrent returns a new reference or
+    // NULL with an exception set, which `from_owned_ptr_or_err` takes over.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }
+}
+
+/// Makes `context` (a `contextvars.Context`) the calling thread's current one, as
+/// `Context.run` does on entry; fails (`RuntimeError`) when it is entered already.
+pub fn enter_context(context: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = context.py();
+    // SAFETY: the GIL is held; `context` is a live object, and PyContext_Enter checks that it
+    // is a `contextvars.Context` (a TypeError otherwise).
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(py))
+    }
+}
+
+/// Restores the context that was current before [`enter_context`] entered `context`; fails
+/// (`RuntimeError`) when `context` is not the thread's current one.
+pub fn exit_context(context: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = context.py();
+    // SAFETY: the GIL is held; `context` is a live object, and PyContext_Exit checks that it
+    // is the current context of this thread.
+    if unsafe { ffi::PyContext_Exit(context.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(py))
+    }
+}
+
 /// The full `Py_GetVersion()` string; safe before and after initialisation, without the GIL.
 pub fn version() -> String {
     // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated buffer.
