@@ -126,8 +126,9 @@ PY_LINT_PATHS = python $(wildcard tests/python) tests/web scripts examples/pytho
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo examples shell \
-    test test-rust test-ct test-python test-docs test-elixir test-deps fuzz \
-    lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench bench-web clean
+    test test-rust test-ct test-asyncio test-python test-docs test-elixir test-deps fuzz \
+    lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench bench-web bench-loop \
+    clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13|3.13t]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
@@ -221,6 +222,9 @@ bench-web: build ## py_http against uvicorn, granian and gunicorn under wrk (ben
 	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q -r bench/web/requirements.txt
 	bench/web/run.sh $(CURDIR)/$(EBIN) $(VENV_PY) $(BENCH_WEB_ARGS)
 
+bench-loop: pyext ## bench/loop_bench.py: erlang.ErlangEventLoop beside asyncio's loop (BENCH_ARGS)
+	$(LIBPATH_ENV) $(VENV_PY) bench/loop_bench.py $(BENCH_ARGS)
+
 # --- Tests ------------------------------------------------------------------------------------
 # What `test` runs after `build`; `ci` runs each on its own. `examples` comes before
 # `test-python`: it installs the model that tests/python/test_examples_minilm.py checks (skipped
@@ -239,6 +243,11 @@ test-ct: build ## Common Test suites in tests/erlang (logs: _build/ct_logs)
 	@rm -rf $(CT_DIR) && mkdir -p $(CT_DIR) $(CT_LOGS) && cp -r tests/erlang/. $(CT_DIR)/
 	ct_run -noshell -sname ct_py$(subst .,,$(PYTHON))_$$$$ -pa $(CURDIR)/$(EBIN) \
 	    -dir $(CT_DIR) -logdir $(CT_LOGS) $(CT_ARGS)
+
+# CPython's own asyncio tests against erlang.ErlangEventLoop inside the BEAM (a Common Test
+# suite, so test-ct runs it too; docs/asyncio.md, "Conformance").
+test-asyncio: build ## CPython's test.test_asyncio against erlang.ErlangEventLoop in the BEAM
+	$(MAKE) test-ct CT_ARGS='-suite py_asyncio_conformance_SUITE'
 
 # Every test runs standalone against the mocked BEAM; those marked `embedded` run again inside
 # the real BEAM (tests/erlang/py_embedded_SUITE.erl, in test-ct).
@@ -307,7 +316,7 @@ lint-rust: deps-venv
 lint-python: deps-venv
 	$(VENV_BIN)/ruff check $(PY_LINT_PATHS)
 	$(VENV_BIN)/ruff format --check $(PY_LINT_PATHS)
-	$(VENV_BIN)/mypy --strict python/erlang scripts examples/python
+	$(VENV_BIN)/mypy --strict python/erlang python/erlang_loop.py scripts examples/python
 
 lint-erlang: erlang
 	$(REBAR) dialyzer

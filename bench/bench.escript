@@ -289,7 +289,7 @@ section(stream, #{scale := Scale}) ->
                   fun() -> py:stream_eval(<<"(i for i in range(10000))">>) end,
                   expect(Expected), max(10, 300 div Scale), {p50_us, '=<', 20000})];
 section(async, #{scale := Scale}) ->
-    async_cases(Scale);
+    async_cases(Scale) ++ mailbox_cases(Scale);
 section(logging, #{scale := Scale}) ->
     logging_cases(max(10, 2000 div Scale));
 section(tracing, #{scale := Scale}) ->
@@ -665,6 +665,42 @@ async_cases(Scale) ->
                           expect({ok, 1000}), max(5, 100 div Scale), none)];
         Other ->
             [skipped(<<"async">>, <<"py:async_call and erlang.async_call">>, Other)]
+    end.
+
+%% Erlang `Pid ! N' to a coroutine awaiting its mailbox (erlang.open_mailbox()), which sends N
+%% back with erlang.send: the round trip (an upper bound of the one-way latency). Skipped
+%% where the implementation has no mailboxes.
+mailbox_cases(Scale) ->
+    Self = self(),
+    Probe =
+        try
+            ok = py:exec(<<"import erlang\n"
+                           "async def bench_mailbox_echo(owner):\n"
+                           "    async with await erlang.open_mailbox() as mailbox:\n"
+                           "        erlang.send(owner, ('bench_mailbox', mailbox.pid))\n"
+                           "        async for message in mailbox:\n"
+                           "            if message == 'stop':\n"
+                           "                return 0\n"
+                           "            erlang.send(owner, message)\n">>),
+            Ref0 = py:async_call('__main__', bench_mailbox_echo, [Self]),
+            receive
+                {<<"bench_mailbox">>, Pid0} -> {ok, Ref0, Pid0}
+            after 5000 -> {no_mailbox, py:async_await(Ref0, 1000)}
+            end
+        catch
+            Class:Reason -> {Class, Reason}
+        end,
+    case Probe of
+        {ok, Ref, Pid} ->
+            Case = latency_case(<<"async.mailbox">>,
+                                <<"Pid ! N -> mailbox.receive() -> erlang.send back">>,
+                                fun() -> Pid ! 7, receive 7 -> ok after 5000 -> timeout end end,
+                                expect(ok), max(100, 20000 div Scale), none),
+            Pid ! stop,
+            {ok, 0} = py:async_await(Ref, 5000),
+            [Case];
+        Other ->
+            [skipped(<<"async.mailbox">>, <<"erlang.open_mailbox">>, Other)]
     end.
 
 callback_case(N) ->

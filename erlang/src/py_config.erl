@@ -23,6 +23,7 @@
     | trace_max_spans
     | trace_max_in_flight
     | allow_process_exit
+    | asyncio_policy
     | python_path
     | http.
 %% A variable that has no default here: unset means something of its own (`num_executors':
@@ -67,6 +68,9 @@ default(trace_max_spans) -> 10000;
 default(trace_max_in_flight) -> 10000;
 %% Python calls that would end the OS process (the node) raise ProcessExitRefusedError.
 default(allow_process_exit) -> false;
+%% asyncio's policy is erlang.ErlangEventLoopPolicy, so asyncio.run in code called from Erlang
+%% runs on an erlang.ErlangEventLoop, as in erlang_python 1.6 (docs/asyncio.md).
+default(asyncio_policy) -> true;
 %% The application's directories on sys.path (py_pool; docs/getting-started.md). `""' (the
 %% default of erlang_python 1.6, where it did nothing) is the same empty list.
 default(python_path) -> [];

@@ -94,6 +94,12 @@ pub fn initialize(startup: Startup) -> Result<()> {
             ),
             Err(reason) => log::error!("Python could not start: {reason}"),
         }
+        if !keep_child_exit_statuses() {
+            log::warn!(
+                "SIGCHLD could not be given its default action: Python cannot read the exit \
+                 status of its child processes"
+            );
+        }
         if !PROMOTED.load(std::sync::atomic::Ordering::Relaxed) {
             log::warn!(
                 "libpython could not be re-opened with global symbols; C extension modules \
@@ -316,6 +322,31 @@ pub fn version() -> String {
 }
 
 /// Tunes glibc's malloc for large Python objects, for the whole OS process. The BEAM calls
+/// The BEAM sets `SIGCHLD` to `SIG_IGN`, and with that disposition the kernel reaps every child
+/// of the OS process as it exits: `waitpid` fails with `ECHILD`, so `subprocess` reports exit
+/// status 0 and asyncio 255 for every child, whatever it returned. Its default action
+/// (`SIG_DFL`, also ignored, but children wait to be reaped) gives Python its children's exit
+/// statuses back. The BEAM reaps nothing itself: its ports run under its own forker process,
+/// `erl_child_setup` (docs/architecture.md, "Child processes"). Only a `SIG_IGN` is replaced (a
+/// handler someone installed stays). True when `SIGCHLD` is not ignored any more.
+fn keep_child_exit_statuses() -> bool {
+    // SAFETY: sigaction reads and writes the process's SIGCHLD disposition through the two
+    // pointers, which point to zero-initialised `sigaction` structs (a valid value: no handler,
+    // empty mask, no flags) that live across the calls; no Rust state is involved.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) != 0 {
+            return false;
+        }
+        if current.sa_sigaction != libc::SIG_IGN {
+            return true;
+        }
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGCHLD, &default, std::ptr::null_mut()) == 0
+    }
+}
+
 /// `mallopt` at start, which freezes glibc's adaptive thresholds at their defaults: every object
 /// over 128 KB Python allocates (a 1 MB `str`, a numpy buffer) is then mmap'ed and unmapped,
 /// and its pages fault in again each time: measured 400 us per 1 MB allocation on an executor

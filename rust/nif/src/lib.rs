@@ -19,6 +19,7 @@ mod executor;
 mod interp;
 mod load;
 mod log;
+mod mailbox;
 mod native;
 mod nifs;
 mod outbox;
