@@ -28,6 +28,8 @@ PYTEST_ARGS ?=
 MIX_TEST_ARGS ?=
 # Extra arguments for bench/bench.escript, e.g. `make bench BENCH_ARGS='--only faults'`.
 BENCH_ARGS ?=
+# Arguments of bench/web/run.sh after the paths: seconds per server and connections, e.g. `20 100`.
+BENCH_WEB_ARGS ?=
 # `make fuzz`: cases per property of each tool (hours at these defaults; lower them for a look,
 # e.g. `make fuzz PROPER_NUMTESTS=2000 PROPER_FAULT_NUMTESTS=20 HYPOTHESIS_MAX_EXAMPLES=2000
 # PROPTEST_CASES=20000`). A value in the environment wins over these defaults.
@@ -120,12 +122,13 @@ APT_PACKAGES := erlang-nox erlang-dev rebar3 erlang-common-test erlang-dialyzer 
     erlang-proper
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-PY_LINT_PATHS = python $(wildcard tests/python) scripts examples/python
+PY_LINT_PATHS = python $(wildcard tests/python) tests/web scripts examples/python
 DOC_FILES = README.md $(wildcard docs/*.md)
 
 .PHONY: help deps deps-system deps-venv examples-deps nif erlang build pyext demo examples shell \
-    test test-rust test-ct test-python test-docs test-elixir test-deps fuzz \
-    lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench clean
+    test test-rust test-ct test-asyncio test-python test-docs test-elixir test-deps fuzz \
+    lint lint-rust lint-python lint-erlang lint-elixir lint-docs ci bench bench-web bench-loop \
+    clean
 
 help: ## List the targets
 	@echo "Usage: make TARGET [PYTHON=3.11|3.12|3.13|3.13t]   (PYTHON=$(PYTHON) -> $(or $(PY_FULL),not installed))"
@@ -211,6 +214,17 @@ shell: build ## Build everything and start an Erlang shell with erlang_python ru
 bench: build ## Build everything and run bench/bench.escript (options in BENCH_ARGS)
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
+# The web benchmark's peers (uvloop, httptools, granian) and load tool (wrk, from apt) are
+# installed here only: no test needs them, and uvloop and granian have no free-threaded wheels.
+bench-web: build ## py_http against uvicorn, granian and gunicorn under wrk (bench/web/run.sh)
+	@command -v wrk >/dev/null || { echo "==> installing wrk"; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk </dev/null; }
+	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q -r bench/web/requirements.txt
+	bench/web/run.sh $(CURDIR)/$(EBIN) $(VENV_PY) $(BENCH_WEB_ARGS)
+
+bench-loop: pyext ## bench/loop_bench.py: erlang.ErlangEventLoop beside asyncio's loop (BENCH_ARGS)
+	$(LIBPATH_ENV) $(VENV_PY) bench/loop_bench.py $(BENCH_ARGS)
+
 # --- Tests ------------------------------------------------------------------------------------
 # What `test` runs after `build`; `ci` runs each on its own. `examples` comes before
 # `test-python`: it installs the model that tests/python/test_examples_minilm.py checks (skipped
@@ -229,6 +243,11 @@ test-ct: build ## Common Test suites in tests/erlang (logs: _build/ct_logs)
 	@rm -rf $(CT_DIR) && mkdir -p $(CT_DIR) $(CT_LOGS) && cp -r tests/erlang/. $(CT_DIR)/
 	ct_run -noshell -sname ct_py$(subst .,,$(PYTHON))_$$$$ -pa $(CURDIR)/$(EBIN) \
 	    -dir $(CT_DIR) -logdir $(CT_LOGS) $(CT_ARGS)
+
+# CPython's own asyncio tests against erlang.ErlangEventLoop inside the BEAM (a Common Test
+# suite, so test-ct runs it too; docs/asyncio.md, "Conformance").
+test-asyncio: build ## CPython's test.test_asyncio against erlang.ErlangEventLoop in the BEAM
+	$(MAKE) test-ct CT_ARGS='-suite py_asyncio_conformance_SUITE'
 
 # Every test runs standalone against the mocked BEAM; those marked `embedded` run again inside
 # the real BEAM (tests/erlang/py_embedded_SUITE.erl, in test-ct).
@@ -297,7 +316,7 @@ lint-rust: deps-venv
 lint-python: deps-venv
 	$(VENV_BIN)/ruff check $(PY_LINT_PATHS)
 	$(VENV_BIN)/ruff format --check $(PY_LINT_PATHS)
-	$(VENV_BIN)/mypy --strict python/erlang scripts examples/python
+	$(VENV_BIN)/mypy --strict python/erlang python/erlang_loop.py scripts examples/python
 
 lint-erlang: erlang
 	$(REBAR) dialyzer

@@ -18,8 +18,8 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, subinterp_call, eval, throughput, cpu, convert, callback,
-                   stream, async, state, logging, tracing]).
+-define(SECTIONS, [memory, call, subinterp_call, eval, throughput, cpu, fairness, convert,
+                   callback, stream, async, state, logging, tracing]).
 %% Sections run only when asked for with `--only': faults kills thousands of callers, restarts
 %% the application and runs a long mixed load (`--duration', default 10 minutes).
 -define(EXTRA_SECTIONS, [faults]).
@@ -97,8 +97,8 @@ usage(Error) ->
         "options:\n"
         "  --quick                 10x smaller counts (smoke run)\n"
         "  --only NAME,...         run only these: call, subinterp_call, eval, throughput,\n"
-        "                          cpu, convert, convert.<case>, callback, stream, async,\n"
-        "                          state, logging,\n"
+        "                          cpu, fairness, convert, convert.<case>, callback, stream,\n"
+        "                          async, state, logging,\n"
         "                          tracing, memory\n"
         "  --app APP               application to start (default erlang_python)\n"
         "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
@@ -265,6 +265,11 @@ section(subinterp_call, #{scale := Scale}) ->
         false ->
             []
     end;
+section(fairness, #{scale := Scale}) ->
+    %% A light call while 4 callers keep CPU-bound calls (about 5 ms each) running: on a GIL
+    %% build it waits for an executor and for the GIL, which the busy threads hand over every
+    %% switch interval; its p99 says how long a light request can be stuck behind heavy ones.
+    fairness_cases(4, 500 div Scale);
 section(convert, #{scale := Scale, opts := Opts}) ->
     define_ident(),
     Text = binary:copy(<<"0123456789abcdef">>, 65536),
@@ -313,7 +318,7 @@ section(stream, #{scale := Scale}) ->
                   fun() -> py:stream_eval(<<"(i for i in range(10000))">>) end,
                   expect(Expected), max(10, 300 div Scale), {p50_us, '=<', 20000})];
 section(async, #{scale := Scale}) ->
-    async_cases(Scale);
+    async_cases(Scale) ++ mailbox_cases(Scale);
 section(logging, #{scale := Scale}) ->
     logging_cases(max(10, 2000 div Scale));
 section(tracing, #{scale := Scale}) ->
@@ -412,6 +417,62 @@ cpu_case(Prefix, Opts, NCallers, DurationMs, F) ->
              metrics => Metrics#{calls_per_s => Ok / (Elapsed / 1.0e9), calls => Ok,
                                  callers => NCallers, seconds => Elapsed / 1.0e9},
              errors => Errs, first_error => FirstErr}, none).
+
+fairness_cases(NBusy, N) ->
+    Busy = fun() ->
+                   case py:eval(<<"sum(range(200000))">>) of
+                       {ok, 19999900000} -> ok;
+                       Other -> {bad, Other}
+                   end
+           end,
+    {ok, Interval} = py:eval(<<"__import__('sys').getswitchinterval()">>),
+    Parent = self(),
+    Stop = make_ref(),
+    Workers = [spawn_monitor(fun() -> busy_loop(Busy, Parent, Stop, 0) end)
+               || _ <- lists:seq(1, NBusy)],
+    %% Let every busy caller get going before measuring.
+    [receive {busy_started, Pid} -> ok after ?CALL_TIMEOUT -> ok end || {Pid, _} <- Workers],
+    Light = fun() -> py:call(math, sqrt, [2.0]) end,
+    {Lats, Errs, FirstErr} = paced_loop(N, Light, expect({ok, 1.4142135623730951})),
+    [Pid ! Stop || {Pid, _} <- Workers],
+    Done = [receive
+                {busy_done, Pid, Count} -> erlang:demonitor(MRef, [flush]), Count;
+                {'DOWN', MRef, process, Pid, _} -> 0
+            end
+            || {Pid, MRef} <- Workers],
+    Metrics = maps:with([p50_us, p90_us, p99_us, max_us], lat_metrics(Lats)),
+    Label = iolist_to_binary(io_lib:format("py:call(math, sqrt, [2.0]) while ~b callers run "
+                                           "sum(range(200000))", [NBusy])),
+    [finish(#{id => <<"fairness.light_p99">>, label => Label,
+              metrics => Metrics#{calls => N, busy_calls => lists:sum(Done),
+                                  switch_interval_us => Interval * 1.0e6},
+              errors => Errs, first_error => FirstErr}, none)].
+
+%% A busy caller: F in a loop until told to stop; says when its first call is done.
+busy_loop(F, Parent, Stop, Count) ->
+    _ = F(),
+    Count =:= 0 andalso (Parent ! {busy_started, self()}),
+    receive
+        Stop -> Parent ! {busy_done, self(), Count + 1}
+    after 0 -> busy_loop(F, Parent, Stop, Count + 1)
+    end.
+
+%% As timed_loop/3, with a pause of 1-3 ms before each call, so the calls land at every point
+%% of the busy calls' runs rather than right after the previous light call.
+paced_loop(N, F, Check) ->
+    paced_loop(N, F, Check, [], 0, none).
+
+paced_loop(0, _F, _Check, Acc, Errs, First) ->
+    {Acc, Errs, First};
+paced_loop(N, F, Check, Acc, Errs, First) ->
+    timer:sleep(rand:uniform(3)),
+    T0 = erlang:monotonic_time(nanosecond),
+    R = F(),
+    T1 = erlang:monotonic_time(nanosecond),
+    case Check(R) of
+        true -> paced_loop(N - 1, F, Check, [T1 - T0 | Acc], Errs, First);
+        false -> paced_loop(N - 1, F, Check, [T1 - T0 | Acc], Errs + 1, first(First, R))
+    end.
 
 plural(1) -> "";
 plural(_) -> "s".
@@ -637,6 +698,42 @@ async_cases(Scale) ->
                           expect({ok, 1000}), max(5, 100 div Scale), none)];
         Other ->
             [skipped(<<"async">>, <<"py:async_call and erlang.async_call">>, Other)]
+    end.
+
+%% Erlang `Pid ! N' to a coroutine awaiting its mailbox (erlang.open_mailbox()), which sends N
+%% back with erlang.send: the round trip (an upper bound of the one-way latency). Skipped
+%% where the implementation has no mailboxes.
+mailbox_cases(Scale) ->
+    Self = self(),
+    Probe =
+        try
+            ok = py:exec(<<"import erlang\n"
+                           "async def bench_mailbox_echo(owner):\n"
+                           "    async with await erlang.open_mailbox() as mailbox:\n"
+                           "        erlang.send(owner, ('bench_mailbox', mailbox.pid))\n"
+                           "        async for message in mailbox:\n"
+                           "            if message == 'stop':\n"
+                           "                return 0\n"
+                           "            erlang.send(owner, message)\n">>),
+            Ref0 = py:async_call('__main__', bench_mailbox_echo, [Self]),
+            receive
+                {<<"bench_mailbox">>, Pid0} -> {ok, Ref0, Pid0}
+            after 5000 -> {no_mailbox, py:async_await(Ref0, 1000)}
+            end
+        catch
+            Class:Reason -> {Class, Reason}
+        end,
+    case Probe of
+        {ok, Ref, Pid} ->
+            Case = latency_case(<<"async.mailbox">>,
+                                <<"Pid ! N -> mailbox.receive() -> erlang.send back">>,
+                                fun() -> Pid ! 7, receive 7 -> ok after 5000 -> timeout end end,
+                                expect(ok), max(100, 20000 div Scale), none),
+            Pid ! stop,
+            {ok, 0} = py:async_await(Ref, 5000),
+            [Case];
+        Other ->
+            [skipped(<<"async.mailbox">>, <<"erlang.open_mailbox">>, Other)]
     end.
 
 callback_case(N) ->

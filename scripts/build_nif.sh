@@ -99,3 +99,8 @@ then
     rm -rf "$priv/python/erlang"
     mv "$priv/python/.erlang.tmp" "$priv/python/erlang"
 fi
+# erlang_python 1.6's top-level module name for the event loop (python/erlang_loop.py).
+if ! cmp -s "$root/python/erlang_loop.py" "$priv/python/erlang_loop.py"; then
+    cp "$root/python/erlang_loop.py" "$priv/python/.erlang_loop.py.tmp"
+    mv -f "$priv/python/.erlang_loop.py.tmp" "$priv/python/erlang_loop.py"
+fi

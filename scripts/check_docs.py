@@ -5,9 +5,10 @@ Static checks (`make lint-docs`, no build needed):
 
 - ```python / ```pycon blocks must parse (`ast.parse`; `>>>` sessions are reduced to their input).
 - In ```erlang blocks and in inline code, every call `py:f(...)`, `py_pool:f(...)`,
-  `py_semaphore:f(...)` and every reference `py:f/N` names a function that module exports with
-  that arity; in ```elixir blocks, every `:py.f(...)` (piped or not) and `&:py.f/N`. Exports are
-  read from the `-export` attributes of the application's src/*.erl.
+  `py_semaphore:f(...)`, `py_asgi:f(...)`, `py_wsgi:f(...)`, `py_http:f(...)` and every
+  reference `py:f/N` names a function that module exports with that arity; in ```elixir
+  blocks, every `:py.f(...)` (piped or not) and `&:py.f/N`. Exports are read from the
+  `-export` attributes of the application's src/*.erl.
 - In ```sh / ```bash / ```shell / ```console blocks, `make TARGET` names a Makefile target.
 - Relative links point at files that exist.
 
@@ -66,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHECKED_MODULES = ("py", "py_pool", "py_semaphore")
+CHECKED_MODULES = ("py", "py_pool", "py_semaphore", "py_asgi", "py_wsgi", "py_http")
 PYTHON_LANGS = {"python", "py", "python3", "pycon"}
 ERLANG_LANGS = {"erlang", "erl"}
 ELIXIR_LANGS = {"elixir", "ex", "exs", "iex"}

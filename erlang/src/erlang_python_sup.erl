@@ -10,7 +10,9 @@
 %%      records, forwarded to OTP `logger') and `py_tracer' (the collector of the spans Python
 %%      code finishes) one for one: a crash of either restarts only that one, never the pool;
 %%      they start before the pool so that its start-up diagnostics have a receiver;
-%%   5. `py_pool', the owner of the interpreter's executor pool.
+%%   5. `py_pool', the owner of the interpreter's executor pool;
+%%   6. `py_http_sup', the supervisor of the HTTP servers serving ASGI and WSGI apps (those of
+%%      the `http' application variable start here, once the pool runs).
 %% The strategy is `rest_for_one': since a child may depend only on those started before it,
 %% when one dies the children after it restart with it and those before it keep running (a
 %% crashed pool does not reset the semaphore's count and limit). `one_for_all' would restart
@@ -71,6 +73,14 @@ init([]) ->
             shutdown => 5000,
             type => worker,
             modules => [py_pool]
+        },
+        #{
+            id => py_http_sup,
+            start => {py_http_sup, start_link, []},
+            restart => permanent,
+            shutdown => infinity,
+            type => supervisor,
+            modules => [py_http_sup]
         },
         #{
             id => py_subinterp,

@@ -9,11 +9,12 @@
 %% `{'$py_thread_callback', Channel, Name, Args}' (or, from `erlang.async_call', as
 %% `{'$py_async_callback', Channel, Name, Args}') and runs in a fresh process, so a slow or
 %% crashing function never blocks the router; the router monitors it, and if it is killed
-%% before replying, answers `{error, <<"exit">>, Reason, <<>>}' in its place.
+%% before replying, answers `{error, <<"exit">>, Reason, <<>>}' in its place. `erlang.send' to
+%% a process of another node arrives as `{'$py_send', {Pid, Message}}' and is sent on.
 -module(py_callback).
 -behaviour(gen_server).
 
--export([start_link/0, register/2, unregister/1, execute/2]).
+-export([start_link/0, register/2, unregister/1, is_registered/1, execute/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 -define(TAB, py_callbacks).
@@ -29,8 +30,9 @@
 
 %% How a runner answers: thread_reply/2 or async_reply/2.
 -type reply_fun() :: fun((reference(), result()) -> ok | error).
-%% The functions running for Python threads: their monitor => how to answer if they die.
--type running() :: #{reference() => {reply_fun(), reference()}}.
+%% The functions running for Python threads (their monitor => how to answer if they die), and
+%% the processes of mailboxes (their monitor => the inbox told when they end).
+-type running() :: #{reference() => {reply_fun(), reference()} | {mailbox, py_nif:inbox()}}.
 
 %% @doc Start the registry and router, registered as `py_callback'.
 -spec start_link() -> {ok, pid()} | {error, term()}.
@@ -53,6 +55,15 @@ unregister(Name) ->
         true -> py_nif:callback_unregister(Name)
     catch
         error:badarg -> {error, not_started}
+    end.
+
+%% @doc Whether a function is registered under `Name'.
+-spec is_registered(binary()) -> boolean().
+is_registered(Name) ->
+    try
+        ets:member(?TAB, Name)
+    catch
+        error:badarg -> false
     end.
 
 %% @doc Run the function registered as `Name' with the list of positional arguments.
@@ -218,8 +229,24 @@ handle_info({'$py_thread_callback', Channel, Name, Args}, Running) ->
     {noreply, run(fun thread_reply/2, Channel, Name, Args, Running)};
 handle_info({'$py_async_callback', Channel, Name, Args}, Running) ->
     {noreply, run(fun async_reply/2, Channel, Name, Args, Running)};
+handle_info({'$py_mailbox_open', Inbox}, Running) ->
+    %% erlang.open_mailbox(): the mailbox's process, monitored so that its exit reason reaches
+    %% Python.
+    {Pid, Monitor} = spawn_monitor(py_mailbox, init, [Inbox]),
+    _ = case py_nif:mailbox_attach(Inbox, Pid) of
+        ok -> ok;
+        closed -> Pid ! {'$py_mailbox_close', Inbox}
+    end,
+    {noreply, Running#{Monitor => {mailbox, Inbox}}};
+handle_info({'$py_send', {Pid, Message}}, Running) ->
+    %% erlang.send to a process of another node (the NIF sends to local ones itself).
+    Pid ! Message,
+    {noreply, Running};
 handle_info({'DOWN', Monitor, process, _Pid, Reason}, Running) ->
     case maps:take(Monitor, Running) of
+        {{mailbox, Inbox}, Rest} ->
+            ok = py_nif:mailbox_down(Inbox, text(Reason)),
+            {noreply, Rest};
         {{Reply, Channel}, Rest} when Reason =/= normal ->
             %% Killed before it could reply (a crash inside the function is caught and
             %% replied by the runner itself): the Python caller must not wait forever.

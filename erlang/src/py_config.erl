@@ -23,7 +23,9 @@
     | trace_max_spans
     | trace_max_in_flight
     | allow_process_exit
-    | python_path.
+    | asyncio_policy
+    | python_path
+    | http.
 %% A variable that has no default here: unset means something of its own (`num_executors':
 %% use `num_workers'; `python_executable': see py_pool; `max_depth': the NIF's own default).
 %% `num_subinterp_workers': the size of the sub-interpreter pool, default the number of
@@ -65,9 +67,13 @@ default(trace_max_spans) -> 10000;
 default(trace_max_in_flight) -> 10000;
 %% Python calls that would end the OS process (the node) raise ProcessExitRefusedError.
 default(allow_process_exit) -> false;
+%% asyncio's policy is erlang.ErlangEventLoopPolicy, so asyncio.run in code called from Erlang
+%% runs on an erlang.ErlangEventLoop, as in erlang_python 1.6 (docs/asyncio.md).
+default(asyncio_policy) -> true;
 %% The application's directories on sys.path (py_pool; docs/getting-started.md). `""' (the
 %% default of erlang_python 1.6, where it did nothing) is the same empty list.
-default(python_path) -> [].
+default(python_path) -> [];
+default(http) -> [].
 
 
 %% @doc Log a warning for each variable of erlang_python 1.6 that is set and ignored here,

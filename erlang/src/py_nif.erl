@@ -45,6 +45,10 @@
     callback_async_reply/2,
     callback_async_reply_dirty/2,
     callback_async_pending/0,
+    mailbox_deliver/2,
+    mailbox_deliver_dirty/2,
+    mailbox_attach/2,
+    mailbox_down/2,
     semaphore_new/1,
     semaphore_try_acquire/1,
     semaphore_acquire/1,
@@ -81,6 +85,7 @@
     reply/0,
     thread_channel/0,
     async_channel/0,
+    inbox/0,
     semaphore/0,
     log_stats/0,
     diagnostics_level/0,
@@ -131,6 +136,10 @@
     callback_async_reply/2,
     callback_async_reply_dirty/2,
     callback_async_pending/0,
+    mailbox_deliver/2,
+    mailbox_deliver_dirty/2,
+    mailbox_attach/2,
+    mailbox_down/2,
     semaphore_new/1,
     semaphore_try_acquire/1,
     semaphore_acquire/1,
@@ -200,6 +209,8 @@
 -type thread_channel() :: reference().
 %% A NIF resource: the channel of an `erlang.async_call' waiting for its Erlang function.
 -type async_channel() :: reference().
+%% A NIF resource: the inbox of a Python mailbox (`erlang.open_mailbox()'), held by its process.
+-type inbox() :: reference().
 %% A NIF resource holding a Python object (an opaque value, or the iterator of a generator).
 -type handle() :: reference().
 %% A NIF resource: the counting semaphore of py_semaphore.
@@ -469,6 +480,28 @@ callback_async_reply_dirty(_Channel, _Result) ->
 %% @doc The number of `erlang.async_call's waiting for their Erlang function.
 -spec callback_async_pending() -> non_neg_integer().
 callback_async_pending() ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Hand a message of a mailbox's process to its Python side; `closed' once Python closed
+%% the mailbox, `dirty' when the message is too big to copy on a normal scheduler (then call
+%% {@link mailbox_deliver_dirty/2}).
+-spec mailbox_deliver(inbox(), term()) -> ok | closed | dirty.
+mailbox_deliver(_Inbox, _Message) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc {@link mailbox_deliver/2} on a dirty CPU scheduler, for big messages.
+-spec mailbox_deliver_dirty(inbox(), term()) -> ok | closed.
+mailbox_deliver_dirty(_Inbox, _Message) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Give a mailbox its process; `closed' when Python closed the mailbox meanwhile.
+-spec mailbox_attach(inbox(), pid()) -> ok | closed.
+mailbox_attach(_Inbox, _Pid) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Tell a mailbox that its process ended, with its exit reason as text.
+-spec mailbox_down(inbox(), binary()) -> ok.
+mailbox_down(_Inbox, _Reason) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Make `erlang.<Name>' resolve in Python.

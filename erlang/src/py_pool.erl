@@ -162,27 +162,39 @@ start_pool(Size, Opts, Path) ->
         ok ->
             Allow = boolean(allow_process_exit, py_config:get(allow_process_exit)),
             ok = py_nif:interp_allow_process_exit(Allow),
+            Policy = boolean(asyncio_policy, py_config:get(asyncio_policy)),
             case py_nif:pool_new(Size) of
-                {ok, Pool} -> configure_path(Pool, Path);
+                {ok, Pool} -> configure_path(Pool, Path, Policy);
                 {error, Reason} -> {stop, {pool_start_failed, Reason}}
             end;
         {error, Reason} ->
             {stop, {python_init_failed, Reason}}
     end.
 
-%% The application's directories go on sys.path before the pool is published: no request
-%% runs without them. They replace those of an earlier start (the interpreter outlives it).
--spec configure_path(py_nif:pool(), [binary()]) -> {ok, #state{}} | {stop, term()}.
-configure_path(Pool, Path) ->
+%% The application's directories go on sys.path, and asyncio's policy is set (the
+%% `asyncio_policy' variable), before the pool is published: no request runs without them. They
+%% replace those of an earlier start (the interpreter outlives it).
+-spec configure_path(py_nif:pool(), [binary()], boolean()) -> {ok, #state{}} | {stop, term()}.
+configure_path(Pool, Path, Policy) ->
     Request = {call, <<"erlang._path">>, <<"configure">>, [package_dir(), Path], #{}},
-    case py_request:run(Pool, Request, 30000) of
-        {ok, none} ->
+    PolicyRequest = {call, <<"erlang._loop">>, <<"install_policy">>, [Policy], #{}},
+    case configure(Pool, [Request, PolicyRequest]) of
+        ok ->
             stop_stale_pool(),
             persistent_term:put(?PY_POOL_KEY, Pool),
             {ok, #state{pool = Pool}};
         Error ->
             ok = py_nif:pool_stop(Pool),
             {stop, {python_path_failed, Error}}
+    end.
+
+-spec configure(py_nif:pool(), [py_request:request()]) -> ok | py_request:outcome().
+configure(_Pool, []) ->
+    ok;
+configure(Pool, [Request | Rest]) ->
+    case py_request:run(Pool, Request, 30000) of
+        {ok, none} -> configure(Pool, Rest);
+        Error -> Error
     end.
 
 %% A predecessor killed before its terminate/2 ran (brutal kill) left its pool published.

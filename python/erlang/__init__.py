@@ -24,6 +24,7 @@ from erlang._native import (
     binary_to_term,
     call,
     py_array,
+    send,
     term_to_binary,
 )
 from erlang.state import (
@@ -36,20 +37,26 @@ from erlang.state import (
     state_set,
 )
 
-# `ErlangHandler`, `setup_logging`, `async_call`, `Span` and `trace` are imported on first use
-# (see `__getattr__`): importing `logging` or `asyncio` would multiply the cost of
-# `import erlang`. Type checkers treat this name as true.
+# `ErlangHandler`, `setup_logging`, `async_call`, `ErlangEventLoop` and its companions, `Span`
+# and `trace` are imported on first use (see `__getattr__`): importing `logging` or `asyncio`
+# would multiply the cost of `import erlang`. Type checkers treat this name as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from erlang._async import async_call
     from erlang._logging import ErlangHandler, setup_logging
+    from erlang._loop import ErlangEventLoop, ErlangEventLoopPolicy, new_event_loop, run
+    from erlang._mailbox import Mailbox, MailboxClosedError, open_mailbox
     from erlang._tracing import Span, trace
 
 __all__ = [
     "ErlangError",
+    "ErlangEventLoop",
+    "ErlangEventLoopPolicy",
     "ErlangHandler",
     "Function",
     "Interrupted",
+    "Mailbox",
+    "MailboxClosedError",
     "NotInBeamError",
     "Pid",
     "ProcessExitRefusedError",
@@ -59,7 +66,11 @@ __all__ = [
     "async_call",
     "binary_to_term",
     "call",
+    "new_event_loop",
+    "open_mailbox",
     "py_array",
+    "run",
+    "send",
     "setup_logging",
     "state_clear",
     "state_decr",
@@ -78,6 +89,13 @@ _LAZY = {
     "ErlangHandler": "erlang._logging",
     "setup_logging": "erlang._logging",
     "async_call": "erlang._async",
+    "ErlangEventLoop": "erlang._loop",
+    "ErlangEventLoopPolicy": "erlang._loop",
+    "new_event_loop": "erlang._loop",
+    "run": "erlang._loop",
+    "Mailbox": "erlang._mailbox",
+    "MailboxClosedError": "erlang._mailbox",
+    "open_mailbox": "erlang._mailbox",
     "Span": "erlang._tracing",
     "trace": "erlang._tracing",
 }

@@ -2,10 +2,11 @@
 
 An async job runs its call on an executor, which asks :func:`prepare` what to do with the
 result. A result that needs the loop (an awaitable; for a stream, also an async iterable) is
-finished by a task (:func:`schedule`) on the loop that erlang_python runs in its own daemon
-thread, ``erlang-asyncio``, started on first use; the executor moves on at once, so coroutines
-wait concurrently without holding executors. The task replies to the Erlang caller through the
-job's ``AsyncReply``; when the caller stops waiting, the reply's cancel hook cancels the task.
+finished by a task (:func:`schedule`) on the :class:`erlang.ErlangEventLoop` that
+erlang_python runs in its own daemon thread, ``erlang-asyncio``, started on first use; the
+executor moves on at once, so coroutines wait concurrently without holding executors. The task
+replies to the Erlang caller through the job's ``AsyncReply``; when the caller stops waiting,
+the reply's cancel hook cancels the task.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import inspect
 import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from typing import Protocol
+
+from erlang._loop import ErlangEventLoop
 
 
 class Reply(Protocol):
@@ -32,11 +35,12 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 
 def loop() -> asyncio.AbstractEventLoop:
-    """The loop that runs the coroutines of ``py:async_call`` (started on first use)."""
+    """The :class:`erlang.ErlangEventLoop` that runs the coroutines of ``py:async_call``
+    (started on first use)."""
     global _loop
     with _lock:
         if _loop is None or _loop.is_closed():
-            new = asyncio.new_event_loop()
+            new = ErlangEventLoop()
             thread = threading.Thread(target=_run, args=(new,), name="erlang-asyncio", daemon=True)
             thread.start()
             _loop = new

@@ -18,6 +18,7 @@ __all__ = [
     "_is_registered",
     "_log",
     "_log_threshold",
+    "_mailbox_open",
     "_pid_from_bytes",
     "_ref_from_bytes",
     "_span",
@@ -33,6 +34,7 @@ __all__ = [
     "mock_names",
     "mock_tracing",
     "py_array",
+    "send",
     "term_to_binary",
 ]
 
@@ -90,6 +92,13 @@ class Function:
 
 def call(name: str, /, *args: object) -> Any:
     """Call the Erlang function registered as ``name`` with positional arguments only."""
+
+def send(pid: Pid, message: object, /) -> None:
+    """Sends ``message`` to the Erlang process ``pid``, as ``Pid ! Message`` does (dropped
+    when the process is not alive)."""
+
+def _mailbox_open() -> Any:
+    """The inbox of a new mailbox (``erlang._mailbox`` drives it)."""
 
 def _is_registered(name: str) -> bool: ...
 def _beam_reachable() -> bool:

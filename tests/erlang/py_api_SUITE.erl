@@ -545,7 +545,7 @@ bad_config_fails_start(_Config) ->
     Bad = [{num_workers, 0}, {num_executors, -1}, {python_executable, 42}, {max_depth, 0},
            {malloc_pad, -1}, {log_level, loud}, {log_max_in_flight, 0},
            {nif_log_level, verbose}, {trace_max_spans, 0}, {trace_max_in_flight, many},
-           {allow_process_exit, maybe}],
+           {allow_process_exit, maybe}, {asyncio_policy, sometimes}],
     ok = py_test_util:stop(),
     Default = py_config:default(max_concurrent),
     try

@@ -26,6 +26,9 @@
     with_context_no_workers_is_badmatch/1,
     stats_count_checked_out/1,
     callbacks_nest_in_the_context/1,
+    unbound_requests_start_with_fresh_contextvars/1,
+    bound_context_keeps_contextvars/1,
+    nested_request_copies_outer_contextvars/1,
     ctx_timeout_interrupts/1,
     bad_args/1
 ]).
@@ -259,6 +262,87 @@ callbacks_nest_in_the_context(_Config) ->
     ok = py:exec(<<"z = 'bound process'">>),
     {ok, <<"bound process">>} = py:eval(<<"erlang.cx_peek()">>),
     ok = py:unbind(C).
+
+%% Defines, in the namespace of whoever runs it, a context variable and functions that set it
+%% and read it; `cx_wait' holds the executor until as many jobs as there are executors wait,
+%% so N jobs run on N different executors.
+-define(CX_VARS, <<"
+import contextvars, threading
+cx_var = contextvars.ContextVar('cx_var', default='unset')
+def cx_set(v):
+    cx_var.set(v)
+    return cx_var.get()
+def cx_get():
+    return cx_var.get()
+def cx_barrier(n):
+    global cx_gate
+    cx_gate = threading.Barrier(n)
+def cx_wait_set(v):
+    cx_gate.wait(60)
+    return cx_set(v)
+def cx_wait_get():
+    cx_gate.wait(60)
+    return cx_get()
+def cx_outer():
+    cx_var.set('outer')
+    inner = erlang.cx_inner()
+    return (inner, cx_var.get())
+def cx_inner_body():
+    seen = cx_var.get()
+    cx_var.set('inner')
+    return seen
+">>).
+
+%% @doc An unbound request starts with a fresh copy of its executor's base contextvars context:
+%% what one request set is gone for the next, on every executor (each executor runs one
+%% setter, then one reader).
+-spec unbound_requests_start_with_fresh_contextvars(ct_suite:ct_config()) -> term().
+unbound_requests_start_with_fresh_contextvars(_Config) ->
+    ok = py:exec(?CX_VARS),
+    N = py:num_executors(),
+    {ok, none} = py:call('__main__', cx_barrier, [N]),
+    Set = py_test_util:pmap(fun(I) -> py:call('__main__', cx_wait_set, [I]) end,
+                            lists:seq(1, N)),
+    Set = [{ok, I} || I <- lists:seq(1, N)],
+    {ok, none} = py:call('__main__', cx_barrier, [N]),
+    Got = py_test_util:pmap(fun(_) -> py:call('__main__', cx_wait_get, []) end,
+                            lists:seq(1, N)),
+    Got = lists:duplicate(N, {ok, <<"unset">>}),
+    {ok, <<"unset">>} = py:eval(<<"cx_var.get()">>).
+
+%% @doc A bound context keeps one contextvars context for its whole life; others never see it.
+-spec bound_context_keeps_contextvars(ct_suite:ct_config()) -> term().
+bound_context_keeps_contextvars(_Config) ->
+    ok = py:exec(?CX_VARS),
+    {ok, C} = py:bind(new),
+    ok = py:ctx_exec(C, ?CX_VARS),
+    {ok, 7} = py:ctx_call(C, '__main__', cx_set, [7], #{}),
+    {ok, 7} = py:ctx_call(C, '__main__', cx_get, [], #{}),
+    {ok, 7} = py:ctx_eval(C, <<"cx_var.get()">>),
+    {ok, <<"unset">>} = py:call('__main__', cx_get, []),
+    {ok, C2} = py:bind(new),
+    ok = py:ctx_exec(C2, ?CX_VARS),
+    {ok, <<"unset">>} = py:ctx_call(C2, '__main__', cx_get, [], #{}),
+    ok = py:unbind(C2),
+    ok = py:unbind(C).
+
+%% @doc A request nested in a callback starts from a copy of the outer request's context: it
+%% sees what the outer one set, and what it sets stays in it. In a bound context, nested
+%% requests are the context's own: they share its one contextvars context.
+-spec nested_request_copies_outer_contextvars(ct_suite:ct_config()) -> term().
+nested_request_copies_outer_contextvars(_Config) ->
+    ok = py:exec(?CX_VARS),
+    ok = py:register_function(cx_inner,
+                              fun([]) -> {ok, Seen} = py:call('__main__', cx_inner_body, []),
+                                         Seen end),
+    {ok, {<<"outer">>, <<"outer">>}} = py:call('__main__', cx_outer, []),
+    {ok, <<"unset">>} = py:call('__main__', cx_get, []),
+    {ok, C} = py:bind(new),
+    ok = py:ctx_exec(C, ?CX_VARS),
+    {ok, {<<"outer">>, <<"inner">>}} = py:ctx_call(C, '__main__', cx_outer, [], #{}),
+    {ok, <<"inner">>} = py:ctx_call(C, '__main__', cx_get, [], #{}),
+    ok = py:unbind(C),
+    ok = py:unregister_function(cx_inner).
 
 %% @doc A timed-out job in a context is interrupted and the context is usable at once.
 -spec ctx_timeout_interrupts(ct_suite:ct_config()) -> term().

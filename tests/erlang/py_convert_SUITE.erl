@@ -22,6 +22,7 @@
     lone_surrogate/1,
     unconvertible_arguments/1,
     improper_list/1,
+    fast_path_edges/1,
     deep_nesting_erlang_side/1,
     deep_nesting_python_side/1,
     cyclic_python_structures/1,
@@ -280,6 +281,69 @@ improper_list(_Config) ->
     {error, {'TypeError', _}} = ident({1, [2 | <<"x">>]}),
     {error, {'TypeError', _}} = py:eval(<<"ep_il">>, #{ep_il => [1 | 2]}),
     {ok, [1, 2]} = ident([1, 2]).
+
+%% @doc The fast paths for the elements of big lists, tuples and maps (exact ints and floats,
+%% lists and tuples filled in place, one dict lookup per key) give the same values and errors
+%% as the general rules: bools stay bools, subclasses of int/float/str/list/tuple/dict convert
+%% by value without calling their overrides, ints beyond 64 bits, -0.0, nan and infinities,
+%% non-UTF-8 binaries, non-string map keys, and a duplicate key beside a bad value.
+-spec fast_path_edges(ct_suite:ct_config()) -> term().
+fast_path_edges(_Config) ->
+    ok = py:exec(<<"import math\n"
+                   "class EpLoudInt(int):\n"
+                   "    def __index__(self):\n        raise RuntimeError('index called')\n"
+                   "    def __int__(self):\n        raise RuntimeError('int called')\n"
+                   "class EpLoudFloat(float):\n"
+                   "    def __float__(self):\n        raise RuntimeError('float called')\n"
+                   "class EpLoudStr(str):\n"
+                   "    def __str__(self):\n        raise RuntimeError('str called')\n"
+                   "def ep_types(xs):\n    return [type(x).__name__ for x in xs]\n"
+                   "def ep_signs(xs):\n    return [math.copysign(1.0, x) for x in xs]\n">>),
+    Big = [1 bsl 63, -(1 bsl 63) - 1, 1 bsl 64, -(1 bsl 200), (1 bsl 63) - 1, -(1 bsl 63)],
+    Ints = [0, 1, -1, 255, 256, 257, -5, -6 | Big],
+    {ok, Ints} = ident(Ints),
+    {ok, Tuple} = ident(Tuple = list_to_tuple(Ints)),
+    {ok, [true, false, 1, 0, none]} = ident([true, false, 1, 0, undefined]),
+    {ok, [true, false, 1, -1, 1 bsl 64]} = py:eval(<<"[True, False, 1, -1, 2**64]">>),
+    {ok, [<<"bool">>, <<"int">>, <<"int">>, <<"float">>, <<"str">>, <<"bytes">>, <<"NoneType">>]} =
+        py:call('__main__', ep_types, [[true, 1, 1 bsl 70, 1.5, <<"s">>, <<255>>, nil]]),
+    %% Negative zero keeps its sign both ways, in a list and in a tuple.
+    {ok, [-1.0, 1.0]} = py:call('__main__', ep_signs, [[-0.0, 0.0]]),
+    {ok, [-1.0, -1.0]} = py:eval(<<"ep_signs(x)">>, #{x => [-0.0, -0.0]}),
+    {ok, [<<"-0.0">>]} = py:eval(<<"[repr(x) for x in (-0.0,)]">>),
+    {ok, [<<"-0.0">>, <<"-0.0">>]} =
+        py:eval(<<"[repr(x) for x in ep_v]">>, #{ep_v => {-0.0, -0.0}}),
+    {ok, [nan, infinity, neg_infinity, 1.5]} =
+        py:eval(<<"[float('nan'), float('inf'), -float('inf'), 1.5]">>),
+    {ok, {nan, infinity}} = py:eval(<<"(float('nan'), float('inf'))">>),
+    %% Subclasses take the general path, never their overrides.
+    {ok, [7, 1180591620717411303424, 2.5, <<"s">>]} =
+        py:eval(<<"[EpLoudInt(7), EpLoudInt(2**70), EpLoudFloat(2.5), EpLoudStr('s')]">>),
+    {ok, #{1 := 0.5}} = py:eval(<<"{EpLoudInt(1): EpLoudFloat(0.5)}">>),
+    {ok, {7}} = py:eval(<<"(EpLoudInt(7),)">>),
+    %% Binaries: UTF-8 ones become str, others bytes, in lists, tuples and maps alike.
+    Bins = [<<>>, <<"a">>, <<255>>, <<"é"/utf8>>, <<16#c3>>, binary:copy(<<255>>, 100)],
+    {ok, Bins} = ident(Bins),
+    {ok, #{<<255>> := <<254>>, <<"k">> := {<<0, 255>>}}} =
+        ident(#{<<255>> => <<254>>, <<"k">> => {<<0, 255>>}}),
+    %% Map keys that are not strings.
+    Keys = #{1 => a, 2.5 => b, {1, 2} => c, <<255>> => d, -(1 bsl 70) => e, none => f},
+    {ok, #{1 := <<"a">>, 2.5 := <<"b">>, {1, 2} := <<"c">>, <<255>> := <<"d">>,
+           -(1 bsl 70) := <<"e">>, none := <<"f">>}} = ident(Keys),
+    {error, {'TypeError', _}} = ident(#{[1] => x}),
+    %% A key that collides in Python, beside a value that cannot convert: the error is the
+    %% one of whichever comes first in the map's order, as before the fast paths.
+    Fun = fun() -> ok end,
+    {error, {'ValueError', _}} = ident(#{1 => a, 1.0 => Fun}),
+    {error, {'TypeError', _}} = ident(#{1 => Fun, 1.0 => a}),
+    {error, {'ValueError', _}} = ident(#{1 => a, true => Fun}),
+    %% Improper lists inside containers, and a failure half-way through a big list.
+    {error, {'TypeError', _}} = ident([[1 | 2]]),
+    {error, {'TypeError', _}} = ident({1, 2, [3 | 4]}),
+    {error, {'TypeError', _}} = ident(lists:seq(1, 5000) ++ [Fun]),
+    {error, {'TypeError', _}} = ident(list_to_tuple(lists:seq(1, 5000) ++ [Fun])),
+    {error, {'UnicodeEncodeError', _}} = py:eval(<<"list(range(5000)) + ['\\ud800']">>),
+    {ok, 2.0} = py:call(math, sqrt, [4]).
 
 %% @doc Erlang terms nested beyond max_depth give a ValueError, not a crash.
 -spec deep_nesting_erlang_side(ct_suite:ct_config()) -> term().

@@ -58,6 +58,17 @@ ERLANG_TO_PYTHON = [
         id="map",
     ),
     pytest.param(b"\x83t\x00\x00\x00\x01h\x02a\x01a\x02d\x00\x01x", {(1, 2): "x"}, id="tuple-key"),
+    pytest.param(
+        b"\x83l\x00\x00\x00\x03F\x80\x00\x00\x00\x00\x00\x00\x00"
+        b"n\t\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01m\x00\x00\x00\x01\xffj",
+        [-0.0, 2**64, b"\xff"],
+        id="list-of-negative-zero-bignum-bytes",
+    ),
+    pytest.param(
+        b"\x83t\x00\x00\x00\x02a\x01d\x00\x01xF?\xf8\x00\x00\x00\x00\x00\x00h\x00",
+        {1: "x", 1.5: ()},
+        id="map-with-number-keys",
+    ),
 ]
 
 
@@ -174,6 +185,31 @@ class SneakyList(list[int]):
         raise AssertionError("__iter__ called")
 
 
+class LoudInt(int):
+    """An int subclass whose conversion hooks fail: conversion reads the value itself."""
+
+    def __index__(self) -> int:
+        raise AssertionError("__index__ called")
+
+    def __int__(self) -> int:
+        raise AssertionError("__int__ called")
+
+
+class LoudFloat(float):
+    def __float__(self) -> float:
+        raise AssertionError("__float__ called")
+
+
+class LoudStr(str):
+    def __str__(self) -> str:
+        raise AssertionError("__str__ called")
+
+
+class LoudTuple(tuple[int, ...]):
+    def __iter__(self) -> Any:
+        raise AssertionError("__iter__ called")
+
+
 PYTHON_TO_ERLANG = [
     pytest.param(None, "none", id="None"),
     pytest.param(True, "true", id="True"),
@@ -198,6 +234,31 @@ PYTHON_TO_ERLANG = [
     pytest.param(Point(1, 2), "{1,2}", id="namedtuple"),
     pytest.param(SneakyDict(a=1), '#{<<"a">> => 1}', id="dict-subclass"),
     pytest.param(SneakyList([1, 2]), "[1,2]", id="list-subclass"),
+    # Elements of containers: exact ints and floats take a fast path, everything else
+    # (subclasses, bool, ints beyond 64 bits) the general one, with the same terms.
+    pytest.param(
+        [True, False, 1, -1, 0, 2**63 - 1, -(2**63)],
+        "[true,false,1,-1,0,9223372036854775807,-9223372036854775808]",
+        id="list-of-ints-and-bools",
+    ),
+    pytest.param(
+        [2**63, -(2**63) - 1, 2**64, -(2**200)],
+        "[9223372036854775808,-9223372036854775809,18446744073709551616,"
+        "-1606938044258990275541962092341162602522202993782792835301376]",
+        id="list-of-big-ints",
+    ),
+    pytest.param(
+        (1.5, -0.0, float("nan"), float("inf"), float("-inf")),
+        "{1.5,-0.0,nan,infinity,neg_infinity}",
+        id="tuple-of-floats",
+    ),
+    pytest.param(
+        [LoudInt(7), LoudInt(2**70), LoudFloat(2.5), LoudStr("s"), Color.RED],
+        '[7,1180591620717411303424,2.5,<<"s">>,1]',
+        id="list-of-scalar-subclasses",
+    ),
+    pytest.param(LoudTuple((1, 2)), "{1,2}", id="tuple-subclass"),
+    pytest.param({LoudInt(1): LoudFloat(0.5)}, "#{1 => 0.5}", id="dict-of-subclasses"),
 ]
 
 

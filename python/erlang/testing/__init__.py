@@ -36,6 +36,7 @@ The mock is process-wide, like the BEAM: while a ``MockBeam`` is active, every t
 from __future__ import annotations
 
 import inspect
+import socket
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -275,6 +276,60 @@ class LogRecord(NamedTuple):
     Erlang receives it, converted back to Python."""
 
 
+class _MockInbox:
+    """The mocked BEAM's inbox of a mailbox (``erlang._mailbox`` drives it): what the BEAM's
+    does, with a Python list for the queue."""
+
+    def __init__(self, pid: _native.Pid, forget: Callable[[], object]) -> None:
+        self._read, self._write = socket.socketpair()
+        self._read.setblocking(False)
+        self._write.setblocking(False)
+        self._lock = threading.Lock()
+        self._messages: list[tuple[bool, Any]] = []
+        self._pid = pid
+        self._down: str | None = None
+        self._closed = False
+        self._forget = forget
+        self._wake()  # the "process" is attached at once
+
+    def _wake(self) -> None:
+        try:
+            self._write.send(b"\x01")
+        except OSError:
+            pass  # full (the loop wakes anyway) or closed (nobody listens)
+
+    def put(self, item: tuple[bool, Any]) -> bool:
+        with self._lock:
+            if self._closed or self._down is not None:
+                return False
+            self._messages.append(item)
+        self._wake()
+        return True
+
+    def down(self, reason: str) -> None:
+        with self._lock:
+            self._down = reason
+        self._wake()
+
+    def take_fd(self) -> int:
+        return self._read.detach()
+
+    def drain(self) -> tuple[list[tuple[bool, Any]], _native.Pid | None, str | None]:
+        with self._lock:
+            messages, self._messages = self._messages, []
+            return messages, self._pid, self._down
+
+    def close(self) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            self._messages.clear()
+        self._forget()
+        self._write.close()
+        return True
+
+
 class MockBeam:
     """A mocked BEAM for code that uses ``erlang`` in plain Python (tests, tooling).
 
@@ -289,6 +344,13 @@ class MockBeam:
       function registered with ``register_function``; ``erlang.<name>`` and
       ``from erlang import name`` resolve exactly the registered names. ``calls`` records
       every call;
+    - ``erlang.send(pid, message)`` appends ``(pid, message)`` to ``sent``, the message as the
+      receiving process would hand it back to Python (converted both ways, raising what the
+      BEAM raises); ``new_pid()`` makes pids to send to;
+    - ``erlang.open_mailbox()`` opens a mailbox whose pid is one of ``new_pid()``'s:
+      ``deliver(pid, message)`` (from any thread) puts a message in it, converted as the BEAM
+      converts it, as ``erlang.send`` to it does too; ``kill_mailbox(pid, reason)`` ends its
+      "process";
     - ``erlang.state_*`` use ``state``, a store with the semantics of erlang_python's
       ``py_state``, bounded to ``state_max_keys`` keys;
     - records that ``erlang.ErlangHandler`` forwards (``erlang.setup_logging``) are appended to
@@ -316,6 +378,11 @@ class MockBeam:
         self.calls: list[tuple[str, list[Any]]] = []
         """Every ``erlang.call`` this mock served, in order: the name and the list of
         arguments as the function received them (unknown names included)."""
+        self.sent: list[tuple[_native.Pid, Any]] = []
+        """Every ``erlang.send`` while this mock was active, in order: the pid and the
+        message after a trip to Erlang and back."""
+        self._pids = 0
+        self._mailboxes: dict[_native.Pid, _MockInbox] = {}
         self.log_records: list[LogRecord] = []
         """Every log record forwarded while this mock was active, in order."""
         self.spans: list[dict[str, Any]] = []
@@ -443,6 +510,52 @@ class MockBeam:
         """Forget the recorded spans, as ``py:clear_traces()`` does."""
         self.spans.clear()
 
+    def new_pid(self) -> _native.Pid:
+        """A new ``erlang.Pid``, unequal to every other this mock made (of the node
+        ``mock@beam``): a process to ``erlang.send`` to."""
+        self._pids += 1
+        node = b"mock@beam"
+        etf = (
+            bytes([131, 88, 119, len(node)])
+            + node
+            + self._pids.to_bytes(4, "big")
+            + bytes(4)  # serial
+            + bytes(4)  # creation
+        )
+        return _native._pid_from_bytes(etf)
+
+    def deliver(self, pid: _native.Pid, message: object) -> bool:
+        """Puts ``message`` in the open mailbox whose pid is ``pid``, converted both ways as
+        the BEAM converts a message (raising what the BEAM raises), as ``Pid ! Message`` in
+        Erlang would; callable from any thread. False (the message dropped, as Erlang's send
+        drops it) when ``pid`` is no open mailbox's."""
+        handles = self._active("deliver()")
+        value = handles.binary_to_term(handles.term_to_binary(message))
+        inbox = self._mailboxes.get(pid)
+        return inbox is not None and inbox.put((True, value))
+
+    def kill_mailbox(self, pid: _native.Pid, reason: str = "killed") -> None:
+        """Ends the "process" of the open mailbox ``pid`` with ``reason`` (as Erlang prints
+        it), as ``exit(Pid, Reason)`` would: its ``receive`` raises
+        ``erlang.MailboxClosedError`` once the messages already there are taken."""
+        inbox = self._mailboxes.pop(pid, None)
+        if inbox is None:
+            raise KeyError(f"no open mailbox has the pid {pid!r}")
+        inbox.down(reason)
+
+    @property
+    def mailboxes(self) -> list[_native.Pid]:
+        """The pids of the mailboxes open on this mock."""
+        return list(self._mailboxes)
+
+    def _mailbox_open(self) -> _MockInbox:
+        """``erlang._native._mailbox_open()``, from the native backend."""
+        self._active("erlang.open_mailbox()")
+        pid = self.new_pid()
+        inbox = _MockInbox(pid, lambda: self._mailboxes.pop(pid, None))
+        self._mailboxes[pid] = inbox
+        return inbox
+
     def to_erlang(self, value: object) -> Term:
         """The Erlang term that ``value`` becomes when Python hands it to Erlang."""
         return Term(self._active("to_erlang()").term_to_binary(value))
@@ -498,6 +611,16 @@ class MockBeam:
         else:
             return self._returned(handles, function, result)
         raise failure from None
+
+    def _erlang_send(self, pid: _native.Pid, message: object) -> None:
+        """``erlang.send(pid, message)``, from the native backend: the message is converted
+        as the BEAM converts it (raising what the BEAM raises) and recorded in ``sent``."""
+        handles = self._active("erlang.send")
+        value = handles.binary_to_term(handles.term_to_binary(message))
+        self.sent.append((pid, value))
+        inbox = self._mailboxes.get(pid)
+        if inbox is not None:
+            inbox.put((True, value))
 
     def _erlang_async_call(
         self, name: str, args: tuple[object, ...], done: Callable[[bool, Any], object]

@@ -47,6 +47,20 @@ pub trait Backend: Send + Sync + 'static {
         done: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>>;
 
+    /// Sends `message` (converted as a call's argument) to the process `pid`, an
+    /// `erlang.Pid`, as Erlang's `Pid ! Message` does: nothing happens when the process is not
+    /// alive. Raises what converting a call's argument raises (`ValueError` past `max_depth`).
+    fn send(
+        &self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<()>;
+
+    /// A new mailbox inbox (`erlang._native._mailbox_open()`, driven by `erlang._mailbox`):
+    /// an object with `take_fd()`, `drain()` and `close()`, whose process is on its way.
+    fn open_mailbox<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>>;
+
     /// Whether calls can reach a BEAM now: always inside the real one; in plain Python, while
     /// a mocked BEAM is active. Outside, `erlang.<name>` says so instead of only "no attribute".
     fn reachable(&self, _py: Python<'_>) -> bool {
@@ -190,6 +204,36 @@ fn _async_start<'py>(
     }
 }
 
+/// `erlang.send(pid, message)`: sends `message` to the Erlang process `pid` (an
+/// `erlang.Pid`), as `Pid ! Message` does: silently dropped when the process is not alive.
+/// Raises `TypeError` when `pid` is not an `erlang.Pid`, what converting a call's argument
+/// raises for `message` (`ValueError` past `max_depth`), `erlang.NotInBeamError` outside the
+/// BEAM with no mocked BEAM active.
+#[pyfunction]
+#[pyo3(signature = (pid, message, /))]
+fn send(py: Python<'_>, pid: &Bound<'_, PyAny>, message: &Bound<'_, PyAny>) -> PyResult<()> {
+    if !pid.is_instance_of::<crate::types::Pid>() {
+        return Err(PyTypeError::new_err(format!(
+            "erlang.send: pid must be an erlang.Pid, not {}",
+            pid.get_type().name()?
+        )));
+    }
+    match BACKEND.get() {
+        Some(backend) if backend.reachable(py) => backend.send(py, pid, message),
+        _ => Err(not_in_beam_for(py, "erlang.send")),
+    }
+}
+
+/// `erlang._native._mailbox_open()`: the inbox of a new mailbox (see `erlang._mailbox`);
+/// `erlang.NotInBeamError` outside the BEAM with no mocked BEAM active.
+#[pyfunction]
+fn _mailbox_open(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    match BACKEND.get() {
+        Some(backend) if backend.reachable(py) => backend.open_mailbox(py),
+        _ => Err(not_in_beam_for(py, "erlang.open_mailbox")),
+    }
+}
+
 /// `erlang._beam_reachable()`: whether a BEAM (the real one, or an active mocked one) serves
 /// calls now.
 #[pyfunction]
@@ -248,5 +292,7 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(py_is_registered, module)?)?;
     module.add_function(wrap_pyfunction!(py_beam_reachable, module)?)?;
     module.add_function(wrap_pyfunction!(_async_start, module)?)?;
+    module.add_function(wrap_pyfunction!(send, module)?)?;
+    module.add_function(wrap_pyfunction!(_mailbox_open, module)?)?;
     Ok(())
 }

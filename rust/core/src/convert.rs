@@ -13,6 +13,7 @@ pub use arrays::{py_array, PyArrayTerm, ARRAY_TAG};
 
 use std::borrow::Cow;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyIterator, PyList, PySet,
@@ -146,7 +147,30 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
     opts: &Options,
     depth: usize,
 ) -> Result<Bound<'py, PyAny>> {
-    Ok(match reader.view(py, term)? {
+    match reader.view(py, term)? {
+        View::Int(i) => {
+            // SAFETY: PyLong_FromLongLong returns a new reference, or NULL with an exception
+            // set (out of memory), which `from_owned_ptr_or_err` turns into an error.
+            Ok(unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyLong_FromLongLong(i))? })
+        }
+        View::Float(f) => {
+            // SAFETY: as above, for PyFloat_FromDouble.
+            Ok(unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyFloat_FromDouble(f))? })
+        }
+        view => to_py_view(py, reader, view, opts, depth),
+    }
+}
+
+/// [`to_py_at`] for everything but ints and floats.
+#[inline(never)]
+fn to_py_view<'py, 'a, R: TermReader<'a>>(
+    py: Python<'py>,
+    reader: &R,
+    view: View<'a, R::Term>,
+    opts: &Options,
+    depth: usize,
+) -> Result<Bound<'py, PyAny>> {
+    Ok(match view {
         View::Atom(name) => atom_to_py(py, &name),
         View::Int(i) => i.into_pyobject(py).map_err(PyErr::from)?.into_any(),
         View::BigInt {
@@ -160,11 +184,18 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
         },
         View::List(items) => {
             check_depth(depth + 1, opts)?;
-            let objs = items
-                .into_iter()
-                .map(|t| to_py_at(py, reader, t, opts, depth + 1))
-                .collect::<Result<Vec<_>>>()?;
-            PyList::new(py, objs)?.into_any()
+            let list = new_list(py, items.len())?;
+            for (i, t) in items.into_iter().enumerate() {
+                let obj = to_py_at(py, reader, t, opts, depth + 1)?;
+                // SAFETY: `list` is new, of length `items.len()`, and seen by nobody else yet;
+                // slot `i` is in range and still empty, and SET_ITEM takes over the reference
+                // `into_ptr` gives up. On an early return the list is freed with its slots
+                // still NULL, which list_dealloc skips.
+                unsafe {
+                    ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, obj.into_ptr())
+                };
+            }
+            list.into_any()
         }
         View::Tuple(items) => {
             check_depth(depth + 1, opts)?;
@@ -173,23 +204,41 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
                     return arrays::array_from_term(py, reader, dtype, shape, data);
                 }
             }
-            let objs = items
-                .into_iter()
-                .map(|t| to_py_at(py, reader, t, opts, depth + 1))
-                .collect::<Result<Vec<_>>>()?;
-            PyTuple::new(py, objs)?.into_any()
+            let tuple = new_tuple(py, items.len())?;
+            for (i, t) in items.into_iter().enumerate() {
+                let obj = to_py_at(py, reader, t, opts, depth + 1)?;
+                // SAFETY: as for lists: a new tuple nobody else has seen, slot `i` in range and
+                // empty; tupledealloc skips the slots an early return leaves NULL.
+                unsafe {
+                    ffi::PyTuple_SET_ITEM(tuple.as_ptr(), i as ffi::Py_ssize_t, obj.into_ptr())
+                };
+            }
+            tuple.into_any()
         }
         View::Map(pairs) => {
             check_depth(depth + 1, opts)?;
             let dict = PyDict::new(py);
             for (k, v) in pairs {
                 let key = to_py_at(py, reader, k, opts, depth + 1)?;
-                if dict.contains(&key)? {
-                    let shown = key.repr().map(|r| r.to_string_lossy().into_owned());
-                    return Err(Error::DuplicateMapKey(shown.unwrap_or_default()));
+                // One lookup per key: insert, then a dict that did not grow had the key already.
+                // Which error a map with both a duplicate key and a bad value reports stays
+                // as it was (the duplicate, found before the value is converted): the bad
+                // value's error path looks the key up.
+                let value = match to_py_at(py, reader, v, opts, depth + 1) {
+                    Ok(value) => value,
+                    Err(err) => {
+                        return Err(if dict.contains(&key)? {
+                            duplicate_key(&key)
+                        } else {
+                            err
+                        })
+                    }
+                };
+                let before = dict.len();
+                dict.set_item(&key, value)?;
+                if dict.len() == before {
+                    return Err(duplicate_key(&key));
                 }
-                let value = to_py_at(py, reader, v, opts, depth + 1)?;
-                dict.set_item(key, value)?;
             }
             dict.into_any()
         }
@@ -197,6 +246,30 @@ fn to_py_at<'py, 'a, R: TermReader<'a>>(
         View::Ref(etf) => Bound::new(py, Ref::from_etf(&etf))?.into_any(),
         View::Object(obj) => obj.into_bound(py),
     })
+}
+
+fn duplicate_key(key: &Bound<'_, PyAny>) -> Error {
+    let shown = key.repr().map(|r| r.to_string_lossy().into_owned());
+    Error::DuplicateMapKey(shown.unwrap_or_default())
+}
+
+/// A new list of `len` empty (NULL) slots, to be filled with `PyList_SET_ITEM`.
+fn new_list(py: Python<'_>, len: usize) -> Result<Bound<'_, PyList>> {
+    let len = ffi::Py_ssize_t::try_from(len).map_err(|_| Error::Unsupported("list too long"))?;
+    // SAFETY: PyList_New returns a new reference or NULL with an exception set, which
+    // `from_owned_ptr_or_err` turns into an error; the object is a list.
+    let list = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyList_New(len))? };
+    // SAFETY: PyList_New made a list.
+    Ok(unsafe { list.cast_into_unchecked() })
+}
+
+/// A new tuple of `len` empty (NULL) slots, to be filled with `PyTuple_SET_ITEM`.
+fn new_tuple(py: Python<'_>, len: usize) -> Result<Bound<'_, PyTuple>> {
+    let len = ffi::Py_ssize_t::try_from(len).map_err(|_| Error::Unsupported("tuple too long"))?;
+    // SAFETY: as in `new_list`, for PyTuple_New.
+    let tuple = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(len))? };
+    // SAFETY: PyTuple_New made a tuple.
+    Ok(unsafe { tuple.cast_into_unchecked() })
 }
 
 fn atom_to_py<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
@@ -354,6 +427,53 @@ fn from_py_at<B: TermBuilder>(
     opts: &Options,
     depth: usize,
 ) -> Result<B::Term> {
+    match exact_scalar(builder, obj) {
+        Some(term) => term,
+        None => from_py_other(builder, obj, opts, depth),
+    }
+}
+
+/// The term of an exact `int` that fits in 64 bits or an exact `float`, with no exception
+/// machinery and no call out of line: the commonest elements of big lists. `None` for anything
+/// else, subclasses included (bool is an int subclass): [`from_py_other`] gives those the same
+/// terms as always.
+#[inline(always)]
+fn exact_scalar<B: TermBuilder>(
+    builder: &mut B,
+    obj: &Bound<'_, PyAny>,
+) -> Option<Result<B::Term>> {
+    let ptr = obj.as_ptr();
+    // SAFETY: `ptr` is a live object (borrowed from `obj`); the CheckExact macros only read
+    // its type, and PyLong_AsLongLongAndOverflow and PyFloat_AS_DOUBLE are given objects of
+    // exactly their types.
+    unsafe {
+        if ffi::PyLong_CheckExact(ptr) != 0 {
+            let mut overflow: std::ffi::c_int = 0;
+            let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
+            if overflow != 0 {
+                return None;
+            }
+            if value == -1 {
+                if let Some(err) = PyErr::take(obj.py()) {
+                    return Some(Err(err.into()));
+                }
+            }
+            Some(Ok(builder.int(value)))
+        } else if ffi::PyFloat_CheckExact(ptr) != 0 {
+            Some(Ok(float_term(builder, ffi::PyFloat_AS_DOUBLE(ptr))))
+        } else {
+            None
+        }
+    }
+}
+
+#[inline(never)]
+fn from_py_other<B: TermBuilder>(
+    builder: &mut B,
+    obj: &Bound<'_, PyAny>,
+    opts: &Options,
+    depth: usize,
+) -> Result<B::Term> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(builder.binary(s.to_str()?.as_bytes()));
     }
@@ -380,11 +500,11 @@ fn from_py_at<B: TermBuilder>(
         return builder.map(pairs);
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        let items = elements(builder, l.iter(), opts, depth)?;
+        let items = elements(builder, l.iter(), l.len(), opts, depth)?;
         return Ok(builder.list(items));
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        let items = elements(builder, t.iter(), opts, depth)?;
+        let items = elements(builder, t.iter(), t.len(), opts, depth)?;
         return Ok(builder.tuple(items));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
@@ -403,11 +523,11 @@ fn from_py_at<B: TermBuilder>(
         return arrays::array_term(builder, array, opts, depth);
     }
     if let Ok(s) = obj.cast::<PySet>() {
-        let items = elements(builder, s.iter(), opts, depth)?;
+        let items = elements(builder, s.iter(), s.len(), opts, depth)?;
         return Ok(builder.list(items));
     }
     if let Ok(s) = obj.cast::<PyFrozenSet>() {
-        let items = elements(builder, s.iter(), opts, depth)?;
+        let items = elements(builder, s.iter(), s.len(), opts, depth)?;
         return Ok(builder.list(items));
     }
     if is_numpy_value(obj) {
@@ -424,17 +544,23 @@ fn from_py_at<B: TermBuilder>(
     builder.object(obj.clone().unbind())
 }
 
-/// Converts the elements of a list, tuple or set one level down.
+/// Converts the elements of a list, tuple or set one level down (`len` is a capacity hint).
 fn elements<'py, B: TermBuilder>(
     builder: &mut B,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
+    len: usize,
     opts: &Options,
     depth: usize,
 ) -> Result<Vec<B::Term>> {
     check_depth(depth + 1, opts)?;
-    items
-        .map(|item| from_py_at(builder, &item, opts, depth + 1))
-        .collect()
+    let mut terms = Vec::with_capacity(len);
+    for item in items {
+        terms.push(match exact_scalar(builder, &item) {
+            Some(term) => term?,
+            None => from_py_other(builder, &item, opts, depth + 1)?,
+        });
+    }
+    Ok(terms)
 }
 
 fn is_numpy_value(obj: &Bound<'_, PyAny>) -> bool {

@@ -29,7 +29,7 @@ use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, LocalPid, OwnedEnv, ResourceArc};
 
 use crate::atoms;
-use crate::bridge::callback::{result_to_py, save_request};
+use crate::bridge::callback::{result_to_py, save_message, save_request};
 use crate::executor::run::{run, Source};
 use crate::executor::{copy_running_reference, current_slot, JobInner, Slot, SlotMessage};
 
@@ -59,6 +59,52 @@ impl Backend for BeamBackend {
         done: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         async_call(py, name, args, done)
+    }
+
+    fn send(
+        &self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        send_message(py, pid, message)
+    }
+
+    fn open_mailbox<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let Some(router) = router() else {
+            return Err(not_started(py));
+        };
+        crate::mailbox::open(py, &router)?.ok_or_else(|| not_started(py))
+    }
+}
+
+/// `erlang.send(pid, message)`: a local process gets the message straight from this thread
+/// (`enif_send`; a dead one drops it, as `!` does); a process of another node through the
+/// router, which runs `Pid ! Message` (`enif_send` reaches local processes only).
+fn send_message(
+    py: Python<'_>,
+    pid: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let mut env = OwnedEnv::new();
+    let (to, saved) = save_message(&env, pid, message)?;
+    match to {
+        Some(local) => {
+            // An error means the process is not alive: Erlang's send is silent then.
+            let _ = env.send_and_clear(&local, |env| saved.load(env));
+            Ok(())
+        }
+        None => {
+            let Some(router) = router() else {
+                return Err(not_started(py));
+            };
+            let _ = env.send_and_clear(&router, |env| {
+                let tag = atoms::py_send().encode(env);
+                let body = saved.load(env);
+                make_tuple(env, &[tag, body])
+            });
+            Ok(())
+        }
     }
 }
 

@@ -95,6 +95,12 @@ pub fn initialize(startup: Startup) -> Result<()> {
             ),
             Err(reason) => log::error!("Python could not start: {reason}"),
         }
+        if !keep_child_exit_statuses() {
+            log::warn!(
+                "SIGCHLD could not be given its default action: Python cannot read the exit \
+                 status of its child processes"
+            );
+        }
         if !PROMOTED.load(std::sync::atomic::Ordering::Relaxed) {
             log::warn!(
                 "libpython could not be re-opened with global symbols; C extension modules \
@@ -303,6 +309,39 @@ pub fn clear_pending(py: Python<'_>, thread_id: u64) {
     }
 }
 
+/// A copy of the calling thread's current `contextvars` context (`contextvars.copy_context()`).
+pub fn copy_current_context(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: the GIL is held (we have `py`); PyContext_CopyCurrent returns a new reference or
+    // NULL with an exception set, which `from_owned_ptr_or_err` takes over.
+    unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyContext_CopyCurrent()) }
+}
+
+/// Makes `context` (a `contextvars.Context`) the calling thread's current one, as
+/// `Context.run` does on entry; fails (`RuntimeError`) when it is entered already.
+pub fn enter_context(context: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = context.py();
+    // SAFETY: the GIL is held; `context` is a live object, and PyContext_Enter checks that it
+    // is a `contextvars.Context` (a TypeError otherwise).
+    if unsafe { ffi::PyContext_Enter(context.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(py))
+    }
+}
+
+/// Restores the context that was current before [`enter_context`] entered `context`; fails
+/// (`RuntimeError`) when `context` is not the thread's current one.
+pub fn exit_context(context: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = context.py();
+    // SAFETY: the GIL is held; `context` is a live object, and PyContext_Exit checks that it
+    // is the current context of this thread.
+    if unsafe { ffi::PyContext_Exit(context.as_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(py))
+    }
+}
+
 /// The full `Py_GetVersion()` string; safe before and after initialisation, without the GIL.
 pub fn version() -> String {
     // SAFETY: Py_GetVersion returns a pointer to a static NUL-terminated buffer.
@@ -312,6 +351,31 @@ pub fn version() -> String {
 }
 
 /// Tunes glibc's malloc for large Python objects, for the whole OS process. The BEAM calls
+/// The BEAM sets `SIGCHLD` to `SIG_IGN`, and with that disposition the kernel reaps every child
+/// of the OS process as it exits: `waitpid` fails with `ECHILD`, so `subprocess` reports exit
+/// status 0 and asyncio 255 for every child, whatever it returned. Its default action
+/// (`SIG_DFL`, also ignored, but children wait to be reaped) gives Python its children's exit
+/// statuses back. The BEAM reaps nothing itself: its ports run under its own forker process,
+/// `erl_child_setup` (docs/architecture.md, "Child processes"). Only a `SIG_IGN` is replaced (a
+/// handler someone installed stays). True when `SIGCHLD` is not ignored any more.
+fn keep_child_exit_statuses() -> bool {
+    // SAFETY: sigaction reads and writes the process's SIGCHLD disposition through the two
+    // pointers, which point to zero-initialised `sigaction` structs (a valid value: no handler,
+    // empty mask, no flags) that live across the calls; no Rust state is involved.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut current) != 0 {
+            return false;
+        }
+        if current.sa_sigaction != libc::SIG_IGN {
+            return true;
+        }
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGCHLD, &default, std::ptr::null_mut()) == 0
+    }
+}
+
 /// `mallopt` at start, which freezes glibc's adaptive thresholds at their defaults: every object
 /// over 128 KB Python allocates (a 1 MB `str`, a numpy buffer) is then mmap'ed and unmapped,
 /// and its pages fault in again each time: measured 400 us per 1 MB allocation on an executor

@@ -20,6 +20,7 @@ mod executor;
 mod interp;
 mod load;
 mod log;
+mod mailbox;
 mod native;
 mod nifs;
 mod outbox;

@@ -103,6 +103,26 @@ impl Backend for MockBackend {
         beam.call_method1(intern!(py, "_erlang_async_call"), (name, args, done))
     }
 
+    fn send(
+        &self,
+        py: Python<'_>,
+        pid: &Bound<'_, PyAny>,
+        message: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let Some(beam) = innermost(py)? else {
+            return Err(callback::not_in_beam_for(py, "erlang.send"));
+        };
+        beam.call_method1(intern!(py, "_erlang_send"), (pid, message))
+            .map(drop)
+    }
+
+    fn open_mailbox<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let Some(beam) = innermost(py)? else {
+            return Err(callback::not_in_beam_for(py, "erlang.open_mailbox"));
+        };
+        beam.call_method0(intern!(py, "_mailbox_open"))
+    }
+
     fn reachable(&self, py: Python<'_>) -> bool {
         matches!(innermost(py), Ok(Some(_)))
     }

@@ -3,13 +3,14 @@
 //! as opaque handles. Runs on executor threads, with the GIL held, inside an owned env.
 
 use std::borrow::Cow;
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use erlang_python_core::convert::{Options, TermBuilder, TermReader, View, DEFAULT_MAX_DEPTH};
 use erlang_python_core::{etf, Error};
 use pyo3::prelude::*;
 use rustler::env::SavedTerm;
+use rustler::sys::ErlNifTerm as NIF_TERM;
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, OwnedEnv, ResourceArc, Term, TermType};
 
@@ -128,54 +129,31 @@ impl<'a> TermReader<'a> for NifReader<'a> {
     type Term = Term<'a>;
 
     fn view(&self, py: Python<'_>, term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
-        Ok(match term.get_type() {
-            TermType::Atom => View::Atom(atom_name(term)?),
-            TermType::Integer => match term.decode::<i64>() {
-                Ok(i) => View::Int(i),
-                Err(_) => {
-                    let bytes = etf_of(term);
-                    let (negative, magnitude) = etf::decode_bignum(&bytes)?;
-                    View::BigInt {
-                        negative,
-                        magnitude_le: Cow::Owned(magnitude.to_vec()),
-                    }
-                }
-            },
-            TermType::Float => View::Float(
+        // The common kinds inline, the rest out of line: this runs once per element. An
+        // integer that fits in 64 bits is the commonest element of big lists: one call reads
+        // it (the call fails at once for any other term), before the type is asked for.
+        if let Ok(i) = term.decode::<i64>() {
+            return Ok(View::Int(i));
+        }
+        match term.get_type() {
+            // Not a 64-bit one (read above).
+            TermType::Integer => bigint_view(term),
+            TermType::Float => Ok(View::Float(
                 term.decode::<f64>()
                     .map_err(|_| Error::Unsupported("float"))?,
-            ),
+            )),
             TermType::Binary => match term.decode::<Binary<'a>>() {
-                Ok(bin) => View::Binary(bin.as_slice()),
-                Err(_) => return Err(Error::Unsupported("bitstring")),
+                Ok(bin) => Ok(View::Binary(bin.as_slice())),
+                Err(_) => Err(Error::Unsupported("bitstring")),
             },
-            TermType::List => {
-                let len = term.list_length().map_err(|_| Error::ImproperList)?;
-                let mut items = Vec::with_capacity(len);
-                let mut rest = term;
-                while let Ok((head, tail)) = rest.list_get_cell() {
-                    items.push(head);
-                    rest = tail;
-                }
-                View::List(items)
-            }
-            TermType::Tuple => {
-                View::Tuple(get_tuple(term).map_err(|_| Error::Unsupported("tuple"))?)
-            }
-            TermType::Map => {
-                let iter =
-                    rustler::types::map::MapIterator::new(term).ok_or(Error::Unsupported("map"))?;
-                View::Map(iter.collect())
-            }
-            TermType::Pid => View::Pid(etf_of(term)),
-            TermType::Ref => match term.decode::<ResourceArc<PyObjectResource>>() {
-                Ok(handle) => View::Object(handle.object.clone_ref(py)),
-                Err(_) => View::Ref(etf_of(term)),
-            },
-            TermType::Fun => return Err(Error::Unsupported("fun")),
-            TermType::Port => return Err(Error::Unsupported("port")),
-            TermType::Unknown => return Err(Error::Unsupported("term")),
-        })
+            TermType::List => list_view(term),
+            TermType::Tuple => Ok(View::Tuple(
+                get_tuple(term).map_err(|_| Error::Unsupported("tuple"))?,
+            )),
+            TermType::Map => map_view(term),
+            TermType::Atom => Ok(View::Atom(atom_name(term)?)),
+            other => other_view(py, term, other),
+        }
     }
 
     fn binary_buffer<'py>(
@@ -201,6 +179,54 @@ impl<'a> TermReader<'a> for NifReader<'a> {
         };
         Ok(Some(Bound::new(py, lent)?.into_any()))
     }
+}
+
+#[inline(never)]
+fn bigint_view<'a>(term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
+    let bytes = etf_of(term);
+    let (negative, magnitude) = etf::decode_bignum(&bytes)?;
+    Ok(View::BigInt {
+        negative,
+        magnitude_le: Cow::Owned(magnitude.to_vec()),
+    })
+}
+
+#[inline(never)]
+fn list_view<'a>(term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
+    let len = term.list_length().map_err(|_| Error::ImproperList)?;
+    let mut items = Vec::with_capacity(len);
+    let mut rest = term;
+    while let Ok((head, tail)) = rest.list_get_cell() {
+        items.push(head);
+        rest = tail;
+    }
+    Ok(View::List(items))
+}
+
+#[inline(never)]
+fn map_view<'a>(term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
+    let iter = rustler::types::map::MapIterator::new(term).ok_or(Error::Unsupported("map"))?;
+    let mut pairs = Vec::with_capacity(term.map_size().unwrap_or(0));
+    pairs.extend(iter);
+    Ok(View::Map(pairs))
+}
+
+#[inline(never)]
+fn other_view<'a>(
+    py: Python<'_>,
+    term: Term<'a>,
+    kind: TermType,
+) -> Result<View<'a, Term<'a>>, Error> {
+    Ok(match kind {
+        TermType::Pid => View::Pid(etf_of(term)),
+        TermType::Ref => match term.decode::<ResourceArc<PyObjectResource>>() {
+            Ok(handle) => View::Object(handle.object.clone_ref(py)),
+            Err(_) => View::Ref(etf_of(term)),
+        },
+        TermType::Fun => return Err(Error::Unsupported("fun")),
+        TermType::Port => return Err(Error::Unsupported("port")),
+        _ => return Err(Error::Unsupported("term")),
+    })
 }
 
 fn atom_name(term: Term<'_>) -> Result<Cow<'static, str>, Error> {
@@ -298,7 +324,18 @@ impl<'a> TermBuilder for NifBuilder<'a> {
     }
 
     fn list(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
-        items.encode(self.env)
+        let raw: Vec<NIF_TERM> = items.iter().map(Term::as_c_arg).collect();
+        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
+        unsafe {
+            Term::new(
+                self.env,
+                rustler::sys::enif_make_list_from_array(
+                    self.env.as_c_arg(),
+                    raw.as_ptr(),
+                    raw.len() as c_uint,
+                ),
+            )
+        }
     }
 
     fn tuple(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
@@ -310,9 +347,29 @@ impl<'a> TermBuilder for NifBuilder<'a> {
         // a process-independent env, which is where executors build replies: start with a
         // flat map and add the rest one by one, checking the size to catch duplicate keys.
         let split = pairs.len().min(FLAT_MAP_LIMIT);
-        let (keys, values): (Vec<_>, Vec<_>) = pairs[..split].iter().copied().unzip();
-        let mut map = Term::map_from_term_arrays(self.env, &keys, &values)
-            .map_err(|_| Error::DuplicateKey)?;
+        let mut keys = [NIF_TERM::default(); FLAT_MAP_LIMIT];
+        let mut values = [NIF_TERM::default(); FLAT_MAP_LIMIT];
+        for (i, (key, value)) in pairs[..split].iter().enumerate() {
+            keys[i] = key.as_c_arg();
+            values[i] = value.as_c_arg();
+        }
+        let mut made = NIF_TERM::default();
+        // SAFETY: `keys` and `values` hold `split` terms of `self.env` each; `made` is written
+        // only on success, and the map is made in `self.env`.
+        let ok = unsafe {
+            rustler::sys::enif_make_map_from_arrays(
+                self.env.as_c_arg(),
+                keys.as_ptr(),
+                values.as_ptr(),
+                split,
+                &mut made,
+            )
+        };
+        if ok == 0 {
+            return Err(Error::DuplicateKey);
+        }
+        // SAFETY: `made` is a map term of `self.env`.
+        let mut map = unsafe { Term::new(self.env, made) };
         for (i, (key, value)) in pairs[split..].iter().enumerate() {
             map = map.map_put(*key, *value).map_err(|_| Error::DuplicateKey)?;
             if map.map_size().map_err(|_| Error::DuplicateKey)? != split + i + 1 {

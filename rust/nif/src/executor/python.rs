@@ -2,19 +2,25 @@
 //! lookup, the compiled-code cache, and the calls themselves. Executor threads, GIL held.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use pyo3::exceptions::{PyNameError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-
-use crate::interp;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyIterator, PyString, PyTuple};
 
-/// A private namespace: a fresh `dict` that works like a module's globals (`py:bind`).
+use crate::interp;
+
+/// A private namespace: a fresh `dict` that works like a module's globals (`py:bind`), and the
+/// `contextvars` context its requests run in, which lasts as long as the namespace.
 pub struct Namespace {
     dict: PyOnceLock<Py<PyDict>>,
+    context: PyOnceLock<Py<PyAny>>,
+    /// How many of its requests are running on the context's executor, nested ones included:
+    /// only the outermost enters and exits the context (entering it twice is an error).
+    entered: AtomicUsize,
 }
 
 impl Namespace {
@@ -22,6 +28,8 @@ impl Namespace {
     pub fn new() -> Self {
         Namespace {
             dict: PyOnceLock::new(),
+            context: PyOnceLock::new(),
+            entered: AtomicUsize::new(0),
         }
     }
 
@@ -39,6 +47,7 @@ impl Namespace {
 }
 
 static MAIN_NAMESPACE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+static CONTEXT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SYS_MODULES: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
 static BUILTINS: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
 /// Compiled code objects by (mode, source); bounded, cleared when full. The lock is held
@@ -55,6 +64,60 @@ pub enum Mode {
     Eval,
     /// Statements.
     Exec,
+}
+
+/// Runs `run` (a request's Python code) in the request's `contextvars` context
+/// (docs/context-affinity.md): a bound context's own, which keeps what its requests set for
+/// its whole life; for any other request a fresh copy of the context current on the executor,
+/// which is its base context between requests (a request nested in a callback starts from a
+/// copy of the outer request's), so nothing one request sets reaches the next.
+pub fn in_request_context<R>(
+    py: Python<'_>,
+    private: Option<&Namespace>,
+    run: impl FnOnce() -> R,
+) -> PyResult<R> {
+    let context = match private {
+        None => Some(interp::copy_current_context(py)?),
+        Some(ns) if ns.entered.fetch_add(1, Ordering::AcqRel) == 0 => {
+            let context = ns.context.get_or_try_init(py, || {
+                Ok::<_, PyErr>(
+                    CONTEXT
+                        .import(py, "contextvars", "Context")?
+                        .call0()?
+                        .unbind(),
+                )
+            });
+            match context {
+                Ok(context) => Some(context.bind(py).clone()),
+                Err(err) => {
+                    ns.entered.fetch_sub(1, Ordering::AcqRel);
+                    return Err(err);
+                }
+            }
+        }
+        // Nested in one of the same context's requests: it is entered already.
+        Some(_) => None,
+    };
+    if let Some(context) = &context {
+        if let Err(err) = interp::enter_context(context) {
+            if let Some(ns) = private {
+                ns.entered.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Err(err);
+        }
+    }
+    let result = run();
+    if let Some(context) = &context {
+        // Only fails when the code left another context entered, which `Context.run` never
+        // does: nothing to undo then but to say so.
+        if let Err(err) = interp::exit_context(context) {
+            log::error!("cannot leave a request's contextvars context: {err}");
+        }
+    }
+    if let Some(ns) = private {
+        ns.entered.fetch_sub(1, Ordering::AcqRel);
+    }
+    Ok(result)
 }
 
 /// The globals a job runs in: its context's private namespace, else `__main__`'s.

@@ -95,8 +95,13 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
             Some(Outcome::Stopped)
         } else {
             RUNNING_TERMS.with(|r| r.borrow_mut().push(terms.clone()));
-            let result = catch_unwind(AssertUnwindSafe(|| execute(py, &job, &terms, &body)));
+            // The request's own `contextvars` context, entered around everything that runs
+            // its Python code (left again even when that panics).
+            let result = python::in_request_context(py, job.namespace().map(|ns| &**ns), || {
+                catch_unwind(AssertUnwindSafe(|| execute(py, &job, &terms, &body)))
+            });
             RUNNING_TERMS.with(|r| r.borrow_mut().pop());
+            let result = result.unwrap_or_else(|err| Ok(Err(err)));
             match result {
                 Ok(Ok(outcome)) => outcome,
                 // Interrupted because the pool is stopping: say so plainly.

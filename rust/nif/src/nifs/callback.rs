@@ -3,12 +3,13 @@
 //! within a normal scheduler's budget gets `dirty`, and the caller uses the `_dirty` twin.
 
 use erlang_python_core::callback as names;
-use rustler::{Atom, Binary, NifResult, OwnedEnv, ResourceArc, Term};
+use rustler::{Atom, Binary, LocalPid, NifResult, OwnedEnv, ResourceArc, Term};
 
 use super::{small_enough, OptionalPid};
 use crate::atoms;
 use crate::callback::{pending_async, set_router, AsyncChannel, ReplyChannel};
 use crate::executor::JobResource;
+use crate::mailbox::Inbox;
 
 fn owned_copy(term: Term<'_>) -> (OwnedEnv, rustler::env::SavedTerm) {
     let env = OwnedEnv::new();
@@ -122,5 +123,49 @@ fn callback_set_router(router: OptionalPid) -> Atom {
     if clear {
         names::clear_names();
     }
+    atoms::ok()
+}
+
+/// Hands a message of a mailbox's process to its inbox: `ok`, `closed` (the process then
+/// ends), or `dirty` when the message is too big to copy here (the process then calls the
+/// `_dirty` twin).
+#[rustler::nif]
+fn mailbox_deliver(inbox: ResourceArc<Inbox>, message: Term<'_>) -> Atom {
+    if !small_enough(&[message]) {
+        return atoms::dirty();
+    }
+    deliver(&inbox, message)
+}
+
+/// `mailbox_deliver/2` on a dirty CPU scheduler, for big messages.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn mailbox_deliver_dirty(inbox: ResourceArc<Inbox>, message: Term<'_>) -> Atom {
+    deliver(&inbox, message)
+}
+
+fn deliver(inbox: &Inbox, message: Term<'_>) -> Atom {
+    let (env, term) = owned_copy(message);
+    if inbox.deliver(env, term) {
+        atoms::ok()
+    } else {
+        atoms::closed()
+    }
+}
+
+/// Gives a mailbox its process (spawned by the router): `ok`, or `closed` when Python closed
+/// the mailbox meanwhile (the router then tells the process to end).
+#[rustler::nif]
+fn mailbox_attach(inbox: ResourceArc<Inbox>, pid: LocalPid) -> Atom {
+    if inbox.attach(pid) {
+        atoms::ok()
+    } else {
+        atoms::closed()
+    }
+}
+
+/// Tells a mailbox that its process ended, with `Reason` as text.
+#[rustler::nif]
+fn mailbox_down(inbox: ResourceArc<Inbox>, reason: Binary<'_>) -> Atom {
+    inbox.down(String::from_utf8_lossy(reason.as_slice()).into_owned());
     atoms::ok()
 }

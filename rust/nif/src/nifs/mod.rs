@@ -44,13 +44,28 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
         budget -= 1;
         match term.get_type() {
             TermType::List => {
+                // A proper list costs at least two per element (its cell and the element), so
+                // a long one is known to be too big from its length alone, which the VM counts
+                // much faster than this loop walks it.
+                if let Ok(len) = term.list_length() {
+                    if (len as isize).saturating_mul(2) > budget {
+                        return false;
+                    }
+                }
                 let mut rest = term;
                 while let Ok((head, tail)) = rest.list_get_cell() {
+                    // A cons cell, and its head: a scalar is charged here (one, as for any
+                    // term taken from `pending`) without a trip through `pending`: the
+                    // elements of big lists are mostly scalars.
                     budget -= 1;
+                    if is_scalar(head) {
+                        budget -= 1;
+                    } else {
+                        pending.push(head);
+                    }
                     if budget < 0 {
                         return false;
                     }
-                    pending.push(head);
                     rest = tail;
                 }
                 // An improper list's tail; `[]` ends a proper one.
@@ -93,4 +108,17 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
         }
     }
     true
+}
+
+/// Atoms, numbers, pids, ports and references: terms the walk does not look into.
+fn is_scalar(term: Term<'_>) -> bool {
+    matches!(
+        term.get_type(),
+        TermType::Atom
+            | TermType::Integer
+            | TermType::Float
+            | TermType::Pid
+            | TermType::Port
+            | TermType::Ref
+    )
 }

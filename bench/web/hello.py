@@ -1,0 +1,34 @@
+"""The apps of the web benchmark (bench/web/run.sh): FastAPI and Flask JSON hellos."""
+
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+from flask import Flask, jsonify
+
+app = FastAPI()
+
+
+@app.get("/")
+async def hello() -> dict[str, str]:
+    return {"message": "hello"}
+
+
+@app.get("/big")
+async def big(mb: int = 100) -> StreamingResponse:
+    """``mb`` MiB in 64 KiB chunks: memory must stay flat on both sides."""
+    chunk = b"x" * 65536
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(mb * 16):
+            yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+wsgi = Flask(__name__)
+
+
+@wsgi.get("/")
+def wsgi_hello():  # type: ignore[no-untyped-def]
+    return jsonify(message="hello")

@@ -1,0 +1,274 @@
+%% @doc Call ASGI 3.0 applications (FastAPI, Starlette, ...) from Erlang.
+%%
+%% {@link run/5} runs one HTTP request through the app and returns the whole response;
+%% {@link stream/6} hands the response to a function of yours chunk by chunk, with
+%% backpressure, and asks it for the request body chunk by chunk: it is what an HTTP server's
+%% handler calls (cowboy, Phoenix, ours). The runner ships in the `erlang' Python package
+%% (`erlang._asgi'); apps run as coroutines on erlang_python's asyncio loop, started by a
+%% request on an executor like any other call, so timeouts and the death of the caller stop
+%% them. The first request for an app runs its lifespan startup once; {@link shutdown/2} runs
+%% its shutdown. See docs/web-frameworks.md.
+-module(py_asgi).
+
+-export([run/4, run/5, build_scope/1, build_scope/2, stream/6, shutdown/2]).
+%% Called by the runner through erlang.async_call (registered as `_py_asgi_event').
+-export(['_event'/1]).
+
+-export_type([scope/0, scope_opts/0, opts/0, event/0, handler/1]).
+
+-type scope() :: #{atom() | binary() => term()}.
+%% The ASGI scope: `type', `method', `path', `raw_path', `query_string', `root_path',
+%% `headers' (`[{Name, Value}]' or `[[Name, Value]]' of binaries), `server' and `client'
+%% (`{Host, Port}'), `scheme', `http_version', `state', `extensions'; keys as atoms or binaries.
+-type scope_opts() :: #{state => map(), extensions => map()}.
+-type opts() :: #{
+    runner => binary(),
+    timeout => timeout(),
+    lifespan => boolean(),
+    body => binary(),
+    more_body => boolean()
+}.
+%% `timeout' (default 30000 ms): for {@link run/5} the whole request, for {@link stream/6} the
+%% wait for each next event. `lifespan' (default `true'): run the app's lifespan startup on its
+%% first request. `body' and `more_body': the first request body chunk for {@link stream/6}
+%% and whether more follow (asked for with `request_body' events).
+-type event() ::
+    {response_start, Status :: 100..599, Headers :: [{binary(), binary()}]}
+    | {response_body, Chunk :: binary(), MoreBody :: boolean()}
+    | request_body.
+%% What {@link stream/6} hands to the handler. A `response_*' event is answered with `ok', or
+%% `disconnect' when the client is gone (the app's `send' then raises an `OSError'); a
+%% `request_body' event with `{body, Chunk, MoreBody}' or `disconnect'.
+-type handler(Acc) :: fun((event(), Acc) -> {ok | disconnect | {body, binary(), boolean()}, Acc}).
+
+-define(DEFAULT_TIMEOUT, 30000).
+-define(RUNNER, <<"erlang._asgi">>).
+-define(EVENT_FUNCTION, <<"_py_asgi_event">>).
+
+%% @doc `run(Module, Callable, Scope, Body, #{})'.
+-spec run(binary() | atom(), binary() | atom(), scope(), iodata()) ->
+    {ok, {100..599, [{binary(), binary()}], binary()}} | {error, term()}.
+run(Module, Callable, Scope, Body) ->
+    run(Module, Callable, Scope, Body, #{}).
+
+%% @doc Run one HTTP request through the ASGI app `Module:Callable' with the whole request
+%% `Body', and return its response: `{ok, {Status, Headers, Body}}', headers as
+%% `[{Name, Value}]' binaries. Missing scope keys get the defaults of erlang_python 1.6. An app
+%% that raises, or returns before its response is complete, gives `{error, {Type, Message}}';
+%% `{error, timeout}' after `timeout' ms (the app is cancelled). A scope from
+%% {@link build_scope/2} is accepted too. The `runner' option of erlang_python 1.6 still works:
+%% a Python module of yours whose `_run_asgi_sync(Module, Callable, Scope, Body)' returns
+%% `(status, headers, body)' (`{error, runner_module_required}' if it cannot be imported);
+%% without it, or with 1.6's default `<<"hornbeam_asgi_runner">>', the shipped runner runs.
+-spec run(binary() | atom(), binary() | atom(), scope() | reference(), iodata(), opts()) ->
+    {ok, {100..599, [{binary(), binary()}], binary()}} | {error, term()}.
+run(Module, Callable, Scope, Body, Opts) when is_map(Opts) ->
+    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+    case check(Module, Callable, Opts) of
+        {ok, M, C} ->
+            Args = [M, C, Scope, iolist_to_binary(Body), run_opts(Opts)],
+            py:call(?RUNNER, run, Args, #{}, Timeout);
+        {runner, Runner, M, C} ->
+            Args = [Runner, M, C, Scope, iolist_to_binary(Body)],
+            Missing = <<"No module named '", Runner/binary, "'">>,
+            case py:call(?RUNNER, run_with_runner, Args, #{}, Timeout) of
+                {error, {'ModuleNotFoundError', Missing}} -> {error, runner_module_required};
+                Result -> Result
+            end
+    end.
+
+%% @doc `build_scope(Scope, #{})'.
+-spec build_scope(scope()) -> {ok, reference()} | {error, term()}.
+build_scope(Scope) ->
+    build_scope(Scope, #{}).
+
+%% @doc Build the Python scope dict for `Scope' (defaults filled in, `Opts'' `state' and
+%% `extensions' merged in) and return an opaque handle to it, which {@link run/5} and
+%% {@link stream/6} accept as a scope; passed to `py:call' it reaches Python as a mapping
+%% (`erlang._asgi.ScopeHandle', the dict in `.data'). A scope that is not a map gives
+%% `{error, {'TypeError', <<"expected map for ASGI scope">>}}'.
+-spec build_scope(scope(), scope_opts()) -> {ok, reference()} | {error, term()}.
+build_scope(Scope, Opts) when is_map(Opts) ->
+    py:call(?RUNNER, scope_handle, [Scope, Opts]).
+
+%% @doc Run one HTTP request through the ASGI app, handing each event to
+%% `Handler(Event, Acc)' in the calling process: the response start, then each body chunk as
+%% the app sends it, and, while `more_body' is true, `request_body' when the app wants the next
+%% request body chunk. The app's `send' of a chunk with more to come returns once the handler
+%% answered, so a slow client slows the app instead of filling memory; the start goes with the
+%% first chunk, and a response the app completes without waiting in between reaches the handler
+%% when the app returns (or at its next wait, a background task's), in one batch. Returns `{ok, Acc}' when the app finished (also
+%% after the handler answered `disconnect'), `{error, Reason, Acc}' when it failed or sent
+%% nothing for `timeout' ms (it is then cancelled). The `runner' option is refused
+%% (`{error, {unsupported, runner}, Acc}'). If the handler raises, the app is
+%% cancelled and the exception goes on.
+-spec stream(binary() | atom(), binary() | atom(), scope() | reference(), handler(Acc), Acc,
+             opts()) -> {ok, Acc} | {error, term(), Acc}.
+stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2), is_map(Opts) ->
+    case check(Module, Callable, Opts) of
+        {runner, _, _, _} ->
+            {error, {unsupported, runner}, Acc0};
+        {ok, M, C} ->
+            case register_event_function() of
+                ok ->
+                    Body = iolist_to_binary(maps:get(body, Opts, <<>>)),
+                    More = maps:get(more_body, Opts, false) =:= true,
+                    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+                    %% Events come to an alias, so that none reaches this process once the
+                    %% request is over (unalias/1 drops them); the gate, linked to this process,
+                    %% lives as long as the request: the processes waiting for an answer watch
+                    %% it, so none outlives the request.
+                    Alias = alias(),
+                    Gate = spawn_link(fun gate/0),
+                    Ref = py:async_call(?RUNNER, serve,
+                                        [M, C, Scope, Body, More, Alias, Gate, run_opts(Opts)]),
+                    try
+                        loop(Ref, Alias, Handler, Acc0, Timeout)
+                    after
+                        unalias(Alias),
+                        unlink(Gate),
+                        exit(Gate, kill),
+                        flush(Alias)
+                    end;
+                {error, Reason} ->
+                    {error, Reason, Acc0}
+            end
+    end.
+
+%% @doc Run the lifespan shutdown of `Module:Callable' (started by its first request):
+%% `ok', `{error, not_started}' when it has no running lifespan, or the app's error.
+-spec shutdown(binary() | atom(), binary() | atom()) -> ok | {error, term()}.
+shutdown(Module, Callable) ->
+    case check(Module, Callable, #{}) of
+        {ok, M, C} ->
+            case py:call(?RUNNER, shutdown, [M, C]) of
+                {ok, true} -> ok;
+                {ok, false} -> {error, not_started};
+                {error, _} = Error -> Error
+            end
+    end.
+
+%% @private The function the runner calls for each event (`erlang.async_call' runs it in a
+%% process of its own): hands it to the process running stream/6 (through its alias) and waits
+%% for the answer; `disconnect' once the request is over (its gate is gone).
+-spec '_event'([term()]) -> term().
+'_event'([Alias, Gate, Event]) when is_reference(Alias), is_pid(Gate) ->
+    MRef = monitor(process, Gate),
+    Alias ! {'$py_asgi', Alias, self(), MRef, Event},
+    receive
+        {MRef, Answer} ->
+            demonitor(MRef, [flush]),
+            Answer;
+        {'DOWN', MRef, process, _, _} ->
+            disconnect
+    end.
+
+%% Registered once per application start (py_callback's table is new after a restart).
+-spec register_event_function() -> ok | {error, not_started}.
+register_event_function() ->
+    case py_callback:is_registered(?EVENT_FUNCTION) of
+        true -> ok;
+        false -> py_callback:register(?EVENT_FUNCTION, {?MODULE, '_event'})
+    end.
+
+-spec gate() -> no_return().
+gate() ->
+    receive after infinity -> ok end.
+
+%%% Internal
+
+-spec loop(reference(), reference(), handler(Acc), Acc, timeout()) ->
+    {ok, Acc} | {error, term(), Acc}.
+loop(Ref, Tag, Handler, Acc, Timeout) ->
+    receive
+        {'$py_asgi', Tag, From, MRef, Events} ->
+            {Answer, Acc1} =
+                try
+                    handle(Handler, Events, Acc)
+                catch
+                    Class:Reason:Stack ->
+                        From ! {MRef, disconnect},
+                        _ = py:async_await(Ref, 0),
+                        erlang:raise(Class, Reason, Stack)
+                end,
+            From ! {MRef, Answer},
+            loop(Ref, Tag, Handler, Acc1, Timeout);
+        {Ref, _} = Reply ->
+            %% The outcome: py:async_await/2 takes it from the mailbox (and keeps its
+            %% traceback for py:last_traceback/0).
+            self() ! Reply,
+            finish(py:async_await(Ref, infinity), Handler, Acc)
+    after Timeout ->
+        finish(py:async_await(Ref, 0), Handler, Acc)
+    end.
+
+%% Runs the handler on a request for body, or on response events in order until one answers
+%% disconnect.
+-spec handle(handler(Acc), term(), Acc) -> {term(), Acc}.
+handle(Handler, <<"request_body">>, Acc) ->
+    case Handler(request_body, Acc) of
+        {disconnect, _} = Result -> Result;
+        {{body, Chunk, More}, _} = Result when is_binary(Chunk), is_boolean(More) -> Result;
+        Other -> error({bad_handler_result, Other})
+    end;
+handle(_Handler, [], Acc) ->
+    {ok, Acc};
+handle(Handler, [Event | Events], Acc) ->
+    case Handler(event(Event), Acc) of
+        {ok, Acc1} -> handle(Handler, Events, Acc1);
+        {disconnect, _} = Result -> Result;
+        Other -> error({bad_handler_result, Other})
+    end.
+
+-spec finish(term(), handler(Acc), Acc) -> {ok, Acc} | {error, term(), Acc}.
+finish({ok, {<<"events">>, Events}}, Handler, Acc) ->
+    %% The response was complete when the app returned: its last events come with the result.
+    {_, Acc1} = handle(Handler, Events, Acc),
+    {ok, Acc1};
+finish({ok, _}, _Handler, Acc) ->
+    {ok, Acc};
+finish({error, Reason}, _Handler, Acc) ->
+    {error, Reason, Acc}.
+
+%% Answers the events of a request nobody serves any more.
+-spec flush(reference()) -> ok.
+flush(Tag) ->
+    receive
+        {'$py_asgi', Tag, From, MRef, _} ->
+            From ! {MRef, disconnect},
+            flush(Tag)
+    after 0 ->
+        ok
+    end.
+
+-spec event(term()) -> event().
+event({<<"response_start">>, Status, Headers}) -> {response_start, Status, Headers};
+event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More}.
+
+%% Names to binaries (`badarg' otherwise, as for py:call/3); which runner runs.
+-spec check(term(), term(), map()) ->
+    {ok, binary(), binary()} | {runner, binary(), binary(), binary()}.
+check(Module, Callable, Opts) ->
+    case {name(Module), name(Callable), name(maps:get(runner, Opts, ?RUNNER))} of
+        {M, C, Runner} when is_binary(M), is_binary(C),
+                            (Runner =:= ?RUNNER orelse Runner =:= <<"hornbeam_asgi_runner">>) ->
+            {ok, M, C};
+        {M, C, Runner} when is_binary(M), is_binary(C), is_binary(Runner) ->
+            {runner, Runner, M, C};
+        _ ->
+            error(badarg)
+    end.
+
+-spec run_opts(map()) -> map().
+run_opts(Opts) ->
+    #{lifespan => maps:get(lifespan, Opts, true) =/= false}.
+
+-spec name(term()) -> binary() | error.
+name(Name) when is_binary(Name) -> Name;
+name(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
+name(Name) when is_list(Name) ->
+    case unicode:characters_to_binary(Name) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> error
+    end;
+name(_) -> error.

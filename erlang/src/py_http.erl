@@ -1,0 +1,771 @@
+%% @doc An HTTP/1.1 server for ASGI and WSGI apps: `py_http:start(#{app => <<"myapp.main:app">>,
+%% port => 8000})' serves the app on a port, through {@link py_asgi:stream/6} or
+%% {@link py_wsgi:stream/6}.
+%%
+%% Built on `gen_tcp' and the BEAM's own HTTP parser (`{packet, http_bin}'): one process per
+%% connection, keep-alive, request bodies with `Content-Length' or chunked, responses with the
+%% app's `Content-Length' or chunked, limits on header lines, header count and body size,
+%% read, idle and app timeouts, and a graceful stop that lets requests in flight finish. Why
+%% this rather than inets httpd, yaws or mochiweb: docs/web-frameworks.md. Servers run under
+%% `py_http_sup'; the application variable `http' starts servers with the application.
+-module(py_http).
+-behaviour(gen_server).
+
+-export([start/1, start_link/1, stop/1, port/1, child_spec/1]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+
+-export_type([opts/0]).
+
+-type opts() :: #{
+    app := binary() | string() | {binary() | atom(), binary() | atom()},
+    interface => asgi | wsgi,
+    port => inet:port_number(),
+    ip => inet:ip_address(),
+    acceptors => pos_integer(),
+    max_header_line => pos_integer(),
+    max_headers => pos_integer(),
+    max_body_size => non_neg_integer(),
+    read_timeout => timeout(),
+    idle_timeout => timeout(),
+    request_timeout => timeout(),
+    drain_timeout => timeout(),
+    lifespan => boolean()
+}.
+%% `app': `<<"module:attribute">>' (as uvicorn and gunicorn take it) or `{Module, Callable}'.
+%% `interface' (default `asgi'). `port' (default 8000; 0 picks a free one, see port/1), `ip'
+%% (default loopback). `acceptors' (default 8). Limits: `max_header_line' (bytes of the request
+%% line and of each header line, default 8192; a longer one closes the connection: the BEAM's
+%% parser drops the socket), `max_headers' (default 100; more gives 431), `max_body_size'
+%% (default 8 MiB; larger gives 413). Timeouts in ms: `read_timeout' (headers and body,
+%% default 30000), `idle_timeout' (between keep-alive requests, default 60000),
+%% `request_timeout' (the app's wait for its next event, default 30000; `py_asgi' and
+%% `py_wsgi''s `timeout'), `drain_timeout' (stop/1's wait for requests in flight, default
+%% 15000). `lifespan' (default `true').
+
+-record(config, {
+    interface :: asgi | wsgi,
+    module :: binary(),
+    callable :: binary(),
+    port :: inet:port_number(),
+    max_header_line :: pos_integer(),
+    max_headers :: pos_integer(),
+    max_body_size :: non_neg_integer(),
+    read_timeout :: timeout(),
+    idle_timeout :: timeout(),
+    request_timeout :: timeout(),
+    lifespan :: boolean()
+}).
+
+-record(state, {
+    listen :: gen_tcp:socket(),
+    config :: #config{},
+    acceptors :: pos_integer(),
+    conns = #{} :: #{reference() => pid()},
+    drain_timeout :: timeout()
+}).
+
+%% What a connection reads and writes for one request.
+-record(req, {
+    socket :: gen_tcp:socket(),
+    config :: #config{},
+    method :: binary(),
+    version :: {non_neg_integer(), non_neg_integer()},
+    %% The request body still to read: {length, N} bytes, chunked, or done.
+    body :: {length, non_neg_integer()} | chunked | done,
+    body_read = 0 :: non_neg_integer(),
+    too_large = false :: boolean(),
+    keep_alive :: boolean(),
+    %% The response: not started, headers waiting for the first chunk, or being sent.
+    response = none :: none | {pending, iodata()} | sending | done,
+    chunked = false :: boolean(),
+    no_body = false :: boolean()
+}).
+
+-define(READ_CHUNK, 65536).
+
+%%% API
+
+%% @doc Start a server under the application's supervisor; `{ok, Pid}' once it listens, or
+%% `{error, Reason}' (`{bad_app, App}', `eaddrinuse', `not_started' when the application is
+%% not running, ...).
+-spec start(opts()) -> {ok, pid()} | {error, term()}.
+start(Opts) when is_map(Opts) ->
+    case config(Opts) of
+        {ok, _} ->
+            try supervisor:start_child(py_http_sup, child_spec(Opts)) of
+                {ok, Pid} -> {ok, Pid};
+                {error, {Reason, _Child}} -> {error, Reason};
+                {error, _} = Error -> Error
+            catch
+                exit:{noproc, _} -> {error, not_started}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Start a server linked to the caller (for your own supervisor; see child_spec/1).
+-spec start_link(opts()) -> {ok, pid()} | {error, term()}.
+start_link(Opts) ->
+    case config(Opts) of
+        {ok, Config} -> gen_server:start_link(?MODULE, {Config, Opts}, []);
+        {error, _} = Error -> Error
+    end.
+
+%% @doc The child spec of a server, for a supervisor of yours.
+-spec child_spec(opts()) -> supervisor:child_spec().
+child_spec(Opts) ->
+    Drain = maps:get(drain_timeout, Opts, 15000),
+    #{id => {?MODULE, make_ref()},
+      start => {?MODULE, start_link, [Opts]},
+      restart => temporary,
+      shutdown => case Drain of infinity -> infinity; _ -> Drain + 5000 end,
+      type => worker,
+      modules => [?MODULE]}.
+
+%% @doc Stop a server gracefully: it stops accepting at once, lets the requests in flight
+%% finish (up to `drain_timeout'), closes idle connections, and runs the ASGI app's lifespan
+%% shutdown.
+-spec stop(pid()) -> ok.
+stop(Server) when is_pid(Server) ->
+    Children = try supervisor:which_children(py_http_sup) catch exit:_ -> [] end,
+    case [Id || {Id, Pid, _, _} <- Children, Pid =:= Server] of
+        [Id] ->
+            %% A temporary child: terminating it also forgets it.
+            _ = supervisor:terminate_child(py_http_sup, Id),
+            ok;
+        [] ->
+            %% Started with start_link/1 under a supervisor of the caller's.
+            gen_server:stop(Server, shutdown, infinity)
+    end.
+
+%% @doc The port the server listens on (useful with `port => 0').
+-spec port(pid()) -> inet:port_number().
+port(Server) ->
+    gen_server:call(Server, port).
+
+%%% gen_server
+
+%% @private
+-spec init({#config{}, opts()}) -> {ok, #state{}} | {stop, term()}.
+init({Config, Opts}) ->
+    process_flag(trap_exit, true),
+    Listen = [binary, {packet, raw}, {active, false}, {reuseaddr, true}, {nodelay, true},
+              {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
+              {packet_size, Config#config.max_header_line}],
+    case gen_tcp:listen(Config#config.port, Listen) of
+        {ok, LSock} ->
+            {ok, Port} = inet:port(LSock),
+            State = #state{listen = LSock, config = Config#config{port = Port},
+                           acceptors = maps:get(acceptors, Opts, 8),
+                           drain_timeout = maps:get(drain_timeout, Opts, 15000)},
+            [start_acceptor(State) || _ <- lists:seq(1, State#state.acceptors)],
+            {ok, State};
+        {error, Reason} ->
+            {stop, Reason}
+    end.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #state{}) -> {reply, term(), #state{}}.
+handle_call(port, _From, #state{config = Config} = State) ->
+    {reply, Config#config.port, State};
+handle_call(_Request, _From, State) ->
+    {reply, {error, badarg}, State}.
+
+%% @private
+-spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
+handle_cast(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec handle_info(term(), #state{}) -> {noreply, #state{}}.
+handle_info({accepted, Pid}, #state{conns = Conns} = State) ->
+    %% The acceptor became a connection: watch it, and put a new acceptor in its place.
+    unlink(Pid),
+    MRef = monitor(process, Pid),
+    start_acceptor(State),
+    {noreply, State#state{conns = Conns#{MRef => Pid}}};
+handle_info({'DOWN', MRef, process, _, _}, #state{conns = Conns} = State) ->
+    {noreply, State#state{conns = maps:remove(MRef, Conns)}};
+handle_info({'EXIT', _Acceptor, _Reason}, State) ->
+    %% An acceptor failed (accept error other than the socket closing): replace it.
+    start_acceptor(State),
+    {noreply, State};
+handle_info(_Msg, State) ->
+    {noreply, State}.
+
+%% @private
+-spec terminate(term(), #state{}) -> ok.
+terminate(_Reason, #state{listen = LSock, conns = Conns, config = Config} = State) ->
+    gen_tcp:close(LSock),
+    maps:foreach(fun(_, Pid) -> Pid ! '$py_http_drain' end, Conns),
+    drain(Conns, deadline(State#state.drain_timeout)),
+    case Config of
+        #config{interface = asgi, lifespan = true, module = M, callable = C} ->
+            _ = py_asgi:shutdown(M, C),
+            ok;
+        _ ->
+            ok
+    end.
+
+%%% Internal: listener
+
+-spec config(term()) -> {ok, #config{}} | {error, term()}.
+config(#{app := App} = Opts) ->
+    Interface = maps:get(interface, Opts, asgi),
+    case {app(App), lists:member(Interface, [asgi, wsgi])} of
+        {{ok, M, C}, true} ->
+            {ok, #config{interface = Interface, module = M, callable = C,
+                         port = maps:get(port, Opts, 8000),
+                         max_header_line = maps:get(max_header_line, Opts, 8192),
+                         max_headers = maps:get(max_headers, Opts, 100),
+                         max_body_size = maps:get(max_body_size, Opts, 8 * 1024 * 1024),
+                         read_timeout = maps:get(read_timeout, Opts, 30000),
+                         idle_timeout = maps:get(idle_timeout, Opts, 60000),
+                         request_timeout = maps:get(request_timeout, Opts, 30000),
+                         lifespan = maps:get(lifespan, Opts, true) =/= false}};
+        {error, _} ->
+            {error, {bad_app, App}};
+        {_, false} ->
+            {error, {bad_interface, Interface}}
+    end;
+config(Opts) ->
+    {error, {bad_opts, Opts}}.
+
+-spec app(term()) -> {ok, binary(), binary()} | error.
+app({M, C}) when (is_atom(M) orelse is_binary(M)), (is_atom(C) orelse is_binary(C)) ->
+    {ok, to_binary(M), to_binary(C)};
+app(App) when is_list(App) ->
+    case unicode:characters_to_binary(App) of
+        Bin when is_binary(Bin) -> app(Bin);
+        _ -> error
+    end;
+app(App) when is_binary(App) ->
+    case binary:split(App, <<":">>) of
+        [M, C] when M =/= <<>>, C =/= <<>> -> {ok, M, C};
+        _ -> error
+    end;
+app(_) ->
+    error.
+
+-spec to_binary(atom() | binary()) -> binary().
+to_binary(A) when is_atom(A) -> atom_to_binary(A, utf8);
+to_binary(B) -> B.
+
+-spec start_acceptor(#state{}) -> pid().
+start_acceptor(#state{listen = LSock, config = Config}) ->
+    Server = self(),
+    spawn_link(fun() -> accept(Server, LSock, Config) end).
+
+-spec accept(pid(), gen_tcp:socket(), #config{}) -> ok.
+accept(Server, LSock, Config) ->
+    case gen_tcp:accept(LSock) of
+        {ok, Socket} ->
+            Server ! {accepted, self()},
+            connection(Socket, Config);
+        {error, closed} ->
+            ok;
+        {error, Reason} ->
+            exit({accept, Reason})
+    end.
+
+-spec drain(#{reference() => pid()}, integer() | infinity) -> ok.
+drain(Conns, _Deadline) when map_size(Conns) =:= 0 ->
+    ok;
+drain(Conns, Deadline) ->
+    receive
+        {'DOWN', MRef, process, _, _} -> drain(maps:remove(MRef, Conns), Deadline)
+    after remaining(Deadline) ->
+        maps:foreach(fun(_, Pid) -> exit(Pid, kill) end, Conns)
+    end.
+
+-spec deadline(timeout()) -> integer() | infinity.
+deadline(infinity) -> infinity;
+deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
+
+-spec remaining(integer() | infinity) -> timeout().
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+%%% Internal: connections
+
+-spec connection(gen_tcp:socket(), #config{}) -> ok.
+connection(Socket, Config) ->
+    {Peer, Local} = case {inet:peername(Socket), inet:sockname(Socket)} of
+                        {{ok, P}, {ok, L}} -> {P, L};
+                        _ -> {undefined, undefined}
+                    end,
+    idle(Socket, Config, Peer, Local).
+
+%% Waits for the next request line, or a drain, or the idle timeout.
+-spec idle(gen_tcp:socket(), #config{}, term(), term()) -> ok.
+idle(Socket, Config, Peer, Local) ->
+    ok = inet:setopts(Socket, [{packet, http_bin}, {active, once}]),
+    receive
+        {http, Socket, {http_request, Method, Uri, Version}} ->
+            ok = inet:setopts(Socket, [{active, false}]),
+            case request(Socket, Config, Peer, Local, Method, Uri, Version) of
+                keep_alive ->
+                    receive
+                        '$py_http_drain' -> gen_tcp:close(Socket), ok
+                    after 0 ->
+                        idle(Socket, Config, Peer, Local)
+                    end;
+                close ->
+                    gen_tcp:close(Socket),
+                    ok
+            end;
+        {http, Socket, {http_error, _}} ->
+            reject(Socket, 400);
+        {http, Socket, _Other} ->
+            reject(Socket, 400);
+        {tcp_closed, Socket} ->
+            ok;
+        {tcp_error, Socket, _} ->
+            gen_tcp:close(Socket),
+            ok;
+        '$py_http_drain' ->
+            gen_tcp:close(Socket),
+            ok
+    after Config#config.idle_timeout ->
+        gen_tcp:close(Socket),
+        ok
+    end.
+
+%% Answers a request the server refuses with a short error response, and closes.
+-spec reject(gen_tcp:socket(), 400 | 413 | 431 | 500 | 501) -> ok.
+reject(Socket, Status) ->
+    Body = reason(Status),
+    Peer = case inet:peername(Socket) of
+               {ok, {IP, Port}} -> [inet:ntoa(IP), $:, integer_to_list(Port)];
+               _ -> "unknown peer"
+           end,
+    %% A 500 is logged with its reason by finish/1; the others are the client's doing.
+    case Status of
+        500 -> ok;
+        _ -> logger:warning("py_http: ~b ~s for ~s", [Status, Body, Peer],
+                            #{domain => [erlang_python, http]})
+    end,
+    _ = gen_tcp:send(Socket, [status_line({1, 1}, Status),
+                              <<"content-type: text/plain; charset=utf-8\r\n">>,
+                              <<"content-length: ">>, integer_to_binary(byte_size(Body)),
+                              <<"\r\nconnection: close\r\n\r\n">>, Body]),
+    gen_tcp:close(Socket),
+    ok.
+
+-spec request(gen_tcp:socket(), #config{}, term(), term(), term(), term(), term()) ->
+    keep_alive | close.
+request(Socket, Config, Peer, Local, Method0, Uri, Version) ->
+    case headers(Socket, Config, []) of
+        {ok, Headers} ->
+            Method = method(Method0),
+            case target(Uri) of
+                {ok, Path, Query} ->
+                    dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers);
+                error ->
+                    reject(Socket, 400),
+                    close
+            end;
+        {error, Status} ->
+            reject(Socket, Status),
+            close
+    end.
+
+%% Reads the header lines: `[{LowercaseName, Value}]' in order.
+-spec headers(gen_tcp:socket(), #config{}, [{binary(), binary()}]) ->
+    {ok, [{binary(), binary()}]} | {error, 400 | 431}.
+headers(_Socket, #config{max_headers = Max}, Acc) when length(Acc) > Max ->
+    {error, 431};
+headers(Socket, Config, Acc) ->
+    case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
+        {ok, {http_header, _, Name, _, Value}} ->
+            headers(Socket, Config, [{header_name(Name), Value} | Acc]);
+        {ok, http_eoh} ->
+            {ok, lists:reverse(Acc)};
+        {ok, {http_error, _}} ->
+            {error, 400};
+        _ ->
+            %% Closed, timed out, or a line over max_header_line (`emsgsize': the socket is
+            %% already gone, the 400 goes nowhere).
+            {error, 400}
+    end.
+
+-spec header_name(atom() | binary()) -> binary().
+header_name(Name) when is_atom(Name) -> string:lowercase(atom_to_binary(Name, latin1));
+header_name(Name) -> string:lowercase(Name).
+
+-spec method(atom() | binary()) -> binary().
+method(M) when is_atom(M) -> atom_to_binary(M, latin1);
+method(M) -> M.
+
+-spec target(term()) -> {ok, binary(), binary()} | error.
+target({abs_path, Target}) ->
+    case binary:split(Target, <<"?">>) of
+        [Path, Query] -> {ok, Path, Query};
+        [Path] -> {ok, Path, <<>>}
+    end;
+target({absoluteURI, _Scheme, _Host, _Port, Target}) ->
+    target({abs_path, Target});
+target(_) ->
+    error.
+
+-spec dispatch(gen_tcp:socket(), #config{}, term(), term(), binary(), binary(), binary(),
+               {non_neg_integer(), non_neg_integer()}, [{binary(), binary()}]) ->
+    keep_alive | close.
+dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
+    Connection = string:lowercase(iolist_to_binary(values(<<"connection">>, Headers))),
+    KeepAlive = case Version of
+                    {1, 1} -> binary:match(Connection, <<"close">>) =:= nomatch;
+                    _ -> binary:match(Connection, <<"keep-alive">>) =/= nomatch
+                end,
+    case body_framing(Headers, Config) of
+        {ok, Body} ->
+            Req = #req{socket = Socket, config = Config, method = Method, version = Version,
+                       body = Body, keep_alive = KeepAlive,
+                       no_body = Method =:= <<"HEAD">>},
+            serve(Req, Peer, Local, Path, Query, Headers);
+        {error, Status} ->
+            reject(Socket, Status),
+            close
+    end.
+
+-spec body_framing([{binary(), binary()}], #config{}) ->
+    {ok, {length, non_neg_integer()} | chunked | done} | {error, 400 | 413 | 501}.
+body_framing(Headers, #config{max_body_size = Max}) ->
+    case {values(<<"transfer-encoding">>, Headers), values(<<"content-length">>, Headers)} of
+        {[], []} ->
+            {ok, done};
+        {[], [Length]} ->
+            try binary_to_integer(string:trim(Length)) of
+                N when N > Max -> {error, 413};
+                0 -> {ok, done};
+                N when N > 0 -> {ok, {length, N}};
+                _ -> {error, 400}
+            catch
+                error:badarg -> {error, 400}
+            end;
+        {[TE], []} ->
+            case string:lowercase(string:trim(TE)) of
+                <<"chunked">> -> {ok, chunked};
+                _ -> {error, 501}
+            end;
+        _ ->
+            %% Both, or repeated: request smuggling territory (RFC 9112 6.3).
+            {error, 400}
+    end.
+
+-spec values(binary(), [{binary(), binary()}]) -> [binary()].
+values(Name, Headers) ->
+    [V || {N, V} <- Headers, N =:= Name].
+
+-spec serve(#req{}, term(), term(), binary(), binary(), [{binary(), binary()}]) ->
+    keep_alive | close.
+serve(#req{config = #config{interface = asgi}} = Req0, Peer, Local, Path, Query, Headers) ->
+    case read_body(Req0, ?READ_CHUNK) of
+        {error, _} ->
+            %% The client went away (or timed out) before the first piece of the body.
+            close;
+        {First, Req1} ->
+            serve_asgi(First, Req1, Peer, Local, Path, Query, Headers)
+    end;
+serve(#req{config = #config{interface = wsgi} = Config} = Req0, Peer, Local, Path, Query,
+      Headers) ->
+    serve_wsgi(Config, Req0, Peer, Local, Path, Query, Headers).
+
+-spec serve_asgi(binary(), #req{}, term(), term(), binary(), binary(), [{binary(), binary()}]) ->
+    keep_alive | close.
+serve_asgi(First, #req{config = Config} = Req1, Peer, Local, Path, Query, Headers) ->
+    Scope = #{type => <<"http">>, http_version => version(Req1#req.version),
+              method => Req1#req.method, scheme => <<"http">>,
+              path => percent_decode(Path), raw_path => Path, query_string => Query,
+              root_path => <<>>, headers => Headers,
+              server => address(Local), client => address(Peer)},
+    Opts = #{body => First, more_body => Req1#req.body =/= done,
+             timeout => Config#config.request_timeout, lifespan => Config#config.lifespan},
+    Outcome = py_asgi:stream(Config#config.module, Config#config.callable, Scope,
+                             fun asgi_event/2, Req1, Opts),
+    finish(Outcome).
+
+-spec serve_wsgi(#config{}, #req{}, term(), term(), binary(), binary(),
+                 [{binary(), binary()}]) -> keep_alive | close.
+serve_wsgi(Config, Req0, Peer, Local, Path, Query, Headers) ->
+    case read_all(Req0, []) of
+        {_, #req{too_large = true, socket = Socket}} ->
+            reject(Socket, 413),
+            close;
+        {error, #req{socket = Socket}} ->
+            gen_tcp:close(Socket),
+            close;
+        {Body, Req1} ->
+            Environ = environ(Req1, Peer, Local, Path, Query, Headers),
+            Opts = #{body => Body, timeout => Config#config.request_timeout},
+            finish(py_wsgi:stream(Config#config.module, Config#config.callable, Environ,
+                                  fun wsgi_event/2, Req1, Opts))
+    end.
+
+-spec finish({ok, #req{}} | {error, term(), #req{}}) -> keep_alive | close.
+finish({ok, #req{too_large = true, response = none, socket = Socket}}) ->
+    reject(Socket, 413),
+    close;
+finish({ok, #req{response = done, body = done, keep_alive = true}}) ->
+    keep_alive;
+finish({ok, _}) ->
+    close;
+finish({error, Reason, #req{response = Response, socket = Socket, method = Method}}) ->
+    logger:error("py_http: ~s request failed: ~tp", [Method, Reason],
+                 #{domain => [erlang_python, http]}),
+    case Response of
+        none -> reject(Socket, 500);
+        {pending, _} -> reject(Socket, 500);
+        _ -> ok
+    end,
+    close.
+
+-spec asgi_event(py_asgi:event(), #req{}) -> {term(), #req{}}.
+asgi_event(request_body, Req0) ->
+    case read_body(Req0, ?READ_CHUNK) of
+        {_, #req{too_large = true} = Req} -> {disconnect, Req};
+        {error, Req} -> {disconnect, Req#req{keep_alive = false}};
+        {Chunk, Req} -> {{body, Chunk, Req#req.body =/= done}, Req}
+    end;
+asgi_event({response_start, Status, Headers}, Req) ->
+    start_response(status_line(Req#req.version, Status), Status, Headers, Req);
+asgi_event({response_body, Chunk, More}, Req) ->
+    body(Chunk, More, Req).
+
+-spec wsgi_event(py_wsgi:event(), #req{}) -> {ok | disconnect, #req{}}.
+wsgi_event({response_start, Status, Headers}, Req) ->
+    Code = case Status of
+               <<C:3/binary, _/binary>> -> binary_to_integer(C);
+               _ -> 500
+           end,
+    start_response([version_text(Req#req.version), <<" ">>, Status, <<"\r\n">>], Code,
+                   Headers, Req);
+wsgi_event({response_body, Chunk, More}, Req) ->
+    body(Chunk, More, Req).
+
+%% Keeps the status line and headers until the first body chunk (one write for small
+%% responses); adds chunked framing when the app gave no length (as uvicorn and gunicorn do).
+-spec start_response(iodata(), integer(), [{binary(), binary()}], #req{}) -> {ok, #req{}}.
+start_response(StatusLine, Status, Headers, #req{version = Version} = Req) ->
+    HasLength = lists:any(fun({N, _}) -> string:lowercase(N) =:= <<"content-length">> end,
+                          Headers),
+    NoBody = Req#req.no_body orelse Status =:= 204 orelse Status =:= 304
+        orelse (Status >= 100 andalso Status < 200),
+    Chunked = not HasLength andalso not NoBody andalso Version =:= {1, 1},
+    KeepAlive = Req#req.keep_alive andalso (HasLength orelse Chunked orelse NoBody),
+    Extra = [[<<"transfer-encoding: chunked\r\n">> || Chunked],
+             [<<"connection: close\r\n">> || not KeepAlive]],
+    Head = [StatusLine, <<"date: ">>, http_date(), <<"\r\n">>,
+            [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Headers], Extra, <<"\r\n">>],
+    {ok, Req#req{response = {pending, Head}, chunked = Chunked, no_body = NoBody,
+                 keep_alive = KeepAlive}}.
+
+-spec body(binary(), boolean(), #req{}) -> {ok | disconnect, #req{}}.
+body(Chunk, More, #req{response = Response, socket = Socket} = Req) ->
+    Head = case Response of
+               {pending, H} -> H;
+               _ -> []
+           end,
+    Data = case Req of
+               #req{no_body = true} -> [];
+               #req{chunked = true} when Chunk =:= <<>>, More -> [];
+               #req{chunked = true} when Chunk =:= <<>> -> <<"0\r\n\r\n">>;
+               #req{chunked = true} when More ->
+                   [integer_to_binary(byte_size(Chunk), 16), <<"\r\n">>, Chunk, <<"\r\n">>];
+               #req{chunked = true} ->
+                   [integer_to_binary(byte_size(Chunk), 16), <<"\r\n">>, Chunk,
+                    <<"\r\n0\r\n\r\n">>];
+               _ -> Chunk
+           end,
+    Next = case More of
+               true -> sending;
+               false -> done
+           end,
+    case send(Socket, [Head, Data]) of
+        ok -> {ok, Req#req{response = Next}};
+        error -> {disconnect, Req#req{response = sending, keep_alive = false}}
+    end.
+
+%% The Date header (RFC 9110 6.6.1): `Sun, 06 Nov 1994 08:49:37 GMT'.
+-spec http_date() -> binary().
+http_date() ->
+    {{Y, Mo, D} = Day, {H, Mi, S}} = calendar:universal_time(),
+    Wd = element(calendar:day_of_the_week(Day),
+                 {<<"Mon">>, <<"Tue">>, <<"Wed">>, <<"Thu">>, <<"Fri">>, <<"Sat">>, <<"Sun">>}),
+    Mon = element(Mo, {<<"Jan">>, <<"Feb">>, <<"Mar">>, <<"Apr">>, <<"May">>, <<"Jun">>,
+                       <<"Jul">>, <<"Aug">>, <<"Sep">>, <<"Oct">>, <<"Nov">>, <<"Dec">>}),
+    iolist_to_binary(io_lib:format("~s, ~2..0B ~s ~4B ~2..0B:~2..0B:~2..0B GMT",
+                                   [Wd, D, Mon, Y, H, Mi, S])).
+
+-spec send(gen_tcp:socket(), iodata()) -> ok | error.
+send(Socket, Data) ->
+    case iolist_size(Data) of
+        0 -> ok;
+        _ ->
+            case gen_tcp:send(Socket, Data) of
+                ok -> ok;
+                {error, _} -> error
+            end
+    end.
+
+%% Reads up to `Max' bytes of the request body (or its next chunk, when chunked).
+-spec read_body(#req{}, pos_integer()) -> {binary() | error, #req{}}.
+read_body(#req{body = done} = Req, _Max) ->
+    {<<>>, Req};
+read_body(#req{body = {length, Left}, socket = Socket, config = Config} = Req, Max) ->
+    N = min(Left, Max),
+    ok = inet:setopts(Socket, [{packet, raw}]),
+    case gen_tcp:recv(Socket, N, Config#config.read_timeout) of
+        {ok, Data} ->
+            Body = case Left - N of
+                       0 -> done;
+                       Rest -> {length, Rest}
+                   end,
+            {Data, Req#req{body = Body, body_read = Req#req.body_read + N}};
+        {error, _} ->
+            {error, Req#req{body = done}}
+    end;
+read_body(#req{body = chunked, socket = Socket, config = Config} = Req, _Max) ->
+    ok = inet:setopts(Socket, [{packet, line}]),
+    case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
+        {ok, Line} ->
+            [SizeText | _] = binary:split(string:trim(Line), <<";">>),
+            try binary_to_integer(string:trim(SizeText), 16) of
+                0 ->
+                    trailers(Req);
+                Size when Req#req.body_read + Size > Config#config.max_body_size ->
+                    {<<>>, Req#req{too_large = true, body = done, keep_alive = false}};
+                Size ->
+                    ok = inet:setopts(Socket, [{packet, raw}]),
+                    case gen_tcp:recv(Socket, Size + 2, Config#config.read_timeout) of
+                        {ok, <<Data:Size/binary, "\r\n">>} ->
+                            {Data, Req#req{body_read = Req#req.body_read + Size}};
+                        _ ->
+                            {error, Req#req{body = done, keep_alive = false}}
+                    end
+            catch
+                error:badarg -> {error, Req#req{body = done, keep_alive = false}}
+            end;
+        {error, _} ->
+            {error, Req#req{body = done, keep_alive = false}}
+    end.
+
+%% The whole request body (WSGI apps read it from wsgi.input).
+-spec read_all(#req{}, [binary()]) -> {binary() | error, #req{}}.
+read_all(#req{body = done} = Req, Acc) ->
+    {iolist_to_binary(lists:reverse(Acc)), Req};
+read_all(Req0, Acc) ->
+    case read_body(Req0, ?READ_CHUNK) of
+        {error, Req} -> {error, Req};
+        {_, #req{too_large = true} = Req} -> {<<>>, Req};
+        {Data, Req} -> read_all(Req, [Data | Acc])
+    end.
+
+-spec trailers(#req{}) -> {binary() | error, #req{}}.
+trailers(#req{socket = Socket, config = Config} = Req) ->
+    case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
+        {ok, <<"\r\n">>} -> {<<>>, Req#req{body = done}};
+        {ok, <<"\n">>} -> {<<>>, Req#req{body = done}};
+        {ok, _Trailer} -> trailers(Req);
+        {error, _} -> {error, Req#req{body = done, keep_alive = false}}
+    end.
+
+-spec environ(#req{}, term(), term(), binary(), binary(), [{binary(), binary()}]) -> map().
+environ(Req, Peer, Local, Path, Query, Headers) ->
+    {ServerName, ServerPort} = case address(Local) of
+                                   {H, P} -> {H, integer_to_binary(P)};
+                                   none -> {<<"localhost">>, <<"80">>}
+                               end,
+    Base = #{<<"REQUEST_METHOD">> => Req#req.method, <<"SCRIPT_NAME">> => <<>>,
+             <<"PATH_INFO">> => percent_decode(Path), <<"QUERY_STRING">> => Query,
+             <<"SERVER_NAME">> => ServerName, <<"SERVER_PORT">> => ServerPort,
+             <<"SERVER_PROTOCOL">> => version_text(Req#req.version),
+             <<"wsgi.url_scheme">> => <<"http">>},
+    WithPeer = case address(Peer) of
+                   {PeerHost, PeerPort} ->
+                       Base#{<<"REMOTE_ADDR">> => PeerHost,
+                             <<"REMOTE_PORT">> => integer_to_binary(PeerPort)};
+                   none ->
+                       Base
+               end,
+    lists:foldl(fun({<<"content-type">>, V}, Acc) -> Acc#{<<"CONTENT_TYPE">> => V};
+                   ({<<"content-length">>, V}, Acc) -> Acc#{<<"CONTENT_LENGTH">> => V};
+                   ({N, V}, Acc) ->
+                        Key = <<"HTTP_", (cgi_name(N))/binary>>,
+                        case Acc of
+                            #{Key := Old} -> Acc#{Key => <<Old/binary, ",", V/binary>>};
+                            #{} -> Acc#{Key => V}
+                        end
+                end, WithPeer, Headers).
+
+-spec cgi_name(binary()) -> binary().
+cgi_name(Name) ->
+    << <<(case C of $- -> $_; _ when C >= $a, C =< $z -> C - 32; _ -> C end)>>
+       || <<C>> <= Name >>.
+
+-spec address(term()) -> {binary(), inet:port_number()} | none.
+address({IP, Port}) when is_tuple(IP) -> {list_to_binary(inet:ntoa(IP)), Port};
+address(_) -> none.
+
+-spec percent_decode(binary()) -> binary().
+percent_decode(Bin) ->
+    percent_decode(Bin, <<>>).
+
+-spec percent_decode(binary(), binary()) -> binary().
+percent_decode(<<$%, H, L, Rest/binary>>, Acc) ->
+    try binary_to_integer(<<H, L>>, 16) of
+        C -> percent_decode(Rest, <<Acc/binary, C>>)
+    catch
+        error:badarg -> percent_decode(<<H, L, Rest/binary>>, <<Acc/binary, $%>>)
+    end;
+percent_decode(<<C, Rest/binary>>, Acc) ->
+    percent_decode(Rest, <<Acc/binary, C>>);
+percent_decode(<<>>, Acc) ->
+    Acc.
+
+-spec version({non_neg_integer(), non_neg_integer()}) -> binary().
+version({1, 0}) -> <<"1.0">>;
+version(_) -> <<"1.1">>.
+
+-spec version_text({non_neg_integer(), non_neg_integer()}) -> binary().
+version_text({1, 0}) -> <<"HTTP/1.0">>;
+version_text(_) -> <<"HTTP/1.1">>.
+
+-spec status_line({non_neg_integer(), non_neg_integer()}, integer()) -> iodata().
+status_line(Version, Status) ->
+    [version_text(Version), <<" ">>, integer_to_binary(Status), <<" ">>, reason(Status),
+     <<"\r\n">>].
+
+%% The reason phrases of Python's http.HTTPStatus, which uvicorn sends.
+-spec reason(integer()) -> binary().
+reason(100) -> <<"Continue">>;
+reason(101) -> <<"Switching Protocols">>;
+reason(200) -> <<"OK">>;
+reason(201) -> <<"Created">>;
+reason(202) -> <<"Accepted">>;
+reason(204) -> <<"No Content">>;
+reason(206) -> <<"Partial Content">>;
+reason(301) -> <<"Moved Permanently">>;
+reason(302) -> <<"Found">>;
+reason(303) -> <<"See Other">>;
+reason(304) -> <<"Not Modified">>;
+reason(307) -> <<"Temporary Redirect">>;
+reason(308) -> <<"Permanent Redirect">>;
+reason(400) -> <<"Bad Request">>;
+reason(401) -> <<"Unauthorized">>;
+reason(403) -> <<"Forbidden">>;
+reason(404) -> <<"Not Found">>;
+reason(405) -> <<"Method Not Allowed">>;
+reason(409) -> <<"Conflict">>;
+reason(413) -> <<"Request Entity Too Large">>;
+reason(415) -> <<"Unsupported Media Type">>;
+reason(418) -> <<"I'm a Teapot">>;
+reason(422) -> <<"Unprocessable Entity">>;
+reason(429) -> <<"Too Many Requests">>;
+reason(431) -> <<"Request Header Fields Too Large">>;
+reason(500) -> <<"Internal Server Error">>;
+reason(501) -> <<"Not Implemented">>;
+reason(502) -> <<"Bad Gateway">>;
+reason(503) -> <<"Service Unavailable">>;
+reason(504) -> <<"Gateway Timeout">>;
+reason(_) -> <<>>.

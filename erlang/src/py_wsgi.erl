@@ -1,0 +1,152 @@
+%% @doc Call WSGI (PEP 3333) applications (Flask, Django, ...) from Erlang.
+%%
+%% {@link run/4} runs one request through the app on an executor and returns the whole
+%% response; {@link stream/6} hands the response to a function of yours event by event, each
+%% body chunk taken from the app's iterable only when the previous one was handled. The runner
+%% ships in the `erlang' Python package (`erlang._wsgi'). See docs/web-frameworks.md.
+-module(py_wsgi).
+
+-export([run/3, run/4, stream/6]).
+
+-export_type([environ/0, opts/0, event/0, handler/1]).
+
+-type environ() :: #{binary() | atom() => binary() | integer() | atom() | tuple()}.
+%% CGI variables (`REQUEST_METHOD', `PATH_INFO', `QUERY_STRING', `HTTP_*', ...) and `wsgi.*'
+%% keys; `wsgi.input' may hold the request body as a binary.
+-type opts() :: #{runner => binary(), timeout => timeout(), body => iodata()}.
+%% `timeout' (default 30000 ms): for {@link run/4} the whole request, for {@link stream/6}
+%% each event. `body': the request body (else `wsgi.input' of the environ, else empty).
+-type event() ::
+    {response_start, Status :: binary(), Headers :: [{binary(), binary()}]}
+    | {response_body, Chunk :: binary(), MoreBody :: boolean()}.
+-type handler(Acc) :: fun((event(), Acc) -> {ok | disconnect, Acc}).
+%% Answer `disconnect' to stop: the app's iterable is closed and stream/6 returns.
+
+-define(DEFAULT_TIMEOUT, 30000).
+-define(RUNNER, <<"erlang._wsgi">>).
+
+%% @doc `run(Module, Callable, Environ, #{})'.
+-spec run(binary() | atom(), binary() | atom(), environ()) ->
+    {ok, {binary(), [{binary(), binary()}], binary()}} | {error, term()}.
+run(Module, Callable, Environ) ->
+    run(Module, Callable, Environ, #{}).
+
+%% @doc Run one request through the WSGI app `Module:Callable' and return
+%% `{ok, {Status, Headers, Body}}' (`Status' as `<<"200 OK">>'). Missing CGI variables get
+%% the defaults of erlang_python 1.6. The iterable's `close()' is always called. An app that
+%% raises gives `{error, {Type, Message}}'; `{error, timeout}' after `timeout' ms (the app is
+%% interrupted). The `runner' option of 1.6 still works: a Python module of yours whose
+%% `_run_wsgi_sync(Module, Callable, Environ)' returns the response; without it, or with 1.6's
+%% default `<<"hornbeam_wsgi_runner">>', the shipped runner runs.
+-spec run(binary() | atom(), binary() | atom(), environ(), opts()) ->
+    {ok, {binary(), [{binary(), binary()}], binary()}} | {error, term()}.
+run(Module, Callable, Environ, Opts) when is_map(Opts) ->
+    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+    case check(Module, Callable, Opts) of
+        {ok, M, C} ->
+            py:call(?RUNNER, run, [M, C, environ(Environ), run_opts(Opts)], #{}, Timeout);
+        {runner, Runner, M, C} ->
+            py:call(?RUNNER, run_with_runner, [Runner, M, C, environ(Environ), run_opts(Opts)],
+                    #{}, Timeout)
+    end.
+
+%% @doc Run one request through the WSGI app, handing `Handler(Event, Acc)' the response
+%% start, then each body chunk, pulled from the app's iterable one at a time as the handler
+%% answers `ok'. Returns `{ok, Acc}' when the body ended or the handler answered `disconnect'
+%% (the iterable is then closed), `{error, Reason, Acc}' when the app failed. The `runner'
+%% option is refused (`{error, {unsupported, runner}, Acc}').
+-spec stream(binary() | atom(), binary() | atom(), environ(), handler(Acc), Acc, opts()) ->
+    {ok, Acc} | {error, term(), Acc}.
+stream(Module, Callable, Environ, Handler, Acc0, Opts) when is_function(Handler, 2),
+                                                             is_map(Opts) ->
+    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+    case check(Module, Callable, Opts) of
+        {ok, M, C} ->
+            Args = [M, C, environ(Environ), run_opts(Opts)],
+            case py:call(?RUNNER, stream, Args, #{}, Timeout) of
+                {ok, {generator, Gen}} -> pull(Gen, Handler, Acc0, Timeout);
+                {error, Reason} -> {error, Reason, Acc0}
+            end;
+        {runner, _, _, _} ->
+            {error, {unsupported, runner}, Acc0}
+    end.
+
+%%% Internal
+
+-spec pull(term(), handler(Acc), Acc, timeout()) -> {ok, Acc} | {error, term(), Acc}.
+pull(Gen, Handler, Acc, Timeout) ->
+    case py_request:run(default, {next, Gen, 1}, Timeout) of
+        {ok, [Event]} ->
+            case handle(Gen, Handler, Event, Acc) of
+                {ok, Acc1} -> pull(Gen, Handler, Acc1, Timeout);
+                {disconnect, Acc1} -> close(Gen, Acc1, Timeout)
+            end;
+        {done, [Event]} ->
+            {_, Acc1} = handle(Gen, Handler, Event, Acc),
+            {ok, Acc1};
+        {done, []} ->
+            {ok, Acc};
+        {error, Reason} ->
+            {error, Reason, Acc}
+    end.
+
+-spec handle(term(), handler(Acc), term(), Acc) -> {ok | disconnect, Acc}.
+handle(Gen, Handler, Event, Acc) ->
+    try Handler(event(Event), Acc) of
+        {Answer, _} = Result when Answer =:= ok; Answer =:= disconnect -> Result;
+        Other -> error({bad_handler_result, Other})
+    catch
+        Class:Reason:Stack ->
+            _ = close(Gen, Acc, ?DEFAULT_TIMEOUT),
+            erlang:raise(Class, Reason, Stack)
+    end.
+
+%% Closes the generator now (running the iterable's close()), rather than when the handle is
+%% garbage-collected.
+-spec close(term(), Acc, timeout()) -> {ok, Acc} | {error, term(), Acc}.
+close(Gen, Acc, Timeout) ->
+    case py:call(?RUNNER, close, [Gen], #{}, Timeout) of
+        {ok, _} -> {ok, Acc};
+        {error, Reason} -> {error, Reason, Acc}
+    end.
+
+-spec event(term()) -> event().
+event({<<"response_start">>, Status, Headers}) -> {response_start, Status, Headers};
+event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More}.
+
+%% Atom keys as binaries. The runner fills in erlang_python 1.6's defaults and refuses what
+%% is not a map with a TypeError, as 1.6 did.
+-spec environ(term()) -> term().
+environ(Environ) when is_map(Environ) ->
+    maps:fold(fun(K, V, Acc) when is_atom(K) -> Acc#{atom_to_binary(K, utf8) => V};
+                 (K, V, Acc) -> Acc#{K => V}
+              end, #{}, Environ);
+environ(Other) ->
+    Other.
+
+-spec check(term(), term(), map()) ->
+    {ok, binary(), binary()} | {runner, binary(), binary(), binary()}.
+check(Module, Callable, Opts) ->
+    case {name(Module), name(Callable), name(maps:get(runner, Opts, ?RUNNER))} of
+        {M, C, Runner} when is_binary(M), is_binary(C),
+                            (Runner =:= ?RUNNER orelse Runner =:= <<"hornbeam_wsgi_runner">>) ->
+            {ok, M, C};
+        {M, C, Runner} when is_binary(M), is_binary(C), is_binary(Runner) ->
+            {runner, Runner, M, C};
+        _ ->
+            error(badarg)
+    end.
+
+-spec run_opts(map()) -> map().
+run_opts(#{body := Body}) -> #{body => iolist_to_binary(Body)};
+run_opts(_) -> #{}.
+
+-spec name(term()) -> binary() | error.
+name(Name) when is_binary(Name) -> Name;
+name(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
+name(Name) when is_list(Name) ->
+    case unicode:characters_to_binary(Name) of
+        Bin when is_binary(Bin) -> Bin;
+        _ -> error
+    end;
+name(_) -> error.

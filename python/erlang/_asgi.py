@@ -1,0 +1,508 @@
+"""The ASGI 3.0 runner behind ``py_asgi`` (docs/web-frameworks.md).
+
+``py_asgi:run/4,5`` calls :func:`run`, a coroutine that erlang_python finishes on its asyncio
+loop: the app gets the request body in one ``http.request`` message and its response is
+collected into ``(status, headers, body)``. ``py_asgi:stream/6`` calls :func:`serve`, which
+hands each response message to the Erlang process that asked (and asks it for more request
+body) with ``erlang.async_call``: the app's ``send`` returns only once Erlang took the chunk,
+so a slow client slows the app down instead of filling memory. ``py_asgi:build_scope/1,2``
+calls :func:`scope_handle`.
+
+The first request for an app runs its lifespan startup (once, shared by the requests that
+arrive meanwhile); ``py_asgi:shutdown/2`` runs its shutdown. Nothing runs on import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+from urllib.parse import unquote
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+__all__ = [
+    "ClientDisconnected",
+    "ScopeHandle",
+    "build_scope",
+    "run",
+    "run_with_runner",
+    "scope_handle",
+    "serve",
+    "shutdown",
+]
+
+_log = logging.getLogger("erlang.asgi")
+
+# The name py_asgi registers its event function under (py_asgi:stream/6).
+EVENT_FUNCTION = "_py_asgi_event"
+
+_ASGI = {"version": "3.0", "spec_version": "2.4"}
+_HTTP_VERSIONS = frozenset({"1.0", "1.1", "2", "3"})
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send`` once the Erlang side reported that the client went away (the ASGI
+    spec asks servers for an ``OSError`` subclass there)."""
+
+
+class ScopeHandle(collections.UserDict[str, Any]):
+    """What ``py_asgi:build_scope/1,2`` returns to Erlang: an opaque handle (a ``dict`` would
+    be converted back into a map) that reads like the scope dict; ``.data`` is the dict."""
+
+
+def _text(value: object, what: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "surrogateescape")
+    raise TypeError(f"ASGI scope {what} must be a binary, not {type(value).__name__}")
+
+
+def _bytes(value: object, what: str) -> bytes:
+    # Erlang binaries that are valid UTF-8 arrive as str: encoding gives back the same bytes.
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    raise TypeError(f"ASGI scope {what} must be a binary, not {type(value).__name__}")
+
+
+def _headers(value: object) -> list[tuple[bytes, bytes]]:
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"ASGI scope headers must be a list, not {type(value).__name__}")
+    headers = []
+    for item in value:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise TypeError(f"ASGI header must be a [Name, Value] pair, not {item!r}")
+        headers.append((_bytes(item[0], "header name").lower(), _bytes(item[1], "header value")))
+    return headers
+
+
+def _address(value: object, what: str) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    ):
+        return (_text(value[0], f"{what} host"), value[1])
+    raise TypeError(f"ASGI scope {what} must be a {{Host, Port}} tuple, not {value!r}")
+
+
+def _dict(value: object, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"ASGI scope {what} must be a map, not {type(value).__name__}")
+    return value
+
+
+def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
+    """The ASGI ``http`` (or ``websocket``) scope dict for the Erlang map ``raw``.
+
+    Missing keys get the defaults of erlang_python 1.6; ``headers`` become
+    ``[(bytes, bytes)]`` with lowercased names (given as ``[N, V]`` or ``{N, V}``),
+    ``query_string`` and ``raw_path`` are bytes, ``server``/``client`` ``(host, port)`` tuples.
+    ``opts`` may carry ``state`` and ``extensions`` maps, merged in. Raises ``TypeError`` for
+    a value of the wrong type.
+    """
+    if not isinstance(raw, dict):
+        raise TypeError("expected map for ASGI scope")
+    scope: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str):
+            raise TypeError(f"ASGI scope keys must be atoms or binaries, not {key!r}")
+        scope[key] = value
+    if opts is not None:
+        for key, value in _dict(opts, "options").items():
+            if key in ("state", "extensions"):
+                scope[key] = {**_dict(scope.get(key, {}), key), **_dict(value, key)}
+    kind = _text(scope.get("type", "http"), "type")
+    if kind not in ("http", "websocket"):
+        raise ValueError(f"ASGI scope type must be http or websocket, not {kind!r}")
+    scope["type"] = kind
+    asgi = scope.get("asgi")
+    scope["asgi"] = {**_ASGI, **(_dict(asgi, "asgi") if asgi is not None else {})}
+    version = _text(scope.get("http_version", "1.1"), "http_version")
+    if version not in _HTTP_VERSIONS:
+        raise ValueError(f"ASGI scope http_version must be one of 1.0, 1.1, 2, 3, not {version!r}")
+    scope["http_version"] = version
+    if kind == "http":
+        scope["method"] = _text(scope.get("method", "GET"), "method").upper()
+    scheme_default = "http" if kind == "http" else "ws"
+    scope["scheme"] = _text(scope.get("scheme", scheme_default), "scheme")
+    if "path" in scope:
+        scope["path"] = _text(scope["path"], "path")
+        raw_path = scope.get("raw_path")
+        scope["raw_path"] = (
+            _bytes(raw_path, "raw_path") if raw_path is not None else scope["path"].encode()
+        )
+    else:
+        scope["raw_path"] = _bytes(scope.get("raw_path", b"/"), "raw_path")
+        scope["path"] = unquote(scope["raw_path"].decode("latin-1"))
+    if not scope["path"].startswith("/"):
+        raise ValueError(f"ASGI scope path must start with /, not {scope['path']!r}")
+    scope["query_string"] = _bytes(scope.get("query_string", b""), "query_string")
+    scope["root_path"] = _text(scope.get("root_path", ""), "root_path")
+    scope["headers"] = _headers(scope.get("headers", []))
+    for key in ("server", "client"):
+        if key in scope:
+            scope[key] = _address(scope[key], key)
+    scope["state"] = dict(_dict(scope.get("state", {}), "state"))
+    if "extensions" in scope:
+        scope["extensions"] = _dict(scope["extensions"], "extensions")
+    return scope
+
+
+def scope_handle(raw: object, opts: object = None) -> ScopeHandle:
+    """``py_asgi:build_scope/2``: the scope of :func:`build_scope` as an opaque handle."""
+    return ScopeHandle(build_scope(raw, opts))
+
+
+def _resolve(module: str, name: str) -> App:
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{module}:{name} is not callable")
+    return obj  # type: ignore[no-any-return]  # an ASGI app, by the caller's word
+
+
+# Lifespan ------------------------------------------------------------------------------------
+
+
+class _Lifespan:
+    """The lifespan of one app: a task on the loop, alive from startup until shutdown."""
+
+    def __init__(self, app: App) -> None:
+        self.state: dict[str, Any] = {}
+        self.supported = True
+        self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._events: asyncio.Queue[Message] = asyncio.Queue()
+        self._events.put_nowait({"type": "lifespan.startup"})
+        self.task = asyncio.ensure_future(self._main(app))
+
+    async def _main(self, app: App) -> None:
+        scope = {"type": "lifespan", "asgi": dict(_ASGI), "state": self.state}
+        try:
+            await app(scope, self._events.get, self._send)
+        except BaseException as exc:  # The app's exception decides what lifespan means.
+            if not self.started.done():
+                # An app that does not speak lifespan raises on its scope: serve without it.
+                _log.debug("ASGI app has no lifespan support: %r", exc)
+                self.supported = False
+                self.started.set_result(None)
+            if not self.stopped.done():
+                self.stopped.set_exception(RuntimeError(f"lifespan ended: {exc!r}"))
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise
+            return
+        if not self.started.done():
+            self.supported = False
+            self.started.set_result(None)
+        if not self.stopped.done():
+            self.stopped.set_result(None)
+
+    async def _send(self, message: Message) -> None:
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete" and not self.started.done():
+            self.started.set_result(None)
+        elif kind == "lifespan.startup.failed" and not self.started.done():
+            msg = message.get("message", "")
+            self.started.set_exception(RuntimeError(f"ASGI lifespan startup failed: {msg}"))
+        elif kind == "lifespan.shutdown.complete" and not self.stopped.done():
+            self.stopped.set_result(None)
+        elif kind == "lifespan.shutdown.failed" and not self.stopped.done():
+            msg = message.get("message", "")
+            self.stopped.set_exception(RuntimeError(f"ASGI lifespan shutdown failed: {msg}"))
+        else:
+            raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
+
+    async def shutdown(self) -> None:
+        await self.started
+        if self.supported and not self.stopped.done():
+            self._events.put_nowait({"type": "lifespan.shutdown"})
+        try:
+            await self.stopped
+        finally:
+            await asyncio.wait({self.task})
+
+
+# Per loop (erlang_python runs one; tests run many), then per app.
+_lifespans: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, str], _Lifespan]
+] = weakref.WeakKeyDictionary()
+
+
+def _registry() -> dict[tuple[str, str], _Lifespan]:
+    return _lifespans.setdefault(asyncio.get_running_loop(), {})
+
+
+async def _state(module: str, name: str, app: App) -> dict[str, Any]:
+    """The lifespan state of the app (its startup run by the first request)."""
+    key = (module, name)
+    registry = _registry()
+    lifespan = registry.get(key)
+    if lifespan is None:
+        lifespan = registry[key] = _Lifespan(app)
+    # Shielded: a request that gives up does not stop the startup the others wait for.
+    await asyncio.shield(lifespan.started)
+    return lifespan.state
+
+
+async def shutdown(module: str, name: str) -> bool:
+    """``py_asgi:shutdown/2``: runs the app's lifespan shutdown; ``False`` if it never started."""
+    lifespan = _registry().pop((module, name), None)
+    if lifespan is None:
+        return False
+    await lifespan.shutdown()
+    return True
+
+
+# HTTP ----------------------------------------------------------------------------------------
+
+
+def _response_headers(value: object) -> list[tuple[bytes, bytes]]:
+    if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+        raise TypeError("ASGI response headers must be an iterable of [name, value] pairs")
+    headers = []
+    for item in value:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise TypeError(f"ASGI response header must be a (name, value) pair, not {item!r}")
+        name, val = item
+        if not isinstance(name, (bytes, bytearray)) or not isinstance(val, (bytes, bytearray)):
+            raise TypeError(f"ASGI response header must be bytes, not {item!r}")
+        headers.append((bytes(name), bytes(val)))
+    return headers
+
+
+class _Response:
+    """Checks the order of the app's ``http.response.*`` messages."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.complete = False
+        self.done = asyncio.Event()
+
+    def check(self, message: Message) -> tuple[str, Any, Any]:
+        kind = message.get("type")
+        if self.complete:
+            raise RuntimeError(f"ASGI message {kind!r} sent after the response was complete")
+        if kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("ASGI http.response.start sent twice")
+            status = message.get("status")
+            if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status < 600:
+                raise TypeError(f"ASGI response status must be an int 100-599, not {status!r}")
+            self.started = True
+            return ("response_start", status, _response_headers(message.get("headers", [])))
+        if kind == "http.response.body":
+            if not self.started:
+                raise RuntimeError("ASGI http.response.body sent before http.response.start")
+            body = message.get("body", b"")
+            if not isinstance(body, (bytes, bytearray)):
+                raise TypeError(f"ASGI response body must be bytes, not {type(body).__name__}")
+            more = bool(message.get("more_body", False))
+            if not more:
+                self.complete = True
+                self.done.set()
+            return ("response_body", bytes(body), more)
+        raise RuntimeError(f"unexpected ASGI message {kind!r} for an http scope")
+
+
+async def _prepare(
+    module: str, name: str, raw_scope: object, opts: object
+) -> tuple[App, dict[str, Any]]:
+    app = _resolve(module, name)
+    options = _dict(opts, "options") if opts is not None else {}
+    if isinstance(raw_scope, ScopeHandle):
+        scope = dict(raw_scope.data)
+        scope["state"] = dict(scope.get("state", {}))
+    else:
+        scope = build_scope(raw_scope)
+    if scope["type"] != "http":
+        raise ValueError("py_asgi runs http scopes (websocket scopes are not served yet)")
+    if options.get("lifespan", True):
+        state = await _state(module, name, app)
+        scope["state"] = {**state, **scope["state"]}
+    return app, scope
+
+
+async def run(
+    module: str, name: str, raw_scope: object, body: object, opts: object = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """``py_asgi:run/5``: calls the app once with the whole request body and returns the
+    response it sends as ``(status, headers, body)``. An app that raises, or returns before
+    its response is complete, raises."""
+    app, scope = await _prepare(module, name, raw_scope, opts)
+    request = {"type": "http.request", "body": _bytes(body, "body"), "more_body": False}
+    response = _Response()
+    status = 0
+    headers: list[tuple[bytes, bytes]] = []
+    chunks: list[bytes] = []
+    pending: list[Message] = [request]
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop()
+        await response.done.wait()  # Nobody disconnects before the response is complete.
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal status, headers
+        event = response.check(message)
+        if event[0] == "response_start":
+            status, headers = event[1], event[2]
+        elif event[1]:
+            chunks.append(event[1])
+
+    try:
+        await app(scope, receive, send)
+    except Exception:
+        if not response.complete:
+            raise
+        # Starlette's error middleware sends its 500 and then re-raises: the client has its
+        # answer, as with uvicorn; the exception goes to the log.
+        _log.exception("ASGI app raised after its response was complete")
+    if not response.started:
+        raise RuntimeError("ASGI app returned without sending http.response.start")
+    if not response.complete:
+        raise RuntimeError("ASGI app returned before its response body was complete")
+    return status, headers, b"".join(chunks)
+
+
+def run_with_runner(runner: str, module: str, name: str, raw_scope: object, body: object) -> object:
+    """``py_asgi:run/5`` with erlang_python 1.6's ``runner`` option: the runner module's
+    ``_run_asgi_sync(module, callable, scope, body)`` with the scope built here."""
+    scope = dict(raw_scope.data) if isinstance(raw_scope, ScopeHandle) else build_scope(raw_scope)
+    runner_module: Any = importlib.import_module(runner)
+    return runner_module._run_asgi_sync(module, name, scope, _bytes(body, "body"))
+
+
+async def serve(
+    module: str,
+    name: str,
+    raw_scope: object,
+    body: object,
+    more_body: bool,
+    peer: object,
+    gate: object,
+    opts: object = None,
+) -> str | tuple[str, list[tuple[str, Any, Any]]]:
+    """``py_asgi:stream/6``: calls the app, handing its response events (lists of them) to the
+    Erlang process behind the alias ``peer`` (and asking it for the next request body chunk
+    while ``more_body`` is true) with ``erlang.async_call``; a ``send`` of a body chunk with
+    more to come returns when Erlang answered (``gate`` is the process whose end means nobody
+    will). Returns ``'ok'``, ``('events', Events)`` with the events not handed over yet, or
+    ``'disconnected'`` when Erlang reported that the client went away."""
+    from erlang import async_call
+
+    app, scope = await _prepare(module, name, raw_scope, opts)
+    response = _Response()
+    disconnected = asyncio.Event()
+    first: list[Message] = [
+        {"type": "http.request", "body": _bytes(body, "body"), "more_body": bool(more_body)}
+    ]
+    body_pending = bool(more_body)
+
+    async def receive() -> Message:
+        nonlocal body_pending
+        if first:
+            return first.pop()
+        if body_pending and not disconnected.is_set():
+            reply = await async_call(EVENT_FUNCTION, peer, gate, "request_body")
+            if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "body":
+                body_pending = bool(reply[2])
+                chunk = _bytes(reply[1], "request body chunk")
+                return {"type": "http.request", "body": chunk, "more_body": body_pending}
+            disconnected.set()
+            return {"type": "http.disconnect"}
+        # The whole body is in: the next message is the disconnect, after the response.
+        done = asyncio.ensure_future(response.done.wait())
+        gone = asyncio.ensure_future(disconnected.wait())
+        try:
+            await asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            done.cancel()
+            gone.cancel()
+        return {"type": "http.disconnect"}
+
+    # Response events wait here until they are handed to Erlang, several in one call: the
+    # start goes with the first body chunk, and a complete response made in one loop step
+    # (the common case) goes back as the coroutine's result, with no call at all.
+    pending: list[tuple[str, Any, Any]] = []
+    delivering = asyncio.Lock()
+    later: list[asyncio.Future[None]] = []
+
+    async def flush() -> None:
+        async with delivering:
+            if not pending or disconnected.is_set():
+                return
+            events = pending[:]
+            pending.clear()
+            reply = await async_call(EVENT_FUNCTION, peer, gate, events)
+            if reply != "ok":
+                disconnected.set()
+
+    async def flush_later() -> None:
+        await asyncio.sleep(0)
+        await flush()
+
+    async def send(message: Message) -> None:
+        if disconnected.is_set():
+            raise ClientDisconnected("the client disconnected")
+        event = response.check(message)
+        pending.append(event)
+        if event[0] == "response_start" or response.complete:
+            # Held for one loop step: a body chunk or the app's return may follow at once.
+            if not later or later[-1].done():
+                later.append(asyncio.ensure_future(flush_later()))
+            return
+        await flush()
+        if disconnected.is_set():
+            raise ClientDisconnected("the client disconnected")
+
+    async def settle() -> str | tuple[str, list[tuple[str, Any, Any]]]:
+        for task in later:
+            if not task.done():
+                if pending and not delivering.locked():
+                    task.cancel()  # Not started: the events go back with the result.
+                else:
+                    await task
+        if disconnected.is_set():
+            return "disconnected"
+        if pending:
+            return ("events", pending)
+        return "ok"
+
+    try:
+        await app(scope, receive, send)
+    except ClientDisconnected:
+        await settle()
+        return "disconnected"
+    except Exception:
+        if response.complete:
+            _log.exception("ASGI app raised after its response was complete")
+            return await settle()
+        for task in later:
+            task.cancel()
+        if disconnected.is_set():
+            # The app failed on its way out after the client left: nobody to answer.
+            _log.debug("ASGI app raised after the client disconnected", exc_info=True)
+            return "disconnected"
+        raise
+    if not response.started and not disconnected.is_set():
+        raise RuntimeError("ASGI app returned without sending http.response.start")
+    if not response.complete and not disconnected.is_set():
+        raise RuntimeError("ASGI app returned before its response body was complete")
+    return await settle()

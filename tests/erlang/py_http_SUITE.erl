@@ -1,0 +1,480 @@
+%% @doc py_http, the HTTP/1.1 server: the FastAPI and Flask apps of tests/web compared with
+%% uvicorn and gunicorn through httpx, and what a server must survive (malformed requests,
+%% limits, disconnects, timeouts, a graceful stop).
+-module(py_http_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+
+-export([all/0, suite/0, init_per_suite/1, end_per_suite/1,
+         init_per_testcase/2, end_per_testcase/2]).
+%% A logger handler that forwards events to the test (malformed_request_line).
+-export([log/2]).
+
+-export([
+    same_as_uvicorn/1,
+    same_as_gunicorn/1,
+    comparison_sees_differences/1,
+    keep_alive/1,
+    chunked_request_body/1,
+    chunked_response/1,
+    head_and_http10/1,
+    wsgi_environ_from_request/1,
+    malformed_request_line/1,
+    header_line_too_long/1,
+    too_many_headers/1,
+    body_too_large/1,
+    ambiguous_body_length/1,
+    app_error_is_500/1,
+    app_timeout_is_500/1,
+    client_disconnect_mid_stream/1,
+    client_disconnect_mid_body/1,
+    idle_timeout_closes/1,
+    graceful_stop_drains/1,
+    started_from_app_config/1,
+    bad_options/1
+]).
+
+-spec all() -> [atom()].
+all() -> py_test_util:cases(?MODULE).
+
+-spec suite() -> [tuple()].
+suite() -> [{timetrap, {minutes, 3}}].
+
+-spec init_per_suite(ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_suite(Config) ->
+    ok = py_test_util:start(),
+    case py_test_util:repo_root() of
+        undefined ->
+            {skip, "tests/web not found next to the application"};
+        Root ->
+            Web = filename:join([Root, "tests", "web"]),
+            ok = py:add_python_path(list_to_binary(Web)),
+            {ok, Python} = py:eval(<<"__import__('sys').executable">>),
+            {ok, Asgi} = py_http:start(#{app => <<"fastapi_app:app">>, port => 0}),
+            {ok, Wsgi} = py_http:start(#{app => <<"flask_app:app">>, interface => wsgi,
+                                         port => 0}),
+            [{web, Web}, {python, binary_to_list(Python)}, {asgi, Asgi}, {wsgi, Wsgi} | Config]
+    end.
+
+-spec end_per_suite(ct_suite:ct_config()) -> ok.
+end_per_suite(_Config) ->
+    %% The servers stop with the application.
+    ok = py_test_util:stop().
+
+-spec init_per_testcase(atom(), ct_suite:ct_config()) -> ct_suite:ct_config().
+init_per_testcase(_Case, Config) ->
+    py_test_util:flush(),
+    {ok, _} = py:call(edge_apps, reset, []),
+    Config.
+
+-spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
+end_per_testcase(_Case, _Config) ->
+    ok.
+
+%%% Helpers
+
+-spec url(pid()) -> binary().
+url(Server) ->
+    <<"http://127.0.0.1:", (integer_to_binary(py_http:port(Server)))/binary>>.
+
+-spec connect(pid()) -> gen_tcp:socket().
+connect(Server) ->
+    {ok, S} = gen_tcp:connect({127, 0, 0, 1}, py_http:port(Server), [binary, {active, false}]),
+    S.
+
+%% Sends Request on a new connection and reads until the server closes it.
+-spec exchange(pid(), iodata()) -> binary().
+exchange(Server, Request) ->
+    S = connect(Server),
+    ok = gen_tcp:send(S, Request),
+    read_all(S, <<>>).
+
+-spec read_all(gen_tcp:socket(), binary()) -> binary().
+read_all(S, Acc) ->
+    case gen_tcp:recv(S, 0, 10000) of
+        {ok, Data} -> read_all(S, <<Acc/binary, Data/binary>>);
+        {error, closed} -> Acc
+    end.
+
+%% Reads one response with a Content-Length from a kept-alive connection.
+-spec read_response(gen_tcp:socket()) -> {binary(), binary()}.
+read_response(S) ->
+    read_response(S, <<>>).
+
+-spec read_response(gen_tcp:socket(), binary()) -> {binary(), binary()}.
+read_response(S, Acc) ->
+    case binary:split(Acc, <<"\r\n\r\n">>) of
+        [Head, Rest] ->
+            {match, [Len]} = re:run(Head, <<"(?i)content-length: (\\d+)">>,
+                                    [{capture, all_but_first, binary}]),
+            N = binary_to_integer(Len),
+            Body = read_n(S, Rest, N),
+            {Head, Body};
+        [_] ->
+            {ok, Data} = gen_tcp:recv(S, 0, 10000),
+            read_response(S, <<Acc/binary, Data/binary>>)
+    end.
+
+-spec read_n(gen_tcp:socket(), binary(), non_neg_integer()) -> binary().
+read_n(_S, Acc, N) when byte_size(Acc) >= N ->
+    binary:part(Acc, 0, N);
+read_n(S, Acc, N) ->
+    {ok, Data} = gen_tcp:recv(S, 0, 10000),
+    read_n(S, <<Acc/binary, Data/binary>>, N).
+
+-spec status(binary()) -> binary().
+status(Response) ->
+    [Line | _] = binary:split(Response, <<"\r\n">>),
+    Line.
+
+%% Starts `python -m Module Args...' in the tests/web directory and waits until it accepts
+%% connections on Port.
+-spec peer(ct_suite:ct_config(), string(), [string()], inet:port_number()) -> port().
+peer(Config, Module, Args, Port) ->
+    P = open_port({spawn_executable, ?config(python, Config)},
+                  [{args, ["-m", Module | Args]}, {cd, ?config(web, Config)}, exit_status,
+                   stderr_to_stdout, binary]),
+    py_test_util:wait_until(fun() ->
+        case gen_tcp:connect({127, 0, 0, 1}, Port, [], 200) of
+            {ok, S} -> gen_tcp:close(S), true;
+            {error, _} -> false
+        end
+    end, 30000),
+    P.
+
+-spec stop_peer(port()) -> ok.
+stop_peer(P) ->
+    {os_pid, OsPid} = erlang:port_info(P, os_pid),
+    _ = os:cmd("kill " ++ integer_to_list(OsPid)),
+    stop_peer(P, OsPid, []).
+
+-spec stop_peer(port(), integer(), [binary()]) -> ok.
+stop_peer(P, OsPid, Output) ->
+    receive
+        {P, {data, Data}} ->
+            stop_peer(P, OsPid, [Data | Output]);
+        {P, {exit_status, _}} ->
+            ct:log("~ts", [lists:reverse(Output)])
+    after 15000 ->
+        _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
+        ok
+    end.
+
+-spec free_port() -> inet:port_number().
+free_port() ->
+    {ok, L} = gen_tcp:listen(0, [{ip, {127, 0, 0, 1}}]),
+    {ok, Port} = inet:port(L),
+    ok = gen_tcp:close(L),
+    Port.
+
+-spec compare(binary(), binary(), binary()) -> {integer(), [binary()]}.
+compare(App, Ours, Theirs) ->
+    {ok, Result} = py:call(compare, compare, [App, Ours, Theirs], #{}, 120000),
+    Result.
+
+-spec events() -> list().
+events() ->
+    {ok, Events} = py:call(edge_apps, events, []),
+    Events.
+
+%%% Cases
+
+%% @doc Every request of the FastAPI comparison list gets the same status, headers and body
+%% from py_http as from uvicorn.
+-spec same_as_uvicorn(ct_suite:ct_config()) -> term().
+same_as_uvicorn(Config) ->
+    Port = free_port(),
+    Peer = peer(Config, "uvicorn", ["fastapi_app:app", "--port", integer_to_list(Port),
+                                    "--log-level", "warning"], Port),
+    try
+        Theirs = <<"http://127.0.0.1:", (integer_to_binary(Port))/binary>>,
+        {N, []} = compare(<<"fastapi">>, url(?config(asgi, Config)), Theirs),
+        true = N >= 20
+    after
+        stop_peer(Peer)
+    end.
+
+%% @doc Every request of the Flask comparison list gets the same status, headers and body from
+%% py_http as from gunicorn.
+-spec same_as_gunicorn(ct_suite:ct_config()) -> term().
+same_as_gunicorn(Config) ->
+    Port = free_port(),
+    Peer = peer(Config, "gunicorn", ["-w", "1", "-b", "127.0.0.1:" ++ integer_to_list(Port),
+                                     "flask_app:app"], Port),
+    try
+        Theirs = <<"http://127.0.0.1:", (integer_to_binary(Port))/binary>>,
+        {N, []} = compare(<<"flask">>, url(?config(wsgi, Config)), Theirs),
+        true = N >= 18
+    after
+        stop_peer(Peer)
+    end.
+
+%% @doc The comparison does see differences (the FastAPI app against the Flask app).
+-spec comparison_sees_differences(ct_suite:ct_config()) -> term().
+comparison_sees_differences(Config) ->
+    {_, Differences} = compare(<<"flask">>, url(?config(asgi, Config)), url(?config(wsgi, Config))),
+    true = length(Differences) > 5.
+
+%% @doc Requests follow each other on one connection.
+-spec keep_alive(ct_suite:ct_config()) -> term().
+keep_alive(Config) ->
+    S = connect(?config(asgi, Config)),
+    Get = <<"GET / HTTP/1.1\r\nhost: x\r\n\r\n">>,
+    [begin
+         ok = gen_tcp:send(S, Get),
+         {Head, <<"{\"message\":\"hello\"}">>} = read_response(S),
+         <<"HTTP/1.1 200 OK">> = status(Head)
+     end || _ <- lists:seq(1, 3)],
+    %% Two pipelined requests.
+    ok = gen_tcp:send(S, [Get, Get]),
+    {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
+    ok = gen_tcp:close(S).
+
+%% @doc A chunked request body reaches the app whole (ASGI, in chunks; WSGI, at once).
+-spec chunked_request_body(ct_suite:ct_config()) -> term().
+chunked_request_body(Config) ->
+    Req = <<"PUT /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
+            "connection: close\r\n\r\n"
+            "5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nx-trailer: 1\r\n\r\n">>,
+    <<"HTTP/1.1 200 OK", _/binary>> = R1 = exchange(?config(asgi, Config), Req),
+    [_, <<"hello world">>] = binary:split(R1, <<"\r\n\r\n">>),
+    R2 = exchange(?config(wsgi, Config), Req),
+    [_, <<"hello world">>] = binary:split(R2, <<"\r\n\r\n">>).
+
+%% @doc A response without a length goes out chunked.
+-spec chunked_response(ct_suite:ct_config()) -> term().
+chunked_response(Config) ->
+    R = exchange(?config(asgi, Config),
+                 <<"GET /stream?n=2 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n">>),
+    [Head, Body] = binary:split(R, <<"\r\n\r\n">>),
+    {match, _} = re:run(Head, <<"transfer-encoding: chunked">>),
+    <<"8\r\nchunk 0\n\r\n8\r\nchunk 1\n\r\n0\r\n\r\n">> = Body.
+
+%% @doc HEAD has no body; an HTTP/1.0 request gets its answer and the connection closes.
+-spec head_and_http10(ct_suite:ct_config()) -> term().
+head_and_http10(Config) ->
+    R = exchange(?config(asgi, Config),
+                 <<"HEAD / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n">>),
+    [_, <<>>] = binary:split(R, <<"\r\n\r\n">>),
+    R10 = exchange(?config(asgi, Config), <<"GET / HTTP/1.0\r\n\r\n">>),
+    <<"HTTP/1.0 200 OK", _/binary>> = R10,
+    [_, <<"{\"message\":\"hello\"}">>] = binary:split(R10, <<"\r\n\r\n">>).
+
+%% @doc The WSGI environ carries the request's headers, peer and body.
+-spec wsgi_environ_from_request(ct_suite:ct_config()) -> term().
+wsgi_environ_from_request(_Config) ->
+    {ok, W} = py_http:start(#{app => {edge_apps, wsgi_environ}, interface => wsgi, port => 0}),
+    try
+        R = exchange(W, <<"POST /p%20q?a=1 HTTP/1.1\r\nhost: h\r\nx-multi: 1\r\nx-multi: 2\r\n"
+                          "content-type: text/plain\r\ncontent-length: 2\r\n"
+                          "connection: close\r\n\r\nhi">>),
+        [_, Body] = binary:split(R, <<"\r\n\r\n">>),
+        [{_, _} = binary:match(Body, Line) || Line <- [<<"\nPATH_INFO: str '/p q'\n">>,
+                                                       <<"\nQUERY_STRING: str 'a=1'\n">>,
+                                                       <<"\nHTTP_X_MULTI: str '1,2'\n">>,
+                                                       <<"\nCONTENT_TYPE: str 'text/plain'\n">>,
+                                                       <<"\nREMOTE_ADDR: str '127.0.0.1'\n">>,
+                                                       <<"\ninput: b'hi'">>]]
+    after
+        py_http:stop(W)
+    end.
+
+-spec log(logger:log_event(), logger:handler_config()) -> ok.
+log(#{msg := {Format, Args}, meta := #{domain := [erlang_python, http]}},
+    #{config := #{pid := Pid}}) ->
+    Pid ! {logged, iolist_to_binary(io_lib:format(Format, Args))},
+    ok;
+log(_Event, _Config) ->
+    ok.
+
+%% @doc A malformed request line gets 400, a log entry, and the connection closes.
+-spec malformed_request_line(ct_suite:ct_config()) -> term().
+malformed_request_line(Config) ->
+    ok = logger:add_handler(py_http_SUITE, ?MODULE, #{config => #{pid => self()}}),
+    try
+        <<"HTTP/1.1 400 Bad Request", _/binary>> =
+            exchange(?config(asgi, Config), <<"NOT A REQUEST\r\n\r\n">>),
+        receive
+            {logged, <<"py_http: 400 Bad Request for 127.0.0.1:", _/binary>>} -> ok
+        after 10000 ->
+            ct:fail(no_log_entry)
+        end
+    after
+        logger:remove_handler(py_http_SUITE)
+    end,
+    <<"HTTP/1.1 400 Bad Request", _/binary>> =
+        exchange(?config(asgi, Config), <<"GET / HTTP/1.1\r\nbad header line\r\n\r\n">>).
+
+%% @doc A request line or header line over max_header_line: the connection is closed (the
+%% BEAM's HTTP parser drops the socket), the server goes on.
+-spec header_line_too_long(ct_suite:ct_config()) -> term().
+header_line_too_long(Config) ->
+    Long = binary:copy(<<"a">>, 10000),
+    <<>> = exchange(?config(asgi, Config),
+                    <<"GET / HTTP/1.1\r\nx-long: ", Long/binary, "\r\n\r\n">>),
+    <<>> = exchange(?config(asgi, Config), <<"GET /", Long/binary, " HTTP/1.1\r\n\r\n">>),
+    <<"HTTP/1.1 200 OK", _/binary>> =
+        exchange(?config(asgi, Config), <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>).
+
+%% @doc More than max_headers headers gets 431.
+-spec too_many_headers(ct_suite:ct_config()) -> term().
+too_many_headers(Config) ->
+    Headers = [[<<"x-h: 1\r\n">>] || _ <- lists:seq(1, 150)],
+    <<"HTTP/1.1 431 ", _/binary>> =
+        exchange(?config(asgi, Config), [<<"GET / HTTP/1.1\r\n">>, Headers, <<"\r\n">>]).
+
+%% @doc A body over max_body_size gets 413, declared or chunked.
+-spec body_too_large(ct_suite:ct_config()) -> term().
+body_too_large(_Config) ->
+    {ok, S} = py_http:start(#{app => <<"fastapi_app:app">>, port => 0, max_body_size => 1000}),
+    try
+        <<"HTTP/1.1 413 ", _/binary>> =
+            exchange(S, <<"PUT /echo HTTP/1.1\r\ncontent-length: 5000\r\n\r\n">>),
+        Chunk = binary:copy(<<"z">>, 600),
+        <<"HTTP/1.1 413 ", _/binary>> =
+            exchange(S, [<<"PUT /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n">>,
+                         <<"258\r\n">>, Chunk, <<"\r\n258\r\n">>, Chunk, <<"\r\n0\r\n\r\n">>]),
+        {ok, W} = py_http:start(#{app => <<"flask_app:app">>, interface => wsgi, port => 0,
+                                  max_body_size => 1000}),
+        <<"HTTP/1.1 413 ", _/binary>> =
+            exchange(W, [<<"PUT /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n">>,
+                         <<"258\r\n">>, Chunk, <<"\r\n258\r\n">>, Chunk, <<"\r\n0\r\n\r\n">>]),
+        py_http:stop(W)
+    after
+        py_http:stop(S)
+    end.
+
+%% @doc Content-Length with Transfer-Encoding, or two lengths, get 400; an unknown coding 501.
+-spec ambiguous_body_length(ct_suite:ct_config()) -> term().
+ambiguous_body_length(Config) ->
+    S = ?config(asgi, Config),
+    <<"HTTP/1.1 400 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\ncontent-length: 1\r\n"
+                      "transfer-encoding: chunked\r\n\r\n">>),
+    <<"HTTP/1.1 400 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n">>),
+    <<"HTTP/1.1 400 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\ncontent-length: -1\r\n\r\n">>),
+    <<"HTTP/1.1 501 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n">>).
+
+%% @doc An app failing before its response gets 500 and a closed connection; after it started,
+%% the connection closes.
+-spec app_error_is_500(ct_suite:ct_config()) -> term().
+app_error_is_500(_Config) ->
+    {ok, S} = py_http:start(#{app => {edge_apps, raise_before_start}, port => 0}),
+    {ok, S2} = py_http:start(#{app => {edge_apps, raise_after_start}, port => 0}),
+    try
+        <<"HTTP/1.1 500 Internal Server Error", _/binary>> =
+            exchange(S, <<"GET / HTTP/1.1\r\n\r\n">>),
+        R = exchange(S2, <<"GET / HTTP/1.1\r\n\r\n">>),
+        <<"HTTP/1.1 200 OK", _/binary>> = R,
+        %% The chunked body is cut short: no last chunk.
+        nomatch = binary:match(R, <<"0\r\n\r\n">>)
+    after
+        py_http:stop(S),
+        py_http:stop(S2)
+    end.
+
+%% @doc An app that does not answer within request_timeout gets 500; the app is cancelled.
+-spec app_timeout_is_500(ct_suite:ct_config()) -> term().
+app_timeout_is_500(_Config) ->
+    {ok, S} = py_http:start(#{app => {edge_apps, sleeper}, port => 0, request_timeout => 200}),
+    try
+        <<"HTTP/1.1 500 ", _/binary>> = exchange(S, <<"GET / HTTP/1.1\r\n\r\n">>),
+        py_test_util:wait_for_value(fun events/0, [<<"sleeping">>, <<"cancelled">>], 10000)
+    after
+        py_http:stop(S)
+    end.
+
+%% @doc A client that goes away mid-stream: the app's send raises, the app ends.
+-spec client_disconnect_mid_stream(ct_suite:ct_config()) -> term().
+client_disconnect_mid_stream(_Config) ->
+    {ok, S} = py_http:start(#{app => {edge_apps, endless}, port => 0}),
+    try
+        C = connect(S),
+        ok = gen_tcp:send(C, <<"GET / HTTP/1.1\r\n\r\n">>),
+        {ok, _} = gen_tcp:recv(C, 0, 10000),
+        ok = gen_tcp:close(C),
+        py_test_util:wait_for_value(fun events/0,
+                                    [{<<"oserror">>, <<"ClientDisconnected">>}, <<"finally">>],
+                                    20000)
+    after
+        py_http:stop(S)
+    end.
+
+%% @doc A client that goes away in the middle of its request body: the connection ends, the
+%% server goes on (ASGI: before the first piece and between pieces; WSGI).
+-spec client_disconnect_mid_body(ct_suite:ct_config()) -> term().
+client_disconnect_mid_body(Config) ->
+    Big = binary:copy(<<"b">>, 100000),
+    [begin
+         C = connect(?config(Server, Config)),
+         ok = gen_tcp:send(C, [<<"PUT /echo HTTP/1.1\r\ncontent-length: ">>,
+                               integer_to_binary(Declared), <<"\r\n\r\n">>, Sent]),
+         ok = gen_tcp:close(C)
+     end || Server <- [asgi, wsgi], {Declared, Sent} <- [{10, <<"abc">>}, {200000, Big}]],
+    [<<"HTTP/1.1 200 OK", _/binary>> =
+         exchange(?config(Server, Config), <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>)
+     || Server <- [asgi, wsgi]].
+
+%% @doc A kept-alive connection idle for idle_timeout is closed.
+-spec idle_timeout_closes(ct_suite:ct_config()) -> term().
+idle_timeout_closes(_Config) ->
+    {ok, S} = py_http:start(#{app => <<"fastapi_app:app">>, port => 0, idle_timeout => 100}),
+    try
+        C = connect(S),
+        ok = gen_tcp:send(C, <<"GET / HTTP/1.1\r\n\r\n">>),
+        {_, _} = read_response(C),
+        {error, closed} = gen_tcp:recv(C, 0, 10000)
+    after
+        py_http:stop(S)
+    end.
+
+%% @doc stop/1 lets a request in flight finish, closes idle connections and refuses new ones.
+-spec graceful_stop_drains(ct_suite:ct_config()) -> term().
+graceful_stop_drains(_Config) ->
+    {ok, S} = py_http:start(#{app => {edge_apps, nap}, port => 0}),
+    Port = py_http:port(S),
+    Idle = connect(S),
+    Busy = connect(S),
+    ok = gen_tcp:send(Busy, <<"GET / HTTP/1.1\r\n\r\n">>),
+    py_test_util:wait_for_value(fun events/0, [<<"napping">>], 10000),
+    ok = py_http:stop(S),
+    {_, <<"rested">>} = read_response(Busy),
+    {error, closed} = gen_tcp:recv(Idle, 0, 10000),
+    {error, econnrefused} = gen_tcp:connect({127, 0, 0, 1}, Port, []).
+
+%% @doc The application variable `http' starts servers with the application.
+-spec started_from_app_config(ct_suite:ct_config()) -> term().
+started_from_app_config(_Config) ->
+    Port = free_port(),
+    ok = application:set_env(erlang_python, http,
+                             [#{app => <<"fastapi_app:app">>, port => Port}]),
+    try
+        ok = py_test_util:restart(),
+        ok = py:add_python_path(list_to_binary(py_test_util:repo_root() ++ "/tests/web")),
+        [{_, Server, worker, _}] = supervisor:which_children(py_http_sup),
+        Port = py_http:port(Server),
+        <<"HTTP/1.1 200 OK", _/binary>> =
+            exchange(Server, <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>)
+    after
+        ok = application:unset_env(erlang_python, http),
+        ok = py_test_util:restart()
+    end.
+
+%% @doc Bad options are refused; a stopped server leaves the supervisor; no server without the
+%% application.
+-spec bad_options(ct_suite:ct_config()) -> term().
+bad_options(_Config) ->
+    {error, {bad_app, <<"no_colon">>}} = py_http:start(#{app => <<"no_colon">>}),
+    {error, {bad_app, 42}} = py_http:start(#{app => 42}),
+    {error, {bad_interface, cgi}} = py_http:start(#{app => <<"m:a">>, interface => cgi}),
+    {error, {bad_opts, #{}}} = py_http:start(#{}),
+    {ok, S} = py_http:start(#{app => <<"m:a">>, port => 0}),
+    {error, eaddrinuse} = py_http:start(#{app => <<"m:a">>, port => py_http:port(S)}),
+    ok = py_http:stop(S),
+    false = lists:keymember(S, 2, supervisor:which_children(py_http_sup)),
+    ok = py_test_util:stop(),
+    {error, not_started} = py_http:start(#{app => <<"m:a">>, port => 0}),
+    ok = py_test_util:start().

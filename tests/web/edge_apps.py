@@ -1,0 +1,315 @@
+"""Small raw ASGI and WSGI apps for the edge cases of py_asgi and py_wsgi: apps that misbehave,
+record what happened to them, or echo what they were given."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# What the apps saw or did, for the tests to look at (reset with `reset()`).
+EVENTS: list[Any] = []
+SENT = 0
+
+
+def reset() -> None:
+    global SENT
+    EVENTS.clear()
+    SENT = 0
+
+
+def events() -> list[Any]:
+    return list(EVENTS)
+
+
+def sent() -> int:
+    return SENT
+
+
+async def scope_types(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the type of each scope value (in a stable text form)."""
+    if scope["type"] == "lifespan":
+        raise RuntimeError("no lifespan here")
+    lines = []
+    for key in sorted(scope):
+        value = scope[key]
+        if key == "headers":
+            text = repr([(type(n).__name__, type(v).__name__) for n, v in value]) + repr(value)
+        elif key in ("server", "client"):
+            text = repr(value)
+        else:
+            text = f"{type(value).__name__} {value!r}"
+        lines.append(f"{key}: {text}")
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": "\n".join(lines).encode()})
+
+
+async def raise_before_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    raise KeyError("before start")
+
+
+async def raise_after_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"part", "more_body": True})
+    raise LookupError("after start")
+
+
+async def no_response(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    return None
+
+
+async def bad_status(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await send({"type": "http.response.start", "status": "200", "headers": []})
+
+
+async def bad_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [("a", "b")]})
+
+
+async def body_first(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await send({"type": "http.response.body", "body": b"x"})
+
+
+async def counting(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Sends five chunks, counting each send that returned; records how it ended."""
+    global SENT
+    if scope["type"] == "lifespan":
+        return
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for i in range(5):
+            await send({"type": "http.response.body", "body": b"%d" % i, "more_body": i < 4})
+            SENT += 1
+        EVENTS.append("finished")
+    except OSError as exc:
+        EVENTS.append(("oserror", type(exc).__name__))
+        raise
+    except asyncio.CancelledError:
+        EVENTS.append("cancelled")
+        raise
+    finally:
+        EVENTS.append("finally")
+
+
+async def endless(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Streams until the client goes away; records how it ended."""
+    if scope["type"] == "lifespan":
+        return
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while True:
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+    except OSError as exc:
+        EVENTS.append(("oserror", type(exc).__name__))
+        raise
+    finally:
+        EVENTS.append("finally")
+
+
+async def nap(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers after a short sleep (a request in flight during a graceful stop)."""
+    if scope["type"] == "lifespan":
+        return
+    EVENTS.append("napping")
+    await asyncio.sleep(0.3)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"6")]}
+    )
+    await send({"type": "http.response.body", "body": b"rested"})
+
+
+async def sleeper(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Never answers; records its cancellation."""
+    if scope["type"] == "lifespan":
+        return
+    EVENTS.append("sleeping")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        EVENTS.append("cancelled")
+        raise
+
+
+async def echo_chunks(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Reads the request body chunk by chunk, then answers with the chunks' sizes and bytes."""
+    if scope["type"] == "lifespan":
+        return
+    sizes, body = [], b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            EVENTS.append("disconnect")
+            return
+        sizes.append(len(message["body"]))
+        body += message["body"]
+        if not message.get("more_body", False):
+            break
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"x-sizes", repr(sizes).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class LifespanApp:
+    """Counts its lifespan startups and shutdowns; its requests answer with the state."""
+
+    def __init__(self) -> None:
+        self.startups = 0
+        self.shutdowns = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self.startups += 1
+                    await asyncio.sleep(0.01)  # requests arriving meanwhile wait for it
+                    scope["state"]["n"] = self.startups
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    self.shutdowns += 1
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body = repr((scope["state"], self.startups, self.shutdowns)).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+
+lifespan_app = LifespanApp()
+
+
+async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no database"})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"unreachable"})
+
+
+# WSGI ----------------------------------------------------------------------------------------
+
+StartResponse = Callable[..., Callable[[bytes], None]]
+
+
+def wsgi_environ(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """Answers with the type and value of each environ entry."""
+    lines = []
+    for key in sorted(environ):
+        value = environ[key]
+        shown = type(value).__name__ if key in ("wsgi.input", "wsgi.errors") else repr(value)
+        lines.append(f"{key}: {type(value).__name__} {shown}")
+    lines.append("input: " + repr(environ["wsgi.input"].read()))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(lines).encode()]
+
+
+def wsgi_raise_before(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    raise KeyError("before start_response")
+
+
+class _Failing:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"one,"
+        raise LookupError("while iterating")
+
+    def close(self) -> None:
+        EVENTS.append("closed")
+
+
+def wsgi_raise_after(environ: dict[str, Any], start_response: StartResponse) -> _Failing:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return _Failing()
+
+
+def wsgi_exc_info(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """Replaces its status with exc_info before any body went out (PEP 3333's error path)."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        raise ValueError("late failure")
+    except ValueError:
+        import sys
+
+        start_response(
+            "500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info()
+        )
+    return [b"replaced"]
+
+
+def wsgi_exc_info_after_write(
+    environ: dict[str, Any], start_response: StartResponse
+) -> list[bytes]:
+    """exc_info after the body started: start_response re-raises the exception."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"already out")
+    try:
+        raise ValueError("too late")
+    except ValueError:
+        import sys
+
+        start_response("500 Internal Server Error", [], sys.exc_info())
+    return [b"unreachable"]
+
+
+def wsgi_twice(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    start_response("200 OK", [])
+    start_response("201 Created", [])
+    return [b""]
+
+
+def wsgi_write(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"written,")
+    return [b"returned"]
+
+
+def wsgi_no_start(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    return [b"nothing"]
+
+
+def wsgi_bad_chunk(environ: dict[str, Any], start_response: StartResponse) -> list[str]:
+    start_response("200 OK", [])
+    return ["text is not bytes"]
+
+
+def wsgi_errors(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    environ["wsgi.errors"].write("first line\nsecond ")
+    environ["wsgi.errors"].write("line\n")
+    start_response("200 OK", [])
+    return [b"logged"]
+
+
+class Capture(logging.Handler):
+    """Collects the messages of the erlang.wsgi / erlang.asgi loggers into EVENTS."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        EVENTS.append((record.name, record.levelname, record.getMessage()))
+
+
+_capture = Capture()
+
+
+def capture_logs() -> None:
+    for name in ("erlang.wsgi", "erlang.asgi"):
+        logger = logging.getLogger(name)
+        if _capture not in logger.handlers:
+            logger.addHandler(_capture)
+        logger.propagate = False
