@@ -18,8 +18,8 @@
 -define(DEFAULT_CALLERS, [1, 2, 4, 16, 100]).
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
--define(SECTIONS, [memory, call, eval, throughput, cpu, fairness, convert, callback, stream,
-                   async, state, logging, tracing]).
+-define(SECTIONS, [memory, call, subinterp_call, eval, throughput, cpu, fairness, convert,
+                   callback, stream, async, state, logging, tracing]).
 %% Sections run only when asked for with `--only': faults kills thousands of callers, restarts
 %% the application and runs a long mixed load (`--duration', default 10 minutes).
 -define(EXTRA_SECTIONS, [faults]).
@@ -96,8 +96,9 @@ usage(Error) ->
         "       escript bench/bench.escript --impl NAME=PATH[:PATH...] [--impl ...] [options]\n"
         "options:\n"
         "  --quick                 10x smaller counts (smoke run)\n"
-        "  --only NAME,...         run only these: call, eval, throughput, cpu, fairness, convert,\n"
-        "                          convert.<case>, callback, stream, async, state, logging,\n"
+        "  --only NAME,...         run only these: call, subinterp_call, eval, throughput,\n"
+        "                          cpu, fairness, convert, convert.<case>, callback, stream,\n"
+        "                          async, state, logging,\n"
         "                          tracing, memory\n"
         "  --app APP               application to start (default erlang_python)\n"
         "  --env KEY=TERM          set an env key of APP before it starts (repeatable)\n"
@@ -235,7 +236,35 @@ section(cpu, #{scale := Scale, opts := Opts}) ->
                end,
     Callers = maps:get(callers, Opts),
     _ = throughput(lists:max(Callers), max(100, Duration div 5), F),
-    [cpu_case(N, Duration, F) || N <- Callers];
+    Gil = [cpu_case(<<"cpu.">>, <<>>, N, Duration, F) || N <- Callers],
+    %% The same work on the own-GIL sub-interpreters (docs/parallelism.md), where this build
+    %% has them (not the reference, whose parallel/1 does not work).
+    case has_subinterp_pool() of
+        true ->
+            Sub = fun() ->
+                          case py:eval(<<"sum(range(200000))">>, #{}, #{pool => subinterp}) of
+                              {ok, 19999900000} -> ok;
+                              Other -> {bad, Other}
+                          end
+                  end,
+            _ = throughput(lists:max(Callers), max(100, Duration div 5), Sub),
+            Gil ++ [cpu_case(<<"cpu.subinterp.">>, <<" #{pool => subinterp}">>, N, Duration, Sub)
+                    || N <- Callers];
+        false ->
+            Gil
+    end;
+section(subinterp_call, #{scale := Scale}) ->
+    %% The per-call cost of the sub-interpreter path (ETF both ways, a thread hop), beside
+    %% section `call'.
+    case has_subinterp_pool() of
+        true ->
+            [latency_case(<<"subinterp_call">>,
+                          <<"py:call(math, sqrt, [2.0], #{}, #{pool => subinterp})">>,
+                          fun() -> py:call(math, sqrt, [2.0], #{}, #{pool => subinterp}) end,
+                          expect({ok, 1.4142135623730951}), 100000 div Scale, none)];
+        false ->
+            []
+    end;
 section(fairness, #{scale := Scale}) ->
     %% A light call while 4 callers keep CPU-bound calls (about 5 ms each) running: on a GIL
     %% build it waits for an executor and for the GIL, which the busy threads hand over every
@@ -373,13 +402,17 @@ throughput_case(NCallers, DurationMs, F) ->
                                  seconds => Elapsed / 1.0e9},
              errors => Errs, first_error => FirstErr}, Target).
 
-cpu_case(NCallers, DurationMs, F) ->
+%% True when this implementation has a pool of own-GIL sub-interpreters on this build.
+has_subinterp_pool() ->
+    code:which(py_subinterp) =/= non_existing andalso py:subinterp_supported().
+
+cpu_case(Prefix, Opts, NCallers, DurationMs, F) ->
     #{ok := Ok, errors := Errs, first_error := FirstErr, elapsed_ns := Elapsed, lats := Lats} =
         throughput(NCallers, DurationMs, F),
     Metrics = maps:with([p50_us, p99_us], lat_metrics(Lats)),
-    Id = iolist_to_binary(["cpu.", integer_to_list(NCallers)]),
-    Label = iolist_to_binary(io_lib:format("~b caller~s, py:eval(<<\"sum(range(200000))\">>)",
-                                           [NCallers, plural(NCallers)])),
+    Id = iolist_to_binary([Prefix, integer_to_list(NCallers)]),
+    Label = iolist_to_binary(io_lib:format("~b caller~s, py:eval(<<\"sum(range(200000))\">>~s)",
+                                           [NCallers, plural(NCallers), Opts])),
     finish(#{id => Id, label => Label,
              metrics => Metrics#{calls_per_s => Ok / (Elapsed / 1.0e9), calls => Ok,
                                  callers => NCallers, seconds => Elapsed / 1.0e9},

@@ -81,6 +81,15 @@ init([]) ->
             shutdown => infinity,
             type => supervisor,
             modules => [py_http_sup]
+        },
+        #{
+            id => py_subinterp,
+            start => {py_subinterp, start_link, []},
+            restart => permanent,
+            %% terminate/2 stops the sub-interpreters, waiting up to 5 s for each.
+            shutdown => infinity,
+            type => worker,
+            modules => [py_subinterp]
         }
     ],
     {ok, {SupFlags, Children}}.

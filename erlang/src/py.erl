@@ -26,6 +26,7 @@
     eval/2,
     eval/3,
     exec/1,
+    exec/2,
     call_async/3,
     call_async/4,
     await/1,
@@ -42,6 +43,11 @@
     async_gather/2,
     async_stream/3,
     async_stream/4
+]).
+%% Parallel execution (own-GIL sub-interpreters, docs/parallelism.md)
+-export([
+    parallel/1,
+    parallel/2
 ]).
 %% Context affinity
 -export([
@@ -126,7 +132,8 @@
 -define(MAX_TRACE_ID, 16#ffffffffffffffffffffffffffffffff).
 -define(MAX_SPAN_ID, 16#ffffffffffffffff).
 
--export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0, python_path_entry/0]).
+-export_type([py_result/0, py_ref/0, py_generator/0, py_ctx/0, python_path_entry/0,
+              request_opts/0]).
 
 -type py_module() :: atom() | binary() | string().
 -type py_func() :: atom() | binary() | string().
@@ -146,6 +153,11 @@
     file:name_all() | {priv, atom()} | {priv, atom(), file:name_all()}.
 %% What `call'/`eval' return for a Python generator or iterator: stream it with stream_next/2.
 -type py_generator() :: {generator, py_nif:handle()} | py_nif:handle().
+
+%% Options of call/5, eval/3 and exec/2 in place of a timeout: `timeout' (default 30000) and
+%% `pool': `default' (the executors on the main interpreter) or `subinterp' (the own-GIL
+%% sub-interpreters, see docs/parallelism.md).
+-type request_opts() :: #{timeout => timeout(), pool => default | subinterp}.
 
 %% One call of async_gather/1,2.
 -type async_spec() ::
@@ -188,10 +200,16 @@ call(Module, Func, Args, Kwargs) ->
 %% {@link async_call/4} does, and its result returned; the executor does not wait for it. On
 %% timeout its task is cancelled. A generator result gives `{ok, {generator, Handle}}'. The
 %% same holds for {@link eval/3}, {@link call_async/4} and the `ctx_*' functions.
--spec call(py_module(), py_func(), py_args(), py_kwargs(), timeout()) -> py_result().
-call(Module, Func, Args, Kwargs, Timeout)
-        when is_list(Args), ?IS_KWARGS(Kwargs), ?IS_TIMEOUT(Timeout) ->
-    py_request:call(default, {call, name(Module), name(Func), Args, Kwargs}, Timeout).
+%%
+%% `Opts' may be a map (see {@type request_opts()}) instead of a timeout:
+%% `#{pool => subinterp}' runs the call in one of the own-GIL sub-interpreters
+%% (docs/parallelism.md), where CPU-bound pure-Python code runs in parallel with other calls.
+-spec call(py_module(), py_func(), py_args(), py_kwargs(), timeout() | request_opts()) ->
+    py_result().
+call(Module, Func, Args, Kwargs, Opts)
+        when is_list(Args), ?IS_KWARGS(Kwargs), (?IS_TIMEOUT(Opts) orelse is_map(Opts)) ->
+    {Where, Timeout} = request_opts(Opts),
+    py_request:call(Where, {call, name(Module), name(Func), Args, Kwargs}, Timeout).
 
 %% @doc Evaluate a Python expression. Same as `eval(Code, #{})'.
 -spec eval(py_code()) -> py_result().
@@ -208,14 +226,76 @@ eval(Code, Locals) ->
 %% `Locals' are converted and merged into the shared namespace first, so they stay visible to
 %% later requests. Timeouts behave as in {@link call/5}; `eval' takes no semaphore slot. A
 %% coroutine value is awaited, as in {@link call/5}.
--spec eval(py_code(), map(), timeout()) -> py_result().
-eval(Code, Locals, Timeout) when is_map(Locals), ?IS_TIMEOUT(Timeout) ->
-    py_request:run(default, {eval, code(Code), Locals}, Timeout).
+%%
+%% `Opts' may be a map (see {@type request_opts()}) instead of a timeout; with
+%% `#{pool => subinterp}' the expression runs in one sub-interpreter, in its own `__main__'.
+-spec eval(py_code(), map(), timeout() | request_opts()) -> py_result().
+eval(Code, Locals, Opts) when is_map(Locals), (?IS_TIMEOUT(Opts) orelse is_map(Opts)) ->
+    {Where, Timeout} = request_opts(Opts),
+    py_request:run(Where, {eval, code(Code), Locals}, Timeout).
 
 %% @doc Execute Python statements in the shared namespace, waiting up to 30 seconds.
 -spec exec(py_code()) -> ok | {error, term()}.
 exec(Code) ->
-    py_request:run(default, {exec, code(Code)}, ?DEFAULT_TIMEOUT).
+    exec(Code, ?DEFAULT_TIMEOUT).
+
+%% @doc Execute Python statements, waiting up to `Timeout' milliseconds (or with the options
+%% of {@type request_opts()}). With `#{pool => subinterp}' they run in every sub-interpreter
+%% of the pool (each has its own `__main__'), so that what they define is there for the
+%% requests that follow; the first error is returned.
+-spec exec(py_code(), timeout() | request_opts()) -> ok | {error, term()}.
+exec(Code, Opts) when ?IS_TIMEOUT(Opts) orelse is_map(Opts) ->
+    {Where, Timeout} = request_opts(Opts),
+    py_request:run(Where, {exec, code(Code)}, Timeout).
+
+%% A timeout, or the options map: `{Where, Timeout}'; `badarg' for an unknown key or value.
+-spec request_opts(timeout() | request_opts()) -> {default | subinterp, timeout()}.
+request_opts(Timeout) when ?IS_TIMEOUT(Timeout) ->
+    {default, Timeout};
+request_opts(Opts) when is_map(Opts) ->
+    Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+    Pool = maps:get(pool, Opts, default),
+    case maps:keys(maps:without([timeout, pool], Opts)) of
+        [] when ?IS_TIMEOUT(Timeout), (Pool =:= default orelse Pool =:= subinterp) ->
+            {Pool, Timeout};
+        _ ->
+            error(badarg, [Opts])
+    end.
+
+%%% Parallel execution
+
+%% @doc Run the calls at once and wait up to 60 seconds. Same as `parallel(Calls, 60000)'.
+-spec parallel([async_spec()]) -> {ok, [py_result()]} | {error, term()}.
+parallel(Calls) ->
+    parallel(Calls, 60000).
+
+%% @doc Run every `{Module, Func, Args}' (or `{Module, Func, Args, Kwargs}') at once and wait
+%% up to `Timeout' milliseconds in all.
+%%
+%% Returns `{ok, Results}', one `{ok, Value}' or `{error, Reason}' per call, in the order of
+%% `Calls'; a call the time ran out on gives `{error, timeout}' (it is interrupted). When
+%% {@link subinterp_supported/0} is true the calls run in the pool of own-GIL
+%% sub-interpreters (each call in one of them; more calls than sub-interpreters wait their
+%% turn), so pure-Python code runs in parallel on a GIL build; otherwise (3.11, free-threaded
+%% builds) they run on the executors, which run in parallel on a free-threaded build. See
+%% docs/parallelism.md for what code can run in a sub-interpreter. A malformed element gives
+%% `{error, {bad_call, Element}}' before anything starts.
+-spec parallel([async_spec()], timeout()) -> {ok, [py_result()]} | {error, term()}.
+parallel(Calls, Timeout) when is_list(Calls), ?IS_TIMEOUT(Timeout) ->
+    case [Call || Call <- Calls, not is_async_spec(Call)] of
+        [] ->
+            Where = case subinterp_supported() of
+                        true -> subinterp;
+                        false -> default
+                    end,
+            py_request:parallel(Where, [call_spec_request(Call) || Call <- Calls], Timeout);
+        [Bad | _] ->
+            {error, {bad_call, Bad}}
+    end.
+
+-spec call_spec_request(async_spec()) -> py_request:request().
+call_spec_request({M, F, A}) -> {call, name(M), name(F), A, #{}};
+call_spec_request({M, F, A, K}) -> {call, name(M), name(F), A, K}.
 
 %% @doc The formatted traceback of the last Python exception returned to the calling process,
 %% or `undefined' if there was none.
@@ -583,7 +663,9 @@ execution_mode() ->
 num_executors() ->
     py_pool:num_executors().
 
-%% @doc Whether the NIF was built against a CPython (3.12 or later) with per-interpreter GILs.
+%% @doc Whether this build runs own-GIL sub-interpreters (CPython 3.12 or later with the GIL;
+%% not 3.11, not a free-threaded build): then {@link parallel/2} and the `subinterp' pool use
+%% them (docs/parallelism.md).
 -spec subinterp_supported() -> boolean().
 subinterp_supported() ->
     maps:get(subinterp_supported, py_nif:interp_info()).

@@ -28,16 +28,15 @@
     | http.
 %% A variable that has no default here: unset means something of its own (`num_executors':
 %% use `num_workers'; `python_executable': see py_pool; `max_depth': the NIF's own default).
--type optional_key() :: num_executors | python_executable | max_depth.
+%% `num_subinterp_workers': the size of the sub-interpreter pool, default the number of
+%% schedulers online (py_subinterp, docs/parallelism.md).
+-type optional_key() :: num_executors | python_executable | max_depth | num_subinterp_workers.
 
 %% Variables of erlang_python 1.6 that mean nothing here, and what to set instead.
 -define(IGNORED, [
     {num_async_workers,
         "async_call runs the call on an executor and its coroutine on one asyncio event loop, "
-        "so there are no async workers; use num_executors to size the executor pool"},
-    {num_subinterp_workers,
-        "every request runs on one pool of executor threads, there are no sub-interpreter "
-        "workers; use num_executors to size it"}
+        "so there are no async workers; use num_executors to size the executor pool"}
 ]).
 
 %% @doc The value of application variable `Key', or its default.

@@ -19,6 +19,8 @@
 
 %% The NIF executor pool: written and erased only by py_pool, read on every request.
 -define(PY_POOL_KEY, {erlang_python, pool}).
+%% The sub-interpreter pool, once py_subinterp started it (docs/parallelism.md).
+-define(PY_SUBINTERP_KEY, {erlang_python, subinterp_pool}).
 %% The semaphore resource of py_semaphore, published by its owner process.
 -define(PY_SEMAPHORE_KEY, {erlang_python, semaphore}).
 %% {Counter, Max} of py_state: the atomics counting the keys of the shared state, and the bound.

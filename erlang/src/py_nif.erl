@@ -19,6 +19,14 @@
     pool_eval/4,
     pool_eval_dirty/4,
     pool_exec/3,
+    subinterp_pool_start/2,
+    subinterp_pool_stop/1,
+    subinterp_pool_size/1,
+    subinterp_call/6,
+    subinterp_call_dirty/6,
+    subinterp_eval/4,
+    subinterp_eval_dirty/4,
+    subinterp_exec/4,
     job_cancel/1,
     job_route_callbacks/2,
     pool_next/4,
@@ -86,7 +94,8 @@
     handle/0,
     context/0,
     submit_error/0,
-    kwargs/0
+    kwargs/0,
+    subinterp_pool/0
 ]).
 
 -nifs([
@@ -101,6 +110,14 @@
     pool_eval/4,
     pool_eval_dirty/4,
     pool_exec/3,
+    subinterp_pool_start/2,
+    subinterp_pool_stop/1,
+    subinterp_pool_size/1,
+    subinterp_call/6,
+    subinterp_call_dirty/6,
+    subinterp_eval/4,
+    subinterp_eval_dirty/4,
+    subinterp_exec/4,
     job_cancel/1,
     job_route_callbacks/2,
     pool_next/4,
@@ -181,6 +198,8 @@
 %% Why a request was not queued: the pool stopped, every executor is bound, or the context
 %% was released.
 -type submit_error() :: stopped | no_workers_available | not_bound.
+%% A NIF resource: the pool of own-GIL sub-interpreters (docs/parallelism.md).
+-type subinterp_pool() :: reference().
 %% A NIF resource: an executor checked out of a pool, with a private namespace.
 -type context() :: reference().
 %% Keyword arguments: a map, or a list of `{Name, Value}' pairs with atom names (the
@@ -224,6 +243,7 @@
 -type reply() ::
     ok
     | {ok, term()}
+    | {ok_etf, binary()}
     | {error, term()}
     | {done, [term()]}
     | {error, {atom() | binary(), binary()}, Traceback :: binary()}.
@@ -320,6 +340,58 @@ pool_eval_dirty(_Pool, _Ref, _Code, _Locals) ->
 %% @doc Enqueue the execution of statements in the shared `__main__' namespace.
 -spec pool_exec(target(), reference(), binary()) -> job() | {error, submit_error()}.
 pool_exec(_Pool, _Ref, _Code) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% Starts `Size' own-GIL sub-interpreters, each on its own thread, with `SysPath' as their
+%% `sys.path' (dirty I/O scheduler: it waits for them to start).
+-spec subinterp_pool_start(pos_integer(), [binary()]) ->
+    {ok, subinterp_pool()}
+    | {error, subinterpreters_not_supported | not_initialized | {subinterp_start_failed, binary()}}.
+subinterp_pool_start(_Size, _SysPath) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% Stops the sub-interpreter pool: queued requests get `{error, stopped}', running ones are
+%% interrupted; each interpreter ends on its own thread (dirty I/O scheduler).
+-spec subinterp_pool_stop(subinterp_pool()) -> ok.
+subinterp_pool_stop(_Pool) ->
+    erlang:nif_error(nif_not_loaded).
+
+-spec subinterp_pool_size(subinterp_pool()) -> non_neg_integer().
+subinterp_pool_size(_Pool) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% `Module.Func(*Args, **Kwargs)' in any sub-interpreter. `dirty' when the arguments are too
+%% big to encode on a normal scheduler (call subinterp_call_dirty/6), `{error, handle}' when
+%% they hold a handle (an object of the main interpreter).
+-spec subinterp_call(subinterp_pool(), reference(), binary(), binary(), list(), kwargs()) ->
+    job() | dirty | {error, stopped | handle | subinterpreters_not_supported}.
+subinterp_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% subinterp_call/6 on a dirty CPU scheduler.
+-spec subinterp_call_dirty(subinterp_pool(), reference(), binary(), binary(), list(),
+                           kwargs()) ->
+    job() | {error, stopped | handle | subinterpreters_not_supported}.
+subinterp_call_dirty(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% `eval(Code)' in any sub-interpreter, `Locals' merged into its `__main__' first; `dirty' and
+%% `{error, handle}' as for subinterp_call/6.
+-spec subinterp_eval(subinterp_pool(), reference(), binary(), map()) ->
+    job() | dirty | {error, stopped | handle | subinterpreters_not_supported}.
+subinterp_eval(_Pool, _Ref, _Code, _Locals) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% subinterp_eval/4 on a dirty CPU scheduler.
+-spec subinterp_eval_dirty(subinterp_pool(), reference(), binary(), map()) ->
+    job() | {error, stopped | handle | subinterpreters_not_supported}.
+subinterp_eval_dirty(_Pool, _Ref, _Code, _Locals) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% `exec(Code)' in sub-interpreter `Index' (0-based).
+-spec subinterp_exec(subinterp_pool(), reference(), binary(), non_neg_integer()) ->
+    job() | {error, stopped | subinterpreters_not_supported}.
+subinterp_exec(_Pool, _Ref, _Code, _Index) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue taking up to `Max' items from the iterator behind `Handle'; the reply is

@@ -24,6 +24,7 @@
     start/1,
     await/2,
     gather/2,
+    parallel/3,
     collect/2,
     new_context/0,
     bind/0,
@@ -40,13 +41,19 @@
     | {eval, binary(), map()}
     | {exec, binary()}
     | {next, py_nif:handle(), pos_integer()}
-    | {async, binary(), binary(), list(), py_nif:kwargs(), boolean()}.
+    | {async, binary(), binary(), list(), py_nif:kwargs(), boolean()}
+    | {exec_on, non_neg_integer(), binary()}.
 %% `default': the executor of the callback being served, the bound context or the pool (see
 %% target/1); a context: that context; a pool: that pool (`py_pool' configures the one it
 %% starts before it publishes it).
--type where() :: default | py_nif:context() | py_nif:pool().
+%% `subinterp': any own-GIL sub-interpreter of the pool py_subinterp owns (exec: every one of
+%% them; docs/parallelism.md).
+-type where() :: default | subinterp | py_nif:context() | py_nif:pool().
 %% What a request gives back: `ok' for exec, `{done, Items}' for the last batch of an iterator.
 -type outcome() :: ok | {ok, term()} | {error, term()} | {done, [term()]}.
+
+%% Where a request is queued: the NIF's targets, or the sub-interpreter pool.
+-type target() :: py_nif:target() | {subinterp, py_nif:subinterp_pool()}.
 
 -type deadline() :: integer() | infinity.
 %% The requests being waited for: reference => job, or `undefined' for a request that never
@@ -77,7 +84,7 @@ pool() ->
 
 %% Requests made while serving a Python callback nest on the executor waiting for it; those of
 %% a bound process go to its context; the others to the pool.
--spec target(where()) -> {ok, py_nif:target()} | {error, not_started}.
+-spec target(where()) -> {ok, target()} | {error, term()}.
 target(default) ->
     case pool() of
         {ok, Pool} ->
@@ -92,6 +99,11 @@ target(default) ->
             end;
         {error, _} = Error ->
             Error
+    end;
+target(subinterp) ->
+    case py_subinterp:pool() of
+        {ok, Pool} -> {ok, {subinterp, Pool}};
+        {error, _} = Error -> Error
     end;
 target(Context) ->
     {ok, Context}.
@@ -121,7 +133,7 @@ run(Where, Request, Timeout) ->
         {error, _} = Error -> Error
     end.
 
--spec limited(py_nif:target(), request(), timeout()) -> outcome().
+-spec limited(target(), request(), timeout()) -> outcome().
 limited(Target, Request, Timeout) ->
     try py_semaphore:acquire(Timeout) of
         ok ->
@@ -149,7 +161,18 @@ overloaded() ->
 %% so the compiler's selective-receive optimisation skips the messages that were already in
 %% the mailbox before the request was sent. Whatever arrives is then handled by the same code
 %% as in wait/3.
--spec send(py_nif:target(), request(), timeout()) -> outcome().
+-spec send(target(), request(), timeout()) -> outcome().
+send({subinterp, Pool} = Target, {exec, Code}, Timeout) ->
+    %% Each sub-interpreter has its own `__main__': statements run in every one of them, so
+    %% that what they define is there whichever sub-interpreter a later request lands on.
+    Requests = [{exec_on, I, Code} || I <- lists:seq(0, py_nif:subinterp_pool_size(Pool) - 1)],
+    %% Each runs to its end, so that no sub-interpreter is left with half of the statements
+    %% run because another one failed; the first error (in worker order) is returned.
+    {ok, Outcomes} = all(Target, Requests, Timeout),
+    case [Error || {error, _} = Error <- Outcomes] of
+        [] -> ok;
+        [Error | _] -> Error
+    end;
 send(Target, Request, Timeout) ->
     Deadline = deadline(Timeout),
     Ref = make_ref(),
@@ -169,16 +192,30 @@ send(Target, Request, Timeout) ->
     end.
 
 %% Queues `Request' on `Target'. The reply will come as `{Ref, Reply}'.
--spec submit(py_nif:target(), reference(), request()) ->
-    py_nif:job() | {error, not_started | no_workers_available}.
+-spec submit(target(), reference(), request()) ->
+    py_nif:job()
+    | {error, not_started | no_workers_available | subinterpreters_not_supported
+              | {'TypeError', binary()}}.
 submit(Target, Ref, Request) ->
     case submit_nif(Target, Ref, Request) of
         {error, Reason} -> submit_failed(Reason);
         Job -> Job
     end.
 
--spec submit_nif(py_nif:target(), reference(), request()) ->
-    py_nif:job() | {error, py_nif:submit_error()}.
+-spec submit_nif(target(), reference(), request()) ->
+    py_nif:job() | {error, py_nif:submit_error() | subinterpreters_not_supported | handle}.
+submit_nif({subinterp, Pool}, Ref, {call, Module, Func, Args, Kwargs}) ->
+    case py_nif:subinterp_call(Pool, Ref, Module, Func, Args, Kwargs) of
+        dirty -> py_nif:subinterp_call_dirty(Pool, Ref, Module, Func, Args, Kwargs);
+        Submitted -> Submitted
+    end;
+submit_nif({subinterp, Pool}, Ref, {eval, Code, Locals}) ->
+    case py_nif:subinterp_eval(Pool, Ref, Code, Locals) of
+        dirty -> py_nif:subinterp_eval_dirty(Pool, Ref, Code, Locals);
+        Submitted -> Submitted
+    end;
+submit_nif({subinterp, Pool}, Ref, {exec_on, Index, Code}) ->
+    py_nif:subinterp_exec(Pool, Ref, Code, Index);
 submit_nif(Target, Ref, {call, Module, Func, Args, Kwargs}) ->
     case py_nif:pool_call(Target, Ref, Module, Func, Args, Kwargs) of
         dirty -> py_nif:pool_call_dirty(Target, Ref, Module, Func, Args, Kwargs);
@@ -202,10 +239,17 @@ submit_nif(Target, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
 %% What the caller gets when a request (or a context) could not be had: the pool stopped (the
 %% application is stopping), every executor is bound, or the context was released
 %% (`context_not_bound', raised as erlang_python 1.6 does).
--spec submit_failed(py_nif:submit_error()) -> {error, not_started | no_workers_available}.
+-spec submit_failed(py_nif:submit_error() | subinterpreters_not_supported | handle) ->
+    {error, not_started | no_workers_available | subinterpreters_not_supported
+            | {'TypeError', binary()}}.
 submit_failed(stopped) -> {error, not_started};
 submit_failed(no_workers_available) -> {error, no_workers_available};
-submit_failed(not_bound) -> error(context_not_bound).
+submit_failed(not_bound) -> error(context_not_bound);
+submit_failed(subinterpreters_not_supported) -> {error, subinterpreters_not_supported};
+submit_failed(handle) ->
+    %% docs/parallelism.md: a handle stands for an object of the main interpreter.
+    {error, {'TypeError', <<"an opaque handle (a Python object of the main interpreter) cannot "
+                            "be passed to a sub-interpreter; use the main pool">>}}.
 
 %%% Asynchronous requests
 
@@ -267,17 +311,54 @@ gather(Requests, Timeout) ->
 -spec value({ok, term()}) -> term().
 value({ok, Value}) -> Value.
 
+%% @doc Run every request at `Where' at once and wait up to `Timeout' in all: the outcome of
+%% each, in the order of `Requests' (`{error, timeout}' for those the time ran out on, which
+%% are given up). No semaphore slot (as erlang_python 1.6's parallel/1).
+-spec parallel(where(), [request()], timeout()) -> {ok, [outcome()]} | {error, term()}.
+parallel(Where, Requests, Timeout) ->
+    case target(Where) of
+        {ok, Target} -> all(Target, Requests, Timeout);
+        {error, _} = Error -> Error
+    end.
+
+%% Starts `Requests' at `Target' and waits for every one of them (an error does not give the
+%% others up): `{ok, Outcomes}' in the order of `Requests', those the time ran out on
+%% `{error, timeout}'.
+-spec all(target(), [request()], timeout()) -> {ok, [outcome()]}.
+all(Target, Requests, Timeout) ->
+    Deadline = deadline(Timeout),
+    Jobs = [submit_at(Target, Request) || Request <- Requests],
+    {_, Done} = wait(maps:from_list(Jobs), Deadline, #{}, #{}, every),
+    {ok, [maps:get(Ref, Done) || {Ref, _} <- Jobs]}.
+
+%% Queues `Request' at `Target'; a request that cannot start leaves its error in the mailbox.
+-spec submit_at(target(), request()) -> {reference(), py_nif:job() | undefined}.
+submit_at(Target, Request) ->
+    Ref = make_ref(),
+    case submit(Target, Ref, Request) of
+        {error, _} = Error ->
+            self() ! {Ref, Error},
+            {Ref, undefined};
+        Job ->
+            {Ref, Job}
+    end.
+
 %%% The wait
 
 %% Waits for the replies of every request in `Pending', in whatever order they come, starting
 %% the callbacks their executors make. The first error ends the wait and gives the others up.
 -spec wait(pending(), deadline(), done(), serving()) -> ended().
-wait(Pending, _Deadline, Done, _Serving) when map_size(Pending) =:= 0 ->
-    {replied, Done};
 wait(Pending, Deadline, Done, Serving) ->
+    wait(Pending, Deadline, Done, Serving, first_error).
+
+%% With `every', an error does not end the wait: each request's outcome is collected.
+-spec wait(pending(), deadline(), done(), serving(), first_error | every) -> ended().
+wait(Pending, _Deadline, Done, _Serving, _Mode) when map_size(Pending) =:= 0 ->
+    {replied, Done};
+wait(Pending, Deadline, Done, Serving, Mode) ->
     receive
         {Ref, Message} when is_map_key(Ref, Pending) ->
-            handle(Ref, Message, Pending, Deadline, Done, Serving)
+            handle(Ref, Message, Pending, Deadline, Done, Serving, Mode)
     after remaining(Deadline) ->
         expire(Pending, Done, Serving)
     end.
@@ -285,7 +366,12 @@ wait(Pending, Deadline, Done, Serving) ->
 %% A callback request: starts the function Python called and goes on waiting. A reply: its
 %% outcome is done.
 -spec handle(reference(), term(), pending(), deadline(), done(), serving()) -> ended().
-handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done, Serving) ->
+handle(Ref, Message, Pending, Deadline, Done, Serving) ->
+    handle(Ref, Message, Pending, Deadline, Done, Serving, first_error).
+
+-spec handle(reference(), term(), pending(), deadline(), done(), serving(),
+             first_error | every) -> ended().
+handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done, Serving, Mode) ->
     Worker = case Serving of
                  #{Ref := Pid} ->
                      Pid ! {'$py_serve', Id, Name, Args},
@@ -293,8 +379,8 @@ handle(Ref, {'$py_callback', Id, Name, Args}, Pending, Deadline, Done, Serving) 
                  #{} ->
                      serve(Ref, maps:get(Ref, Pending), Id, Name, Args)
              end,
-    wait(Pending, Deadline, Done, Serving#{Ref => Worker});
-handle(Ref, Reply, Pending, Deadline, Done, Serving0) ->
+    wait(Pending, Deadline, Done, Serving#{Ref => Worker}, Mode);
+handle(Ref, Reply, Pending, Deadline, Done, Serving0, Mode) ->
     Rest = maps:remove(Ref, Pending),
     %% The job has replied, so its callbacks are all answered: the worker is idle.
     Serving = case maps:take(Ref, Serving0) of
@@ -305,11 +391,11 @@ handle(Ref, Reply, Pending, Deadline, Done, Serving0) ->
                       Serving0
               end,
     case reply(Reply) of
-        {error, _} = Error when map_size(Rest) > 0 ->
+        {error, _} = Error when map_size(Rest) > 0, Mode =:= first_error ->
             _ = expire(Rest, #{}, Serving),
             {replied, Done#{Ref => Error}};
         Outcome ->
-            wait(Rest, Deadline, Done#{Ref => Outcome}, Serving)
+            wait(Rest, Deadline, Done#{Ref => Outcome}, Serving, Mode)
     end.
 
 %% Gives up on every pending request: kills the function still running for it, cancels it,
@@ -360,6 +446,10 @@ outcome(Ref, {_, Done}) ->
     maps:get(Ref, Done).
 
 -spec reply(py_nif:reply()) -> outcome().
+reply({ok_etf, Etf}) ->
+    %% A sub-interpreter's result, in the external term format (docs/parallelism.md): only
+    %% atoms of the conversion table and the nodes of pids and references that came in.
+    {ok, binary_to_term(Etf, [safe])};
 reply({error, Reason, Traceback}) ->
     _ = put(?PY_TRACEBACK_KEY, Traceback),
     {error, Reason};

@@ -21,6 +21,9 @@ fn main() {
         );
     }
     pyo3_build_config::add_libpython_rpath_link_args();
+    // `Py_3_12`, `Py_GIL_DISABLED`, ...: the sub-interpreter pool exists on 3.12+ GIL builds.
+    pyo3_build_config::use_pyo3_cfgs();
+    pyo3_build_config::print_expected_cfgs();
     let lib_dir = cfg.lib_dir.clone().unwrap_or_default();
     let lib_name = cfg.lib_name.clone().unwrap_or_default();
     let versioned = Path::new(&lib_dir).join(format!("lib{lib_name}.so.1.0"));

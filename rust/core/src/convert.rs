@@ -9,7 +9,7 @@
 
 mod arrays;
 
-pub use arrays::{py_array, PyArrayTerm};
+pub use arrays::{py_array, PyArrayTerm, ARRAY_TAG};
 
 use std::borrow::Cow;
 

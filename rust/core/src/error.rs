@@ -65,22 +65,38 @@ pub enum Error {
     Python(#[from] PyErr),
 }
 
-impl From<Error> for PyErr {
-    fn from(err: Error) -> PyErr {
-        match err {
-            Error::Python(e) => e,
+impl Error {
+    /// The builtin exception class this error becomes (`ValueError` or `TypeError`); `None`
+    /// for [`Error::Python`], which is already an exception. Code that cannot make pyo3
+    /// exceptions (an own-GIL sub-interpreter) reports the same class by this name.
+    pub fn exception_name(&self) -> Option<&'static str> {
+        match self {
+            Error::Python(_) => None,
             Error::TooDeep(_)
             | Error::DuplicateKey
             | Error::DuplicateMapKey(_)
             | Error::BadArray(_)
-            | Error::BadEtf { .. } => PyValueError::new_err(err.to_string()),
+            | Error::BadEtf { .. } => Some("ValueError"),
             Error::ImproperList
             | Error::Unsupported(_)
             | Error::BadKwargKey
             | Error::BadKwargList
             | Error::DuplicateKwarg(_)
             | Error::BadExternalTerm(_)
-            | Error::NotEncodable(_) => PyTypeError::new_err(err.to_string()),
+            | Error::NotEncodable(_) => Some("TypeError"),
+        }
+    }
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        match err.exception_name() {
+            None => match err {
+                Error::Python(e) => e,
+                other => PyTypeError::new_err(other.to_string()),
+            },
+            Some("ValueError") => PyValueError::new_err(err.to_string()),
+            Some(_) => PyTypeError::new_err(err.to_string()),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Interpreter start-up and the raw C-API calls pyo3 does not wrap: the only module of the NIF
-//! with `unsafe` (docs/architecture.md, invariant 10).
+//! Interpreter start-up and the raw C-API calls pyo3 does not wrap: with `subinterp::ffi` (the
+//! own-GIL sub-interpreters), the only module of the NIF with `unsafe` (docs/architecture.md,
+//! invariant 10).
 //!
 //! The interpreter is initialised once per OS process on a dedicated thread, `python-main`,
 //! which becomes Python's main thread, then releases the GIL and runs the work other threads
@@ -255,6 +256,34 @@ fn init_interpreter(startup: &Startup) -> Result<String> {
         }
     }
     Ok(shown)
+}
+
+/// The calling thread's Python thread state, as an address (for [`thread_frame`]); the GIL
+/// must be held.
+pub fn current_thread_state(py: Python<'_>) -> usize {
+    let _ = py;
+    // SAFETY: the GIL is held (we have `py`), so the thread has a current thread state.
+    unsafe { ffi::PyThreadState_Get() as usize }
+}
+
+/// The innermost Python frame of the thread state at `tstate` (from [`current_thread_state`]),
+/// or `None` when that thread runs no Python code. Only this thread's frames are made into
+/// objects: `sys._current_frames()` would make frame objects for the threads of every
+/// interpreter, own-GIL sub-interpreters included, with this interpreter's allocator.
+///
+/// The caller guarantees that the thread state is alive (its executor clears the address,
+/// holding the GIL, before it ends) and belongs to this interpreter; GIL builds only, where
+/// holding the GIL keeps that thread still.
+pub fn thread_frame(py: Python<'_>, tstate: usize) -> Option<Bound<'_, PyAny>> {
+    if tstate == 0 {
+        return None;
+    }
+    // SAFETY: see the doc: a live thread state of this interpreter, read with its GIL held;
+    // PyThreadState_GetFrame returns a new reference or NULL (no frame, no exception set).
+    unsafe {
+        let frame = ffi::PyThreadState_GetFrame(tstate as *mut ffi::PyThreadState);
+        Bound::from_owned_ptr_or_opt(py, frame.cast::<ffi::PyObject>())
+    }
 }
 
 /// Makes `exc` pending in the Python thread `thread_id` (raised at its next bytecode).

@@ -164,7 +164,7 @@ pub(crate) const ARRAY_DTYPES: [(&str, usize); 11] = [
 ];
 
 /// The tag of the array form.
-pub(crate) const ARRAY_TAG: &str = "py_array";
+pub const ARRAY_TAG: &str = "py_array";
 
 /// A borrow or layout refusal of the numpy crate, as a Python error.
 fn numpy_error(err: impl std::fmt::Display) -> PyErr {

@@ -37,6 +37,12 @@ pub trait Runner: Send + Sync {
     /// Runs `request` on this executor, nested in the job it runs (it is waiting for a
     /// callback the caller of `request` serves); false when it has exited.
     fn run_nested(&self, request: Request) -> bool;
+    /// Stops `job` without `python-main` (which needs the main interpreter's GIL): true when
+    /// this runner did it (or handed it to a thread of its own, without waiting). Executors
+    /// of the main interpreter cannot; the sub-interpreter workers can.
+    fn interrupt_without_main(&self, _job: &Arc<JobInner>) -> bool {
+        false
+    }
 }
 
 /// The shared state of one job, seen by the caller's resource, its executor and the
@@ -105,7 +111,7 @@ impl JobInner {
     }
 
     /// Moves a queued job to `RUNNING` on `runner`; false when it was cancelled first.
-    pub(super) fn start(&self, runner: Arc<dyn Runner>) -> bool {
+    pub(crate) fn start(&self, runner: Arc<dyn Runner>) -> bool {
         let _ = self.runner.set(runner);
         self.state
             .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
@@ -185,6 +191,9 @@ impl JobInner {
         let Some(runner) = self.runner.get().cloned() else {
             return;
         };
+        if runner.interrupt_without_main(self) {
+            return;
+        }
         let job = self.clone();
         let target = runner.clone();
         interp::run_on_main(Box::new(move |py| target.interrupt_if_running(py, job)));
@@ -308,6 +317,19 @@ impl Request {
         body: Body,
         namespace: Option<Arc<Namespace>>,
     ) -> Request {
+        Request {
+            job: JobResource::new(caller_env, namespace),
+            env,
+            reference,
+            body,
+        }
+    }
+}
+
+impl JobResource {
+    /// A queued job whose resource monitors the calling process. Runs on the caller's
+    /// scheduler: bounded work, no Python.
+    pub fn new(caller_env: Env<'_>, namespace: Option<Arc<Namespace>>) -> ResourceArc<Self> {
         let caller = caller_env.pid();
         let job = ResourceArc::new(JobResource {
             inner: Arc::new(JobInner {
@@ -322,11 +344,6 @@ impl Request {
         });
         // A caller that is already gone gets no monitor; its reply is simply dropped.
         let _ = job.monitor(Some(caller_env), &caller);
-        Request {
-            job,
-            env,
-            reference,
-            body,
-        }
+        job
     }
 }

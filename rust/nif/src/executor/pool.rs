@@ -15,6 +15,7 @@ use super::python::Namespace;
 use super::run::{run, Source};
 use super::slot::{self, spin_then_recv, Counters, Poll, Slot, SlotMessage};
 use crate::error::{Error, Result};
+use crate::interp;
 
 enum Message {
     Run(Request),
@@ -272,8 +273,12 @@ fn executor_main(slot: &Arc<Slot>, rx: &Receiver<Message>) {
         if let Ok(id) = ident {
             slot.set_thread_id(id);
         }
+        slot.set_tstate(interp::current_thread_state(py));
         slot::set_current_slot(Some(slot.clone()));
         py.detach(|| serve(slot, rx));
+        // With the GIL again: `python-main` reads the thread state only with the GIL held, so
+        // it never sees it after the thread state ends with `attach`.
+        slot.set_tstate(0);
         slot::set_current_slot(None);
     });
 }

@@ -303,10 +303,9 @@ pub fn take<'py>(
     Ok((items, false))
 }
 
-static CURRENT_FRAMES: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static GETFRAME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
-/// True when the Python thread `thread_id` is at a point where an exception cannot unwind
+/// True when the Python thread whose thread state is at `tstate` (`Slot::tstate`) is at a point where an exception cannot unwind
 /// cleanly, so an interrupt must wait (docs/architecture.md, "Timeouts and dead callers"):
 /// - inside the import machinery (a frame of `importlib._bootstrap` or `_bootstrap_external`
 ///   on its stack, which includes the body of a module being imported): an exception there
@@ -319,15 +318,12 @@ static GETFRAME: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// Any doubt (a frame that cannot be read) counts as unsafe. Reads another thread's frames:
 /// only for GIL builds, where the caller's GIL keeps that thread still (free-threaded builds
 /// check their own stack, [`unsafe_here`]).
-pub fn at_unsafe_point(py: Python<'_>, thread_id: u64) -> bool {
-    let frames = CURRENT_FRAMES
-        .import(py, "sys", "_current_frames")
-        .and_then(|f| f.call0());
-    let Ok(frame) = frames.and_then(|frames| frames.get_item(thread_id)) else {
+pub fn at_unsafe_point(py: Python<'_>, tstate: usize) -> bool {
+    match interp::thread_frame(py, tstate) {
+        Some(frame) => unsafe_stack(py, frame),
         // The thread runs no Python code now: nothing to protect.
-        return false;
-    };
-    unsafe_stack(py, frame)
+        None => false,
+    }
 }
 
 /// [`at_unsafe_point`] for the calling thread's own stack (safe on any build).

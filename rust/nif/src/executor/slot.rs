@@ -74,6 +74,8 @@ struct Current {
 /// One executor thread's state as others see it.
 pub struct Slot {
     thread_id: AtomicU64,
+    /// The executor's thread state (see [`Slot::set_tstate`]).
+    tstate: AtomicUsize,
     /// Never held while Python code runs or while waiting for anything else.
     current: Mutex<Current>,
     /// `current.interrupt.is_some()`, for the monitoring callback's look without the lock.
@@ -103,6 +105,7 @@ impl Slot {
         let (private_tx, private_rx) = crossbeam_channel::unbounded();
         Slot {
             thread_id: AtomicU64::new(0),
+            tstate: AtomicUsize::new(0),
             current: Mutex::new(Current::default()),
             interrupt_pending: AtomicBool::new(false),
             woken: Mutex::new(false),
@@ -135,6 +138,17 @@ impl Slot {
     /// The Python thread id of the executor.
     pub fn thread_id(&self) -> u64 {
         self.thread_id.load(Ordering::Acquire)
+    }
+
+    /// Records the executor's Python thread state (an address; 0 once it ends), set and
+    /// cleared by the executor with the GIL held, read by `python-main` with the GIL held.
+    pub fn set_tstate(&self, tstate: usize) {
+        self.tstate.store(tstate, Ordering::Release);
+    }
+
+    /// The executor's Python thread state, for reading its frames; 0 when it has none.
+    pub fn tstate(&self) -> usize {
+        self.tstate.load(Ordering::Acquire)
     }
 
     /// The job this executor runs now (the innermost one, when nested).
@@ -311,7 +325,7 @@ impl Slot {
         if !self.is_running(&job) {
             return;
         }
-        if !interp::FREE_THREADED && python::at_unsafe_point(py, self.thread_id()) {
+        if !interp::FREE_THREADED && python::at_unsafe_point(py, self.tstate()) {
             let again = Instant::now() + poll;
             let next = (poll * 2).min(IMPORT_POLL_MAX);
             interp::run_on_main_at(
@@ -339,7 +353,7 @@ impl Slot {
         (self.on_lost)(&self);
         // Once more, unless it is at an unsafe point (the first interrupt's polling is still
         // waiting for a safe one then; on a free-threaded build, the executor waits for one).
-        if interp::FREE_THREADED || !python::at_unsafe_point(py, self.thread_id()) {
+        if interp::FREE_THREADED || !python::at_unsafe_point(py, self.tstate()) {
             self.interrupt(py, &job);
         }
     }

@@ -68,7 +68,6 @@ fn interp_info(env: Env<'_>) -> NifResult<Term<'_>> {
     } else {
         atoms::multi_executor()
     };
-    let minor: u32 = env!("EP_PY_MINOR").parse().unwrap_or(0);
     // What the library was built for (scripts/build_nif.sh): the interpreter it starts when none
     // is configured, and its version, which any configured one must have.
     let built_for = map_new(env)
@@ -76,7 +75,7 @@ fn interp_info(env: Env<'_>) -> NifResult<Term<'_>> {
         .map_put(atoms::executable(), env!("EP_DEFAULT_EXECUTABLE"))?;
     map_new(env)
         .map_put(atoms::execution_mode(), mode)?
-        .map_put(atoms::subinterp_supported(), minor >= 12)?
+        .map_put(atoms::subinterp_supported(), crate::subinterp::SUPPORTED)?
         .map_put(atoms::python_version(), interp::version())?
         .map_put(atoms::initialized(), interp::is_initialized())?
         .map_put(atoms::built_for(), built_for)

@@ -9,6 +9,7 @@ pub mod job;
 pub mod log;
 pub mod pool;
 pub mod semaphore;
+pub mod subinterp;
 pub mod trace;
 
 use rustler::types::tuple::get_tuple;
@@ -31,7 +32,7 @@ impl<'a> Decoder<'a> for OptionalPid {
 
 /// The most a NIF on a normal scheduler copies into an owned env, in (roughly) machine words:
 /// about 30 µs of copying, and as long again to find out (docs/architecture.md, invariant 1).
-const COPY_BUDGET: isize = 16 * 1024;
+pub(crate) const COPY_BUDGET: isize = 16 * 1024;
 
 /// True when copying `terms` stays within [`COPY_BUDGET`]. The walk stops as soon as the
 /// budget is spent, and keeps its own stack (a deeply nested term must not overflow the
