@@ -28,7 +28,8 @@ main(Args) ->
 run(_Args, _Dir) ->
     python_to_erlang(),
     erlang_to_python(),
-    gil().
+    gil(),
+    parallel().
 
 %% --- Python fans out to Erlang ------------------------------------------------------------
 
@@ -116,3 +117,29 @@ gil() ->
     io:format("  (~p cores available to the VM: C code that releases the GIL runs in parallel\n"
               "   up to that; pure Python runs one call at a time whatever the executors)~n",
               [Cores]).
+
+%% --- py:parallel ------------------------------------------------------------------------------
+
+parallel() ->
+    example:step("py:parallel: pure Python on several cores"),
+    Ways = 4,
+    Calls = [{fanout, spin, [1000000]} || _ <- lists:seq(1, Ways)],
+    {ok, Expected} = py:call(fanout, spin, [1000000]),
+    Where = case {py:subinterp_supported(), py:execution_mode()} of
+                {true, _} -> "own-GIL sub-interpreters";
+                {false, free_threaded} -> "free-threaded executors";
+                {false, _} -> "executors, taking turns on the GIL (3.11)"
+            end,
+    {ok, Results} = example:show("py:parallel([{fanout, spin, [1000000]} x 4])",
+                                 py:parallel(Calls)),
+    Results = lists:duplicate(Ways, {ok, Expected}),
+    %% One failing call does not stop the others, and results keep the calls' order.
+    {ok, [{ok, 2.0}, {error, {'ValueError', _}}, {ok, 6}]} =
+        example:show("py:parallel([sqrt(4), sqrt(-1), sum([1,2,3])])",
+                     py:parallel([{math, sqrt, [4]}, {math, sqrt, [-1]},
+                                  {builtins, sum, [[1, 2, 3]]}])),
+    Alone = example:best_of(3, fun() -> {ok, Expected} = py:call(fanout, spin, [1000000]) end),
+    Together = example:best_of(3, fun() -> {ok, _} = py:parallel(Calls) end),
+    io:format("  on ~ts: 1 call ~.1f ms, ~b in py:parallel ~.1f ms: ~.1fx one call's rate "
+              "(measured, not checked)~n",
+              [Where, Alone * 1000, Ways, Together * 1000, Ways * Alone / Together]).
