@@ -43,6 +43,8 @@
 
 -define(DEFAULT_TIMEOUT, 30000).
 -define(RUNNER, <<"erlang._asgi">>).
+%% Ours, and the name erlang_python 1.6 gave it (its default `runner' option).
+-define(RUNNERS, {?RUNNER, <<"hornbeam_asgi_runner">>}).
 -define(EVENT_FUNCTION, <<"_py_asgi_event">>).
 
 %% @doc `run(Module, Callable, Scope, Body, #{})'.
@@ -64,7 +66,7 @@ run(Module, Callable, Scope, Body) ->
     {ok, {100..599, [{binary(), binary()}], binary()}} | {error, term()}.
 run(Module, Callable, Scope, Body, Opts) when is_map(Opts) ->
     Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
-    case check(Module, Callable, Opts) of
+    case py_web:check(Module, Callable, Opts, ?RUNNERS) of
         {ok, M, C} ->
             Args = [M, C, Scope, iolist_to_binary(Body), run_opts(Opts)],
             py:call(?RUNNER, run, Args, #{}, Timeout);
@@ -105,7 +107,7 @@ build_scope(Scope, Opts) when is_map(Opts) ->
 -spec stream(binary() | atom(), binary() | atom(), scope() | reference(), handler(Acc), Acc,
              opts()) -> {ok, Acc} | {error, term(), Acc}.
 stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2), is_map(Opts) ->
-    case check(Module, Callable, Opts) of
+    case py_web:check(Module, Callable, Opts, ?RUNNERS) of
         {runner, _, _, _} ->
             {error, {unsupported, runner}, Acc0};
         {ok, M, C} ->
@@ -139,7 +141,7 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
 %% `ok', `{error, not_started}' when it has no running lifespan, or the app's error.
 -spec shutdown(binary() | atom(), binary() | atom()) -> ok | {error, term()}.
 shutdown(Module, Callable) ->
-    case check(Module, Callable, #{}) of
+    case py_web:check(Module, Callable, #{}, ?RUNNERS) of
         {ok, M, C} ->
             case py:call(?RUNNER, shutdown, [M, C]) of
                 {ok, true} -> ok;
@@ -214,7 +216,7 @@ handle(Handler, <<"request_body">>, Acc) ->
 handle(_Handler, [], Acc) ->
     {ok, Acc};
 handle(Handler, [Event | Events], Acc) ->
-    case Handler(event(Event), Acc) of
+    case Handler(py_web:event(Event), Acc) of
         {ok, Acc1} -> handle(Handler, Events, Acc1);
         {disconnect, _} = Result -> Result;
         Other -> error({bad_handler_result, Other})
@@ -241,34 +243,6 @@ flush(Tag) ->
         ok
     end.
 
--spec event(term()) -> event().
-event({<<"response_start">>, Status, Headers}) -> {response_start, Status, Headers};
-event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More}.
-
-%% Names to binaries (`badarg' otherwise, as for py:call/3); which runner runs.
--spec check(term(), term(), map()) ->
-    {ok, binary(), binary()} | {runner, binary(), binary(), binary()}.
-check(Module, Callable, Opts) ->
-    case {name(Module), name(Callable), name(maps:get(runner, Opts, ?RUNNER))} of
-        {M, C, Runner} when is_binary(M), is_binary(C),
-                            (Runner =:= ?RUNNER orelse Runner =:= <<"hornbeam_asgi_runner">>) ->
-            {ok, M, C};
-        {M, C, Runner} when is_binary(M), is_binary(C), is_binary(Runner) ->
-            {runner, Runner, M, C};
-        _ ->
-            error(badarg)
-    end.
-
 -spec run_opts(map()) -> map().
 run_opts(Opts) ->
     #{lifespan => maps:get(lifespan, Opts, true) =/= false}.
-
--spec name(term()) -> binary() | error.
-name(Name) when is_binary(Name) -> Name;
-name(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
-name(Name) when is_list(Name) ->
-    case unicode:characters_to_binary(Name) of
-        Bin when is_binary(Bin) -> Bin;
-        _ -> error
-    end;
-name(_) -> error.

@@ -24,6 +24,8 @@
 
 -define(DEFAULT_TIMEOUT, 30000).
 -define(RUNNER, <<"erlang._wsgi">>).
+%% Ours, and the name erlang_python 1.6 gave it (its default `runner' option).
+-define(RUNNERS, {?RUNNER, <<"hornbeam_wsgi_runner">>}).
 
 %% @doc `run(Module, Callable, Environ, #{})'.
 -spec run(binary() | atom(), binary() | atom(), environ()) ->
@@ -42,7 +44,7 @@ run(Module, Callable, Environ) ->
     {ok, {binary(), [{binary(), binary()}], binary()}} | {error, term()}.
 run(Module, Callable, Environ, Opts) when is_map(Opts) ->
     Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
-    case check(Module, Callable, Opts) of
+    case py_web:check(Module, Callable, Opts, ?RUNNERS) of
         {ok, M, C} ->
             py:call(?RUNNER, run, [M, C, environ(Environ), run_opts(Opts)], #{}, Timeout);
         {runner, Runner, M, C} ->
@@ -60,7 +62,7 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
 stream(Module, Callable, Environ, Handler, Acc0, Opts) when is_function(Handler, 2),
                                                              is_map(Opts) ->
     Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
-    case check(Module, Callable, Opts) of
+    case py_web:check(Module, Callable, Opts, ?RUNNERS) of
         {ok, M, C} ->
             Args = [M, C, environ(Environ), run_opts(Opts)],
             case py:call(?RUNNER, stream, Args, #{}, Timeout) of
@@ -92,7 +94,7 @@ pull(Gen, Handler, Acc, Timeout) ->
 
 -spec handle(term(), handler(Acc), term(), Acc) -> {ok | disconnect, Acc}.
 handle(Gen, Handler, Event, Acc) ->
-    try Handler(event(Event), Acc) of
+    try Handler(py_web:event(Event), Acc) of
         {Answer, _} = Result when Answer =:= ok; Answer =:= disconnect -> Result;
         Other -> error({bad_handler_result, Other})
     catch
@@ -110,10 +112,6 @@ close(Gen, Acc, Timeout) ->
         {error, Reason} -> {error, Reason, Acc}
     end.
 
--spec event(term()) -> event().
-event({<<"response_start">>, Status, Headers}) -> {response_start, Status, Headers};
-event({<<"response_body">>, Chunk, More}) -> {response_body, Chunk, More}.
-
 %% Atom keys as binaries. The runner fills in erlang_python 1.6's defaults and refuses what
 %% is not a map with a TypeError, as 1.6 did.
 -spec environ(term()) -> term().
@@ -124,29 +122,6 @@ environ(Environ) when is_map(Environ) ->
 environ(Other) ->
     Other.
 
--spec check(term(), term(), map()) ->
-    {ok, binary(), binary()} | {runner, binary(), binary(), binary()}.
-check(Module, Callable, Opts) ->
-    case {name(Module), name(Callable), name(maps:get(runner, Opts, ?RUNNER))} of
-        {M, C, Runner} when is_binary(M), is_binary(C),
-                            (Runner =:= ?RUNNER orelse Runner =:= <<"hornbeam_wsgi_runner">>) ->
-            {ok, M, C};
-        {M, C, Runner} when is_binary(M), is_binary(C), is_binary(Runner) ->
-            {runner, Runner, M, C};
-        _ ->
-            error(badarg)
-    end.
-
 -spec run_opts(map()) -> map().
 run_opts(#{body := Body}) -> #{body => iolist_to_binary(Body)};
 run_opts(_) -> #{}.
-
--spec name(term()) -> binary() | error.
-name(Name) when is_binary(Name) -> Name;
-name(Name) when is_atom(Name) -> atom_to_binary(Name, utf8);
-name(Name) when is_list(Name) ->
-    case unicode:characters_to_binary(Name) of
-        Bin when is_binary(Bin) -> Bin;
-        _ -> error
-    end;
-name(_) -> error.
