@@ -63,36 +63,8 @@ terms_round_trip_or_give_the_documented_error(_Config) ->
     check(Property, numtests("PROPER_NUMTESTS", 300)).
 
 -spec term(non_neg_integer()) -> proper_types:type().
-term(0) ->
-    leaf();
 term(Depth) ->
-    Sub = term(Depth - 1),
-    proper_types:frequency([
-        {6, leaf()},
-        {2, proper_types:list(Sub)},
-        {1, proper_types:bind(proper_types:list(Sub), fun list_to_tuple/1, false)},
-        {1, proper_types:bind(proper_types:list(proper_types:tuple([key(), Sub])),
-                              fun maps:from_list/1, false)},
-        {1, proper_types:bind(proper_types:tuple([leaf(), leaf()]),
-                              fun({A, B}) -> [A | B] end, false)}
-    ]).
-
--spec leaf() -> proper_types:type().
-leaf() ->
-    proper_types:oneof([
-        proper_types:integer(),
-        proper_types:largeint(),
-        proper_types:bind(proper_types:integer(0, 1000),
-                          fun(N) -> (N - 500) * (1 bsl 300) + N end, false),
-        proper_types:float(),
-        proper_unicode:utf8(),
-        proper_types:binary(),
-        proper_types:elements([true, false, none, nil, undefined, hello, 'é', '日本', '']),
-        proper_types:lazy(fun() -> self() end),
-        proper_types:lazy(fun() -> make_ref() end),
-        proper_types:elements([<<>>, [], {}, #{}]),
-        proper_types:lazy(fun() -> fun() -> ok end end)
-    ]).
+    py_term_gen:term(Depth, #{key => key(), bitstrings => false}).
 
 %% Keys that stay distinct in Python: binaries start with "k" (so no atom equals one), and no
 %% integer equals a boolean.
