@@ -232,7 +232,7 @@ handle_info({'$py_async_callback', Channel, Name, Args}, Running) ->
 handle_info({'$py_mailbox_open', Inbox}, Running) ->
     %% erlang.open_mailbox(): the mailbox's process, monitored so that its exit reason reaches
     %% Python.
-    {Pid, Monitor} = spawn_monitor(py_mailbox, init, [Inbox]),
+    {Pid, Monitor} = spawn_monitor(py_mailbox, init, [Inbox, self()]),
     _ = case py_nif:mailbox_attach(Inbox, Pid) of
         ok -> ok;
         closed -> Pid ! {'$py_mailbox_close', Inbox}

@@ -163,11 +163,14 @@ def _release(inbox: _Inbox, sock: socket.socket) -> None:
     sock.close()
 
 
-async def open_mailbox() -> Mailbox:
+async def open_mailbox(timeout: float = 30.0) -> Mailbox:
     """A new :class:`Mailbox` on the running event loop, its Erlang process started: Erlang
     code sends to ``mailbox.pid`` with ``Pid ! Message``. Raises ``erlang.NotInBeamError``
     outside the BEAM with no mocked BEAM active, ``erlang.ErlangError`` (``not_started``)
-    inside the BEAM while the application is stopped."""
+    inside the BEAM while the application is stopped, and :class:`MailboxClosedError` when no
+    process was started within ``timeout`` seconds (erlang_python's router did not answer)."""
+    if not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
     loop = asyncio.get_running_loop()
     mailbox = Mailbox(_native._mailbox_open(), loop)
     from erlang._loop import ErlangEventLoop
@@ -175,7 +178,13 @@ async def open_mailbox() -> Mailbox:
     if isinstance(loop, ErlangEventLoop):
         loop._mailboxes.add(mailbox)
     try:
-        await mailbox._attached
+        await asyncio.wait_for(asyncio.shield(mailbox._attached), timeout)
+    except TimeoutError:
+        mailbox.close()
+        raise MailboxClosedError(
+            f"no mailbox process was started within {timeout:g} s "
+            "(erlang_python's router did not answer)"
+        ) from None
     except BaseException:
         mailbox.close()
         raise

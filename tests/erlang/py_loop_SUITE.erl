@@ -26,7 +26,9 @@
     mailbox_receives_erlang_messages/1,
     mailbox_big_message/1,
     mailbox_close_ends_the_process/1,
-    mailbox_killed_process_raises/1
+    mailbox_killed_process_raises/1,
+    mailbox_closed_when_router_ends/1,
+    mailbox_open_times_out/1
 ]).
 
 -define(KIND, <<
@@ -70,6 +72,12 @@ init_per_suite(Config) ->
         "        return await mailbox.receive(timeout=30)\n"
         "    finally:\n"
         "        mailbox.close()\n"
+        "async def mailbox_open_quick():\n"
+        "    try:\n"
+        "        await erlang.open_mailbox(timeout=0.3)\n"
+        "    except erlang.MailboxClosedError as e:\n"
+        "        return ('closed', str(e))\n"
+        "    return 'opened'\n"
         "async def send_from_coroutine(pid, n):\n"
         "    for i in range(n):\n"
         "        erlang.send(pid, ('coroutine', i))\n"
@@ -299,3 +307,49 @@ mailbox_killed_process_raises(_Config) ->
     exit(Pid, kill),
     {error, {'MailboxClosedError', Message}} = py:async_await(Ref, 30000),
     {match, _} = re:run(Message, <<"killed">>).
+
+%% @doc When erlang_python stops, its router (py_callback, which watches mailbox processes for
+%% Python) ends, and each mailbox's process closes its mailbox and ends normally instead of
+%% living on unwatched; the coroutine is stopped or sees MailboxClosedError, whichever the stop
+%% reaches first.
+-spec mailbox_closed_when_router_ends(ct_suite:ct_config()) -> term().
+mailbox_closed_when_router_ends(_Config) ->
+    {Pid, Ref} = start_mailbox(mailbox_collect, [self(), 2]),
+    Monitor = monitor(process, Pid),
+    ok = application:stop(erlang_python),
+    try
+        receive {'DOWN', Monitor, process, Pid, normal} -> ok after 10000 -> ct:fail(no_down) end,
+        case py:async_await(Ref, 1000) of
+            {error, {'MailboxClosedError', Message}} ->
+                {match, _} = re:run(Message, <<"erlang_python stopped">>);
+            {error, _Stopped} ->
+                ok
+        end
+    after
+        ok = py_test_util:start()
+    end,
+    {Pid2, Ref2} = start_mailbox(mailbox_collect, [self(), 1]),
+    Pid2 ! again,
+    {ok, [<<"again">>]} = py:async_await(Ref2, 30000).
+
+%% @doc open_mailbox(timeout=...) gives up with MailboxClosedError when no process comes (the
+%% router held up here); a bad timeout is a ValueError.
+-spec mailbox_open_times_out(ct_suite:ct_config()) -> term().
+mailbox_open_times_out(_Config) ->
+    ok = py_test_util:start(),
+    Router = whereis(py_callback),
+    ok = sys:suspend(Router),
+    try
+        {ok, {<<"closed">>, Message}} =
+            py:async_await(py:async_call('__main__', mailbox_open_quick, []), 30000),
+        {match, _} = re:run(Message, <<"within 0.3 s">>)
+    after
+        ok = sys:resume(Router)
+    end,
+    {error, {'ValueError', _}} =
+        py:eval(<<"__import__('asyncio').run(erlang.open_mailbox(timeout=0))">>),
+    %% The late request finds the mailbox closed: its process ends at once, nothing is left.
+    ok = py_test_util:wait_pool_idle(),
+    {Pid, Ref} = start_mailbox(mailbox_collect, [self(), 1]),
+    Pid ! fine,
+    {ok, [<<"fine">>]} = py:async_await(Ref, 30000).

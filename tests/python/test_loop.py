@@ -597,6 +597,19 @@ def test_mailbox_send_and_receive(erlang_funcs: ErlangFuncs) -> None:
 
 
 @pytest.mark.embedded
+def test_mailbox_open_timeout(erlang_funcs: ErlangFuncs) -> None:
+    async def main() -> str:
+        for bad in (0, -1.0, float("nan")):
+            with pytest.raises(ValueError, match="positive number of seconds"):
+                await erlang.open_mailbox(timeout=bad)
+        async with await erlang.open_mailbox(timeout=10) as mailbox:
+            erlang.send(mailbox.pid, "in time")
+            return str(await mailbox.receive(timeout=10))
+
+    assert erlang.run(main()) == "in time"
+
+
+@pytest.mark.embedded
 def test_mailbox_timeout_and_cancel(erlang_funcs: ErlangFuncs) -> None:
     async def main() -> str:
         async with await erlang.open_mailbox() as mailbox:
