@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
+from erlang._web import resolve_app
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -166,15 +168,6 @@ def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
 def scope_handle(raw: object, opts: object = None) -> ScopeHandle:
     """``py_asgi:build_scope/2``: the scope of :func:`build_scope` as an opaque handle."""
     return ScopeHandle(build_scope(raw, opts))
-
-
-def _resolve(module: str, name: str) -> App:
-    obj: Any = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{module}:{name} is not callable")
-    return obj  # type: ignore[no-any-return]  # an ASGI app, by the caller's word
 
 
 # Lifespan ------------------------------------------------------------------------------------
@@ -323,7 +316,7 @@ class _Response:
 async def _prepare(
     module: str, name: str, raw_scope: object, opts: object
 ) -> tuple[App, dict[str, Any]]:
-    app = _resolve(module, name)
+    app: App = resolve_app(module, name)
     options = _dict(opts, "options") if opts is not None else {}
     if isinstance(raw_scope, ScopeHandle):
         scope = dict(raw_scope.data)

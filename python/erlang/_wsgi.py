@@ -16,6 +16,8 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from erlang._web import resolve_app
+
 __all__ = ["ErrorStream", "build_environ", "close", "run", "run_with_runner", "stream"]
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -110,15 +112,6 @@ def build_environ(raw: object, body: object = None) -> dict[str, Any]:
     return environ
 
 
-def _resolve(module: str, name: str) -> WsgiApp:
-    obj: Any = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{module}:{name} is not callable")
-    return obj  # type: ignore[no-any-return]  # a WSGI app, by the caller's word
-
-
 def _status(value: object) -> bytes:
     if not isinstance(value, str):
         raise TypeError(f"WSGI status must be a str, not {type(value).__name__}")
@@ -198,7 +191,7 @@ def run(
     """``py_wsgi:run/4``: calls the app and returns ``(status, headers, body)``; the
     iterable's ``close()`` is called whatever happens."""
     body = opts.get("body") if isinstance(opts, dict) else None
-    app = _resolve(module, name)
+    app: WsgiApp = resolve_app(module, name)
     environ = build_environ(raw, body)
     response = _Response()
     result = app(environ, response.start_response)
@@ -243,7 +236,7 @@ def stream(module: str, name: str, raw: object, opts: object = None) -> Iterator
 
 def _events(module: str, name: str, raw: object, opts: object) -> Generator[object, None, None]:
     body = opts.get("body") if isinstance(opts, dict) else None
-    app = _resolve(module, name)
+    app: WsgiApp = resolve_app(module, name)
     environ = build_environ(raw, body)
     response = _Response()
     result = app(environ, response.start_response)
