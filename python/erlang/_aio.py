@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 from erlang._loop import ErlangEventLoop
 
@@ -69,11 +69,26 @@ def prepare(value: object, stream: bool) -> tuple[bool, object]:
     return False, value
 
 
-def schedule(work: Awaitable[object], reply: Reply) -> None:
+def schedule(work: object, reply: Reply, stream: bool | None = None) -> None:
     """Runs ``work`` as a task on the loop; the task replies to the Erlang caller, and is
-    cancelled when the caller stops waiting."""
-    future = asyncio.run_coroutine_threadsafe(_finish(work, reply), loop())
+    cancelled when the caller stops waiting.
+
+    ``work`` is an awaitable, or with ``stream`` given, the raw result of an async job's call
+    (the executor hands a native coroutine or async generator over before any Python code
+    looks at it, so that an interrupt cannot lose it): it is prepared here as :func:`prepare`
+    would."""
+    awaitable: Awaitable[object]
+    if stream is None:
+        awaitable = cast("Awaitable[object]", work)
+    else:
+        deferred, prepared = prepare(work, stream)
+        awaitable = cast("Awaitable[object]", prepared) if deferred else _ready(prepared)
+    future = asyncio.run_coroutine_threadsafe(_finish(awaitable, reply), loop())
     reply.on_cancel(future.cancel)
+
+
+async def _ready(value: object) -> object:
+    return value
 
 
 async def _collect(items: AsyncIterable[object]) -> list[object]:

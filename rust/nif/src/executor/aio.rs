@@ -25,17 +25,45 @@ use crate::bridge::{self, Outcome};
 static PREPARE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static SCHEDULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static COROUTINE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static COROUTINE_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static ASYNC_GENERATOR_TYPE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Whether `value`, the result of a call or an eval, is a coroutine (`collections.abc.Coroutine`:
 /// native coroutines and those of compiled code such as Cython's). Only coroutines: a generator
 /// still streams, and other awaitables (futures, tasks) stay values that may be passed around.
-/// The common results (numbers, strings, containers, `None`) are told apart with no Python call.
+/// The common results (numbers, strings, containers, `None`) are told apart with no Python call,
+/// and a native coroutine by its type alone: the ABC's check may run Python code (its subclass
+/// hook, once per type), where an interrupt would lose the coroutine before it is handed over.
 pub fn is_coroutine(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<bool> {
     if value.is_none() || is_plain_value(value) {
         return Ok(false);
     }
+    if is_native(py, value, &COROUTINE_TYPE, "CoroutineType")? {
+        return Ok(true);
+    }
     let coroutine = COROUTINE.import(py, "collections.abc", "Coroutine")?;
     value.is_instance(coroutine)
+}
+
+/// Whether an `Async` job's result needs the loop and can be told so by its type alone, with no
+/// Python code run: a native coroutine, or for a stream also a native async generator. Such a
+/// result is handed over before `erlang._aio` looks at it, so an interrupt cannot lose it.
+pub fn is_native_awaitable(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    stream: bool,
+) -> PyResult<bool> {
+    Ok(is_native(py, value, &COROUTINE_TYPE, "CoroutineType")?
+        || (stream && is_native(py, value, &ASYNC_GENERATOR_TYPE, "AsyncGeneratorType")?))
+}
+
+fn is_native(
+    py: Python<'_>,
+    value: &Bound<'_, PyAny>,
+    cell: &PyOnceLock<Py<PyAny>>,
+    name: &str,
+) -> PyResult<bool> {
+    Ok(value.get_type().is(cell.import(py, "types", name)?))
 }
 
 /// What `erlang._aio.prepare` made of an `Async` job's result.
@@ -65,18 +93,21 @@ pub fn prepare<'py>(
 }
 
 /// Hands `work` to the loop (`erlang._aio.schedule`) with the job's [`AsyncReply`]; `env` owns
-/// `reference`, the caller's `Ref`.
+/// `reference`, the caller's `Ref`. With `stream`, `work` is an `Async` job's raw result (a
+/// native coroutine or async generator, [`is_native_awaitable`]), which `erlang._aio` prepares
+/// as [`prepare`] would, after the hand-over.
 pub fn schedule(
     py: Python<'_>,
     job: &Arc<JobInner>,
     env: OwnedEnv,
     reference: SavedTerm,
     work: Bound<'_, PyAny>,
+    stream: Option<bool>,
 ) -> PyResult<()> {
     // From here a cancel stops the coroutine through the hook `erlang._aio.schedule`
     // registers (at once if the job is already cancelled), never by interrupting this
     // executor in the middle of the hand-over.
-    job.hand_over();
+    job.hand_over(py);
     let handle = Bound::new(
         py,
         AsyncReply {
@@ -89,7 +120,7 @@ pub fn schedule(
     )?;
     SCHEDULE
         .import(py, "erlang._aio", "schedule")?
-        .call1((work, handle))?;
+        .call1((work, handle, stream))?;
     Ok(())
 }
 

@@ -154,7 +154,7 @@ fn execute<'py>(
         } => {
             let value = call(py, &namespace, &env, target, args, kwargs)?;
             if aio::is_coroutine(py, &value)? {
-                defer(py, job, terms, &env, value)?;
+                defer(py, job, terms, &env, value, None)?;
                 return Ok(None);
             }
             Outcome::Value(value)
@@ -166,10 +166,14 @@ fn execute<'py>(
             stream,
         } => {
             let value = call(py, &namespace, &env, target, args, kwargs)?;
+            if aio::is_native_awaitable(py, &value, *stream)? {
+                defer(py, job, terms, &env, value, Some(*stream))?;
+                return Ok(None);
+            }
             match aio::prepare(py, value, *stream)? {
                 Prepared::Ready(value) => Outcome::Value(value),
                 Prepared::Deferred(work) => {
-                    defer(py, job, terms, &env, work)?;
+                    defer(py, job, terms, &env, work, None)?;
                     return Ok(None);
                 }
             }
@@ -180,7 +184,7 @@ fn execute<'py>(
                 python::eval(py, &namespace, source, &locals)
             })?;
             if aio::is_coroutine(py, &value)? {
-                defer(py, job, terms, &env, value)?;
+                defer(py, job, terms, &env, value, None)?;
                 return Ok(None);
             }
             Outcome::Value(value)
@@ -201,18 +205,20 @@ fn execute<'py>(
     }))
 }
 
-/// Hands `work` (an awaitable) to the asyncio loop, which replies to the job's caller when it
-/// is done (`py:async_call`'s way, for any job whose result must be awaited).
+/// Hands `work` (an awaitable; with `stream`, an `Async` job's raw result, see
+/// [`aio::schedule`]) to the asyncio loop, which replies to the job's caller when it is done
+/// (`py:async_call`'s way, for any job whose result must be awaited).
 fn defer(
     py: Python<'_>,
     job: &Arc<JobInner>,
     terms: &RunningTerms,
     env: &OwnedEnv,
     work: Bound<'_, PyAny>,
+    stream: Option<bool>,
 ) -> PyResult<()> {
     let owned = OwnedEnv::new();
     let reference = owned.run(|dst| owned.save(terms.reference_in(env, dst)));
-    aio::schedule(py, job, owned, reference, work)
+    aio::schedule(py, job, owned, reference, work, stream)
 }
 
 fn call<'py>(
