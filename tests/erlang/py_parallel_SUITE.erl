@@ -8,6 +8,8 @@
 %% never asserted here.
 -module(py_parallel_SUITE).
 
+-include_lib("common_test/include/ct.hrl").
+
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([
     results_in_order/1,
@@ -23,6 +25,7 @@
     erlang_module_in_subinterpreter/1,
     modules_that_cannot_load/1,
     exec_defines_in_every_subinterpreter/1,
+    sys_path_follows_the_main_interpreter/1,
     eval_locals_and_kwargs/1,
     subinterp_option_tells_the_truth/1,
     bad_pool_size_is_an_error/1,
@@ -397,6 +400,33 @@ exec_defines_in_every_subinterpreter(_Config) ->
             {error, {'NameError', _}} = py:call('__main__', ep_twice, [1]);
         false ->
             {error, subinterpreters_not_supported} = py:exec(<<"x = 1">>, ?SUB)
+    end.
+
+%% @doc A directory added with py:add_python_path/1 after the pool started reaches every
+%% sub-interpreter before the next request: their `sys.path' is the main interpreter's again.
+-spec sys_path_follows_the_main_interpreter(ct_suite:ct_config()) -> term().
+sys_path_follows_the_main_interpreter(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "ep_path_dir"),
+    ok = filelib:ensure_path(Dir),
+    ok = file:write_file(filename:join(Dir, "ep_path_mod.py"),
+                         <<"def where():\n    return __name__\n">>),
+    case supported() of
+        true ->
+            %% The pool runs, with the path of that moment.
+            {ok, 2} = py:eval(<<"1 + 1">>, #{}, ?SUB),
+            {error, {'ModuleNotFoundError', _}} = py:call(ep_path_mod, where, [], #{}, ?SUB),
+            ok = py:add_python_path(Dir),
+            %% exec runs in every sub-interpreter: each one finds the module.
+            ok = py:exec(<<"import ep_path_mod">>, ?SUB),
+            N = 2 * py_subinterp:size(),
+            {ok, Results} = py:parallel([{ep_path_mod, where, []} || _ <- lists:seq(1, N)]),
+            Results = [{ok, <<"ep_path_mod">>} || _ <- lists:seq(1, N)],
+            {ok, MainPath} = py:eval(<<"__import__('sys').path">>),
+            {ok, MainPath} = py:eval(<<"__import__('sys').path">>, #{}, ?SUB),
+            true = lists:member(list_to_binary(Dir), MainPath);
+        false ->
+            ok = py:add_python_path(Dir),
+            {ok, <<"ep_path_mod">>} = py:call(ep_path_mod, where, [])
     end.
 
 %% @doc eval/3's locals and call/5's keyword arguments follow the same rules as on the main

@@ -141,6 +141,25 @@ impl Runner for Worker {
     }
 }
 
+/// The `sys.path` every worker must have, and its generation (0: the one the workers were
+/// created with). Workers compare generations before each task, so a task submitted after a
+/// change ([`SubPool::set_path`]) returns runs with the new `sys.path`.
+struct PathState {
+    generation: AtomicU64,
+    path: Mutex<(u64, Arc<Vec<String>>)>,
+}
+
+impl PathState {
+    /// The current `(generation, path)` if it is newer than `seen`.
+    fn newer_than(&self, seen: u64) -> Option<(u64, Arc<Vec<String>>)> {
+        if self.generation.load(Ordering::Acquire) == seen {
+            return None;
+        }
+        let current = self.path.lock().unwrap_or_else(PoisonError::into_inner);
+        Some((current.0, current.1.clone()))
+    }
+}
+
 struct Handle {
     worker: Arc<Worker>,
     private: Sender<Task>,
@@ -154,6 +173,7 @@ pub struct SubPool {
     shared: Mutex<Option<Sender<Task>>>,
     handles: Mutex<Vec<Handle>>,
     size: usize,
+    path: Arc<PathState>,
 }
 
 #[rustler::resource_impl]
@@ -165,6 +185,10 @@ impl SubPool {
     pub fn start(size: usize, sys_path: Vec<String>) -> Result<SubPool, String> {
         let (shared_tx, shared_rx) = unbounded::<Task>();
         let mut handles = Vec::with_capacity(size);
+        let path_state = Arc::new(PathState {
+            generation: AtomicU64::new(0),
+            path: Mutex::new((0, Arc::new(sys_path.clone()))),
+        });
         let mut failure = None;
         for index in 0..size {
             let (private_tx, private_rx) = unbounded::<Task>();
@@ -179,12 +203,13 @@ impl SubPool {
             let shared = shared_rx.clone();
             let path = sys_path.clone();
             let state = worker.clone();
+            let wanted = path_state.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("py-subinterp-{index}"))
                 // As the executors': deep Python recursion and conversions up to `max_depth`.
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
-                    serve(&state, &path, &shared, &private_rx, &ready_tx);
+                    serve(&state, &path, &wanted, &shared, &private_rx, &ready_tx);
                     let _ = done_tx.send(());
                 });
             let thread = match spawned {
@@ -212,6 +237,7 @@ impl SubPool {
             shared: Mutex::new(Some(shared_tx)),
             handles: Mutex::new(handles),
             size,
+            path: path_state,
         };
         match failure {
             None => Ok(pool),
@@ -225,6 +251,19 @@ impl SubPool {
     /// The number of workers.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// Gives every worker `path` as its `sys.path`, before the next task it runs (tasks
+    /// submitted after this returns see it).
+    pub fn set_path(&self, path: Vec<String>) {
+        let mut current = self
+            .path
+            .path
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let generation = current.0 + 1;
+        *current = (generation, Arc::new(path));
+        self.path.generation.store(generation, Ordering::Release);
     }
 
     /// Queues `task` for any worker: its job, or `Err` when the pool is stopped.
@@ -319,6 +358,7 @@ impl Drop for SubPool {
 fn serve(
     worker: &Arc<Worker>,
     sys_path: &[String],
+    wanted: &PathState,
     shared: &Receiver<Task>,
     private: &Receiver<Task>,
     ready: &Sender<Result<(), String>>,
@@ -375,6 +415,7 @@ fn serve(
         }
     };
     let _ = ready.send(Ok(()));
+    let mut path_seen = 0;
     loop {
         let task = select! {
             recv(shared) -> task => task,
@@ -383,7 +424,15 @@ fn serve(
         match task {
             // The pool is stopping: what is still queued is answered, not run.
             Ok(task) if worker.stopping.load(Ordering::Acquire) => reply_stopped(task),
-            Ok(task) => run(&interp, worker, task),
+            Ok(task) => {
+                if let Some((generation, path)) = wanted.newer_than(path_seen) {
+                    if let Err(err) = interp.attached(|py| py.set_sys_path(&path)) {
+                        log::warn!("a sub-interpreter kept its sys.path: {err}");
+                    }
+                    path_seen = generation;
+                }
+                run(&interp, worker, task);
+            }
             Err(_) => break,
         }
     }
