@@ -6,11 +6,14 @@
 %% handler calls (cowboy, Phoenix, ours). The runner ships in the `erlang' Python package
 %% (`erlang._asgi'); apps run as coroutines on erlang_python's asyncio loop, started by a
 %% request on an executor like any other call, so timeouts and the death of the caller stop
-%% them. The first request for an app runs its lifespan startup once; {@link shutdown/2} runs
-%% its shutdown. See docs/web-frameworks.md.
+%% them. The first request for an app runs its lifespan startup once, or {@link startup/2}
+%% before any request; {@link shutdown/2} runs its shutdown. See docs/web-frameworks.md.
 -module(py_asgi).
 
--export([run/4, run/5, build_scope/1, build_scope/2, stream/6, shutdown/2]).
+-export([run/4, run/5, build_scope/1, build_scope/2, stream/6, startup/2, startup/3,
+         shutdown/2]).
+%% For py_http: the servers serving an app hold its lifespan; the last to stop shuts it down.
+-export(['_hold'/3, '_release'/2]).
 %% Called by the runner through erlang.async_call (registered as `_py_asgi_event').
 -export(['_event'/1]).
 
@@ -134,6 +137,44 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
                     end;
                 {error, Reason} ->
                     {error, Reason, Acc0}
+            end
+    end.
+
+%% @doc `startup(Module, Callable, 30000)'.
+-spec startup(binary() | atom(), binary() | atom()) -> ok | {error, term()}.
+startup(Module, Callable) ->
+    startup(Module, Callable, ?DEFAULT_TIMEOUT).
+
+%% @doc Import the app `Module:Callable' and run its lifespan startup now, as its first request
+%% would (nothing if it already ran), so that the first request does not wait for them and a
+%% broken app shows before any request. `ok', or the error of the import
+%% (`{error, {'ModuleNotFoundError', Msg}}', ...) or of a failed startup
+%% (`{error, {'RuntimeError', <<"ASGI lifespan startup failed: ...">>}}'); `{error, timeout}'
+%% after `Timeout' ms (the startup is cancelled). An app without lifespan support is only
+%% imported.
+-spec startup(binary() | atom(), binary() | atom(), timeout()) -> ok | {error, term()}.
+startup(Module, Callable, Timeout) ->
+    lifespan_call(startup, Module, Callable, Timeout).
+
+%% @private py_http's start: {@link startup/3}, and the server holds the app's lifespan.
+-spec '_hold'(binary(), binary(), timeout()) -> ok | {error, term()}.
+'_hold'(Module, Callable, Timeout) ->
+    lifespan_call(hold, Module, Callable, Timeout).
+
+%% @private py_http's stop: the lifespan shutdown runs once no server holds the app.
+-spec '_release'(binary(), binary()) -> ok | {error, term()}.
+'_release'(Module, Callable) ->
+    lifespan_call(release, Module, Callable, ?DEFAULT_TIMEOUT).
+
+-spec lifespan_call(startup | hold | release, binary() | atom(), binary() | atom(), timeout()) ->
+    ok | {error, term()}.
+lifespan_call(Function, Module, Callable, Timeout) ->
+    case py_web:check(Module, Callable, #{}, ?RUNNERS) of
+        {ok, M, C} ->
+            Ref = py:async_call(?RUNNER, atom_to_binary(Function), [M, C]),
+            case py:async_await(Ref, Timeout) of
+                {ok, _} -> ok;
+                {error, _} = Error -> Error
             end
     end.
 

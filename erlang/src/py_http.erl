@@ -87,7 +87,9 @@
 
 %% @doc Start a server under the application's supervisor; `{ok, Pid}' once it listens, or
 %% `{error, Reason}' (`{bad_app, App}', `eaddrinuse', `not_started' when the application is
-%% not running, ...).
+%% not running, `{app_start_failed, Error}' when the app cannot be imported or its lifespan
+%% startup failed, ...). The app is imported, and an ASGI app's lifespan started, before the
+%% server listens (within `request_timeout').
 -spec start(opts()) -> {ok, pid()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     case config(Opts) of
@@ -149,6 +151,26 @@ port(Server) ->
 -spec init({#config{}, opts()}) -> {ok, #state{}} | {stop, term()}.
 init({Config, Opts}) ->
     process_flag(trap_exit, true),
+    case start_app(Config) of
+        ok -> listen(Config, Opts);
+        {error, Reason} -> {stop, {app_start_failed, Reason}}
+    end.
+
+%% The app is imported (and an ASGI app's lifespan started, this server holding it) before the
+%% server listens: the first requests do not wait for it, and a broken app is an error of
+%% start/1 rather than of every request.
+-spec start_app(#config{}) -> ok | {error, term()}.
+start_app(#config{interface = asgi, lifespan = true, module = M, callable = C} = Config) ->
+    py_asgi:'_hold'(M, C, Config#config.request_timeout);
+start_app(#config{module = M, callable = C} = Config) ->
+    case py:call(<<"erlang._web">>, <<"check_app">>, [M, C], #{},
+                 Config#config.request_timeout) of
+        {ok, none} -> ok;
+        {error, _} = Error -> Error
+    end.
+
+-spec listen(#config{}, opts()) -> {ok, #state{}} | {stop, term()}.
+listen(Config, Opts) ->
     Listen = [binary, {packet, raw}, {active, false}, {reuseaddr, true}, {nodelay, true},
               {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
               {packet_size, Config#config.max_header_line}],
@@ -161,6 +183,7 @@ init({Config, Opts}) ->
             [start_acceptor(State) || _ <- lists:seq(1, State#state.acceptors)],
             {ok, State};
         {error, Reason} ->
+            _ = stop_app(Config),
             {stop, Reason}
     end.
 
@@ -199,13 +222,16 @@ terminate(_Reason, #state{listen = LSock, conns = Conns, config = Config} = Stat
     gen_tcp:close(LSock),
     maps:foreach(fun(_, Pid) -> Pid ! '$py_http_drain' end, Conns),
     drain(Conns, deadline(State#state.drain_timeout)),
-    case Config of
-        #config{interface = asgi, lifespan = true, module = M, callable = C} ->
-            _ = py_asgi:shutdown(M, C),
-            ok;
-        _ ->
-            ok
-    end.
+    _ = stop_app(Config),
+    ok.
+
+%% This server no longer holds the app's lifespan: its shutdown runs if no other server of
+%% the app does.
+-spec stop_app(#config{}) -> ok | {error, term()}.
+stop_app(#config{interface = asgi, lifespan = true, module = M, callable = C}) ->
+    py_asgi:'_release'(M, C);
+stop_app(_Config) ->
+    ok.
 
 %%% Internal: listener
 

@@ -35,11 +35,14 @@ __all__ = [
     "ClientDisconnected",
     "ScopeHandle",
     "build_scope",
+    "hold",
+    "release",
     "run",
     "run_with_runner",
     "scope_handle",
     "serve",
     "shutdown",
+    "startup",
 ]
 
 _log = logging.getLogger("erlang.asgi")
@@ -178,6 +181,8 @@ class _Lifespan:
 
     def __init__(self, app: App) -> None:
         self.state: dict[str, Any] = {}
+        # The servers serving the app (hold/release); 0 when only requests started it.
+        self.holders = 0
         self.supported = True
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -260,6 +265,33 @@ async def shutdown(module: str, name: str) -> bool:
         return False
     await lifespan.shutdown()
     return True
+
+
+async def startup(module: str, name: str) -> None:
+    """``py_asgi:startup/2``: imports the app and runs its lifespan startup now, unless it
+    already ran; raises what the import or a failed startup raised."""
+    await _state(module, name, resolve_app(module, name))
+
+
+async def hold(module: str, name: str) -> None:
+    """A server (py_http) starts serving the app: :func:`startup`, then one more holder of
+    its lifespan."""
+    await startup(module, name)
+    lifespan = _registry().get((module, name))
+    if lifespan is not None:
+        lifespan.holders += 1
+
+
+async def release(module: str, name: str) -> bool:
+    """A server that held the app stops: its lifespan shutdown runs once no server holds it
+    (``True`` then, as :func:`shutdown`), else ``False``."""
+    lifespan = _registry().get((module, name))
+    if lifespan is None:
+        return False
+    lifespan.holders -= 1
+    if lifespan.holders > 0:
+        return False
+    return await shutdown(module, name)
 
 
 # HTTP ----------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@
     idle_timeout_closes/1,
     graceful_stop_drains/1,
     started_from_app_config/1,
+    app_started_before_listening/1,
     bad_options/1
 ]).
 
@@ -463,6 +464,38 @@ started_from_app_config(_Config) ->
         ok = py_test_util:restart()
     end.
 
+%% @doc The app is imported, and an ASGI app's lifespan started, before the server listens;
+%% two servers of one app share its lifespan, which shuts down when the last one stops; an app
+%% that cannot be imported or whose startup fails is an error of start/1, leaving no server.
+-spec app_started_before_listening(ct_suite:ct_config()) -> term().
+app_started_before_listening(_Config) ->
+    Children = supervisor:which_children(py_http_sup),
+    Request = <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>,
+    {ok, [0, 0]} = py:call(edge_apps, held_counts, []),
+    {ok, A} = py_http:start(#{app => {edge_apps, held_app}, port => 0}),
+    {ok, [1, 0]} = py:call(edge_apps, held_counts, []),
+    {ok, B} = py_http:start(#{app => <<"edge_apps:held_app">>, port => 0}),
+    {ok, [1, 0]} = py:call(edge_apps, held_counts, []),
+    <<"HTTP/1.1 200 OK", _/binary>> = exchange(A, Request),
+    ok = py_http:stop(A),
+    {ok, [1, 0]} = py:call(edge_apps, held_counts, []),
+    <<"HTTP/1.1 200 OK", _/binary>> = exchange(B, Request),
+    ok = py_http:stop(B),
+    {ok, [1, 1]} = py:call(edge_apps, held_counts, []),
+    {error, {app_start_failed, {'ModuleNotFoundError', _}}} =
+        py_http:start(#{app => <<"ep_no_such_module:app">>, port => 0}),
+    {error, {app_start_failed, {'AttributeError', _}}} =
+        py_http:start(#{app => <<"edge_apps:no_such_app">>, interface => wsgi, port => 0}),
+    {error, {app_start_failed, {'RuntimeError', <<"ASGI lifespan startup failed: no database",
+                                                  _/binary>>}}} =
+        py_http:start(#{app => {edge_apps, failing_startup}, port => 0}),
+    %% Without lifespan the app is imported only.
+    {ok, C} = py_http:start(#{app => {edge_apps, failing_startup}, port => 0,
+                              lifespan => false}),
+    <<"HTTP/1.1 200 OK", _/binary>> = exchange(C, Request),
+    ok = py_http:stop(C),
+    Children = supervisor:which_children(py_http_sup).
+
 %% @doc Bad options are refused; a stopped server leaves the supervisor; no server without the
 %% application.
 -spec bad_options(ct_suite:ct_config()) -> term().
@@ -471,8 +504,8 @@ bad_options(_Config) ->
     {error, {bad_app, 42}} = py_http:start(#{app => 42}),
     {error, {bad_interface, cgi}} = py_http:start(#{app => <<"m:a">>, interface => cgi}),
     {error, {bad_opts, #{}}} = py_http:start(#{}),
-    {ok, S} = py_http:start(#{app => <<"m:a">>, port => 0}),
-    {error, eaddrinuse} = py_http:start(#{app => <<"m:a">>, port => py_http:port(S)}),
+    {ok, S} = py_http:start(#{app => <<"edge_apps:nap">>, port => 0}),
+    {error, eaddrinuse} = py_http:start(#{app => <<"edge_apps:nap">>, port => py_http:port(S)}),
     ok = py_http:stop(S),
     false = lists:keymember(S, 2, supervisor:which_children(py_http_sup)),
     ok = py_test_util:stop(),

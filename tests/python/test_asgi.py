@@ -175,6 +175,46 @@ def test_lifespan_once_per_loop_and_shutdown() -> None:
     assert edge_apps.lifespan_app.shutdowns == before + 1
 
 
+def test_startup_before_requests_and_servers_holding_the_lifespan() -> None:
+    import edge_apps
+
+    app = edge_apps.LifespanApp()
+    edge_apps.held_by_test = app  # type: ignore[attr-defined]
+
+    async def main() -> list[tuple[int, int]]:
+        seen = []
+        await _asgi.startup("edge_apps", "held_by_test")
+        await _asgi.startup("edge_apps", "held_by_test")  # once only
+        seen.append((app.startups, app.shutdowns))
+        await _asgi.hold("edge_apps", "held_by_test")
+        await _asgi.hold("edge_apps", "held_by_test")
+        _, _, body = await _asgi.run("edge_apps", "held_by_test", {}, b"")
+        assert body == repr(({"n": 1}, 1, 0)).encode()
+        assert await _asgi.release("edge_apps", "held_by_test") is False
+        seen.append((app.startups, app.shutdowns))
+        assert await _asgi.release("edge_apps", "held_by_test") is True
+        seen.append((app.startups, app.shutdowns))
+        assert await _asgi.release("edge_apps", "held_by_test") is False
+        return seen
+
+    try:
+        assert asyncio.run(main()) == [(1, 0), (1, 0), (1, 1)]
+    finally:
+        del edge_apps.held_by_test  # type: ignore[attr-defined]
+
+
+def test_startup_errors() -> None:
+    async def start(module: str, name: str) -> None:
+        await _asgi.startup(module, name)
+
+    with pytest.raises(ModuleNotFoundError):
+        asyncio.run(start("ep_no_such_module", "app"))
+    with pytest.raises(AttributeError):
+        asyncio.run(start("edge_apps", "no_such_app"))
+    with pytest.raises(RuntimeError, match="startup failed: no database"):
+        asyncio.run(start("edge_apps", "failing_startup"))
+
+
 def test_lifespan_startup_failed() -> None:
     with pytest.raises(RuntimeError, match="startup failed: no database"):
         run({}, module="edge_apps", app="failing_startup")

@@ -191,6 +191,12 @@ class LifespanApp:
 
 
 lifespan_app = LifespanApp()
+# Only py_http_SUITE:app_started_before_listening serves this one.
+held_app = LifespanApp()
+
+
+def held_counts() -> list[int]:
+    return [held_app.startups, held_app.shutdowns]
 
 
 async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
