@@ -34,7 +34,8 @@
 %% `app': `<<"module:attribute">>' (as uvicorn and gunicorn take it) or `{Module, Callable}'.
 %% `interface' (default `asgi'). `port' (default 8000; 0 picks a free one, see port/1), `ip'
 %% (default loopback). `acceptors' (default 8). Limits: `max_header_line' (bytes of the request
-%% line and of each header line, default 8192; a longer one closes the connection: the BEAM's
+%% target and of each header line, default 8192; a longer target gets 414, a longer header
+%% line 431, a line over 4 times the limit (at least 64 KiB) closes the connection: the BEAM's
 %% parser drops the socket), `max_headers' (default 100; more gives 431), `max_body_size'
 %% (default 8 MiB; larger gives 413). Timeouts in ms: `read_timeout' (headers and body,
 %% default 30000), `idle_timeout' (between keep-alive requests, default 60000),
@@ -173,7 +174,7 @@ start_app(#config{module = M, callable = C} = Config) ->
 listen(Config, Opts) ->
     Listen = [binary, {packet, raw}, {active, false}, {reuseaddr, true}, {nodelay, true},
               {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
-              {packet_size, Config#config.max_header_line}],
+              {packet_size, line_cap(Config#config.max_header_line)}],
     case gen_tcp:listen(Config#config.port, Listen) of
         {ok, LSock} ->
             {ok, Port} = inet:port(LSock),
@@ -304,6 +305,11 @@ drain(Conns, Deadline) ->
         maps:foreach(fun(_, Pid) -> exit(Pid, kill) end, Conns)
     end.
 
+%% The BEAM's parser drops a connection whose line is longer than `packet_size', with no way to
+%% answer; lines up to this cap are parsed and those over `max_header_line' get 414 or 431.
+-spec line_cap(pos_integer()) -> pos_integer().
+line_cap(Max) -> max(4 * Max, 65536).
+
 -spec deadline(timeout()) -> integer() | infinity.
 deadline(infinity) -> infinity;
 deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
@@ -358,7 +364,7 @@ idle(Socket, Config, Peer, Local) ->
     end.
 
 %% Answers a request the server refuses with a short error response, and closes.
--spec reject(gen_tcp:socket(), 400 | 413 | 431 | 500 | 501) -> ok.
+-spec reject(gen_tcp:socket(), 400 | 413 | 414 | 431 | 500 | 501) -> ok.
 reject(Socket, Status) ->
     Body = reason(Status),
     Peer = case inet:peername(Socket) of
@@ -380,6 +386,12 @@ reject(Socket, Status) ->
 
 -spec request(gen_tcp:socket(), #config{}, term(), term(), term(), term(), term()) ->
     keep_alive | close.
+request(Socket, #config{max_header_line = Max}, _Peer, _Local, _Method, Uri, _Version)
+  when is_tuple(Uri), byte_size(element(tuple_size(Uri), Uri)) > Max ->
+    %% `{abs_path, Target}' or `{absoluteURI, Scheme, Host, Port, Target}' (lines up to
+    %% line_cap/1 reach here).
+    reject(Socket, 414),
+    close;
 request(Socket, Config, Peer, Local, Method0, Uri, Version) ->
     case headers(Socket, Config, []) of
         {ok, Headers} ->
@@ -403,14 +415,18 @@ headers(_Socket, #config{max_headers = Max}, Acc) when length(Acc) > Max ->
     {error, 431};
 headers(Socket, Config, Acc) ->
     case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
-        {ok, {http_header, _, Name, _, Value}} ->
-            headers(Socket, Config, [{header_name(Name), Value} | Acc]);
+        {ok, {http_header, _, Name0, _, Value}} ->
+            Name = header_name(Name0),
+            case byte_size(Name) + 2 + byte_size(Value) > Config#config.max_header_line of
+                true -> {error, 431};
+                false -> headers(Socket, Config, [{Name, Value} | Acc])
+            end;
         {ok, http_eoh} ->
             {ok, lists:reverse(Acc)};
         {ok, {http_error, _}} ->
             {error, 400};
         _ ->
-            %% Closed, timed out, or a line over max_header_line (`emsgsize': the socket is
+            %% Closed, timed out, or a line over line_cap/1 (`emsgsize': the socket is
             %% already gone, the 400 goes nowhere).
             {error, 400}
     end.
@@ -784,6 +800,7 @@ reason(404) -> <<"Not Found">>;
 reason(405) -> <<"Method Not Allowed">>;
 reason(409) -> <<"Conflict">>;
 reason(413) -> <<"Request Entity Too Large">>;
+reason(414) -> <<"URI Too Long">>;
 reason(415) -> <<"Unsupported Media Type">>;
 reason(418) -> <<"I'm a Teapot">>;
 reason(422) -> <<"Unprocessable Entity">>;
