@@ -79,7 +79,9 @@
     %% The response: not started, headers waiting for the first chunk, or being sent.
     response = none :: none | {pending, iodata()} | sending | done,
     chunked = false :: boolean(),
-    no_body = false :: boolean()
+    no_body = false :: boolean(),
+    %% The client sent `Expect: 100-continue' and waits for `100 Continue' before the body.
+    continue = false :: boolean()
 }).
 
 -define(READ_CHUNK, 65536).
@@ -364,7 +366,7 @@ idle(Socket, Config, Peer, Local) ->
     end.
 
 %% Answers a request the server refuses with a short error response, and closes.
--spec reject(gen_tcp:socket(), 400 | 413 | 414 | 431 | 500 | 501) -> ok.
+-spec reject(gen_tcp:socket(), 400 | 413 | 414 | 417 | 431 | 500 | 501) -> ok.
 reject(Socket, Status) ->
     Body = reason(Status),
     Peer = case inet:peername(Socket) of
@@ -459,15 +461,32 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
                     {1, 1} -> binary:match(Connection, <<"close">>) =:= nomatch;
                     _ -> binary:match(Connection, <<"keep-alive">>) =/= nomatch
                 end,
-    case body_framing(Headers, Config) of
-        {ok, Body} ->
+    case {body_framing(Headers, Config), expectation(Headers, Version)} of
+        {{ok, Body}, {ok, Continue}} ->
             Req = #req{socket = Socket, config = Config, method = Method, version = Version,
                        body = Body, keep_alive = KeepAlive,
-                       no_body = Method =:= <<"HEAD">>},
+                       no_body = Method =:= <<"HEAD">>,
+                       continue = Continue andalso Body =/= done},
             serve(Req, Peer, Local, Path, Query, Headers);
-        {error, Status} ->
+        {{error, Status}, _} ->
+            %% A body over the limit is refused before the client sends it, also when it
+            %% waits for 100 Continue.
+            reject(Socket, Status),
+            close;
+        {_, {error, Status}} ->
             reject(Socket, Status),
             close
+    end.
+
+%% `Expect' (RFC 9110 10.1.1): `100-continue' from an HTTP/1.1 client asks for `100 Continue'
+%% before the body (sent when the body is first read); any other expectation gets 417.
+-spec expectation([{binary(), binary()}], {non_neg_integer(), non_neg_integer()}) ->
+    {ok, boolean()} | {error, 417}.
+expectation(Headers, Version) ->
+    case [string:lowercase(string:trim(V)) || V <- values(<<"expect">>, Headers)] of
+        [] -> {ok, false};
+        [<<"100-continue">>] -> {ok, Version >= {1, 1}};
+        _ -> {error, 417}
     end.
 
 -spec body_framing([{binary(), binary()}], #config{}) ->
@@ -654,6 +673,11 @@ send(Socket, Data) ->
 -spec read_body(#req{}, pos_integer()) -> {binary() | error, #req{}}.
 read_body(#req{body = done} = Req, _Max) ->
     {<<>>, Req};
+read_body(#req{continue = true, socket = Socket} = Req, Max) ->
+    case gen_tcp:send(Socket, <<"HTTP/1.1 100 Continue\r\n\r\n">>) of
+        ok -> read_body(Req#req{continue = false}, Max);
+        {error, _} -> {error, Req#req{body = done, keep_alive = false}}
+    end;
 read_body(#req{body = {length, Left}, socket = Socket, config = Config} = Req, Max) ->
     N = min(Left, Max),
     ok = inet:setopts(Socket, [{packet, raw}]),
@@ -802,6 +826,7 @@ reason(409) -> <<"Conflict">>;
 reason(413) -> <<"Request Entity Too Large">>;
 reason(414) -> <<"URI Too Long">>;
 reason(415) -> <<"Unsupported Media Type">>;
+reason(417) -> <<"Expectation Failed">>;
 reason(418) -> <<"I'm a Teapot">>;
 reason(422) -> <<"Unprocessable Entity">>;
 reason(429) -> <<"Too Many Requests">>;

@@ -21,6 +21,7 @@
     wsgi_environ_from_request/1,
     malformed_request_line/1,
     header_line_too_long/1,
+    expect_100_continue/1,
     too_many_headers/1,
     body_too_large/1,
     ambiguous_body_length/1,
@@ -332,6 +333,47 @@ header_line_too_long(Config) ->
     <<>> = exchange(?config(asgi, Config), <<"GET /", Huge/binary, " HTTP/1.1\r\n\r\n">>),
     <<"HTTP/1.1 200 OK", _/binary>> =
         exchange(?config(asgi, Config), <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>).
+
+%% @doc `Expect: 100-continue': the client gets `100 Continue' before it sends the body (ASGI
+%% and WSGI), a body over the limit gets 413 without it, another expectation 417, and an
+%% HTTP/1.0 client no interim response.
+-spec expect_100_continue(ct_suite:ct_config()) -> term().
+expect_100_continue(Config) ->
+    {ok, A} = py_http:start(#{app => {edge_apps, echo_chunks}, port => 0,
+                              max_body_size => 100}),
+    {ok, W} = py_http:start(#{app => {edge_apps, wsgi_environ}, interface => wsgi, port => 0}),
+    try
+        Continue = <<"HTTP/1.1 100 Continue\r\n\r\n">>,
+        lists:foreach(
+          fun(Server) ->
+                  S = connect(Server),
+                  ok = gen_tcp:send(S, <<"POST / HTTP/1.1\r\nexpect: 100-Continue\r\n"
+                                         "content-length: 5\r\nconnection: close\r\n\r\n">>),
+                  %% Nothing else comes before the body is sent.
+                  {ok, Continue} = gen_tcp:recv(S, byte_size(Continue), 10000),
+                  ok = gen_tcp:send(S, <<"hello">>),
+                  <<"HTTP/1.1 200 OK", _/binary>> = Response = read_all(S, <<>>),
+                  {_, _} = binary:match(Response, <<"hello">>)
+          end, [A, W]),
+        <<"HTTP/1.1 413 ", _/binary>> =
+            exchange(A, <<"POST / HTTP/1.1\r\nexpect: 100-continue\r\n"
+                          "content-length: 1000\r\n\r\n">>),
+        <<"HTTP/1.1 417 ", _/binary>> =
+            exchange(A, <<"POST / HTTP/1.1\r\nexpect: 200-ok\r\n"
+                          "content-length: 5\r\n\r\nhello">>),
+        %% HTTP/1.0 has no 100 Continue: the body is read as it comes.
+        <<"HTTP/1.0 200 OK", _/binary>> =
+            exchange(A, <<"POST / HTTP/1.0\r\nexpect: 100-continue\r\n"
+                          "content-length: 5\r\n\r\nhello">>),
+        %% No body, nothing to continue.
+        <<"HTTP/1.1 200 OK", _/binary>> =
+            exchange(W, <<"GET / HTTP/1.1\r\nexpect: 100-continue\r\n"
+                          "connection: close\r\n\r\n">>),
+        _ = Config
+    after
+        ok = py_http:stop(A),
+        ok = py_http:stop(W)
+    end.
 
 %% @doc More than max_headers headers gets 431.
 -spec too_many_headers(ct_suite:ct_config()) -> term().
