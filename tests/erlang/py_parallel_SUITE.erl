@@ -29,6 +29,7 @@
     eval_locals_and_kwargs/1,
     subinterp_option_tells_the_truth/1,
     bad_pool_size_is_an_error/1,
+    stuck_subinterpreter_is_replaced/1,
     stop_answers_running_and_queued/1
 ]).
 
@@ -489,6 +490,63 @@ bad_pool_size_is_an_error(_Config) ->
         application:unset_env(erlang_python, num_subinterp_workers),
         ok = py_test_util:start()
     end.
+
+%% @doc A job that ignores its interrupt (it catches `erlang.Interrupted' and goes on) does not
+%% cost the pool a sub-interpreter for good: after a while a new one, with the pool's `exec'
+%% history replayed, takes its place, and the old one's thread ends when the job returns.
+-spec stuck_subinterpreter_is_replaced(ct_suite:ct_config()) -> term().
+stuck_subinterpreter_is_replaced(Config) ->
+    case supported() of
+        false ->
+            {error, subinterpreters_not_supported} = py:eval(<<"1">>, #{}, ?SUB);
+        true ->
+            ok = py_test_util:stop(),
+            try
+                ok = application:set_env(erlang_python, num_subinterp_workers, 1),
+                ok = py_test_util:start(),
+                Flag = filename:join(?config(priv_dir, Config), "ep_release_stubborn"),
+                ok = py:exec(<<"import os, time\n"
+                               "def ep_defined():\n"
+                               "    return 'kept'\n"
+                               "def ep_stubborn(flag):\n"
+                               "    while not os.path.exists(flag):\n"
+                               "        try:\n"
+                               "            time.sleep(0.01)\n"
+                               "        except BaseException:\n"
+                               "            pass\n"
+                               "    return 'released'\n">>, ?SUB),
+                2 = subinterp_threads(),
+                {error, timeout} = py:call('__main__', ep_stubborn, [list_to_binary(Flag)], #{},
+                                           #{pool => subinterp, timeout => 100}),
+                %% The only sub-interpreter is stuck: this waits for its replacement, which
+                %% has what exec defined.
+                {ok, <<"kept">>} = py:call('__main__', ep_defined, [], #{},
+                                           #{pool => subinterp, timeout => 60000}),
+                %% Both threads (and their interrupters) live while the old job runs.
+                4 = subinterp_threads(),
+                ok = py:exec(<<"def ep_later():\n    return 'later'\n">>, ?SUB),
+                {ok, <<"later">>} = py:call('__main__', ep_later, [], #{}, ?SUB),
+                ok = file:write_file(Flag, <<>>),
+                py_test_util:wait_until(fun() -> subinterp_threads() =:= 2 end, 30000),
+                {ok, [{ok, 2.0}]} = py:parallel([{math, sqrt, [4]}])
+            after
+                ok = py_test_util:stop(),
+                application:unset_env(erlang_python, num_subinterp_workers),
+                ok = py_test_util:start()
+            end
+    end.
+
+%% The threads of the sub-interpreter pool in this OS process (a worker and its interrupter
+%% each; Linux names them `py-subinterp-N' and `py-subinterp-in').
+-spec subinterp_threads() -> non_neg_integer().
+subinterp_threads() ->
+    Dir = "/proc/" ++ os:getpid() ++ "/task",
+    {ok, Tasks} = file:list_dir(Dir),
+    length([T || T <- Tasks,
+                 case file:read_file(filename:join([Dir, T, "comm"])) of
+                     {ok, <<"py-subinterp-", _/binary>>} -> true;
+                     _ -> false
+                 end]).
 
 %%% ---------------------------------------------------------------- stop
 
