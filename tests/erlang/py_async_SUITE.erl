@@ -39,6 +39,9 @@
     erlang_async_call_cancel_leaves_nothing/1,
     erlang_async_call_fun_killed/1,
     erlang_async_call_from_threads/1,
+    erlang_async_call_reply_through_the_loop_inbox/1,
+    erlang_async_call_loop_closed_with_replies_in_flight/1,
+    erlang_async_call_cancel_racing_replies/1,
     call_awaits_a_coroutine/1,
     call_coroutine_error/1,
     call_coroutine_timeout_cancels_the_task/1,
@@ -533,6 +536,120 @@ erlang_async_call_from_threads(_Config) ->
         "    return all(out[t] == [(t, i) for i in range(ncalls)] for t in range(nthreads))\n"
     >>),
     {ok, true} = py:call('__main__', threads_calling, [4, 50], #{}, 20000),
+    ok = py:unregister_function(as_ident).
+
+%% @doc The reply reaches the awaiting loop through that loop's own inbox (one thread hop):
+%% erlang_python's loop, a loop of erlang.run and asyncio's own selector loop each get one on
+%% their first call, distinct from the others'; 8 threads running loops at once each get only
+%% their own replies (the function answers after a random pause, so replies interleave); a
+%% loop's inbox waits for nothing once its calls are answered.
+-spec erlang_async_call_reply_through_the_loop_inbox(ct_suite:ct_config()) -> term().
+erlang_async_call_reply_through_the_loop_inbox(_Config) ->
+    ok = py:register_function(as_jitter, fun([X]) -> timer:sleep(rand:uniform(3) - 1), X end),
+    ok = py:exec(<<
+        "import threading\n"
+        "import erlang._async\n"
+        "async def inbox_of_loop(n):\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    got = await asyncio.gather(*(erlang.async_call('as_jitter', i) for i in range(n)))\n"
+        "    inbox = erlang._async._inbox_of(loop)\n"
+        "    return (got == list(range(n)), type(inbox).__name__, inbox.waiting(), id(inbox))\n"
+        "def inbox_in_selector_loop(n):\n"
+        "    loop = asyncio.SelectorEventLoop()\n"
+        "    try:\n"
+        "        result = loop.run_until_complete(inbox_of_loop(n))\n"
+        "        return result[:3] + (loop in erlang._async._inboxes,)\n"
+        "    finally:\n"
+        "        loop.close()\n"
+        "def inboxes_of_threads(nthreads, ncalls):\n"
+        "    out = {}\n"
+        "    async def one(t):\n"
+        "        got = await asyncio.gather(*(erlang.async_call('as_jitter', (t, i)) for i in range(ncalls)))\n"
+        "        return got, id(erlang._async._inbox_of(asyncio.get_running_loop()))\n"
+        "    def run(t):\n"
+        "        out[t] = erlang.run(one(t))\n"
+        "    ts = [threading.Thread(target=run, args=(t,)) for t in range(nthreads)]\n"
+        "    for th in ts: th.start()\n"
+        "    for th in ts: th.join()\n"
+        "    own = all(out[t][0] == [(t, i) for i in range(ncalls)] for t in range(nthreads))\n"
+        "    return own, len({out[t][1] for t in range(nthreads)})\n"
+    >>),
+    {ok, {true, <<"LoopInbox">>, 0, AioInbox}} =
+        py:async_await(py:async_call('__main__', inbox_of_loop, [50]), 10000),
+    {ok, {true, <<"LoopInbox">>, 0, RunInbox}} =
+        py:eval(<<"erlang.run(inbox_of_loop(50))">>, #{}, 10000),
+    true = AioInbox =/= RunInbox,
+    {ok, {true, <<"LoopInbox">>, 0, true}} =
+        py:call('__main__', inbox_in_selector_loop, [50], #{}, 10000),
+    {ok, {true, 8}} = py:call('__main__', inboxes_of_threads, [8, 50], #{}, 30000),
+    0 = py_nif:callback_async_pending(),
+    ok = py:unregister_function(as_jitter).
+
+%% @doc A loop closed while replies are on their way: the calls are sent, the loop is closed
+%% with its tasks still waiting, then the Erlang functions reply: the replies are dropped,
+%% nothing is left pending, and the next loop works.
+-spec erlang_async_call_loop_closed_with_replies_in_flight(ct_suite:ct_config()) -> term().
+erlang_async_call_loop_closed_with_replies_in_flight(_Config) ->
+    Self = self(),
+    ok = py:register_function(as_held, fun([X]) ->
+                                               Self ! {as_held, self()},
+                                               receive go -> X end
+                                       end),
+    ok = py:exec(<<
+        "async def send_calls(n):\n"
+        "    tasks = [asyncio.ensure_future(erlang.async_call('as_held', i)) for i in range(n)]\n"
+        "    await asyncio.sleep(0)\n"
+        "    return tasks\n"
+        "def close_with_calls_pending(n):\n"
+        "    loop = erlang.new_event_loop()\n"
+        "    tasks = loop.run_until_complete(send_calls(n))\n"
+        "    inbox = loop._erlang_inbox\n"
+        "    waiting = inbox.waiting()\n"
+        "    loop.close()\n"
+        "    for task in tasks:\n"
+        "        task._log_destroy_pending = False\n"
+        "    return (waiting, inbox.waiting(), loop._erlang_inbox)\n"
+    >>),
+    N = 20,
+    {ok, {N, 0, false}} = py:call('__main__', close_with_calls_pending, [N], #{}, 10000),
+    Held = [receive {as_held, Pid} -> Pid after 10000 -> error(not_called) end
+            || _ <- lists:seq(1, N)],
+    N = py_nif:callback_async_pending(),
+    Monitors = [erlang:monitor(process, Pid) || Pid <- Held],
+    [Pid ! go || Pid <- Held],
+    [receive {'DOWN', M, process, _, normal} -> ok end || M <- Monitors],
+    0 = py_nif:callback_async_pending(),
+    ok = py:register_function(as_again, fun([X]) -> X + 1 end),
+    {ok, 3} = py:eval(<<"erlang.run(erlang.async_call('as_again', 2))">>),
+    ok = py:unregister_function(as_again),
+    ok = py:unregister_function(as_held).
+
+%% @doc Awaits cancelled while their replies may already be queued in the loop's inbox: each
+%% task ends with its own value or cancelled, never another's, and the inbox forgets every
+%% call (nothing waiting, nothing pending) with the loop still answering the next call.
+-spec erlang_async_call_cancel_racing_replies(ct_suite:ct_config()) -> term().
+erlang_async_call_cancel_racing_replies(_Config) ->
+    ok = py:register_function(as_ident, fun([X]) -> X end),
+    ok = py:exec(<<
+        "async def cancel_racing(n, rounds):\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    wrong = 0\n"
+        "    for r in range(rounds):\n"
+        "        tasks = [asyncio.ensure_future(erlang.async_call('as_ident', i)) for i in range(n)]\n"
+        "        for _ in range(r % 3):\n"
+        "            await asyncio.sleep(0)\n"
+        "        for task in tasks[r % 2::2]:\n"
+        "            task.cancel()\n"
+        "        results = await asyncio.gather(*tasks, return_exceptions=True)\n"
+        "        wrong += sum(not (isinstance(v, asyncio.CancelledError) or v == i)\n"
+        "                     for i, v in enumerate(results))\n"
+        "    after = await erlang.async_call('as_ident', 'after')\n"
+        "    return (wrong, loop._erlang_inbox.waiting(), after)\n"
+    >>),
+    {ok, {0, 0, <<"after">>}} =
+        py:async_await(py:async_call('__main__', cancel_racing, [50, 20]), 30000),
+    {ok, {0, 0, <<"after">>}} = py:eval(<<"erlang.run(cancel_racing(50, 20))">>, #{}, 30000),
+    0 = py_nif:callback_async_pending(),
     ok = py:unregister_function(as_ident).
 
 %%% ---------------------------------------------------------------- coroutines from py:call
