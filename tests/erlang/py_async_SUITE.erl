@@ -51,7 +51,12 @@
     call_coroutine_from_a_callback/1,
     call_other_results_unchanged/1,
     call_coroutine_never_unawaited/1,
-    cancel_racing_hand_over_loses_nothing/1
+    cancel_racing_hand_over_loses_nothing/1,
+    async_def_needs_no_executor/1,
+    redefined_async_def_runs_on_an_executor/1,
+    bound_context_keeps_its_namespace/1,
+    async_def_starts_in_a_fresh_context/1,
+    async_def_call_errors/1
 ]).
 
 -spec all() -> [atom()].
@@ -90,6 +95,8 @@ end_per_suite(_Config) ->
     "    except asyncio.CancelledError:\n"
     "        cancelled.add(tag)\n"
     "        raise\n"
+    "def hang_later(tag):\n"
+    "    return hang(tag)\n"
     "async def wait_event(name, value):\n"
     "    await event(name).wait()\n"
     "    return value\n"
@@ -229,14 +236,16 @@ caller_death_cancels_the_task(_Config) ->
         receive stop -> ok end
     end),
     receive started -> ok end,
-    %% The executor has handed the coroutine to the loop once the pool is idle again.
-    {ok, _} = wait_idle(),
+    %% The coroutine runs on the loop (an executor handed it over, or, `hang' being a known
+    %% async def, the loop started it itself).
+    py_test_util:wait_until(fun() -> is_started(<<"dead">>) end, 5000),
     py_test_util:kill_and_wait([Pid]),
     py_test_util:wait_until(fun() -> is_cancelled(<<"dead">>) end, 5000).
 
 %% @doc A caller that stops waiting while its executor is still handing the coroutine to the
 %% loop (the task already started, its cancel hook not registered yet) gets the coroutine
-%% cancelled all the same. The hand-over is held open by wrapping the loop submission.
+%% cancelled all the same. The hand-over is held open by wrapping the loop submission. The
+%% function is a plain one returning the coroutine, so an executor always calls it.
 -spec cancel_during_handover(ct_suite:ct_config()) -> term().
 cancel_during_handover(_Config) ->
     ok = py:exec(<<
@@ -255,7 +264,7 @@ cancel_during_handover(_Config) ->
         "    **{**vars(real_aio_asyncio), 'run_coroutine_threadsafe': held_submit})\n"
     >>),
     try
-        Ref = py:async_call('__main__', hang, [<<"handover">>]),
+        Ref = py:async_call('__main__', hang_later, [<<"handover">>]),
         %% The task runs and the executor is inside the hand-over: cancel now.
         py_test_util:wait_until(fun() -> is_started(<<"handover">>) end, 10000),
         py_test_util:wait_until(fun() -> py:eval(<<"held">>) =:= {ok, true} end, 10000),
@@ -804,7 +813,9 @@ call_coroutine_never_unawaited(_Config) ->
 %% 3.13t: an interrupt pending before the hand-over was raised in `erlang._aio.schedule', or in
 %% the Python code that looked at the call's result (the coroutine ABC's subclass hook,
 %% `erlang._aio.prepare'). (`py:eval' is left out: an interrupt may land in the evaluated
-%% code right after it made the coroutine, as in any interrupted code.)
+%% code right after it made the coroutine, as in any interrupted code.) `hang', a known async
+%% def after its first call, races the loop's own start of the coroutine; `hang_later', a plain
+%% function, the executor's hand-over.
 -spec cancel_racing_hand_over_loses_nothing(ct_suite:ct_config()) -> term().
 cancel_racing_hand_over_loses_nothing(_Config) ->
     ok = py:exec(<<"import warnings\n"
@@ -825,6 +836,8 @@ cancel_racing_hand_over_loses_nothing(_Config) ->
                 {error, timeout} = py:call('__main__', hang, [Tag], #{}, 0),
                 Ref = py:async_call('__main__', hang, [<<Tag/binary, "a">>]),
                 {error, timeout} = py:async_await(Ref, 0),
+                Later = py:async_call('__main__', hang_later, [<<Tag/binary, "b">>]),
+                {error, timeout} = py:async_await(Later, 0),
                 {ok, 2} = py:call('__main__', dbl, [1])
             end,
             Tags),
@@ -835,6 +848,112 @@ cancel_racing_hand_over_loses_nothing(_Config) ->
     after
         ok = py:exec(<<"_race_catcher.__exit__(None, None, None)">>)
     end.
+
+%%% ---------------------------------------------------------------- straight to the loop
+
+%% @doc Once an executor has seen that `dbl' is an async def, py:async_call of it goes
+%% straight to the loop, which calls it and runs the coroutine: with every executor busy it
+%% still completes, while a plain function (`math.sqrt') waits for an executor.
+-spec async_def_needs_no_executor(ct_suite:ct_config()) -> term().
+async_def_needs_no_executor(_Config) ->
+    ok = py:exec(<<"import threading\n"
+                   "held = {'warm-up': threading.Event(), 'executors': threading.Event()}\n"
+                   "async def release(name):\n"
+                   "    held[name].set()\n">>),
+    %% Seen by an executor once: known async defs from now on.
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {ok, none} = py:async_await(py:async_call('__main__', release, [<<"warm-up">>])),
+    ok = py:exec(<<"def hold_executor():\n    return held['executors'].wait(30)\n">>),
+    Busy = [py:call_async('__main__', hold_executor, [])
+            || _ <- lists:seq(1, py:num_executors())],
+    try
+        py_test_util:wait_until(
+            fun() -> maps:get(queued, py_nif:pool_stats(pool())) =:= 0 end, 5000),
+        {ok, 42} = py:async_await(py:async_call('__main__', dbl, [21]), 10000),
+        {ok, 10} = py:async_await(py:async_call('__main__', dbl, [5], #{delay => 0.01}), 10000),
+        {ok, [{ok, 4}, {ok, 6}]} =
+            {ok, [py:async_await(R, 10000)
+                  || R <- [py:async_call('__main__', dbl, [X]) || X <- [2, 3]]]},
+        Sqrt = py:async_call(math, sqrt, [4]),
+        {error, timeout} = py:async_await(Sqrt, 200)
+    after
+        %% Straight to the loop as well: every executor is still held.
+        {ok, none} = py:async_await(py:async_call('__main__', release, [<<"executors">>]), 10000)
+    end,
+    [{ok, true} = py:await(R, 10000) || R <- Busy],
+    {ok, 3.0} = py:async_await(py:async_call(math, sqrt, [9])).
+
+%% @doc A name that was an async def and is then bound to a plain function (or removed) is
+%% called by an executor again: the loop checks before it calls anything.
+-spec redefined_async_def_runs_on_an_executor(ct_suite:ct_config()) -> term().
+redefined_async_def_runs_on_an_executor(_Config) ->
+    ok = py:exec(<<"async def flip(x):\n    return ('async', x)\n">>),
+    {ok, {<<"async">>, 1}} = py:async_await(py:async_call('__main__', flip, [1])),
+    {ok, {<<"async">>, 2}} = py:async_await(py:async_call('__main__', flip, [2])),
+    ok = py:exec(<<"import threading\n"
+                   "def flip(x):\n    return ('sync', x, threading.current_thread().name)\n">>),
+    {ok, {<<"sync">>, 3, Thread}} = py:async_await(py:async_call('__main__', flip, [3])),
+    true = Thread =/= <<"erlang-asyncio">>,
+    ok = py:exec(<<"del flip\n">>),
+    {error, {'NameError', _}} = py:async_await(py:async_call('__main__', flip, [4])),
+    ok = py:exec(<<"async def flip(x):\n    return ('async again', x)\n">>),
+    {ok, {<<"async again">>, 5}} = py:async_await(py:async_call('__main__', flip, [5])),
+    {ok, {<<"async again">>, 6}} = py:async_await(py:async_call('__main__', flip, [6])).
+
+%% @doc A process bound to a context calls the function of the context's namespace, even
+%% when `__main__''s function of that name is a known async def.
+-spec bound_context_keeps_its_namespace(ct_suite:ct_config()) -> term().
+bound_context_keeps_its_namespace(_Config) ->
+    ok = py:exec(<<"async def whose():\n    return 'main'\n">>),
+    {ok, <<"main">>} = py:async_await(py:async_call('__main__', whose, [])),
+    {ok, <<"main">>} = py:async_await(py:async_call('__main__', whose, [])),
+    Bound = py_test_util:spawn_call(fun() ->
+        ok = py:bind(),
+        try
+            ok = py:exec(<<"async def whose():\n    return 'context'\n">>),
+            [py:async_await(py:async_call('__main__', whose, [])) || _ <- [1, 2]]
+        after
+            ok = py:unbind()
+        end
+    end),
+    [{ok, <<"context">>}, {ok, <<"context">>}] = py_test_util:await_call(Bound, 10000),
+    {ok, <<"main">>} = py:async_await(py:async_call('__main__', whose, [])).
+
+%% @doc A coroutine the loop starts itself runs in a fresh contextvars context: what one sets
+%% is not seen by the next.
+-spec async_def_starts_in_a_fresh_context(ct_suite:ct_config()) -> term().
+async_def_starts_in_a_fresh_context(_Config) ->
+    ok = py:exec(<<"import contextvars\n"
+                   "request_var = contextvars.ContextVar('request_var')\n"
+                   "async def set_var(value):\n"
+                   "    before = request_var.get('unset')\n"
+                   "    request_var.set(value)\n"
+                   "    await asyncio.sleep(0)\n"
+                   "    return (before, request_var.get())\n">>),
+    Results = [py:async_await(py:async_call('__main__', set_var, [I])) || I <- lists:seq(1, 5)],
+    Results = [{ok, {<<"unset">>, I}} || I <- lists:seq(1, 5)].
+
+%% @doc Errors of an async def started by the loop: bad arguments, an exception in the
+%% coroutine, an unconvertible argument; the caller gets each as from an executor.
+-spec async_def_call_errors(ct_suite:ct_config()) -> term().
+async_def_call_errors(_Config) ->
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {error, {'TypeError', _}} = py:async_await(py:async_call('__main__', dbl, [])),
+    {error, {'TypeError', _}} = py:async_await(py:async_call('__main__', dbl, [1], #{nope => 1})),
+    {error, {'TypeError', _}} = py:async_await(py:async_call('__main__', dbl, [1, 2, 3])),
+    {error, {'ValueError', <<"bad">>}} = py:async_await(py:async_call('__main__', boom, [])),
+    {error, {'ValueError', <<"bad">>}} = py:async_await(py:async_call('__main__', boom, [])),
+    {ok, Traceback} = {ok, py:last_traceback()},
+    true = is_binary(Traceback) orelse is_list(Traceback),
+    {error, {'TypeError', _}} =
+        py:async_await(py:async_call('__main__', dbl, [1], #{delay => <<"x">>})),
+    {ok, 4} = py:async_await(py:async_call('__main__', dbl, [2])).
+
+-spec pool() -> py_nif:pool().
+pool() ->
+    {ok, Pool} = py_request:pool(),
+    Pool.
 
 %%% ---------------------------------------------------------------- helpers
 

@@ -16,17 +16,19 @@ use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use rustler::env::SavedTerm;
-use rustler::OwnedEnv;
+use rustler::{OwnedEnv, ResourceArc};
 
 use super::{lost_error, AsyncCall};
 use crate::bridge::callback::result_to_py;
+use crate::executor::aio;
+use crate::executor::{Pool, Request};
 
 /// What reached a loop for one call.
 enum Item {
@@ -34,6 +36,37 @@ enum Item {
     Reply(u64, OwnedEnv, SavedTerm),
     /// The Erlang side ended without replying.
     Lost(u64),
+    /// A `py:async_call` of an `async def`, submitted straight to the loop of `erlang._aio`
+    /// ([`submit_to_loop`]).
+    Start(Box<LoopStart>),
+}
+
+/// A `py:async_call` for the loop, and the pool that runs it if the loop cannot.
+pub struct LoopStart {
+    /// The job, its terms and its caller's `Ref`.
+    pub request: Request,
+    /// Where the caller would have queued it.
+    pub pool: ResourceArc<Pool>,
+}
+
+/// The inbox of `erlang._aio`'s loop, once that loop serves `py:async_call`s
+/// ([`LoopInbox::serve_async_calls`]).
+static ASYNC_CALLS: RwLock<Option<Arc<LoopQueue>>> = RwLock::new(None);
+
+/// Hands `request` (a `py:async_call` whose target an executor found to be an `async def`) to
+/// the loop of `erlang._aio` from the caller's scheduler, where its thread starts the
+/// coroutine itself: one thread hop instead of two (docs/architecture.md, "Coroutines run by
+/// Erlang"). Gives the request back when that loop does not serve them (not started yet, or
+/// closed): the caller then queues it on `pool`. Bounded work, no GIL (invariant 1).
+pub fn submit_to_loop(start: Box<LoopStart>) -> Result<(), Box<LoopStart>> {
+    let queue = ASYNC_CALLS.read().ok().and_then(|queue| queue.clone());
+    let Some(queue) = queue else {
+        return Err(start);
+    };
+    queue.push(Item::Start(start)).map_err(|item| match item {
+        Item::Start(start) => start,
+        _ => unreachable!("push gives back the item it was given"),
+    })
 }
 
 /// What the schedulers and the loop's thread share.
@@ -53,30 +86,31 @@ struct QueueState {
 }
 
 impl LoopQueue {
-    /// Queues `item` and wakes the loop unless a wake-up is pending; dropped when the loop's
-    /// inbox is closed. Any thread, no GIL: bounded work (invariant 1).
-    fn push(&self, item: Item) {
+    /// Queues `item` and wakes the loop unless a wake-up is pending; gives it back when the
+    /// loop's inbox is closed. Any thread, no GIL: bounded work (invariant 1).
+    fn push(&self, item: Item) -> Result<(), Item> {
         let wake = match self.state.lock() {
             Ok(mut state) if !state.closed => {
                 state.items.push_back(item);
                 !std::mem::replace(&mut state.woken, true)
             }
-            _ => false,
+            _ => return Err(item),
         };
         if wake {
             // A full socket already wakes the loop; a closed one means nobody listens.
             let _ = (&self.wake).write(&[0]);
         }
+        Ok(())
     }
 
-    /// Queues the reply of call `id`.
+    /// Queues the reply of call `id` (dropped when the loop is closed).
     pub fn reply(&self, id: u64, env: OwnedEnv, term: SavedTerm) {
-        self.push(Item::Reply(id, env, term));
+        let _ = self.push(Item::Reply(id, env, term));
     }
 
     /// Tells the loop that call `id` will never be answered.
     pub fn lost(&self, id: u64) {
-        self.push(Item::Lost(id));
+        let _ = self.push(Item::Lost(id));
     }
 
     fn take(&self) -> VecDeque<Item> {
@@ -89,11 +123,41 @@ impl LoopQueue {
         }
     }
 
-    fn close(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.closed = true;
-            state.items.clear();
+    /// Closes the queue: later items are refused; what it held is returned.
+    fn close(self: &Arc<Self>) -> VecDeque<Item> {
+        if let Ok(mut serving) = ASYNC_CALLS.write() {
+            if serving
+                .as_ref()
+                .is_some_and(|queue| Arc::ptr_eq(queue, self))
+            {
+                *serving = None;
+            }
         }
+        match self.state.lock() {
+            Ok(mut state) => {
+                state.closed = true;
+                std::mem::take(&mut state.items)
+            }
+            Err(_) => VecDeque::new(),
+        }
+    }
+}
+
+/// Gives the `py:async_call`s among `items` to their pools (the loop is closing); the replies
+/// are dropped.
+fn forward(py: Python<'_>, items: VecDeque<Item>) {
+    for item in items {
+        if let Item::Start(start) = item {
+            let LoopStart { request, pool } = *start;
+            run_elsewhere(py, request, &pool);
+        }
+    }
+}
+
+/// Queues `request` on `pool`, or replies `{error, stopped}` when the pool stopped.
+fn run_elsewhere(py: Python<'_>, request: Request, pool: &Pool) {
+    if let Err(request) = pool.submit_returning(request) {
+        aio::reply_stopped(py, *request);
     }
 }
 
@@ -158,8 +222,17 @@ impl LoopInbox {
             return Err(PyRuntimeError::new_err("the loop inbox is closed"));
         }
         let id = inbox.queue.next_id.fetch_add(1, Ordering::Relaxed);
-        let channel = super::start(py, name, args, super::Target::Loop(inbox.queue.clone(), id))?;
-        inbox.futures.bind(py).set_item(id, future)?;
+        // In place before the call leaves: its reply can never find it missing.
+        let futures = inbox.futures.bind(py);
+        futures.set_item(id, future)?;
+        let target = super::Target::Loop(inbox.queue.clone(), id);
+        let channel = match super::start(py, name, args, target) {
+            Ok(channel) => channel,
+            Err(err) => {
+                futures.del_item(id)?;
+                return Err(err);
+            }
+        };
         Bound::new(
             py,
             AsyncCall {
@@ -192,6 +265,13 @@ impl LoopInbox {
             let (id, reply) = match item {
                 Item::Reply(id, env, term) => (id, Some((env, term))),
                 Item::Lost(id) => (id, None),
+                Item::Start(start) => {
+                    let LoopStart { request, pool } = *start;
+                    if let Err(request) = aio::start_on_loop(py, request, pool.is_stopped()) {
+                        run_elsewhere(py, request, &pool);
+                    }
+                    continue;
+                }
             };
             let Some(future) = futures.get_item(id)? else {
                 continue;
@@ -220,11 +300,23 @@ impl LoopInbox {
     /// Closes the inbox (its loop is closing): later replies are dropped, the fd is closed,
     /// the futures still waiting are forgotten. Nothing happens the second time.
     fn close(&self, py: Python<'_>) {
-        self.queue.close();
+        forward(py, self.queue.close());
         if let Ok(mut read) = self.read.lock() {
             read.take();
         }
         self.futures.bind(py).clear();
+    }
+
+    /// Makes this inbox (that of `erlang._aio`'s loop, called on its thread) the one
+    /// `py:async_call`s of known `async def`s are submitted to (see [`submit_to_loop`]).
+    fn serve_async_calls(&self) -> PyResult<()> {
+        if self.read.lock().map(|r| r.is_none()).unwrap_or(true) {
+            return Err(PyRuntimeError::new_err("the loop inbox is closed"));
+        }
+        if let Ok(mut serving) = ASYNC_CALLS.write() {
+            *serving = Some(self.queue.clone());
+        }
+        Ok(())
     }
 
     /// The number of calls whose replies this inbox still waits for.
@@ -242,6 +334,10 @@ impl LoopInbox {
 
 impl Drop for LoopInbox {
     fn drop(&mut self) {
-        self.queue.close();
+        let items = self.queue.close();
+        if items.iter().any(|item| matches!(item, Item::Start(..))) {
+            // Dropped by Python's collector, which holds the GIL already.
+            Python::attach(|py| forward(py, items));
+        }
     }
 }

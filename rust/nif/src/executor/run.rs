@@ -165,9 +165,15 @@ fn execute<'py>(
             kwargs,
             stream,
         } => {
-            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            let callable = resolve(py, &namespace, &env, target)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs)?;
             if aio::is_native_awaitable(py, &value, *stream)? {
                 defer(py, job, terms, &env, value, Some(*stream))?;
+                // Handed over: no interrupt reaches this job any more. The next call of the
+                // same `async def` may go straight to the loop.
+                if !*stream && job.namespace().is_none() {
+                    aio::learn(py, &env, target, &callable);
+                }
                 return Ok(None);
             }
             match aio::prepare(py, value, *stream)? {
@@ -229,9 +235,28 @@ fn call<'py>(
     args: &SavedTerm,
     kwargs: &SavedTerm,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let callable = bridge::request::with_names(env, &target.module, &target.function, |m, f| {
+    let callable = resolve(py, namespace, env, target)?;
+    call_resolved(py, env, &callable, args, kwargs)
+}
+
+fn resolve<'py>(
+    py: Python<'py>,
+    namespace: &Bound<'py, PyDict>,
+    env: &OwnedEnv,
+    target: &Target,
+) -> PyResult<Bound<'py, PyAny>> {
+    bridge::request::with_names(env, &target.module, &target.function, |m, f| {
         python::resolve(py, namespace, m, f)
-    })?;
+    })
+}
+
+fn call_resolved<'py>(
+    py: Python<'py>,
+    env: &OwnedEnv,
+    callable: &Bound<'py, PyAny>,
+    args: &SavedTerm,
+    kwargs: &SavedTerm,
+) -> PyResult<Bound<'py, PyAny>> {
     let (args, kwargs) = bridge::request::call_arguments(py, env, args, kwargs)?;
-    python::call(&callable, args, &kwargs)
+    python::call(callable, args, &kwargs)
 }

@@ -5,13 +5,14 @@
 
 use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
-use rustler::{Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
 use super::small_enough;
 use crate::atoms;
 use crate::bridge::PyObjectResource;
+use crate::callback::inbox::{submit_to_loop, LoopStart};
 use crate::error::Error;
-use crate::executor::{Body, Context, JobResource, Pool, Request, Target};
+use crate::executor::{aio, Body, Context, JobResource, Pool, Request, Target};
 use crate::interp;
 
 #[rustler::nif]
@@ -293,12 +294,47 @@ fn async_call<'a>(
     if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
         return Ok(dirty);
     }
-    Ok(submit(env, destination, reference, |save| Body::Async {
+    let body = |save: &dyn Fn(Term<'a>) -> SavedTerm| Body::Async {
         target: target(save, module, function),
         args: save(arguments),
         kwargs: save(kwargs),
         stream,
-    }))
+    };
+    // An `async def` of the main namespace or an imported module goes straight to the loop,
+    // which starts its coroutine: no executor (docs/architecture.md, "Coroutines run by
+    // Erlang"). Anything else may block, so an executor calls it.
+    let pool = match destination {
+        Destination::Pool(pool) if !stream && known_async_def(module, function) => pool,
+        destination => return Ok(submit(env, destination, reference, body)),
+    };
+    let owned = OwnedEnv::new();
+    let save = |term: Term<'a>| owned.save(term);
+    let reference = save(reference);
+    let body = body(&save);
+    let request = Request::new(env, owned, reference, body, None);
+    let job = request.job.clone();
+    let queued = match submit_to_loop(Box::new(LoopStart { request, pool })) {
+        Ok(()) => Ok(()),
+        Err(start) => {
+            let LoopStart { request, pool } = *start;
+            pool.submit(request)
+        }
+    };
+    Ok(match queued {
+        Ok(()) => job.encode(env),
+        Err(err) => err.encode(env),
+    })
+}
+
+/// Whether `module.function` (binaries, checked) is known to be an `async def`.
+fn known_async_def(module: Term<'_>, function: Term<'_>) -> bool {
+    match (
+        module.decode::<Binary<'_>>(),
+        function.decode::<Binary<'_>>(),
+    ) {
+        (Ok(module), Ok(function)) => aio::is_known_async_def(&module, &function),
+        _ => false,
+    }
 }
 
 #[rustler::nif]
