@@ -574,14 +574,14 @@ erlang_async_call_reply_through_the_loop_inbox(_Config) ->
         "    out = {}\n"
         "    async def one(t):\n"
         "        got = await asyncio.gather(*(erlang.async_call('as_jitter', (t, i)) for i in range(ncalls)))\n"
-        "        return got, id(erlang._async._inbox_of(asyncio.get_running_loop()))\n"
+        "        return got, erlang._async._inbox_of(asyncio.get_running_loop())\n"
         "    def run(t):\n"
         "        out[t] = erlang.run(one(t))\n"
         "    ts = [threading.Thread(target=run, args=(t,)) for t in range(nthreads)]\n"
         "    for th in ts: th.start()\n"
         "    for th in ts: th.join()\n"
         "    own = all(out[t][0] == [(t, i) for i in range(ncalls)] for t in range(nthreads))\n"
-        "    return own, len({out[t][1] for t in range(nthreads)})\n"
+        "    return own, len({id(out[t][1]) for t in range(nthreads)})\n"
     >>),
     {ok, {true, <<"LoopInbox">>, 0, AioInbox}} =
         py:async_await(py:async_call('__main__', inbox_of_loop, [50]), 10000),
@@ -851,9 +851,9 @@ cancel_racing_hand_over_loses_nothing(_Config) ->
 
 %%% ---------------------------------------------------------------- straight to the loop
 
-%% @doc Once an executor has seen that `dbl' is an async def, py:async_call of it goes
-%% straight to the loop, which calls it and runs the coroutine: with every executor busy it
-%% still completes, while a plain function (`math.sqrt') waits for an executor.
+%% @doc Once an executor has seen that `dbl' is an async def, py:async_call (and py:call) of
+%% it goes straight to the loop, which calls it and runs the coroutine: with every executor
+%% busy it still completes, while a plain function (`math.sqrt') waits for an executor.
 -spec async_def_needs_no_executor(ct_suite:ct_config()) -> term().
 async_def_needs_no_executor(_Config) ->
     ok = py:exec(<<"import threading\n"
@@ -870,6 +870,8 @@ async_def_needs_no_executor(_Config) ->
         py_test_util:wait_until(
             fun() -> maps:get(queued, py_nif:pool_stats(pool())) =:= 0 end, 5000),
         {ok, 42} = py:async_await(py:async_call('__main__', dbl, [21]), 10000),
+        %% py:call of a known async def too (an executor saw `dbl' in py:call_coroutine's way).
+        {ok, 8} = py:call('__main__', dbl, [4], #{}, 10000),
         {ok, 10} = py:async_await(py:async_call('__main__', dbl, [5], #{delay => 0.01}), 10000),
         {ok, [{ok, 4}, {ok, 6}]} =
             {ok, [py:async_await(R, 10000)

@@ -96,7 +96,8 @@ fn is_async_def(py: Python<'_>, callable: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(flags & CO_COROUTINE != 0)
 }
 
-/// Called by an executor once it handed the coroutine of a `py:async_call` to the loop:
+/// Called by an executor once it handed the coroutine of a `py:async_call` (or of a `py:call`)
+/// to the loop:
 /// remembers `target` when `callable`, what it names in the main namespace, is an `async def`,
 /// so that later calls go straight to the loop.
 pub fn learn(py: Python<'_>, env: &OwnedEnv, target: &Target, callable: &Bound<'_, PyAny>) {
@@ -109,8 +110,8 @@ pub fn learn(py: Python<'_>, env: &OwnedEnv, target: &Target, callable: &Bound<'
     });
 }
 
-/// On the loop thread of `erlang._aio`, with the GIL: starts a `py:async_call` that was
-/// submitted straight to the loop (its target is a known `async def`, [`is_known_async_def`]).
+/// On the loop thread of `erlang._aio`, with the GIL: starts a `py:async_call` (or a `py:call`)
+/// that was submitted straight to the loop (its target is a known `async def`, [`is_known_async_def`]).
 /// The function is looked up without importing anything and checked to be an `async def`
 /// still; then the job starts (unless cancelled first: nothing is sent), the arguments are
 /// converted, the function is called (that only makes the coroutine) and
@@ -119,14 +120,19 @@ pub fn learn(py: Python<'_>, env: &OwnedEnv, target: &Target, callable: &Bound<'
 /// must run it instead (the name no longer names an `async def`, or its module is not
 /// imported); `stopped`: the pool stopped, the caller gets `{error, stopped}`.
 pub fn start_on_loop(py: Python<'_>, request: Request, stopped: bool) -> Result<(), Request> {
-    let Body::Async {
-        target,
-        args,
-        kwargs,
-        stream: false,
-    } = &request.body
-    else {
-        return Err(request);
+    let (target, args, kwargs) = match &request.body {
+        Body::Call {
+            target,
+            args,
+            kwargs,
+        }
+        | Body::Async {
+            target,
+            args,
+            kwargs,
+            stream: false,
+        } => (target, args, kwargs),
+        _ => return Err(request),
     };
     let found =
         bridge::request::with_names(&request.env, &target.module, &target.function, |m, f| {

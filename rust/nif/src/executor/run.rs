@@ -152,9 +152,13 @@ fn execute<'py>(
             args,
             kwargs,
         } => {
-            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            let callable = resolve(py, &namespace, &env, target)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs)?;
             if aio::is_coroutine(py, &value)? {
                 defer(py, job, terms, &env, value, None)?;
+                if job.namespace().is_none() {
+                    aio::learn(py, &env, target, &callable);
+                }
                 return Ok(None);
             }
             Outcome::Value(value)
@@ -225,18 +229,6 @@ fn defer(
     let owned = OwnedEnv::new();
     let reference = owned.run(|dst| owned.save(terms.reference_in(env, dst)));
     aio::schedule(py, job, owned, reference, work, stream)
-}
-
-fn call<'py>(
-    py: Python<'py>,
-    namespace: &Bound<'py, PyDict>,
-    env: &OwnedEnv,
-    target: &Target,
-    args: &SavedTerm,
-    kwargs: &SavedTerm,
-) -> PyResult<Bound<'py, PyAny>> {
-    let callable = resolve(py, namespace, env, target)?;
-    call_resolved(py, env, &callable, args, kwargs)
 }
 
 fn resolve<'py>(

@@ -212,11 +212,17 @@ fn call<'a>(
     if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
         return Ok(dirty);
     }
-    Ok(submit(env, destination, reference, |save| Body::Call {
-        target: target(save, module, function),
-        args: save(arguments),
-        kwargs: save(kwargs),
-    }))
+    Ok(submit_maybe_to_loop(
+        env,
+        destination,
+        reference,
+        (module, function),
+        |save| Body::Call {
+            target: target(save, module, function),
+            args: save(arguments),
+            kwargs: save(kwargs),
+        },
+    ))
 }
 
 /// `py:async_call` and `py:async_stream`: a call whose awaitable result is finished on the
@@ -300,12 +306,32 @@ fn async_call<'a>(
         kwargs: save(kwargs),
         stream,
     };
-    // An `async def` of the main namespace or an imported module goes straight to the loop,
-    // which starts its coroutine: no executor (docs/architecture.md, "Coroutines run by
-    // Erlang"). Anything else may block, so an executor calls it.
+    if stream {
+        return Ok(submit(env, destination, reference, body));
+    }
+    Ok(submit_maybe_to_loop(
+        env,
+        destination,
+        reference,
+        (module, function),
+        body,
+    ))
+}
+
+/// Submits a call (`Call` or `Async`): an `async def` of the main namespace or an imported
+/// module goes straight to the loop, which starts its coroutine, with no executor
+/// (docs/architecture.md, "Coroutines run by Erlang"); anything else may block, so an
+/// executor calls it.
+fn submit_maybe_to_loop<'a>(
+    env: Env<'a>,
+    destination: Destination,
+    reference: Term<'a>,
+    (module, function): (Term<'a>, Term<'a>),
+    body: impl FnOnce(&dyn Fn(Term<'a>) -> SavedTerm) -> Body,
+) -> Term<'a> {
     let pool = match destination {
-        Destination::Pool(pool) if !stream && known_async_def(module, function) => pool,
-        destination => return Ok(submit(env, destination, reference, body)),
+        Destination::Pool(pool) if known_async_def(module, function) => pool,
+        destination => return submit(env, destination, reference, body),
     };
     let owned = OwnedEnv::new();
     let save = |term: Term<'a>| owned.save(term);
@@ -320,10 +346,10 @@ fn async_call<'a>(
             pool.submit(request)
         }
     };
-    Ok(match queued {
+    match queued {
         Ok(()) => job.encode(env),
         Err(err) => err.encode(env),
-    })
+    }
 }
 
 /// Whether `module.function` (binaries, checked) is known to be an `async def`.
