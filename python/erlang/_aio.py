@@ -6,7 +6,9 @@ finished by a task (:func:`schedule`) on the :class:`erlang.ErlangEventLoop` tha
 erlang_python runs in its own daemon thread, ``erlang-asyncio``, started on first use; the
 executor moves on at once, so coroutines wait concurrently without holding executors. The task
 replies to the Erlang caller through the job's ``AsyncReply``; when the caller stops waiting,
-the reply's cancel hook cancels the task.
+the reply's cancel hook cancels the task. A call of an ``async def`` an executor has already
+seen skips the executor: the NIF queues it in the loop's inbox, and the loop's thread calls the
+function and hands the coroutine to :func:`start`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,12 @@
 //! [`LoopInbox::drain`] converts the replies with the GIL and settles the waiting futures. No
 //! Python object is touched off the GIL: the queue holds call numbers, the futures stay in a
 //! dict only the GIL's holder reads.
+//!
+//! The inbox of `erlang._aio`'s loop also takes `py:async_call`s (and `py:call`s) of known
+//! `async def`s from the callers' schedulers ([`submit_to_loop`]): the drain starts their
+//! coroutines on the loop's thread (`executor::aio::start_on_loop`), so they reach the loop
+//! with one thread hop and no executor. A closing inbox hands the ones it still holds to their
+//! pools.
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
