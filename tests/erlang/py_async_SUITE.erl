@@ -56,7 +56,8 @@
     redefined_async_def_runs_on_an_executor/1,
     bound_context_keeps_its_namespace/1,
     async_def_starts_in_a_fresh_context/1,
-    async_def_call_errors/1
+    async_def_call_errors/1,
+    async_def_queued_for_the_loop_when_the_pool_stops/1
 ]).
 
 -spec all() -> [atom()].
@@ -951,6 +952,34 @@ async_def_call_errors(_Config) ->
     {error, {'TypeError', _}} =
         py:async_await(py:async_call('__main__', dbl, [1], #{delay => <<"x">>})),
     {ok, 4} = py:async_await(py:async_call('__main__', dbl, [2])).
+
+%% @doc Calls of a known async def waiting in the loop's inbox (the loop is held busy by a
+%% coroutine that blocks it) when the application stops get `{error, stopped}', as jobs
+%% queued for an executor do; the coroutine that held the loop still replies. A Python
+%% thread lets the loop go once a file appears, so nothing depends on timing.
+-spec async_def_queued_for_the_loop_when_the_pool_stops(ct_suite:ct_config()) -> term().
+async_def_queued_for_the_loop_when_the_pool_stops(Config) ->
+    Gate = filename:join(proplists:get_value(priv_dir, Config), "loop_gate"),
+    ok = py:exec(<<"import os, threading, time\n"
+                   "loop_held = threading.Event()\n"
+                   "async def hold_loop(gate):\n"
+                   "    loop_held.set()\n"
+                   "    while not os.path.exists(gate):\n"
+                   "        time.sleep(0.005)\n"
+                   "    return 'let go'\n">>),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    Hold = py:async_call('__main__', hold_loop, [list_to_binary(Gate)]),
+    {ok, true} = py:eval(<<"loop_held.wait(10)">>),
+    Queued = [py:async_call('__main__', dbl, [I]) || I <- lists:seq(1, 5)],
+    ok = py_test_util:stop(),
+    ok = file:write_file(Gate, <<>>),
+    {ok, <<"let go">>} = py:async_await(Hold, 10000),
+    [{error, stopped} = py:async_await(Ref, 10000) || Ref <- Queued],
+    ok = py_test_util:start(),
+    ok = py:exec(?DEFS),
+    {ok, 6} = py:async_await(py:async_call('__main__', dbl, [3])),
+    py_test_util:flush().
 
 -spec pool() -> py_nif:pool().
 pool() ->
