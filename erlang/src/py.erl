@@ -346,6 +346,9 @@ async_call(Module, Func, Args) ->
 %% thread of its own and moves on, so any number of coroutines wait concurrently without
 %% holding executors; the reply is `{ok, Result}' of the coroutine, or `{error, {Type, Msg}}'
 %% with the exception's class, as for {@link call/5}. Any other result is the reply at once.
+%% Once an executor has seen that `Func' is an `async def', later calls of it go straight to
+%% the event loop, whose thread calls it and runs the coroutine (no executor, one thread hop;
+%% docs/asyncio.md); a process bound to a context keeps using its context.
 %% Takes no semaphore slot. Only the calling process can await the result; if it stops
 %% waiting (timeout) or dies, the coroutine's task is cancelled.
 -spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().

@@ -6,12 +6,16 @@ finished by a task (:func:`schedule`) on the :class:`erlang.ErlangEventLoop` tha
 erlang_python runs in its own daemon thread, ``erlang-asyncio``, started on first use; the
 executor moves on at once, so coroutines wait concurrently without holding executors. The task
 replies to the Erlang caller through the job's ``AsyncReply``; when the caller stops waiting,
-the reply's cancel hook cancels the task.
+the reply's cancel hook cancels the task. A call of an ``async def`` an executor has already
+seen skips the executor: the NIF queues it in the loop's inbox, and the loop's thread calls the
+function and hands the coroutine to :func:`start`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
@@ -49,7 +53,36 @@ def loop() -> asyncio.AbstractEventLoop:
 
 def _run(loop: asyncio.AbstractEventLoop) -> None:
     asyncio.set_event_loop(loop)
+    loop.call_soon(_serve_async_calls, loop)
     loop.run_forever()
+
+
+def _serve_async_calls(loop: asyncio.AbstractEventLoop) -> None:
+    """On the loop's thread: makes its inbox the one ``py:async_call``s of known ``async def``s
+    are submitted to, so that their coroutines start here without an executor (see
+    :func:`start`)."""
+    from erlang import _async
+
+    inbox = _async._inbox_of(loop)
+    if inbox is not None:
+        inbox.serve_async_calls()
+
+
+def start(coroutine: Awaitable[object], reply: Reply) -> None:
+    """On the loop's thread: runs ``coroutine``, just made by an ``async def`` that a
+    ``py:async_call`` submitted straight to the loop, as a task that replies to the Erlang
+    caller, in a context of its own (as an executor's request starts in a fresh one); the task
+    is cancelled when the caller stops waiting."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_finish(coroutine, reply), context=contextvars.Context())
+    reply.on_cancel(functools.partial(_cancel_soon, loop, task))
+
+
+def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+    try:
+        loop.call_soon_threadsafe(task.cancel)
+    except RuntimeError:
+        pass  # The loop is closed: the task went with it.
 
 
 def prepare(value: object, stream: bool) -> tuple[bool, object]:
@@ -114,4 +147,4 @@ async def _finish(work: Awaitable[object], reply: Reply) -> None:
         reply.resolve(value)
 
 
-__all__ = ["Reply", "loop", "prepare", "schedule"]
+__all__ = ["Reply", "loop", "prepare", "schedule", "start"]

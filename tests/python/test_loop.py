@@ -480,6 +480,39 @@ def test_cancelled_while_awaiting_erlang(erlang_funcs: ErlangFuncs) -> None:
     assert erlang.run(main()) is True
 
 
+@pytest.mark.embedded
+def test_async_call_reply_through_the_loops_inbox(erlang_funcs: ErlangFuncs) -> None:
+    """Inside the BEAM each loop gets an inbox on its first erlang.async_call, which the reply
+    reaches directly, and which closes with the loop; the mocked BEAM has none (its replies
+    come through call_soon_threadsafe) and the same loop class works with it."""
+    erlang_funcs.register("tl_echo", lambda args: args[0])
+
+    async def main() -> tuple[object, object]:
+        loop = asyncio.get_running_loop()
+        value = await erlang.async_call("tl_echo", 7)
+        return value, loop._erlang_inbox  # type: ignore[attr-defined]
+
+    loop = erlang.new_event_loop()
+    try:
+        value, inbox = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert value == 7
+    assert loop._erlang_inbox is False  # type: ignore[attr-defined]
+    if IN_BEAM:
+        assert type(inbox).__name__ == "LoopInbox"
+        with pytest.raises(RuntimeError, match="closed"):
+            inbox.fileno()  # type: ignore[attr-defined]
+    else:
+        assert inbox is False
+
+
+def test_no_loop_inbox_outside_the_beam() -> None:
+    assert erlang._native._loop_inbox() is None
+    with MockBeam():
+        assert erlang._native._loop_inbox() is None
+
+
 def test_async_call_with_the_mock_on_the_loop() -> None:
     with MockBeam() as beam:
         beam.register_function("tl_add", lambda args: args[0] + args[1])

@@ -125,6 +125,16 @@ impl JobInner {
             .is_ok()
     }
 
+    /// Starts a queued job on the asyncio loop's thread, handed over from the start (a
+    /// `py:async_call` of an `async def` submitted straight to the loop, no executor): a
+    /// cancel then runs the cancel hook only. False when it was cancelled first.
+    pub(crate) fn start_on_loop(&self) -> bool {
+        self.mark_handed_over();
+        self.state
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// True once the caller gave up on the job.
     pub fn is_cancelled(&self) -> bool {
         self.state.load(Ordering::Acquire) == CANCELLED

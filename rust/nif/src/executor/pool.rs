@@ -125,22 +125,39 @@ impl Pool {
 
     /// Queues a request for any executor not checked out by a context.
     pub fn submit(&self, request: Request) -> Result<()> {
+        self.queue(request).map_err(|(err, _)| err)
+    }
+
+    /// [`Self::submit`], giving the request back when it cannot be queued.
+    pub fn submit_returning(&self, request: Request) -> std::result::Result<(), Box<Request>> {
+        self.queue(request).map_err(|(_, request)| request)
+    }
+
+    fn queue(&self, request: Request) -> std::result::Result<(), (Error, Box<Request>)> {
         let Ok(guard) = self.sender.read() else {
-            return Err(Error::Stopped);
+            return Err((Error::Stopped, Box::new(request)));
         };
         let Some(sender) = guard.as_ref() else {
-            return Err(Error::Stopped);
+            return Err((Error::Stopped, Box::new(request)));
         };
         let counters = &self.shared.counters;
         if counters.bound.load(Ordering::Acquire) >= self.size() {
-            return Err(Error::NoWorkers);
+            return Err((Error::NoWorkers, Box::new(request)));
         }
         counters.queued.fetch_add(1, Ordering::Relaxed);
-        if sender.send(Message::Run(request)).is_err() {
+        if let Err(crossbeam_channel::SendError(message)) = sender.send(Message::Run(request)) {
             counters.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(Error::Stopped);
+            let Message::Run(request) = message else {
+                unreachable!("send gives back the message it was given");
+            };
+            return Err((Error::Stopped, Box::new(request)));
         }
         Ok(())
+    }
+
+    /// True once the pool is stopping.
+    pub fn is_stopped(&self) -> bool {
+        self.shared.counters.stopped.load(Ordering::Acquire)
     }
 
     /// Checks out an executor for a context with a private namespace, preferring an idle one.

@@ -152,9 +152,13 @@ fn execute<'py>(
             args,
             kwargs,
         } => {
-            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            let callable = resolve(py, &namespace, &env, target)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs)?;
             if aio::is_coroutine(py, &value)? {
                 defer(py, job, terms, &env, value, None)?;
+                if job.namespace().is_none() {
+                    aio::learn(py, &env, target, &callable);
+                }
                 return Ok(None);
             }
             Outcome::Value(value)
@@ -165,9 +169,15 @@ fn execute<'py>(
             kwargs,
             stream,
         } => {
-            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            let callable = resolve(py, &namespace, &env, target)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs)?;
             if aio::is_native_awaitable(py, &value, *stream)? {
                 defer(py, job, terms, &env, value, Some(*stream))?;
+                // Handed over: no interrupt reaches this job any more. The next call of the
+                // same `async def` may go straight to the loop.
+                if !*stream && job.namespace().is_none() {
+                    aio::learn(py, &env, target, &callable);
+                }
                 return Ok(None);
             }
             match aio::prepare(py, value, *stream)? {
@@ -221,17 +231,24 @@ fn defer(
     aio::schedule(py, job, owned, reference, work, stream)
 }
 
-fn call<'py>(
+fn resolve<'py>(
     py: Python<'py>,
     namespace: &Bound<'py, PyDict>,
     env: &OwnedEnv,
     target: &Target,
+) -> PyResult<Bound<'py, PyAny>> {
+    bridge::request::with_names(env, &target.module, &target.function, |m, f| {
+        python::resolve(py, namespace, m, f)
+    })
+}
+
+fn call_resolved<'py>(
+    py: Python<'py>,
+    env: &OwnedEnv,
+    callable: &Bound<'py, PyAny>,
     args: &SavedTerm,
     kwargs: &SavedTerm,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let callable = bridge::request::with_names(env, &target.module, &target.function, |m, f| {
-        python::resolve(py, namespace, m, f)
-    })?;
     let (args, kwargs) = bridge::request::call_arguments(py, env, args, kwargs)?;
-    python::call(&callable, args, &kwargs)
+    python::call(callable, args, &kwargs)
 }
