@@ -90,3 +90,7 @@ stream_rss() { # label port pid
 echo "-- 100 MiB streaming response (FastAPI StreamingResponse)"
 stream_rss "py_http (erlang_python)" 18801 "$(echo $PIDS | cut -d' ' -f1)"
 stream_rss "uvicorn, 1 worker" 18803 "$(pgrep -f 'uvicorn hello:app --port 18803' | head -1)"
+
+# 1,000 idle websockets: memory per connection, py_http (in a BEAM of its own) and uvicorn.
+echo "-- 1,000 idle websockets (FastAPI echo)"
+escript "$HERE/idle_websockets.escript" "$EBIN" "$PY" 1000 | tail -n +2
