@@ -65,11 +65,14 @@
     {accept, Subprotocol :: binary() | undefined, Headers :: [{binary(), binary()}]}
     | {text, binary()}
     | {binary, binary()}
-    | {close, Code :: 1000..4999, Reason :: binary()}.
+    | {close, Code :: 1000..4999, Reason :: binary()}
+    | pause
+    | resume.
 %% The app's messages: `websocket.accept' (the handshake's answer: `101', the subprotocol in
 %% `Sec-WebSocket-Protocol', the headers added), `websocket.send' (a text frame, UTF-8, or a
 %% binary frame), `websocket.close'. A `close' before an `accept' refuses the handshake: a
-%% server answers `403' (as uvicorn does).
+%% server answers `403' (as uvicorn does). `pause' when 64 client messages wait for the app to
+%% receive them: stop reading from the client; `resume' when they are down to 16.
 
 -define(DEFAULT_TIMEOUT, 30000).
 -define(RUNNER, <<"erlang._asgi">>).
@@ -288,7 +291,9 @@ ws_event({<<"accept">>, Subprotocol, Headers}) ->
     {accept, case Subprotocol of none -> undefined; _ -> Subprotocol end, Headers};
 ws_event({<<"text">>, Text}) -> {text, Text};
 ws_event({<<"binary">>, Data}) -> {binary, Data};
-ws_event({<<"close">>, Code, Reason}) -> {close, Code, Reason}.
+ws_event({<<"close">>, Code, Reason}) -> {close, Code, Reason};
+ws_event({<<"pause">>}) -> pause;
+ws_event({<<"resume">>}) -> resume.
 
 -spec flush_tag(reference()) -> ok.
 flush_tag(Tag) ->

@@ -39,6 +39,8 @@
     seen = true :: boolean(),
     ping_out = false :: boolean(),
     app_done = false :: boolean(),
+    %% The app asked to stop reading from the client (too many messages not received yet).
+    paused = false :: boolean(),
     timer :: reference() | undefined
 }).
 
@@ -181,6 +183,12 @@ app_event({Kind, Data}, #ws{phase = open, socket = Socket, session = Session} = 
     end;
 app_event({close, Code, Reason}, #ws{phase = open} = W) ->
     shut(W, Code, Reason);
+app_event(pause, W) ->
+    loop(W#ws{paused = true});
+app_event(resume, #ws{paused = true} = W) ->
+    data(W#ws{paused = false});
+app_event(resume, W) ->
+    loop(W);
 app_event(_Event, W) ->
     %% Sent while our close is out (the runner refuses anything after the app's close).
     ok = py_asgi:websocket_ack(W#ws.session),
@@ -212,6 +220,9 @@ reason({error, Reason}) -> Reason.
 -spec data(#ws{}) -> close.
 data(#ws{phase = handshake} = W) ->
     %% Early frames wait in the buffer; the socket is not read further until the accept.
+    loop(W);
+data(#ws{paused = true, phase = open} = W) ->
+    %% The app has enough to receive: the rest waits in the buffer and the socket.
     loop(W);
 data(#ws{buffer = Buffer, opts = #{max_size := Max}} = W) ->
     case parse(Buffer, Max) of
@@ -343,7 +354,8 @@ tick(handshake, #ws{socket = Socket} = W) ->
 tick(idle, #ws{phase = closing} = W) ->
     %% No close reply from the client in time.
     finish(W#ws{timer = undefined}, 1006);
-tick(idle, #ws{seen = true} = W) ->
+tick(idle, #ws{seen = Seen, paused = Paused} = W) when Seen; Paused ->
+    %% A paused connection is not read: its silence says nothing about the client.
     loop(W#ws{seen = false, timer = timer(maps:get(idle_timeout, W#ws.opts), idle)});
 tick(idle, #ws{ping_out = false, socket = Socket} = W) ->
     case gen_tcp:send(Socket, frame(9, <<>>)) of

@@ -513,6 +513,10 @@ async def serve(
 # How many websocket.send messages may wait for the Erlang side's ack (py_asgi:websocket/4's
 # `window' option).
 WS_WINDOW = 16
+# Client messages the app has not received yet: at WS_PAUSE of them the owner is asked to stop
+# reading from its client (a `pause' event), at WS_RESUME to go on (`resume').
+WS_PAUSE = 64
+WS_RESUME = 16
 
 
 class _WebSocket:
@@ -532,6 +536,7 @@ class _WebSocket:
         self.connect_sent = False
         self.disconnect: Message | None = None  # once the client (or owner) is gone
         self.credit = window
+        self.paused = False
         self.inbox: collections.deque[Message] = collections.deque()
         self.wake = asyncio.Event()  # set when inbox, credit or disconnect changed
         self.reader = asyncio.ensure_future(self._read())
@@ -580,6 +585,10 @@ class _WebSocket:
             }
         else:
             _log.warning("websocket session ignored an unexpected message %r", message)
+            return
+        if len(self.inbox) >= WS_PAUSE and not self.paused:
+            self.paused = True
+            self.emit(("pause",))
 
     async def receive(self) -> Message:
         if not self.connect_sent:
@@ -587,7 +596,11 @@ class _WebSocket:
             return {"type": "websocket.connect"}
         while True:
             if self.inbox:
-                return self.inbox.popleft()
+                message = self.inbox.popleft()
+                if self.paused and len(self.inbox) <= WS_RESUME and self.disconnect is None:
+                    self.paused = False
+                    self.emit(("resume",))
+                return message
             if self.disconnect is not None:
                 return dict(self.disconnect)
             self.wake.clear()
@@ -667,7 +680,9 @@ async def websocket(
     ``(tag, ("mailbox", Pid))`` to the Erlang process ``owner`` first (where its client
     frames, disconnect and acks go), then ``(tag, Event)`` for each of the app's messages:
     ``("accept", Subprotocol, Headers)``, ``("text", Str)``, ``("binary", Bytes)``,
-    ``("close", Code, Reason)`` (before an accept: the handshake is refused). At most
+    ``("close", Code, Reason)`` (before an accept: the handshake is refused), and
+    ``("pause",)``/``("resume",)`` when ``WS_PAUSE`` client messages wait for the app (the
+    owner stops reading from its client) and when they are down to ``WS_RESUME``. At most
     ``window`` sends wait for their ack; more wait in ``send``. Returns ``'ok'`` when the app
     returned after accepting or closing, or after the client left; raises when the app raised
     before the client left, or returned without accepting or closing."""

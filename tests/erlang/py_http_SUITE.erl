@@ -40,6 +40,7 @@
     websocket_never_accepted/1,
     websocket_app_ignoring_disconnect_is_cancelled/1,
     websocket_flood_then_client_leaves/1,
+    websocket_slow_reader_app/1,
     websocket_keepalive/1,
     websocket_server_stop/1,
     started_from_app_config/1,
@@ -857,3 +858,23 @@ websocket_server_stop(_Config) ->
     py_test_util:wait_until(fun() -> not is_process_alive(Stopper) end, 20000),
     py_test_util:wait_for_value(fun events/0, [<<"websocket.connect">>, {<<"text">>, 1},
                                                {<<"disconnect">>, 1012, <<>>}], 20000).
+
+%% @doc A client that sends faster than the app receives: the server stops reading (the app's
+%% pause) and goes on when the app catches up; every message arrives, in order.
+-spec websocket_slow_reader_app(ct_suite:ct_config()) -> term().
+websocket_slow_reader_app(_Config) ->
+    with_server(#{app => {edge_apps, ws_lazy}}, fun(S) ->
+        {C, <<"HTTP/1.1 101 ", _/binary>>, <<>>} = ws_connect(S, <<"/">>),
+        N = 300,
+        ok = gen_tcp:send(C, [ws_frame(1, 1, integer_to_binary(I)) || I <- lists:seq(1, N)]),
+        {ok, _} = py:call(edge_apps, release, []),
+        lists:foldl(fun(I, Buf) ->
+                            Bin = integer_to_binary(I),
+                            Echo = <<Bin/binary, " ", Bin/binary>>,
+                            {1, Echo, Rest} = ws_recv(C, Buf),
+                            Rest
+                    end, <<>>, lists:seq(1, N)),
+        ok = ws_send(C, 8, <<1000:16>>),
+        {1000, <<>>} = ws_closed(C, <<>>),
+        py_test_util:wait_for_value(fun events/0, [<<"go">>, {<<"received">>, N}], 20000)
+    end).

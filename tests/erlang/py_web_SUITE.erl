@@ -41,6 +41,7 @@
     asgi_websocket_session/1,
     asgi_websocket_refused/1,
     asgi_websocket_backpressure/1,
+    asgi_websocket_pause_resume/1,
     asgi_websocket_cancel_and_owner_death/1,
     asgi_websocket_errors/1,
     wsgi_path_and_query/1,
@@ -889,3 +890,21 @@ asgi_websocket_errors(_Config) ->
     ok = py_asgi:websocket_deliver(WS2, {text, <<"go">>}),
     {done, {error, {'LookupError', <<"after accept">>}}} = ws_next(WS2),
     py_test_util:wait_for_value(fun mailboxes/0, 0, 20000).
+
+%% @doc Client messages the app does not receive pile up to 64: then `pause' (the owner stops
+%% reading its client); once the app has received down to 16, `resume'; none is lost.
+-spec asgi_websocket_pause_resume(ct_suite:ct_config()) -> term().
+asgi_websocket_pause_resume(_Config) ->
+    {ok, WS} = py_asgi:websocket(edge_apps, ws_lazy, ws_scope(<<"/">>), #{window => 1000}),
+    {event, {accept, undefined, []}} = ws_next(WS),
+    [ok = py_asgi:websocket_deliver(WS, {text, integer_to_binary(I)}) || I <- lists:seq(1, 70)],
+    {event, pause} = ws_next(WS),
+    {ok, _} = py:call(edge_apps, release, []),
+    Events = [ws_next(WS) || _ <- lists:seq(1, 71)],
+    [{event, resume}] = [E || {event, resume} = E <- Events],
+    Expected = [{event, {text, <<(integer_to_binary(I))/binary, " ",
+                                 (integer_to_binary(I))/binary>>}} || I <- lists:seq(1, 70)],
+    Expected = Events -- [{event, resume}],
+    ok = py_asgi:websocket_disconnect(WS, 1000, <<>>),
+    {done, ok} = ws_next(WS),
+    [<<"go">>, {<<"received">>, 70}] = events().

@@ -521,3 +521,22 @@ def test_scope_types_are_served_by_their_own_runner() -> None:
     with pytest.raises(TypeError, match="subprotocols"):
         _asgi.build_scope({"type": "websocket", "subprotocols": "chat"})
     assert _asgi.build_scope({"type": "websocket"})["subprotocols"] == []
+
+
+def test_websocket_pause_and_resume(beam: MockBeam) -> None:
+    import edge_apps
+
+    async def script(s: WsSession) -> None:
+        assert (await s.event())[0] == "accept"
+        for i in range(_asgi.WS_PAUSE):
+            s.deliver(("text", str(i)))
+        assert await s.event() == ("pause",)
+        edge_apps.release()
+        seen = [await s.event() for _ in range(_asgi.WS_PAUSE + 1)]
+        assert seen.count(("resume",)) == 1
+        # Resumed once the app received all but WS_RESUME of them.
+        assert seen.index(("resume",)) == _asgi.WS_PAUSE - _asgi.WS_RESUME - 1
+        s.deliver(("disconnect", 1000, ""))
+
+    assert ws(beam, script, "edge_apps", "ws_lazy", {}, window=1000) == "ok"
+    assert edge_apps.events() == ["go", ("received", _asgi.WS_PAUSE)]

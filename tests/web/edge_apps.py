@@ -402,3 +402,27 @@ async def ws_flood(scope: dict[str, Any], receive: Any, send: Any) -> None:
             SENT += 1
     except OSError as exc:
         EVENTS.append(("oserror", type(exc).__name__))
+
+
+def release() -> None:
+    """Lets ws_lazy start receiving."""
+    EVENTS.append("go")
+
+
+async def ws_lazy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts, receives nothing until `release()`, then echoes every text message (prefixed
+    with its number) until the client leaves."""
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while "go" not in EVENTS:
+        await asyncio.sleep(0.01)
+    n = 0
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            EVENTS.append(("received", n))
+            return
+        n += 1
+        await send({"type": "websocket.send", "text": f"{n} {message['text']}"})
