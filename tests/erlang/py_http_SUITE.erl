@@ -794,12 +794,16 @@ websocket_app_errors(_Config) ->
         {error, closed} = recv_closed(C)
     end).
 
-%% @doc An app that never accepts gets 500 after request_timeout, and is cancelled.
+%% @doc An app that never accepts gets 500 after request_timeout, with a log entry, and is
+%% cancelled.
 -spec websocket_never_accepted(ct_suite:ct_config()) -> term().
 websocket_never_accepted(_Config) ->
-    with_server(#{app => {edge_apps, ws_never_accepts}, request_timeout => 300}, fun(S) ->
-        {_, <<"HTTP/1.1 500 ", _/binary>>, _} = ws_connect(S, <<"/">>),
-        py_test_util:wait_for_value(fun events/0, [<<"waiting">>, <<"cancelled">>], 20000)
+    with_log(fun() ->
+        with_server(#{app => {edge_apps, ws_never_accepts}, request_timeout => 300}, fun(S) ->
+            {_, <<"HTTP/1.1 500 ", _/binary>>, _} = ws_connect(S, <<"/">>),
+            await_log(<<"py_http: websocket app did not accept within request_timeout">>),
+            py_test_util:wait_for_value(fun events/0, [<<"waiting">>, <<"cancelled">>], 20000)
+        end)
     end).
 
 %% @doc An app that ignores its client's departure is cancelled request_timeout later.
