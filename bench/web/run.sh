@@ -111,3 +111,7 @@ echo "-- the same JSON without Python (/raw): each server's own ceiling"
 while read -r name port; do
     [ "$name" = py_http ] || run_wrk "$name" "$port" /raw
 done <"$TMP/fronts"
+
+# 1,000 idle websockets: memory per connection, py_http (in a BEAM of its own) and uvicorn.
+echo "-- 1,000 idle websockets (FastAPI echo)"
+escript "$HERE/idle_websockets.escript" "$EBIN" "$PY" 1000 | tail -n +2

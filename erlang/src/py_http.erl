@@ -29,7 +29,8 @@
     idle_timeout => timeout(),
     request_timeout => timeout(),
     drain_timeout => timeout(),
-    lifespan => boolean()
+    lifespan => boolean(),
+    websocket_max_size => pos_integer()
 }.
 %% `app': `<<"module:attribute">>' (as uvicorn and gunicorn take it) or `{Module, Callable}'.
 %% `interface' (default `asgi'). `port' (default 8000; 0 picks a free one, see port/1), `ip'
@@ -41,7 +42,10 @@
 %% default 30000), `idle_timeout' (between keep-alive requests, default 60000),
 %% `request_timeout' (the app's wait for its next event, default 30000; `py_asgi' and
 %% `py_wsgi''s `timeout'), `drain_timeout' (stop/1's wait for requests in flight, default
-%% 15000). `lifespan' (default `true').
+%% 15000). `lifespan' (default `true'). `websocket_max_size' (bytes of one websocket message,
+%% default 16 MiB as uvicorn; a larger one closes the websocket with 1009). A websocket's
+%% `idle_timeout' is its keepalive: after that much silence the server pings, and closes with
+%% 1011 when nothing came back within as long again.
 
 -record(config, {
     interface :: asgi | wsgi,
@@ -54,7 +58,8 @@
     read_timeout :: timeout(),
     idle_timeout :: timeout(),
     request_timeout :: timeout(),
-    lifespan :: boolean()
+    lifespan :: boolean(),
+    websocket_max_size :: pos_integer()
 }).
 
 -record(state, {
@@ -251,7 +256,8 @@ config(#{app := App} = Opts) ->
                          read_timeout = maps:get(read_timeout, Opts, 30000),
                          idle_timeout = maps:get(idle_timeout, Opts, 60000),
                          request_timeout = maps:get(request_timeout, Opts, 30000),
-                         lifespan = maps:get(lifespan, Opts, true) =/= false}};
+                         lifespan = maps:get(lifespan, Opts, true) =/= false,
+                         websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000)}};
         {error, _} ->
             {error, {bad_app, App}};
         {_, false} ->
@@ -461,19 +467,33 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
                     {1, 1} -> binary:match(Connection, <<"close">>) =:= nomatch;
                     _ -> binary:match(Connection, <<"keep-alive">>) =/= nomatch
                 end,
-    case {body_framing(Headers, Config), expectation(Headers, Version)} of
-        {{ok, Body}, {ok, Continue}} ->
+    Upgrade = case Config#config.interface of
+                  asgi -> py_http_ws:handshake(Method, Headers);
+                  wsgi -> no
+              end,
+    case {Upgrade, body_framing(Headers, Config), expectation(Headers, Version)} of
+        {{ok, Key, Subprotocols}, _, _} when Version =:= {1, 1} ->
+            websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols);
+        {{ok, _, _}, _, _} ->
+            reject(Socket, 400),
+            close;
+        {{error, Why}, _, _} ->
+            logger:warning("py_http: bad websocket upgrade: ~s", [Why],
+                           #{domain => [erlang_python, http]}),
+            reject(Socket, 400),
+            close;
+        {no, {ok, Body}, {ok, Continue}} ->
             Req = #req{socket = Socket, config = Config, method = Method, version = Version,
                        body = Body, keep_alive = KeepAlive,
                        no_body = Method =:= <<"HEAD">>,
                        continue = Continue andalso Body =/= done},
             serve(Req, Peer, Local, Path, Query, Headers);
-        {{error, Status}, _} ->
+        {no, {error, Status}, _} ->
             %% A body over the limit is refused before the client sends it, also when it
             %% waits for 100 Continue.
             reject(Socket, Status),
             close;
-        {_, {error, Status}} ->
+        {no, _, {error, Status}} ->
             reject(Socket, Status),
             close
     end.
@@ -488,6 +508,21 @@ expectation(Headers, Version) ->
         [<<"100-continue">>] -> {ok, Version >= {1, 1}};
         _ -> {error, 417}
     end.
+
+%% A websocket upgrade: the ASGI websocket scope, served by py_http_ws.
+-spec websocket(gen_tcp:socket(), #config{}, term(), term(), binary(), binary(),
+                [{binary(), binary()}], binary(), [binary()]) -> close.
+websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols) ->
+    Scope = #{type => <<"websocket">>, http_version => <<"1.1">>, scheme => <<"ws">>,
+              path => percent_decode(Path), raw_path => Path, query_string => Query,
+              root_path => <<>>, headers => Headers, subprotocols => Subprotocols,
+              server => address(Local), client => address(Peer)},
+    Opts = #{max_size => Config#config.websocket_max_size,
+             idle_timeout => Config#config.idle_timeout,
+             read_timeout => Config#config.read_timeout,
+             request_timeout => Config#config.request_timeout,
+             lifespan => Config#config.lifespan},
+    py_http_ws:serve(Socket, Config#config.module, Config#config.callable, Scope, {Key, Opts}).
 
 -spec body_framing([{binary(), binary()}], #config{}) ->
     {ok, {length, non_neg_integer()} | chunked | done} | {error, 400 | 413 | 501}.
