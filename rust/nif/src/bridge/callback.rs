@@ -21,7 +21,7 @@ pub fn save_request(
     args: &Bound<'_, PyTuple>,
 ) -> PyResult<SavedTerm> {
     owned.run(|env| {
-        let mut builder = NifBuilder { env };
+        let mut builder = NifBuilder::new(env);
         let opts = options();
         let mut items = Vec::with_capacity(args.len());
         for arg in args.iter() {
@@ -42,7 +42,7 @@ pub fn save_message(
     message: &Bound<'_, PyAny>,
 ) -> PyResult<(Option<LocalPid>, SavedTerm)> {
     owned.run(|env| {
-        let mut builder = NifBuilder { env };
+        let mut builder = NifBuilder::new(env);
         let opts = options();
         let to = convert::from_py(&mut builder, pid, &opts).map_err(PyErr::from)?;
         let body = convert::from_py(&mut builder, message, &opts).map_err(PyErr::from)?;

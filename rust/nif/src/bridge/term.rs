@@ -253,6 +253,44 @@ fn atom_name(term: Term<'_>) -> Result<Cow<'static, str>, Error> {
 pub struct NifBuilder<'a> {
     /// The env the terms are made in.
     pub env: Env<'a>,
+    /// How many more keys of hash maps (maps of more than 32 keys) this builder takes before it
+    /// refuses a map; `None`: no bound.
+    hash_keys_left: Option<usize>,
+    refused: bool,
+}
+
+impl<'a> NifBuilder<'a> {
+    /// A builder of terms in `env` that takes any map.
+    pub fn new(env: Env<'a>) -> Self {
+        NifBuilder {
+            env,
+            hash_keys_left: None,
+            refused: false,
+        }
+    }
+
+    /// A builder of terms in `env` that refuses the map that would take the keys of its hash
+    /// maps past `budget`: the conversion then fails and [`NifBuilder::refused_map`] is true.
+    ///
+    /// Why: a process-independent env (where executors build replies) can only make a hash
+    /// map one insert at a time (see [`TermBuilder::map`] here), and every insert leaves a
+    /// copy of the map's path behind, in heap fragments of its own. The message carries them
+    /// all, and the receiving process walks the whole chain of fragments on a normal scheduler
+    /// when it takes the message (OTP 25's `erts_save_message_in_proc`): 16-25 ms for a
+    /// 100k-key map. Replies past the budget go as external-term-format bytes instead
+    /// (`bridge::reply`).
+    pub fn with_hash_key_budget(env: Env<'a>, budget: usize) -> Self {
+        NifBuilder {
+            env,
+            hash_keys_left: Some(budget),
+            refused: false,
+        }
+    }
+
+    /// True when the conversion failed because this builder refused a map.
+    pub fn refused_map(&self) -> bool {
+        self.refused
+    }
 }
 
 impl<'a> TermBuilder for NifBuilder<'a> {
@@ -377,6 +415,23 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             }
         }
         Ok(map)
+    }
+
+    fn begin_map(&mut self, len: usize) -> Result<(), Error> {
+        if len <= FLAT_MAP_LIMIT {
+            return Ok(());
+        }
+        match &mut self.hash_keys_left {
+            Some(left) if len > *left => {
+                self.refused = true;
+                Err(Error::Unsupported("map too big to build on this thread"))
+            }
+            Some(left) => {
+                *left -= len;
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     fn pid(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
