@@ -508,7 +508,19 @@ numpy_array_layouts(_Config) ->
         <<"ep_np.array([2**64 - 1, 0], dtype='u8')">>,
         <<"ep_np.array([-0.0, float('inf'), float('-inf'), float('nan')], dtype='f4')">>,
         <<"ep_np.arange(4, dtype='>f8')">>,
-        <<"ep_np.array(5, dtype='i2')">>
+        <<"ep_np.array(5, dtype='i2')">>,
+        %% float64 and int64 go row by row (one list per row of the last axis).
+        <<"ep_np.array([-0.0, float('inf'), float('-inf'), float('nan'), 1e308, 5e-324])">>,
+        <<"ep_np.array([[1.5, float('nan')], [float('inf'), -2.0], [0.0, 3.25]])">>,
+        <<"ep_np.asfortranarray(ep_np.arange(12, dtype='f8').reshape(3, 4) / 7)">>,
+        <<"ep_np.arange(30, dtype='f8').reshape(2, 3, 5)[:, ::2, 1:4]">>,
+        <<"ep_np.array([[-2**63, 2**63 - 1], [0, -1]], dtype='i8')">>,
+        <<"ep_np.arange(60, dtype='i8').reshape(3, 4, 5)">>,
+        <<"ep_np.zeros((3, 0))">>,
+        <<"ep_np.zeros((0, 3), dtype='i8')">>,
+        <<"ep_np.array(2.5)">>,
+        <<"ep_np.array(-7, dtype='i8')">>,
+        <<"ep_np.arange(200000, dtype='f8') * 0.5">>
     ],
     [
         begin

@@ -114,6 +114,24 @@ pub trait TermBuilder {
     fn tuple(&mut self, items: Vec<Self::Term>) -> Self::Term;
     /// A map; fails with [`Error::DuplicateKey`] when two keys are equal.
     fn map(&mut self, pairs: Vec<(Self::Term, Self::Term)>) -> Result<Self::Term>;
+    /// A proper list of the floats `values`, with `nan`, `infinity` and `neg_infinity` for
+    /// those values: what [`TermBuilder::list`] of their terms gives. Builders may make it
+    /// faster (the rows of numpy arrays come through here).
+    fn float_list(&mut self, values: &[f64]) -> Self::Term
+    where
+        Self: Sized,
+    {
+        let items = values.iter().map(|&v| float_term(self, v)).collect();
+        self.list(items)
+    }
+    /// A proper list of the integers `values`: what [`TermBuilder::list`] of their terms gives.
+    fn int_list(&mut self, values: &[i64]) -> Self::Term
+    where
+        Self: Sized,
+    {
+        let items = values.iter().map(|&v| self.int(v)).collect();
+        self.list(items)
+    }
     /// Told the size of a map before its pairs are converted; an error ends the conversion
     /// there, for a builder that would rather not build such a map (the NIF's reply builder,
     /// which leaves big maps to the external term format). The default takes any map.

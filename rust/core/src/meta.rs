@@ -65,6 +65,12 @@ impl<B: TermBuilder> TermBuilder for ReprObjects<'_, B> {
     fn begin_map(&mut self, len: usize) -> Result<()> {
         self.inner.begin_map(len)
     }
+    fn float_list(&mut self, values: &[f64]) -> B::Term {
+        self.inner.float_list(values)
+    }
+    fn int_list(&mut self, values: &[i64]) -> B::Term {
+        self.inner.int_list(values)
+    }
     fn pid(&mut self, etf: &[u8]) -> Result<B::Term> {
         self.inner.pid(etf)
     }

@@ -135,6 +135,16 @@ impl<'a> TermReader<'a> for NifReader<'a> {
         if let Ok(i) = term.decode::<i64>() {
             return Ok(View::Int(i));
         }
+        // Then a float, the other common element of big lists (a 1M-float list into numpy),
+        // read in one call as well.
+        let mut float = 0.0;
+        // SAFETY: `term` is a term of this reader's env; `float` is written only on success.
+        if unsafe {
+            rustler::sys::enif_get_double(term.get_env().as_c_arg(), term.as_c_arg(), &mut float)
+        } != 0
+        {
+            return Ok(View::Float(float));
+        }
         match term.get_type() {
             // Not a 64-bit one (read above).
             TermType::Integer => bigint_view(term),
@@ -363,17 +373,7 @@ impl<'a> TermBuilder for NifBuilder<'a> {
 
     fn list(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
         let raw: Vec<NIF_TERM> = items.iter().map(Term::as_c_arg).collect();
-        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
-        unsafe {
-            Term::new(
-                self.env,
-                rustler::sys::enif_make_list_from_array(
-                    self.env.as_c_arg(),
-                    raw.as_ptr(),
-                    raw.len() as c_uint,
-                ),
-            )
-        }
+        self.raw_list(&raw)
     }
 
     fn tuple(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
@@ -417,6 +417,39 @@ impl<'a> TermBuilder for NifBuilder<'a> {
         Ok(map)
     }
 
+    fn float_list(&mut self, values: &[f64]) -> Term<'a> {
+        // One pass straight to raw terms: the rows of float64 arrays (a 1M-element array is
+        // a million of these), with no term wrapper nor Result per element.
+        let env = self.env.as_c_arg();
+        let raw: Vec<NIF_TERM> = values
+            .iter()
+            .map(|&v| {
+                if v.is_finite() {
+                    // SAFETY: `env` is this builder's live env; a finite double is a valid
+                    // Erlang float.
+                    unsafe { rustler::sys::enif_make_double(env, v) }
+                } else if v.is_nan() {
+                    atoms::nan().as_c_arg()
+                } else if v > 0.0 {
+                    atoms::infinity().as_c_arg()
+                } else {
+                    atoms::neg_infinity().as_c_arg()
+                }
+            })
+            .collect();
+        self.raw_list(&raw)
+    }
+
+    fn int_list(&mut self, values: &[i64]) -> Term<'a> {
+        let env = self.env.as_c_arg();
+        let raw: Vec<NIF_TERM> = values
+            .iter()
+            // SAFETY: `env` is this builder's live env.
+            .map(|&v| unsafe { rustler::sys::enif_make_int64(env, v) })
+            .collect();
+        self.raw_list(&raw)
+    }
+
     fn begin_map(&mut self, len: usize) -> Result<(), Error> {
         if len <= FLAT_MAP_LIMIT {
             return Ok(());
@@ -448,6 +481,21 @@ impl<'a> TermBuilder for NifBuilder<'a> {
 }
 
 impl<'a> NifBuilder<'a> {
+    /// The list of `raw`, terms of this builder's env.
+    fn raw_list(&self, raw: &[NIF_TERM]) -> Term<'a> {
+        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
+        unsafe {
+            Term::new(
+                self.env,
+                rustler::sys::enif_make_list_from_array(
+                    self.env.as_c_arg(),
+                    raw.as_ptr(),
+                    raw.len() as c_uint,
+                ),
+            )
+        }
+    }
+
     fn external(&self, bytes: &[u8], ok: bool, what: &'static str) -> Result<Term<'a>, Error> {
         if !ok {
             return Err(Error::BadExternalTerm(what));
