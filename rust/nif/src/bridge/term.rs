@@ -135,16 +135,6 @@ impl<'a> TermReader<'a> for NifReader<'a> {
         if let Ok(i) = term.decode::<i64>() {
             return Ok(View::Int(i));
         }
-        // Then a float, the other common element of big lists (a 1M-float list into numpy),
-        // read in one call as well.
-        let mut float = 0.0;
-        // SAFETY: `term` is a term of this reader's env; `float` is written only on success.
-        if unsafe {
-            rustler::sys::enif_get_double(term.get_env().as_c_arg(), term.as_c_arg(), &mut float)
-        } != 0
-        {
-            return Ok(View::Float(float));
-        }
         match term.get_type() {
             // Not a 64-bit one (read above).
             TermType::Integer => bigint_view(term),

@@ -44,9 +44,14 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
         budget -= 1;
         match term.get_type() {
             TermType::List => {
-                // No `list_length` first: it walks the whole list, 1-2 ms on this normal
-                // scheduler for a 1M-element one, where this loop stops once the budget is
-                // spent (a few thousand cells).
+                // A proper list costs at least two per element (its cell and the element), so
+                // a long one is known to be too big from its length alone, which the VM counts
+                // much faster than this loop walks it.
+                if let Ok(len) = term.list_length() {
+                    if (len as isize).saturating_mul(2) > budget {
+                        return false;
+                    }
+                }
                 let mut rest = term;
                 while let Ok((head, tail)) = rest.list_get_cell() {
                     // A cons cell, and its head: a scalar is charged here (one, as for any
