@@ -50,6 +50,7 @@
     big_map_reply_errors/1,
     big_map_reply_with_handles/1,
     decode_reply_bad_input/1,
+    big_maps_to_erlang_call_and_send/1,
     kwargs_values/1,
     random_round_trip/1,
     map_keys_colliding_in_python/1,
@@ -951,6 +952,39 @@ big_map_reply_with_handles(_Config) ->
     {ok, [[Flat5000, Thing8]]} = py:stream('__main__', bm_things, []),
     Flat5000 = bm_flat(5000),
     {ok, 8} = py:eval(<<"t.get()">>, #{t => Thing8}).
+
+%% @doc Big dicts passed to `erlang.call' and `erlang.send' (built apart from the message, so
+%% that the garbage of the map inserts stays out of it) arrive whole, handles included, from
+%% an executor and from a thread of Python's own.
+-spec big_maps_to_erlang_call_and_send(ct_suite:ct_config()) -> term().
+big_maps_to_erlang_call_and_send(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    Self = self(),
+    ok = py:register_function(bm_echo, fun([X]) -> X end),
+    ok = py:register_function(bm_keep, fun([X]) -> Self ! {bm_kept, X}, map_size(X) end),
+    ok = py:exec(<<"import erlang, threading\n"
+                   "class BmObj:\n    pass\n"
+                   "def bm_call(n):\n    return erlang.call('bm_echo', bm_flat(n))\n"
+                   "def bm_call_handle(n):\n"
+                   "    return erlang.call('bm_keep', {**bm_flat(n), 'obj': BmObj()})\n"
+                   "def bm_send(pid, n):\n    erlang.send(pid, ('bm_sent', bm_flat(n)))\n"
+                   "def bm_thread_call(n):\n"
+                   "    out = []\n"
+                   "    t = threading.Thread(target=lambda: out.append(erlang.call('bm_echo', bm_flat(n))))\n"
+                   "    t.start()\n    t.join()\n    return out[0]\n">>),
+    Flat = bm_flat(9000),
+    {ok, Flat} = py:call('__main__', bm_call, [9000]),
+    {ok, Flat} = py:call('__main__', bm_thread_call, [9000]),
+    {ok, #{<<"k1">> := 1}} = py:call('__main__', bm_call, [100]),
+    {ok, 9001} = py:call('__main__', bm_call_handle, [9000]),
+    Kept = receive {bm_kept, K} -> K after 5000 -> ct:fail(no_bm_kept) end,
+    Flat = maps:remove(<<"obj">>, Kept),
+    true = is_reference(maps:get(<<"obj">>, Kept)),
+    {ok, <<"BmObj">>} = py:call('__main__', typename, [maps:get(<<"obj">>, Kept)]),
+    {ok, none} = py:call('__main__', bm_send, [Self, 9000]),
+    receive {<<"bm_sent">>, Flat} -> ok after 5000 -> ct:fail(no_bm_sent) end,
+    ok = py:unregister_function(bm_echo),
+    ok = py:unregister_function(bm_keep).
 
 %% @doc `py_nif:job_decode_reply/1' decodes one whole term in the external format, with no
 %% new atoms; anything else is `badarg'.
