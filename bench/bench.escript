@@ -293,6 +293,7 @@ section(convert, #{scale := Scale, opts := Opts}) ->
                fun() -> py:eval(<<"BENCH_TEXT">>) end, expect({ok, Text})}],
     RoundTrips ++ [latency_case(Id, Label, F, Check, 500 div Scale, none)
                    || {Id, Label, F, Check} <- OneWay, case_selected(binary_to_list(Id), Opts)]
+        ++ [big_map_case(max(5, 60 div Scale)) || case_selected("convert.map_100k_out", Opts)]
         ++ numpy_cases(Scale, Opts);
 section(callback, #{scale := Scale}) ->
     callback_case(20000 div Scale);
@@ -568,6 +569,54 @@ convert_case(Id, Label, Term, N, Target) ->
                            external_term_bytes => Bytes,
                            heap_words => erts_debug:flat_size(Term)},
              errors => Errs + WarmErrs, first_error => abbreviate(FirstErr)}, Target).
+
+%% A 100k-key dict returned to Erlang: its latency, and how long the caller ran on a normal
+%% scheduler without a break (what a big reply costs the other processes of that scheduler).
+%% Each call runs in a process of its own, which does nothing else, watched with
+%% erlang:system_monitor(long_schedule) (1 ms resolution: 0 means under 1 ms).
+big_map_case(N) ->
+    [ok = py:exec(<<"BENCH_MAP_100K = {f'k{i}': i for i in range(100000)}">>)
+     || _ <- lists:seq(1, 32)],
+    Call = fun() -> py:eval(<<"BENCH_MAP_100K">>) end,
+    Check = fun({ok, M}) -> is_map(M) andalso map_size(M) =:= 100000; (_) -> false end,
+    _ = [stretch_call(Call, Check) || _ <- lists:seq(1, max(1, N div 10))],
+    Runs = [stretch_call(Call, Check) || _ <- lists:seq(1, N)],
+    Lats = [Ns || {Ns, _, _} <- Runs],
+    Stretches = [Ms || {_, Ms, _} <- Runs],
+    Errs = length([bad || {_, _, false} <- Runs]),
+    finish(#{id => <<"convert.map_100k_out">>,
+             label => <<"100k-key dict -> map (eval reply)">>,
+             metrics => (maps:with([p50_us, p99_us, mean_us], lat_metrics(Lats)))#{
+                           calls => N, max_stretch_ms => lists:max(Stretches),
+                           p50_stretch_ms => lists:nth((N + 1) div 2, lists:sort(Stretches)),
+                           stretched_calls => length([S || S <- Stretches, S > 0])},
+             errors => Errs, first_error => none}, none).
+
+%% {LatencyNs, LongestStretchMs, ReplyOk} of one call of F in a new process.
+stretch_call(F, Check) ->
+    Self = self(),
+    erlang:system_monitor(Self, [{long_schedule, 1}]),
+    {Pid, MRef} = spawn_monitor(fun() ->
+                                        T0 = erlang:monotonic_time(nanosecond),
+                                        R = F(),
+                                        T1 = erlang:monotonic_time(nanosecond),
+                                        Self ! {stretch_call, self(), T1 - T0, Check(R)}
+                                end),
+    {Ns, Ok} = receive {stretch_call, Pid, T, C} -> {T, C} end,
+    receive {'DOWN', MRef, process, Pid, _} -> ok end,
+    %% The report of the process's last stretch is sent when it is scheduled out, which may
+    %% come after its 'DOWN'.
+    timer:sleep(5),
+    erlang:system_monitor(undefined),
+    {Ns, longest_schedule(Pid, 0), Ok}.
+
+longest_schedule(Pid, Max) ->
+    receive
+        {monitor, Pid, long_schedule, Info} ->
+            longest_schedule(Pid, max(Max, proplists:get_value(timeout, Info, 0)))
+    after 0 ->
+        Max
+    end.
 
 %% numpy arrays to Erlang lists and back, the array form `{py_array, Dtype, Shape, Data}' both
 %% ways (only where the implementation has it), and the floors beside them: copying the 8 MB of
@@ -1304,6 +1353,11 @@ print_row(R = #{label := Label}) ->
         #{metrics := #{rss_series_mb := Series, rss_start_mb := Start}} ->
             io:format("    ^ RSS ~ts at start; after warm-up and after each quarter: ~ts~n",
                       [fmt_mb(Start), lists:join(", ", [fmt_mb(M) || M <- Series])]);
+        #{metrics := #{max_stretch_ms := Max, p50_stretch_ms := P50, stretched_calls := K,
+                       calls := N}} ->
+            io:format("    ^ caller's longest run without a break: p50 ~ts, max ~ts (1 ms or more "
+                      "in ~b of ~b calls; on a loaded machine the OS preempts too)~n",
+                      [fmt_stretch(P50), fmt_stretch(Max), K, N]);
         #{id := <<"faults.", _/binary>>, metrics := M} ->
             Keys = [callers, cycles, requests, elapsed_ms, cycle_mean_ms, cycle_p99_ms,
                     pending, checked_out, slots, async_pending, rss_before_mb, rss_after_mb],
@@ -1312,6 +1366,9 @@ print_row(R = #{label := Label}) ->
         _ ->
             ok
     end.
+
+fmt_stretch(0) -> "< 1 ms";
+fmt_stretch(Ms) -> io_lib:format("~b ms", [Ms]).
 
 error_text(#{error := E}) ->
     E;

@@ -30,6 +30,7 @@
     subinterp_exec/4,
     job_cancel/1,
     job_route_callbacks/2,
+    job_decode_reply/1,
     pool_next/4,
     pool_async/7,
     pool_async_dirty/7,
@@ -122,6 +123,7 @@
     subinterp_exec/4,
     job_cancel/1,
     job_route_callbacks/2,
+    job_decode_reply/1,
     pool_next/4,
     pool_async/7,
     pool_async_dirty/7,
@@ -246,6 +248,7 @@
     ok
     | {ok, term()}
     | {ok_etf, binary()}
+    | {done_etf, binary()}
     | {error, term()}
     | {done, [term()]}
     | {error, {atom() | binary(), binary()}, Traceback :: binary()}.
@@ -447,6 +450,13 @@ job_cancel(_Job) ->
 %% process running its callback functions, instead of the caller.
 -spec job_route_callbacks(job(), pid()) -> ok.
 job_route_callbacks(_Job, _Pid) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The term in `Bytes', as `binary_to_term(Bytes, [safe])' gives it, decoded on a dirty
+%% CPU scheduler: for replies that come in the external term format (`{ok_etf, Bytes}',
+%% `{done_etf, Bytes}'), whose big maps `binary_to_term/2' builds without yielding.
+-spec job_decode_reply(binary()) -> term().
+job_decode_reply(_Bytes) ->
     erlang:nif_error(nif_not_loaded).
 
 %%% Callbacks (rust/nif/src/nifs/callback.rs)

@@ -45,6 +45,12 @@
     generators/1,
     iterators/1,
     thousand_key_map/1,
+    big_map_replies/1,
+    big_map_reply_encoding/1,
+    big_map_reply_errors/1,
+    big_map_reply_with_handles/1,
+    decode_reply_bad_input/1,
+    big_maps_to_erlang_call_and_send/1,
     kwargs_values/1,
     random_round_trip/1,
     map_keys_colliding_in_python/1,
@@ -503,7 +509,19 @@ numpy_array_layouts(_Config) ->
         <<"ep_np.array([2**64 - 1, 0], dtype='u8')">>,
         <<"ep_np.array([-0.0, float('inf'), float('-inf'), float('nan')], dtype='f4')">>,
         <<"ep_np.arange(4, dtype='>f8')">>,
-        <<"ep_np.array(5, dtype='i2')">>
+        <<"ep_np.array(5, dtype='i2')">>,
+        %% float64 and int64 go row by row (one list per row of the last axis).
+        <<"ep_np.array([-0.0, float('inf'), float('-inf'), float('nan'), 1e308, 5e-324])">>,
+        <<"ep_np.array([[1.5, float('nan')], [float('inf'), -2.0], [0.0, 3.25]])">>,
+        <<"ep_np.asfortranarray(ep_np.arange(12, dtype='f8').reshape(3, 4) / 7)">>,
+        <<"ep_np.arange(30, dtype='f8').reshape(2, 3, 5)[:, ::2, 1:4]">>,
+        <<"ep_np.array([[-2**63, 2**63 - 1], [0, -1]], dtype='i8')">>,
+        <<"ep_np.arange(60, dtype='i8').reshape(3, 4, 5)">>,
+        <<"ep_np.zeros((3, 0))">>,
+        <<"ep_np.zeros((0, 3), dtype='i8')">>,
+        <<"ep_np.array(2.5)">>,
+        <<"ep_np.array(-7, dtype='i8')">>,
+        <<"ep_np.arange(200000, dtype='f8') * 0.5">>
     ],
     [
         begin
@@ -754,6 +772,233 @@ thousand_key_map(_Config) ->
     {ok, M} = ident(M),
     {ok, 1000} = py:call(builtins, len, [M]),
     {ok, 250.0} = py:call(operator, getitem, [M, <<"500">>]).
+
+%% Python helpers for the big-map cases: `bm_kinds(n, pid, ref)' has keys of every kind the
+%% table makes (binaries, small and big ints, floats, tuples, lists, atoms, pids, references).
+-define(BIG_MAP_HELPERS, <<
+    "def bm_flat(n, prefix='k'):\n"
+    "    return {f'{prefix}{i}': i for i in range(n)}\n"
+    "def bm_kinds(n, pid, ref):\n"
+    "    d = {}\n"
+    "    for i in range(n):\n"
+    "        m = i % 8\n"
+    "        if m == 0: k = f's{i}'\n"
+    "        elif m == 1: k = i + 1000000\n"
+    "        elif m == 2: k = -i * 2**70\n"
+    "        elif m == 3: k = (i, f't{i}', None)\n"
+    "        elif m == 4: k = bytes([255, i % 256]) + str(i).encode()\n"
+    "        elif m == 5: k = i + 0.5\n"
+    "        elif m == 6: k = frozenset([i])\n"
+    "        else: k = (pid, ref, i)\n"
+    "        d[k] = [i, float(i), f'v{i}']\n"
+    "    d[True] = 'true'\n"
+    "    d[None] = float('inf')\n"
+    "    d[False] = {j: -j for j in range(40)}\n"
+    "    d[float('nan')] = (1, 2.5)\n"
+    "    return d\n">>).
+
+%% What `bm_kinds(N, Pid, Ref)' converts to.
+bm_kinds(N, Pid, Ref) ->
+    Pairs = [begin
+                 B = integer_to_binary(I),
+                 Key = case I rem 8 of
+                           0 -> <<"s", B/binary>>;
+                           1 -> I + 1000000;
+                           2 -> -I * (1 bsl 70);
+                           3 -> {I, <<"t", B/binary>>, none};
+                           4 -> <<255, (I rem 256), B/binary>>;
+                           5 -> I + 0.5;
+                           6 -> [I];
+                           7 -> {Pid, Ref, I}
+                       end,
+                 {Key, [I, float(I), <<"v", B/binary>>]}
+             end || I <- lists:seq(0, N - 1)],
+    (maps:from_list(Pairs))#{true => <<"true">>, none => infinity,
+                             false => maps:from_list([{J, -J} || J <- lists:seq(0, 39)]),
+                             nan => {1, 2.5}}.
+
+bm_flat(N) -> bm_flat(N, <<"k">>).
+
+bm_flat(N, Prefix) ->
+    maps:from_list([{<<Prefix/binary, (integer_to_binary(I))/binary>>, I}
+                    || I <- lists:seq(0, N - 1)]).
+
+%% @doc Results holding big maps (which travel in the external term format) equal what the
+%% table gives: flat, nested in maps, lists and tuples, keys of every kind, as call and eval
+%% results, stream batches and round trips.
+-spec big_map_replies(ct_suite:ct_config()) -> term().
+big_map_replies(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    Pid = self(),
+    Ref = make_ref(),
+    Locals = #{bm_pid => Pid, bm_ref => Ref},
+    {ok, Flat} = py:call('__main__', bm_flat, [100000]),
+    Flat = bm_flat(100000),
+    Kinds = bm_kinds(6000, Pid, Ref),
+    {ok, Kinds} = py:eval(<<"bm_kinds(6000, bm_pid, bm_ref)">>, Locals),
+    Nested = #{<<"kinds">> => Kinds,
+               <<"list">> => [bm_flat(5000), #{<<"inner">> => bm_flat(5000, <<"i">>)}],
+               <<"tuple">> => {bm_flat(40), 1.5, none},
+               <<"small">> => #{1 => 2}},
+    {ok, Nested} = py:eval(<<"{'kinds': bm_kinds(6000, bm_pid, bm_ref),"
+                             " 'list': [bm_flat(5000), {'inner': bm_flat(5000, 'i')}],"
+                             " 'tuple': (bm_flat(40), 1.5, None), 'small': {1: 2}}">>, Locals),
+    %% Many maps that are each below the bound but above it together.
+    Many = [maps:from_list([{I * 100 + J, J} || J <- lists:seq(0, 99)]) || I <- lists:seq(0, 199)],
+    {ok, Many} = py:eval(<<"[{i * 100 + j: j for j in range(100)} for i in range(200)]">>),
+    %% Round trips from Erlang (no list keys: a Python dict cannot have them; no `nan' key
+    %% nor `infinity' value: they come back as binaries).
+    RoundTrip = maps:filter(fun(K, _) -> not is_list(K) end, maps:without([nan, none], Kinds)),
+    {ok, RoundTrip} = ident(RoundTrip),
+    {ok, #{<<"a">> := Flat}} = py:call('__main__', ident_kw, [], #{a => Flat}),
+    %% Stream batches: `{ok, Items}' then `{done, Items}', both in the external format.
+    ok = py:exec(<<"def bm_gen(n):\n"
+                   "    for i in range(n):\n"
+                   "        yield bm_flat(5000, str(i))\n">>),
+    Batches = [bm_flat(5000, integer_to_binary(I)) || I <- lists:seq(0, 2)],
+    {ok, Batches} = py:stream('__main__', bm_gen, [3]),
+    {ok, {generator, Gen}} = py:call('__main__', bm_gen, [2]),
+    {ok, Items} = collect_stream(Gen, []),
+    Items = [bm_flat(5000, integer_to_binary(I)) || I <- lists:seq(0, 1)].
+
+collect_stream(Gen, Acc) ->
+    case py:stream_next(Gen) of
+        {ok, Items} -> collect_stream(Gen, [Items | Acc]);
+        {done, Items} -> {ok, lists:append(lists:reverse([Items | Acc]))};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc A reply whose hash maps (maps of more than 32 keys) hold up to 4096 keys in all is
+%% built as terms; a bigger one comes as `{ok_etf, Bytes}' (`{done_etf, Bytes}' for the last
+%% stream batch), which py_request decodes. Seen by tracing what this process receives.
+-spec big_map_reply_encoding(ct_suite:ct_config()) -> term().
+big_map_reply_encoding(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    Code = fun(Expr) -> fun() -> py:eval(Expr) end end,
+    {[ok], {ok, _}} = reply_tags(Code(<<"bm_flat(4096)">>)),
+    {[ok_etf], {ok, M4097}} = reply_tags(Code(<<"bm_flat(4097)">>)),
+    M4097 = bm_flat(4097),
+    {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2048)]">>)),
+    {[ok_etf], {ok, [_, _]}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2049)]">>)),
+    %% Flat maps (up to 32 keys) do not count, however many.
+    {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(32) for _ in range(1000)]">>)),
+    {[ok], {ok, _}} = reply_tags(Code(<<"list(range(200000))">>)),
+    ok = py:exec(<<"def bm_gen2():\n    yield bm_flat(5000)\n">>),
+    {ok, {generator, Gen}} = py:call('__main__', bm_gen2, []),
+    {[done_etf], {done, [M5000]}} = reply_tags(fun() -> py:stream_next(Gen) end),
+    M5000 = bm_flat(5000).
+
+%% The tags of the replies this process receives while `Fun' runs, and what `Fun' returned.
+reply_tags(Fun) ->
+    Self = self(),
+    Tracer = spawn_link(fun() -> trace_collect(Self, []) end),
+    1 = erlang:trace(Self, true, ['receive', {tracer, Tracer}]),
+    Result = Fun(),
+    1 = erlang:trace(Self, false, ['receive']),
+    Tracer ! {stop, Self},
+    receive {tags, Tracer, Tags} -> {Tags, Result} end.
+
+trace_collect(Self, Tags) ->
+    receive
+        {trace, Self, 'receive', {Ref, Reply}} when is_reference(Ref), is_tuple(Reply) ->
+            trace_collect(Self, [element(1, Reply) | Tags]);
+        {trace, Self, 'receive', {Ref, ok}} when is_reference(Ref) ->
+            trace_collect(Self, [ok | Tags]);
+        {trace, Self, 'receive', _} ->
+            trace_collect(Self, Tags);
+        {stop, Self} ->
+            Self ! {tags, self(), lists:reverse(Tags)}
+    end.
+
+%% @doc Errors in values with big maps are the errors of the table: the same reasons as for
+%% the same values with small maps.
+-spec big_map_reply_errors(ct_suite:ct_config()) -> term().
+big_map_reply_errors(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    Same = fun(Small, Big) ->
+                   {error, Reason} = py:eval(Small),
+                   {error, Reason} = py:eval(Big),
+                   Reason
+           end,
+    {'ValueError', _} = Same(<<"{'a': 1, b'a': 2}">>, <<"{**bm_flat(9000), 'a': 1, b'a': 2}">>),
+    {'UnicodeEncodeError', _} =
+        Same(<<"['\\ud800']">>, <<"[bm_flat(9000), {**bm_flat(9000), 'x': '\\ud800'}]">>),
+    ok = py:exec(<<"def bm_deep(n, inner):\n"
+                   "    x = inner\n"
+                   "    for _ in range(n):\n"
+                   "        x = [x]\n"
+                   "    return x\n">>),
+    {'ValueError', _} = Same(<<"bm_deep(2000, 1)">>, <<"bm_deep(2000, bm_flat(9000))">>),
+    %% A failure in Python still gives the traceback of the exception.
+    {error, {'ZeroDivisionError', _}} = py:eval(<<"[bm_flat(9000), 1 / 0]">>).
+
+%% @doc Opaque handles cannot travel in the external term format: a reply with big maps and
+%% handles is built as terms, and the handles work.
+-spec big_map_reply_with_handles(ct_suite:ct_config()) -> term().
+big_map_reply_with_handles(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    ok = py:exec(<<"class BmThing:\n"
+                   "    def __init__(self, n):\n        self.n = n\n"
+                   "    def get(self):\n        return self.n\n">>),
+    {[ok], {ok, #{<<"thing">> := Thing} = M}} =
+        reply_tags(fun() -> py:eval(<<"{**bm_flat(9000), 'thing': BmThing(7)}">>) end),
+    9001 = map_size(M),
+    Flat = bm_flat(9000),
+    Flat = maps:remove(<<"thing">>, M),
+    true = is_reference(Thing),
+    {ok, 7} = py:eval(<<"t.get()">>, #{t => Thing}),
+    %% Nested deeper, in a stream batch too.
+    ok = py:exec(<<"def bm_things():\n    yield [bm_flat(5000), BmThing(8)]\n">>),
+    {ok, [[Flat5000, Thing8]]} = py:stream('__main__', bm_things, []),
+    Flat5000 = bm_flat(5000),
+    {ok, 8} = py:eval(<<"t.get()">>, #{t => Thing8}).
+
+%% @doc Big dicts passed to `erlang.call' and `erlang.send' (built apart from the message, so
+%% that the garbage of the map inserts stays out of it) arrive whole, handles included, from
+%% an executor and from a thread of Python's own.
+-spec big_maps_to_erlang_call_and_send(ct_suite:ct_config()) -> term().
+big_maps_to_erlang_call_and_send(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    Self = self(),
+    ok = py:register_function(bm_echo, fun([X]) -> X end),
+    ok = py:register_function(bm_keep, fun([X]) -> Self ! {bm_kept, X}, map_size(X) end),
+    ok = py:exec(<<"import erlang, threading\n"
+                   "class BmObj:\n    pass\n"
+                   "def bm_call(n):\n    return erlang.call('bm_echo', bm_flat(n))\n"
+                   "def bm_call_handle(n):\n"
+                   "    return erlang.call('bm_keep', {**bm_flat(n), 'obj': BmObj()})\n"
+                   "def bm_send(pid, n):\n    erlang.send(pid, ('bm_sent', bm_flat(n)))\n"
+                   "def bm_thread_call(n):\n"
+                   "    out = []\n"
+                   "    t = threading.Thread(target=lambda: out.append(erlang.call('bm_echo', bm_flat(n))))\n"
+                   "    t.start()\n    t.join()\n    return out[0]\n">>),
+    Flat = bm_flat(9000),
+    {ok, Flat} = py:call('__main__', bm_call, [9000]),
+    {ok, Flat} = py:call('__main__', bm_thread_call, [9000]),
+    {ok, #{<<"k1">> := 1}} = py:call('__main__', bm_call, [100]),
+    {ok, 9001} = py:call('__main__', bm_call_handle, [9000]),
+    Kept = receive {bm_kept, K} -> K after 5000 -> ct:fail(no_bm_kept) end,
+    Flat = maps:remove(<<"obj">>, Kept),
+    true = is_reference(maps:get(<<"obj">>, Kept)),
+    {ok, <<"BmObj">>} = py:call('__main__', typename, [maps:get(<<"obj">>, Kept)]),
+    {ok, none} = py:call('__main__', bm_send, [Self, 9000]),
+    receive {<<"bm_sent">>, Flat} -> ok after 5000 -> ct:fail(no_bm_sent) end,
+    ok = py:unregister_function(bm_echo),
+    ok = py:unregister_function(bm_keep).
+
+%% @doc `py_nif:job_decode_reply/1' decodes one whole term in the external format, with no
+%% new atoms; anything else is `badarg'.
+-spec decode_reply_bad_input(ct_suite:ct_config()) -> term().
+decode_reply_bad_input(_Config) ->
+    Term = #{<<"a">> => [1, 2.5, {x, self()}], 7 => bm_flat(100)},
+    Term = py_nif:job_decode_reply(term_to_binary(Term)),
+    Bad = [<<>>, <<131>>, <<131, 1, 2>>, <<(term_to_binary(a))/binary, 0>>,
+           %% An atom that does not exist.
+           <<131, 119, 13, "bm_no_such_at">>,
+           binary:part(term_to_binary(Term), 0, 40)],
+    [{'EXIT', {badarg, _}} = catch py_nif:job_decode_reply(B) || B <- Bad],
+    {'EXIT', {badarg, _}} = catch py_nif:job_decode_reply(not_a_binary),
+    ok.
 
 %% @doc Kwargs values follow the same table as positional arguments.
 -spec kwargs_values(ct_suite:ct_config()) -> term().

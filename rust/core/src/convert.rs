@@ -114,6 +114,30 @@ pub trait TermBuilder {
     fn tuple(&mut self, items: Vec<Self::Term>) -> Self::Term;
     /// A map; fails with [`Error::DuplicateKey`] when two keys are equal.
     fn map(&mut self, pairs: Vec<(Self::Term, Self::Term)>) -> Result<Self::Term>;
+    /// A proper list of the floats `values`, with `nan`, `infinity` and `neg_infinity` for
+    /// those values: what [`TermBuilder::list`] of their terms gives. Builders may make it
+    /// faster (the rows of numpy arrays come through here).
+    fn float_list(&mut self, values: &[f64]) -> Self::Term
+    where
+        Self: Sized,
+    {
+        let items = values.iter().map(|&v| float_term(self, v)).collect();
+        self.list(items)
+    }
+    /// A proper list of the integers `values`: what [`TermBuilder::list`] of their terms gives.
+    fn int_list(&mut self, values: &[i64]) -> Self::Term
+    where
+        Self: Sized,
+    {
+        let items = values.iter().map(|&v| self.int(v)).collect();
+        self.list(items)
+    }
+    /// Told the size of a map before its pairs are converted; an error ends the conversion
+    /// there, for a builder that would rather not build such a map (the NIF's reply builder,
+    /// which leaves big maps to the external term format). The default takes any map.
+    fn begin_map(&mut self, _len: usize) -> Result<()> {
+        Ok(())
+    }
     /// A pid from its external-format bytes.
     fn pid(&mut self, etf: &[u8]) -> Result<Self::Term>;
     /// A reference from its external-format bytes.
@@ -491,6 +515,7 @@ fn from_py_other<B: TermBuilder>(
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         check_depth(depth + 1, opts)?;
+        builder.begin_map(d.len())?;
         let mut pairs = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
             let key = from_py_at(builder, &k, opts, depth + 1)?;

@@ -62,6 +62,15 @@ impl<B: TermBuilder> TermBuilder for ReprObjects<'_, B> {
     fn map(&mut self, pairs: Vec<(B::Term, B::Term)>) -> Result<B::Term> {
         self.inner.map(pairs)
     }
+    fn begin_map(&mut self, len: usize) -> Result<()> {
+        self.inner.begin_map(len)
+    }
+    fn float_list(&mut self, values: &[f64]) -> B::Term {
+        self.inner.float_list(values)
+    }
+    fn int_list(&mut self, values: &[i64]) -> B::Term {
+        self.inner.int_list(values)
+    }
     fn pid(&mut self, etf: &[u8]) -> Result<B::Term> {
         self.inner.pid(etf)
     }

@@ -15,6 +15,7 @@ rustler::atoms! {
     stopped,
     subinterpreters_not_supported,
     ok_etf,
+    done_etf,
     handle,
     subinterp_start_failed,
     internal,

@@ -22,6 +22,12 @@ use crate::error::{Error, Result};
 /// One array element as a term, by the rules for the Python number it stands for.
 trait Leaf: Element + Copy {
     fn term<B: TermBuilder>(self, builder: &mut B) -> Result<B::Term>;
+
+    /// A row of elements (a contiguous run of the innermost axis) as one list, in a single
+    /// call of the builder, for the dtypes whose builder has one (`float64`, `int64`).
+    fn row<B: TermBuilder>(_values: &[Self], _builder: &mut B) -> Option<B::Term> {
+        None
+    }
 }
 
 macro_rules! small_int_leaf {
@@ -33,7 +39,17 @@ macro_rules! small_int_leaf {
         }
     )*};
 }
-small_int_leaf!(i8, i16, i32, i64, u8, u16, u32);
+small_int_leaf!(i8, i16, i32, u8, u16, u32);
+
+impl Leaf for i64 {
+    fn term<B: TermBuilder>(self, builder: &mut B) -> Result<B::Term> {
+        Ok(builder.int(self))
+    }
+
+    fn row<B: TermBuilder>(values: &[Self], builder: &mut B) -> Option<B::Term> {
+        Some(builder.int_list(values))
+    }
+}
 
 impl Leaf for u64 {
     fn term<B: TermBuilder>(self, builder: &mut B) -> Result<B::Term> {
@@ -47,6 +63,10 @@ impl Leaf for u64 {
 impl Leaf for f64 {
     fn term<B: TermBuilder>(self, builder: &mut B) -> Result<B::Term> {
         Ok(float_term(builder, self))
+    }
+
+    fn row<B: TermBuilder>(values: &[Self], builder: &mut B) -> Option<B::Term> {
+        Some(builder.float_list(values))
     }
 }
 
@@ -109,7 +129,19 @@ fn typed<B: TermBuilder, T: Leaf>(
     // this array mutably borrowed.
     let readonly = array.try_readonly().map_err(numpy_error)?;
     let values = readonly.as_slice().map_err(numpy_error)?;
-    // C order: the buffer is the row-major sequence tolist() reads.
+    // C order: the buffer is the row-major sequence tolist() reads. Row by row where the
+    // dtype has a list maker: one list per row of the innermost axis, then nested as usual.
+    if let Some((&dim, outer)) = shape.split_last() {
+        if dim > 0 && !values.is_empty() {
+            let mut chunks = values.chunks_exact(dim);
+            if let Some(first) = chunks.next().and_then(|row| T::row(row, builder)) {
+                let mut rows = Vec::with_capacity(values.len() / dim);
+                rows.push(first);
+                rows.extend(chunks.filter_map(|row| T::row(row, builder)));
+                return Ok(nest(builder, rows, outer));
+            }
+        }
+    }
     let mut leaves = Vec::with_capacity(values.len());
     for value in values {
         leaves.push(value.term(builder)?);

@@ -32,7 +32,7 @@ pub fn log_record<'a>(
     meta: &Bound<'_, PyDict>,
 ) -> Term<'a> {
     let ts = timestamp_us();
-    let mut builder = ReprObjects::new(py, NifBuilder { env });
+    let mut builder = ReprObjects::new(py, NifBuilder::new(env));
     let meta_term = attrs_to_term(&mut builder, meta, &options())
         .unwrap_or_else(|_| rustler::types::map::map_new(env));
     let parts: [Term<'_>; 6] = [
@@ -49,7 +49,7 @@ pub fn log_record<'a>(
 /// `{py_span, SpanMap}`. Building fails only on a term the BEAM cannot hold; `py_tracer`
 /// acknowledges and skips what is not a map.
 pub fn span<'a>(py: Python<'_>, env: Env<'a>, span: &SpanRecord<'_>) -> Term<'a> {
-    let mut builder = ReprObjects::new(py, NifBuilder { env });
+    let mut builder = ReprObjects::new(py, NifBuilder::new(env));
     let map = span_to_term(&mut builder, span, &options())
         .unwrap_or_else(|_| atoms::undefined().encode(env));
     (atoms::py_span(), map).encode(env)

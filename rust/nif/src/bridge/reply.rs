@@ -5,16 +5,18 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use erlang_python_core::callback::ErlangError;
-use erlang_python_core::convert;
+use erlang_python_core::convert::{self, TermBuilder};
+use erlang_python_core::ext::{ExtBuilder, NoHandles};
 use erlang_python_core::native::Interrupted;
 use erlang_python_core::text::elide;
+use erlang_python_core::Error as ConvertError;
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyString, PyType};
 use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
-use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Term};
 
 use super::term::{options, NifBuilder};
 use crate::atoms;
@@ -53,31 +55,101 @@ pub fn send(
 }
 
 fn body<'a>(py: Python<'_>, env: Env<'a>, outcome: Outcome<'_>) -> Term<'a> {
-    let mut b = NifBuilder { env };
+    let b = NifBuilder::new(env);
     match outcome {
-        Outcome::Value(value) => match convert::result_from_py(&mut b, &value, &options()) {
-            Ok(term) => b.pair(atoms::ok(), term),
-            Err(err) => python_error(py, env, PyErr::from(err)),
-        },
-        Outcome::Items(items, done) => {
-            let opts = options();
-            let terms: Result<Vec<_>, _> = items
-                .iter()
-                .map(|item| convert::from_py(&mut b, item, &opts))
-                .collect();
-            match terms {
-                Ok(terms) => {
-                    let tag = if done { atoms::done() } else { atoms::ok() };
-                    b.pair(tag, terms)
-                }
-                Err(err) => python_error(py, env, PyErr::from(err)),
-            }
-        }
+        Outcome::Value(value) => converted(py, env, Reply::Value(&value)),
+        Outcome::Items(items, done) => converted(py, env, Reply::Items(&items, done)),
         Outcome::Done => atoms::ok().encode(env),
         Outcome::Raised(err) => python_error(py, env, err),
         Outcome::Panicked(msg) => internal_error(env, &msg),
         Outcome::Stopped => b.pair(atoms::error(), atoms::stopped()),
     }
+}
+
+/// The keys of hash maps (maps of more than 32 keys) a reply may hold and still be built as
+/// terms here (see [`NifBuilder::with_hash_key_budget`] for why there is a bound). Past it,
+/// the reply goes as external-term-format bytes. Below it the direct build is the cheaper
+/// one (a 4000-key dict: a 2 ms call, and no stretch of 1 ms or more for its caller).
+pub const HASH_KEY_BUDGET: usize = 4096;
+
+/// What converts to the reply's value.
+#[derive(Clone, Copy)]
+enum Reply<'r, 'py> {
+    /// A call's or an eval's result: `{ok, Value}`.
+    Value(&'r Bound<'py, PyAny>),
+    /// A stream's batch: `{ok, Items}`, or `{done, Items}` when `done`.
+    Items(&'r [Bound<'py, PyAny>], bool),
+}
+
+impl<'py> Reply<'_, 'py> {
+    /// The value's term, by the rules of `convert` (a generator at the top of a result is
+    /// `{generator, Handle}`).
+    fn convert<B: TermBuilder>(self, b: &mut B) -> Result<B::Term, ConvertError> {
+        let opts = options();
+        match self {
+            Reply::Value(value) => convert::result_from_py(b, value, &opts),
+            Reply::Items(items, _) => {
+                let terms = items
+                    .iter()
+                    .map(|item| convert::from_py(b, item, &opts))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(b.list(terms))
+            }
+        }
+    }
+
+    /// `ok`, or `done` for the last batch.
+    fn tag(self) -> Atom {
+        match self {
+            Reply::Items(_, true) => atoms::done(),
+            _ => atoms::ok(),
+        }
+    }
+
+    /// `ok_etf`, or `done_etf` for the last batch.
+    fn etf_tag(self) -> Atom {
+        match self {
+            Reply::Items(_, true) => atoms::done_etf(),
+            _ => atoms::ok_etf(),
+        }
+    }
+}
+
+/// `{ok, Value}` (`{ok | done, Items}` for a batch), built as terms in `env`, unless the value
+/// holds more than [`HASH_KEY_BUDGET`] keys of hash maps: then `{ok_etf, Bytes}`
+/// (`{ok_etf | done_etf, Bytes}`), the value in the external term format, which the caller
+/// decodes on a dirty scheduler (`py_request`, `py_nif:job_decode_reply/1`). Values ETF cannot
+/// carry (opaque handles) are built as terms in a scratch env and copied into `env`, so that
+/// the garbage of the map inserts stays behind. Either way the caller gets the same term.
+fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a> {
+    let mut b = NifBuilder::with_hash_key_budget(env, HASH_KEY_BUDGET);
+    let err = match reply.convert(&mut b) {
+        Ok(term) => return b.pair(reply.tag(), term),
+        Err(err) if !b.refused_map() => err,
+        Err(_) => {
+            let mut etf = ExtBuilder::new(py, &NoHandles);
+            match reply.convert(&mut etf).and_then(|root| etf.finish(root)) {
+                Ok(bytes) => {
+                    let mut bin = NewBinary::new(env, bytes.len());
+                    bin.as_mut_slice().copy_from_slice(&bytes);
+                    let bin: Term<'a> = bin.into();
+                    return b.pair(reply.etf_tag(), bin);
+                }
+                Err(ConvertError::NotEncodable(_)) => {
+                    let scratch = OwnedEnv::new();
+                    match scratch.run(|scratch_env| {
+                        let mut sb = NifBuilder::new(scratch_env);
+                        reply.convert(&mut sb).map(|term| term.in_env(env))
+                    }) {
+                        Ok(term) => return b.pair(reply.tag(), term),
+                        Err(err) => err,
+                    }
+                }
+                Err(err) => err,
+            }
+        }
+    };
+    python_error(py, env, PyErr::from(err))
 }
 
 /// The text of a panic's payload.
@@ -92,13 +164,13 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn internal_error<'a>(env: Env<'a>, msg: &str) -> Term<'a> {
-    let builder = NifBuilder { env };
+    let builder = NifBuilder::new(env);
     builder.pair(atoms::error(), builder.pair(atoms::internal(), msg))
 }
 
 /// `{error, {Type, Msg}, Traceback}` for a Python exception (see docs/errors.md).
 fn python_error<'a>(py: Python<'_>, env: Env<'a>, err: PyErr) -> Term<'a> {
-    let builder = NifBuilder { env };
+    let builder = NifBuilder::new(env);
     let traceback = elide(format_traceback(py, &err), TRACEBACK_CAP);
     let reason = if err.is_instance_of::<PyStopIteration>(py) {
         builder.pair(atoms::stop_iteration(), atoms::none())

@@ -253,6 +253,44 @@ fn atom_name(term: Term<'_>) -> Result<Cow<'static, str>, Error> {
 pub struct NifBuilder<'a> {
     /// The env the terms are made in.
     pub env: Env<'a>,
+    /// How many more keys of hash maps (maps of more than 32 keys) this builder takes before it
+    /// refuses a map; `None`: no bound.
+    hash_keys_left: Option<usize>,
+    refused: bool,
+}
+
+impl<'a> NifBuilder<'a> {
+    /// A builder of terms in `env` that takes any map.
+    pub fn new(env: Env<'a>) -> Self {
+        NifBuilder {
+            env,
+            hash_keys_left: None,
+            refused: false,
+        }
+    }
+
+    /// A builder of terms in `env` that refuses the map that would take the keys of its hash
+    /// maps past `budget`: the conversion then fails and [`NifBuilder::refused_map`] is true.
+    ///
+    /// Why: a process-independent env (where executors build replies) can only make a hash
+    /// map one insert at a time (see [`TermBuilder::map`] here), and every insert leaves a
+    /// copy of the map's path behind, in heap fragments of its own. The message carries them
+    /// all, and the receiving process walks the whole chain of fragments on a normal scheduler
+    /// when it takes the message (OTP 25's `erts_save_message_in_proc`): 16-25 ms for a
+    /// 100k-key map. Replies past the budget go as external-term-format bytes instead
+    /// (`bridge::reply`).
+    pub fn with_hash_key_budget(env: Env<'a>, budget: usize) -> Self {
+        NifBuilder {
+            env,
+            hash_keys_left: Some(budget),
+            refused: false,
+        }
+    }
+
+    /// True when the conversion failed because this builder refused a map.
+    pub fn refused_map(&self) -> bool {
+        self.refused
+    }
 }
 
 impl<'a> TermBuilder for NifBuilder<'a> {
@@ -325,17 +363,7 @@ impl<'a> TermBuilder for NifBuilder<'a> {
 
     fn list(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
         let raw: Vec<NIF_TERM> = items.iter().map(Term::as_c_arg).collect();
-        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
-        unsafe {
-            Term::new(
-                self.env,
-                rustler::sys::enif_make_list_from_array(
-                    self.env.as_c_arg(),
-                    raw.as_ptr(),
-                    raw.len() as c_uint,
-                ),
-            )
-        }
+        self.raw_list(&raw)
     }
 
     fn tuple(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
@@ -379,6 +407,56 @@ impl<'a> TermBuilder for NifBuilder<'a> {
         Ok(map)
     }
 
+    fn float_list(&mut self, values: &[f64]) -> Term<'a> {
+        // One pass straight to raw terms: the rows of float64 arrays (a 1M-element array is
+        // a million of these), with no term wrapper nor Result per element.
+        let env = self.env.as_c_arg();
+        let raw: Vec<NIF_TERM> = values
+            .iter()
+            .map(|&v| {
+                if v.is_finite() {
+                    // SAFETY: `env` is this builder's live env; a finite double is a valid
+                    // Erlang float.
+                    unsafe { rustler::sys::enif_make_double(env, v) }
+                } else if v.is_nan() {
+                    atoms::nan().as_c_arg()
+                } else if v > 0.0 {
+                    atoms::infinity().as_c_arg()
+                } else {
+                    atoms::neg_infinity().as_c_arg()
+                }
+            })
+            .collect();
+        self.raw_list(&raw)
+    }
+
+    fn int_list(&mut self, values: &[i64]) -> Term<'a> {
+        let env = self.env.as_c_arg();
+        let raw: Vec<NIF_TERM> = values
+            .iter()
+            // SAFETY: `env` is this builder's live env.
+            .map(|&v| unsafe { rustler::sys::enif_make_int64(env, v) })
+            .collect();
+        self.raw_list(&raw)
+    }
+
+    fn begin_map(&mut self, len: usize) -> Result<(), Error> {
+        if len <= FLAT_MAP_LIMIT {
+            return Ok(());
+        }
+        match &mut self.hash_keys_left {
+            Some(left) if len > *left => {
+                self.refused = true;
+                Err(Error::Unsupported("map too big to build on this thread"))
+            }
+            Some(left) => {
+                *left -= len;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     fn pid(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
         self.external(etf_bytes, etf::is_pid(etf_bytes), "not a pid")
     }
@@ -393,6 +471,21 @@ impl<'a> TermBuilder for NifBuilder<'a> {
 }
 
 impl<'a> NifBuilder<'a> {
+    /// The list of `raw`, terms of this builder's env.
+    fn raw_list(&self, raw: &[NIF_TERM]) -> Term<'a> {
+        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
+        unsafe {
+            Term::new(
+                self.env,
+                rustler::sys::enif_make_list_from_array(
+                    self.env.as_c_arg(),
+                    raw.as_ptr(),
+                    raw.len() as c_uint,
+                ),
+            )
+        }
+    }
+
     fn external(&self, bytes: &[u8], ok: bool, what: &'static str) -> Result<Term<'a>, Error> {
         if !ok {
             return Err(Error::BadExternalTerm(what));
