@@ -63,7 +63,19 @@ init_per_testcase(Case, Config) ->
 
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
 end_per_testcase(_Case, Config) ->
-    _ = file:delete(?config(fifo, Config)),
+    Fifo = ?config(fifo, Config),
+    %% A case that failed half-way may have left its holder blocked with the GIL, which would
+    %% stall every later case: a byte for it, from another OS process (no reader: ENXIO).
+    Unblock = "import os, sys\n"
+              "try:\n"
+              "    os.write(os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK), b'x')\n"
+              "except OSError:\n"
+              "    pass\n",
+    Python = os:find_executable("python3"),
+    Port = open_port({spawn_executable, Python},
+                     [{args, ["-c", Unblock, Fifo]}, exit_status]),
+    receive {Port, {exit_status, _}} -> ok end,
+    _ = file:delete(Fifo),
     ok.
 
 %%% ---------------------------------------------------------------- helpers
