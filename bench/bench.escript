@@ -433,6 +433,7 @@ fairness_cases(NBusy, N) ->
     %% Let every busy caller get going before measuring.
     [receive {busy_started, Pid} -> ok after ?CALL_TIMEOUT -> ok end || {Pid, _} <- Workers],
     Light = fun() -> py:call(math, sqrt, [2.0]) end,
+    T0 = erlang:monotonic_time(nanosecond),
     {Lats, Errs, FirstErr} = paced_loop(N, Light, expect({ok, 1.4142135623730951})),
     [Pid ! Stop || {Pid, _} <- Workers],
     Done = [receive
@@ -440,11 +441,14 @@ fairness_cases(NBusy, N) ->
                 {'DOWN', MRef, process, Pid, _} -> 0
             end
             || {Pid, MRef} <- Workers],
+    Seconds = (erlang:monotonic_time(nanosecond) - T0) / 1.0e9,
     Metrics = maps:with([p50_us, p90_us, p99_us, max_us], lat_metrics(Lats)),
     Label = iolist_to_binary(io_lib:format("py:call(math, sqrt, [2.0]) while ~b callers run "
                                            "sum(range(200000))", [NBusy])),
     [finish(#{id => <<"fairness.light_p99">>, label => Label,
               metrics => Metrics#{calls => N, busy_calls => lists:sum(Done),
+                                  %% The busy callers' rate: fairness must not cost them.
+                                  busy_calls_per_s => lists:sum(Done) / Seconds,
                                   switch_interval_us => Interval * 1.0e6},
               errors => Errs, first_error => FirstErr}, none)].
 
