@@ -59,7 +59,9 @@ init_per_testcase(Case, Config) ->
     Fifo = filename:join(?config(priv_dir, Config), atom_to_list(Case) ++ ".fifo"),
     _ = file:delete(Fifo),
     {ok, none} = py:call(os, mkfifo, [list_to_binary(Fifo)]),
-    [{fifo, Fifo} | Config].
+    %% Asked now: after a failure the GIL may be held, and Python would not answer.
+    {ok, Python} = py:eval(<<"__import__('sys').executable">>),
+    [{fifo, Fifo}, {python, binary_to_list(Python)} | Config].
 
 -spec end_per_testcase(atom(), ct_suite:ct_config()) -> ok.
 end_per_testcase(_Case, Config) ->
@@ -71,8 +73,7 @@ end_per_testcase(_Case, Config) ->
               "    os.write(os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK), b'x')\n"
               "except OSError:\n"
               "    pass\n",
-    Python = os:find_executable("python3"),
-    Port = open_port({spawn_executable, Python},
+    Port = open_port({spawn_executable, ?config(python, Config)},
                      [{args, ["-c", Unblock, Fifo]}, exit_status]),
     receive {Port, {exit_status, _}} -> ok end,
     _ = file:delete(Fifo),
