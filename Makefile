@@ -214,11 +214,14 @@ shell: build ## Build everything and start an Erlang shell with erlang_python ru
 bench: build ## Build everything and run bench/bench.escript (options in BENCH_ARGS)
 	escript bench/bench.escript $(EBIN) $(BENCH_ARGS)
 
-# The web benchmark's peers (uvloop, httptools, granian) and load tool (wrk, from apt) are
-# installed here only: no test needs them, and uvloop and granian have no free-threaded wheels.
+# The web benchmark's peers (uvloop, httptools, granian; yaws and mochiweb from apt) and load
+# tool (wrk, from apt) are installed here only: no test needs them, and uvloop and granian have
+# no free-threaded wheels.
 bench-web: build ## py_http against uvicorn, granian and gunicorn under wrk (bench/web/run.sh)
-	@command -v wrk >/dev/null || { echo "==> installing wrk"; \
-	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk </dev/null; }
+	@command -v wrk >/dev/null && ls -d /usr/lib/yaws-*/ebin /usr/lib/erlang/lib/mochiweb*/ebin \
+	    >/dev/null 2>&1 || { echo "==> installing wrk, erlang-yaws, erlang-mochiweb"; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk erlang-yaws \
+	    erlang-mochiweb </dev/null; }
 	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_PY) -m pip install -q -r bench/web/requirements.txt
 	bench/web/run.sh $(CURDIR)/$(EBIN) $(VENV_PY) $(BENCH_WEB_ARGS)
 

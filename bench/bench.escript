@@ -19,7 +19,7 @@
 %% memory runs first: later sections allocate (1 MiB binaries...) memory that the allocators
 %% hand back to the OS slowly, which would make its RSS delta look negative.
 -define(SECTIONS, [memory, call, subinterp_call, eval, throughput, cpu, fairness, convert,
-                   callback, stream, async, state, logging, tracing]).
+                   callback, stream, async, state, logging, tracing, readiness]).
 %% Sections run only when asked for with `--only': faults kills thousands of callers, restarts
 %% the application and runs a long mixed load (`--duration', default 10 minutes).
 -define(EXTRA_SECTIONS, [faults]).
@@ -323,6 +323,13 @@ section(stream, #{scale := Scale}) ->
                   expect(Expected), max(10, 300 div Scale), {p50_us, '=<', 20000})];
 section(async, #{scale := Scale}) ->
     async_cases(Scale) ++ mailbox_cases(Scale);
+section(readiness, #{scale := Scale}) ->
+    %% How an fd's readiness reaches code: asyncio's way on ErlangEventLoop (the loop thread
+    %% polls its own fds), beside the BEAM's enif_select (OTP's `socket' module), the way the
+    %% seed's loop was driven. A loop driven by enif_select pays the BEAM's notification and a
+    %% hop from the notified process to the loop thread for each readiness event, so its
+    %% round trip is at least socket_udp's plus the mailbox round trip (two hops).
+    readiness_cases(max(200, 20000 div Scale));
 section(logging, #{scale := Scale}) ->
     logging_cases(max(10, 2000 div Scale));
 section(tracing, #{scale := Scale}) ->
@@ -706,6 +713,113 @@ async_cases(Scale) ->
                           expect({ok, 1000}), max(5, 100 div Scale), none)];
         Other ->
             [skipped(<<"async">>, <<"py:async_call and erlang.async_call">>, Other)]
+    end.
+
+%% UDP ping-pong round trips on loopback: both ends on one ErlangEventLoop (epoll in the loop
+%% thread), then both ends Erlang processes using OTP's `socket' module (enif_select), then
+%% the lower bound of a loop driven by enif_select (see section(readiness, _)).
+readiness_cases(N) ->
+    Loop =
+        try
+            ok = py:exec(<<"import asyncio, time, erlang\n"
+                           "class _BenchEcho(asyncio.DatagramProtocol):\n"
+                           "    def connection_made(self, transport):\n"
+                           "        self.transport = transport\n"
+                           "    def datagram_received(self, data, addr):\n"
+                           "        self.transport.sendto(data, addr)\n"
+                           "class _BenchPing(asyncio.DatagramProtocol):\n"
+                           "    waiter = None\n"
+                           "    def datagram_received(self, data, addr):\n"
+                           "        self.waiter.set_result(data)\n"
+                           "async def _bench_udp(n):\n"
+                           "    loop = asyncio.get_running_loop()\n"
+                           "    echo, _ = await loop.create_datagram_endpoint(\n"
+                           "        _BenchEcho, local_addr=('127.0.0.1', 0))\n"
+                           "    ping = _BenchPing()\n"
+                           "    out, _ = await loop.create_datagram_endpoint(\n"
+                           "        lambda: ping, remote_addr=echo.get_extra_info('sockname'))\n"
+                           "    lats = []\n"
+                           "    for _ in range(n):\n"
+                           "        ping.waiter = loop.create_future()\n"
+                           "        t0 = time.perf_counter_ns()\n"
+                           "        out.sendto(b'x')\n"
+                           "        await ping.waiter\n"
+                           "        lats.append(time.perf_counter_ns() - t0)\n"
+                           "    out.close()\n"
+                           "    echo.close()\n"
+                           "    return type(loop).__name__, lats[n // 10:]\n"
+                           "def bench_udp_rtts(n):\n"
+                           "    return erlang.run(_bench_udp(n))\n">>),
+            {ok, {<<"ErlangEventLoop">>, Lats}} =
+                py:call('__main__', bench_udp_rtts, [N + N div 9], #{}, ?CALL_TIMEOUT),
+            {ok, Lats}
+        catch
+            Class:Reason -> {Class, Reason}
+        end,
+    LoopRow = case Loop of
+                  {ok, LoopLats} ->
+                      finish(#{id => <<"readiness.loop_udp">>,
+                               label => <<"UDP round trip, both ends on one ErlangEventLoop "
+                                          "(epoll in the loop thread)">>,
+                               metrics => (lat_metrics(LoopLats))#{calls => length(LoopLats)},
+                               errors => 0, first_error => none}, none);
+                  Other -> skipped(<<"readiness.loop_udp">>, <<"ErlangEventLoop UDP">>, Other)
+              end,
+    SocketRow = socket_udp_case(N),
+    Hop = [R || R = #{id := <<"async.mailbox">>} <- mailbox_cases(10)],
+    Bound = case {SocketRow, Hop} of
+                {#{metrics := #{p50_us := P50, p99_us := P99}},
+                 [#{metrics := #{p50_us := HopP50, p99_us := HopP99}}]} ->
+                    [finish(#{id => <<"readiness.select_bound">>,
+                              label => <<"enif_select-driven loop, UDP round trip at least: "
+                                         "socket_udp + async.mailbox">>,
+                              metrics => #{p50_us => P50 + HopP50, p99_us => P99 + HopP99},
+                              errors => 0, first_error => none}, none)];
+                _ ->
+                    []
+            end,
+    [LoopRow, SocketRow | Bound].
+
+%% Two Erlang processes ping-pong a datagram with OTP's `socket' module, whose waits are
+%% enif_select's.
+socket_udp_case(N) ->
+    Open = fun() ->
+                   {ok, S} = socket:open(inet, dgram, udp),
+                   ok = socket:bind(S, #{family => inet, addr => loopback, port => 0}),
+                   {ok, Addr} = socket:sockname(S),
+                   {S, Addr}
+           end,
+    try
+        {Echo, EchoAddr} = Open(),
+        {Ping, _} = Open(),
+        Echoer = spawn_link(fun() -> socket_echo(Echo) end),
+        ok = socket:setopt(Echo, otp, controlling_process, Echoer),
+        Round = fun() ->
+                        ok = socket:sendto(Ping, <<"x">>, EchoAddr),
+                        {ok, {_, <<"x">>}} = socket:recvfrom(Ping, 0, 5000),
+                        ok
+                end,
+        Row = latency_case(<<"readiness.socket_udp">>,
+                           <<"UDP round trip, both ends Erlang processes on OTP socket "
+                             "(enif_select)">>,
+                           Round, expect(ok), N, none),
+        unlink(Echoer),
+        exit(Echoer, kill),
+        socket:close(Ping),
+        socket:close(Echo),
+        Row
+    catch
+        Class:Reason ->
+            skipped(<<"readiness.socket_udp">>, <<"OTP socket UDP">>, {Class, Reason})
+    end.
+
+socket_echo(S) ->
+    case socket:recvfrom(S, 0, infinity) of
+        {ok, {From, Data}} ->
+            ok = socket:sendto(S, Data, From),
+            socket_echo(S);
+        {error, _} ->
+            ok
     end.
 
 %% Erlang `Pid ! N' to a coroutine awaiting its mailbox (erlang.open_mailbox()), which sends N

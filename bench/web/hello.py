@@ -1,8 +1,9 @@
-"""The apps of the web benchmark (bench/web/run.sh): FastAPI and Flask JSON hellos."""
+"""The apps of the web benchmark (bench/web/run.sh): FastAPI and Flask JSON hellos, and a
+websocket echo (bench/web/idle_websockets.escript)."""
 
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from flask import Flask, jsonify
 
@@ -24,6 +25,16 @@ async def big(mb: int = 100) -> StreamingResponse:
             yield chunk
 
     return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+@app.websocket("/ws")
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
 
 
 wsgi = Flask(__name__)

@@ -35,10 +35,11 @@ start() { # name port command...
     wait_port "$port"
 }
 
-run_wrk() { # label port
+run_wrk() { # label port [path]
+    url="http://127.0.0.1:$2${3:-/}"
     # One warm-up second, then the measured run.
-    wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$2/" >/dev/null
-    out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_}s" --latency "http://127.0.0.1:$2/")
+    wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null
+    out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_}s" --latency "$url")
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
@@ -90,3 +91,27 @@ stream_rss() { # label port pid
 echo "-- 100 MiB streaming response (FastAPI StreamingResponse)"
 stream_rss "py_http (erlang_python)" 18801 "$(echo $PIDS | cut -d' ' -f1)"
 stream_rss "uvicorn, 1 worker" 18803 "$(pgrep -f 'uvicorn hello:app --port 18803' | head -1)"
+
+# The Erlang HTTP servers one could put in front of the app instead of py_http (OTP's inets
+# httpd; yaws and mochiweb from Debian), each calling py_wsgi:run/4 for the Flask hello in one
+# more VM (bench/web/fronts.erl), then `/raw`: the same JSON without Python, each server's own
+# ceiling. docs/web-frameworks.md, "Why py_http".
+YAWS_EBIN=$(ls -d /usr/lib/yaws-*/ebin 2>/dev/null | head -1)
+erlc -o "$TMP" ${YAWS_EBIN:+-pa "$YAWS_EBIN"} "$HERE/fronts.erl"
+start fronts 18814 erl -noshell -pa "$EBIN" -pa "$TMP" ${YAWS_EBIN:+-pa "$YAWS_EBIN"} -eval "
+    {ok, _} = application:ensure_all_started(erlang_python),
+    ok = py:add_python_path(<<\"$HERE\">>),
+    Started = fronts:start(18811),
+    ok = file:write_file(\"$TMP/fronts\", [[atom_to_list(N), \" \", integer_to_list(P), \"\n\"]
+                                          || {N, P} <- Started]),
+    receive after infinity -> ok end."
+echo "-- Flask JSON hello behind Erlang HTTP servers, each calling py_wsgi:run/4 (one VM)"
+while read -r name port; do run_wrk "$name" "$port"; done <"$TMP/fronts"
+echo "-- the same JSON without Python (/raw): each server's own ceiling"
+while read -r name port; do
+    [ "$name" = py_http ] || run_wrk "$name" "$port" /raw
+done <"$TMP/fronts"
+
+# 1,000 idle websockets: memory per connection, py_http (in a BEAM of its own) and uvicorn.
+echo "-- 1,000 idle websockets (FastAPI echo)"
+escript "$HERE/idle_websockets.escript" "$EBIN" "$PY" 1000 | tail -n +2

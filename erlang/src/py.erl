@@ -346,6 +346,9 @@ async_call(Module, Func, Args) ->
 %% thread of its own and moves on, so any number of coroutines wait concurrently without
 %% holding executors; the reply is `{ok, Result}' of the coroutine, or `{error, {Type, Msg}}'
 %% with the exception's class, as for {@link call/5}. Any other result is the reply at once.
+%% Once an executor has seen that `Func' is an `async def', later calls of it go straight to
+%% the event loop, whose thread calls it and runs the coroutine (no executor, one thread hop;
+%% docs/asyncio.md); a process bound to a context keeps using its context.
 %% Takes no semaphore slot. Only the calling process can await the result; if it stops
 %% waiting (timeout) or dies, the coroutine's task is cancelled.
 -spec async_call(py_module(), py_func(), py_args(), py_kwargs()) -> py_ref().
@@ -696,7 +699,7 @@ subinterp_supported() ->
 activate_venv(Path) when is_binary(Path); is_list(Path) ->
     case internal_call(<<"erlang._venv">>, <<"activate">>, [venv_path(Path)]) of
         {ok, none} ->
-            ok;
+            path_changed();
         {ok, {<<"invalid_venv">>, SitePackages}} ->
             {error, {invalid_venv, SitePackages}};
         {ok, {<<"python_version_mismatch">>, Venv, Running}} ->
@@ -719,7 +722,7 @@ venv_path(Path) ->
 %% imported. Returns `ok', also when no venv is active.
 -spec deactivate_venv() -> ok | {error, term()}.
 deactivate_venv() ->
-    ok_if_none(internal_call(<<"erlang._venv">>, <<"deactivate">>, [])).
+    path_changed(ok_if_none(internal_call(<<"erlang._venv">>, <<"deactivate">>, []))).
 
 %% @doc The active venv: `{ok, #{<<"active">> => false}}', or `{ok, #{<<"active">> => true,
 %% <<"venv_path">> => Path, <<"site_packages">> => Dir, <<"sys_path">> => [Entry]}}' where
@@ -749,7 +752,8 @@ venv_info() ->
         | term()}.
 add_python_path(Entry) ->
     case py_pool:resolve_path(Entry) of
-        {ok, Dir} -> ok_if_none(internal_call(<<"erlang._path">>, <<"add">>, [Dir]));
+        {ok, Dir} ->
+            path_changed(ok_if_none(internal_call(<<"erlang._path">>, <<"add">>, [Dir])));
         {error, bad_entry} -> error(badarg, [Entry]);
         {error, _} = Error -> Error
     end.
@@ -981,3 +985,21 @@ ok_if_none({ok, _}) ->
     ok;
 ok_if_none({error, _} = Error) ->
     Error.
+
+%% After a change of the main interpreter's `sys.path': the sub-interpreter pool gets it too
+%% (docs/parallelism.md). A pool that cannot take it (the application is stopping) keeps its
+%% old one, with a warning; the change itself succeeded.
+-spec path_changed() -> ok.
+path_changed() ->
+    case py_subinterp:sync_path() of
+        ok ->
+            ok;
+        {error, Reason} ->
+            logger:warning("erlang_python: the sub-interpreter pool keeps its old sys.path: ~0p",
+                           [Reason]),
+            ok
+    end.
+
+-spec path_changed(ok | {error, term()}) -> ok | {error, term()}.
+path_changed(ok) -> path_changed();
+path_changed({error, _} = Error) -> Error.

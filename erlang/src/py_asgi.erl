@@ -6,15 +6,25 @@
 %% handler calls (cowboy, Phoenix, ours). The runner ships in the `erlang' Python package
 %% (`erlang._asgi'); apps run as coroutines on erlang_python's asyncio loop, started by a
 %% request on an executor like any other call, so timeouts and the death of the caller stop
-%% them. The first request for an app runs its lifespan startup once; {@link shutdown/2} runs
-%% its shutdown. See docs/web-frameworks.md.
+%% them. The first request for an app runs its lifespan startup once, or {@link startup/2}
+%% before any request; {@link shutdown/2} runs its shutdown. {@link websocket/4} runs a
+%% `websocket' scope as a session bound to the calling process: it hands the app the client's
+%% frames ({@link websocket_deliver/2}, {@link websocket_disconnect/3}) and gets the app's
+%% messages as Erlang messages ({@link websocket_event/2}), with backpressure
+%% ({@link websocket_ack/1}). See docs/web-frameworks.md.
 -module(py_asgi).
 
--export([run/4, run/5, build_scope/1, build_scope/2, stream/6, shutdown/2]).
+-export([run/4, run/5, build_scope/1, build_scope/2, stream/6, startup/2, startup/3,
+         shutdown/2]).
+-export([websocket/4, websocket_event/2, websocket_deliver/2, websocket_disconnect/3,
+         websocket_ack/1, websocket_cancel/1]).
+%% For py_http: the servers serving an app hold its lifespan; the last to stop shuts it down.
+-export(['_hold'/3, '_release'/2]).
 %% Called by the runner through erlang.async_call (registered as `_py_asgi_event').
 -export(['_event'/1]).
 
--export_type([scope/0, scope_opts/0, opts/0, event/0, handler/1]).
+-export_type([scope/0, scope_opts/0, opts/0, event/0, handler/1,
+              websocket/0, websocket_opts/0, websocket_event/0]).
 
 -type scope() :: #{atom() | binary() => term()}.
 %% The ASGI scope: `type', `method', `path', `raw_path', `query_string', `root_path',
@@ -40,6 +50,32 @@
 %% `disconnect' when the client is gone (the app's `send' then raises an `OSError'); a
 %% `request_body' event with `{body, Chunk, MoreBody}' or `disconnect'.
 -type handler(Acc) :: fun((event(), Acc) -> {ok | disconnect | {body, binary(), boolean()}, Acc}).
+
+-record(websocket, {
+    tag :: reference(),
+    ref :: reference(),
+    mailbox :: pid()
+}).
+-opaque websocket() :: #websocket{}.
+%% A websocket session started by {@link websocket/4}, owned by the process that started it.
+-type websocket_opts() :: #{runner => binary(), timeout => timeout(), lifespan => boolean(),
+                            window => pos_integer()}.
+%% `timeout' (default 30000 ms): the wait for the session to start (the app imported, its
+%% lifespan started). `lifespan' as for {@link opts()}. `window' (default 16): how many
+%% `{text, _}' and `{binary, _}' events may wait for their {@link websocket_ack/1}; the app's
+%% next send waits.
+-type websocket_event() ::
+    {accept, Subprotocol :: binary() | undefined, Headers :: [{binary(), binary()}]}
+    | {text, binary()}
+    | {binary, binary()}
+    | {close, Code :: 1000..4999, Reason :: binary()}
+    | pause
+    | resume.
+%% The app's messages: `websocket.accept' (the handshake's answer: `101', the subprotocol in
+%% `Sec-WebSocket-Protocol', the headers added), `websocket.send' (a text frame, UTF-8, or a
+%% binary frame), `websocket.close'. A `close' before an `accept' refuses the handshake: a
+%% server answers `403' (as uvicorn does). `pause' when 64 client messages wait for the app to
+%% receive them: stop reading from the client; `resume' when they are down to 16.
 
 -define(DEFAULT_TIMEOUT, 30000).
 -define(RUNNER, <<"erlang._asgi">>).
@@ -137,6 +173,44 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
             end
     end.
 
+%% @doc `startup(Module, Callable, 30000)'.
+-spec startup(binary() | atom(), binary() | atom()) -> ok | {error, term()}.
+startup(Module, Callable) ->
+    startup(Module, Callable, ?DEFAULT_TIMEOUT).
+
+%% @doc Import the app `Module:Callable' and run its lifespan startup now, as its first request
+%% would (nothing if it already ran), so that the first request does not wait for them and a
+%% broken app shows before any request. `ok', or the error of the import
+%% (`{error, {'ModuleNotFoundError', Msg}}', ...) or of a failed startup
+%% (`{error, {'RuntimeError', <<"ASGI lifespan startup failed: ...">>}}'); `{error, timeout}'
+%% after `Timeout' ms (the startup is cancelled). An app without lifespan support is only
+%% imported.
+-spec startup(binary() | atom(), binary() | atom(), timeout()) -> ok | {error, term()}.
+startup(Module, Callable, Timeout) ->
+    lifespan_call(startup, Module, Callable, Timeout).
+
+%% @private py_http's start: {@link startup/3}, and the server holds the app's lifespan.
+-spec '_hold'(binary(), binary(), timeout()) -> ok | {error, term()}.
+'_hold'(Module, Callable, Timeout) ->
+    lifespan_call(hold, Module, Callable, Timeout).
+
+%% @private py_http's stop: the lifespan shutdown runs once no server holds the app.
+-spec '_release'(binary(), binary()) -> ok | {error, term()}.
+'_release'(Module, Callable) ->
+    lifespan_call(release, Module, Callable, ?DEFAULT_TIMEOUT).
+
+-spec lifespan_call(startup | hold | release, binary() | atom(), binary() | atom(), timeout()) ->
+    ok | {error, term()}.
+lifespan_call(Function, Module, Callable, Timeout) ->
+    case py_web:check(Module, Callable, #{}, ?RUNNERS) of
+        {ok, M, C} ->
+            Ref = py:async_call(?RUNNER, atom_to_binary(Function), [M, C]),
+            case py:async_await(Ref, Timeout) of
+                {ok, _} -> ok;
+                {error, _} = Error -> Error
+            end
+    end.
+
 %% @doc Run the lifespan shutdown of `Module:Callable' (started by its first request):
 %% `ok', `{error, not_started}' when it has no running lifespan, or the app's error.
 -spec shutdown(binary() | atom(), binary() | atom()) -> ok | {error, term()}.
@@ -148,6 +222,126 @@ shutdown(Module, Callable) ->
                 {ok, false} -> {error, not_started};
                 {error, _} = Error -> Error
             end
+    end.
+
+%% @doc Start a websocket session of the ASGI app `Module:Callable' for the `websocket' scope
+%% `Scope' (`type => <<"websocket">>', `path', `headers', `subprotocols', ...; or a handle of
+%% {@link build_scope/2}), bound to the calling process, its owner: `{ok, WS}' once the app is
+%% running (its first `receive' gets `websocket.connect'), or `{error, Reason}' (the app cannot
+%% be imported, the scope is bad, `timeout').
+%%
+%% The owner then gets messages that it passes to {@link websocket_event/2}: the app's
+%% {@link websocket_event()}s, then the session's end. It hands the app the client's frames with
+%% {@link websocket_deliver/2} and the client's departure with {@link websocket_disconnect/3},
+%% and acknowledges each `{text, _}' and `{binary, _}' event with {@link websocket_ack/1} once
+%% it has written it (backpressure: see `window' in {@link websocket_opts()}). Both directions
+%% are independent: the app may send while the client sends nothing. If the owner dies, the
+%% app is cancelled. The `runner' option is refused (`{error, {unsupported, runner}}').
+-spec websocket(binary() | atom(), binary() | atom(), scope() | reference(), websocket_opts()) ->
+    {ok, websocket()} | {error, term()}.
+websocket(Module, Callable, Scope, Opts) when is_map(Opts) ->
+    case py_web:check(Module, Callable, Opts, ?RUNNERS) of
+        {runner, _, _, _} ->
+            {error, {unsupported, runner}};
+        {ok, M, C} ->
+            Tag = make_ref(),
+            PyOpts = (run_opts(Opts))#{window => maps:get(window, Opts, 16)},
+            Ref = py:async_call(?RUNNER, websocket, [M, C, Scope, self(), Tag, PyOpts]),
+            Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
+            receive
+                {Tag, {<<"mailbox">>, Mailbox}} when is_pid(Mailbox) ->
+                    {ok, #websocket{tag = Tag, ref = Ref, mailbox = Mailbox}};
+                {Ref, _} = Reply ->
+                    self() ! Reply,
+                    case py:async_await(Ref, infinity) of
+                        {error, _} = Error -> Error;
+                        {ok, Other} -> {error, {no_session, Other}}
+                    end
+            after Timeout ->
+                _ = py:async_await(Ref, 0),
+                flush_tag(Tag),
+                {error, timeout}
+            end
+    end.
+
+%% @doc What a message the owner received means for the session `WS': `{event, Event}', a
+%% message of the app; `{done, ok}' when the app ended normally (after accepting or closing,
+%% or after {@link websocket_disconnect/3}); `{done, {error, Reason}}' when it raised (before an
+%% `accept': a server answers `500'; after: it closes with `1011'), returned without accepting
+%% or closing, or was cancelled; `unknown' for a message that is not the session's. The app's
+%% events all come before its `done'; nothing of the session comes after it.
+-spec websocket_event(term(), websocket()) ->
+    {event, websocket_event()} | {done, ok | {error, term()}} | unknown.
+websocket_event({Tag, Event}, #websocket{tag = Tag}) ->
+    {event, ws_event(Event)};
+websocket_event({Ref, _} = Reply, #websocket{ref = Ref, tag = Tag} = WS) ->
+    receive
+        {Tag, Event} ->
+            %% The app's last events may arrive after its end (two senders): they go first.
+            self() ! Reply,
+            {event, ws_event(Event)}
+    after 0 ->
+        self() ! Reply,
+        Done = case py:async_await(Ref, infinity) of
+                   {ok, _} -> ok;
+                   {error, _} = Error -> Error
+               end,
+        websocket_cancel(WS),
+        {done, Done}
+    end;
+websocket_event(_Message, #websocket{}) ->
+    unknown.
+
+%% @doc Hand the app a frame of the client: a text message (UTF-8: a server checks it; an
+%% invalid one reaches the app with U+FFFD in place of the bad bytes) or a binary one. The
+%% app's `receive' returns it as `websocket.receive'. Always `ok' (nothing happens once the
+%% session ended).
+-spec websocket_deliver(websocket(), {text | binary, iodata()}) -> ok.
+websocket_deliver(#websocket{mailbox = Mailbox}, {Kind, Data}) when Kind =:= text;
+                                                                     Kind =:= binary ->
+    Mailbox ! {Kind, iolist_to_binary(Data)},
+    ok.
+
+%% @doc Tell the app that the client is gone: its `receive' returns `websocket.disconnect' with
+%% `Code' (the client's close code, `1005' when its close frame had none, `1006' when the
+%% connection was lost) and `Reason', and its `send' raises an `OSError'
+%% (`erlang._asgi.ClientDisconnected'). The app should then end; {@link websocket_cancel/1}
+%% stops one that does not. Always `ok'.
+-spec websocket_disconnect(websocket(), 1000..4999, iodata()) -> ok.
+websocket_disconnect(#websocket{mailbox = Mailbox}, Code, Reason) when is_integer(Code) ->
+    Mailbox ! {disconnect, Code, iolist_to_binary(Reason)},
+    ok.
+
+%% @doc Acknowledge one `{text, _}' or `{binary, _}' event: the app may send one more. Always
+%% `ok'.
+-spec websocket_ack(websocket()) -> ok.
+websocket_ack(#websocket{mailbox = Mailbox}) ->
+    Mailbox ! ack,
+    ok.
+
+%% @doc Stop the session: the app is cancelled if it still runs, and none of the session's
+%% messages reach the owner afterwards (also the `done' one). `ok'. Call it from the owner.
+-spec websocket_cancel(websocket()) -> ok.
+websocket_cancel(#websocket{ref = Ref, tag = Tag}) ->
+    %% A cancelled app's runner closes its mailbox, whose process then ends.
+    _ = py:async_await(Ref, 0),
+    flush_tag(Tag).
+
+-spec ws_event(term()) -> websocket_event().
+ws_event({<<"accept">>, Subprotocol, Headers}) ->
+    {accept, case Subprotocol of none -> undefined; _ -> Subprotocol end, Headers};
+ws_event({<<"text">>, Text}) -> {text, Text};
+ws_event({<<"binary">>, Data}) -> {binary, Data};
+ws_event({<<"close">>, Code, Reason}) -> {close, Code, Reason};
+ws_event({<<"pause">>}) -> pause;
+ws_event({<<"resume">>}) -> resume.
+
+-spec flush_tag(reference()) -> ok.
+flush_tag(Tag) ->
+    receive
+        {Tag, _} -> flush_tag(Tag)
+    after 0 ->
+        ok
     end.
 
 %% @private The function the runner calls for each event (`erlang.async_call' runs it in a

@@ -29,18 +29,23 @@
     idle_timeout => timeout(),
     request_timeout => timeout(),
     drain_timeout => timeout(),
-    lifespan => boolean()
+    lifespan => boolean(),
+    websocket_max_size => pos_integer()
 }.
 %% `app': `<<"module:attribute">>' (as uvicorn and gunicorn take it) or `{Module, Callable}'.
 %% `interface' (default `asgi'). `port' (default 8000; 0 picks a free one, see port/1), `ip'
 %% (default loopback). `acceptors' (default 8). Limits: `max_header_line' (bytes of the request
-%% line and of each header line, default 8192; a longer one closes the connection: the BEAM's
+%% target and of each header line, default 8192; a longer target gets 414, a longer header
+%% line 431, a line over 4 times the limit (at least 64 KiB) closes the connection: the BEAM's
 %% parser drops the socket), `max_headers' (default 100; more gives 431), `max_body_size'
 %% (default 8 MiB; larger gives 413). Timeouts in ms: `read_timeout' (headers and body,
 %% default 30000), `idle_timeout' (between keep-alive requests, default 60000),
 %% `request_timeout' (the app's wait for its next event, default 30000; `py_asgi' and
 %% `py_wsgi''s `timeout'), `drain_timeout' (stop/1's wait for requests in flight, default
-%% 15000). `lifespan' (default `true').
+%% 15000). `lifespan' (default `true'). `websocket_max_size' (bytes of one websocket message,
+%% default 16 MiB as uvicorn; a larger one closes the websocket with 1009). A websocket's
+%% `idle_timeout' is its keepalive: after that much silence the server pings, and closes with
+%% 1011 when nothing came back within as long again.
 
 -record(config, {
     interface :: asgi | wsgi,
@@ -53,7 +58,8 @@
     read_timeout :: timeout(),
     idle_timeout :: timeout(),
     request_timeout :: timeout(),
-    lifespan :: boolean()
+    lifespan :: boolean(),
+    websocket_max_size :: pos_integer()
 }).
 
 -record(state, {
@@ -78,7 +84,9 @@
     %% The response: not started, headers waiting for the first chunk, or being sent.
     response = none :: none | {pending, iodata()} | sending | done,
     chunked = false :: boolean(),
-    no_body = false :: boolean()
+    no_body = false :: boolean(),
+    %% The client sent `Expect: 100-continue' and waits for `100 Continue' before the body.
+    continue = false :: boolean()
 }).
 
 -define(READ_CHUNK, 65536).
@@ -87,7 +95,9 @@
 
 %% @doc Start a server under the application's supervisor; `{ok, Pid}' once it listens, or
 %% `{error, Reason}' (`{bad_app, App}', `eaddrinuse', `not_started' when the application is
-%% not running, ...).
+%% not running, `{app_start_failed, Error}' when the app cannot be imported or its lifespan
+%% startup failed, ...). The app is imported, and an ASGI app's lifespan started, before the
+%% server listens (within `request_timeout').
 -spec start(opts()) -> {ok, pid()} | {error, term()}.
 start(Opts) when is_map(Opts) ->
     case config(Opts) of
@@ -149,9 +159,29 @@ port(Server) ->
 -spec init({#config{}, opts()}) -> {ok, #state{}} | {stop, term()}.
 init({Config, Opts}) ->
     process_flag(trap_exit, true),
+    case start_app(Config) of
+        ok -> listen(Config, Opts);
+        {error, Reason} -> {stop, {app_start_failed, Reason}}
+    end.
+
+%% The app is imported (and an ASGI app's lifespan started, this server holding it) before the
+%% server listens: the first requests do not wait for it, and a broken app is an error of
+%% start/1 rather than of every request.
+-spec start_app(#config{}) -> ok | {error, term()}.
+start_app(#config{interface = asgi, lifespan = true, module = M, callable = C} = Config) ->
+    py_asgi:'_hold'(M, C, Config#config.request_timeout);
+start_app(#config{module = M, callable = C} = Config) ->
+    case py:call(<<"erlang._web">>, <<"check_app">>, [M, C], #{},
+                 Config#config.request_timeout) of
+        {ok, none} -> ok;
+        {error, _} = Error -> Error
+    end.
+
+-spec listen(#config{}, opts()) -> {ok, #state{}} | {stop, term()}.
+listen(Config, Opts) ->
     Listen = [binary, {packet, raw}, {active, false}, {reuseaddr, true}, {nodelay, true},
               {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
-              {packet_size, Config#config.max_header_line}],
+              {packet_size, line_cap(Config#config.max_header_line)}],
     case gen_tcp:listen(Config#config.port, Listen) of
         {ok, LSock} ->
             {ok, Port} = inet:port(LSock),
@@ -161,6 +191,7 @@ init({Config, Opts}) ->
             [start_acceptor(State) || _ <- lists:seq(1, State#state.acceptors)],
             {ok, State};
         {error, Reason} ->
+            _ = stop_app(Config),
             {stop, Reason}
     end.
 
@@ -199,13 +230,16 @@ terminate(_Reason, #state{listen = LSock, conns = Conns, config = Config} = Stat
     gen_tcp:close(LSock),
     maps:foreach(fun(_, Pid) -> Pid ! '$py_http_drain' end, Conns),
     drain(Conns, deadline(State#state.drain_timeout)),
-    case Config of
-        #config{interface = asgi, lifespan = true, module = M, callable = C} ->
-            _ = py_asgi:shutdown(M, C),
-            ok;
-        _ ->
-            ok
-    end.
+    _ = stop_app(Config),
+    ok.
+
+%% This server no longer holds the app's lifespan: its shutdown runs if no other server of
+%% the app does.
+-spec stop_app(#config{}) -> ok | {error, term()}.
+stop_app(#config{interface = asgi, lifespan = true, module = M, callable = C}) ->
+    py_asgi:'_release'(M, C);
+stop_app(_Config) ->
+    ok.
 
 %%% Internal: listener
 
@@ -222,7 +256,8 @@ config(#{app := App} = Opts) ->
                          read_timeout = maps:get(read_timeout, Opts, 30000),
                          idle_timeout = maps:get(idle_timeout, Opts, 60000),
                          request_timeout = maps:get(request_timeout, Opts, 30000),
-                         lifespan = maps:get(lifespan, Opts, true) =/= false}};
+                         lifespan = maps:get(lifespan, Opts, true) =/= false,
+                         websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000)}};
         {error, _} ->
             {error, {bad_app, App}};
         {_, false} ->
@@ -278,6 +313,11 @@ drain(Conns, Deadline) ->
         maps:foreach(fun(_, Pid) -> exit(Pid, kill) end, Conns)
     end.
 
+%% The BEAM's parser drops a connection whose line is longer than `packet_size', with no way to
+%% answer; lines up to this cap are parsed and those over `max_header_line' get 414 or 431.
+-spec line_cap(pos_integer()) -> pos_integer().
+line_cap(Max) -> max(4 * Max, 65536).
+
 -spec deadline(timeout()) -> integer() | infinity.
 deadline(infinity) -> infinity;
 deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
@@ -332,7 +372,7 @@ idle(Socket, Config, Peer, Local) ->
     end.
 
 %% Answers a request the server refuses with a short error response, and closes.
--spec reject(gen_tcp:socket(), 400 | 413 | 431 | 500 | 501) -> ok.
+-spec reject(gen_tcp:socket(), 400 | 413 | 414 | 417 | 431 | 500 | 501) -> ok.
 reject(Socket, Status) ->
     Body = reason(Status),
     Peer = case inet:peername(Socket) of
@@ -354,6 +394,12 @@ reject(Socket, Status) ->
 
 -spec request(gen_tcp:socket(), #config{}, term(), term(), term(), term(), term()) ->
     keep_alive | close.
+request(Socket, #config{max_header_line = Max}, _Peer, _Local, _Method, Uri, _Version)
+  when is_tuple(Uri), byte_size(element(tuple_size(Uri), Uri)) > Max ->
+    %% `{abs_path, Target}' or `{absoluteURI, Scheme, Host, Port, Target}' (lines up to
+    %% line_cap/1 reach here).
+    reject(Socket, 414),
+    close;
 request(Socket, Config, Peer, Local, Method0, Uri, Version) ->
     case headers(Socket, Config, []) of
         {ok, Headers} ->
@@ -377,14 +423,18 @@ headers(_Socket, #config{max_headers = Max}, Acc) when length(Acc) > Max ->
     {error, 431};
 headers(Socket, Config, Acc) ->
     case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
-        {ok, {http_header, _, Name, _, Value}} ->
-            headers(Socket, Config, [{header_name(Name), Value} | Acc]);
+        {ok, {http_header, _, Name0, _, Value}} ->
+            Name = header_name(Name0),
+            case byte_size(Name) + 2 + byte_size(Value) > Config#config.max_header_line of
+                true -> {error, 431};
+                false -> headers(Socket, Config, [{Name, Value} | Acc])
+            end;
         {ok, http_eoh} ->
             {ok, lists:reverse(Acc)};
         {ok, {http_error, _}} ->
             {error, 400};
         _ ->
-            %% Closed, timed out, or a line over max_header_line (`emsgsize': the socket is
+            %% Closed, timed out, or a line over line_cap/1 (`emsgsize': the socket is
             %% already gone, the 400 goes nowhere).
             {error, 400}
     end.
@@ -417,16 +467,62 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
                     {1, 1} -> binary:match(Connection, <<"close">>) =:= nomatch;
                     _ -> binary:match(Connection, <<"keep-alive">>) =/= nomatch
                 end,
-    case body_framing(Headers, Config) of
-        {ok, Body} ->
+    Upgrade = case Config#config.interface of
+                  asgi -> py_http_ws:handshake(Method, Headers);
+                  wsgi -> no
+              end,
+    case {Upgrade, body_framing(Headers, Config), expectation(Headers, Version)} of
+        {{ok, Key, Subprotocols}, _, _} when Version =:= {1, 1} ->
+            websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols);
+        {{ok, _, _}, _, _} ->
+            reject(Socket, 400),
+            close;
+        {{error, Why}, _, _} ->
+            logger:warning("py_http: bad websocket upgrade: ~s", [Why],
+                           #{domain => [erlang_python, http]}),
+            reject(Socket, 400),
+            close;
+        {no, {ok, Body}, {ok, Continue}} ->
             Req = #req{socket = Socket, config = Config, method = Method, version = Version,
                        body = Body, keep_alive = KeepAlive,
-                       no_body = Method =:= <<"HEAD">>},
+                       no_body = Method =:= <<"HEAD">>,
+                       continue = Continue andalso Body =/= done},
             serve(Req, Peer, Local, Path, Query, Headers);
-        {error, Status} ->
+        {no, {error, Status}, _} ->
+            %% A body over the limit is refused before the client sends it, also when it
+            %% waits for 100 Continue.
+            reject(Socket, Status),
+            close;
+        {no, _, {error, Status}} ->
             reject(Socket, Status),
             close
     end.
+
+%% `Expect' (RFC 9110 10.1.1): `100-continue' from an HTTP/1.1 client asks for `100 Continue'
+%% before the body (sent when the body is first read); any other expectation gets 417.
+-spec expectation([{binary(), binary()}], {non_neg_integer(), non_neg_integer()}) ->
+    {ok, boolean()} | {error, 417}.
+expectation(Headers, Version) ->
+    case [string:lowercase(string:trim(V)) || V <- values(<<"expect">>, Headers)] of
+        [] -> {ok, false};
+        [<<"100-continue">>] -> {ok, Version >= {1, 1}};
+        _ -> {error, 417}
+    end.
+
+%% A websocket upgrade: the ASGI websocket scope, served by py_http_ws.
+-spec websocket(gen_tcp:socket(), #config{}, term(), term(), binary(), binary(),
+                [{binary(), binary()}], binary(), [binary()]) -> close.
+websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols) ->
+    Scope = #{type => <<"websocket">>, http_version => <<"1.1">>, scheme => <<"ws">>,
+              path => percent_decode(Path), raw_path => Path, query_string => Query,
+              root_path => <<>>, headers => Headers, subprotocols => Subprotocols,
+              server => address(Local), client => address(Peer)},
+    Opts = #{max_size => Config#config.websocket_max_size,
+             idle_timeout => Config#config.idle_timeout,
+             read_timeout => Config#config.read_timeout,
+             request_timeout => Config#config.request_timeout,
+             lifespan => Config#config.lifespan},
+    py_http_ws:serve(Socket, Config#config.module, Config#config.callable, Scope, {Key, Opts}).
 
 -spec body_framing([{binary(), binary()}], #config{}) ->
     {ok, {length, non_neg_integer()} | chunked | done} | {error, 400 | 413 | 501}.
@@ -612,6 +708,11 @@ send(Socket, Data) ->
 -spec read_body(#req{}, pos_integer()) -> {binary() | error, #req{}}.
 read_body(#req{body = done} = Req, _Max) ->
     {<<>>, Req};
+read_body(#req{continue = true, socket = Socket} = Req, Max) ->
+    case gen_tcp:send(Socket, <<"HTTP/1.1 100 Continue\r\n\r\n">>) of
+        ok -> read_body(Req#req{continue = false}, Max);
+        {error, _} -> {error, Req#req{body = done, keep_alive = false}}
+    end;
 read_body(#req{body = {length, Left}, socket = Socket, config = Config} = Req, Max) ->
     N = min(Left, Max),
     ok = inet:setopts(Socket, [{packet, raw}]),
@@ -758,7 +859,9 @@ reason(404) -> <<"Not Found">>;
 reason(405) -> <<"Method Not Allowed">>;
 reason(409) -> <<"Conflict">>;
 reason(413) -> <<"Request Entity Too Large">>;
+reason(414) -> <<"URI Too Long">>;
 reason(415) -> <<"Unsupported Media Type">>;
+reason(417) -> <<"Expectation Failed">>;
 reason(418) -> <<"I'm a Teapot">>;
 reason(422) -> <<"Unprocessable Entity">>;
 reason(429) -> <<"Too Many Requests">>;

@@ -23,6 +23,7 @@
     subinterp_pool_start/2,
     subinterp_pool_stop/1,
     subinterp_pool_size/1,
+    subinterp_pool_set_path/2,
     subinterp_call/6,
     subinterp_call_dirty/6,
     subinterp_eval/4,
@@ -116,6 +117,7 @@
     subinterp_pool_start/2,
     subinterp_pool_stop/1,
     subinterp_pool_size/1,
+    subinterp_pool_set_path/2,
     subinterp_call/6,
     subinterp_call_dirty/6,
     subinterp_eval/4,
@@ -375,6 +377,12 @@ subinterp_pool_stop(_Pool) ->
 
 -spec subinterp_pool_size(subinterp_pool()) -> non_neg_integer().
 subinterp_pool_size(_Pool) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc Give every sub-interpreter of the pool `SysPath' as its `sys.path', before the next
+%% request each runs. `badarg' for an entry that is not UTF-8 or holds a NUL.
+-spec subinterp_pool_set_path(subinterp_pool(), [binary()]) -> ok.
+subinterp_pool_set_path(_Pool, _SysPath) ->
     erlang:nif_error(nif_not_loaded).
 
 %% `Module.Func(*Args, **Kwargs)' in any sub-interpreter. `dirty' when the arguments are too

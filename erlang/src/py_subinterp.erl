@@ -11,7 +11,7 @@
 
 -include("py_keys.hrl").
 
--export([start_link/0, pool/0, size/0]).
+-export([start_link/0, pool/0, size/0, sync_path/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 %% Starting a sub-interpreter takes some milliseconds; a pool of many, longer.
@@ -44,6 +44,27 @@ pool() ->
     end.
 
 %% @doc The number of sub-interpreters: the running pool's, else the configured size.
+%% @doc Give the pool's sub-interpreters (if the pool runs) the main interpreter's `sys.path'
+%% as it is now; requests sent to the pool after this returns see it. `py' calls it after
+%% {@link py:add_python_path/1}, {@link py:activate_venv/1} and {@link py:deactivate_venv/0}.
+%% Serialised by this process, so that concurrent changes are applied in order.
+-spec sync_path() -> ok | {error, term()}.
+sync_path() ->
+    case persistent_term:get(?PY_SUBINTERP_KEY, undefined) of
+        undefined ->
+            %% No pool: it takes the path when it starts (in this process, so after any
+            %% change that returned before).
+            ok;
+        _ ->
+            try
+                gen_server:call(?MODULE, sync_path, infinity)
+            catch
+                exit:{noproc, _} -> ok;
+                exit:{shutdown, _} -> ok;
+                exit:{normal, _} -> ok
+            end
+    end.
+
 -spec size() -> pos_integer().
 size() ->
     case persistent_term:get(?PY_SUBINTERP_KEY, undefined) of
@@ -85,6 +106,14 @@ handle_call(start, _From, #state{pool = undefined} = State) ->
     end;
 handle_call(start, _From, #state{pool = Pool} = State) ->
     {reply, {ok, Pool}, State};
+handle_call(sync_path, _From, #state{pool = undefined} = State) ->
+    {reply, ok, State};
+handle_call(sync_path, _From, #state{pool = Pool} = State) ->
+    Reply = case main_path() of
+                {ok, Path} -> py_nif:subinterp_pool_set_path(Pool, Path);
+                {error, _} = Error -> Error
+            end,
+    {reply, Reply, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
 
@@ -118,12 +147,23 @@ start_pool() ->
         {true, {error, _} = Error} ->
             Error;
         {true, {ok, Size}} ->
-            case py:eval(<<"[p for p in __import__('sys').path if isinstance(p, str)]">>) of
-                {ok, Path} when is_list(Path) ->
+            case main_path() of
+                {ok, Path} ->
                     py_nif:subinterp_pool_start(Size, Path);
                 {error, not_started} ->
                     {error, not_started};
                 {error, Reason} ->
                     {error, {subinterp_start_failed, iolist_to_binary(io_lib:format("~0p", [Reason]))}}
             end
+    end.
+
+%% The main interpreter's `sys.path' (its str entries, as UTF-8 binaries; entries that cannot
+%% be UTF-8, lone surrogates from undecodable file names, are left out).
+-spec main_path() -> {ok, [binary()]} | {error, term()}.
+main_path() ->
+    case py:eval(<<"[p for p in __import__('sys').path if isinstance(p, str) and '\\0' not in p "
+                   "and p.encode('utf-8', 'surrogatepass').decode('utf-8', 'replace') == p]">>) of
+        {ok, Path} when is_list(Path) -> {ok, Path};
+        {ok, Other} -> {error, {bad_sys_path, Other}};
+        {error, _} = Error -> Error
     end.

@@ -6,16 +6,20 @@ finished by a task (:func:`schedule`) on the :class:`erlang.ErlangEventLoop` tha
 erlang_python runs in its own daemon thread, ``erlang-asyncio``, started on first use; the
 executor moves on at once, so coroutines wait concurrently without holding executors. The task
 replies to the Erlang caller through the job's ``AsyncReply``; when the caller stops waiting,
-the reply's cancel hook cancels the task.
+the reply's cancel hook cancels the task. A call of an ``async def`` an executor has already
+seen skips the executor: the NIF queues it in the loop's inbox, and the loop's thread calls the
+function and hands the coroutine to :func:`start`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 from erlang._loop import ErlangEventLoop
 
@@ -49,7 +53,36 @@ def loop() -> asyncio.AbstractEventLoop:
 
 def _run(loop: asyncio.AbstractEventLoop) -> None:
     asyncio.set_event_loop(loop)
+    loop.call_soon(_serve_async_calls, loop)
     loop.run_forever()
+
+
+def _serve_async_calls(loop: asyncio.AbstractEventLoop) -> None:
+    """On the loop's thread: makes its inbox the one ``py:async_call``s of known ``async def``s
+    are submitted to, so that their coroutines start here without an executor (see
+    :func:`start`)."""
+    from erlang import _async
+
+    inbox = _async._inbox_of(loop)
+    if inbox is not None:
+        inbox.serve_async_calls()
+
+
+def start(coroutine: Awaitable[object], reply: Reply) -> None:
+    """On the loop's thread: runs ``coroutine``, just made by an ``async def`` that a
+    ``py:async_call`` submitted straight to the loop, as a task that replies to the Erlang
+    caller, in a context of its own (as an executor's request starts in a fresh one); the task
+    is cancelled when the caller stops waiting."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(_finish(coroutine, reply), context=contextvars.Context())
+    reply.on_cancel(functools.partial(_cancel_soon, loop, task))
+
+
+def _cancel_soon(loop: asyncio.AbstractEventLoop, task: asyncio.Task[None]) -> None:
+    try:
+        loop.call_soon_threadsafe(task.cancel)
+    except RuntimeError:
+        pass  # The loop is closed: the task went with it.
 
 
 def prepare(value: object, stream: bool) -> tuple[bool, object]:
@@ -69,11 +102,26 @@ def prepare(value: object, stream: bool) -> tuple[bool, object]:
     return False, value
 
 
-def schedule(work: Awaitable[object], reply: Reply) -> None:
+def schedule(work: object, reply: Reply, stream: bool | None = None) -> None:
     """Runs ``work`` as a task on the loop; the task replies to the Erlang caller, and is
-    cancelled when the caller stops waiting."""
-    future = asyncio.run_coroutine_threadsafe(_finish(work, reply), loop())
+    cancelled when the caller stops waiting.
+
+    ``work`` is an awaitable, or with ``stream`` given, the raw result of an async job's call
+    (the executor hands a native coroutine or async generator over before any Python code
+    looks at it, so that an interrupt cannot lose it): it is prepared here as :func:`prepare`
+    would."""
+    awaitable: Awaitable[object]
+    if stream is None:
+        awaitable = cast("Awaitable[object]", work)
+    else:
+        deferred, prepared = prepare(work, stream)
+        awaitable = cast("Awaitable[object]", prepared) if deferred else _ready(prepared)
+    future = asyncio.run_coroutine_threadsafe(_finish(awaitable, reply), loop())
     reply.on_cancel(future.cancel)
+
+
+async def _ready(value: object) -> object:
+    return value
 
 
 async def _collect(items: AsyncIterable[object]) -> list[object]:
@@ -99,4 +147,4 @@ async def _finish(work: Awaitable[object], reply: Reply) -> None:
         reply.resolve(value)
 
 
-__all__ = ["Reply", "loop", "prepare", "schedule"]
+__all__ = ["Reply", "loop", "prepare", "schedule", "start"]

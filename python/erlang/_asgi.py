@@ -35,11 +35,15 @@ __all__ = [
     "ClientDisconnected",
     "ScopeHandle",
     "build_scope",
+    "hold",
+    "release",
     "run",
     "run_with_runner",
     "scope_handle",
     "serve",
     "shutdown",
+    "startup",
+    "websocket",
 ]
 
 _log = logging.getLogger("erlang.asgi")
@@ -140,6 +144,11 @@ def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
     scope["http_version"] = version
     if kind == "http":
         scope["method"] = _text(scope.get("method", "GET"), "method").upper()
+    else:
+        protocols = scope.get("subprotocols", [])
+        if not isinstance(protocols, (list, tuple)):
+            raise TypeError("ASGI scope subprotocols must be a list of binaries")
+        scope["subprotocols"] = [_text(p, "subprotocol") for p in protocols]
     scheme_default = "http" if kind == "http" else "ws"
     scope["scheme"] = _text(scope.get("scheme", scheme_default), "scheme")
     if "path" in scope:
@@ -178,6 +187,8 @@ class _Lifespan:
 
     def __init__(self, app: App) -> None:
         self.state: dict[str, Any] = {}
+        # The servers serving the app (hold/release); 0 when only requests started it.
+        self.holders = 0
         self.supported = True
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -262,6 +273,33 @@ async def shutdown(module: str, name: str) -> bool:
     return True
 
 
+async def startup(module: str, name: str) -> None:
+    """``py_asgi:startup/2``: imports the app and runs its lifespan startup now, unless it
+    already ran; raises what the import or a failed startup raised."""
+    await _state(module, name, resolve_app(module, name))
+
+
+async def hold(module: str, name: str) -> None:
+    """A server (py_http) starts serving the app: :func:`startup`, then one more holder of
+    its lifespan."""
+    await startup(module, name)
+    lifespan = _registry().get((module, name))
+    if lifespan is not None:
+        lifespan.holders += 1
+
+
+async def release(module: str, name: str) -> bool:
+    """A server that held the app stops: its lifespan shutdown runs once no server holds it
+    (``True`` then, as :func:`shutdown`), else ``False``."""
+    lifespan = _registry().get((module, name))
+    if lifespan is None:
+        return False
+    lifespan.holders -= 1
+    if lifespan.holders > 0:
+        return False
+    return await shutdown(module, name)
+
+
 # HTTP ----------------------------------------------------------------------------------------
 
 
@@ -314,7 +352,7 @@ class _Response:
 
 
 async def _prepare(
-    module: str, name: str, raw_scope: object, opts: object
+    module: str, name: str, raw_scope: object, opts: object, kind: str = "http"
 ) -> tuple[App, dict[str, Any]]:
     app: App = resolve_app(module, name)
     options = _dict(opts, "options") if opts is not None else {}
@@ -323,8 +361,9 @@ async def _prepare(
         scope["state"] = dict(scope.get("state", {}))
     else:
         scope = build_scope(raw_scope)
-    if scope["type"] != "http":
-        raise ValueError("py_asgi runs http scopes (websocket scopes are not served yet)")
+    if scope["type"] != kind:
+        other = "py_asgi:websocket/4" if kind == "http" else "py_asgi:run/5 or stream/6"
+        raise ValueError(f"an ASGI {scope['type']} scope is served by {other}, not here")
     if options.get("lifespan", True):
         state = await _state(module, name, app)
         scope["state"] = {**state, **scope["state"]}
@@ -499,3 +538,210 @@ async def serve(
     if not response.complete and not disconnected.is_set():
         raise RuntimeError("ASGI app returned before its response body was complete")
     return await settle()
+
+
+# Websocket -----------------------------------------------------------------------------------
+
+# How many websocket.send messages may wait for the Erlang side's ack (py_asgi:websocket/4's
+# `window' option).
+WS_WINDOW = 16
+# Client messages the app has not received yet: at WS_PAUSE of them the owner is asked to stop
+# reading from its client (a `pause' event), at WS_RESUME to go on (`resume').
+WS_PAUSE = 64
+WS_RESUME = 16
+
+
+class _WebSocket:
+    """One websocket session of ``py_asgi:websocket/4``: the app's messages go to the owner
+    (an Erlang process) with ``erlang.send``, tagged; the owner's (client frames, the
+    disconnect, acks) come through a mailbox, read by one task, so the app may send while
+    nothing is received and receive while it sends."""
+
+    def __init__(self, mailbox: Any, owner: object, tag: object, window: int) -> None:
+        from erlang import _native
+
+        self._send_to_owner = _native.send
+        self.mailbox = mailbox
+        self.owner = owner
+        self.tag = tag
+        self.state = "connecting"  # then "accepted", "closed" (by the app)
+        self.connect_sent = False
+        self.disconnect: Message | None = None  # once the client (or owner) is gone
+        self.credit = window
+        self.paused = False
+        self.inbox: collections.deque[Message] = collections.deque()
+        self.wake = asyncio.Event()  # set when inbox, credit or disconnect changed
+        self.reader = asyncio.ensure_future(self._read())
+
+    def emit(self, event: tuple[Any, ...]) -> None:
+        self._send_to_owner(self.owner, (self.tag, event))  # type: ignore[arg-type]
+
+    async def _read(self) -> None:
+        from erlang._mailbox import MailboxClosedError
+
+        try:
+            while self.disconnect is None:
+                message = await self.mailbox.receive()
+                self._take(message)
+                self.wake.set()
+        except MailboxClosedError as exc:
+            if self.disconnect is None:
+                self.disconnect = {"type": "websocket.disconnect", "code": 1006, "reason": ""}
+                _log.debug("websocket mailbox closed: %s", exc.reason)
+            self.wake.set()
+
+    def _take(self, message: object) -> None:
+        if message == "ack":
+            self.credit += 1
+        elif isinstance(message, tuple) and len(message) == 2 and message[0] == "text":
+            text = message[1]
+            if isinstance(text, (bytes, bytearray)):  # Not UTF-8: the server did not check.
+                text = bytes(text).decode("utf-8", "replace")
+            self.inbox.append({"type": "websocket.receive", "text": text})
+        elif isinstance(message, tuple) and len(message) == 2 and message[0] == "binary":
+            data = _bytes(message[1], "binary frame")
+            self.inbox.append({"type": "websocket.receive", "bytes": data})
+        elif (
+            isinstance(message, tuple)
+            and len(message) == 3
+            and message[0] == "disconnect"
+            and isinstance(message[1], int)
+        ):
+            reason = message[2]
+            if isinstance(reason, (bytes, bytearray)):
+                reason = bytes(reason).decode("utf-8", "replace")
+            self.disconnect = {
+                "type": "websocket.disconnect",
+                "code": message[1],
+                "reason": reason if isinstance(reason, str) else "",
+            }
+        else:
+            _log.warning("websocket session ignored an unexpected message %r", message)
+            return
+        if len(self.inbox) >= WS_PAUSE and not self.paused:
+            self.paused = True
+            self.emit(("pause",))
+
+    async def receive(self) -> Message:
+        if not self.connect_sent:
+            self.connect_sent = True
+            return {"type": "websocket.connect"}
+        while True:
+            if self.inbox:
+                message = self.inbox.popleft()
+                if self.paused and len(self.inbox) <= WS_RESUME and self.disconnect is None:
+                    self.paused = False
+                    self.emit(("resume",))
+                return message
+            if self.disconnect is not None:
+                return dict(self.disconnect)
+            self.wake.clear()
+            await self.wake.wait()
+
+    async def send(self, message: Message) -> None:
+        kind = message.get("type")
+        if self.state == "connecting":
+            if kind == "websocket.accept":
+                subprotocol = message.get("subprotocol")
+                if subprotocol is not None and not isinstance(subprotocol, str):
+                    raise TypeError(
+                        f"ASGI websocket subprotocol must be a str, not {subprotocol!r}"
+                    )
+                headers = _response_headers(message.get("headers", []))
+                if self.disconnect is not None:
+                    raise ClientDisconnected("the client disconnected")
+                self.state = "accepted"
+                self.emit(("accept", subprotocol, headers))
+                return
+            if kind == "websocket.close":
+                self.state = "closed"
+                self.emit(("close", *self._close_args(message)))
+                return
+            raise RuntimeError(
+                f"expected ASGI message websocket.accept or websocket.close, not {kind!r}"
+            )
+        if self.state == "closed":
+            raise RuntimeError(f"ASGI message {kind!r} sent after websocket.close")
+        if kind == "websocket.send":
+            data = message.get("bytes")
+            text = message.get("text")
+            if (data is None) == (text is None):
+                raise TypeError("ASGI websocket.send needs exactly one of bytes and text")
+            if data is not None and not isinstance(data, (bytes, bytearray)):
+                raise TypeError(
+                    f"ASGI websocket.send bytes must be bytes, not {type(data).__name__}"
+                )
+            if text is not None and not isinstance(text, str):
+                raise TypeError(
+                    f"ASGI websocket.send text must be a str, not {type(text).__name__}"
+                )
+            while self.credit <= 0 and self.disconnect is None:
+                self.wake.clear()
+                await self.wake.wait()
+            if self.disconnect is not None:
+                raise ClientDisconnected("the client disconnected")
+            self.credit -= 1
+            self.emit(("text", text) if text is not None else ("binary", bytes(data or b"")))
+            return
+        if kind == "websocket.close":
+            self.state = "closed"
+            if self.disconnect is None:
+                self.emit(("close", *self._close_args(message)))
+            return
+        raise RuntimeError(f"expected ASGI message websocket.send or websocket.close, not {kind!r}")
+
+    @staticmethod
+    def _close_args(message: Message) -> tuple[int, str]:
+        code = message.get("code", 1000)
+        if code is None:
+            code = 1000
+        if not isinstance(code, int) or isinstance(code, bool) or not 1000 <= code <= 4999:
+            raise ValueError(f"ASGI websocket close code must be an int 1000-4999, not {code!r}")
+        reason = message.get("reason") or ""
+        if not isinstance(reason, str):
+            raise TypeError(f"ASGI websocket close reason must be a str, not {reason!r}")
+        if len(reason.encode()) > 123:
+            raise ValueError("ASGI websocket close reason must fit in 123 bytes of UTF-8")
+        return code, reason
+
+
+async def websocket(
+    module: str, name: str, raw_scope: object, owner: object, tag: object, opts: object = None
+) -> str:
+    """``py_asgi:websocket/4``: runs a websocket session of the app. Sends
+    ``(tag, ("mailbox", Pid))`` to the Erlang process ``owner`` first (where its client
+    frames, disconnect and acks go), then ``(tag, Event)`` for each of the app's messages:
+    ``("accept", Subprotocol, Headers)``, ``("text", Str)``, ``("binary", Bytes)``,
+    ``("close", Code, Reason)`` (before an accept: the handshake is refused), and
+    ``("pause",)``/``("resume",)`` when ``WS_PAUSE`` client messages wait for the app (the
+    owner stops reading from its client) and when they are down to ``WS_RESUME``. At most
+    ``window`` sends wait for their ack; more wait in ``send``. Returns ``'ok'`` when the app
+    returned after accepting or closing, or after the client left; raises when the app raised
+    before the client left, or returned without accepting or closing."""
+    from erlang._mailbox import open_mailbox
+
+    app, scope = await _prepare(module, name, raw_scope, opts, kind="websocket")
+    options = _dict(opts, "options") if opts is not None else {}
+    window = options.get("window", WS_WINDOW)
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise ValueError(f"websocket window must be a positive int, not {window!r}")
+    mailbox = await open_mailbox()
+    session = _WebSocket(mailbox, owner, tag, window)
+    try:
+        session.emit(("mailbox", mailbox.pid))
+        try:
+            await app(scope, session.receive, session.send)
+        except ClientDisconnected:
+            return "ok"
+        except Exception:
+            if session.disconnect is not None:
+                # Raised on its way out after the client left: nobody to tell.
+                _log.debug("ASGI websocket app raised after the client left", exc_info=True)
+                return "ok"
+            raise
+        if session.state == "connecting" and session.disconnect is None:
+            raise RuntimeError("ASGI app returned without accepting or closing the websocket")
+        return "ok"
+    finally:
+        session.reader.cancel()
+        mailbox.close()

@@ -49,12 +49,21 @@ class ErlangEventLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         # The mailboxes opened on this loop (erlang.open_mailbox), closed with it.
         self._mailboxes: weakref.WeakSet[Any] = weakref.WeakSet()
+        # The inbox erlang.async_call's replies reach this loop through (erlang._async, made
+        # on first use; False when there is none to have), closed with the loop.
+        self._erlang_inbox: Any = None
 
     def close(self) -> None:
-        """``asyncio`` ``close``; closes the loop's mailboxes first (their processes end)."""
+        """``asyncio`` ``close``; closes the loop's mailboxes first (their processes end) and
+        its inbox (replies to ``erlang.async_call`` still on their way are dropped)."""
         if not self.is_running():
             for mailbox in list(self._mailboxes):
                 mailbox.close()
+            inbox, self._erlang_inbox = self._erlang_inbox, False
+            if inbox is not None and inbox is not False:
+                if not self.is_closed():
+                    self.remove_reader(inbox.fileno())
+                inbox.close()
         super().close()
 
     def call_soon(

@@ -18,6 +18,7 @@ __all__ = [
     "_is_registered",
     "_log",
     "_log_threshold",
+    "_loop_inbox",
     "_mailbox_open",
     "_pid_from_bytes",
     "_ref_from_bytes",
@@ -99,6 +100,10 @@ def send(pid: Pid, message: object, /) -> None:
 
 def _mailbox_open() -> Any:
     """The inbox of a new mailbox (``erlang._mailbox`` drives it)."""
+
+def _loop_inbox() -> Any:
+    """A new inbox for the running loop's ``erlang.async_call`` replies (``erlang._async``
+    drives it), or None when the backend has none (the mocked BEAM) or no BEAM is reachable."""
 
 def _is_registered(name: str) -> bool: ...
 def _beam_reachable() -> bool:

@@ -15,3 +15,9 @@ def resolve_app(module: str, name: str) -> Any:
     if not callable(obj):
         raise TypeError(f"{module}:{name} is not callable")
     return obj
+
+
+def check_app(module: str, name: str) -> None:
+    """Imports the app (``resolve_app``) and returns nothing: the check a server makes before
+    it listens."""
+    resolve_app(module, name)

@@ -39,6 +39,9 @@
     erlang_async_call_cancel_leaves_nothing/1,
     erlang_async_call_fun_killed/1,
     erlang_async_call_from_threads/1,
+    erlang_async_call_reply_through_the_loop_inbox/1,
+    erlang_async_call_loop_closed_with_replies_in_flight/1,
+    erlang_async_call_cancel_racing_replies/1,
     call_awaits_a_coroutine/1,
     call_coroutine_error/1,
     call_coroutine_timeout_cancels_the_task/1,
@@ -47,7 +50,14 @@
     call_coroutines_do_not_hold_executors/1,
     call_coroutine_from_a_callback/1,
     call_other_results_unchanged/1,
-    call_coroutine_never_unawaited/1
+    call_coroutine_never_unawaited/1,
+    cancel_racing_hand_over_loses_nothing/1,
+    async_def_needs_no_executor/1,
+    redefined_async_def_runs_on_an_executor/1,
+    bound_context_keeps_its_namespace/1,
+    async_def_starts_in_a_fresh_context/1,
+    async_def_call_errors/1,
+    async_def_queued_for_the_loop_when_the_pool_stops/1
 ]).
 
 -spec all() -> [atom()].
@@ -86,6 +96,8 @@ end_per_suite(_Config) ->
     "    except asyncio.CancelledError:\n"
     "        cancelled.add(tag)\n"
     "        raise\n"
+    "def hang_later(tag):\n"
+    "    return hang(tag)\n"
     "async def wait_event(name, value):\n"
     "    await event(name).wait()\n"
     "    return value\n"
@@ -225,14 +237,16 @@ caller_death_cancels_the_task(_Config) ->
         receive stop -> ok end
     end),
     receive started -> ok end,
-    %% The executor has handed the coroutine to the loop once the pool is idle again.
-    {ok, _} = wait_idle(),
+    %% The coroutine runs on the loop (an executor handed it over, or, `hang' being a known
+    %% async def, the loop started it itself).
+    py_test_util:wait_until(fun() -> is_started(<<"dead">>) end, 5000),
     py_test_util:kill_and_wait([Pid]),
     py_test_util:wait_until(fun() -> is_cancelled(<<"dead">>) end, 5000).
 
 %% @doc A caller that stops waiting while its executor is still handing the coroutine to the
 %% loop (the task already started, its cancel hook not registered yet) gets the coroutine
-%% cancelled all the same. The hand-over is held open by wrapping the loop submission.
+%% cancelled all the same. The hand-over is held open by wrapping the loop submission. The
+%% function is a plain one returning the coroutine, so an executor always calls it.
 -spec cancel_during_handover(ct_suite:ct_config()) -> term().
 cancel_during_handover(_Config) ->
     ok = py:exec(<<
@@ -251,7 +265,7 @@ cancel_during_handover(_Config) ->
         "    **{**vars(real_aio_asyncio), 'run_coroutine_threadsafe': held_submit})\n"
     >>),
     try
-        Ref = py:async_call('__main__', hang, [<<"handover">>]),
+        Ref = py:async_call('__main__', hang_later, [<<"handover">>]),
         %% The task runs and the executor is inside the hand-over: cancel now.
         py_test_util:wait_until(fun() -> is_started(<<"handover">>) end, 10000),
         py_test_util:wait_until(fun() -> py:eval(<<"held">>) =:= {ok, true} end, 10000),
@@ -534,6 +548,120 @@ erlang_async_call_from_threads(_Config) ->
     {ok, true} = py:call('__main__', threads_calling, [4, 50], #{}, 20000),
     ok = py:unregister_function(as_ident).
 
+%% @doc The reply reaches the awaiting loop through that loop's own inbox (one thread hop):
+%% erlang_python's loop, a loop of erlang.run and asyncio's own selector loop each get one on
+%% their first call, distinct from the others'; 8 threads running loops at once each get only
+%% their own replies (the function answers after a random pause, so replies interleave); a
+%% loop's inbox waits for nothing once its calls are answered.
+-spec erlang_async_call_reply_through_the_loop_inbox(ct_suite:ct_config()) -> term().
+erlang_async_call_reply_through_the_loop_inbox(_Config) ->
+    ok = py:register_function(as_jitter, fun([X]) -> timer:sleep(rand:uniform(3) - 1), X end),
+    ok = py:exec(<<
+        "import threading\n"
+        "import erlang._async\n"
+        "async def inbox_of_loop(n):\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    got = await asyncio.gather(*(erlang.async_call('as_jitter', i) for i in range(n)))\n"
+        "    inbox = erlang._async._inbox_of(loop)\n"
+        "    return (got == list(range(n)), type(inbox).__name__, inbox.waiting(), id(inbox))\n"
+        "def inbox_in_selector_loop(n):\n"
+        "    loop = asyncio.SelectorEventLoop()\n"
+        "    try:\n"
+        "        result = loop.run_until_complete(inbox_of_loop(n))\n"
+        "        return result[:3] + (loop in erlang._async._inboxes,)\n"
+        "    finally:\n"
+        "        loop.close()\n"
+        "def inboxes_of_threads(nthreads, ncalls):\n"
+        "    out = {}\n"
+        "    async def one(t):\n"
+        "        got = await asyncio.gather(*(erlang.async_call('as_jitter', (t, i)) for i in range(ncalls)))\n"
+        "        return got, erlang._async._inbox_of(asyncio.get_running_loop())\n"
+        "    def run(t):\n"
+        "        out[t] = erlang.run(one(t))\n"
+        "    ts = [threading.Thread(target=run, args=(t,)) for t in range(nthreads)]\n"
+        "    for th in ts: th.start()\n"
+        "    for th in ts: th.join()\n"
+        "    own = all(out[t][0] == [(t, i) for i in range(ncalls)] for t in range(nthreads))\n"
+        "    return own, len({id(out[t][1]) for t in range(nthreads)})\n"
+    >>),
+    {ok, {true, <<"LoopInbox">>, 0, AioInbox}} =
+        py:async_await(py:async_call('__main__', inbox_of_loop, [50]), 10000),
+    {ok, {true, <<"LoopInbox">>, 0, RunInbox}} =
+        py:eval(<<"erlang.run(inbox_of_loop(50))">>, #{}, 10000),
+    true = AioInbox =/= RunInbox,
+    {ok, {true, <<"LoopInbox">>, 0, true}} =
+        py:call('__main__', inbox_in_selector_loop, [50], #{}, 10000),
+    {ok, {true, 8}} = py:call('__main__', inboxes_of_threads, [8, 50], #{}, 30000),
+    0 = py_nif:callback_async_pending(),
+    ok = py:unregister_function(as_jitter).
+
+%% @doc A loop closed while replies are on their way: the calls are sent, the loop is closed
+%% with its tasks still waiting, then the Erlang functions reply: the replies are dropped,
+%% nothing is left pending, and the next loop works.
+-spec erlang_async_call_loop_closed_with_replies_in_flight(ct_suite:ct_config()) -> term().
+erlang_async_call_loop_closed_with_replies_in_flight(_Config) ->
+    Self = self(),
+    ok = py:register_function(as_held, fun([X]) ->
+                                               Self ! {as_held, self()},
+                                               receive go -> X end
+                                       end),
+    ok = py:exec(<<
+        "async def send_calls(n):\n"
+        "    tasks = [asyncio.ensure_future(erlang.async_call('as_held', i)) for i in range(n)]\n"
+        "    await asyncio.sleep(0)\n"
+        "    return tasks\n"
+        "def close_with_calls_pending(n):\n"
+        "    loop = erlang.new_event_loop()\n"
+        "    tasks = loop.run_until_complete(send_calls(n))\n"
+        "    inbox = loop._erlang_inbox\n"
+        "    waiting = inbox.waiting()\n"
+        "    loop.close()\n"
+        "    for task in tasks:\n"
+        "        task._log_destroy_pending = False\n"
+        "    return (waiting, inbox.waiting(), loop._erlang_inbox)\n"
+    >>),
+    N = 20,
+    {ok, {N, 0, false}} = py:call('__main__', close_with_calls_pending, [N], #{}, 10000),
+    Held = [receive {as_held, Pid} -> Pid after 10000 -> error(not_called) end
+            || _ <- lists:seq(1, N)],
+    N = py_nif:callback_async_pending(),
+    Monitors = [erlang:monitor(process, Pid) || Pid <- Held],
+    [Pid ! go || Pid <- Held],
+    [receive {'DOWN', M, process, _, normal} -> ok end || M <- Monitors],
+    0 = py_nif:callback_async_pending(),
+    ok = py:register_function(as_again, fun([X]) -> X + 1 end),
+    {ok, 3} = py:eval(<<"erlang.run(erlang.async_call('as_again', 2))">>),
+    ok = py:unregister_function(as_again),
+    ok = py:unregister_function(as_held).
+
+%% @doc Awaits cancelled while their replies may already be queued in the loop's inbox: each
+%% task ends with its own value or cancelled, never another's, and the inbox forgets every
+%% call (nothing waiting, nothing pending) with the loop still answering the next call.
+-spec erlang_async_call_cancel_racing_replies(ct_suite:ct_config()) -> term().
+erlang_async_call_cancel_racing_replies(_Config) ->
+    ok = py:register_function(as_ident, fun([X]) -> X end),
+    ok = py:exec(<<
+        "async def cancel_racing(n, rounds):\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    wrong = 0\n"
+        "    for r in range(rounds):\n"
+        "        tasks = [asyncio.ensure_future(erlang.async_call('as_ident', i)) for i in range(n)]\n"
+        "        for _ in range(r % 3):\n"
+        "            await asyncio.sleep(0)\n"
+        "        for task in tasks[r % 2::2]:\n"
+        "            task.cancel()\n"
+        "        results = await asyncio.gather(*tasks, return_exceptions=True)\n"
+        "        wrong += sum(not (isinstance(v, asyncio.CancelledError) or v == i)\n"
+        "                     for i, v in enumerate(results))\n"
+        "    after = await erlang.async_call('as_ident', 'after')\n"
+        "    return (wrong, loop._erlang_inbox.waiting(), after)\n"
+    >>),
+    {ok, {0, 0, <<"after">>}} =
+        py:async_await(py:async_call('__main__', cancel_racing, [50, 20]), 30000),
+    {ok, {0, 0, <<"after">>}} = py:eval(<<"erlang.run(cancel_racing(50, 20))">>, #{}, 30000),
+    0 = py_nif:callback_async_pending(),
+    ok = py:unregister_function(as_ident).
+
 %%% ---------------------------------------------------------------- coroutines from py:call
 
 %% @doc py:call, call_async, ctx_call, eval and stream of an async def give the coroutine's
@@ -679,6 +807,184 @@ call_coroutine_never_unawaited(_Config) ->
     after
         ok = py:exec(<<"_catcher.__exit__(None, None, None)">>)
     end.
+
+%% A caller that gives up at once races its executor's hand-over of the coroutine to the loop:
+%% whichever way each race goes, no coroutine is left unawaited, every task that started is
+%% cancelled, and no interrupt reaches a later job. Before the fixes it failed most runs on
+%% 3.13t: an interrupt pending before the hand-over was raised in `erlang._aio.schedule', or in
+%% the Python code that looked at the call's result (the coroutine ABC's subclass hook,
+%% `erlang._aio.prepare'). (`py:eval' is left out: an interrupt may land in the evaluated
+%% code right after it made the coroutine, as in any interrupted code.) `hang', a known async
+%% def after its first call, races the loop's own start of the coroutine; `hang_later', a plain
+%% function, the executor's hand-over.
+-spec cancel_racing_hand_over_loses_nothing(ct_suite:ct_config()) -> term().
+cancel_racing_hand_over_loses_nothing(_Config) ->
+    ok = py:exec(<<"import warnings\n"
+                   "_race_catcher = warnings.catch_warnings(record=True)\n"
+                   "race_caught = _race_catcher.__enter__()\n"
+                   "warnings.simplefilter('always')\n"
+                   "def race_unawaited():\n"
+                   "    import gc\n"
+                   "    gc.collect()\n"
+                   "    texts = [str(w.message) for w in race_caught]\n"
+                   "    return [t for t in texts if 'never awaited' in t]\n"
+                   "def race_left(prefix):\n"
+                   "    return sorted(t for t in started - cancelled if t.startswith(prefix))\n">>),
+    try
+        Tags = [<<"race", (integer_to_binary(I))/binary>> || I <- lists:seq(1, 300)],
+        lists:foreach(
+            fun(Tag) ->
+                {error, timeout} = py:call('__main__', hang, [Tag], #{}, 0),
+                Ref = py:async_call('__main__', hang, [<<Tag/binary, "a">>]),
+                {error, timeout} = py:async_await(Ref, 0),
+                Later = py:async_call('__main__', hang_later, [<<Tag/binary, "b">>]),
+                {error, timeout} = py:async_await(Later, 0),
+                {ok, 2} = py:call('__main__', dbl, [1])
+            end,
+            Tags),
+        {ok, _} = wait_idle(),
+        py_test_util:wait_until(
+            fun() -> {ok, []} =:= py:call('__main__', race_left, [<<"race">>]) end, 10000),
+        {ok, []} = py:call('__main__', race_unawaited, [])
+    after
+        ok = py:exec(<<"_race_catcher.__exit__(None, None, None)">>)
+    end.
+
+%%% ---------------------------------------------------------------- straight to the loop
+
+%% @doc Once an executor has seen that `dbl' is an async def, py:async_call (and py:call) of
+%% it goes straight to the loop, which calls it and runs the coroutine: with every executor
+%% busy it still completes, while a plain function (`math.sqrt') waits for an executor.
+-spec async_def_needs_no_executor(ct_suite:ct_config()) -> term().
+async_def_needs_no_executor(_Config) ->
+    ok = py:exec(<<"import threading\n"
+                   "held = {'warm-up': threading.Event(), 'executors': threading.Event()}\n"
+                   "async def release(name):\n"
+                   "    held[name].set()\n">>),
+    %% Seen by an executor once: known async defs from now on.
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {ok, none} = py:async_await(py:async_call('__main__', release, [<<"warm-up">>])),
+    ok = py:exec(<<"def hold_executor():\n    return held['executors'].wait(30)\n">>),
+    Busy = [py:call_async('__main__', hold_executor, [])
+            || _ <- lists:seq(1, py:num_executors())],
+    try
+        py_test_util:wait_until(
+            fun() -> maps:get(queued, py_nif:pool_stats(pool())) =:= 0 end, 5000),
+        {ok, 42} = py:async_await(py:async_call('__main__', dbl, [21]), 10000),
+        %% py:call of a known async def too (an executor saw `dbl' in py:call_coroutine's way).
+        {ok, 8} = py:call('__main__', dbl, [4], #{}, 10000),
+        {ok, 10} = py:async_await(py:async_call('__main__', dbl, [5], #{delay => 0.01}), 10000),
+        {ok, [{ok, 4}, {ok, 6}]} =
+            {ok, [py:async_await(R, 10000)
+                  || R <- [py:async_call('__main__', dbl, [X]) || X <- [2, 3]]]},
+        Sqrt = py:async_call(math, sqrt, [4]),
+        {error, timeout} = py:async_await(Sqrt, 200)
+    after
+        %% Straight to the loop as well: every executor is still held.
+        {ok, none} = py:async_await(py:async_call('__main__', release, [<<"executors">>]), 10000)
+    end,
+    [{ok, true} = py:await(R, 10000) || R <- Busy],
+    {ok, 3.0} = py:async_await(py:async_call(math, sqrt, [9])).
+
+%% @doc A name that was an async def and is then bound to a plain function (or removed) is
+%% called by an executor again: the loop checks before it calls anything.
+-spec redefined_async_def_runs_on_an_executor(ct_suite:ct_config()) -> term().
+redefined_async_def_runs_on_an_executor(_Config) ->
+    ok = py:exec(<<"async def flip(x):\n    return ('async', x)\n">>),
+    {ok, {<<"async">>, 1}} = py:async_await(py:async_call('__main__', flip, [1])),
+    {ok, {<<"async">>, 2}} = py:async_await(py:async_call('__main__', flip, [2])),
+    ok = py:exec(<<"import threading\n"
+                   "def flip(x):\n    return ('sync', x, threading.current_thread().name)\n">>),
+    {ok, {<<"sync">>, 3, Thread}} = py:async_await(py:async_call('__main__', flip, [3])),
+    true = Thread =/= <<"erlang-asyncio">>,
+    ok = py:exec(<<"del flip\n">>),
+    {error, {'NameError', _}} = py:async_await(py:async_call('__main__', flip, [4])),
+    ok = py:exec(<<"async def flip(x):\n    return ('async again', x)\n">>),
+    {ok, {<<"async again">>, 5}} = py:async_await(py:async_call('__main__', flip, [5])),
+    {ok, {<<"async again">>, 6}} = py:async_await(py:async_call('__main__', flip, [6])).
+
+%% @doc A process bound to a context calls the function of the context's namespace, even
+%% when `__main__''s function of that name is a known async def.
+-spec bound_context_keeps_its_namespace(ct_suite:ct_config()) -> term().
+bound_context_keeps_its_namespace(_Config) ->
+    ok = py:exec(<<"async def whose():\n    return 'main'\n">>),
+    {ok, <<"main">>} = py:async_await(py:async_call('__main__', whose, [])),
+    {ok, <<"main">>} = py:async_await(py:async_call('__main__', whose, [])),
+    Bound = py_test_util:spawn_call(fun() ->
+        ok = py:bind(),
+        try
+            ok = py:exec(<<"async def whose():\n    return 'context'\n">>),
+            [py:async_await(py:async_call('__main__', whose, [])) || _ <- [1, 2]]
+        after
+            ok = py:unbind()
+        end
+    end),
+    [{ok, <<"context">>}, {ok, <<"context">>}] = py_test_util:await_call(Bound, 10000),
+    {ok, <<"main">>} = py:async_await(py:async_call('__main__', whose, [])).
+
+%% @doc A coroutine the loop starts itself runs in a fresh contextvars context: what one sets
+%% is not seen by the next.
+-spec async_def_starts_in_a_fresh_context(ct_suite:ct_config()) -> term().
+async_def_starts_in_a_fresh_context(_Config) ->
+    ok = py:exec(<<"import contextvars\n"
+                   "request_var = contextvars.ContextVar('request_var')\n"
+                   "async def set_var(value):\n"
+                   "    before = request_var.get('unset')\n"
+                   "    request_var.set(value)\n"
+                   "    await asyncio.sleep(0)\n"
+                   "    return (before, request_var.get())\n">>),
+    Results = [py:async_await(py:async_call('__main__', set_var, [I])) || I <- lists:seq(1, 5)],
+    Results = [{ok, {<<"unset">>, I}} || I <- lists:seq(1, 5)].
+
+%% @doc Errors of an async def started by the loop: bad arguments, an exception in the
+%% coroutine, an unconvertible argument; the caller gets each as from an executor.
+-spec async_def_call_errors(ct_suite:ct_config()) -> term().
+async_def_call_errors(_Config) ->
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {error, {'TypeError', _}} = py:async_await(py:async_call('__main__', dbl, [])),
+    {error, {'TypeError', _}} = py:async_await(py:async_call('__main__', dbl, [1], #{nope => 1})),
+    {error, {'TypeError', _}} = py:async_await(py:async_call('__main__', dbl, [1, 2, 3])),
+    {error, {'ValueError', <<"bad">>}} = py:async_await(py:async_call('__main__', boom, [])),
+    {error, {'ValueError', <<"bad">>}} = py:async_await(py:async_call('__main__', boom, [])),
+    {ok, Traceback} = {ok, py:last_traceback()},
+    true = is_binary(Traceback) orelse is_list(Traceback),
+    {error, {'TypeError', _}} =
+        py:async_await(py:async_call('__main__', dbl, [1], #{delay => <<"x">>})),
+    {ok, 4} = py:async_await(py:async_call('__main__', dbl, [2])).
+
+%% @doc Calls of a known async def waiting in the loop's inbox (the loop is held busy by a
+%% coroutine that blocks it) when the application stops get `{error, stopped}', as jobs
+%% queued for an executor do; the coroutine that held the loop still replies. A Python
+%% thread lets the loop go once a file appears, so nothing depends on timing.
+-spec async_def_queued_for_the_loop_when_the_pool_stops(ct_suite:ct_config()) -> term().
+async_def_queued_for_the_loop_when_the_pool_stops(Config) ->
+    Gate = filename:join(proplists:get_value(priv_dir, Config), "loop_gate"),
+    ok = py:exec(<<"import os, threading, time\n"
+                   "loop_held = threading.Event()\n"
+                   "async def hold_loop(gate):\n"
+                   "    loop_held.set()\n"
+                   "    while not os.path.exists(gate):\n"
+                   "        time.sleep(0.005)\n"
+                   "    return 'let go'\n">>),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    {ok, 2} = py:async_await(py:async_call('__main__', dbl, [1])),
+    Hold = py:async_call('__main__', hold_loop, [list_to_binary(Gate)]),
+    {ok, true} = py:eval(<<"loop_held.wait(10)">>),
+    Queued = [py:async_call('__main__', dbl, [I]) || I <- lists:seq(1, 5)],
+    ok = py_test_util:stop(),
+    ok = file:write_file(Gate, <<>>),
+    {ok, <<"let go">>} = py:async_await(Hold, 10000),
+    [{error, stopped} = py:async_await(Ref, 10000) || Ref <- Queued],
+    ok = py_test_util:start(),
+    ok = py:exec(?DEFS),
+    {ok, 6} = py:async_await(py:async_call('__main__', dbl, [3])),
+    py_test_util:flush().
+
+-spec pool() -> py_nif:pool().
+pool() ->
+    {ok, Pool} = py_request:pool(),
+    Pool.
 
 %%% ---------------------------------------------------------------- helpers
 

@@ -21,6 +21,7 @@
     wsgi_environ_from_request/1,
     malformed_request_line/1,
     header_line_too_long/1,
+    expect_100_continue/1,
     too_many_headers/1,
     body_too_large/1,
     ambiguous_body_length/1,
@@ -30,7 +31,21 @@
     client_disconnect_mid_body/1,
     idle_timeout_closes/1,
     graceful_stop_drains/1,
+    websockets_same_as_uvicorn/1,
+    websocket_frames/1,
+    websocket_bad_handshake/1,
+    websocket_protocol_errors/1,
+    websocket_too_big/1,
+    websocket_client_vanishes/1,
+    websocket_app_errors/1,
+    websocket_never_accepted/1,
+    websocket_app_ignoring_disconnect_is_cancelled/1,
+    websocket_flood_then_client_leaves/1,
+    websocket_slow_reader_app/1,
+    websocket_keepalive/1,
+    websocket_server_stop/1,
     started_from_app_config/1,
+    app_started_before_listening/1,
     bad_options/1
 ]).
 
@@ -305,16 +320,73 @@ malformed_request_line(Config) ->
     <<"HTTP/1.1 400 Bad Request", _/binary>> =
         exchange(?config(asgi, Config), <<"GET / HTTP/1.1\r\nbad header line\r\n\r\n">>).
 
-%% @doc A request line or header line over max_header_line: the connection is closed (the
-%% BEAM's HTTP parser drops the socket), the server goes on.
+%% @doc A request target over max_header_line gets 414, a header line 431; a line past the
+%% parser's cap closes the connection (the BEAM's HTTP parser drops the socket); the server
+%% goes on.
 -spec header_line_too_long(ct_suite:ct_config()) -> term().
 header_line_too_long(Config) ->
     Long = binary:copy(<<"a">>, 10000),
+    <<"HTTP/1.1 431 ", _/binary>> =
+        exchange(?config(asgi, Config),
+                 <<"GET / HTTP/1.1\r\nx-long: ", Long/binary, "\r\n\r\n">>),
+    <<"HTTP/1.1 414 ", _/binary>> =
+        exchange(?config(asgi, Config), <<"GET /", Long/binary, " HTTP/1.1\r\n\r\n">>),
+    <<"HTTP/1.1 414 ", _/binary>> =
+        exchange(?config(wsgi, Config),
+                 <<"GET http://example.com/", Long/binary, " HTTP/1.1\r\n\r\n">>),
+    %% Exactly at the limit is fine: 8192 bytes with the name, ": " and the value.
+    AtLimit = binary:copy(<<"b">>, 8192 - byte_size(<<"x-long: ">>)),
+    <<"HTTP/1.1 200 OK", _/binary>> =
+        exchange(?config(asgi, Config), <<"GET / HTTP/1.1\r\nx-long: ", AtLimit/binary,
+                                          "\r\nconnection: close\r\n\r\n">>),
+    %% Past the parser's own cap (4 x max_header_line, at least 64 KiB) the connection closes.
+    Huge = binary:copy(<<"a">>, 70000),
     <<>> = exchange(?config(asgi, Config),
-                    <<"GET / HTTP/1.1\r\nx-long: ", Long/binary, "\r\n\r\n">>),
-    <<>> = exchange(?config(asgi, Config), <<"GET /", Long/binary, " HTTP/1.1\r\n\r\n">>),
+                    <<"GET / HTTP/1.1\r\nx-long: ", Huge/binary, "\r\n\r\n">>),
+    <<>> = exchange(?config(asgi, Config), <<"GET /", Huge/binary, " HTTP/1.1\r\n\r\n">>),
     <<"HTTP/1.1 200 OK", _/binary>> =
         exchange(?config(asgi, Config), <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>).
+
+%% @doc `Expect: 100-continue': the client gets `100 Continue' before it sends the body (ASGI
+%% and WSGI), a body over the limit gets 413 without it, another expectation 417, and an
+%% HTTP/1.0 client no interim response.
+-spec expect_100_continue(ct_suite:ct_config()) -> term().
+expect_100_continue(Config) ->
+    {ok, A} = py_http:start(#{app => {edge_apps, echo_chunks}, port => 0,
+                              max_body_size => 100}),
+    {ok, W} = py_http:start(#{app => {edge_apps, wsgi_environ}, interface => wsgi, port => 0}),
+    try
+        Continue = <<"HTTP/1.1 100 Continue\r\n\r\n">>,
+        lists:foreach(
+          fun(Server) ->
+                  S = connect(Server),
+                  ok = gen_tcp:send(S, <<"POST / HTTP/1.1\r\nexpect: 100-Continue\r\n"
+                                         "content-length: 5\r\nconnection: close\r\n\r\n">>),
+                  %% Nothing else comes before the body is sent.
+                  {ok, Continue} = gen_tcp:recv(S, byte_size(Continue), 10000),
+                  ok = gen_tcp:send(S, <<"hello">>),
+                  <<"HTTP/1.1 200 OK", _/binary>> = Response = read_all(S, <<>>),
+                  {_, _} = binary:match(Response, <<"hello">>)
+          end, [A, W]),
+        <<"HTTP/1.1 413 ", _/binary>> =
+            exchange(A, <<"POST / HTTP/1.1\r\nexpect: 100-continue\r\n"
+                          "content-length: 1000\r\n\r\n">>),
+        <<"HTTP/1.1 417 ", _/binary>> =
+            exchange(A, <<"POST / HTTP/1.1\r\nexpect: 200-ok\r\n"
+                          "content-length: 5\r\n\r\nhello">>),
+        %% HTTP/1.0 has no 100 Continue: the body is read as it comes.
+        <<"HTTP/1.0 200 OK", _/binary>> =
+            exchange(A, <<"POST / HTTP/1.0\r\nexpect: 100-continue\r\n"
+                          "content-length: 5\r\n\r\nhello">>),
+        %% No body, nothing to continue.
+        <<"HTTP/1.1 200 OK", _/binary>> =
+            exchange(W, <<"GET / HTTP/1.1\r\nexpect: 100-continue\r\n"
+                          "connection: close\r\n\r\n">>),
+        _ = Config
+    after
+        ok = py_http:stop(A),
+        ok = py_http:stop(W)
+    end.
 
 %% @doc More than max_headers headers gets 431.
 -spec too_many_headers(ct_suite:ct_config()) -> term().
@@ -463,6 +535,38 @@ started_from_app_config(_Config) ->
         ok = py_test_util:restart()
     end.
 
+%% @doc The app is imported, and an ASGI app's lifespan started, before the server listens;
+%% two servers of one app share its lifespan, which shuts down when the last one stops; an app
+%% that cannot be imported or whose startup fails is an error of start/1, leaving no server.
+-spec app_started_before_listening(ct_suite:ct_config()) -> term().
+app_started_before_listening(_Config) ->
+    Children = supervisor:which_children(py_http_sup),
+    Request = <<"GET / HTTP/1.1\r\nconnection: close\r\n\r\n">>,
+    {ok, [0, 0]} = py:call(edge_apps, held_counts, []),
+    {ok, A} = py_http:start(#{app => {edge_apps, held_app}, port => 0}),
+    {ok, [1, 0]} = py:call(edge_apps, held_counts, []),
+    {ok, B} = py_http:start(#{app => <<"edge_apps:held_app">>, port => 0}),
+    {ok, [1, 0]} = py:call(edge_apps, held_counts, []),
+    <<"HTTP/1.1 200 OK", _/binary>> = exchange(A, Request),
+    ok = py_http:stop(A),
+    {ok, [1, 0]} = py:call(edge_apps, held_counts, []),
+    <<"HTTP/1.1 200 OK", _/binary>> = exchange(B, Request),
+    ok = py_http:stop(B),
+    {ok, [1, 1]} = py:call(edge_apps, held_counts, []),
+    {error, {app_start_failed, {'ModuleNotFoundError', _}}} =
+        py_http:start(#{app => <<"ep_no_such_module:app">>, port => 0}),
+    {error, {app_start_failed, {'AttributeError', _}}} =
+        py_http:start(#{app => <<"edge_apps:no_such_app">>, interface => wsgi, port => 0}),
+    {error, {app_start_failed, {'RuntimeError', <<"ASGI lifespan startup failed: no database",
+                                                  _/binary>>}}} =
+        py_http:start(#{app => {edge_apps, failing_startup}, port => 0}),
+    %% Without lifespan the app is imported only.
+    {ok, C} = py_http:start(#{app => {edge_apps, failing_startup}, port => 0,
+                              lifespan => false}),
+    <<"HTTP/1.1 200 OK", _/binary>> = exchange(C, Request),
+    ok = py_http:stop(C),
+    Children = supervisor:which_children(py_http_sup).
+
 %% @doc Bad options are refused; a stopped server leaves the supervisor; no server without the
 %% application.
 -spec bad_options(ct_suite:ct_config()) -> term().
@@ -471,10 +575,401 @@ bad_options(_Config) ->
     {error, {bad_app, 42}} = py_http:start(#{app => 42}),
     {error, {bad_interface, cgi}} = py_http:start(#{app => <<"m:a">>, interface => cgi}),
     {error, {bad_opts, #{}}} = py_http:start(#{}),
-    {ok, S} = py_http:start(#{app => <<"m:a">>, port => 0}),
-    {error, eaddrinuse} = py_http:start(#{app => <<"m:a">>, port => py_http:port(S)}),
+    {ok, S} = py_http:start(#{app => <<"edge_apps:nap">>, port => 0}),
+    {error, eaddrinuse} = py_http:start(#{app => <<"edge_apps:nap">>, port => py_http:port(S)}),
     ok = py_http:stop(S),
     false = lists:keymember(S, 2, supervisor:which_children(py_http_sup)),
     ok = py_test_util:stop(),
     {error, not_started} = py_http:start(#{app => <<"m:a">>, port => 0}),
     ok = py_test_util:start().
+
+
+%%% Websockets
+
+%% A raw websocket client: the handshake, masked frames out, frames in.
+-define(WS_KEY, <<"dGhlIHNhbXBsZSBub25jZQ==">>).
+
+-spec ws_connect(pid(), binary()) -> {gen_tcp:socket(), binary(), binary()}.
+ws_connect(Server, Path) ->
+    ws_connect(Server, Path, []).
+
+-spec ws_connect(pid(), binary(), iodata()) -> {gen_tcp:socket(), binary(), binary()}.
+ws_connect(Server, Path, Extra) ->
+    S = connect(Server),
+    ok = gen_tcp:send(S, [<<"GET ">>, Path, <<" HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\n"
+                                             "connection: Upgrade\r\nsec-websocket-key: ">>,
+                          ?WS_KEY, <<"\r\nsec-websocket-version: 13\r\n">>, Extra, <<"\r\n">>]),
+    {Head, Rest} = ws_head(S, <<>>),
+    {S, Head, Rest}.
+
+-spec ws_head(gen_tcp:socket(), binary()) -> {binary(), binary()}.
+ws_head(S, Acc) ->
+    case binary:split(Acc, <<"\r\n\r\n">>) of
+        [Head, Rest] ->
+            {Head, Rest};
+        [_] ->
+            {ok, Data} = gen_tcp:recv(S, 0, 10000),
+            ws_head(S, <<Acc/binary, Data/binary>>)
+    end.
+
+-spec ws_frame(0 | 1, 0..15, binary()) -> binary().
+ws_frame(Fin, Op, Payload) ->
+    Key = <<1, 2, 3, 4>>,
+    Masked = crypto:exor(Payload, binary:part(binary:copy(Key, byte_size(Payload) div 4 + 1), 0,
+                                              byte_size(Payload))),
+    Len = byte_size(Payload),
+    Size = if Len < 126 -> <<1:1, Len:7>>;
+              Len < 65536 -> <<1:1, 126:7, Len:16>>;
+              true -> <<1:1, 127:7, Len:64>>
+           end,
+    <<Fin:1, 0:3, Op:4, Size/binary, Key/binary, Masked/binary>>.
+
+-spec ws_send(gen_tcp:socket(), 0..15, binary()) -> ok.
+ws_send(S, Op, Payload) ->
+    ok = gen_tcp:send(S, ws_frame(1, Op, Payload)).
+
+%% The next frame from the server: {Op, Payload, Rest}.
+-spec ws_recv(gen_tcp:socket(), binary()) -> {0..15, binary(), binary()}.
+ws_recv(S, Buf) ->
+    case Buf of
+        <<1:1, 0:3, Op:4, 0:1, 127:7, Len:64, Payload:Len/binary, Rest/binary>> ->
+            {Op, Payload, Rest};
+        <<1:1, 0:3, Op:4, 0:1, 126:7, Len:16, Payload:Len/binary, Rest/binary>> ->
+            {Op, Payload, Rest};
+        <<1:1, 0:3, Op:4, 0:1, Len:7, Payload:Len/binary, Rest/binary>> when Len < 126 ->
+            {Op, Payload, Rest};
+        _ ->
+            {ok, Data} = gen_tcp:recv(S, 0, 10000),
+            ws_recv(S, <<Buf/binary, Data/binary>>)
+    end.
+
+%% Reads frames until the server's close frame, answers it (the server may have closed the
+%% connection already), then expects the connection to close: the close code and reason.
+-spec ws_closed(gen_tcp:socket(), binary()) -> {integer(), binary()}.
+ws_closed(S, Buf) ->
+    case ws_recv(S, Buf) of
+        {8, <<Code:16, Reason/binary>>, _} ->
+            _ = gen_tcp:send(S, ws_frame(1, 8, <<Code:16>>)),
+            {error, closed} = recv_closed(S),
+            {Code, Reason};
+        {_, _, Rest} ->
+            ws_closed(S, Rest)
+    end.
+
+-spec recv_closed(gen_tcp:socket()) -> {error, closed}.
+recv_closed(S) ->
+    case gen_tcp:recv(S, 0, 10000) of
+        {ok, _} -> recv_closed(S);
+        {error, closed} -> {error, closed}
+    end.
+
+%% Every connection of the server ended (py_http monitors each), and no websocket mailbox
+%% is left.
+-spec no_leak(pid()) -> ok.
+no_leak(Server) ->
+    py_test_util:wait_until(fun() ->
+        {monitors, []} =:= erlang:process_info(Server, monitors) andalso mailboxes() =:= 0
+    end, 20000).
+
+-spec mailboxes() -> non_neg_integer().
+mailboxes() ->
+    length([P || P <- processes(),
+                 erlang:process_info(P, initial_call) =:= {initial_call, {py_mailbox, init, 2}}]).
+
+-spec with_server(map(), fun((pid()) -> term())) -> term().
+with_server(Opts, Fun) ->
+    {ok, S} = py_http:start(Opts#{port => 0}),
+    try
+        Result = Fun(S),
+        no_leak(S),
+        Result
+    after
+        py_http:stop(S)
+    end.
+
+-spec await_log(binary()) -> ok.
+await_log(Prefix) ->
+    N = byte_size(Prefix),
+    receive
+        {logged, <<Prefix:N/binary, _/binary>>} -> ok
+    after 10000 ->
+        ct:fail({no_log_entry, Prefix})
+    end.
+
+-spec with_log(fun(() -> term())) -> term().
+with_log(Fun) ->
+    ok = logger:add_handler(py_http_SUITE, ?MODULE, #{config => #{pid => self()}}),
+    try Fun() after logger:remove_handler(py_http_SUITE) end.
+
+%% @doc The websocket conversations of tests/web/compare.py (echo of text, bytes, a 100 kB
+%% message, a fragmented one and a ping; a subprotocol and app headers; closes with codes from
+%% either side; a route that sends first; refusals) give the client the same messages, close
+%% codes and reasons and refusal statuses from py_http as from uvicorn.
+-spec websockets_same_as_uvicorn(ct_suite:ct_config()) -> term().
+websockets_same_as_uvicorn(Config) ->
+    Port = free_port(),
+    Peer = peer(Config, "uvicorn", ["fastapi_app:app", "--port", integer_to_list(Port),
+                                    "--log-level", "warning"], Port),
+    %% Servers of its own: bad_options/1 restarts the application.
+    {ok, Ours} = py_http:start(#{app => <<"fastapi_app:app">>, port => 0}),
+    {ok, Other} = py_http:start(#{app => {edge_apps, ws_raise_before_accept}, port => 0}),
+    try
+        Theirs = <<"http://127.0.0.1:", (integer_to_binary(Port))/binary>>,
+        {ok, {N, Differences}} = py:call(compare, compare_ws, [url(Ours), Theirs], #{}, 120000),
+        [] = Differences,
+        true = N >= 7,
+        %% And the comparison sees differences: the FastAPI routes against an app that fails.
+        {ok, {_, [_ | _]}} = py:call(compare, compare_ws, [url(Ours), url(Other)], #{}, 120000)
+    after
+        stop_peer(Peer),
+        py_http:stop(Ours),
+        py_http:stop(Other)
+    end.
+
+%% @doc The frames themselves: the handshake's accept key (RFC 6455's example), a subprotocol,
+%% masked text and binary, a fragmented message with a ping in its middle, the close handshake
+%% started by the client (its frame echoed); the app saw each message and the close code.
+-spec websocket_frames(ct_suite:ct_config()) -> term().
+websocket_frames(_Config) ->
+    with_server(#{app => {edge_apps, ws_recorder}}, fun(S) ->
+        {C, Head, <<>>} = ws_connect(S, <<"/chat?x=1">>),
+        <<"HTTP/1.1 101 Switching Protocols\r\n", _/binary>> = Head,
+        {match, _} = re:run(Head, <<"\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\\+xOo=">>),
+        ok = ws_send(C, 1, <<"héllo"/utf8>>),
+        {1, <<"héllo"/utf8>>, <<>>} = ws_recv(C, <<>>),
+        ok = ws_send(C, 2, <<0, 255>>),
+        {2, <<0, 255>>, <<>>} = ws_recv(C, <<>>),
+        ok = gen_tcp:send(C, [ws_frame(0, 1, <<"frag">>), ws_frame(1, 9, <<"pi">>),
+                              ws_frame(0, 0, <<"men">>), ws_frame(1, 0, <<"ted">>)]),
+        {10, <<"pi">>, Rest} = ws_recv(C, <<>>),
+        {1, <<"fragmented">>, <<>>} = ws_recv(C, Rest),
+        ok = ws_send(C, 8, <<1000:16, "bye">>),
+        {1000, <<"bye">>} = ws_closed(C, <<>>),
+        py_test_util:wait_for_value(fun events/0,
+                                    [<<"websocket.connect">>, {<<"text">>, 5}, {<<"bytes">>, 2},
+                                     {<<"text">>, 10}, {<<"disconnect">>, 1000, <<"bye">>}],
+                                    20000)
+    end).
+
+%% @doc Bad upgrade requests get 400 with a log entry; an upgrade on a WSGI server is an
+%% ordinary request for the app (Flask refuses it with its own 400, werkzeug's upper-case
+%% reason phrase).
+-spec websocket_bad_handshake(ct_suite:ct_config()) -> term().
+websocket_bad_handshake(_Config) ->
+    {ok, Asgi} = py_http:start(#{app => {edge_apps, ws_recorder}, port => 0}),
+    {ok, Wsgi} = py_http:start(#{app => <<"flask_app:app">>, interface => wsgi, port => 0}),
+    Base = <<"host: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n">>,
+    try websocket_bad_handshake(Asgi, Wsgi, Base)
+    after py_http:stop(Asgi), py_http:stop(Wsgi)
+    end.
+
+-spec websocket_bad_handshake(pid(), pid(), binary()) -> term().
+websocket_bad_handshake(Asgi, Wsgi, Base) ->
+    with_log(fun() ->
+        <<"HTTP/1.1 400 ", _/binary>> =
+            exchange(Asgi, [<<"GET /ws/echo HTTP/1.1\r\n">>, Base,
+                            <<"sec-websocket-version: 13\r\n\r\n">>]),
+        await_log(<<"py_http: bad websocket upgrade: bad Sec-WebSocket-Key">>),
+        <<"HTTP/1.1 400 ", _/binary>> =
+            exchange(Asgi, [<<"GET /ws/echo HTTP/1.1\r\n">>, Base,
+                            <<"sec-websocket-key: ">>, ?WS_KEY,
+                            <<"\r\nsec-websocket-version: 8\r\n\r\n">>]),
+        await_log(<<"py_http: bad websocket upgrade: bad Sec-WebSocket-Version">>),
+        <<"HTTP/1.1 400 ", _/binary>> =
+            exchange(Asgi, [<<"POST /ws/echo HTTP/1.1\r\n">>, Base,
+                            <<"sec-websocket-key: ">>, ?WS_KEY,
+                            <<"\r\nsec-websocket-version: 13\r\n\r\n">>])
+    end),
+    <<"HTTP/1.1 400 BAD REQUEST", _/binary>> =
+        exchange(Wsgi, [<<"GET / HTTP/1.1\r\n">>, Base,
+                                         <<"sec-websocket-key: ">>, ?WS_KEY,
+                                         <<"\r\nsec-websocket-version: 13\r\n"
+                                           "connection: close\r\n\r\n">>]).
+
+%% @doc Frames a server must refuse close the websocket with the RFC's code and a log entry;
+%% the app gets websocket.disconnect with that code; nothing is left behind.
+-spec websocket_protocol_errors(ct_suite:ct_config()) -> term().
+websocket_protocol_errors(_Config) ->
+    Unmasked = <<1:1, 0:3, 1:4, 0:1, 2:7, "hi">>,
+    Cases = [{Unmasked, 1002},
+             {<<1:1, 1:3, 1:4, (ws_frame(1, 1, <<"x">>))/binary>>, 1002},
+             {ws_frame(1, 0, <<"orphan">>), 1002},
+             {ws_frame(1, 3, <<>>), 1002},
+             {ws_frame(0, 9, <<"p">>), 1002},
+             {ws_frame(1, 9, binary:copy(<<"p">>, 126)), 1002},
+             {<<(ws_frame(0, 1, <<"a">>))/binary, (ws_frame(1, 1, <<"b">>))/binary>>, 1002},
+             {ws_frame(1, 1, <<255, 254>>), 1007},
+             {ws_frame(1, 8, <<1004:16>>), 1002},
+             {ws_frame(1, 8, <<1000:16, 255>>), 1007},
+             {ws_frame(1, 8, <<3>>), 1002}],
+    with_server(#{app => {edge_apps, ws_recorder}}, fun(S) ->
+        with_log(fun() ->
+            [begin
+                 {ok, _} = py:call(edge_apps, reset, []),
+                 {C, <<"HTTP/1.1 101 ", _/binary>>, <<>>} = ws_connect(S, <<"/">>),
+                 ok = gen_tcp:send(C, Bad),
+                 {Code, <<>>} = ws_closed(C, <<>>),
+                 await_log(<<"py_http: websocket closed with ", (integer_to_binary(Code))/binary>>),
+                 py_test_util:wait_for_value(fun events/0,
+                                             [<<"websocket.connect">>,
+                                              {<<"disconnect">>, Code, <<>>}], 20000)
+             end || {Bad, Code} <- Cases]
+        end)
+    end).
+
+%% @doc A frame, or a fragmented message, over websocket_max_size closes with 1009 (the
+%% frame's payload is not read); one at the limit passes.
+-spec websocket_too_big(ct_suite:ct_config()) -> term().
+websocket_too_big(_Config) ->
+    with_server(#{app => {edge_apps, ws_recorder}, websocket_max_size => 1000}, fun(S) ->
+        {C1, _, <<>>} = ws_connect(S, <<"/">>),
+        ok = ws_send(C1, 2, binary:copy(<<"a">>, 1000)),
+        {2, _, <<>>} = ws_recv(C1, <<>>),
+        %% Only the header of a 1 GB frame.
+        ok = gen_tcp:send(C1, <<1:1, 0:3, 2:4, 1:1, 127:7, (1 bsl 30):64, 1, 2, 3, 4>>),
+        {1009, <<>>} = ws_closed(C1, <<>>),
+        {C2, _, _} = ws_connect(S, <<"/">>),
+        ok = gen_tcp:send(C2, [ws_frame(0, 1, binary:copy(<<"a">>, 600)),
+                               ws_frame(1, 0, binary:copy(<<"a">>, 600))]),
+        {1009, <<>>} = ws_closed(C2, <<>>)
+    end).
+
+%% @doc A client that goes away mid-message (half a frame, then half a fragmented message)
+%% or without a close frame: the app gets websocket.disconnect 1006, nothing is left behind.
+-spec websocket_client_vanishes(ct_suite:ct_config()) -> term().
+websocket_client_vanishes(_Config) ->
+    with_server(#{app => {edge_apps, ws_recorder}}, fun(S) ->
+        Frame = ws_frame(1, 1, <<"hello there">>),
+        [begin
+             {ok, _} = py:call(edge_apps, reset, []),
+             {C, _, _} = ws_connect(S, <<"/">>),
+             ok = gen_tcp:send(C, Partial),
+             ok = gen_tcp:close(C),
+             py_test_util:wait_for_value(fun events/0,
+                                         [<<"websocket.connect">>,
+                                          {<<"disconnect">>, 1006, <<>>}], 20000)
+         end || Partial <- [binary:part(Frame, 0, 7), ws_frame(0, 1, <<"half">>), <<>>]]
+    end).
+
+%% @doc An app raising before it accepts, or returning without accepting, gets 500; raising
+%% after it: close 1011; returning after it: close 1000; each with a log entry; a refusal is a
+%% 403.
+-spec websocket_app_errors(ct_suite:ct_config()) -> term().
+websocket_app_errors(_Config) ->
+    with_log(fun() ->
+        with_server(#{app => {edge_apps, ws_raise_before_accept}}, fun(S) ->
+            {C, <<"HTTP/1.1 500 Internal Server Error", _/binary>>, _} = ws_connect(S, <<"/">>),
+            {error, closed} = recv_closed(C),
+            await_log(<<"py_http: websocket app failed before accepting">>)
+        end),
+        with_server(#{app => {edge_apps, ws_returns_without_accept}}, fun(S) ->
+            {_, <<"HTTP/1.1 500 ", _/binary>>, _} = ws_connect(S, <<"/">>),
+            await_log(<<"py_http: websocket app failed before accepting">>)
+        end),
+        with_server(#{app => {edge_apps, ws_raise_after_accept}}, fun(S) ->
+            {C, <<"HTTP/1.1 101 ", _/binary>>, Rest} = ws_connect(S, <<"/">>),
+            ok = ws_send(C, 1, <<"go">>),
+            {1011, <<>>} = ws_closed(C, Rest),
+            await_log(<<"py_http: websocket app failed: ">>)
+        end),
+        with_server(#{app => {edge_apps, ws_returns_after_accept}}, fun(S) ->
+            {C, <<"HTTP/1.1 101 ", _/binary>>, Rest} = ws_connect(S, <<"/">>),
+            {1, <<"only this">>, Rest2} = ws_recv(C, Rest),
+            {8, <<1000:16>>, _} = ws_recv(C, Rest2),
+            ok = ws_send(C, 8, <<1000:16>>),
+            {error, closed} = recv_closed(C)
+        end)
+    end),
+    with_server(#{app => <<"fastapi_app:app">>}, fun(S) ->
+        {C, <<"HTTP/1.1 403 Forbidden", _/binary>>, _} = ws_connect(S, <<"/ws/reject">>),
+        {error, closed} = recv_closed(C)
+    end).
+
+%% @doc An app that never accepts gets 500 after request_timeout, with a log entry, and is
+%% cancelled.
+-spec websocket_never_accepted(ct_suite:ct_config()) -> term().
+websocket_never_accepted(_Config) ->
+    with_log(fun() ->
+        with_server(#{app => {edge_apps, ws_never_accepts}, request_timeout => 300}, fun(S) ->
+            {_, <<"HTTP/1.1 500 ", _/binary>>, _} = ws_connect(S, <<"/">>),
+            await_log(<<"py_http: websocket app did not accept within request_timeout">>),
+            py_test_util:wait_for_value(fun events/0, [<<"waiting">>, <<"cancelled">>], 20000)
+        end)
+    end).
+
+%% @doc An app that ignores its client's departure is cancelled request_timeout later.
+-spec websocket_app_ignoring_disconnect_is_cancelled(ct_suite:ct_config()) -> term().
+websocket_app_ignoring_disconnect_is_cancelled(_Config) ->
+    with_log(fun() ->
+        with_server(#{app => {edge_apps, ws_ignores_disconnect}, request_timeout => 300},
+                    fun(S) ->
+            {C, <<"HTTP/1.1 101 ", _/binary>>, _} = ws_connect(S, <<"/">>),
+            py_test_util:wait_for_value(fun events/0, [<<"accepted">>], 20000),
+            ok = ws_send(C, 8, <<1001:16>>),
+            {1001, <<>>} = ws_closed(C, <<>>),
+            await_log(<<"py_http: websocket app still running">>),
+            py_test_util:wait_for_value(fun events/0, [<<"accepted">>, <<"cancelled">>], 20000)
+        end)
+    end).
+
+%% @doc An app that sends without pause to a client that reads nothing is held back (its
+%% sends wait for the socket); when the client leaves, its send raises an OSError.
+-spec websocket_flood_then_client_leaves(ct_suite:ct_config()) -> term().
+websocket_flood_then_client_leaves(_Config) ->
+    with_server(#{app => {edge_apps, ws_flood}}, fun(S) ->
+        {C, <<"HTTP/1.1 101 ", _/binary>>, Rest} = ws_connect(S, <<"/">>),
+        %% Until the server's writes block (the app then waits for its acks), a few frames.
+        {2, _, _} = ws_recv(C, Rest),
+        ok = gen_tcp:close(C),
+        py_test_util:wait_for_value(fun events/0, [{<<"oserror">>, <<"ClientDisconnected">>}],
+                                    20000)
+    end).
+
+%% @doc A silent client gets a ping after idle_timeout; one that answers nothing is closed
+%% with 1011.
+-spec websocket_keepalive(ct_suite:ct_config()) -> term().
+websocket_keepalive(_Config) ->
+    with_server(#{app => {edge_apps, ws_recorder}, idle_timeout => 100}, fun(S) ->
+        {C, _, Rest0} = ws_connect(S, <<"/">>),
+        {9, <<>>, Rest} = ws_recv(C, Rest0),
+        ok = ws_send(C, 10, <<>>),
+        {9, <<>>, Rest2} = ws_recv(C, Rest),
+        {1011, <<>>} = ws_closed(C, Rest2),
+        py_test_util:wait_for_value(fun events/0, [<<"websocket.connect">>,
+                                                   {<<"disconnect">>, 1011, <<>>}], 20000)
+    end).
+
+%% @doc stop/1 closes open websockets with 1012, as uvicorn does on shutdown.
+-spec websocket_server_stop(ct_suite:ct_config()) -> term().
+websocket_server_stop(_Config) ->
+    {ok, S} = py_http:start(#{app => {edge_apps, ws_recorder}, port => 0}),
+    {C, _, <<>>} = ws_connect(S, <<"/">>),
+    ok = ws_send(C, 1, <<"x">>),
+    {1, <<"x">>, Rest} = ws_recv(C, <<>>),
+    Stopper = spawn_link(fun() -> py_http:stop(S) end),
+    {8, <<1012:16>>, _} = ws_recv(C, Rest),
+    ok = ws_send(C, 8, <<1012:16>>),
+    {error, closed} = recv_closed(C),
+    py_test_util:wait_until(fun() -> not is_process_alive(Stopper) end, 20000),
+    py_test_util:wait_for_value(fun events/0, [<<"websocket.connect">>, {<<"text">>, 1},
+                                               {<<"disconnect">>, 1012, <<>>}], 20000).
+
+%% @doc A client that sends faster than the app receives: the server stops reading (the app's
+%% pause) and goes on when the app catches up; every message arrives, in order.
+-spec websocket_slow_reader_app(ct_suite:ct_config()) -> term().
+websocket_slow_reader_app(_Config) ->
+    with_server(#{app => {edge_apps, ws_lazy}}, fun(S) ->
+        {C, <<"HTTP/1.1 101 ", _/binary>>, <<>>} = ws_connect(S, <<"/">>),
+        N = 300,
+        ok = gen_tcp:send(C, [ws_frame(1, 1, integer_to_binary(I)) || I <- lists:seq(1, N)]),
+        {ok, _} = py:call(edge_apps, release, []),
+        lists:foldl(fun(I, Buf) ->
+                            Bin = integer_to_binary(I),
+                            Echo = <<Bin/binary, " ", Bin/binary>>,
+                            {1, Echo, Rest} = ws_recv(C, Buf),
+                            Rest
+                    end, <<>>, lists:seq(1, N)),
+        ok = ws_send(C, 8, <<1000:16>>),
+        {1000, <<>>} = ws_closed(C, <<>>),
+        py_test_util:wait_for_value(fun events/0, [<<"go">>, {<<"received">>, N}], 20000)
+    end).

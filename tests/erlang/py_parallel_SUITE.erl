@@ -8,6 +8,8 @@
 %% never asserted here.
 -module(py_parallel_SUITE).
 
+-include_lib("common_test/include/ct.hrl").
+
 -export([all/0, suite/0, init_per_suite/1, end_per_suite/1]).
 -export([
     results_in_order/1,
@@ -23,9 +25,11 @@
     erlang_module_in_subinterpreter/1,
     modules_that_cannot_load/1,
     exec_defines_in_every_subinterpreter/1,
+    sys_path_follows_the_main_interpreter/1,
     eval_locals_and_kwargs/1,
     subinterp_option_tells_the_truth/1,
     bad_pool_size_is_an_error/1,
+    stuck_subinterpreter_is_replaced/1,
     stop_answers_running_and_queued/1
 ]).
 
@@ -399,6 +403,33 @@ exec_defines_in_every_subinterpreter(_Config) ->
             {error, subinterpreters_not_supported} = py:exec(<<"x = 1">>, ?SUB)
     end.
 
+%% @doc A directory added with py:add_python_path/1 after the pool started reaches every
+%% sub-interpreter before the next request: their `sys.path' is the main interpreter's again.
+-spec sys_path_follows_the_main_interpreter(ct_suite:ct_config()) -> term().
+sys_path_follows_the_main_interpreter(Config) ->
+    Dir = filename:join(?config(priv_dir, Config), "ep_path_dir"),
+    ok = filelib:ensure_path(Dir),
+    ok = file:write_file(filename:join(Dir, "ep_path_mod.py"),
+                         <<"def where():\n    return __name__\n">>),
+    case supported() of
+        true ->
+            %% The pool runs, with the path of that moment.
+            {ok, 2} = py:eval(<<"1 + 1">>, #{}, ?SUB),
+            {error, {'ModuleNotFoundError', _}} = py:call(ep_path_mod, where, [], #{}, ?SUB),
+            ok = py:add_python_path(Dir),
+            %% exec runs in every sub-interpreter: each one finds the module.
+            ok = py:exec(<<"import ep_path_mod">>, ?SUB),
+            N = 2 * py_subinterp:size(),
+            {ok, Results} = py:parallel([{ep_path_mod, where, []} || _ <- lists:seq(1, N)]),
+            Results = [{ok, <<"ep_path_mod">>} || _ <- lists:seq(1, N)],
+            {ok, MainPath} = py:eval(<<"__import__('sys').path">>),
+            {ok, MainPath} = py:eval(<<"__import__('sys').path">>, #{}, ?SUB),
+            true = lists:member(list_to_binary(Dir), MainPath);
+        false ->
+            ok = py:add_python_path(Dir),
+            {ok, <<"ep_path_mod">>} = py:call(ep_path_mod, where, [])
+    end.
+
 %% @doc eval/3's locals and call/5's keyword arguments follow the same rules as on the main
 %% pool.
 -spec eval_locals_and_kwargs(ct_suite:ct_config()) -> term().
@@ -459,6 +490,63 @@ bad_pool_size_is_an_error(_Config) ->
         application:unset_env(erlang_python, num_subinterp_workers),
         ok = py_test_util:start()
     end.
+
+%% @doc A job that ignores its interrupt (it catches `erlang.Interrupted' and goes on) does not
+%% cost the pool a sub-interpreter for good: after a while a new one, with the pool's `exec'
+%% history replayed, takes its place, and the old one's thread ends when the job returns.
+-spec stuck_subinterpreter_is_replaced(ct_suite:ct_config()) -> term().
+stuck_subinterpreter_is_replaced(Config) ->
+    case supported() of
+        false ->
+            {error, subinterpreters_not_supported} = py:eval(<<"1">>, #{}, ?SUB);
+        true ->
+            ok = py_test_util:stop(),
+            try
+                ok = application:set_env(erlang_python, num_subinterp_workers, 1),
+                ok = py_test_util:start(),
+                Flag = filename:join(?config(priv_dir, Config), "ep_release_stubborn"),
+                ok = py:exec(<<"import os, time\n"
+                               "def ep_defined():\n"
+                               "    return 'kept'\n"
+                               "def ep_stubborn(flag):\n"
+                               "    while not os.path.exists(flag):\n"
+                               "        try:\n"
+                               "            time.sleep(0.01)\n"
+                               "        except BaseException:\n"
+                               "            pass\n"
+                               "    return 'released'\n">>, ?SUB),
+                2 = subinterp_threads(),
+                {error, timeout} = py:call('__main__', ep_stubborn, [list_to_binary(Flag)], #{},
+                                           #{pool => subinterp, timeout => 100}),
+                %% The only sub-interpreter is stuck: this waits for its replacement, which
+                %% has what exec defined.
+                {ok, <<"kept">>} = py:call('__main__', ep_defined, [], #{},
+                                           #{pool => subinterp, timeout => 60000}),
+                %% Both threads (and their interrupters) live while the old job runs.
+                4 = subinterp_threads(),
+                ok = py:exec(<<"def ep_later():\n    return 'later'\n">>, ?SUB),
+                {ok, <<"later">>} = py:call('__main__', ep_later, [], #{}, ?SUB),
+                ok = file:write_file(Flag, <<>>),
+                py_test_util:wait_until(fun() -> subinterp_threads() =:= 2 end, 30000),
+                {ok, [{ok, 2.0}]} = py:parallel([{math, sqrt, [4]}])
+            after
+                ok = py_test_util:stop(),
+                application:unset_env(erlang_python, num_subinterp_workers),
+                ok = py_test_util:start()
+            end
+    end.
+
+%% The threads of the sub-interpreter pool in this OS process (a worker and its interrupter
+%% each; Linux names them `py-subinterp-N' and `py-subinterp-in').
+-spec subinterp_threads() -> non_neg_integer().
+subinterp_threads() ->
+    Dir = "/proc/" ++ os:getpid() ++ "/task",
+    {ok, Tasks} = file:list_dir(Dir),
+    length([T || T <- Tasks,
+                 case file:read_file(filename:join([Dir, T, "comm"])) of
+                     {ok, <<"py-subinterp-", _/binary>>} -> true;
+                     _ -> false
+                 end]).
 
 %%% ---------------------------------------------------------------- stop
 

@@ -38,6 +38,12 @@
     asgi_app_errors/1,
     asgi_bad_input/1,
     asgi_runner_option/1,
+    asgi_websocket_session/1,
+    asgi_websocket_refused/1,
+    asgi_websocket_backpressure/1,
+    asgi_websocket_pause_resume/1,
+    asgi_websocket_cancel_and_owner_death/1,
+    asgi_websocket_errors/1,
     wsgi_path_and_query/1,
     wsgi_json_bodies/1,
     wsgi_form_and_upload/1,
@@ -498,8 +504,8 @@ asgi_bad_input(_Config) ->
         Run(#{path => <<"x">>}),
     {error, {'ValueError', _}} = Run(#{type => <<"lifespan">>}),
     {error, {'ValueError', _}} = Run(#{http_version => <<"9">>}),
-    {error, {'ValueError', <<"py_asgi runs http scopes (websocket scopes are not served yet)">>}} =
-        Run(#{type => websocket}),
+    WsError = <<"an ASGI websocket scope is served by py_asgi:websocket/4, not here">>,
+    {error, {'ValueError', WsError}} = Run(#{type => websocket}),
     {error, {'ModuleNotFoundError', <<"No module named 'no_such_app_module'">>}} =
         py_asgi:run(no_such_app_module, app, #{}, <<>>),
     {error, {'AttributeError', _}} = py_asgi:run(fastapi_app, no_such_app, #{}, <<>>),
@@ -762,3 +768,143 @@ wsgi_runner_option(_Config) ->
     {ok, {<<"200 OK">>, [], <<"/pmine">>}} =
         py_wsgi:run(mine, app, #{'PATH_INFO' => <<"/p">>}, #{runner => <<"ct_wsgi_runner">>}),
     ok.
+
+
+%%% Websocket sessions (py_asgi:websocket/4): the test process is the owner, as a cowboy or
+%%% Phoenix handler would be.
+
+%% The next outcome of a message of the session (other messages are skipped).
+-spec ws_next(py_asgi:websocket()) -> term().
+ws_next(WS) ->
+    receive
+        Message ->
+            case py_asgi:websocket_event(Message, WS) of
+                unknown -> ws_next(WS);
+                Outcome -> Outcome
+            end
+    after 20000 ->
+        ct:fail(no_websocket_event)
+    end.
+
+-spec ws_scope(binary()) -> map().
+ws_scope(Path) ->
+    #{type => <<"websocket">>, path => Path, headers => [{<<"host">>, <<"x">>}]}.
+
+-spec mailboxes() -> non_neg_integer().
+mailboxes() ->
+    length([P || P <- processes(),
+                 erlang:process_info(P, initial_call) =:= {initial_call, {py_mailbox, init, 2}}]).
+
+%% @doc A FastAPI websocket route driven through the server-agnostic API: the accept with
+%% its subprotocol and headers, text and binary both ways, the client's departure, the end;
+%% nothing of the session is left.
+-spec asgi_websocket_session(ct_suite:ct_config()) -> term().
+asgi_websocket_session(_Config) ->
+    Scope = (ws_scope(<<"/ws/echo">>))#{subprotocols => [<<"chat">>]},
+    {ok, WS} = py_asgi:websocket(fastapi_app, app, Scope, #{}),
+    {event, {accept, <<"chat">>, [{<<"x-ws">>, <<"echo">>}]}} = ws_next(WS),
+    ok = py_asgi:websocket_deliver(WS, {text, <<"héllo"/utf8>>}),
+    {event, {text, <<"héllo"/utf8>>}} = ws_next(WS),
+    ok = py_asgi:websocket_ack(WS),
+    ok = py_asgi:websocket_deliver(WS, {binary, [<<0>>, <<255>>]}),
+    {event, {binary, <<0, 255>>}} = ws_next(WS),
+    ok = py_asgi:websocket_ack(WS),
+    ok = py_asgi:websocket_deliver(WS, {text, <<"close">>}),
+    {event, {close, 4000, <<"asked to close">>}} = ws_next(WS),
+    ok = py_asgi:websocket_disconnect(WS, 4000, <<"asked to close">>),
+    {done, ok} = ws_next(WS),
+    unknown = py_asgi:websocket_event({make_ref(), x}, WS),
+    py_test_util:wait_for_value(fun mailboxes/0, 0, 20000),
+    py_test_util:assert_mailbox_empty().
+
+%% @doc A route that closes before accepting: a close event (a server's 403), then the end;
+%% a route that sends first sends without being asked.
+-spec asgi_websocket_refused(ct_suite:ct_config()) -> term().
+asgi_websocket_refused(_Config) ->
+    {ok, WS} = py_asgi:websocket(fastapi_app, app, ws_scope(<<"/ws/reject">>), #{}),
+    {event, {close, 1008, <<>>}} = ws_next(WS),
+    {done, ok} = ws_next(WS),
+    {ok, WS2} = py_asgi:websocket(fastapi_app, app, ws_scope(<<"/ws/first">>), #{}),
+    {event, {accept, undefined, []}} = ws_next(WS2),
+    [{event, {text, <<"{\"tick\":", _/binary>>}} = ws_next(WS2) || _ <- [1, 2, 3]],
+    ok = py_asgi:websocket_disconnect(WS2, 1001, <<>>),
+    {done, ok} = ws_next(WS2).
+
+%% @doc The app's sends wait once `window' of them are not acknowledged; its send raises an
+%% OSError once the client is gone.
+-spec asgi_websocket_backpressure(ct_suite:ct_config()) -> term().
+asgi_websocket_backpressure(_Config) ->
+    {ok, WS} = py_asgi:websocket(edge_apps, ws_flood, ws_scope(<<"/">>), #{window => 3}),
+    {event, {accept, undefined, []}} = ws_next(WS),
+    [{event, {binary, _}} = ws_next(WS) || _ <- [1, 2, 3]],
+    %% Nothing comes while nothing is acknowledged (the app is waiting in its send).
+    py_test_util:wait_for_value(fun() -> {ok, N} = py:call(edge_apps, sent, []), N end, 3, 20000),
+    py_test_util:assert_no_message(200),
+    {ok, 3} = py:call(edge_apps, sent, []),
+    ok = py_asgi:websocket_ack(WS),
+    {event, {binary, _}} = ws_next(WS),
+    ok = py_asgi:websocket_disconnect(WS, 1006, <<>>),
+    {done, ok} = ws_next(WS),
+    [{<<"oserror">>, <<"ClientDisconnected">>}] = events().
+
+%% @doc websocket_cancel/1 stops an app that ignores the disconnect, and nothing of the
+%% session comes afterwards; the owner's death cancels the app too.
+-spec asgi_websocket_cancel_and_owner_death(ct_suite:ct_config()) -> term().
+asgi_websocket_cancel_and_owner_death(_Config) ->
+    {ok, WS} = py_asgi:websocket(edge_apps, ws_ignores_disconnect, ws_scope(<<"/">>), #{}),
+    {event, {accept, undefined, []}} = ws_next(WS),
+    ok = py_asgi:websocket_cancel(WS),
+    py_test_util:wait_for_value(fun events/0, [<<"accepted">>, <<"cancelled">>], 20000),
+    py_test_util:assert_mailbox_empty(),
+    {ok, _} = py:call(edge_apps, reset, []),
+    Self = self(),
+    Owner = spawn(fun() ->
+        {ok, WS2} = py_asgi:websocket(edge_apps, ws_ignores_disconnect, ws_scope(<<"/">>), #{}),
+        {event, {accept, _, _}} = ws_next(WS2),
+        Self ! accepted,
+        receive after infinity -> ok end
+    end),
+    receive accepted -> ok after 20000 -> ct:fail(not_accepted) end,
+    exit(Owner, kill),
+    py_test_util:wait_for_value(fun events/0, [<<"accepted">>, <<"cancelled">>], 20000),
+    py_test_util:wait_for_value(fun mailboxes/0, 0, 20000).
+
+%% @doc Errors: the app cannot be imported, an http scope, the runner option, an app raising
+%% before it accepts (the error comes as the session's end).
+-spec asgi_websocket_errors(ct_suite:ct_config()) -> term().
+asgi_websocket_errors(_Config) ->
+    {error, {'ModuleNotFoundError', _}} =
+        py_asgi:websocket(no_such_app_module, app, ws_scope(<<"/">>), #{}),
+    HttpError = <<"an ASGI http scope is served by py_asgi:run/5 or stream/6, not here">>,
+    {error, {'ValueError', HttpError}} =
+        py_asgi:websocket(fastapi_app, app, #{type => <<"http">>}, #{}),
+    {error, {'ValueError', _}} =
+        py_asgi:websocket(fastapi_app, app, ws_scope(<<"/">>), #{window => 0}),
+    {error, {unsupported, runner}} =
+        py_asgi:websocket(fastapi_app, app, ws_scope(<<"/">>), #{runner => <<"my_runner">>}),
+    {'EXIT', {badarg, _}} = (catch py_asgi:websocket(42, app, ws_scope(<<"/">>), #{})),
+    {ok, WS} = py_asgi:websocket(edge_apps, ws_raise_before_accept, ws_scope(<<"/">>), #{}),
+    {done, {error, {'KeyError', <<"'before accept'">>}}} = ws_next(WS),
+    {ok, WS2} = py_asgi:websocket(edge_apps, ws_raise_after_accept, ws_scope(<<"/">>), #{}),
+    {event, {accept, undefined, []}} = ws_next(WS2),
+    ok = py_asgi:websocket_deliver(WS2, {text, <<"go">>}),
+    {done, {error, {'LookupError', <<"after accept">>}}} = ws_next(WS2),
+    py_test_util:wait_for_value(fun mailboxes/0, 0, 20000).
+
+%% @doc Client messages the app does not receive pile up to 64: then `pause' (the owner stops
+%% reading its client); once the app has received down to 16, `resume'; none is lost.
+-spec asgi_websocket_pause_resume(ct_suite:ct_config()) -> term().
+asgi_websocket_pause_resume(_Config) ->
+    {ok, WS} = py_asgi:websocket(edge_apps, ws_lazy, ws_scope(<<"/">>), #{window => 1000}),
+    {event, {accept, undefined, []}} = ws_next(WS),
+    [ok = py_asgi:websocket_deliver(WS, {text, integer_to_binary(I)}) || I <- lists:seq(1, 70)],
+    {event, pause} = ws_next(WS),
+    {ok, _} = py:call(edge_apps, release, []),
+    Events = [ws_next(WS) || _ <- lists:seq(1, 71)],
+    [{event, resume}] = [E || {event, resume} = E <- Events],
+    Expected = [{event, {text, <<(integer_to_binary(I))/binary, " ",
+                                 (integer_to_binary(I))/binary>>}} || I <- lists:seq(1, 70)],
+    Expected = Events -- [{event, resume}],
+    ok = py_asgi:websocket_disconnect(WS, 1000, <<>>),
+    {done, ok} = ws_next(WS),
+    [<<"go">>, {<<"received">>, 70}] = events().

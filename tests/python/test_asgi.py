@@ -175,6 +175,46 @@ def test_lifespan_once_per_loop_and_shutdown() -> None:
     assert edge_apps.lifespan_app.shutdowns == before + 1
 
 
+def test_startup_before_requests_and_servers_holding_the_lifespan() -> None:
+    import edge_apps
+
+    app = edge_apps.LifespanApp()
+    edge_apps.held_by_test = app  # type: ignore[attr-defined]
+
+    async def main() -> list[tuple[int, int]]:
+        seen = []
+        await _asgi.startup("edge_apps", "held_by_test")
+        await _asgi.startup("edge_apps", "held_by_test")  # once only
+        seen.append((app.startups, app.shutdowns))
+        await _asgi.hold("edge_apps", "held_by_test")
+        await _asgi.hold("edge_apps", "held_by_test")
+        _, _, body = await _asgi.run("edge_apps", "held_by_test", {}, b"")
+        assert body == repr(({"n": 1}, 1, 0)).encode()
+        assert await _asgi.release("edge_apps", "held_by_test") is False
+        seen.append((app.startups, app.shutdowns))
+        assert await _asgi.release("edge_apps", "held_by_test") is True
+        seen.append((app.startups, app.shutdowns))
+        assert await _asgi.release("edge_apps", "held_by_test") is False
+        return seen
+
+    try:
+        assert asyncio.run(main()) == [(1, 0), (1, 0), (1, 1)]
+    finally:
+        del edge_apps.held_by_test  # type: ignore[attr-defined]
+
+
+def test_startup_errors() -> None:
+    async def start(module: str, name: str) -> None:
+        await _asgi.startup(module, name)
+
+    with pytest.raises(ModuleNotFoundError):
+        asyncio.run(start("ep_no_such_module", "app"))
+    with pytest.raises(AttributeError):
+        asyncio.run(start("edge_apps", "no_such_app"))
+    with pytest.raises(RuntimeError, match="startup failed: no database"):
+        asyncio.run(start("edge_apps", "failing_startup"))
+
+
 def test_lifespan_startup_failed() -> None:
     with pytest.raises(RuntimeError, match="startup failed: no database"):
         run({}, module="edge_apps", app="failing_startup")
@@ -304,3 +344,239 @@ def test_serve_request_body_disconnect(beam: MockBeam) -> None:
     )
     assert result == "ok" or result == "disconnected"
     assert edge_apps.events() == ["disconnect"]
+
+
+# Websocket sessions against the mocked BEAM ----------------------------------------------------
+
+
+class WsSession:
+    """Drives ``_asgi.websocket`` as ``py_asgi:websocket/4`` does: the app's events are what it
+    sent to the owner's pid; the client's frames, the disconnect and acks go to its mailbox."""
+
+    def __init__(self, beam: MockBeam, module: str, app: str, scope: dict[str, Any], **opts: Any):
+        self.beam = beam
+        self.owner = beam.new_pid()
+        opts.setdefault("lifespan", False)
+        self.task = asyncio.ensure_future(
+            _asgi.websocket(module, app, {"type": "websocket", **scope}, self.owner, "tag", opts)
+        )
+        self.seen = 0
+        self.mailbox: Any = None
+
+    def _mine(self) -> list[Any]:
+        return [message for pid, message in self.beam.sent if pid == self.owner]
+
+    async def until(self, predicate: Any) -> None:
+        # Polls a condition with a bound, as py_test_util:wait_until/2 does.
+        for _ in range(5000):
+            if predicate():
+                return
+            await asyncio.sleep(0.001)
+        raise AssertionError("condition not reached")
+
+    async def start(self) -> None:
+        await self.until(lambda: self._mine() or self.task.done())
+        tag, (kind, pid) = self._mine()[0]
+        assert (tag, kind) == ("tag", "mailbox")
+        self.mailbox, self.seen = pid, 1
+
+    async def event(self) -> Any:
+        await self.until(lambda: len(self._mine()) > self.seen or self.task.done())
+        if len(self._mine()) <= self.seen:
+            raise AssertionError(f"the session ended: {self.task!r}")
+        tag, event = self._mine()[self.seen]
+        assert tag == "tag"
+        self.seen += 1
+        return event
+
+    def pending(self) -> list[Any]:
+        return self._mine()[self.seen :]
+
+    def deliver(self, message: Any) -> None:
+        assert self.beam.deliver(self.mailbox, message)
+
+
+def ws(
+    beam: MockBeam, script: Any, module: str, app: str, scope: dict[str, Any], **opts: Any
+) -> Any:
+    async def main() -> Any:
+        session = WsSession(beam, module, app, scope, **opts)
+        await session.start()
+        await script(session)
+        return await asyncio.wait_for(session.task, 10)
+
+    return asyncio.run(main())
+
+
+def test_websocket_echo_with_subprotocol(beam: MockBeam) -> None:
+    async def script(s: WsSession) -> None:
+        assert await s.event() == ("accept", "chat", [("x-ws", "echo")])
+        s.deliver(("text", "h\u00e9"))
+        assert await s.event() == ("text", "h\u00e9")
+        s.deliver("ack")
+        s.deliver(("binary", b"\xff\x00"))
+        assert await s.event() == ("binary", b"\xff\x00")
+        s.deliver(("binary", "ascii"))  # a binary that is valid UTF-8 arrives as str
+        assert await s.event() == ("binary", "ascii")
+        s.deliver(("text", b"\xff"))  # not UTF-8: replaced
+        assert await s.event() == ("text", "\ufffd")
+        s.deliver(("disconnect", 1001, "gone"))
+
+    scope = {"path": "/ws/echo", "subprotocols": ["other", "chat"]}
+    assert ws(beam, script, "fastapi_app", "app", scope) == "ok"
+
+
+def test_websocket_close_with_code_and_refusal(beam: MockBeam) -> None:
+    async def asked(s: WsSession) -> None:
+        assert (await s.event())[0] == "accept"
+        s.deliver(("text", "close"))
+        assert await s.event() == ("close", 4000, "asked to close")
+
+    async def refused(s: WsSession) -> None:
+        assert await s.event() == ("close", 1008, "")
+
+    async def first(s: WsSession) -> None:
+        assert (await s.event())[0] == "accept"
+        assert [await s.event() for _ in range(3)] == [
+            ("text", '{"tick":0}'),
+            ("text", '{"tick":1}'),
+            ("text", '{"tick":2}'),
+        ]
+        s.deliver(("disconnect", 1006, ""))
+
+    assert ws(beam, asked, "fastapi_app", "app", {"path": "/ws/echo"}) == "ok"
+    assert ws(beam, refused, "fastapi_app", "app", {"path": "/ws/reject"}) == "ok"
+    assert ws(beam, first, "fastapi_app", "app", {"path": "/ws/first"}) == "ok"
+
+
+def test_websocket_window_holds_sends_until_acked(beam: MockBeam) -> None:
+    import edge_apps
+
+    async def script(s: WsSession) -> None:
+        assert (await s.event())[0] == "accept"
+        await s.until(lambda: len(s.pending()) == 2)
+        for _ in range(20):  # the app gets every chance to send a third
+            await asyncio.sleep(0)
+        assert len(s.pending()) == 2
+        assert edge_apps.sent() == 2  # the third send waits
+        s.deliver("ack")
+        await s.until(lambda: len(s.pending()) == 3)
+        s.deliver(("disconnect", 1006, ""))
+
+    assert ws(beam, script, "edge_apps", "ws_flood", {}, window=2) == "ok"
+    assert edge_apps.events() == [("oserror", "ClientDisconnected")]
+
+
+def test_websocket_disconnect_reaches_receive(beam: MockBeam) -> None:
+    import edge_apps
+
+    async def script(s: WsSession) -> None:
+        assert await s.event() == ("accept", None, [])
+        s.deliver(("text", "abc"))
+        assert await s.event() == ("text", "abc")
+        s.deliver(("disconnect", 4002, "bye"))
+
+    assert ws(beam, script, "edge_apps", "ws_recorder", {}) == "ok"
+    assert edge_apps.events() == ["websocket.connect", ("text", 3), ("disconnect", 4002, "bye")]
+
+
+@pytest.mark.parametrize(
+    ("app", "error", "match"),
+    [
+        ("ws_raise_before_accept", KeyError, "before accept"),
+        ("ws_returns_without_accept", RuntimeError, "without accepting or closing"),
+    ],
+)
+def test_websocket_app_errors(beam: MockBeam, app: str, error: type[Exception], match: str) -> None:
+    async def script(s: WsSession) -> None:
+        pass
+
+    with pytest.raises(error, match=match):
+        ws(beam, script, "edge_apps", app, {})
+
+
+async def _bad_sender(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send(scope["state"]["message"])
+
+
+@pytest.mark.parametrize(
+    ("message", "error", "match"),
+    [
+        ({"type": "websocket.send", "text": "x"}, RuntimeError, "expected ASGI message"),
+        ({"type": "websocket.accept", "subprotocol": 1}, TypeError, "subprotocol"),
+        ({"type": "websocket.accept", "headers": [("a", "b")]}, TypeError, "bytes"),
+        ({"type": "websocket.close", "code": 999}, ValueError, "1000-4999"),
+        ({"type": "websocket.close", "reason": "x" * 124}, ValueError, "123 bytes"),
+    ],
+)
+def test_websocket_bad_messages(
+    beam: MockBeam,
+    monkeypatch: pytest.MonkeyPatch,
+    message: Any,
+    error: type[Exception],
+    match: str,
+) -> None:
+    import edge_apps
+
+    monkeypatch.setattr(edge_apps, "bad_sender", _bad_sender, raising=False)
+
+    async def script(s: WsSession) -> None:
+        pass
+
+    with pytest.raises(error, match=match):
+        ws(beam, script, "edge_apps", "bad_sender", {"state": {"message": message}})
+
+
+def test_websocket_send_checks(beam: MockBeam, monkeypatch: pytest.MonkeyPatch) -> None:
+    import edge_apps
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        for bad in [
+            {"type": "websocket.send"},
+            {"type": "websocket.send", "text": "a", "bytes": b"b"},
+            {"type": "websocket.send", "bytes": "str"},
+            {"type": "websocket.accept"},
+        ]:
+            with pytest.raises((TypeError, RuntimeError)):
+                await send(bad)
+        await send({"type": "websocket.close"})
+        with pytest.raises(RuntimeError, match=r"after websocket\.close"):
+            await send({"type": "websocket.send", "text": "late"})
+
+    monkeypatch.setattr(edge_apps, "checked", app, raising=False)
+
+    async def script(s: WsSession) -> None:
+        assert (await s.event())[0] == "accept"
+        assert await s.event() == ("close", 1000, "")
+
+    assert ws(beam, script, "edge_apps", "checked", {}) == "ok"
+
+
+def test_scope_types_are_served_by_their_own_runner() -> None:
+    with pytest.raises(ValueError, match="served by py_asgi:websocket/4"):
+        run({"type": "websocket"})
+    with pytest.raises(TypeError, match="subprotocols"):
+        _asgi.build_scope({"type": "websocket", "subprotocols": "chat"})
+    assert _asgi.build_scope({"type": "websocket"})["subprotocols"] == []
+
+
+def test_websocket_pause_and_resume(beam: MockBeam) -> None:
+    import edge_apps
+
+    async def script(s: WsSession) -> None:
+        assert (await s.event())[0] == "accept"
+        for i in range(_asgi.WS_PAUSE):
+            s.deliver(("text", str(i)))
+        assert await s.event() == ("pause",)
+        edge_apps.release()
+        seen = [await s.event() for _ in range(_asgi.WS_PAUSE + 1)]
+        assert seen.count(("resume",)) == 1
+        # Resumed once the app received all but WS_RESUME of them.
+        assert seen.index(("resume",)) == _asgi.WS_PAUSE - _asgi.WS_RESUME - 1
+        s.deliver(("disconnect", 1000, ""))
+
+    assert ws(beam, script, "edge_apps", "ws_lazy", {}, window=1000) == "ok"
+    assert edge_apps.events() == ["go", ("received", _asgi.WS_PAUSE)]

@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -479,6 +480,39 @@ def test_cancelled_while_awaiting_erlang(erlang_funcs: ErlangFuncs) -> None:
     assert erlang.run(main()) is True
 
 
+@pytest.mark.embedded
+def test_async_call_reply_through_the_loops_inbox(erlang_funcs: ErlangFuncs) -> None:
+    """Inside the BEAM each loop gets an inbox on its first erlang.async_call, which the reply
+    reaches directly, and which closes with the loop; the mocked BEAM has none (its replies
+    come through call_soon_threadsafe) and the same loop class works with it."""
+    erlang_funcs.register("tl_echo", lambda args: args[0])
+
+    async def main() -> tuple[object, object]:
+        loop = asyncio.get_running_loop()
+        value = await erlang.async_call("tl_echo", 7)
+        return value, loop._erlang_inbox  # type: ignore[attr-defined]
+
+    loop = erlang.new_event_loop()
+    try:
+        value, inbox = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert value == 7
+    assert loop._erlang_inbox is False  # type: ignore[attr-defined]
+    if IN_BEAM:
+        assert type(inbox).__name__ == "LoopInbox"
+        with pytest.raises(RuntimeError, match="closed"):
+            inbox.fileno()  # type: ignore[attr-defined]
+    else:
+        assert inbox is False
+
+
+def test_no_loop_inbox_outside_the_beam() -> None:
+    assert erlang._native._loop_inbox() is None
+    with MockBeam():
+        assert erlang._native._loop_inbox() is None
+
+
 def test_async_call_with_the_mock_on_the_loop() -> None:
     with MockBeam() as beam:
         beam.register_function("tl_add", lambda args: args[0] + args[1])
@@ -713,3 +747,45 @@ def test_mailbox_outside_the_beam() -> None:
 
     with pytest.raises(erlang.NotInBeamError, match="open_mailbox"):
         erlang.run(main())
+
+
+# ------------------------------------------- CPython's asyncio tests in the mock
+
+
+def test_cpython_asyncio_tests_pass_on_the_loop_in_the_mock() -> None:
+    """The loop-generic tests of CPython's ``test.test_asyncio`` (the ones
+    py_asyncio_conformance_SUITE runs inside the BEAM) pass on ``ErlangEventLoop`` in plain
+    Python with a ``MockBeam`` active, run off the main thread as on an executor: the same
+    class, with only the BEAM mocked. A child process, since the run sets asyncio's policy
+    and child watchers."""
+    code = (
+        "import sys, threading\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import asyncio_conformance as conformance\n"
+        "from erlang.testing import MockBeam\n"
+        "reports = []\n"
+        "def main():\n"
+        "    with MockBeam():\n"
+        "        reports.extend(conformance.run())\n"
+        "thread = threading.Thread(target=main, name='executor-like')\n"
+        "thread.start()\n"
+        "thread.join()\n"
+        "print(conformance.summary(reports))\n"
+        "for r in reports:\n"
+        "    for test, text in conformance.unexpected(r):\n"
+        "        print(f'FAILED {r[\"module\"]}.{test}:\\n{text}')\n"
+        "sys.exit(1 if any(conformance.unexpected(r) for r in reports) or not reports else 0)\n"
+    )
+    here = str(Path(__file__).parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code, here], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) >= 8, out.stdout
+    for line in lines:
+        # Every module ran tests, and every loop it made was an ErlangEventLoop.
+        rest = line.partition(": ")[2]
+        assert " 0 run," not in f" {rest}", line
+        assert "'ErlangEventLoop'" in rest, line
+        assert "SelectorEventLoop" not in rest, line

@@ -7,6 +7,7 @@ server under test needs them."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -81,3 +82,105 @@ async def compare(app: str, ours: str, theirs: str) -> tuple[int, list[str]]:
             if ra.content != rb.content:
                 differences.append(f"{what}: body {ra.content[:200]!r} != {rb.content[:200]!r}")
     return len(REQUESTS[app]), differences
+
+
+# Websockets: the same conversations with the `websockets' client; what the client saw (the
+# messages, the subprotocol and app headers, the close code and reason, a refusal's status).
+
+
+async def _ws_echo(ws: Any) -> list[Any]:
+    seen = []
+    for message in ["hello", b"\x00\x01\xff", "h\u00e9llo \u65e5\u672c", b"y" * 100_000, ""]:
+        await ws.send(message)
+        answer = await ws.recv()
+        seen.append(answer if len(answer) < 100 else (type(answer).__name__, hash(answer)))
+    await ws.send(["frag", "ment", "ed"])  # one message in three frames
+    seen.append(await ws.recv())
+    await (await ws.ping(b"p"))  # waits for the pong
+    seen.append("pong")
+    return seen
+
+
+async def _ws_close_asked(ws: Any) -> list[Any]:
+    await ws.send("close")
+    return [await ws.recv()]
+
+
+async def _ws_recv(ws: Any) -> list[Any]:
+    return [await ws.recv()]
+
+
+async def _ws_first(ws: Any) -> list[Any]:
+    seen = [await ws.recv() for _ in range(3)]
+    await ws.send("four")
+    seen.append(await ws.recv())
+    return seen
+
+
+# (path, subprotocols offered, the conversation, whether the client closes at its end: when
+# not, the server does and the client waits for its close frame).
+_WS: list[tuple[str, list[str], Any, bool]] = [
+    ("/ws/echo", [], _ws_echo, True),
+    ("/ws/echo", ["chat", "other"], _ws_echo, True),
+    ("/ws/echo", [], _ws_close_asked, False),
+    ("/ws/closes", [], _ws_recv, False),
+    ("/ws/first", [], _ws_first, True),
+    ("/ws/reject", [], _ws_recv, False),
+    ("/ws/no/such/route", [], _ws_recv, False),
+]
+
+
+async def _ws_conversation(base: str, path: str, protocols: list[str], talk: Any) -> list[Any]:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    url = "ws" + base.removeprefix("http") + path
+    seen: list[Any] = []
+    try:
+        async with connect(url, subprotocols=protocols or None, open_timeout=30) as ws:
+            seen.append(("subprotocol", ws.subprotocol, ws.response.headers.get("x-ws")))
+            try:
+                seen.extend(await talk(ws))
+                await ws.recv()  # until the server closes, or our close below
+            except ConnectionClosed as exc:
+                seen.append(
+                    (
+                        "closed",
+                        exc.rcvd.code if exc.rcvd else None,
+                        exc.rcvd.reason if exc.rcvd else None,
+                    )
+                )
+            else:
+                seen.append("no close")
+    except InvalidStatus as exc:
+        seen.append(("refused", exc.response.status_code))
+    return seen
+
+
+async def compare_ws(ours: str, theirs: str) -> tuple[int, list[str]]:
+    """The websocket conversations of ``_WS`` with both servers; returns how many there were
+    and the differences."""
+    differences = []
+    for path, protocols, talk, client_closes in _WS:
+        results = []
+        for base in (ours, theirs):
+            try:
+                conversation = _ws_conversation(
+                    base, path, protocols, _closing(talk) if client_closes else talk
+                )
+                results.append(await asyncio.wait_for(conversation, 30))
+            except TimeoutError:
+                results.append(["no answer within 30 s"])
+        if results[0] != results[1]:
+            differences.append(f"{path} {protocols}: {results[0]!r} != {results[1]!r}")
+    return len(_WS), differences
+
+
+def _closing(talk: Any) -> Any:
+    async def run(ws: Any) -> list[Any]:
+        seen = await talk(ws)
+        await ws.close(code=1000, reason="client done")
+        seen.append(("client closed", ws.close_code, ws.close_reason))
+        return seen
+
+    return run

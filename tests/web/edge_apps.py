@@ -191,6 +191,12 @@ class LifespanApp:
 
 
 lifespan_app = LifespanApp()
+# Only py_http_SUITE:app_started_before_listening serves this one.
+held_app = LifespanApp()
+
+
+def held_counts() -> list[int]:
+    return [held_app.startups, held_app.shutdowns]
 
 
 async def failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -313,3 +319,116 @@ def capture_logs() -> None:
         if _capture not in logger.handlers:
             logger.addHandler(_capture)
         logger.propagate = False
+
+
+# Websocket apps ------------------------------------------------------------------------------
+
+
+async def ws_raise_before_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    raise KeyError("before accept")
+
+
+async def ws_raise_after_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    await receive()
+    raise LookupError("after accept")
+
+
+async def ws_never_accepts(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    EVENTS.append("waiting")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        EVENTS.append("cancelled")
+        raise
+
+
+async def ws_returns_without_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+
+
+async def ws_returns_after_accept(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.send", "text": "only this"})
+
+
+async def ws_recorder(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts, echoes, and records what it received (the disconnect's code and reason)."""
+    if scope["type"] == "lifespan":
+        return
+    EVENTS.append((await receive())["type"])
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            EVENTS.append(("disconnect", message["code"], message.get("reason", "")))
+            return
+        key = "text" if message.get("text") is not None else "bytes"
+        EVENTS.append((key, len(message[key])))
+        await send({"type": "websocket.send", key: message[key]})
+
+
+async def ws_ignores_disconnect(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts and never receives or ends: the server cancels it after its client left."""
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    EVENTS.append("accepted")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        EVENTS.append("cancelled")
+        raise
+
+
+async def ws_flood(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Sends without receiving until its send raises (the client left)."""
+    global SENT
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    try:
+        while True:
+            await send({"type": "websocket.send", "bytes": b"x" * 1000})
+            SENT += 1
+    except OSError as exc:
+        EVENTS.append(("oserror", type(exc).__name__))
+
+
+def release() -> None:
+    """Lets ws_lazy start receiving."""
+    EVENTS.append("go")
+
+
+async def ws_lazy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Accepts, receives nothing until `release()`, then echoes every text message (prefixed
+    with its number) until the client leaves."""
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    while "go" not in EVENTS:
+        await asyncio.sleep(0.01)
+    n = 0
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            EVENTS.append(("received", n))
+            return
+        n += 1
+        await send({"type": "websocket.send", "text": f"{n} {message['text']}"})

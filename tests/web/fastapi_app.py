@@ -1,7 +1,8 @@
 """A FastAPI app of the usual kinds of routes, served by py_asgi in the tests (and by uvicorn for
 comparison): path and query parameters, JSON bodies with validation errors, forms and uploads,
 cookies, redirects, custom exception handlers, a 500, streaming, server-sent events, a
-background task and lifespan state."""
+background task, lifespan state, and websockets (an echo, a route that closes with a code, one
+that refuses the handshake, one that sends first)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import (
+    BackgroundTasks,
+    FastAPI,
+    File,
+    Form,
+    HTTPException,
+    Request,
+    UploadFile,
+    WebSocket,
+    WebSocketDisconnect,
+)
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -157,3 +168,52 @@ async def echo(request: Request) -> PlainTextResponse:
 async def slow(seconds: float = 60) -> dict[str, bool]:
     await asyncio.sleep(seconds)
     return {"slept": True}
+
+
+@app.websocket("/ws/echo")
+async def ws_echo(websocket: WebSocket) -> None:
+    """Echoes text and bytes; offers the `chat' subprotocol when asked; the text `close' makes
+    it close with 4000."""
+    chat = "chat" if "chat" in websocket.scope.get("subprotocols", []) else None
+    await websocket.accept(subprotocol=chat, headers=[(b"x-ws", b"echo")])
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text == "close":
+                await websocket.close(code=4000, reason="asked to close")
+                return
+            if text is not None:
+                await websocket.send_text(text)
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnect:
+        return
+
+
+@app.websocket("/ws/closes")
+async def ws_closes(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text("bye soon")
+    await websocket.close(code=4001, reason="done here")
+
+
+@app.websocket("/ws/reject")
+async def ws_reject(websocket: WebSocket) -> None:
+    await websocket.close(code=1008)
+
+
+@app.websocket("/ws/first")
+async def ws_first(websocket: WebSocket) -> None:
+    """Sends before anything is received, then answers each message with its length."""
+    await websocket.accept()
+    for i in range(3):
+        await websocket.send_json({"tick": i})
+    try:
+        while True:
+            data = await websocket.receive_text()
+            await websocket.send_text(str(len(data)))
+    except WebSocketDisconnect:
+        return

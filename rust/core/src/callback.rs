@@ -47,6 +47,15 @@ pub trait Backend: Send + Sync + 'static {
         done: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>>;
 
+    /// The inbox of a running event loop (`erlang._native._loop_inbox()`, driven by
+    /// `erlang._async`): an object with `fileno()`, `drain()`, `close()` and
+    /// `call(name, args, future)`, through which the replies of `erlang.async_call` reach the
+    /// loop's thread directly. `None` (the default) when the backend has none: `start_call`
+    /// serves the calls then.
+    fn loop_inbox<'py>(&self, _py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Ok(None)
+    }
+
     /// Sends `message` (converted as a call's argument) to the process `pid`, an
     /// `erlang.Pid`, as Erlang's `Pid ! Message` does: nothing happens when the process is not
     /// alive. Raises what converting a call's argument raises (`ValueError` past `max_depth`).
@@ -234,6 +243,17 @@ fn _mailbox_open(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     }
 }
 
+/// `erlang._native._loop_inbox()`: a new inbox for the running loop's `erlang.async_call`
+/// replies (see [`Backend::loop_inbox`]); None when the backend has none or no BEAM is
+/// reachable.
+#[pyfunction]
+fn _loop_inbox(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    match BACKEND.get() {
+        Some(backend) if backend.reachable(py) => backend.loop_inbox(py),
+        _ => Ok(None),
+    }
+}
+
 /// `erlang._beam_reachable()`: whether a BEAM (the real one, or an active mocked one) serves
 /// calls now.
 #[pyfunction]
@@ -294,5 +314,6 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(_async_start, module)?)?;
     module.add_function(wrap_pyfunction!(send, module)?)?;
     module.add_function(wrap_pyfunction!(_mailbox_open, module)?)?;
+    module.add_function(wrap_pyfunction!(_loop_inbox, module)?)?;
     Ok(())
 }

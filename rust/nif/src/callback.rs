@@ -10,11 +10,15 @@
 //! call goes to the `py_callback` router process and the thread waits on a one-shot channel.
 //!
 //! `erlang.async_call` never waits: from any thread the call goes to the router as
-//! `{'$py_async_callback', Channel, Name, Args}`, and the reply, handed to
-//! `callback_async_reply/2` on a scheduler, travels to the `py-async-done` thread, which takes
-//! the GIL, converts it and calls the waiting coroutine's `done` (which wakes its event loop
-//! with `call_soon_threadsafe`). Cancelling takes `done` out of the channel: the reply, when it
-//! comes, is dropped, and nothing is left waiting.
+//! `{'$py_async_callback', Channel, Name, Args}`, and the reply is handed to
+//! `callback_async_reply/2` on a scheduler. From a loop with an inbox ([`inbox`]: every loop
+//! with `add_reader`) that scheduler queues it in the inbox and wakes the loop, whose thread
+//! converts it and settles the future: one thread hop. Otherwise it travels to the
+//! `py-async-done` thread, which takes the GIL, converts it and calls the waiting coroutine's
+//! `done` (which wakes its event loop with `call_soon_threadsafe`). Cancelling takes the target
+//! out of the channel: the reply, when it comes, is dropped, and nothing is left waiting.
+
+pub mod inbox;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -23,11 +27,12 @@ use crossbeam_channel::Sender;
 use erlang_python_core::callback::{erlang_error, Backend};
 use erlang_python_core::native::Interrupted;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
 use rustler::{Encoder, LocalPid, OwnedEnv, ResourceArc};
 
+use self::inbox::LoopQueue;
 use crate::atoms;
 use crate::bridge::callback::{result_to_py, save_message, save_request};
 use crate::executor::run::{run, Gil, Source};
@@ -68,6 +73,10 @@ impl Backend for BeamBackend {
         message: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         send_message(py, pid, message)
+    }
+
+    fn loop_inbox<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        inbox::new_inbox(py).map(Some)
     }
 
     fn open_mailbox<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -220,7 +229,7 @@ fn thread_call<'py>(
     }
 }
 
-/// Async calls whose `done` has been neither called nor cancelled.
+/// Async calls neither answered nor cancelled.
 static PENDING_ASYNC: AtomicUsize = AtomicUsize::new(0);
 
 /// The number of `erlang.async_call`s still waiting for their Erlang function.
@@ -228,31 +237,45 @@ pub fn pending_async() -> usize {
     PENDING_ASYNC.load(Ordering::Relaxed)
 }
 
-/// The channel of one `erlang.async_call`: holds the coroutine's `done` until the reply comes
-/// or the coroutine is cancelled. Also a resource, held by the Erlang process running the
-/// function; if that process dies without replying, dropping the last reference completes the
-/// call with an error.
+/// Where the reply of one `erlang.async_call` goes.
+enum Target {
+    /// The inbox of the coroutine's loop ([`inbox::LoopInbox`]), as call number `id`: the
+    /// loop's thread converts the reply and settles the future (one thread hop).
+    Loop(Arc<LoopQueue>, u64),
+    /// A loop with no inbox (one without `add_reader`): `done(ok, value)`, called by the
+    /// `py-async-done` thread, hands the reply over with `call_soon_threadsafe`.
+    Done(Py<PyAny>),
+}
+
+/// The channel of one `erlang.async_call`: holds where the reply goes until it comes or the
+/// coroutine is cancelled. Also a resource, held by the Erlang process running the function;
+/// if that process dies without replying, dropping the last reference completes the call with
+/// an error.
 pub struct AsyncChannel {
-    done: Mutex<Option<Py<PyAny>>>,
+    target: Mutex<Option<Target>>,
 }
 
 #[rustler::resource_impl]
 impl rustler::Resource for AsyncChannel {}
 
 impl AsyncChannel {
-    fn take(&self) -> Option<Py<PyAny>> {
-        let done = self.done.lock().ok().and_then(|mut d| d.take());
-        if done.is_some() {
+    fn take(&self) -> Option<Target> {
+        let target = self.target.lock().ok().and_then(|mut t| t.take());
+        if target.is_some() {
             PENDING_ASYNC.fetch_sub(1, Ordering::Relaxed);
         }
-        done
+        target
     }
 
-    /// Hands the reply to the completion thread; false when the call was cancelled or already
-    /// answered.
+    /// Hands the reply to the coroutine's loop (or the completion thread); false when the
+    /// call was cancelled or already answered. Bounded work, no GIL (invariant 1).
     pub fn deliver(&self, env: OwnedEnv, term: SavedTerm) -> bool {
         match self.take() {
-            Some(done) => {
+            Some(Target::Loop(queue, id)) => {
+                queue.reply(id, env, term);
+                true
+            }
+            Some(Target::Done(done)) => {
                 complete(Completion::Reply(done, env, term));
                 true
             }
@@ -263,10 +286,22 @@ impl AsyncChannel {
 
 impl Drop for AsyncChannel {
     fn drop(&mut self) {
-        if let Some(done) = self.take() {
-            complete(Completion::Lost(done));
+        match self.take() {
+            Some(Target::Loop(queue, id)) => queue.lost(id),
+            Some(Target::Done(done)) => complete(Completion::Lost(done)),
+            None => {}
         }
     }
+}
+
+/// What an `erlang.async_call` whose Erlang process ended without replying raises.
+fn lost_error(py: Python<'_>) -> PyErr {
+    erlang_error(
+        py,
+        "error",
+        "the callback's Erlang process ended without replying",
+        "",
+    )
 }
 
 /// What the completion thread does with one finished async call.
@@ -310,15 +345,7 @@ fn finish(py: Python<'_>, completion: Completion) {
             let outcome = result_to_py(py, &env, &term);
             (done, outcome)
         }
-        Completion::Lost(done) => (
-            done,
-            Err(erlang_error(
-                py,
-                "error",
-                "the callback's Erlang process ended without replying",
-                "",
-            )),
-        ),
+        Completion::Lost(done) => (done, Err(lost_error(py))),
     };
     let args = match outcome {
         Ok(value) => (true, value),
@@ -329,32 +356,44 @@ fn finish(py: Python<'_>, completion: Completion) {
     }
 }
 
-/// The handle `erlang._native._async_start` returns: `cancel()` drops the pending call.
+/// The handle of a started `erlang.async_call`: `cancel()` drops the pending call.
 #[pyclass(frozen, module = "erlang._native", name = "AsyncCall")]
 pub struct AsyncCall {
     channel: ResourceArc<AsyncChannel>,
+    /// For a call answered through a loop's inbox: the inbox's futures and this call's number,
+    /// forgotten on cancel.
+    pending: Option<(Py<PyDict>, u64)>,
 }
 
 #[pymethods]
 impl AsyncCall {
-    /// Forgets the call: `done` will not be called. True when it was still pending.
-    fn cancel(&self) -> bool {
-        self.channel.take().is_some()
+    /// Forgets the call: its reply will settle nothing (`done` will not be called). True when
+    /// it was still pending.
+    fn cancel(&self, py: Python<'_>) -> PyResult<bool> {
+        if let Some((futures, id)) = &self.pending {
+            let futures = futures.bind(py);
+            if futures.contains(*id)? {
+                futures.del_item(*id)?;
+            }
+        }
+        Ok(self.channel.take().is_some())
     }
 }
 
-fn async_call<'py>(
-    py: Python<'py>,
+/// Sends `{'$py_async_callback', Channel, Name, Args}` to the router; the reply goes to
+/// `target`. Raises what converting the arguments raises, or `not_started`.
+fn start(
+    py: Python<'_>,
     name: &str,
-    args: &Bound<'py, PyTuple>,
-    done: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
+    args: &Bound<'_, PyTuple>,
+    target: Target,
+) -> PyResult<ResourceArc<AsyncChannel>> {
     let Some(router) = router() else {
         return Err(not_started(py));
     };
     PENDING_ASYNC.fetch_add(1, Ordering::Relaxed);
     let channel = ResourceArc::new(AsyncChannel {
-        done: Mutex::new(Some(done.clone().unbind())),
+        target: Mutex::new(Some(target)),
     });
     let mut env = OwnedEnv::new();
     let saved = save_request(
@@ -366,7 +405,7 @@ fn async_call<'py>(
     let saved = match saved {
         Ok(saved) => saved,
         Err(err) => {
-            // Nothing was sent: forget `done` quietly (the caller gets the exception).
+            // Nothing was sent: forget the target quietly (the caller gets the exception).
             channel.take();
             return Err(err);
         }
@@ -375,5 +414,22 @@ fn async_call<'py>(
         channel.take();
         return Err(not_started(py));
     }
-    Bound::new(py, AsyncCall { channel }).map(Bound::into_any)
+    Ok(channel)
+}
+
+fn async_call<'py>(
+    py: Python<'py>,
+    name: &str,
+    args: &Bound<'py, PyTuple>,
+    done: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let channel = start(py, name, args, Target::Done(done.clone().unbind()))?;
+    Bound::new(
+        py,
+        AsyncCall {
+            channel,
+            pending: None,
+        },
+    )
+    .map(Bound::into_any)
 }

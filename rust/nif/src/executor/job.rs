@@ -43,6 +43,13 @@ pub trait Runner: Send + Sync {
     fn interrupt_without_main(&self, _job: &Arc<JobInner>) -> bool {
         false
     }
+    /// The executor, with the GIL, hands `job` to the asyncio loop: marks it handed over
+    /// ([`JobInner::mark_handed_over`]) atomically with respect to this runner's interrupts,
+    /// and drops an interrupt of `job` that became pending before, so that none lands in the
+    /// hand-over itself.
+    fn hand_over(&self, _py: Python<'_>, job: &Arc<JobInner>) {
+        job.mark_handed_over();
+    }
 }
 
 /// The shared state of one job, seen by the caller's resource, its executor and the
@@ -118,15 +125,40 @@ impl JobInner {
             .is_ok()
     }
 
+    /// Starts a queued job on the asyncio loop's thread, handed over from the start (a
+    /// `py:async_call` of an `async def` submitted straight to the loop, no executor): a
+    /// cancel then runs the cancel hook only. False when it was cancelled first.
+    pub(crate) fn start_on_loop(&self) -> bool {
+        self.mark_handed_over();
+        self.state
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// True once the caller gave up on the job.
     pub fn is_cancelled(&self) -> bool {
         self.state.load(Ordering::Acquire) == CANCELLED
     }
 
-    /// Marks the job as being handed to the asyncio loop: a cancel no longer interrupts the
-    /// executor, it runs the hook set by [`Self::set_cancel_hook`] (now or when it is set).
-    pub fn hand_over(&self) {
+    /// Hands the job to the asyncio loop (called by its executor, with the GIL): from now on
+    /// a cancel no longer interrupts the executor, it runs the hook set by
+    /// [`Self::set_cancel_hook`] (now or when it is set). An interrupt of the job already
+    /// pending is dropped by the runner ([`Runner::hand_over`]).
+    pub fn hand_over(self: &Arc<Self>, py: Python<'_>) {
+        match self.runner.get() {
+            Some(runner) => runner.hand_over(py, self),
+            None => self.mark_handed_over(),
+        }
+    }
+
+    /// Sets the flag [`Self::hand_over`] stands for; runners call it under their own lock.
+    pub(crate) fn mark_handed_over(&self) {
         self.handed_over.store(true, Ordering::Release);
+    }
+
+    /// True once the job was handed to the asyncio loop.
+    pub(crate) fn is_handed_over(&self) -> bool {
+        self.handed_over.load(Ordering::Acquire)
     }
 
     /// Sets the hook that cancels the job's coroutine; calls it at once when the job is

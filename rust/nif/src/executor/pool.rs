@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use rustler::{Env, LocalPid};
 
 use super::fair::{self, Usage};
-use super::job::Request;
+use super::job::{JobInner, Request};
 use super::python::Namespace;
 use super::run::{run, Gil, Source};
 use super::slot::{self, spin_then_recv, Counters, Poll, Slot, SlotMessage};
@@ -63,6 +63,15 @@ impl Backlog {
             Some(now)
         };
         backlog.push_back(Queued { request, since });
+    }
+
+    /// Takes `job`'s request back out, if no executor took it yet.
+    fn withdraw(&self, job: *const JobInner) -> Option<Request> {
+        let mut backlog = self.lock();
+        let i = backlog
+            .iter()
+            .position(|q| std::ptr::eq(Arc::as_ptr(q.request.job.inner()), job))?;
+        backlog.remove(i).map(|queued| queued.request)
     }
 
     fn take(&self) -> Option<Request> {
@@ -187,25 +196,42 @@ impl Pool {
 
     /// Queues a request for any executor not checked out by a context.
     pub fn submit(&self, request: Request) -> Result<()> {
+        self.queue(request).map_err(|(err, _)| err)
+    }
+
+    /// [`Self::submit`], giving the request back when it cannot be queued.
+    pub fn submit_returning(&self, request: Request) -> std::result::Result<(), Box<Request>> {
+        self.queue(request).map_err(|(_, request)| request)
+    }
+
+    fn queue(&self, request: Request) -> std::result::Result<(), (Error, Box<Request>)> {
         let Ok(guard) = self.sender.read() else {
-            return Err(Error::Stopped);
+            return Err((Error::Stopped, Box::new(request)));
         };
         let Some(sender) = guard.as_ref() else {
-            return Err(Error::Stopped);
+            return Err((Error::Stopped, Box::new(request)));
         };
         let counters = &self.shared.counters;
         if counters.bound.load(Ordering::Acquire) >= self.size() {
-            return Err(Error::NoWorkers);
+            return Err((Error::NoWorkers, Box::new(request)));
         }
         counters.queued.fetch_add(1, Ordering::Relaxed);
+        let job = Arc::as_ptr(request.job.inner());
         self.shared.backlog.push(request);
         if sender.send(Message::Run).is_err() {
-            // Unreachable: the pool's own receiver (`Shared::queue`) lives as long as the pool,
-            // and the request in the backlog with it.
-            counters.queued.fetch_sub(1, Ordering::Relaxed);
-            return Err(Error::Stopped);
+            // Not while the pool holds its own receiver (`Shared::queue`); should it happen, the
+            // request comes back unless an executor already took it (then it runs).
+            if let Some(request) = self.shared.backlog.withdraw(job) {
+                counters.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err((Error::Stopped, Box::new(request)));
+            }
         }
         Ok(())
+    }
+
+    /// True once the pool is stopping.
+    pub fn is_stopped(&self) -> bool {
+        self.shared.counters.stopped.load(Ordering::Acquire)
     }
 
     /// Checks out an executor for a context with a private namespace, preferring an idle one.

@@ -141,13 +141,17 @@ fn builtins(py: Python<'_>) -> PyResult<&Bound<'_, PyModule>> {
         .map(|m| m.bind(py))
 }
 
-fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    let modules = SYS_MODULES
+fn sys_modules(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    SYS_MODULES
         .get_or_try_init(py, || {
             let modules = py.import("sys")?.getattr("modules")?;
             Ok::<_, PyErr>(modules.cast_into::<PyDict>().map_err(PyErr::from)?.unbind())
-        })?
-        .bind(py);
+        })
+        .map(|modules| modules.bind(py))
+}
+
+fn import<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    let modules = sys_modules(py)?;
     if let Some(module) = modules.get_item(name)? {
         if !initializing(py, &module) {
             return Ok(module);
@@ -203,6 +207,32 @@ pub fn resolve<'py>(
         target = target.getattr(PyString::intern(py, part))?;
     }
     Ok(target)
+}
+
+/// What [`resolve`] finds in `__main__`'s namespace, or in a module already imported, with no
+/// import: `None` when the module is not (fully) imported or the name does not resolve.
+pub fn resolve_loaded<'py>(
+    py: Python<'py>,
+    module: &[u8],
+    function: &[u8],
+) -> Option<Bound<'py, PyAny>> {
+    let module = std::str::from_utf8(module).ok()?;
+    let function = std::str::from_utf8(function).ok()?;
+    let mut parts = function.split('.');
+    let first = parts.next()?;
+    let mut target = if module == "__main__" {
+        namespace(py, None).ok()?.get_item(first).ok()??
+    } else {
+        let loaded = sys_modules(py).ok()?.get_item(module).ok()??;
+        if initializing(py, &loaded) {
+            return None;
+        }
+        loaded.getattr(PyString::intern(py, first)).ok()?
+    };
+    for part in parts {
+        target = target.getattr(PyString::intern(py, part)).ok()?;
+    }
+    Some(target)
 }
 
 fn compiled<'py>(py: Python<'py>, source: &[u8], mode: Mode) -> PyResult<Bound<'py, PyAny>> {

@@ -166,9 +166,13 @@ fn execute<'py>(
             args,
             kwargs,
         } => {
-            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            let callable = resolve(py, &namespace, &env, target)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs)?;
             if aio::is_coroutine(py, &value)? {
-                defer(py, job, terms, &env, value)?;
+                defer(py, job, terms, &env, value, None)?;
+                if job.namespace().is_none() {
+                    aio::learn(py, &env, target, &callable);
+                }
                 return Ok(None);
             }
             Outcome::Value(value)
@@ -179,11 +183,21 @@ fn execute<'py>(
             kwargs,
             stream,
         } => {
-            let value = call(py, &namespace, &env, target, args, kwargs)?;
+            let callable = resolve(py, &namespace, &env, target)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs)?;
+            if aio::is_native_awaitable(py, &value, *stream)? {
+                defer(py, job, terms, &env, value, Some(*stream))?;
+                // Handed over: no interrupt reaches this job any more. The next call of the
+                // same `async def` may go straight to the loop.
+                if !*stream && job.namespace().is_none() {
+                    aio::learn(py, &env, target, &callable);
+                }
+                return Ok(None);
+            }
             match aio::prepare(py, value, *stream)? {
                 Prepared::Ready(value) => Outcome::Value(value),
                 Prepared::Deferred(work) => {
-                    defer(py, job, terms, &env, work)?;
+                    defer(py, job, terms, &env, work, None)?;
                     return Ok(None);
                 }
             }
@@ -194,7 +208,7 @@ fn execute<'py>(
                 python::eval(py, &namespace, source, &locals)
             })?;
             if aio::is_coroutine(py, &value)? {
-                defer(py, job, terms, &env, value)?;
+                defer(py, job, terms, &env, value, None)?;
                 return Ok(None);
             }
             Outcome::Value(value)
@@ -215,31 +229,40 @@ fn execute<'py>(
     }))
 }
 
-/// Hands `work` (an awaitable) to the asyncio loop, which replies to the job's caller when it
-/// is done (`py:async_call`'s way, for any job whose result must be awaited).
+/// Hands `work` (an awaitable; with `stream`, an `Async` job's raw result, see
+/// [`aio::schedule`]) to the asyncio loop, which replies to the job's caller when it is done
+/// (`py:async_call`'s way, for any job whose result must be awaited).
 fn defer(
     py: Python<'_>,
     job: &Arc<JobInner>,
     terms: &RunningTerms,
     env: &OwnedEnv,
     work: Bound<'_, PyAny>,
+    stream: Option<bool>,
 ) -> PyResult<()> {
     let owned = OwnedEnv::new();
     let reference = owned.run(|dst| owned.save(terms.reference_in(env, dst)));
-    aio::schedule(py, job, owned, reference, work)
+    aio::schedule(py, job, owned, reference, work, stream)
 }
 
-fn call<'py>(
+fn resolve<'py>(
     py: Python<'py>,
     namespace: &Bound<'py, PyDict>,
     env: &OwnedEnv,
     target: &Target,
+) -> PyResult<Bound<'py, PyAny>> {
+    bridge::request::with_names(env, &target.module, &target.function, |m, f| {
+        python::resolve(py, namespace, m, f)
+    })
+}
+
+fn call_resolved<'py>(
+    py: Python<'py>,
+    env: &OwnedEnv,
+    callable: &Bound<'py, PyAny>,
     args: &SavedTerm,
     kwargs: &SavedTerm,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let callable = bridge::request::with_names(env, &target.module, &target.function, |m, f| {
-        python::resolve(py, namespace, m, f)
-    })?;
     let (args, kwargs) = bridge::request::call_arguments(py, env, args, kwargs)?;
-    python::call(&callable, args, &kwargs)
+    python::call(callable, args, &kwargs)
 }

@@ -295,7 +295,9 @@ impl Slot {
             let Ok(mut cur) = self.current.lock() else {
                 return;
             };
-            if !is_job(&cur.job, job) {
+            // A job handed to the asyncio loop is stopped by its cancel hook alone; the flag
+            // is set under this lock ([`Runner::hand_over`]), so no interrupt crosses it.
+            if !is_job(&cur.job, job) || job.is_handed_over() {
                 return;
             }
             let arm = monitored && cur.interrupt.is_none();
@@ -343,7 +345,11 @@ impl Slot {
     /// this thread exits when the job returns, and the job is interrupted once more. Contexts
     /// keep their executor (their thread is theirs).
     fn give_up_if_running(self: Arc<Self>, py: Python<'_>, job: Arc<JobInner>) {
-        if !self.is_running(&job) || self.is_bound() || self.lost.swap(true, Ordering::AcqRel) {
+        if !self.is_running(&job)
+            || job.is_handed_over()
+            || self.is_bound()
+            || self.lost.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         log::warn!(
@@ -434,6 +440,28 @@ impl Runner for Slot {
 
     fn run_nested(&self, request: Request) -> bool {
         self.send(SlotMessage::Run(request))
+    }
+
+    fn hand_over(&self, py: Python<'_>, job: &Arc<JobInner>) {
+        let Ok(mut cur) = self.current.lock() else {
+            job.mark_handed_over();
+            return;
+        };
+        job.mark_handed_over();
+        if !is_job(&cur.job, job) {
+            return;
+        }
+        // An interrupt that became pending before (the caller gave up while the call that
+        // made the coroutine ran) would otherwise be raised in `erlang._aio.schedule`, between
+        // making the task's coroutine and the loop owning it. The cancel hook stops the job
+        // from now on.
+        if is_job(&cur.interrupt, job) {
+            self.drop_interrupt(&mut cur);
+        }
+        if !interp::FREE_THREADED {
+            interp::clear_pending(py, self.thread_id());
+        }
+        self.set_woken(false);
     }
 }
 

@@ -5,14 +5,15 @@
 
 use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
-use rustler::{Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
 use super::small_enough;
 use crate::atoms;
 use crate::bridge::PyObjectResource;
+use crate::callback::inbox::{submit_to_loop, LoopStart};
 use crate::error::Error;
 use crate::executor::fair;
-use crate::executor::{Body, Context, JobResource, Pool, Request, Target};
+use crate::executor::{aio, Body, Context, JobResource, Pool, Request, Target};
 use crate::interp;
 
 #[rustler::nif]
@@ -224,11 +225,17 @@ fn call<'a>(
     if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
         return Ok(dirty);
     }
-    Ok(submit(env, destination, reference, |save| Body::Call {
-        target: target(save, module, function),
-        args: save(arguments),
-        kwargs: save(kwargs),
-    }))
+    Ok(submit_maybe_to_loop(
+        env,
+        destination,
+        reference,
+        (module, function),
+        |save| Body::Call {
+            target: target(save, module, function),
+            args: save(arguments),
+            kwargs: save(kwargs),
+        },
+    ))
 }
 
 /// `py:async_call` and `py:async_stream`: a call whose awaitable result is finished on the
@@ -306,12 +313,67 @@ fn async_call<'a>(
     if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
         return Ok(dirty);
     }
-    Ok(submit(env, destination, reference, |save| Body::Async {
+    let body = |save: &dyn Fn(Term<'a>) -> SavedTerm| Body::Async {
         target: target(save, module, function),
         args: save(arguments),
         kwargs: save(kwargs),
         stream,
-    }))
+    };
+    if stream {
+        return Ok(submit(env, destination, reference, body));
+    }
+    Ok(submit_maybe_to_loop(
+        env,
+        destination,
+        reference,
+        (module, function),
+        body,
+    ))
+}
+
+/// Submits a call (`Call` or `Async`): an `async def` of the main namespace or an imported
+/// module goes straight to the loop, which starts its coroutine, with no executor
+/// (docs/architecture.md, "Coroutines run by Erlang"); anything else may block, so an
+/// executor calls it.
+fn submit_maybe_to_loop<'a>(
+    env: Env<'a>,
+    destination: Destination,
+    reference: Term<'a>,
+    (module, function): (Term<'a>, Term<'a>),
+    body: impl FnOnce(&dyn Fn(Term<'a>) -> SavedTerm) -> Body,
+) -> Term<'a> {
+    let pool = match destination {
+        Destination::Pool(pool) if known_async_def(module, function) => pool,
+        destination => return submit(env, destination, reference, body),
+    };
+    let owned = OwnedEnv::new();
+    let save = |term: Term<'a>| owned.save(term);
+    let reference = save(reference);
+    let body = body(&save);
+    let request = Request::new(env, owned, reference, body, None);
+    let job = request.job.clone();
+    let queued = match submit_to_loop(Box::new(LoopStart { request, pool })) {
+        Ok(()) => Ok(()),
+        Err(start) => {
+            let LoopStart { request, pool } = *start;
+            pool.submit(request)
+        }
+    };
+    match queued {
+        Ok(()) => job.encode(env),
+        Err(err) => err.encode(env),
+    }
+}
+
+/// Whether `module.function` (binaries, checked) is known to be an `async def`.
+fn known_async_def(module: Term<'_>, function: Term<'_>) -> bool {
+    match (
+        module.decode::<Binary<'_>>(),
+        function.decode::<Binary<'_>>(),
+    ) {
+        (Ok(module), Ok(function)) => aio::is_known_async_def(&module, &function),
+        _ => false,
+    }
 }
 
 #[rustler::nif]

@@ -23,6 +23,17 @@ fn not_supported(env: Env<'_>) -> Term<'_> {
     (atoms::error(), atoms::subinterpreters_not_supported()).encode(env)
 }
 
+/// The entries of a `sys.path` given as binaries: UTF-8 without NUL, else `badarg`.
+fn path_entries(sys_path: &[Binary<'_>]) -> NifResult<Vec<String>> {
+    sys_path
+        .iter()
+        .map(|entry| match std::str::from_utf8(entry.as_slice()) {
+            Ok(text) if !text.contains('\0') => Ok(text.to_owned()),
+            _ => Err(rustler::Error::BadArg),
+        })
+        .collect()
+}
+
 /// Starts `Size` workers whose `sys.path` is `SysPath` (binaries).
 #[rustler::nif(schedule = "DirtyIo")]
 fn subinterp_pool_start<'a>(
@@ -33,13 +44,7 @@ fn subinterp_pool_start<'a>(
     if size == 0 || size > 1024 {
         return Err(rustler::Error::BadArg);
     }
-    let mut path = Vec::with_capacity(sys_path.len());
-    for entry in &sys_path {
-        match std::str::from_utf8(entry.as_slice()) {
-            Ok(text) if !text.contains('\0') => path.push(text.to_owned()),
-            _ => return Err(rustler::Error::BadArg),
-        }
-    }
+    let path = path_entries(&sys_path)?;
     if !subinterp::SUPPORTED {
         return Ok(not_supported(env));
     }
@@ -76,6 +81,25 @@ fn stop(pool: &SubPool) {
 
 #[cfg(not(all(Py_3_12, not(Py_GIL_DISABLED))))]
 fn stop(_pool: &SubPool) {}
+
+/// Gives every worker `SysPath` (binaries) as its `sys.path` before its next task.
+#[rustler::nif]
+fn subinterp_pool_set_path<'a>(
+    pool: ResourceArc<SubPool>,
+    sys_path: Vec<Binary<'a>>,
+) -> NifResult<rustler::Atom> {
+    let path = path_entries(&sys_path)?;
+    set_path(&pool, path);
+    Ok(atoms::ok())
+}
+
+#[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
+fn set_path(pool: &SubPool, path: Vec<String>) {
+    pool.set_path(path);
+}
+
+#[cfg(not(all(Py_3_12, not(Py_GIL_DISABLED))))]
+fn set_path(_pool: &SubPool, _path: Vec<String>) {}
 
 /// The number of workers.
 #[rustler::nif]

@@ -360,23 +360,8 @@ impl Interp {
         // is checked before use; references are owned by `Obj` or kept for the interpreter's
         // life in `self` (released by `end`).
         unsafe {
-            let sys = Obj::new(ffi::PyImport_ImportModule(c"sys".as_ptr()))
-                .ok_or_else(|| fail("import sys"))?;
-            let path = Obj::new(ffi::PyList_New(0)).ok_or_else(|| fail("sys.path"))?;
-            for entry in sys_path {
-                let item = Obj::new(ffi::PyUnicode_FromStringAndSize(
-                    entry.as_ptr().cast::<c_char>(),
-                    entry.len() as ffi::Py_ssize_t,
-                ))
-                .ok_or_else(|| fail("sys.path entry"))?;
-                if ffi::PyList_Append(path.ptr(), item.ptr()) != 0 {
-                    return Err(fail("sys.path entry"));
-                }
-            }
-            if !sys_path.is_empty()
-                && ffi::PyObject_SetAttrString(sys.ptr(), c"path".as_ptr(), path.ptr()) != 0
-            {
-                return Err(fail("sys.path"));
+            if !sys_path.is_empty() {
+                set_sys_path(sys_path).map_err(fail)?;
             }
             let module = Obj::new(ffi::PyModule_New(c"erlang".as_ptr()))
                 .ok_or_else(|| fail("the erlang module"))?;
@@ -542,7 +527,45 @@ pub struct Attached<'i> {
     interp: &'i Interp,
 }
 
+/// Makes `sys.path` a new list of `entries`. The caller holds the interpreter's GIL; a
+/// failure leaves a Python exception set and says what failed.
+unsafe fn set_sys_path(entries: &[String]) -> Result<(), &'static str> {
+    // SAFETY: (whole body) the caller holds the GIL of the interpreter; every new reference
+    // is checked and owned by an `Obj`.
+    unsafe {
+        let sys = Obj::new(ffi::PyImport_ImportModule(c"sys".as_ptr())).ok_or("import sys")?;
+        let path = Obj::new(ffi::PyList_New(0)).ok_or("sys.path")?;
+        for entry in entries {
+            let item = Obj::new(ffi::PyUnicode_FromStringAndSize(
+                entry.as_ptr().cast::<c_char>(),
+                entry.len() as ffi::Py_ssize_t,
+            ))
+            .ok_or("sys.path entry")?;
+            if ffi::PyList_Append(path.ptr(), item.ptr()) != 0 {
+                return Err("sys.path entry");
+            }
+        }
+        if ffi::PyObject_SetAttrString(sys.ptr(), c"path".as_ptr(), path.ptr()) != 0 {
+            return Err("sys.path");
+        }
+    }
+    Ok(())
+}
+
 impl Attached<'_> {
+    /// Makes `sys.path` a list of `entries` (the main interpreter's, after a change made
+    /// through `py`); CPython's message on failure.
+    pub fn set_sys_path(&self, entries: &[String]) -> Result<(), String> {
+        // SAFETY: attached (`Interp::attached`): this thread holds the interpreter's GIL.
+        match unsafe { set_sys_path(entries) } {
+            Ok(()) => Ok(()),
+            Err(what) => {
+                let err = self.take_error();
+                Err(format!("{what}: {}: {}", err.name, err.message))
+            }
+        }
+    }
+
     /// Runs `work` and returns its result as ETF bytes. The interrupter may raise
     /// `erlang.Interrupted` in the code meanwhile; the caller clears a late one
     /// ([`Self::clear_interrupt`]).

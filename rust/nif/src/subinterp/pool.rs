@@ -2,11 +2,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, unbounded, Receiver, Sender};
+use crossbeam_channel::{select, unbounded, Receiver, RecvTimeoutError, Sender};
 use erlang_python_core::text::elide;
 use pyo3::Python;
 use rustler::env::SavedTerm;
@@ -23,6 +23,13 @@ use crate::executor::{JobInner, JobResource};
 /// How soon an interrupt that found its worker at an unsafe point (an import, a finalizer, an
 /// `__exit__`) looks again.
 const UNSAFE_POLL: Duration = Duration::from_millis(5);
+
+/// How long a job may ignore its interrupt (catch `erlang.Interrupted` and go on, or stay in a
+/// C call) before a new sub-interpreter replaces its worker, as for the executors.
+const LOST_AFTER: Duration = Duration::from_secs(2);
+
+/// The most `exec` source a worker keeps for a replacement to replay (16 MiB).
+const HISTORY_CAP: usize = 16 << 20;
 
 /// The stack of a worker thread, as large as an executor's.
 const WORKER_STACK: usize = 64 << 20;
@@ -93,9 +100,56 @@ struct Worker {
     interrupts: Mutex<Option<Sender<Arc<JobInner>>>>,
     /// Set when the pool stops: errors of interrupted jobs become `{error, stopped}`.
     stopping: AtomicBool,
+    /// The statements `exec` ran here, replayed in a replacement ([`replace`]).
+    history: Mutex<History>,
+    /// Set once a replacement was asked for (its job ignored an interrupt for [`LOST_AFTER`]).
+    lost: AtomicBool,
+    /// Set when a replacement took this worker's place: it takes no more tasks, and hands
+    /// those left in its own queue to the replacement.
+    retired: AtomicBool,
+}
+
+/// The `exec` statements a worker ran, in order, up to [`HISTORY_CAP`] bytes; past that, the
+/// worker can no longer be replaced (its replacement would miss definitions).
+#[derive(Default)]
+struct History {
+    execs: Vec<Vec<u8>>,
+    bytes: usize,
+    overflowed: bool,
+}
+
+impl History {
+    fn record(&mut self, code: &[u8]) {
+        if self.overflowed {
+            return;
+        }
+        if self.bytes + code.len() > HISTORY_CAP {
+            self.overflowed = true;
+            self.execs = Vec::new();
+            log::warn!(
+                "a sub-interpreter ran more than {HISTORY_CAP} bytes of exec statements: it \
+                 can no longer be replaced if a job of it ignores its interrupt"
+            );
+            return;
+        }
+        self.bytes += code.len();
+        self.execs.push(code.to_vec());
+    }
 }
 
 impl Worker {
+    fn new(stopping: bool) -> Worker {
+        Worker {
+            current: Mutex::new(None),
+            thread_id: AtomicU64::new(0),
+            interrupts: Mutex::new(None),
+            stopping: AtomicBool::new(stopping),
+            history: Mutex::new(History::default()),
+            lost: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+        }
+    }
+
     fn is_running(&self, job: &Arc<JobInner>) -> bool {
         let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         current.as_ref().is_some_and(|c| Arc::ptr_eq(c, job))
@@ -141,18 +195,50 @@ impl Runner for Worker {
     }
 }
 
+/// The `sys.path` every worker must have, and its generation (0: the one the workers were
+/// created with). Workers compare generations before each task, so a task submitted after a
+/// change ([`SubPool::set_path`]) returns runs with the new `sys.path`.
+struct PathState {
+    generation: AtomicU64,
+    path: Mutex<(u64, Arc<Vec<String>>)>,
+}
+
+impl PathState {
+    /// The current `(generation, path)` if it is newer than `seen`.
+    fn newer_than(&self, seen: u64) -> Option<(u64, Arc<Vec<String>>)> {
+        if self.generation.load(Ordering::Acquire) == seen {
+            return None;
+        }
+        let current = self.path.lock().unwrap_or_else(PoisonError::into_inner);
+        Some((current.0, current.1.clone()))
+    }
+}
+
 struct Handle {
     worker: Arc<Worker>,
     private: Sender<Task>,
+    /// The receiving end of `private` (its worker's), for a replacement to take over.
+    private_rx: Receiver<Task>,
     done: Receiver<()>,
     thread: JoinHandle<()>,
+}
+
+/// What the workers share with the pool: a worker whose job is stuck asks for its own
+/// replacement through it (they hold it weakly: the pool owns it).
+struct Shared {
+    /// The queue every worker takes tasks from.
+    queue: Receiver<Task>,
+    path: PathState,
+    handles: Mutex<Vec<Handle>>,
+    /// Set when the pool stops: no more replacements.
+    stopped: AtomicBool,
 }
 
 /// The pool: shared queue, one private queue per worker (for `exec`, which runs on every
 /// worker), the workers.
 pub struct SubPool {
-    shared: Mutex<Option<Sender<Task>>>,
-    handles: Mutex<Vec<Handle>>,
+    queue: Mutex<Option<Sender<Task>>>,
+    shared: Arc<Shared>,
     size: usize,
 }
 
@@ -163,63 +249,35 @@ impl SubPool {
     /// Starts `size` workers, each creating its sub-interpreter with `sys_path` as `sys.path`.
     /// Waits for them to be ready; fails (stopping those that started) with CPython's message.
     pub fn start(size: usize, sys_path: Vec<String>) -> Result<SubPool, String> {
-        let (shared_tx, shared_rx) = unbounded::<Task>();
-        let mut handles = Vec::with_capacity(size);
-        let mut failure = None;
-        for index in 0..size {
-            let (private_tx, private_rx) = unbounded::<Task>();
-            let (ready_tx, ready_rx) = unbounded::<Result<(), String>>();
-            let (done_tx, done_rx) = unbounded::<()>();
-            let worker = Arc::new(Worker {
-                current: Mutex::new(None),
-                thread_id: AtomicU64::new(0),
-                interrupts: Mutex::new(None),
-                stopping: AtomicBool::new(false),
-            });
-            let shared = shared_rx.clone();
-            let path = sys_path.clone();
-            let state = worker.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("py-subinterp-{index}"))
-                // As the executors': deep Python recursion and conversions up to `max_depth`.
-                .stack_size(WORKER_STACK)
-                .spawn(move || {
-                    serve(&state, &path, &shared, &private_rx, &ready_tx);
-                    let _ = done_tx.send(());
-                });
-            let thread = match spawned {
-                Ok(thread) => thread,
-                Err(err) => {
-                    failure = Some(format!("cannot start a sub-interpreter thread: {err}"));
-                    break;
-                }
-            };
-            let ready = ready_rx
-                .recv()
-                .unwrap_or_else(|_| Err("the sub-interpreter thread died".to_owned()));
-            handles.push(Handle {
-                worker,
-                private: private_tx,
-                done: done_rx,
-                thread,
-            });
-            if let Err(err) = ready {
-                failure = Some(err);
-                break;
-            }
-        }
+        let (queue_tx, queue_rx) = unbounded::<Task>();
+        let shared = Arc::new(Shared {
+            queue: queue_rx,
+            path: PathState {
+                generation: AtomicU64::new(0),
+                path: Mutex::new((0, Arc::new(sys_path))),
+            },
+            handles: Mutex::new(Vec::with_capacity(size)),
+            stopped: AtomicBool::new(false),
+        });
         let pool = SubPool {
-            shared: Mutex::new(Some(shared_tx)),
-            handles: Mutex::new(handles),
+            queue: Mutex::new(Some(queue_tx)),
+            shared: shared.clone(),
             size,
         };
-        match failure {
-            None => Ok(pool),
-            Some(err) => {
-                pool.stop();
-                Err(err)
+        for index in 0..size {
+            match spawn_worker(&shared, index, Vec::new()) {
+                Ok(handle) => shared
+                    .handles
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(handle),
+                Err(err) => {
+                    pool.stop();
+                    return Err(err);
+                }
             }
         }
+        Ok(pool)
     }
 
     /// The number of workers.
@@ -227,11 +285,21 @@ impl SubPool {
         self.size
     }
 
+    /// Gives every worker `path` as its `sys.path`, before the next task it runs (tasks
+    /// submitted after this returns see it).
+    pub fn set_path(&self, path: Vec<String>) {
+        let state = &self.shared.path;
+        let mut current = state.path.lock().unwrap_or_else(PoisonError::into_inner);
+        let generation = current.0 + 1;
+        *current = (generation, Arc::new(path));
+        state.generation.store(generation, Ordering::Release);
+    }
+
     /// Queues `task` for any worker: its job, or `Err` when the pool is stopped.
     pub fn submit(&self, task: Task) -> Result<ResourceArc<JobResource>, ()> {
         let job = task.job.clone();
-        let shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        match shared.as_ref() {
+        let queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        match queue.as_ref() {
             Some(tx) => tx.send(task).map(|()| job).map_err(|_| ()),
             None => Err(()),
         }
@@ -242,14 +310,18 @@ impl SubPool {
     pub fn submit_to(&self, index: usize, task: Task) -> Result<ResourceArc<JobResource>, ()> {
         let job = task.job.clone();
         if self
-            .shared
+            .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .is_none()
         {
             return Err(());
         }
-        let handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+        let handles = self
+            .shared
+            .handles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match handles.get(index) {
             Some(handle) => handle.private.send(task).map(|()| job).map_err(|_| ()),
             None => Err(()),
@@ -266,13 +338,21 @@ impl SubPool {
     /// [`Self::stop`], waiting for the workers only when `wait`.
     fn shut_down(&self, wait: bool) {
         drop(
-            self.shared
+            self.queue
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        let handles =
-            std::mem::take(&mut *self.handles.lock().unwrap_or_else(PoisonError::into_inner));
+        let handles = {
+            let mut handles = self
+                .shared
+                .handles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Under the lock a replacement checks it under.
+            self.shared.stopped.store(true, Ordering::Release);
+            std::mem::take(&mut *handles)
+        };
         for handle in &handles {
             handle.worker.stopping.store(true, Ordering::Release);
             let running = handle
@@ -314,22 +394,172 @@ impl Drop for SubPool {
     }
 }
 
-/// The worker thread: creates the interpreter, starts its interrupter, serves tasks until
-/// both queues close, then ends the interpreter here.
+/// Starts worker `index` of the pool on a thread of its own, with the pool's current
+/// `sys.path`, replaying `history` (the `exec` statements of the worker it replaces); waits
+/// until it is ready.
+fn spawn_worker(
+    shared: &Arc<Shared>,
+    index: usize,
+    history: Vec<Vec<u8>>,
+) -> Result<Handle, String> {
+    let (private_tx, private_rx) = unbounded::<Task>();
+    let (ready_tx, ready_rx) = unbounded::<Result<(), String>>();
+    let (done_tx, done_rx) = unbounded::<()>();
+    let worker = Arc::new(Worker::new(false));
+    let state = worker.clone();
+    let pool = Arc::downgrade(shared);
+    let queue = shared.queue.clone();
+    let private = private_rx.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("py-subinterp-{index}"))
+        // As the executors': deep Python recursion and conversions up to `max_depth`.
+        .stack_size(WORKER_STACK)
+        .spawn(move || {
+            let place = Place { pool, index };
+            serve(&state, &place, history, &queue, &private, &ready_tx);
+            let _ = done_tx.send(());
+        })
+        .map_err(|err| format!("cannot start a sub-interpreter thread: {err}"))?;
+    let handle = Handle {
+        worker,
+        private: private_tx,
+        private_rx,
+        done: done_rx,
+        thread,
+    };
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(err)) => Err(err),
+        Err(_) => Err("the sub-interpreter thread died".to_owned()),
+    }
+}
+
+/// Where a worker is: its pool (weakly: the pool owns the workers) and its index there.
+struct Place {
+    pool: Weak<Shared>,
+    index: usize,
+}
+
+/// A job of `old` (worker `index`) ignored its interrupt for [`LOST_AFTER`]: a new worker
+/// replaces it, with `old`'s `exec` history replayed, so that the pool keeps its size. `old`
+/// takes no more tasks, hands over those of its own queue, and its thread ends when the job
+/// returns. Runs on `old`'s interrupter thread.
+fn replace(place: &Place, old: &Arc<Worker>) {
+    let Some(shared) = place.pool.upgrade() else {
+        return;
+    };
+    if shared.stopped.load(Ordering::Acquire) {
+        return;
+    }
+    let history = {
+        let history = old.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if history.overflowed {
+            log::error!(
+                "a sub-interpreter's job ignored its interrupt for {LOST_AFTER:?}, and it ran \
+                 too many exec statements to be replaced: the pool has one sub-interpreter less \
+                 until the job returns"
+            );
+            return;
+        }
+        history.execs.clone()
+    };
+    let handle = match spawn_worker(&shared, place.index, history) {
+        Ok(handle) => handle,
+        Err(err) => {
+            log::error!("cannot replace a stuck sub-interpreter: {err}");
+            return;
+        }
+    };
+    let mut handles = shared
+        .handles
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let current = handles.get(place.index).map(|h| &h.worker);
+    if shared.stopped.load(Ordering::Acquire) || !current.is_some_and(|w| Arc::ptr_eq(w, old)) {
+        // The pool stopped meanwhile: the new worker ends once its queues close (now).
+        handle.worker.stopping.store(true, Ordering::Release);
+        return;
+    }
+    log::warn!(
+        "a sub-interpreter's job ignored its interrupt for {LOST_AFTER:?}; a new \
+         sub-interpreter replaces it, and its thread ends when the job returns"
+    );
+    old.retired.store(true, Ordering::Release);
+    let previous = std::mem::replace(&mut handles[place.index], handle);
+    // `exec` statements queued for the old worker run on the new one, after its replay.
+    for task in previous.private_rx.try_iter() {
+        let _ = handles[place.index].private.send(task);
+    }
+}
+
+/// Hands the tasks left in a retired worker's own queue to the worker that replaced it
+/// (answered `{error, stopped}` if the pool stopped meanwhile).
+fn hand_over_private(place: &Place, private: &Receiver<Task>) {
+    let shared = place.pool.upgrade();
+    for task in private.try_iter() {
+        let successor = shared.as_ref().and_then(|shared| {
+            let handles = shared
+                .handles
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            handles.get(place.index).map(|h| h.private.clone())
+        });
+        match successor {
+            Some(tx) => {
+                if let Err(err) = tx.send(task) {
+                    reply_stopped(err.into_inner());
+                }
+            }
+            None => reply_stopped(task),
+        }
+    }
+}
+
+/// The worker thread: creates the interpreter (replaying `history`), starts its interrupter,
+/// serves tasks until both queues close or it is retired, then ends the interpreter here.
 fn serve(
     worker: &Arc<Worker>,
-    sys_path: &[String],
+    place: &Place,
+    history: Vec<Vec<u8>>,
     shared: &Receiver<Task>,
     private: &Receiver<Task>,
     ready: &Sender<Result<(), String>>,
 ) {
-    let interp = match Interp::create(sys_path) {
+    let (mut path_seen, sys_path) = match place.pool.upgrade() {
+        Some(pool) => {
+            let current = pool
+                .path
+                .path
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (current.0, current.1.clone())
+        }
+        None => {
+            let _ = ready.send(Err("the pool stopped".to_owned()));
+            return;
+        }
+    };
+    let interp = match Interp::create(&sys_path) {
         Ok(interp) => interp,
         Err(err) => {
             let _ = ready.send(Err(err));
             return;
         }
     };
+    let max_depth = options().max_depth;
+    for code in history {
+        if let Err(err) = interp.attached(|py| {
+            py.run(&Work::Exec { code: &code }, max_depth)
+                .map_err(|_| py.take_error().message)
+        }) {
+            log::warn!("replaying an exec statement in a new sub-interpreter failed: {err}");
+        }
+        worker
+            .history
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(&code);
+    }
     worker
         .thread_id
         .store(ffi::thread_ident(), Ordering::Release);
@@ -341,6 +571,10 @@ fn serve(
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(int_tx);
     let state = worker.clone();
+    let lost_place = Place {
+        pool: place.pool.clone(),
+        index: place.index,
+    };
     let interrupter = std::thread::Builder::new()
         .name("py-subinterp-int".to_owned())
         .spawn(move || {
@@ -350,12 +584,7 @@ fn serve(
             };
             let _ = guest_tx.send(true);
             let thread_id = state.thread_id.load(Ordering::Acquire);
-            while let Ok(job) = int_rx.recv() {
-                // Raised once the worker is at a safe point, unless it moved on meanwhile.
-                while guest.interrupt(thread_id, || state.is_running(&job)) == Some(false) {
-                    std::thread::sleep(UNSAFE_POLL);
-                }
-            }
+            interrupt_jobs(&guest, thread_id, &state, &int_rx, &lost_place);
             guest.release();
         });
     let interrupter = match interrupter {
@@ -375,7 +604,7 @@ fn serve(
         }
     };
     let _ = ready.send(Ok(()));
-    loop {
+    while !worker.retired.load(Ordering::Acquire) {
         let task = select! {
             recv(shared) -> task => task,
             recv(private) -> task => task,
@@ -383,12 +612,29 @@ fn serve(
         match task {
             // The pool is stopping: what is still queued is answered, not run.
             Ok(task) if worker.stopping.load(Ordering::Acquire) => reply_stopped(task),
-            Ok(task) => run(&interp, worker, task),
+            Ok(task) => {
+                if let Some((generation, path)) = place
+                    .pool
+                    .upgrade()
+                    .and_then(|pool| pool.path.newer_than(path_seen))
+                {
+                    if let Err(err) = interp.attached(|py| py.set_sys_path(&path)) {
+                        log::warn!("a sub-interpreter kept its sys.path: {err}");
+                    }
+                    path_seen = generation;
+                }
+                run(&interp, worker, task);
+            }
             Err(_) => break,
         }
     }
-    for task in shared.try_iter().chain(private.try_iter()) {
-        reply_stopped(task);
+    if worker.retired.load(Ordering::Acquire) {
+        // The shared queue is the other workers' now.
+        hand_over_private(place, private);
+    } else {
+        for task in shared.try_iter().chain(private.try_iter()) {
+            reply_stopped(task);
+        }
     }
     // The interrupter ends when its channel closes, and releases its thread state.
     drop(
@@ -400,6 +646,52 @@ fn serve(
     );
     let _ = interrupter.join();
     interp.end();
+}
+
+/// The interrupter's loop: raises `erlang.Interrupted` in the worker for each job it is
+/// asked to stop, once the worker is at a safe point, unless the worker moved on meanwhile;
+/// a job still running [`LOST_AFTER`] after it was to be stopped gets its worker replaced
+/// ([`replace`]).
+fn interrupt_jobs(
+    guest: &ffi::Guest,
+    thread_id: u64,
+    worker: &Arc<Worker>,
+    requests: &Receiver<Arc<JobInner>>,
+    place: &Place,
+) {
+    let mut next = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match requests.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        let asked = Instant::now();
+        loop {
+            match guest.interrupt(thread_id, || worker.is_running(&job)) {
+                Some(false) => {
+                    if asked.elapsed() >= LOST_AFTER && !worker.lost.swap(true, Ordering::AcqRel) {
+                        replace(place, worker);
+                    }
+                    std::thread::sleep(UNSAFE_POLL);
+                }
+                Some(true) => break,
+                None => break,
+            }
+        }
+        let left = LOST_AFTER.saturating_sub(asked.elapsed());
+        match requests.recv_timeout(left) {
+            Ok(job) => next = Some(job),
+            Err(RecvTimeoutError::Timeout) => {
+                if worker.is_running(&job) && !worker.lost.swap(true, Ordering::AcqRel) {
+                    replace(place, worker);
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
 }
 
 /// How a task ended.
@@ -463,7 +755,14 @@ fn run(interp: &Interp, worker: &Arc<Worker>, task: Task) {
             worker.set_current(None);
             py.clear_interrupt();
             match result {
-                Ok(Ok(_)) if is_exec => Reply::Done,
+                Ok(Ok(_)) if is_exec => {
+                    worker
+                        .history
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .record(&owned[0]);
+                    Reply::Done
+                }
                 Ok(Ok(bytes)) => Reply::Value(bytes),
                 Ok(Err(Failure::Raised)) => {
                     let err = py.take_error();
@@ -505,12 +804,7 @@ fn reply_stopped(task: Task) {
         ..
     } = task;
     let inner = job.inner().clone();
-    let worker: Arc<dyn Runner> = Arc::new(Worker {
-        current: Mutex::new(None),
-        thread_id: AtomicU64::new(0),
-        interrupts: Mutex::new(None),
-        stopping: AtomicBool::new(true),
-    });
+    let worker: Arc<dyn Runner> = Arc::new(Worker::new(true));
     if inner.start(worker) && inner.commit_reply() {
         send(&mut env, &inner, &reference, Reply::Stopped);
     }

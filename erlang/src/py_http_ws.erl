@@ -1,0 +1,503 @@
+%% @private
+%% @doc The websocket side of {@link py_http}: after an upgrade request's handshake checks,
+%% runs the ASGI app's websocket session ({@link py_asgi:websocket/4}) and speaks RFC 6455 on
+%% the connection: the `101' answer, frames read (masked, fragmented, pings) and written, the
+%% close handshake, the limits (`1009' for a message over `max_size', `1007' for text that is
+%% not UTF-8, `1002' for a protocol error) and the keepalive (a ping after `idle_timeout' of
+%% silence; `1011' when nothing answers within another). A refusal before the accept is a
+%% `403', an app that fails before it a `500'.
+-module(py_http_ws).
+
+-export([handshake/2, serve/5]).
+%% Pure parts, for the tests.
+-export([accept_key/1, parse/2, frame/2]).
+
+-export_type([opts/0]).
+
+-type opts() :: #{
+    max_size := pos_integer(),
+    idle_timeout := timeout(),
+    read_timeout := timeout(),
+    request_timeout := timeout(),
+    lifespan := boolean()
+}.
+%% `max_size': bytes of one message (and frame); `idle_timeout': silence before a ping, then
+%% before giving up; `read_timeout': the wait for the client's close reply;
+%% `request_timeout': the app's wait to accept, and to end once the client left.
+
+-record(ws, {
+    socket :: gen_tcp:socket(),
+    session :: py_asgi:websocket(),
+    opts :: opts(),
+    key :: binary(),
+    %% handshake: waiting for the app's accept; open; closing: our close frame sent, waiting
+    %% for the client's.
+    phase = handshake :: handshake | open | closing,
+    buffer = <<>> :: binary(),
+    %% The message being reassembled from fragments (reversed).
+    frag = none :: none | {text | binary, [binary()], non_neg_integer()},
+    seen = true :: boolean(),
+    ping_out = false :: boolean(),
+    app_done = false :: boolean(),
+    %% The app asked to stop reading from the client (too many messages not received yet).
+    paused = false :: boolean(),
+    timer :: reference() | undefined
+}).
+
+-define(GUID, <<"258EAFA5-E914-47DA-95CA-C5AB0DC85B11">>).
+-define(LOG, #{domain => [erlang_python, http]}).
+
+%% @doc Whether the request asks for a websocket: `no', `{ok, Key, Subprotocols}' for a
+%% valid upgrade, or `{error, Why}' for an upgrade request that breaks RFC 6455 4.2.1.
+-spec handshake(binary(), [{binary(), binary()}]) ->
+    no | {ok, binary(), [binary()]} | {error, binary()}.
+handshake(Method, Headers) ->
+    case lists:member(<<"websocket">>, tokens(<<"upgrade">>, Headers)) of
+        false -> no;
+        true -> check(Method, Headers)
+    end.
+
+-spec check(binary(), [{binary(), binary()}]) -> {ok, binary(), [binary()]} | {error, binary()}.
+check(Method, Headers) ->
+    Key = [string:trim(V) || {<<"sec-websocket-key">>, V} <- Headers],
+    Version = [string:trim(V) || {<<"sec-websocket-version">>, V} <- Headers],
+    if
+        Method =/= <<"GET">> -> {error, <<"a websocket upgrade must be a GET">>};
+        true ->
+            case {lists:member(<<"upgrade">>, tokens(<<"connection">>, Headers)), Key, Version} of
+                {false, _, _} -> {error, <<"no Connection: Upgrade">>};
+                {true, [K], [<<"13">>]} ->
+                    case decoded_size(K) of
+                        16 -> {ok, K, subprotocols(Headers)};
+                        _ -> {error, <<"bad Sec-WebSocket-Key">>}
+                    end;
+                {true, _, [<<"13">>]} -> {error, <<"bad Sec-WebSocket-Key">>};
+                {true, _, _} -> {error, <<"bad Sec-WebSocket-Version">>}
+            end
+    end.
+
+-spec decoded_size(binary()) -> integer().
+decoded_size(K) ->
+    try byte_size(base64:decode(K)) catch error:_ -> -1 end.
+
+-spec tokens(binary(), [{binary(), binary()}]) -> [binary()].
+tokens(Name, Headers) ->
+    [string:lowercase(string:trim(T)) || {N, V} <- Headers, N =:= Name,
+                                         T <- binary:split(V, <<",">>, [global])].
+
+-spec subprotocols([{binary(), binary()}]) -> [binary()].
+subprotocols(Headers) ->
+    [P || {<<"sec-websocket-protocol">>, V} <- Headers,
+          T <- binary:split(V, <<",">>, [global]), P <- [string:trim(T)], P =/= <<>>].
+
+%% @doc The Sec-WebSocket-Accept value for a key (RFC 6455 4.2.2).
+-spec accept_key(binary()) -> binary().
+accept_key(Key) ->
+    base64:encode(crypto:hash(sha, <<Key/binary, ?GUID/binary>>)).
+
+%% @doc Runs the websocket session of `Scope' on `Socket' until it is over; the socket is
+%% closed on return.
+-spec serve(gen_tcp:socket(), binary(), binary(), map(), {binary(), opts()}) -> close.
+serve(Socket, Module, Callable, Scope, {Key, Opts}) ->
+    SessionOpts = #{timeout => maps:get(request_timeout, Opts),
+                    lifespan => maps:get(lifespan, Opts)},
+    case py_asgi:websocket(Module, Callable, Scope, SessionOpts) of
+        {ok, Session} ->
+            ok = inet:setopts(Socket, [{packet, raw}, {active, once}]),
+            Timer = timer(maps:get(request_timeout, Opts), handshake),
+            loop(#ws{socket = Socket, session = Session, opts = Opts, key = Key,
+                     timer = Timer});
+        {error, Reason} ->
+            logger:error("py_http: websocket session failed to start: ~tp", [Reason], ?LOG),
+            respond(Socket, 500, <<"Internal Server Error">>),
+            gen_tcp:close(Socket),
+            close
+    end.
+
+-spec timer(timeout(), handshake | idle) -> reference() | undefined.
+timer(infinity, _) -> undefined;
+timer(Ms, What) -> erlang:start_timer(Ms, self(), {py_http_ws, What}).
+
+-spec loop(#ws{}) -> close.
+loop(#ws{socket = Socket, session = Session} = W) ->
+    receive
+        {tcp, Socket, Data} ->
+            data(W#ws{buffer = <<(W#ws.buffer)/binary, Data/binary>>, seen = true});
+        {tcp_closed, Socket} ->
+            lost(W);
+        {tcp_error, Socket, _} ->
+            lost(W);
+        '$py_http_drain' ->
+            %% The server stops: as uvicorn, 1012 (service restart).
+            case W#ws.phase of
+                handshake -> respond(Socket, 500, <<"Internal Server Error">>), finish(W, 1012);
+                open -> shut(W, 1012, <<>>);
+                closing -> loop(W)
+            end;
+        {timeout, Timer, {py_http_ws, What}} when Timer =:= W#ws.timer ->
+            tick(What, W);
+        Message ->
+            case py_asgi:websocket_event(Message, Session) of
+                {event, Event} -> app_event(Event, W);
+                {done, Result} -> app_done(Result, W#ws{app_done = true});
+                unknown -> loop(W)
+            end
+    end.
+
+%%% The app's side
+
+-spec app_event(py_asgi:websocket_event(), #ws{}) -> close.
+app_event({accept, Subprotocol, Headers}, #ws{phase = handshake, socket = Socket} = W) ->
+    cancel_timer(W),
+    Protocol = case Subprotocol of
+                   undefined -> [];
+                   _ -> [<<"sec-websocket-protocol: ">>, Subprotocol, <<"\r\n">>]
+               end,
+    Extra = [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Headers,
+                                              string:lowercase(N) =/= <<"sec-websocket-protocol">>],
+    Response = [<<"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                  "connection: Upgrade\r\nsec-websocket-accept: ">>, accept_key(W#ws.key),
+                <<"\r\n">>, Protocol, Extra, <<"\r\n">>],
+    case gen_tcp:send(Socket, Response) of
+        ok ->
+            Idle = timer(maps:get(idle_timeout, W#ws.opts), idle),
+            %% Frames the client sent right behind its request are in the buffer already.
+            data(W#ws{phase = open, timer = Idle});
+        {error, _} ->
+            lost(W)
+    end;
+app_event({close, _Code, _Reason}, #ws{phase = handshake, socket = Socket} = W) ->
+    %% Refused before the accept: 403, as uvicorn.
+    cancel_timer(W),
+    respond(Socket, 403, <<>>),
+    finish(W, 1006);
+app_event({Kind, Data}, #ws{phase = open, socket = Socket, session = Session} = W)
+  when Kind =:= text; Kind =:= binary ->
+    Op = case Kind of text -> 1; binary -> 2 end,
+    case gen_tcp:send(Socket, frame(Op, Data)) of
+        ok ->
+            ok = py_asgi:websocket_ack(Session),
+            loop(W);
+        {error, _} ->
+            lost(W)
+    end;
+app_event({close, Code, Reason}, #ws{phase = open} = W) ->
+    shut(W, Code, Reason);
+app_event(pause, W) ->
+    loop(W#ws{paused = true});
+app_event(resume, #ws{paused = true} = W) ->
+    data(W#ws{paused = false});
+app_event(resume, W) ->
+    loop(W);
+app_event(_Event, W) ->
+    %% Sent while our close is out (the runner refuses anything after the app's close).
+    ok = py_asgi:websocket_ack(W#ws.session),
+    loop(W).
+
+-spec app_done(ok | {error, term()}, #ws{}) -> close.
+app_done(Result, #ws{phase = handshake, socket = Socket} = W) ->
+    cancel_timer(W),
+    logger:error("py_http: websocket app failed before accepting: ~tp", [reason(Result)], ?LOG),
+    respond(Socket, 500, <<"Internal Server Error">>),
+    finish(W, 1006);
+app_done(ok, #ws{phase = open} = W) ->
+    shut(W, 1000, <<>>);
+app_done({error, Reason}, #ws{phase = open} = W) ->
+    logger:error("py_http: websocket app failed: ~tp", [Reason], ?LOG),
+    shut(W, 1011, <<>>);
+app_done(ok, #ws{phase = closing} = W) ->
+    loop(W);
+app_done({error, Reason}, #ws{phase = closing} = W) ->
+    logger:error("py_http: websocket app failed: ~tp", [Reason], ?LOG),
+    loop(W).
+
+-spec reason(ok | {error, term()}) -> term().
+reason(ok) -> returned_without_accepting;
+reason({error, Reason}) -> Reason.
+
+%%% The client's side
+
+-spec data(#ws{}) -> close.
+data(#ws{phase = handshake} = W) ->
+    %% Early frames wait in the buffer; the socket is not read further until the accept.
+    loop(W);
+data(#ws{paused = true, phase = open} = W) ->
+    %% The app has enough to receive: the rest waits in the buffer and the socket.
+    loop(W);
+data(#ws{buffer = Buffer, opts = #{max_size := Max}} = W) ->
+    case parse(Buffer, Max) of
+        more ->
+            ok = inet:setopts(W#ws.socket, [{active, once}]),
+            loop(W);
+        {error, Code, Why} ->
+            fail(W, Code, Why);
+        {frame, Fin, Op, Payload, Rest} ->
+            frame_in(Fin, Op, Payload, W#ws{buffer = Rest})
+    end.
+
+-spec frame_in(0 | 1, 0..15, binary(), #ws{}) -> close.
+frame_in(1, 9, Payload, #ws{socket = Socket} = W) ->
+    case gen_tcp:send(Socket, frame(10, Payload)) of
+        ok -> data(W);
+        {error, _} -> lost(W)
+    end;
+frame_in(1, 10, _Payload, W) ->
+    data(W#ws{ping_out = false});
+frame_in(1, 8, Payload, W) ->
+    case close_payload(Payload) of
+        {ok, Code, Reason} -> client_close(Code, Reason, Payload, W);
+        {error, Code, Why} -> fail(W, Code, Why)
+    end;
+frame_in(_Fin, 0, _Payload, #ws{frag = none} = W) ->
+    fail(W, 1002, <<"continuation frame without a message">>);
+frame_in(Fin, 0, Payload, #ws{frag = {Kind, Parts, Size}} = W) ->
+    message(Fin, Kind, [Payload | Parts], Size + byte_size(Payload), W);
+frame_in(Fin, Op, Payload, #ws{frag = none} = W) when Op =:= 1; Op =:= 2 ->
+    Kind = case Op of 1 -> text; 2 -> binary end,
+    message(Fin, Kind, [Payload], byte_size(Payload), W);
+frame_in(_Fin, Op, _Payload, W) when Op =:= 1; Op =:= 2 ->
+    fail(W, 1002, <<"new message inside a fragmented one">>).
+
+-spec message(0 | 1, text | binary, [binary()], non_neg_integer(), #ws{}) -> close.
+message(_Fin, _Kind, _Parts, Size, #ws{opts = #{max_size := Max}} = W) when Size > Max ->
+    fail(W, 1009, <<"message too big">>);
+message(0, Kind, Parts, Size, W) ->
+    data(W#ws{frag = {Kind, Parts, Size}});
+message(1, Kind, Parts, _Size, W) ->
+    Data = iolist_to_binary(lists:reverse(Parts)),
+    case Kind =:= binary orelse utf8(Data) of
+        true ->
+            case W of
+                #ws{phase = open, app_done = false} ->
+                    ok = py_asgi:websocket_deliver(W#ws.session, {Kind, Data});
+                _ ->
+                    ok
+            end,
+            data(W#ws{frag = none});
+        false ->
+            fail(W, 1007, <<"text message is not UTF-8">>)
+    end.
+
+-spec utf8(binary()) -> boolean().
+utf8(Data) ->
+    is_binary(unicode:characters_to_binary(Data, utf8, utf8)).
+
+%% The client's close frame: its code (1005 when it has none) and reason.
+-spec close_payload(binary()) -> {ok, 1000..4999, binary()} | {error, 1002 | 1007, binary()}.
+close_payload(<<>>) ->
+    {ok, 1005, <<>>};
+close_payload(<<Code:16, Reason/binary>>) ->
+    case valid_code(Code) of
+        false -> {error, 1002, <<"invalid close code">>};
+        true ->
+            case utf8(Reason) of
+                true -> {ok, Code, Reason};
+                false -> {error, 1007, <<"close reason is not UTF-8">>}
+            end
+    end;
+close_payload(_) ->
+    {error, 1002, <<"one-byte close payload">>}.
+
+%% The codes a close frame may carry (RFC 6455 7.4, and the IANA registry's 1012-1014).
+-spec valid_code(integer()) -> boolean().
+valid_code(Code) when Code >= 1000, Code =< 1003 -> true;
+valid_code(Code) when Code >= 1007, Code =< 1014 -> true;
+valid_code(Code) when Code >= 3000, Code =< 4999 -> true;
+valid_code(_) -> false.
+
+%% The client closes: the app learns it, our answer goes back (unless ours went first), the
+%% connection ends.
+-spec client_close(1000..4999, binary(), binary(), #ws{}) -> close.
+client_close(Code, Reason, Payload, #ws{phase = open, socket = Socket} = W) ->
+    %% The client's close frame echoed, as the websockets library (uvicorn's) does.
+    _ = gen_tcp:send(Socket, frame(8, Payload)),
+    finish(W, Code, Reason);
+client_close(Code, Reason, _Payload, #ws{phase = closing} = W) ->
+    finish(W, Code, Reason).
+
+%% A protocol error: our close with its code, a log entry, the connection ends.
+-spec fail(#ws{}, 1002 | 1007 | 1009 | 1011, binary()) -> close.
+fail(#ws{socket = Socket, phase = Phase} = W, Code, Why) ->
+    Peer = case inet:peername(Socket) of
+               {ok, {IP, Port}} -> [inet:ntoa(IP), $:, integer_to_list(Port)];
+               _ -> "unknown peer"
+           end,
+    logger:warning("py_http: websocket closed with ~b (~s) for ~s", [Code, Why, Peer], ?LOG),
+    _ = case Phase of
+            open -> gen_tcp:send(Socket, frame(8, <<Code:16>>));
+            _ -> ok
+        end,
+    finish(W, Code).
+
+%% Our close frame goes out; the client's answer is awaited (up to read_timeout).
+-spec shut(#ws{}, 1000..4999, binary()) -> close.
+shut(#ws{socket = Socket} = W, Code, Reason) ->
+    cancel_timer(W),
+    case gen_tcp:send(Socket, frame(8, <<Code:16, Reason/binary>>)) of
+        ok ->
+            Timer = timer(maps:get(read_timeout, W#ws.opts), idle),
+            W1 = W#ws{phase = closing, timer = Timer, ping_out = true, seen = false},
+            case W1#ws.buffer of
+                <<>> -> loop(W1);
+                _ -> data(W1)
+            end;
+        {error, _} ->
+            lost(W)
+    end.
+
+%% The keepalive, and the handshake's deadline.
+-spec tick(handshake | idle, #ws{}) -> close.
+tick(handshake, #ws{socket = Socket} = W) ->
+    logger:error("py_http: websocket app did not accept within request_timeout", [], ?LOG),
+    respond(Socket, 500, <<"Internal Server Error">>),
+    finish(W#ws{timer = undefined}, 1006);
+tick(idle, #ws{phase = closing} = W) ->
+    %% No close reply from the client in time.
+    finish(W#ws{timer = undefined}, 1006);
+tick(idle, #ws{seen = Seen, paused = Paused} = W) when Seen; Paused ->
+    %% A paused connection is not read: its silence says nothing about the client.
+    loop(W#ws{seen = false, timer = timer(maps:get(idle_timeout, W#ws.opts), idle)});
+tick(idle, #ws{ping_out = false, socket = Socket} = W) ->
+    case gen_tcp:send(Socket, frame(9, <<>>)) of
+        ok ->
+            loop(W#ws{ping_out = true, timer = timer(maps:get(idle_timeout, W#ws.opts), idle)});
+        {error, _} ->
+            lost(W#ws{timer = undefined})
+    end;
+tick(idle, W) ->
+    fail(W#ws{timer = undefined}, 1011, <<"keepalive ping timeout">>).
+
+%% The connection is gone without a close frame.
+-spec lost(#ws{}) -> close.
+lost(W) ->
+    finish(W, 1006).
+
+-spec finish(#ws{}, 1000..4999) -> close.
+finish(W, Code) ->
+    finish(W, Code, <<>>).
+
+%% The connection ends: the app learns why (if it still runs), the socket closes, and the app
+%% gets request_timeout to end before it is cancelled.
+-spec finish(#ws{}, 1000..4999, binary()) -> close.
+finish(#ws{socket = Socket, session = Session} = W, Code, Reason) ->
+    cancel_timer(W),
+    gen_tcp:close(Socket),
+    case W#ws.app_done of
+        true ->
+            close;
+        false ->
+            ok = py_asgi:websocket_disconnect(Session, Code, Reason),
+            linger(Session, deadline(maps:get(request_timeout, W#ws.opts)))
+    end.
+
+-spec linger(py_asgi:websocket(), integer() | infinity) -> close.
+linger(Session, Deadline) ->
+    receive
+        Message ->
+            case py_asgi:websocket_event(Message, Session) of
+                {done, ok} ->
+                    close;
+                {done, {error, Reason}} ->
+                    logger:error("py_http: websocket app failed: ~tp", [Reason], ?LOG),
+                    close;
+                _ ->
+                    linger(Session, Deadline)
+            end
+    after remaining(Deadline) ->
+        logger:warning("py_http: websocket app still running request_timeout after its client "
+                       "left: cancelled", [], ?LOG),
+        ok = py_asgi:websocket_cancel(Session),
+        close
+    end.
+
+-spec deadline(timeout()) -> integer() | infinity.
+deadline(infinity) -> infinity;
+deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
+
+-spec remaining(integer() | infinity) -> timeout().
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+-spec cancel_timer(#ws{}) -> ok.
+cancel_timer(#ws{timer = undefined}) ->
+    ok;
+cancel_timer(#ws{timer = Timer}) ->
+    _ = erlang:cancel_timer(Timer),
+    receive {timeout, Timer, _} -> ok after 0 -> ok end.
+
+-spec respond(gen_tcp:socket(), 403 | 500, binary()) -> ok.
+respond(Socket, Status, Body) ->
+    Line = case Status of
+               403 -> <<"HTTP/1.1 403 Forbidden\r\n">>;
+               500 -> <<"HTTP/1.1 500 Internal Server Error\r\n">>
+           end,
+    Type = case Body of
+               <<>> -> <<>>;
+               _ -> <<"content-type: text/plain; charset=utf-8\r\n">>
+           end,
+    _ = gen_tcp:send(Socket, [Line, Type, <<"content-length: ">>,
+                              integer_to_binary(byte_size(Body)),
+                              <<"\r\nconnection: close\r\n\r\n">>, Body]),
+    ok.
+
+%%% Frames
+
+%% @doc One frame of the client from the front of `Buffer': `{frame, Fin, Opcode, Payload,
+%% Rest}' (unmasked), `more' when it is not complete yet, or `{error, Code, Why}' for a frame
+%% the server must refuse (`1002': reserved bits, unknown opcode, unmasked, a bad control
+%% frame; `1009': longer than `Max').
+-spec parse(binary(), pos_integer()) ->
+    {frame, 0 | 1, 0..15, binary(), binary()} | more | {error, 1002 | 1009, binary()}.
+parse(<<_:1, Rsv:3, _:4, _/binary>>, _Max) when Rsv =/= 0 ->
+    {error, 1002, <<"reserved bits set">>};
+parse(<<_:4, Op:4, _/binary>>, _Max) when (Op >= 3 andalso Op =< 7) orelse Op >= 11 ->
+    {error, 1002, <<"unknown opcode">>};
+parse(<<_:8, 0:1, _:7, _/binary>>, _Max) ->
+    {error, 1002, <<"unmasked client frame">>};
+parse(<<Fin:1, 0:3, Op:4, 1:1, Len7:7, Rest/binary>>, Max) ->
+    case payload_length(Len7, Rest) of
+        more ->
+            more;
+        error ->
+            {error, 1002, <<"bad payload length">>};
+        {Len, _} when Op >= 8, (Len > 125 orelse Fin =:= 0) ->
+            {error, 1002, <<"bad control frame">>};
+        {Len, _} when Len > Max ->
+            {error, 1009, <<"frame too big">>};
+        {Len, After} ->
+            case After of
+                <<Key:4/binary, Payload:Len/binary, Rest2/binary>> ->
+                    {frame, Fin, Op, unmask(Payload, Key), Rest2};
+                _ ->
+                    more
+            end
+    end;
+parse(_, _Max) ->
+    more.
+
+-spec payload_length(0..127, binary()) -> {non_neg_integer(), binary()} | more | error.
+payload_length(126, <<Len:16, Rest/binary>>) when Len >= 126 -> {Len, Rest};
+payload_length(126, <<_:16, _/binary>>) -> error;
+payload_length(126, _) -> more;
+payload_length(127, <<0:1, Len:63, Rest/binary>>) when Len > 65535 -> {Len, Rest};
+payload_length(127, <<_:64, _/binary>>) -> error;
+payload_length(127, _) -> more;
+payload_length(Len, Rest) -> {Len, Rest}.
+
+-spec unmask(binary(), <<_:32>>) -> binary().
+unmask(<<>>, _Key) ->
+    <<>>;
+unmask(Payload, Key) ->
+    N = byte_size(Payload),
+    crypto:exor(Payload, binary:part(binary:copy(Key, (N + 3) div 4), 0, N)).
+
+%% @doc A frame of the server (unmasked, final) with opcode `Op' and `Payload'.
+-spec frame(0..15, iodata()) -> iodata().
+frame(Op, Payload) ->
+    Len = iolist_size(Payload),
+    Size = if
+               Len < 126 -> <<Len:8>>;
+               Len < 65536 -> <<126:8, Len:16>>;
+               true -> <<127:8, Len:64>>
+           end,
+    [<<1:1, 0:3, Op:4>>, Size, Payload].
