@@ -14,6 +14,7 @@
     pool_new/1,
     pool_stop/1,
     pool_stats/1,
+    pool_fairness_stats/0,
     pool_call/6,
     pool_call_dirty/6,
     pool_eval/4,
@@ -82,6 +83,7 @@
     interp_info/0,
     pool/0,
     pool_stats/0,
+    fairness_stats/0,
     job/0,
     target/0,
     reply/0,
@@ -107,6 +109,7 @@
     pool_new/1,
     pool_stop/1,
     pool_stats/1,
+    pool_fairness_stats/0,
     pool_call/6,
     pool_call_dirty/6,
     pool_eval/4,
@@ -193,6 +196,12 @@
     queued := non_neg_integer(),
     running := non_neg_integer(),
     bound := non_neg_integer()
+}.
+-type fairness_stats() :: #{
+    line := non_neg_integer(),
+    gate_taken := boolean(),
+    waited := non_neg_integer(),
+    yielded := non_neg_integer()
 }.
 %% A NIF resource: one submitted request, used to cancel it.
 -type job() :: reference().
@@ -313,6 +322,14 @@ pool_stop(_Pool) ->
 %% @doc Executor count, jobs waiting in the queue, jobs running.
 -spec pool_stats(pool()) -> pool_stats().
 pool_stats(_Pool) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc The GIL turnstile's counters, process-wide (all 0 on a free-threaded build): executors
+%% waiting in `line' now, whether one is through the gate (`gate_taken', waiting for the GIL),
+%% how many entries `waited' in line and how often an executor `yielded' the GIL to a lighter
+%% caller's, since start.
+-spec pool_fairness_stats() -> fairness_stats().
+pool_fairness_stats() ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.

@@ -1,5 +1,5 @@
-%% @doc Owner of the embedded interpreter's executor pool. Only {@link get_stats/0} is meant
-%% for applications (it exists in erlang_python 1.6); the rest is internal.
+%% @doc Owner of the embedded interpreter's executor pool. Only {@link get_stats/0} (it exists in
+%% erlang_python 1.6) and {@link fairness_stats/0} are meant for applications; the rest is internal.
 %%
 %% `init/1' initialises the interpreter (a no-op after the first time in this OS process),
 %% starts the NIF executor pool, puts the directories of the `python_path' application
@@ -14,7 +14,8 @@
 
 -include("py_keys.hrl").
 
--export([start_link/0, get_stats/0, pool_size/0, num_executors/0, resolve_path/1]).
+-export([start_link/0, get_stats/0, fairness_stats/0]).
+-export([pool_size/0, num_executors/0, resolve_path/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 %% How long the interpreter's version probe may take (a cold start on a loaded machine is slow;
@@ -47,6 +48,16 @@ start_link() ->
 -spec get_stats() -> stats().
 get_stats() ->
     gen_server:call(?MODULE, get_stats).
+
+%% @doc How executors took turns at the GIL (a GIL build's fairness, see the scalability
+%% guide): `line', the executors waiting for their turn now; `gate_taken', whether one is
+%% through the gate and waiting for the GIL; `waited', how many requests waited in line for a
+%% turn; `yielded', how often an executor gave the GIL up to a request of a caller that used
+%% less of it lately. Counted for the whole interpreter since it started; all 0 on a
+%% free-threaded build, where there is no GIL to take turns at.
+-spec fairness_stats() -> py_nif:fairness_stats().
+fairness_stats() ->
+    py_nif:pool_fairness_stats().
 
 %% @private
 %% @doc The configured number of executors: the `num_executors' application variable if set,

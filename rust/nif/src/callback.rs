@@ -35,7 +35,7 @@ use rustler::{Encoder, LocalPid, OwnedEnv, ResourceArc};
 use self::inbox::LoopQueue;
 use crate::atoms;
 use crate::bridge::callback::{result_to_py, save_message, save_request};
-use crate::executor::run::{run, Source};
+use crate::executor::run::{run, Gil, Source};
 use crate::executor::{copy_running_reference, current_slot, JobInner, Slot, SlotMessage};
 
 /// The backend the NIF installs in core.
@@ -151,7 +151,7 @@ fn executor_call<'py>(
             Some(SlotMessage::Reply { id: got, env, term }) if got == id => {
                 return result_to_py(py, &env, &term);
             }
-            Some(SlotMessage::Run(request)) => run(slot, request, Source::Private),
+            Some(SlotMessage::Run(request)) => run(slot, request, Source::Private, Gil::Held),
             Some(SlotMessage::Reply { .. }) | Some(SlotMessage::Wake) => {}
             None => return Err(Interrupted::new_err("the executor is stopping")),
         }

@@ -7,15 +7,18 @@
 //! - [`monitor`]: how a free-threaded build's executor stops itself at a safe point
 //!   (`sys.monitoring`);
 //! - [`pool`]: pools of executor threads, contexts checked out of them, the threads' loop;
+//! - [`fair`]: on GIL builds, which executor takes the GIL next and which queued request an
+//!   executor takes next;
 //! - [`run`]: running one request and replying;
 //! - [`python`]: the Python side of a request (namespaces, lookup, compiled code);
 //! - [`aio`]: jobs finished on the asyncio loop (`py:async_call`).
 //!
 //! Dependencies point down this list's reverse: `pool -> run -> aio -> job -> python`,
-//! `slot -> job`, `slot -> monitor`; nothing here depends on the NIF functions or on the
-//! callback machinery.
+//! `pool -> fair`, `run -> fair`, `slot -> job`, `slot -> monitor`; nothing here depends on the
+//! NIF functions or on the callback machinery.
 
 pub mod aio;
+pub mod fair;
 pub mod job;
 pub mod monitor;
 pub mod pool;

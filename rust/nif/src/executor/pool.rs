@@ -3,23 +3,91 @@
 //! them for its own requests and namespace. Submitting and stopping run on schedulers and
 //! never wait; the threads' loop ([`serve`]) runs on the executors.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use pyo3::prelude::*;
 use rustler::{Env, LocalPid};
 
-use super::job::Request;
+use super::fair::{self, Usage};
+use super::job::{JobInner, Request};
 use super::python::Namespace;
-use super::run::{run, Source};
+use super::run::{run, Gil, Source};
 use super::slot::{self, spin_then_recv, Counters, Poll, Slot, SlotMessage};
 use crate::error::{Error, Result};
 use crate::interp;
 
+/// What the pool's channel carries: a doorbell per request put in the [`Backlog`], or the
+/// order to stop.
 enum Message {
-    Run(Request),
+    Run,
     Stop,
+}
+
+/// A request waiting for an executor, and since when it waits: `None` while it was pushed onto
+/// an empty backlog and nothing came after it (no clock read on the uncontended path; only the
+/// front can be `None`).
+struct Queued {
+    request: Request,
+    since: Option<Instant>,
+}
+
+/// The requests waiting for an executor. The channel rings once per request; the executor that
+/// answers takes the request that should go first ([`fair::pick`]: the lightest caller's
+/// lately, or one that waited too long) among the first [`PICK_WINDOW`]. One request waiting
+/// (the common case) is simply taken; free-threaded builds take them in order.
+#[derive(Default)]
+struct Backlog(Mutex<VecDeque<Queued>>);
+
+/// How many of the oldest waiting requests an executor chooses from.
+const PICK_WINDOW: usize = 64;
+
+impl Backlog {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<Queued>> {
+        // Nothing panics while it is held; a poisoned lock still holds a consistent queue.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, request: Request) {
+        let mut backlog = self.lock();
+        let since = if backlog.is_empty() {
+            None
+        } else {
+            let now = Instant::now();
+            if let Some(front) = backlog.front_mut() {
+                front.since.get_or_insert(now);
+            }
+            Some(now)
+        };
+        backlog.push_back(Queued { request, since });
+    }
+
+    /// Takes `job`'s request back out, if no executor took it yet.
+    fn withdraw(&self, job: *const JobInner) -> Option<Request> {
+        let mut backlog = self.lock();
+        let i = backlog
+            .iter()
+            .position(|q| std::ptr::eq(Arc::as_ptr(q.request.job.inner()), job))?;
+        backlog.remove(i).map(|queued| queued.request)
+    }
+
+    fn take(&self) -> Option<Request> {
+        let mut backlog = self.lock();
+        let i = if backlog.len() > 1 && fair::ENABLED {
+            let now = Instant::now();
+            let first = backlog.iter().take(PICK_WINDOW).map(|q| {
+                let caller = q.request.job.inner().caller();
+                (q.since.unwrap_or(now), Usage::of(caller))
+            });
+            fair::pick(first, now).unwrap_or(0)
+        } else {
+            0
+        };
+        backlog.remove(i).map(|queued| queued.request)
+    }
 }
 
 /// A set of executor threads fed by one queue. The resource `pool_new/1` returns; dropping
@@ -37,6 +105,7 @@ struct Shared {
     size: AtomicUsize,
     counters: Arc<Counters>,
     queue: Receiver<Message>,
+    backlog: Arc<Backlog>,
     /// Numbers the threads' names.
     next_thread: AtomicUsize,
 }
@@ -53,12 +122,13 @@ impl Shared {
                 }
             }),
         ));
-        let (thread_slot, queue) = (slot.clone(), self.queue.clone());
+        let (thread_slot, queue, backlog) =
+            (slot.clone(), self.queue.clone(), self.backlog.clone());
         let i = self.next_thread.fetch_add(1, Ordering::Relaxed);
         std::thread::Builder::new()
             .name(format!("py-executor-{i}"))
             .stack_size(64 << 20)
-            .spawn(move || executor_main(&thread_slot, &queue))?;
+            .spawn(move || executor_main(&thread_slot, &queue, &backlog))?;
         if let Ok(mut slots) = self.slots.write() {
             slots.push(slot.clone());
             self.size.store(slots.len(), Ordering::Release);
@@ -109,6 +179,7 @@ impl Pool {
             size: AtomicUsize::new(0),
             counters: Arc::new(Counters::default()),
             queue: rx,
+            backlog: Arc::default(),
             next_thread: AtomicUsize::new(0),
         });
         let pool = Pool {
@@ -145,12 +216,15 @@ impl Pool {
             return Err((Error::NoWorkers, Box::new(request)));
         }
         counters.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(crossbeam_channel::SendError(message)) = sender.send(Message::Run(request)) {
-            counters.queued.fetch_sub(1, Ordering::Relaxed);
-            let Message::Run(request) = message else {
-                unreachable!("send gives back the message it was given");
-            };
-            return Err((Error::Stopped, Box::new(request)));
+        let job = Arc::as_ptr(request.job.inner());
+        self.shared.backlog.push(request);
+        if sender.send(Message::Run).is_err() {
+            // Not while the pool holds its own receiver (`Shared::queue`); should it happen, the
+            // request comes back unless an executor already took it (then it runs).
+            if let Some(request) = self.shared.backlog.withdraw(job) {
+                counters.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err((Error::Stopped, Box::new(request)));
+            }
         }
         Ok(())
     }
@@ -281,7 +355,7 @@ impl Drop for Context {
     }
 }
 
-fn executor_main(slot: &Arc<Slot>, rx: &Receiver<Message>) {
+fn executor_main(slot: &Arc<Slot>, rx: &Receiver<Message>, backlog: &Backlog) {
     Python::attach(|py| {
         let ident = py
             .import("threading")
@@ -292,7 +366,7 @@ fn executor_main(slot: &Arc<Slot>, rx: &Receiver<Message>) {
         }
         slot.set_tstate(interp::current_thread_state(py));
         slot::set_current_slot(Some(slot.clone()));
-        py.detach(|| serve(slot, rx));
+        py.detach(|| serve(slot, rx, backlog));
         // With the GIL again: `python-main` reads the thread state only with the GIL held, so
         // it never sees it after the thread state ends with `attach`.
         slot.set_tstate(0);
@@ -308,12 +382,14 @@ enum Either {
 /// The executor's main loop: requests from the shared queue, and private messages that
 /// arrive outside a callback wait (late replies and wake-ups are dropped, nested requests
 /// whose callback already ended still run).
-fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>) {
+fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>, backlog: &Backlog) {
     loop {
         if slot.is_bound() {
             // Checked out by a context: its requests only, until it is released (Wake).
             match slot.next_private() {
-                Some(SlotMessage::Run(request)) => run(slot, request, Source::Private),
+                Some(SlotMessage::Run(request)) => {
+                    run(slot, request, Source::Private, Gil::Released)
+                }
                 Some(_) => {}
                 None => return,
             }
@@ -336,8 +412,14 @@ fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>) {
             }
         });
         match next {
-            Some(Either::Shared(Message::Run(request))) => run(slot, request, Source::Queue),
-            Some(Either::Private(SlotMessage::Run(request))) => run(slot, request, Source::Private),
+            Some(Either::Shared(Message::Run)) => {
+                if let Some(request) = backlog.take() {
+                    run(slot, request, Source::Queue, Gil::Released);
+                }
+            }
+            Some(Either::Private(SlotMessage::Run(request))) => {
+                run(slot, request, Source::Private, Gil::Released)
+            }
             Some(Either::Private(_)) => {}
             Some(Either::Shared(Message::Stop)) | None => return,
         }

@@ -15,6 +15,7 @@ use rustler::env::SavedTerm;
 use rustler::{Env, OwnedEnv, Term};
 
 use super::aio::{self, Prepared};
+use super::fair::{self, Usage};
 use super::job::{Body, JobInner, Request, Target};
 use super::python;
 use super::slot::Slot;
@@ -56,8 +57,17 @@ pub enum Source {
     Private,
 }
 
+/// Whether the executor holds the GIL when it starts a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Gil {
+    /// It does not (its loop): it takes the GIL through the turnstile ([`fair`]).
+    Released,
+    /// It does (a request nested in a callback wait, run between two waits).
+    Held,
+}
+
 /// Runs `request` on `slot`'s thread (from its queue, or nested in a callback wait).
-pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
+pub fn run(slot: &Arc<Slot>, request: Request, from: Source, gil: Gil) {
     let Request {
         job,
         env,
@@ -83,7 +93,7 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
         env: RefCell::new(env),
         reference,
     });
-    Python::attach(|py| {
+    let body = |py: Python<'_>| {
         // Nested requests (served while waiting for a callback) restore the outer job.
         let outer = slot.enter(job.clone());
         // A cancel that landed between `start` and `enter` found no current job to interrupt;
@@ -133,7 +143,11 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source) {
                 bridge::reply::send(py, &mut env, job.caller(), &terms.reference, outcome);
             }
         }
-    });
+    };
+    match gil {
+        Gil::Released => fair::attach(Usage::of(job.caller()), body),
+        Gil::Held => Python::attach(body),
+    }
 }
 
 /// Runs the Python code of `body`; `None` when the job was handed to the asyncio loop (an

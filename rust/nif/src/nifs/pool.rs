@@ -12,6 +12,7 @@ use crate::atoms;
 use crate::bridge::PyObjectResource;
 use crate::callback::inbox::{submit_to_loop, LoopStart};
 use crate::error::Error;
+use crate::executor::fair;
 use crate::executor::{aio, Body, Context, JobResource, Pool, Request, Target};
 use crate::interp;
 
@@ -43,6 +44,18 @@ fn pool_stats(env: Env<'_>, pool: ResourceArc<Pool>) -> NifResult<Term<'_>> {
         .map_put(atoms::queued(), stats.queued)?
         .map_put(atoms::running(), stats.running)?
         .map_put(atoms::bound(), stats.bound)
+}
+
+/// The GIL turnstile's counters (process-wide; all 0 on free-threaded builds):
+/// `#{line, gate_taken, waited, yielded}` (see `executor::fair`).
+#[rustler::nif]
+fn pool_fairness_stats(env: Env<'_>) -> NifResult<Term<'_>> {
+    let stats = fair::stats();
+    map_new(env)
+        .map_put(atoms::line(), stats.waiting)?
+        .map_put(atoms::gate_taken(), stats.gate_taken)?
+        .map_put(atoms::waited(), stats.waited)?
+        .map_put(atoms::yielded(), stats.yielded)
 }
 
 /// Where a request goes: a pool (any free executor), a context (its executor, in its
