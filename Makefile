@@ -156,8 +156,9 @@ deps-system:
 
 deps-venv: $(VENV_STAMP)
 
-# The stamp's name carries the full version: a new pyenv patch release rebuilds the venv.
-$(VENV_STAMP): $(REQUIREMENTS)
+# The stamp's name carries the full version: a new pyenv patch release rebuilds the venv. The
+# free-threaded file includes the dev one (`-r`), so a change to either reinstalls.
+$(VENV_STAMP): $(REQUIREMENTS) scripts/requirements-dev.txt
 	@echo "==> venv $(VENV) from $(PY_BASE)"
 	@if ! grep -qxF 'home = $(PY_HOME)/bin' $(VENV)/pyvenv.cfg 2>/dev/null; then \
 	    rm -rf $(VENV) && $(PY_BASE) -m venv $(VENV); \
