@@ -10,13 +10,14 @@
 //! - **The turnstile.** An executor about to take the GIL for a request passes a gate first: at
 //!   most one executor at a time waits for the GIL in CPython; the others wait in a line here.
 //!   When the one at the gate has the GIL, it lets the next one through. The next one is the
-//!   waiter whose caller used the least GIL time lately ([`Usage`]), unless someone has waited
-//!   longer than [`OVERDUE`] (then the longest waiting): no caller starves. If that next one's
+//!   longest waiting, unless the caller of another waiter used markedly less GIL time lately
+//!   ([`Usage`], [`PICK_MARGIN_US`]): then the lightest one, as long as the longest waiting has
+//!   not waited [`OVERDUE`]: no caller starves, and callers of similar use keep arrival order. If that next one's
 //!   caller used markedly less than its own ([`YIELD_MARGIN_US`]), the executor that just got the
 //!   GIL gives it up to it and queues again, so a light call does not wait behind a heavy one
 //!   that reached the gate first.
 //! - **The queue order** (`pool.rs`): of the requests waiting for an executor, an executor takes
-//!   the one whose caller used the least GIL time, with the same aging.
+//!   the one [`pick`] chooses, by the same rule.
 //!
 //! Uncontended, the gate costs two atomic compare-and-swaps and a load per request, and nothing
 //! is timed: a request is timed and charged to its caller only when another executor waits at
@@ -40,6 +41,9 @@ use crate::interp;
 const HALF_LIFE_MS: f64 = 100.0;
 /// A waiter that has waited this long goes before any caller that used less (oldest first).
 pub const OVERDUE: Duration = Duration::from_millis(50);
+/// A waiter goes before longer-waiting ones only when its caller used this much less GIL time
+/// lately (µs): between callers of about the same use, arrival order.
+const PICK_MARGIN_US: f64 = 1000.0;
 /// The executor that got the GIL gives it up to the next in line when that one's caller used
 /// this much less GIL time lately (a light call behind a CPU-bound one), never between equals.
 const YIELD_MARGIN_US: f64 = 1000.0;
@@ -139,8 +143,10 @@ impl Usage {
 }
 
 /// Of candidates `(waiting since, account)`, the index of the one to serve next: the longest
-/// waiting if it is [`OVERDUE`], else the one whose caller used the least GIL time lately (the
-/// longest waiting of equals).
+/// waiting, unless a caller that used markedly less GIL time lately ([`PICK_MARGIN_US`]) waits
+/// too and the longest waiting is not [`OVERDUE`]: then the one whose caller used the least.
+/// Callers that used about as much as each other (the connections of a web server, the
+/// callers of one workload) are served in arrival order, which keeps their tail short.
 pub fn pick<I>(candidates: I, now: Instant) -> Option<usize>
 where
     I: IntoIterator<Item = (Instant, Usage)>,
@@ -148,19 +154,25 @@ where
     // One instant for all, so that requests of one caller keep their order.
     let ms = now_ms();
     let mut best: Option<(usize, f64, Instant)> = None;
-    let mut oldest: Option<(usize, Instant)> = None;
+    let mut oldest: Option<(usize, f64, Instant)> = None;
     for (i, (since, usage)) in candidates.into_iter().enumerate() {
-        if oldest.is_none_or(|(_, t)| since < t) {
-            oldest = Some((i, since));
-        }
         let used = usage.at(ms);
+        if oldest.is_none_or(|(_, _, t)| since < t) {
+            oldest = Some((i, used, since));
+        }
         if best.is_none_or(|(_, u, t)| used < u || (used == u && since < t)) {
             best = Some((i, used, since));
         }
     }
-    match oldest {
-        Some((i, since)) if now.saturating_duration_since(since) >= OVERDUE => Some(i),
-        _ => best.map(|(i, _, _)| i),
+    let (oldest, oldest_used, since) = oldest?;
+    match best {
+        Some((i, used, _))
+            if used + PICK_MARGIN_US < oldest_used
+                && now.saturating_duration_since(since) < OVERDUE =>
+        {
+            Some(i)
+        }
+        _ => Some(oldest),
     }
 }
 
