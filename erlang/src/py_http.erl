@@ -229,7 +229,7 @@ handle_info(_Msg, State) ->
 terminate(_Reason, #state{listen = LSock, conns = Conns, config = Config} = State) ->
     gen_tcp:close(LSock),
     maps:foreach(fun(_, Pid) -> Pid ! '$py_http_drain' end, Conns),
-    drain(Conns, deadline(State#state.drain_timeout)),
+    drain(Conns, py_web:deadline(State#state.drain_timeout)),
     _ = stop_app(Config),
     ok.
 
@@ -309,7 +309,7 @@ drain(Conns, _Deadline) when map_size(Conns) =:= 0 ->
 drain(Conns, Deadline) ->
     receive
         {'DOWN', MRef, process, _, _} -> drain(maps:remove(MRef, Conns), Deadline)
-    after remaining(Deadline) ->
+    after py_web:remaining(Deadline) ->
         maps:foreach(fun(_, Pid) -> exit(Pid, kill) end, Conns)
     end.
 
@@ -317,14 +317,6 @@ drain(Conns, Deadline) ->
 %% answer; lines up to this cap are parsed and those over `max_header_line' get 414 or 431.
 -spec line_cap(pos_integer()) -> pos_integer().
 line_cap(Max) -> max(4 * Max, 65536).
-
--spec deadline(timeout()) -> integer() | infinity.
-deadline(infinity) -> infinity;
-deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
-
--spec remaining(integer() | infinity) -> timeout().
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 %%% Internal: connections
 
@@ -339,11 +331,21 @@ connection(Socket, Config) ->
 %% Waits for the next request line, or a drain, or the idle timeout.
 -spec idle(gen_tcp:socket(), #config{}, term(), term()) -> ok.
 idle(Socket, Config, Peer, Local) ->
-    ok = inet:setopts(Socket, [{packet, http_bin}, {active, once}]),
+    %% Setting options fails once the client has closed (einval): the connection is over.
+    case inet:setopts(Socket, [{packet, http_bin}, {active, once}]) of
+        ok -> await_request(Socket, Config, Peer, Local);
+        {error, _} -> gen_tcp:close(Socket), ok
+    end.
+
+-spec await_request(gen_tcp:socket(), #config{}, term(), term()) -> ok.
+await_request(Socket, Config, Peer, Local) ->
     receive
         {http, Socket, {http_request, Method, Uri, Version}} ->
-            ok = inet:setopts(Socket, [{active, false}]),
-            case request(Socket, Config, Peer, Local, Method, Uri, Version) of
+            Served = case inet:setopts(Socket, [{active, false}]) of
+                         ok -> request(Socket, Config, Peer, Local, Method, Uri, Version);
+                         {error, _} -> close
+                     end,
+            case Served of
                 keep_alive ->
                     receive
                         '$py_http_drain' -> gen_tcp:close(Socket), ok
@@ -715,8 +717,7 @@ read_body(#req{continue = true, socket = Socket} = Req, Max) ->
     end;
 read_body(#req{body = {length, Left}, socket = Socket, config = Config} = Req, Max) ->
     N = min(Left, Max),
-    ok = inet:setopts(Socket, [{packet, raw}]),
-    case gen_tcp:recv(Socket, N, Config#config.read_timeout) of
+    case recv(Socket, raw, N, Config#config.read_timeout) of
         {ok, Data} ->
             Body = case Left - N of
                        0 -> done;
@@ -727,8 +728,7 @@ read_body(#req{body = {length, Left}, socket = Socket, config = Config} = Req, M
             {error, Req#req{body = done}}
     end;
 read_body(#req{body = chunked, socket = Socket, config = Config} = Req, _Max) ->
-    ok = inet:setopts(Socket, [{packet, line}]),
-    case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
+    case recv(Socket, line, 0, Config#config.read_timeout) of
         {ok, Line} ->
             [SizeText | _] = binary:split(string:trim(Line), <<";">>),
             try binary_to_integer(string:trim(SizeText), 16) of
@@ -737,8 +737,7 @@ read_body(#req{body = chunked, socket = Socket, config = Config} = Req, _Max) ->
                 Size when Req#req.body_read + Size > Config#config.max_body_size ->
                     {<<>>, Req#req{too_large = true, body = done, keep_alive = false}};
                 Size ->
-                    ok = inet:setopts(Socket, [{packet, raw}]),
-                    case gen_tcp:recv(Socket, Size + 2, Config#config.read_timeout) of
+                    case recv(Socket, raw, Size + 2, Config#config.read_timeout) of
                         {ok, <<Data:Size/binary, "\r\n">>} ->
                             {Data, Req#req{body_read = Req#req.body_read + Size}};
                         _ ->
@@ -749,6 +748,15 @@ read_body(#req{body = chunked, socket = Socket, config = Config} = Req, _Max) ->
             end;
         {error, _} ->
             {error, Req#req{body = done, keep_alive = false}}
+    end.
+
+%% gen_tcp:recv/3 in packet mode `Packet' (setting it fails once the client has closed).
+-spec recv(gen_tcp:socket(), raw | line, non_neg_integer(), timeout()) ->
+    {ok, binary()} | {error, term()}.
+recv(Socket, Packet, N, Timeout) ->
+    case inet:setopts(Socket, [{packet, Packet}]) of
+        ok -> gen_tcp:recv(Socket, N, Timeout);
+        {error, _} = Error -> Error
     end.
 
 %% The whole request body (WSGI apps read it from wsgi.input).

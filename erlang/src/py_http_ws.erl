@@ -103,10 +103,12 @@ serve(Socket, Module, Callable, Scope, {Key, Opts}) ->
                     lifespan => maps:get(lifespan, Opts)},
     case py_asgi:websocket(Module, Callable, Scope, SessionOpts) of
         {ok, Session} ->
-            ok = inet:setopts(Socket, [{packet, raw}, {active, once}]),
             Timer = timer(maps:get(request_timeout, Opts), handshake),
-            loop(#ws{socket = Socket, session = Session, opts = Opts, key = Key,
-                     timer = Timer});
+            W = #ws{socket = Socket, session = Session, opts = Opts, key = Key, timer = Timer},
+            case inet:setopts(Socket, [{packet, raw}, {active, once}]) of
+                ok -> loop(W);
+                {error, _} -> lost(W)
+            end;
         {error, Reason} ->
             logger:error("py_http: websocket session failed to start: ~tp", [Reason], ?LOG),
             respond(Socket, 500, <<"Internal Server Error">>),
@@ -227,8 +229,11 @@ data(#ws{paused = true, phase = open} = W) ->
 data(#ws{buffer = Buffer, opts = #{max_size := Max}} = W) ->
     case parse(Buffer, Max) of
         more ->
-            ok = inet:setopts(W#ws.socket, [{active, once}]),
-            loop(W);
+            %% Fails (einval) once the client has closed: its tcp_closed may not come.
+            case inet:setopts(W#ws.socket, [{active, once}]) of
+                ok -> loop(W);
+                {error, _} -> lost(W)
+            end;
         {error, Code, Why} ->
             fail(W, Code, Why);
         {frame, Fin, Op, Payload, Rest} ->
@@ -387,7 +392,7 @@ finish(#ws{socket = Socket, session = Session} = W, Code, Reason) ->
             close;
         false ->
             ok = py_asgi:websocket_disconnect(Session, Code, Reason),
-            linger(Session, deadline(maps:get(request_timeout, W#ws.opts)))
+            linger(Session, py_web:deadline(maps:get(request_timeout, W#ws.opts)))
     end.
 
 -spec linger(py_asgi:websocket(), integer() | infinity) -> close.
@@ -403,20 +408,12 @@ linger(Session, Deadline) ->
                 _ ->
                     linger(Session, Deadline)
             end
-    after remaining(Deadline) ->
+    after py_web:remaining(Deadline) ->
         logger:warning("py_http: websocket app still running request_timeout after its client "
                        "left: cancelled", [], ?LOG),
         ok = py_asgi:websocket_cancel(Session),
         close
     end.
-
--spec deadline(timeout()) -> integer() | infinity.
-deadline(infinity) -> infinity;
-deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
-
--spec remaining(integer() | infinity) -> timeout().
-remaining(infinity) -> infinity;
-remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 -spec cancel_timer(#ws{}) -> ok.
 cancel_timer(#ws{timer = undefined}) ->

@@ -1,9 +1,10 @@
 %% @private
 %% @doc What py_asgi and py_wsgi share: the app's names checked, the runner chosen, and the
-%% runners' response events as the Erlang events of their handlers.
+%% runners' response events as the Erlang events of their handlers; and the deadlines of
+%% py_http's connections and websockets.
 -module(py_web).
 
--export([check/4, event/1]).
+-export([check/4, event/1, deadline/1, remaining/1]).
 
 %% @doc `Module' and `Callable' as binaries (`error(badarg)' otherwise, as for py:call/3) and
 %% which runner runs them: `{ok, M, C}' for ours (the `runner' option unset, naming ours, or
@@ -37,3 +38,13 @@ name(Name) when is_list(Name) ->
         _ -> error
     end;
 name(_) -> error.
+
+%% @doc The monotonic time (ms) `Ms' from now, or `infinity'.
+-spec deadline(timeout()) -> integer() | infinity.
+deadline(infinity) -> infinity;
+deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
+
+%% @doc What is left until `Deadline' (from deadline/1), as a receive timeout.
+-spec remaining(integer() | infinity) -> timeout().
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
