@@ -97,16 +97,22 @@ impl Inbox {
     }
 }
 
-/// `erlang._native._mailbox_open()`: a new inbox, its process on the way (asked of
-/// `router`); None when the router is gone.
-pub fn open<'py>(py: Python<'py>, router: &LocalPid) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let (read, write) = UnixStream::pair()
+/// A non-blocking socket pair `(read, write)`: a byte written to `write` wakes the event loop
+/// watching `read`. `what` names its owner in the error.
+pub(crate) fn wake_pair(what: &str) -> PyResult<(UnixStream, UnixStream)> {
+    UnixStream::pair()
         .and_then(|(read, write)| {
             read.set_nonblocking(true)?;
             write.set_nonblocking(true)?;
             Ok((read, write))
         })
-        .map_err(|err| PyRuntimeError::new_err(format!("mailbox wake-up socket: {err}")))?;
+        .map_err(|err| PyRuntimeError::new_err(format!("{what} wake-up socket: {err}")))
+}
+
+/// `erlang._native._mailbox_open()`: a new inbox, its process on the way (asked of
+/// `router`); None when the router is gone.
+pub fn open<'py>(py: Python<'py>, router: &LocalPid) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let (read, write) = wake_pair("mailbox")?;
     let inbox = ResourceArc::new(Inbox {
         state: Mutex::new(InboxState::default()),
         wake: write,

@@ -179,13 +179,7 @@ pub struct LoopInbox {
 
 /// `erlang._native._loop_inbox()` inside the BEAM: a new inbox.
 pub fn new_inbox(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let (read, write) = UnixStream::pair()
-        .and_then(|(read, write)| {
-            read.set_nonblocking(true)?;
-            write.set_nonblocking(true)?;
-            Ok((read, write))
-        })
-        .map_err(|err| PyRuntimeError::new_err(format!("loop inbox wake-up socket: {err}")))?;
+    let (read, write) = crate::mailbox::wake_pair("loop inbox")?;
     let inbox = LoopInbox {
         queue: Arc::new(LoopQueue {
             state: Mutex::new(QueueState::default()),
