@@ -185,16 +185,24 @@ def _close(result: object) -> None:
         close()
 
 
+def _call(
+    module: str, name: str, raw: object, opts: object
+) -> tuple[dict[str, Any], _Response, Iterable[bytes]]:
+    """Calls the app once: its environ (``opts``' ``body`` as ``wsgi.input``), the response
+    ``start_response`` fills in, and the iterable it returned."""
+    body = opts.get("body") if isinstance(opts, dict) else None
+    app: WsgiApp = resolve_app(module, name)
+    environ = build_environ(raw, body)
+    response = _Response()
+    return environ, response, app(environ, response.start_response)
+
+
 def run(
     module: str, name: str, raw: object, opts: object = None
 ) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
     """``py_wsgi:run/4``: calls the app and returns ``(status, headers, body)``; the
     iterable's ``close()`` is called whatever happens."""
-    body = opts.get("body") if isinstance(opts, dict) else None
-    app: WsgiApp = resolve_app(module, name)
-    environ = build_environ(raw, body)
-    response = _Response()
-    result = app(environ, response.start_response)
+    environ, response, result = _call(module, name, raw, opts)
     try:
         chunks = response.written
         for data in result:
@@ -235,11 +243,7 @@ def stream(module: str, name: str, raw: object, opts: object = None) -> Iterator
 
 
 def _events(module: str, name: str, raw: object, opts: object) -> Generator[object, None, None]:
-    body = opts.get("body") if isinstance(opts, dict) else None
-    app: WsgiApp = resolve_app(module, name)
-    environ = build_environ(raw, body)
-    response = _Response()
-    result = app(environ, response.start_response)
+    environ, response, result = _call(module, name, raw, opts)
     try:
         iterator = iter(result)
         buffered: list[bytes] = []
