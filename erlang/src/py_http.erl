@@ -13,6 +13,8 @@
 
 -export([start/1, start_link/1, stop/1, port/1, child_spec/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+%% For py_http_ws.
+-export([status_line/2]).
 
 -export_type([opts/0]).
 
@@ -30,7 +32,8 @@
     request_timeout => timeout(),
     drain_timeout => timeout(),
     lifespan => boolean(),
-    websocket_max_size => pos_integer()
+    websocket_max_size => pos_integer(),
+    websocket_compression => boolean()
 }.
 %% `app': `<<"module:attribute">>' (as uvicorn and gunicorn take it) or `{Module, Callable}'.
 %% `interface' (default `asgi'). `port' (default 8000; 0 picks a free one, see port/1), `ip'
@@ -43,7 +46,9 @@
 %% `request_timeout' (the app's wait for its next event, default 30000; `py_asgi' and
 %% `py_wsgi''s `timeout'), `drain_timeout' (stop/1's wait for requests in flight, default
 %% 15000). `lifespan' (default `true'). `websocket_max_size' (bytes of one websocket message,
-%% default 16 MiB as uvicorn; a larger one closes the websocket with 1009). A websocket's
+%% default 16 MiB as uvicorn; a larger one closes the websocket with 1009; a compressed one
+%% counts once inflated). `websocket_compression' (default `true', as uvicorn): accept a
+%% client's `permessage-deflate' offer (RFC 7692). A websocket's
 %% `idle_timeout' is its keepalive: after that much silence the server pings, and closes with
 %% 1011 when nothing came back within as long again.
 
@@ -59,7 +64,8 @@
     idle_timeout :: timeout(),
     request_timeout :: timeout(),
     lifespan :: boolean(),
-    websocket_max_size :: pos_integer()
+    websocket_max_size :: pos_integer(),
+    websocket_compression :: boolean()
 }).
 
 -record(state, {
@@ -257,7 +263,9 @@ config(#{app := App} = Opts) ->
                          idle_timeout = maps:get(idle_timeout, Opts, 60000),
                          request_timeout = maps:get(request_timeout, Opts, 30000),
                          lifespan = maps:get(lifespan, Opts, true) =/= false,
-                         websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000)}};
+                         websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000),
+                         websocket_compression =
+                             maps:get(websocket_compression, Opts, true) =/= false}};
         {error, _} ->
             {error, {bad_app, App}};
         {_, false} ->
@@ -518,12 +526,15 @@ websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols) 
     Scope = #{type => <<"websocket">>, http_version => <<"1.1">>, scheme => <<"ws">>,
               path => percent_decode(Path), raw_path => Path, query_string => Query,
               root_path => <<>>, headers => Headers, subprotocols => Subprotocols,
-              server => address(Local), client => address(Peer)},
+              server => address(Local), client => address(Peer),
+              %% The app may answer the handshake with an HTTP response (py_http_ws does it).
+              extensions => #{<<"websocket.http.response">> => #{}}},
     Opts = #{max_size => Config#config.websocket_max_size,
              idle_timeout => Config#config.idle_timeout,
              read_timeout => Config#config.read_timeout,
              request_timeout => Config#config.request_timeout,
-             lifespan => Config#config.lifespan},
+             lifespan => Config#config.lifespan,
+             compression => Config#config.websocket_compression},
     py_http_ws:serve(Socket, Config#config.module, Config#config.callable, Scope, {Key, Opts}).
 
 -spec body_framing([{binary(), binary()}], #config{}) ->
@@ -840,6 +851,7 @@ version(_) -> <<"1.1">>.
 version_text({1, 0}) -> <<"HTTP/1.0">>;
 version_text(_) -> <<"HTTP/1.1">>.
 
+%% @private The status line of a response, with the reason phrase uvicorn sends.
 -spec status_line({non_neg_integer(), non_neg_integer()}, integer()) -> iodata().
 status_line(Version, Status) ->
     [version_text(Version), <<" ">>, integer_to_binary(Status), <<" ">>, reason(Status),
