@@ -100,7 +100,8 @@
 %%% API
 
 %% @doc Start a server under the application's supervisor; `{ok, Pid}' once it listens, or
-%% `{error, Reason}' (`{bad_app, App}', `eaddrinuse', `not_started' when the application is
+%% `{error, Reason}' (`{bad_app, App}', `{bad_option, Key, Value}' for an option that is
+%% unknown or of the wrong kind, `eaddrinuse', `not_started' when the application is
 %% not running, `{app_start_failed, Error}' when the app cannot be imported or its lifespan
 %% startup failed, ...). The app is imported, and an ASGI app's lifespan started, before the
 %% server listens (within `request_timeout').
@@ -252,8 +253,10 @@ stop_app(_Config) ->
 -spec config(term()) -> {ok, #config{}} | {error, term()}.
 config(#{app := App} = Opts) ->
     Interface = maps:get(interface, Opts, asgi),
-    case {app(App), lists:member(Interface, [asgi, wsgi])} of
-        {{ok, M, C}, true} ->
+    case {app(App), lists:member(Interface, [asgi, wsgi]), bad_option(maps:to_list(Opts))} of
+        {_, _, {Key, Value}} when Key =/= app, Key =/= interface ->
+            {error, {bad_option, Key, Value}};
+        {{ok, M, C}, true, _} ->
             {ok, #config{interface = Interface, module = M, callable = C,
                          port = maps:get(port, Opts, 8000),
                          max_header_line = maps:get(max_header_line, Opts, 8192),
@@ -262,17 +265,48 @@ config(#{app := App} = Opts) ->
                          read_timeout = maps:get(read_timeout, Opts, 30000),
                          idle_timeout = maps:get(idle_timeout, Opts, 60000),
                          request_timeout = maps:get(request_timeout, Opts, 30000),
-                         lifespan = maps:get(lifespan, Opts, true) =/= false,
+                         lifespan = maps:get(lifespan, Opts, true),
                          websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000),
-                         websocket_compression =
-                             maps:get(websocket_compression, Opts, true) =/= false}};
-        {error, _} ->
+                         websocket_compression = maps:get(websocket_compression, Opts, true)}};
+        {error, _, _} ->
             {error, {bad_app, App}};
-        {_, false} ->
+        {_, false, _} ->
             {error, {bad_interface, Interface}}
     end;
 config(Opts) ->
     {error, {bad_opts, Opts}}.
+
+%% The first option that is unknown or has a value of the wrong kind (`app' and `interface'
+%% are checked by config/1), or `none'.
+-spec bad_option([{term(), term()}]) -> {term(), term()} | none.
+bad_option([]) ->
+    none;
+bad_option([{Key, Value} | Rest]) ->
+    case good_option(Key, Value) of
+        true -> bad_option(Rest);
+        false -> {Key, Value}
+    end.
+
+-spec good_option(term(), term()) -> boolean().
+good_option(Key, _) when Key =:= app; Key =:= interface ->
+    true;
+good_option(port, Port) ->
+    is_integer(Port) andalso Port >= 0 andalso Port =< 65535;
+good_option(ip, Ip) ->
+    Ip =:= any orelse Ip =:= loopback orelse
+        (is_tuple(Ip) andalso is_list(catch inet:ntoa(Ip)));
+good_option(Key, N) when Key =:= acceptors; Key =:= max_header_line; Key =:= max_headers;
+                         Key =:= websocket_max_size ->
+    is_integer(N) andalso N > 0;
+good_option(max_body_size, N) ->
+    is_integer(N) andalso N >= 0;
+good_option(Key, T) when Key =:= read_timeout; Key =:= idle_timeout; Key =:= request_timeout;
+                         Key =:= drain_timeout ->
+    T =:= infinity orelse (is_integer(T) andalso T >= 0);
+good_option(Key, B) when Key =:= lifespan; Key =:= websocket_compression ->
+    is_boolean(B);
+good_option(_Key, _Value) ->
+    false.
 
 -spec app(term()) -> {ok, binary(), binary()} | error.
 app({M, C}) when (is_atom(M) orelse is_binary(M)), (is_atom(C) orelse is_binary(C)) ->

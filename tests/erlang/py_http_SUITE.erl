@@ -579,6 +579,12 @@ bad_options(_Config) ->
     {error, {bad_app, 42}} = py_http:start(#{app => 42}),
     {error, {bad_interface, cgi}} = py_http:start(#{app => <<"m:a">>, interface => cgi}),
     {error, {bad_opts, #{}}} = py_http:start(#{}),
+    [{error, {bad_option, Key, Value}} = py_http:start(#{app => <<"m:a">>, Key => Value})
+     || {Key, Value} <- [{port, foo}, {port, -1}, {port, 70000}, {ip, "nope"}, {ip, {1, 2, 3}},
+                         {acceptors, 0}, {max_header_line, 0}, {max_headers, x},
+                         {max_body_size, -1}, {websocket_max_size, 0}, {read_timeout, abc},
+                         {idle_timeout, -5}, {request_timeout, 1.5}, {drain_timeout, forever},
+                         {lifespan, maybe}, {websocket_compression, 1}, {max_body, 10}]],
     {ok, S} = py_http:start(#{app => <<"edge_apps:nap">>, port => 0}),
     {error, eaddrinuse} = py_http:start(#{app => <<"edge_apps:nap">>, port => py_http:port(S)}),
     ok = py_http:stop(S),
