@@ -69,13 +69,19 @@
     | {text, binary()}
     | {binary, binary()}
     | {close, Code :: 1000..4999, Reason :: binary()}
+    | {response, Status :: 100..599, Headers :: [{binary(), binary()}]}
+    | {response_body, Body :: binary(), MoreBody :: boolean()}
     | pause
     | resume.
 %% The app's messages: `websocket.accept' (the handshake's answer: `101', the subprotocol in
 %% `Sec-WebSocket-Protocol', the headers added), `websocket.send' (a text frame, UTF-8, or a
 %% binary frame), `websocket.close'. A `close' before an `accept' refuses the handshake: a
 %% server answers `403' (as uvicorn does). `pause' when 64 client messages wait for the app to
-%% receive them: stop reading from the client; `resume' when they are down to 16.
+%% receive them: stop reading from the client; `resume' when they are down to 16. When the
+%% scope's `extensions' hold `<<"websocket.http.response">>' (the server can answer a handshake
+%% with any HTTP response), the app may deny the handshake with `websocket.http.response.start'
+%% and `.body' messages instead: `{response, Status, Headers}', then `{response_body, Body,
+%% MoreBody}' events, each acknowledged as a `{text, _}' is, until `MoreBody' is false.
 
 -define(DEFAULT_TIMEOUT, 30000).
 -define(RUNNER, <<"erlang._asgi">>).
@@ -333,6 +339,8 @@ ws_event({<<"accept">>, Subprotocol, Headers}) ->
 ws_event({<<"text">>, Text}) -> {text, Text};
 ws_event({<<"binary">>, Data}) -> {binary, Data};
 ws_event({<<"close">>, Code, Reason}) -> {close, Code, Reason};
+ws_event({<<"response">>, Status, Headers}) -> {response, Status, Headers};
+ws_event({<<"response_body">>, Body, More}) -> {response_body, Body, More};
 ws_event({<<"pause">>}) -> pause;
 ws_event({<<"resume">>}) -> resume.
 

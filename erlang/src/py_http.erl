@@ -13,6 +13,8 @@
 
 -export([start/1, start_link/1, stop/1, port/1, child_spec/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
+%% For py_http_ws.
+-export([status_line/2]).
 
 -export_type([opts/0]).
 
@@ -30,7 +32,8 @@
     request_timeout => timeout(),
     drain_timeout => timeout(),
     lifespan => boolean(),
-    websocket_max_size => pos_integer()
+    websocket_max_size => pos_integer(),
+    websocket_compression => boolean()
 }.
 %% `app': `<<"module:attribute">>' (as uvicorn and gunicorn take it) or `{Module, Callable}'.
 %% `interface' (default `asgi'). `port' (default 8000; 0 picks a free one, see port/1), `ip'
@@ -43,7 +46,9 @@
 %% `request_timeout' (the app's wait for its next event, default 30000; `py_asgi' and
 %% `py_wsgi''s `timeout'), `drain_timeout' (stop/1's wait for requests in flight, default
 %% 15000). `lifespan' (default `true'). `websocket_max_size' (bytes of one websocket message,
-%% default 16 MiB as uvicorn; a larger one closes the websocket with 1009). A websocket's
+%% default 16 MiB as uvicorn; a larger one closes the websocket with 1009; a compressed one
+%% counts once inflated). `websocket_compression' (default `true', as uvicorn): accept a
+%% client's `permessage-deflate' offer (RFC 7692). A websocket's
 %% `idle_timeout' is its keepalive: after that much silence the server pings, and closes with
 %% 1011 when nothing came back within as long again.
 
@@ -59,7 +64,8 @@
     idle_timeout :: timeout(),
     request_timeout :: timeout(),
     lifespan :: boolean(),
-    websocket_max_size :: pos_integer()
+    websocket_max_size :: pos_integer(),
+    websocket_compression :: boolean()
 }).
 
 -record(state, {
@@ -94,7 +100,8 @@
 %%% API
 
 %% @doc Start a server under the application's supervisor; `{ok, Pid}' once it listens, or
-%% `{error, Reason}' (`{bad_app, App}', `eaddrinuse', `not_started' when the application is
+%% `{error, Reason}' (`{bad_app, App}', `{bad_option, Key, Value}' for an option that is
+%% unknown or of the wrong kind, `eaddrinuse', `not_started' when the application is
 %% not running, `{app_start_failed, Error}' when the app cannot be imported or its lifespan
 %% startup failed, ...). The app is imported, and an ASGI app's lifespan started, before the
 %% server listens (within `request_timeout').
@@ -246,8 +253,10 @@ stop_app(_Config) ->
 -spec config(term()) -> {ok, #config{}} | {error, term()}.
 config(#{app := App} = Opts) ->
     Interface = maps:get(interface, Opts, asgi),
-    case {app(App), lists:member(Interface, [asgi, wsgi])} of
-        {{ok, M, C}, true} ->
+    case {app(App), lists:member(Interface, [asgi, wsgi]), bad_option(maps:to_list(Opts))} of
+        {_, _, {Key, Value}} when Key =/= app, Key =/= interface ->
+            {error, {bad_option, Key, Value}};
+        {{ok, M, C}, true, _} ->
             {ok, #config{interface = Interface, module = M, callable = C,
                          port = maps:get(port, Opts, 8000),
                          max_header_line = maps:get(max_header_line, Opts, 8192),
@@ -256,15 +265,48 @@ config(#{app := App} = Opts) ->
                          read_timeout = maps:get(read_timeout, Opts, 30000),
                          idle_timeout = maps:get(idle_timeout, Opts, 60000),
                          request_timeout = maps:get(request_timeout, Opts, 30000),
-                         lifespan = maps:get(lifespan, Opts, true) =/= false,
-                         websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000)}};
-        {error, _} ->
+                         lifespan = maps:get(lifespan, Opts, true),
+                         websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000),
+                         websocket_compression = maps:get(websocket_compression, Opts, true)}};
+        {error, _, _} ->
             {error, {bad_app, App}};
-        {_, false} ->
+        {_, false, _} ->
             {error, {bad_interface, Interface}}
     end;
 config(Opts) ->
     {error, {bad_opts, Opts}}.
+
+%% The first option that is unknown or has a value of the wrong kind (`app' and `interface'
+%% are checked by config/1), or `none'.
+-spec bad_option([{term(), term()}]) -> {term(), term()} | none.
+bad_option([]) ->
+    none;
+bad_option([{Key, Value} | Rest]) ->
+    case good_option(Key, Value) of
+        true -> bad_option(Rest);
+        false -> {Key, Value}
+    end.
+
+-spec good_option(term(), term()) -> boolean().
+good_option(Key, _) when Key =:= app; Key =:= interface ->
+    true;
+good_option(port, Port) ->
+    is_integer(Port) andalso Port >= 0 andalso Port =< 65535;
+good_option(ip, Ip) ->
+    Ip =:= any orelse Ip =:= loopback orelse
+        (is_tuple(Ip) andalso is_list(catch inet:ntoa(Ip)));
+good_option(Key, N) when Key =:= acceptors; Key =:= max_header_line; Key =:= max_headers;
+                         Key =:= websocket_max_size ->
+    is_integer(N) andalso N > 0;
+good_option(max_body_size, N) ->
+    is_integer(N) andalso N >= 0;
+good_option(Key, T) when Key =:= read_timeout; Key =:= idle_timeout; Key =:= request_timeout;
+                         Key =:= drain_timeout ->
+    T =:= infinity orelse (is_integer(T) andalso T >= 0);
+good_option(Key, B) when Key =:= lifespan; Key =:= websocket_compression ->
+    is_boolean(B);
+good_option(_Key, _Value) ->
+    false.
 
 -spec app(term()) -> {ok, binary(), binary()} | error.
 app({M, C}) when (is_atom(M) orelse is_binary(M)), (is_atom(C) orelse is_binary(C)) ->
@@ -518,12 +560,15 @@ websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols) 
     Scope = #{type => <<"websocket">>, http_version => <<"1.1">>, scheme => <<"ws">>,
               path => percent_decode(Path), raw_path => Path, query_string => Query,
               root_path => <<>>, headers => Headers, subprotocols => Subprotocols,
-              server => address(Local), client => address(Peer)},
+              server => address(Local), client => address(Peer),
+              %% The app may answer the handshake with an HTTP response (py_http_ws does it).
+              extensions => #{<<"websocket.http.response">> => #{}}},
     Opts = #{max_size => Config#config.websocket_max_size,
              idle_timeout => Config#config.idle_timeout,
              read_timeout => Config#config.read_timeout,
              request_timeout => Config#config.request_timeout,
-             lifespan => Config#config.lifespan},
+             lifespan => Config#config.lifespan,
+             compression => Config#config.websocket_compression},
     py_http_ws:serve(Socket, Config#config.module, Config#config.callable, Scope, {Key, Opts}).
 
 -spec body_framing([{binary(), binary()}], #config{}) ->
@@ -840,6 +885,7 @@ version(_) -> <<"1.1">>.
 version_text({1, 0}) -> <<"HTTP/1.0">>;
 version_text(_) -> <<"HTTP/1.1">>.
 
+%% @private The status line of a response, with the reason phrase uvicorn sends.
 -spec status_line({non_neg_integer(), non_neg_integer()}, integer()) -> iodata().
 status_line(Version, Status) ->
     [version_text(Version), <<" ">>, integer_to_binary(Status), <<" ">>, reason(Status),

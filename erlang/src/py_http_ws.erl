@@ -5,12 +5,15 @@
 %% close handshake, the limits (`1009' for a message over `max_size', `1007' for text that is
 %% not UTF-8, `1002' for a protocol error) and the keepalive (a ping after `idle_timeout' of
 %% silence; `1011' when nothing answers within another). A refusal before the accept is a
-%% `403', an app that fails before it a `500'.
+%% `403', an app that fails before it a `500'; an app may also answer the handshake with an
+%% HTTP response of its own (the ASGI `websocket.http.response' extension). Messages are
+%% compressed with `permessage-deflate' (RFC 7692) when the client offers it and the
+%% `compression' option is on.
 -module(py_http_ws).
 
 -export([handshake/2, serve/5]).
 %% Pure parts, for the tests.
--export([accept_key/1, parse/2, frame/2]).
+-export([accept_key/1, parse/3, frame/3, negotiate/1]).
 
 -export_type([opts/0]).
 
@@ -19,11 +22,27 @@
     idle_timeout := timeout(),
     read_timeout := timeout(),
     request_timeout := timeout(),
-    lifespan := boolean()
+    lifespan := boolean(),
+    compression := boolean()
 }.
-%% `max_size': bytes of one message (and frame); `idle_timeout': silence before a ping, then
-%% before giving up; `read_timeout': the wait for the client's close reply;
-%% `request_timeout': the app's wait to accept, and to end once the client left.
+%% `max_size': bytes of one message (and frame; of a compressed message, once inflated);
+%% `idle_timeout': silence before a ping, then before giving up; `read_timeout': the wait for
+%% the client's close reply; `request_timeout': the app's wait to accept, and to end once the
+%% client left; `compression': whether a client's `permessage-deflate' offer is accepted.
+
+%% permessage-deflate, once negotiated. The zlib streams are opened at their first message, so
+%% an idle websocket holds none.
+-record(pmd, {
+    %% The extension as the 101 answer names it.
+    response :: binary(),
+    %% Our compressor starts afresh at each message (the client asked for it).
+    reset_out :: boolean(),
+    %% The window of our compressor, and the client's (what our inflater needs).
+    out_bits :: 9..15,
+    in_bits :: 8..15,
+    out = undefined :: zlib:zstream() | undefined,
+    in = undefined :: zlib:zstream() | undefined
+}).
 
 -record(ws, {
     socket :: gen_tcp:socket(),
@@ -32,10 +51,14 @@
     key :: binary(),
     %% handshake: waiting for the app's accept; open; closing: our close frame sent, waiting
     %% for the client's.
-    phase = handshake :: handshake | open | closing,
+    %% denying: the app answers the handshake with a response of its own, whose status,
+    %% headers and body so far are in `denial'.
+    phase = handshake :: handshake | denying | open | closing,
+    denial = none :: none | {100..599, [{binary(), binary()}], [binary()], non_neg_integer()},
+    deflate = none :: none | #pmd{},
     buffer = <<>> :: binary(),
-    %% The message being reassembled from fragments (reversed).
-    frag = none :: none | {text | binary, [binary()], non_neg_integer()},
+    %% The message being reassembled from fragments (reversed), and whether it is compressed.
+    frag = none :: none | {text | binary, boolean(), [binary()], non_neg_integer()},
     seen = true :: boolean(),
     ping_out = false :: boolean(),
     app_done = false :: boolean(),
@@ -45,6 +68,12 @@
 }).
 
 -define(GUID, <<"258EAFA5-E914-47DA-95CA-C5AB0DC85B11">>).
+%% The largest window of permessage-deflate we answer with, for our compressor and the
+%% client's (see offer_answer/1), our compressor's zlib memLevel, and the smallest message it
+%% compresses: below, the deflate block costs more than it saves.
+-define(MAX_BITS, 12).
+-define(OUT_MEM_LEVEL, 5).
+-define(MIN_DEFLATE, 64).
 -define(LOG, #{domain => [erlang_python, http]}).
 
 %% @doc Whether the request asks for a websocket: `no', `{ok, Key, Subprotocols}' for a
@@ -95,6 +124,109 @@ subprotocols(Headers) ->
 accept_key(Key) ->
     base64:encode(crypto:hash(sha, <<Key/binary, ?GUID/binary>>)).
 
+%% @doc The answer to a client's `permessage-deflate' offers (RFC 7692 7.1): `none' when it
+%% made none that can be accepted, or `{ok, Extension, Settings}': the extension as the `101'
+%% answer names it, whether our compressor must start afresh at each message, the window of
+%% our compressor and the one the client compresses with. Offers come in order of preference;
+%% one with an unknown or repeated parameter or a bad value is declined, and so is one asking
+%% for `server_max_window_bits=8', which zlib cannot produce. The parameters offered are
+%% answered as the `websockets' library (uvicorn's) answers them.
+-spec negotiate([{binary(), binary()}]) ->
+    none | {ok, binary(), #{reset_out := boolean(), out_bits := 9..15, in_bits := 8..15}}.
+negotiate(Headers) ->
+    first_offer([string:trim(O) || {<<"sec-websocket-extensions">>, V} <- Headers,
+                                   O <- binary:split(V, <<",">>, [global])]).
+
+-spec first_offer([binary()]) ->
+    none | {ok, binary(), #{reset_out := boolean(), out_bits := 9..15, in_bits := 8..15}}.
+first_offer([]) ->
+    none;
+first_offer([Offer | Rest]) ->
+    [Name | Params] = binary:split(Offer, <<";">>, [global]),
+    case string:lowercase(string:trim(Name)) of
+        <<"permessage-deflate">> ->
+            case offer_params(Params, #{}) of
+                {ok, #{server_max_window_bits := 8}} -> first_offer(Rest);
+                {ok, P} -> {ok, offer_answer(P), offer_settings(P)};
+                error -> first_offer(Rest)
+            end;
+        _ ->
+            first_offer(Rest)
+    end.
+
+-spec offer_params([binary()], map()) -> {ok, map()} | error.
+offer_params([], Acc) ->
+    {ok, Acc};
+offer_params([Param | Rest], Acc) ->
+    {Name, Value} = case binary:split(Param, <<"=">>) of
+                        [N] -> {string:lowercase(string:trim(N)), true};
+                        [N, V] -> {string:lowercase(string:trim(N)), unquote(string:trim(V))}
+                    end,
+    Key = case Name of
+              <<"server_no_context_takeover">> when Value =:= true -> server_no_context_takeover;
+              <<"client_no_context_takeover">> when Value =:= true -> client_no_context_takeover;
+              <<"server_max_window_bits">> when Value =/= true -> server_max_window_bits;
+              <<"client_max_window_bits">> -> client_max_window_bits;
+              _ -> error
+          end,
+    case {Key, window_bits(Value)} of
+        {error, _} -> error;
+        _ when is_map_key(Key, Acc) -> error;
+        {_, error} -> error;
+        {_, Bits} -> offer_params(Rest, Acc#{Key => Bits})
+    end.
+
+-spec unquote(binary()) -> binary().
+unquote(<<$", Rest/binary>>) when byte_size(Rest) > 0 ->
+    case binary:last(Rest) of
+        $" -> binary:part(Rest, 0, byte_size(Rest) - 1);
+        _ -> <<$", Rest/binary>>
+    end;
+unquote(Value) ->
+    Value.
+
+%% A window size parameter's value (8 to 15), or `true' for a parameter without one.
+-spec window_bits(true | binary()) -> true | 8..15 | error.
+window_bits(true) ->
+    true;
+window_bits(Value) ->
+    case catch binary_to_integer(Value) of
+        N when is_integer(N), N >= 8, N =< 15, byte_size(Value) =< 2 -> N;
+        _ -> error
+    end.
+
+%% The parameters of our answer: the flags offered, our window (12 bits at most: 2^12 bytes,
+%% with zlib's memLevel 5, make about 32 KiB a connection once it sent a compressed message,
+%% where 15 and 8 would take 256 KiB), and the client's when it offered to be told one, at
+%% most 12 bits too: what the `websockets' library answers by default.
+-spec offer_answer(map()) -> binary().
+offer_answer(P) ->
+    #{out_bits := Out} = Settings = offer_settings(P),
+    Flags = [atom_to_binary(F) || F <- [server_no_context_takeover, client_no_context_takeover],
+                                  is_map_key(F, P)],
+    Client = case P of
+                 #{client_max_window_bits := _} ->
+                     [<<"client_max_window_bits=",
+                        (integer_to_binary(maps:get(in_bits, Settings)))/binary>>];
+                 #{} ->
+                     []
+             end,
+    iolist_to_binary(lists:join(<<"; ">>, [<<"permessage-deflate">> | Flags] ++
+                                    [<<"server_max_window_bits=",
+                                       (integer_to_binary(Out))/binary>> | Client])).
+
+-spec offer_settings(map()) -> #{reset_out := boolean(), out_bits := 9..15, in_bits := 8..15}.
+offer_settings(P) ->
+    #{reset_out => is_map_key(server_no_context_takeover, P),
+      out_bits => case maps:get(server_max_window_bits, P, ?MAX_BITS) of
+                      Server when is_integer(Server) -> min(Server, ?MAX_BITS)
+                  end,
+      in_bits => case maps:get(client_max_window_bits, P, none) of
+                     none -> 15;
+                     true -> ?MAX_BITS;
+                     Client -> min(Client, ?MAX_BITS)
+                 end}.
+
 %% @doc Runs the websocket session of `Scope' on `Socket' until it is over; the socket is
 %% closed on return.
 -spec serve(gen_tcp:socket(), binary(), binary(), map(), {binary(), opts()}) -> close.
@@ -104,7 +236,12 @@ serve(Socket, Module, Callable, Scope, {Key, Opts}) ->
     case py_asgi:websocket(Module, Callable, Scope, SessionOpts) of
         {ok, Session} ->
             Timer = timer(maps:get(request_timeout, Opts), handshake),
-            W = #ws{socket = Socket, session = Session, opts = Opts, key = Key, timer = Timer},
+            Deflate = case maps:get(compression, Opts) of
+                          true -> deflate_settings(negotiate(maps:get(headers, Scope, [])));
+                          false -> none
+                      end,
+            W = #ws{socket = Socket, session = Session, opts = Opts, key = Key, timer = Timer,
+                    deflate = Deflate},
             case inet:setopts(Socket, [{packet, raw}, {active, once}]) of
                 ok -> loop(W);
                 {error, _} -> lost(W)
@@ -115,6 +252,12 @@ serve(Socket, Module, Callable, Scope, {Key, Opts}) ->
             gen_tcp:close(Socket),
             close
     end.
+
+-spec deflate_settings(none | {ok, binary(), map()}) -> none | #pmd{}.
+deflate_settings(none) ->
+    none;
+deflate_settings({ok, Answer, #{reset_out := Reset, out_bits := Out, in_bits := In}}) ->
+    #pmd{response = Answer, reset_out = Reset, out_bits = Out, in_bits = In}.
 
 -spec timer(timeout(), handshake | idle) -> reference() | undefined.
 timer(infinity, _) -> undefined;
@@ -132,7 +275,9 @@ loop(#ws{socket = Socket, session = Session} = W) ->
         '$py_http_drain' ->
             %% The server stops: as uvicorn, 1012 (service restart).
             case W#ws.phase of
-                handshake -> respond(Socket, 500, <<"Internal Server Error">>), finish(W, 1012);
+                Phase when Phase =:= handshake; Phase =:= denying ->
+                    respond(Socket, 500, <<"Internal Server Error">>),
+                    finish(W, 1012);
                 open -> shut(W, 1012, <<>>);
                 closing -> loop(W)
             end;
@@ -155,11 +300,18 @@ app_event({accept, Subprotocol, Headers}, #ws{phase = handshake, socket = Socket
                    undefined -> [];
                    _ -> [<<"sec-websocket-protocol: ">>, Subprotocol, <<"\r\n">>]
                end,
-    Extra = [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Headers,
-                                              string:lowercase(N) =/= <<"sec-websocket-protocol">>],
+    Extension = case W#ws.deflate of
+                    none -> [];
+                    #pmd{response = Answer} -> [<<"sec-websocket-extensions: ">>, Answer, <<"\r\n">>]
+                end,
+    %% The subprotocol and the extensions are the server's to answer.
+    Extra = [[N, <<": ">>, V, <<"\r\n">>]
+             || {N, V} <- Headers,
+                not lists:member(string:lowercase(N), [<<"sec-websocket-protocol">>,
+                                                       <<"sec-websocket-extensions">>])],
     Response = [<<"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
                   "connection: Upgrade\r\nsec-websocket-accept: ">>, accept_key(W#ws.key),
-                <<"\r\n">>, Protocol, Extra, <<"\r\n">>],
+                <<"\r\n">>, Protocol, Extension, Extra, <<"\r\n">>],
     case gen_tcp:send(Socket, Response) of
         ok ->
             Idle = timer(maps:get(idle_timeout, W#ws.opts), idle),
@@ -173,15 +325,37 @@ app_event({close, _Code, _Reason}, #ws{phase = handshake, socket = Socket} = W) 
     cancel_timer(W),
     respond(Socket, 403, <<>>),
     finish(W, 1006);
+app_event({response, Status, Headers}, #ws{phase = handshake} = W) ->
+    %% The app answers the handshake with a response of its own (websocket.http.response):
+    %% sent whole once its last body came.
+    loop(W#ws{phase = denying, denial = {Status, Headers, [], 0}});
+app_event({response_body, Body, More}, #ws{phase = denying, denial = Denial} = W) ->
+    ok = py_asgi:websocket_ack(W#ws.session),
+    {Status, Headers, Parts, Size} = Denial,
+    Size1 = Size + byte_size(Body),
+    case Size1 > maps:get(max_size, W#ws.opts) of
+        true ->
+            cancel_timer(W),
+            logger:error("py_http: websocket app's denial response is over ~b bytes",
+                         [maps:get(max_size, W#ws.opts)], ?LOG),
+            respond(W#ws.socket, 500, <<"Internal Server Error">>),
+            finish(W, 1006);
+        false when More ->
+            loop(W#ws{denial = {Status, Headers, [Body | Parts], Size1}});
+        false ->
+            cancel_timer(W),
+            deny(W, Status, Headers, lists:reverse([Body | Parts]), Size1)
+    end;
 app_event({Kind, Data}, #ws{phase = open, socket = Socket, session = Session} = W)
   when Kind =:= text; Kind =:= binary ->
     Op = case Kind of text -> 1; binary -> 2 end,
-    case gen_tcp:send(Socket, frame(Op, Data)) of
+    {Frame, W1} = out_frame(Op, Data, W),
+    case gen_tcp:send(Socket, Frame) of
         ok ->
             ok = py_asgi:websocket_ack(Session),
-            loop(W);
+            loop(W1);
         {error, _} ->
-            lost(W)
+            lost(W1)
     end;
 app_event({close, Code, Reason}, #ws{phase = open} = W) ->
     shut(W, Code, Reason);
@@ -197,7 +371,8 @@ app_event(_Event, W) ->
     loop(W).
 
 -spec app_done(ok | {error, term()}, #ws{}) -> close.
-app_done(Result, #ws{phase = handshake, socket = Socket} = W) ->
+app_done(Result, #ws{phase = Phase, socket = Socket} = W)
+  when Phase =:= handshake; Phase =:= denying ->
     cancel_timer(W),
     logger:error("py_http: websocket app failed before accepting: ~tp", [reason(Result)], ?LOG),
     respond(Socket, 500, <<"Internal Server Error">>),
@@ -217,17 +392,100 @@ app_done({error, Reason}, #ws{phase = closing} = W) ->
 reason(ok) -> returned_without_accepting;
 reason({error, Reason}) -> Reason.
 
+%% The app's own answer to the handshake: its status, headers and body, with a
+%% content-length unless it gave one, and the connection closes.
+-spec deny(#ws{}, 100..599, [{binary(), binary()}], [binary()], non_neg_integer()) -> close.
+deny(#ws{socket = Socket} = W, Status, Headers, Body, Size) ->
+    Names = [string:lowercase(N) || {N, _} <- Headers],
+    Length = case lists:member(<<"content-length">>, Names) of
+                 true -> [];
+                 false -> [<<"content-length: ">>, integer_to_binary(Size), <<"\r\n">>]
+             end,
+    Connection = case lists:member(<<"connection">>, Names) of
+                     true -> [];
+                     false -> <<"connection: close\r\n">>
+                 end,
+    _ = gen_tcp:send(Socket, [py_http:status_line({1, 1}, Status),
+                              [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Headers],
+                              Length, Connection, <<"\r\n">>, Body]),
+    finish(W#ws{denial = none}, 1006).
+
+%% The frame of an app's message: compressed (RSV1 set) when permessage-deflate is on and the
+%% message is big enough to gain from it.
+-spec out_frame(1 | 2, iodata(), #ws{}) -> {iodata(), #ws{}}.
+out_frame(Op, Data, #ws{deflate = none} = W) ->
+    {frame(Op, Data, 0), W};
+out_frame(Op, Data, #ws{deflate = Pmd} = W) ->
+    case iolist_size(Data) < ?MIN_DEFLATE of
+        true ->
+            {frame(Op, Data, 0), W};
+        false ->
+            Z = case Pmd#pmd.out of
+                    undefined ->
+                        New = zlib:open(),
+                        ok = zlib:deflateInit(New, default, deflated, -Pmd#pmd.out_bits,
+                                              ?OUT_MEM_LEVEL, default),
+                        New;
+                    Open ->
+                        Open
+                end,
+            Flushed = iolist_to_binary(zlib:deflate(Z, Data, sync)),
+            %% RFC 7692 7.2.1: the sync flush's empty stored block (00 00 ff ff) is left out.
+            Compressed = binary:part(Flushed, 0, byte_size(Flushed) - 4),
+            ok = case Pmd#pmd.reset_out of
+                     true -> zlib:deflateReset(Z);
+                     false -> ok
+                 end,
+            {frame(Op, Compressed, 1), W#ws{deflate = Pmd#pmd{out = Z}}}
+    end.
+
+%% A compressed message of the client, inflated: at most `max_size' bytes of it (RFC 7692
+%% 7.2.2: the empty stored block the client left out is put back first).
+-spec inflate(binary(), #ws{}) -> {ok, binary(), #ws{}} | {error, 1002 | 1009, binary()}.
+inflate(Data, #ws{deflate = Pmd, opts = #{max_size := Max}} = W) ->
+    Z = case Pmd#pmd.in of
+            undefined ->
+                New = zlib:open(),
+                %% reset: a client that ends its deflate stream (BFINAL) may start another one
+                %% in its next message.
+                ok = zlib:inflateInit(New, -Pmd#pmd.in_bits, reset),
+                New;
+            Open ->
+                Open
+        end,
+    W1 = W#ws{deflate = Pmd#pmd{in = Z}},
+    try inflated(Z, zlib:safeInflate(Z, [Data, <<0, 0, 255, 255>>]), Max, [], 0) of
+        {ok, Plain} -> {ok, Plain, W1};
+        too_big -> {error, 1009, <<"message too big once inflated">>}
+    catch
+        error:_ -> {error, 1002, <<"compressed message does not inflate">>}
+    end.
+
+-spec inflated(zlib:zstream(), term(), pos_integer(), [iodata()], non_neg_integer()) ->
+    {ok, binary()} | too_big.
+inflated(Z, {Status, Output}, Max, Acc, Size) when Status =:= continue; Status =:= finished ->
+    case Size + iolist_size(Output) of
+        Size1 when Size1 > Max ->
+            too_big;
+        Size1 when Status =:= continue ->
+            inflated(Z, zlib:safeInflate(Z, []), Max, [Acc | Output], Size1);
+        _ ->
+            {ok, iolist_to_binary([Acc | Output])}
+    end;
+inflated(_Z, Other, _Max, _Acc, _Size) ->
+    erlang:error({bad_inflate, Other}).
+
 %%% The client's side
 
 -spec data(#ws{}) -> close.
-data(#ws{phase = handshake} = W) ->
+data(#ws{phase = Phase} = W) when Phase =:= handshake; Phase =:= denying ->
     %% Early frames wait in the buffer; the socket is not read further until the accept.
     loop(W);
 data(#ws{paused = true, phase = open} = W) ->
     %% The app has enough to receive: the rest waits in the buffer and the socket.
     loop(W);
 data(#ws{buffer = Buffer, opts = #{max_size := Max}} = W) ->
-    case parse(Buffer, Max) of
+    case parse(Buffer, Max, W#ws.deflate =/= none) of
         more ->
             %% Fails (einval) once the client has closed: its tcp_closed may not come.
             case inet:setopts(W#ws.socket, [{active, once}]) of
@@ -236,40 +494,52 @@ data(#ws{buffer = Buffer, opts = #{max_size := Max}} = W) ->
             end;
         {error, Code, Why} ->
             fail(W, Code, Why);
-        {frame, Fin, Op, Payload, Rest} ->
-            frame_in(Fin, Op, Payload, W#ws{buffer = Rest})
+        {frame, Fin, Rsv1, Op, Payload, Rest} ->
+            frame_in(Fin, Rsv1 =:= 1, Op, Payload, W#ws{buffer = Rest})
     end.
 
--spec frame_in(0 | 1, 0..15, binary(), #ws{}) -> close.
-frame_in(1, 9, Payload, #ws{socket = Socket} = W) ->
-    case gen_tcp:send(Socket, frame(10, Payload)) of
+%% A frame of the client; `Compressed' (RSV1) only ever on a message's first frame.
+-spec frame_in(0 | 1, boolean(), 0..15, binary(), #ws{}) -> close.
+frame_in(1, false, 9, Payload, #ws{socket = Socket} = W) ->
+    case gen_tcp:send(Socket, frame(10, Payload, 0)) of
         ok -> data(W);
         {error, _} -> lost(W)
     end;
-frame_in(1, 10, _Payload, W) ->
+frame_in(1, false, 10, _Payload, W) ->
     data(W#ws{ping_out = false});
-frame_in(1, 8, Payload, W) ->
+frame_in(1, false, 8, Payload, W) ->
     case close_payload(Payload) of
         {ok, Code, Reason} -> client_close(Code, Reason, Payload, W);
         {error, Code, Why} -> fail(W, Code, Why)
     end;
-frame_in(_Fin, 0, _Payload, #ws{frag = none} = W) ->
+frame_in(_Fin, true, Op, _Payload, W) when Op =:= 0; Op >= 8 ->
+    fail(W, 1002, <<"RSV1 set on a frame that does not start a message">>);
+frame_in(_Fin, false, 0, _Payload, #ws{frag = none} = W) ->
     fail(W, 1002, <<"continuation frame without a message">>);
-frame_in(Fin, 0, Payload, #ws{frag = {Kind, Parts, Size}} = W) ->
-    message(Fin, Kind, [Payload | Parts], Size + byte_size(Payload), W);
-frame_in(Fin, Op, Payload, #ws{frag = none} = W) when Op =:= 1; Op =:= 2 ->
+frame_in(Fin, false, 0, Payload, #ws{frag = {Kind, Compressed, Parts, Size}} = W) ->
+    message(Fin, {Kind, Compressed}, [Payload | Parts], Size + byte_size(Payload), W);
+frame_in(Fin, Compressed, Op, Payload, #ws{frag = none} = W) when Op =:= 1; Op =:= 2 ->
     Kind = case Op of 1 -> text; 2 -> binary end,
-    message(Fin, Kind, [Payload], byte_size(Payload), W);
-frame_in(_Fin, Op, _Payload, W) when Op =:= 1; Op =:= 2 ->
+    message(Fin, {Kind, Compressed}, [Payload], byte_size(Payload), W);
+frame_in(_Fin, _Compressed, Op, _Payload, W) when Op =:= 1; Op =:= 2 ->
     fail(W, 1002, <<"new message inside a fragmented one">>).
 
--spec message(0 | 1, text | binary, [binary()], non_neg_integer(), #ws{}) -> close.
+-spec message(0 | 1, {text | binary, boolean()}, [binary()], non_neg_integer(), #ws{}) -> close.
 message(_Fin, _Kind, _Parts, Size, #ws{opts = #{max_size := Max}} = W) when Size > Max ->
     fail(W, 1009, <<"message too big">>);
-message(0, Kind, Parts, Size, W) ->
-    data(W#ws{frag = {Kind, Parts, Size}});
-message(1, Kind, Parts, _Size, W) ->
-    Data = iolist_to_binary(lists:reverse(Parts)),
+message(0, {Kind, Compressed}, Parts, Size, W) ->
+    data(W#ws{frag = {Kind, Compressed, Parts, Size}});
+message(1, {Kind, false}, Parts, _Size, W) ->
+    deliver(Kind, iolist_to_binary(lists:reverse(Parts)), W);
+message(1, {Kind, true}, Parts, _Size, W) ->
+    case inflate(iolist_to_binary(lists:reverse(Parts)), W) of
+        {ok, Data, W1} -> deliver(Kind, Data, W1);
+        {error, Code, Why} -> fail(W, Code, Why)
+    end.
+
+%% A whole message of the client, for the app.
+-spec deliver(text | binary, binary(), #ws{}) -> close.
+deliver(Kind, Data, W) ->
     case Kind =:= binary orelse utf8(Data) of
         true ->
             case W of
@@ -315,7 +585,7 @@ valid_code(_) -> false.
 -spec client_close(1000..4999, binary(), binary(), #ws{}) -> close.
 client_close(Code, Reason, Payload, #ws{phase = open, socket = Socket} = W) ->
     %% The client's close frame echoed, as the websockets library (uvicorn's) does.
-    _ = gen_tcp:send(Socket, frame(8, Payload)),
+    _ = gen_tcp:send(Socket, frame(8, Payload, 0)),
     finish(W, Code, Reason);
 client_close(Code, Reason, _Payload, #ws{phase = closing} = W) ->
     finish(W, Code, Reason).
@@ -329,7 +599,7 @@ fail(#ws{socket = Socket, phase = Phase} = W, Code, Why) ->
            end,
     logger:warning("py_http: websocket closed with ~b (~s) for ~s", [Code, Why, Peer], ?LOG),
     _ = case Phase of
-            open -> gen_tcp:send(Socket, frame(8, <<Code:16>>));
+            open -> gen_tcp:send(Socket, frame(8, <<Code:16>>, 0));
             _ -> ok
         end,
     finish(W, Code).
@@ -338,7 +608,7 @@ fail(#ws{socket = Socket, phase = Phase} = W, Code, Why) ->
 -spec shut(#ws{}, 1000..4999, binary()) -> close.
 shut(#ws{socket = Socket} = W, Code, Reason) ->
     cancel_timer(W),
-    case gen_tcp:send(Socket, frame(8, <<Code:16, Reason/binary>>)) of
+    case gen_tcp:send(Socket, frame(8, <<Code:16, Reason/binary>>, 0)) of
         ok ->
             Timer = timer(maps:get(read_timeout, W#ws.opts), idle),
             W1 = W#ws{phase = closing, timer = Timer, ping_out = true, seen = false},
@@ -363,7 +633,7 @@ tick(idle, #ws{seen = Seen, paused = Paused} = W) when Seen; Paused ->
     %% A paused connection is not read: its silence says nothing about the client.
     loop(W#ws{seen = false, timer = timer(maps:get(idle_timeout, W#ws.opts), idle)});
 tick(idle, #ws{ping_out = false, socket = Socket} = W) ->
-    case gen_tcp:send(Socket, frame(9, <<>>)) of
+    case gen_tcp:send(Socket, frame(9, <<>>, 0)) of
         ok ->
             loop(W#ws{ping_out = true, timer = timer(maps:get(idle_timeout, W#ws.opts), idle)});
         {error, _} ->
@@ -428,10 +698,8 @@ respond(Socket, Status, Body) ->
                403 -> <<"HTTP/1.1 403 Forbidden\r\n">>;
                500 -> <<"HTTP/1.1 500 Internal Server Error\r\n">>
            end,
-    Type = case Body of
-               <<>> -> <<>>;
-               _ -> <<"content-type: text/plain; charset=utf-8\r\n">>
-           end,
+    %% As uvicorn, also on an empty body.
+    Type = <<"content-type: text/plain; charset=utf-8\r\n">>,
     _ = gen_tcp:send(Socket, [Line, Type, <<"content-length: ">>,
                               integer_to_binary(byte_size(Body)),
                               <<"\r\nconnection: close\r\n\r\n">>, Body]),
@@ -439,19 +707,21 @@ respond(Socket, Status, Body) ->
 
 %%% Frames
 
-%% @doc One frame of the client from the front of `Buffer': `{frame, Fin, Opcode, Payload,
-%% Rest}' (unmasked), `more' when it is not complete yet, or `{error, Code, Why}' for a frame
-%% the server must refuse (`1002': reserved bits, unknown opcode, unmasked, a bad control
-%% frame; `1009': longer than `Max').
--spec parse(binary(), pos_integer()) ->
-    {frame, 0 | 1, 0..15, binary(), binary()} | more | {error, 1002 | 1009, binary()}.
-parse(<<_:1, Rsv:3, _:4, _/binary>>, _Max) when Rsv =/= 0 ->
+%% @doc One frame of the client from the front of `Buffer': `{frame, Fin, Rsv1, Opcode,
+%% Payload, Rest}' (unmasked), `more' when it is not complete yet, or `{error, Code, Why}' for
+%% a frame the server must refuse (`1002': reserved bits (RSV1 is allowed when `Deflate', the
+%% permessage-deflate extension, is on), unknown opcode, unmasked, a bad control frame;
+%% `1009': longer than `Max').
+-spec parse(binary(), pos_integer(), boolean()) ->
+    {frame, 0 | 1, 0 | 1, 0..15, binary(), binary()} | more | {error, 1002 | 1009, binary()}.
+parse(<<_:1, Rsv1:1, Rsv23:2, _:4, _/binary>>, _Max, Deflate)
+  when Rsv23 =/= 0; Rsv1 =:= 1, not Deflate ->
     {error, 1002, <<"reserved bits set">>};
-parse(<<_:4, Op:4, _/binary>>, _Max) when (Op >= 3 andalso Op =< 7) orelse Op >= 11 ->
+parse(<<_:4, Op:4, _/binary>>, _Max, _Deflate) when (Op >= 3 andalso Op =< 7) orelse Op >= 11 ->
     {error, 1002, <<"unknown opcode">>};
-parse(<<_:8, 0:1, _:7, _/binary>>, _Max) ->
+parse(<<_:8, 0:1, _:7, _/binary>>, _Max, _Deflate) ->
     {error, 1002, <<"unmasked client frame">>};
-parse(<<Fin:1, 0:3, Op:4, 1:1, Len7:7, Rest/binary>>, Max) ->
+parse(<<Fin:1, Rsv1:1, 0:2, Op:4, 1:1, Len7:7, Rest/binary>>, Max, _Deflate) ->
     case payload_length(Len7, Rest) of
         more ->
             more;
@@ -464,12 +734,12 @@ parse(<<Fin:1, 0:3, Op:4, 1:1, Len7:7, Rest/binary>>, Max) ->
         {Len, After} ->
             case After of
                 <<Key:4/binary, Payload:Len/binary, Rest2/binary>> ->
-                    {frame, Fin, Op, unmask(Payload, Key), Rest2};
+                    {frame, Fin, Rsv1, Op, unmask(Payload, Key), Rest2};
                 _ ->
                     more
             end
     end;
-parse(_, _Max) ->
+parse(_, _Max, _Deflate) ->
     more.
 
 -spec payload_length(0..127, binary()) -> {non_neg_integer(), binary()} | more | error.
@@ -488,13 +758,14 @@ unmask(Payload, Key) ->
     N = byte_size(Payload),
     crypto:exor(Payload, binary:part(binary:copy(Key, (N + 3) div 4), 0, N)).
 
-%% @doc A frame of the server (unmasked, final) with opcode `Op' and `Payload'.
--spec frame(0..15, iodata()) -> iodata().
-frame(Op, Payload) ->
+%% @doc A frame of the server (unmasked, final) with opcode `Op', `Payload' and RSV1 (set on
+%% a compressed message).
+-spec frame(0..15, iodata(), 0 | 1) -> iodata().
+frame(Op, Payload, Rsv1) ->
     Len = iolist_size(Payload),
     Size = if
                Len < 126 -> <<Len:8>>;
                Len < 65536 -> <<126:8, Len:16>>;
                true -> <<127:8, Len:64>>
            end,
-    [<<1:1, 0:3, Op:4>>, Size, Payload].
+    [<<1:1, Rsv1:1, 0:2, Op:4>>, Size, Payload].

@@ -557,14 +557,21 @@ class _WebSocket:
     disconnect, acks) come through a mailbox, read by one task, so the app may send while
     nothing is received and receive while it sends."""
 
-    def __init__(self, mailbox: Any, owner: object, tag: object, window: int) -> None:
+    def __init__(
+        self, mailbox: Any, owner: object, tag: object, window: int, denial: bool = False
+    ) -> None:
         from erlang import _native
 
         self._send_to_owner = _native.send
         self.mailbox = mailbox
         self.owner = owner
         self.tag = tag
-        self.state = "connecting"  # then "accepted", "closed" (by the app)
+        # Whether the owner answers websocket.http.response.* (the scope's extensions name
+        # "websocket.http.response").
+        self.denial = denial
+        # "connecting", then "accepted", "responding" (a denial response started) or
+        # "closed" (by the app: its close, or the denial response's last body).
+        self.state = "connecting"
         self.connect_sent = False
         self.disconnect: Message | None = None  # once the client (or owner) is gone
         self.credit = window
@@ -657,9 +664,54 @@ class _WebSocket:
                 self.state = "closed"
                 self.emit(("close", *self._close_args(message)))
                 return
+            if kind == "websocket.http.response.start":
+                if not self.denial:
+                    raise RuntimeError(
+                        "ASGI message websocket.http.response.start needs the server's "
+                        "websocket.http.response extension, which this scope does not name"
+                    )
+                status = message.get("status")
+                if (
+                    not isinstance(status, int)
+                    or isinstance(status, bool)
+                    or not 100 <= status <= 599
+                    or status == 101
+                ):
+                    raise ValueError(
+                        "ASGI websocket.http.response.start status must be an int 100-599 "
+                        f"other than 101, not {status!r}"
+                    )
+                headers = _response_headers(message.get("headers", []))
+                if self.disconnect is not None:
+                    raise ClientDisconnected("the client disconnected")
+                self.state = "responding"
+                self.emit(("response", status, headers))
+                return
             raise RuntimeError(
-                f"expected ASGI message websocket.accept or websocket.close, not {kind!r}"
+                "expected ASGI message websocket.accept, websocket.close or "
+                f"websocket.http.response.start, not {kind!r}"
             )
+        if self.state == "responding":
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(
+                    f"expected ASGI message websocket.http.response.body, not {kind!r}"
+                )
+            body = message.get("body", b"")
+            if not isinstance(body, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    "ASGI websocket.http.response.body body must be bytes, "
+                    f"not {type(body).__name__}"
+                )
+            more = message.get("more_body", False)
+            if not isinstance(more, bool):
+                raise TypeError(
+                    f"ASGI websocket.http.response.body more_body must be a bool, not {more!r}"
+                )
+            await self._take_credit()
+            if not more:
+                self.state = "closed"
+            self.emit(("response_body", bytes(body), more))
+            return
         if self.state == "closed":
             raise RuntimeError(f"ASGI message {kind!r} sent after websocket.close")
         if kind == "websocket.send":
@@ -675,12 +727,7 @@ class _WebSocket:
                 raise TypeError(
                     f"ASGI websocket.send text must be a str, not {type(text).__name__}"
                 )
-            while self.credit <= 0 and self.disconnect is None:
-                self.wake.clear()
-                await self.wake.wait()
-            if self.disconnect is not None:
-                raise ClientDisconnected("the client disconnected")
-            self.credit -= 1
+            await self._take_credit()
             self.emit(("text", text) if text is not None else ("binary", bytes(data or b"")))
             return
         if kind == "websocket.close":
@@ -689,6 +736,16 @@ class _WebSocket:
                 self.emit(("close", *self._close_args(message)))
             return
         raise RuntimeError(f"expected ASGI message websocket.send or websocket.close, not {kind!r}")
+
+    async def _take_credit(self) -> None:
+        """Waits until fewer than ``window`` sends wait for the owner's ack, and takes one;
+        raises ``ClientDisconnected`` once the client is gone."""
+        while self.credit <= 0 and self.disconnect is None:
+            self.wake.clear()
+            await self.wake.wait()
+        if self.disconnect is not None:
+            raise ClientDisconnected("the client disconnected")
+        self.credit -= 1
 
     @staticmethod
     def _close_args(message: Message) -> tuple[int, str]:
@@ -714,10 +771,14 @@ async def websocket(
     ``("accept", Subprotocol, Headers)``, ``("text", Str)``, ``("binary", Bytes)``,
     ``("close", Code, Reason)`` (before an accept: the handshake is refused), and
     ``("pause",)``/``("resume",)`` when ``WS_PAUSE`` client messages wait for the app (the
-    owner stops reading from its client) and when they are down to ``WS_RESUME``. At most
-    ``window`` sends wait for their ack; more wait in ``send``. Returns ``'ok'`` when the app
-    returned after accepting or closing, or after the client left; raises when the app raised
-    before the client left, or returned without accepting or closing."""
+    owner stops reading from its client) and when they are down to ``WS_RESUME``. When the
+    scope's ``extensions`` name ``websocket.http.response``, the app may answer the handshake
+    with an HTTP response instead: ``("response", Status, Headers)`` then
+    ``("response_body", Bytes, MoreBody)`` until ``MoreBody`` is false. At most ``window``
+    sends (and response bodies) wait for their ack; more wait in ``send``. Returns ``'ok'``
+    when the app returned after accepting, closing or completing its response, or after the
+    client left; raises when the app raised before the client left, or returned without
+    doing one of those."""
     from erlang._mailbox import open_mailbox
 
     app, scope = await _prepare(module, name, raw_scope, opts, kind="websocket")
@@ -726,7 +787,8 @@ async def websocket(
     if not isinstance(window, int) or isinstance(window, bool) or window < 1:
         raise ValueError(f"websocket window must be a positive int, not {window!r}")
     mailbox = await open_mailbox()
-    session = _WebSocket(mailbox, owner, tag, window)
+    denial = "websocket.http.response" in scope.get("extensions", {})
+    session = _WebSocket(mailbox, owner, tag, window, denial)
     try:
         session.emit(("mailbox", mailbox.pid))
         try:
@@ -741,6 +803,10 @@ async def websocket(
             raise
         if session.state == "connecting" and session.disconnect is None:
             raise RuntimeError("ASGI app returned without accepting or closing the websocket")
+        if session.state == "responding" and session.disconnect is None:
+            raise RuntimeError(
+                "ASGI app returned before the last body of its websocket denial response"
+            )
         return "ok"
     finally:
         session.reader.cancel()

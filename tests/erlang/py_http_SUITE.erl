@@ -44,6 +44,10 @@
     websocket_slow_reader_app/1,
     websocket_keepalive/1,
     websocket_server_stop/1,
+    websocket_deflate_negotiation/1,
+    websocket_deflate/1,
+    websocket_deflate_errors/1,
+    websocket_denial_response/1,
     started_from_app_config/1,
     app_started_before_listening/1,
     bad_options/1
@@ -575,6 +579,12 @@ bad_options(_Config) ->
     {error, {bad_app, 42}} = py_http:start(#{app => 42}),
     {error, {bad_interface, cgi}} = py_http:start(#{app => <<"m:a">>, interface => cgi}),
     {error, {bad_opts, #{}}} = py_http:start(#{}),
+    [{error, {bad_option, Key, Value}} = py_http:start(#{app => <<"m:a">>, Key => Value})
+     || {Key, Value} <- [{port, foo}, {port, -1}, {port, 70000}, {ip, "nope"}, {ip, {1, 2, 3}},
+                         {acceptors, 0}, {max_header_line, 0}, {max_headers, x},
+                         {max_body_size, -1}, {websocket_max_size, 0}, {read_timeout, abc},
+                         {idle_timeout, -5}, {request_timeout, 1.5}, {drain_timeout, forever},
+                         {lifespan, maybe}, {websocket_compression, 1}, {max_body, 10}]],
     {ok, S} = py_http:start(#{app => <<"edge_apps:nap">>, port => 0}),
     {error, eaddrinuse} = py_http:start(#{app => <<"edge_apps:nap">>, port => py_http:port(S)}),
     ok = py_http:stop(S),
@@ -623,6 +633,32 @@ ws_frame(Fin, Op, Payload) ->
               true -> <<1:1, 127:7, Len:64>>
            end,
     <<Fin:1, 0:3, Op:4, Size/binary, Key/binary, Masked/binary>>.
+
+%% A frame with RSV1 (a compressed message's first frame) set or not.
+-spec ws_frame(0 | 1, 0 | 1, 0..15, binary()) -> binary().
+ws_frame(Fin, Rsv1, Op, Payload) ->
+    <<Fin:1, _:3, Rest/bitstring>> = ws_frame(Fin, Op, Payload),
+    <<Fin:1, Rsv1:1, 0:2, Rest/bitstring>>.
+
+%% `Data' compressed for a message of permessage-deflate by the client's stream `Z' (the
+%% sync flush's 00 00 ff ff left out).
+-spec ws_deflate(zlib:zstream(), iodata()) -> binary().
+ws_deflate(Z, Data) ->
+    Flushed = iolist_to_binary(zlib:deflate(Z, Data, sync)),
+    binary:part(Flushed, 0, byte_size(Flushed) - 4).
+
+%% The next frame from the server with its RSV1 bit: {Rsv1, Op, Payload, Rest}.
+-spec ws_recv_rsv(gen_tcp:socket(), binary()) -> {0 | 1, 0..15, binary(), binary()}.
+ws_recv_rsv(S, Buf) ->
+    case Buf of
+        <<1:1, Rsv1:1, 0:2, Op:4, 0:1, 126:7, Len:16, Payload:Len/binary, Rest/binary>> ->
+            {Rsv1, Op, Payload, Rest};
+        <<1:1, Rsv1:1, 0:2, Op:4, 0:1, Len:7, Payload:Len/binary, Rest/binary>> when Len < 126 ->
+            {Rsv1, Op, Payload, Rest};
+        _ ->
+            {ok, Data} = gen_tcp:recv(S, 0, 10000),
+            ws_recv_rsv(S, <<Buf/binary, Data/binary>>)
+    end.
 
 -spec ws_send(gen_tcp:socket(), 0..15, binary()) -> ok.
 ws_send(S, Op, Payload) ->
@@ -972,4 +1008,148 @@ websocket_slow_reader_app(_Config) ->
         ok = ws_send(C, 8, <<1000:16>>),
         {1000, <<>>} = ws_closed(C, <<>>),
         py_test_util:wait_for_value(fun events/0, [<<"go">>, {<<"received">>, N}], 20000)
+    end).
+
+%% @doc permessage-deflate offers get the answers of the `websockets' library (uvicorn's):
+%% windows of at most 12 bits, the flags echoed, the first acceptable offer taken; an offer
+%% with an unknown or repeated parameter, a bad value or server_max_window_bits=8 is declined.
+-spec websocket_deflate_negotiation(ct_suite:ct_config()) -> term().
+websocket_deflate_negotiation(_Config) ->
+    N = fun(Offers) -> py_http_ws:negotiate([{<<"sec-websocket-extensions">>, O} || O <- Offers]) end,
+    none = N([]),
+    none = py_http_ws:negotiate([{<<"host">>, <<"x">>}]),
+    none = N([<<"x-webkit-deflate-frame">>]),
+    {ok, <<"permessage-deflate; server_max_window_bits=12">>,
+     #{reset_out := false, out_bits := 12, in_bits := 15}} = N([<<"permessage-deflate">>]),
+    {ok, <<"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12">>,
+     #{in_bits := 12}} = N([<<"permessage-deflate; client_max_window_bits">>]),
+    {ok, <<"permessage-deflate; server_no_context_takeover; server_max_window_bits=12; "
+           "client_max_window_bits=9">>, #{reset_out := true, in_bits := 9}} =
+        N([<<"permessage-deflate; client_max_window_bits=9; server_no_context_takeover">>]),
+    {ok, <<"permessage-deflate; server_max_window_bits=10">>, #{out_bits := 10}} =
+        N([<<"Permessage-Deflate; server_max_window_bits=\"10\", permessage-deflate">>]),
+    %% Declined offers, then one that is taken (two headers count as one list).
+    {ok, <<"permessage-deflate; client_no_context_takeover; server_max_window_bits=12">>, _} =
+        N([<<"permessage-deflate; server_max_window_bits=8, permessage-deflate; bogus">>,
+           <<"permessage-deflate; client_max_window_bits=16, "
+             "permessage-deflate; server_max_window_bits, "
+             "permessage-deflate; server_no_context_takeover; server_no_context_takeover, "
+             "permessage-deflate; server_no_context_takeover=1, "
+             "permessage-deflate; client_max_window_bits=012, "
+             "permessage-deflate; client_no_context_takeover">>]),
+    none = N([<<"permessage-deflate; server_max_window_bits=8">>]),
+    none = N([<<"permessage-deflate;">>]).
+
+%% @doc With permessage-deflate: compressed messages of the client (one fragmented, one whose
+%% deflate data refers back to the one before) reach the app inflated; the app's messages come
+%% back compressed (RSV1) from 64 bytes on, smaller ones as they are; with
+%% `websocket_compression => false' the offer is declined.
+-spec websocket_deflate(ct_suite:ct_config()) -> term().
+websocket_deflate(_Config) ->
+    Offer = <<"sec-websocket-extensions: permessage-deflate; client_max_window_bits\r\n">>,
+    %% 1000 characters that do not compress on their own.
+    Long = base64:encode(crypto:strong_rand_bytes(750)),
+    with_server(#{app => {edge_apps, ws_recorder}}, fun(S) ->
+        {ok, _} = py:call(edge_apps, reset, []),
+        {C, Head, <<>>} = ws_connect(S, <<"/">>, Offer),
+        {match, _} = re:run(Head, <<"\r\nsec-websocket-extensions: permessage-deflate; "
+                                    "server_max_window_bits=12; client_max_window_bits=12(\r|$)">>),
+        Out = zlib:open(),
+        ok = zlib:deflateInit(Out, default, deflated, -12, 8, default),
+        In = zlib:open(),
+        ok = zlib:inflateInit(In, -12),
+        Echo = fun(Frames, Expected) ->
+            ok = gen_tcp:send(C, Frames),
+            {1, 1, Payload, <<>>} = ws_recv_rsv(C, <<>>),
+            Expected = iolist_to_binary(zlib:inflate(In, [Payload, <<0, 0, 255, 255>>]))
+        end,
+        %% Twice the same text: the second message is a back-reference into the first.
+        First = ws_deflate(Out, Long),
+        Second = ws_deflate(Out, Long),
+        true = byte_size(Second) < byte_size(First) div 4,
+        Echo(ws_frame(1, 1, 1, First), Long),
+        Echo(ws_frame(1, 1, 1, Second), Long),
+        %% A fragmented compressed message: RSV1 on its first frame only.
+        Third = ws_deflate(Out, [Long, <<"!">>]),
+        {A, B} = split_binary(Third, byte_size(Third) div 2),
+        Echo([ws_frame(0, 1, 1, A), ws_frame(1, 0, 0, B)], <<Long/binary, "!">>),
+        %% Not compressed by the client, small: not compressed either way.
+        ok = ws_send(C, 1, <<"tiny">>),
+        {0, 1, <<"tiny">>, <<>>} = ws_recv_rsv(C, <<>>),
+        ok = gen_tcp:send(C, ws_frame(1, 8, <<1000:16>>)),
+        {0, 8, <<1000:16>>, <<>>} = ws_recv_rsv(C, <<>>),
+        py_test_util:wait_for_value(fun events/0,
+                                    [<<"websocket.connect">>, {<<"text">>, 1000},
+                                     {<<"text">>, 1000}, {<<"text">>, 1001}, {<<"text">>, 4},
+                                     {<<"disconnect">>, 1000, <<>>}], 20000)
+    end),
+    with_server(#{app => {edge_apps, ws_recorder}, websocket_compression => false}, fun(S) ->
+        {C, Head, <<>>} = ws_connect(S, <<"/">>, Offer),
+        nomatch = re:run(Head, <<"sec-websocket-extensions">>, [caseless]),
+        ok = ws_send(C, 1, Long),
+        {0, 1, Long, <<>>} = ws_recv_rsv(C, <<>>),
+        %% RSV1 is a protocol error without the extension.
+        ok = gen_tcp:send(C, ws_frame(1, 1, 1, <<"x">>)),
+        {1002, <<>>} = ws_closed(C, <<>>)
+    end).
+
+%% @doc Compressed messages a server must refuse: one that inflates past websocket_max_size
+%% (1009, however small on the wire), deflate data that does not inflate (1002), RSV1 on a
+%% continuation or a control frame (1002); each with a log entry, the app told, nothing left.
+-spec websocket_deflate_errors(ct_suite:ct_config()) -> term().
+websocket_deflate_errors(_Config) ->
+    Offer = <<"sec-websocket-extensions: permessage-deflate\r\n">>,
+    Z = zlib:open(),
+    ok = zlib:deflateInit(Z, default, deflated, -15, 8, default),
+    Bomb = ws_deflate(Z, binary:copy(<<0>>, 100000)),
+    true = byte_size(Bomb) < 1000,
+    Cases = [{ws_frame(1, 1, 2, Bomb), 1009},
+             {ws_frame(1, 1, 1, <<255, 255, 255, 255, 1, 2, 3>>), 1002},
+             {[ws_frame(0, 1, 1, <<"x">>), ws_frame(1, 1, 0, <<"y">>)], 1002},
+             {ws_frame(1, 1, 9, <<>>), 1002}],
+    with_server(#{app => {edge_apps, ws_recorder}, websocket_max_size => 50000}, fun(S) ->
+        with_log(fun() ->
+            [begin
+                 {ok, _} = py:call(edge_apps, reset, []),
+                 {C, <<"HTTP/1.1 101 ", _/binary>>, <<>>} = ws_connect(S, <<"/">>, Offer),
+                 ok = gen_tcp:send(C, Bad),
+                 {Code, <<>>} = ws_closed(C, <<>>),
+                 await_log(<<"py_http: websocket closed with ", (integer_to_binary(Code))/binary>>),
+                 py_test_util:wait_for_value(fun events/0,
+                                             [<<"websocket.connect">>,
+                                              {<<"disconnect">>, Code, <<>>}], 20000)
+             end || {Bad, Code} <- Cases]
+        end)
+    end).
+
+%% @doc An app answering the handshake with a response of its own (the ASGI
+%% websocket.http.response extension, named in the scope): its status, headers and body, in
+%% parts, with a content-length; an app that raises or sends too much midway: 500 and a log
+%% entry; nothing left behind.
+-spec websocket_denial_response(ct_suite:ct_config()) -> term().
+websocket_denial_response(_Config) ->
+    with_server(#{app => {edge_apps, ws_deny}, websocket_max_size => 1000}, fun(S) ->
+        with_log(fun() ->
+            {ok, _} = py:call(edge_apps, reset, []),
+            {C1, Head, Body} = ws_connect(S, <<"/">>),
+            <<"HTTP/1.1 418 I'm a Teapot\r\n", Headers/binary>> = Head,
+            [<<"content-type: text/plain">>, <<"x-why: teapot">>, <<"content-length: 15">>,
+             <<"connection: close">>] = binary:split(Headers, <<"\r\n">>, [global]),
+            Body2 = case Body of
+                        <<"short and stout">> -> Body;
+                        _ -> {ok, More} = gen_tcp:recv(C1, 0, 10000), <<Body/binary, More/binary>>
+                    end,
+            <<"short and stout">> = Body2,
+            {error, closed} = recv_closed(C1),
+            py_test_util:wait_for_value(fun events/0,
+                                        [{<<"extensions">>, [<<"websocket.http.response">>]},
+                                         <<"denied">>], 20000),
+            [begin
+                 {C, <<"HTTP/1.1 500 Internal Server Error", _/binary>>, _} = ws_connect(S, Path),
+                 {error, closed} = recv_closed(C),
+                 await_log(Log)
+             end || {Path, Log} <- [{<<"/raise">>, <<"py_http: websocket app failed before">>},
+                                    {<<"/big">>, <<"py_http: websocket app's denial response is "
+                                                   "over 1000 bytes">>}]]
+        end)
     end).

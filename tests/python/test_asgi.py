@@ -555,6 +555,128 @@ def test_websocket_send_checks(beam: MockBeam, monkeypatch: pytest.MonkeyPatch) 
     assert ws(beam, script, "edge_apps", "checked", {}) == "ok"
 
 
+DENIAL = {"extensions": {"websocket.http.response": {}}}
+
+
+def test_websocket_denial_response(beam: MockBeam) -> None:
+    import edge_apps
+
+    async def script(s: WsSession) -> None:
+        assert await s.event() == (
+            "response",
+            418,
+            [("content-type", "text/plain"), ("x-why", "teapot")],
+        )
+        assert await s.event() == ("response_body", "short ", True)
+        # The second part waits for the first one's ack (window=1).
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert s.pending() == []
+        s.deliver("ack")
+        assert await s.event() == ("response_body", "and stout", False)
+
+    assert ws(beam, script, "edge_apps", "ws_deny", dict(DENIAL), window=1) == "ok"
+    assert edge_apps.events() == [("extensions", ["websocket.http.response"]), "denied"]
+
+
+def test_websocket_denial_needs_the_extension(beam: MockBeam) -> None:
+    async def script(s: WsSession) -> None:
+        pass
+
+    with pytest.raises(RuntimeError, match=r"websocket\.http\.response extension"):
+        ws(beam, script, "edge_apps", "ws_deny", {})
+
+
+def test_websocket_denial_ending_early_raises(
+    beam: MockBeam, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_apps
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.http.response.start", "status": 400})
+        await send({"type": "websocket.http.response.body", "body": b"a", "more_body": True})
+
+    monkeypatch.setattr(edge_apps, "half_denial", app, raising=False)
+
+    async def script(s: WsSession) -> None:
+        assert await s.event() == ("response", 400, [])
+        assert await s.event() == ("response_body", "a", True)
+
+    with pytest.raises(RuntimeError, match="last body of its websocket denial response"):
+        ws(beam, script, "edge_apps", "half_denial", dict(DENIAL))
+
+
+@pytest.mark.parametrize(
+    ("messages", "error", "match"),
+    [
+        ([{"type": "websocket.http.response.start", "status": 101}], ValueError, "other than 101"),
+        ([{"type": "websocket.http.response.start", "status": "200"}], ValueError, "100-599"),
+        ([{"type": "websocket.http.response.start", "status": True}], ValueError, "100-599"),
+        ([{"type": "websocket.http.response.start", "status": 99}], ValueError, "100-599"),
+        (
+            [{"type": "websocket.http.response.start", "status": 400, "headers": [("a", "b")]}],
+            TypeError,
+            "bytes",
+        ),
+        (
+            [
+                {"type": "websocket.http.response.start", "status": 400},
+                {"type": "websocket.http.response.body", "body": "text"},
+            ],
+            TypeError,
+            "must be bytes",
+        ),
+        (
+            [
+                {"type": "websocket.http.response.start", "status": 400},
+                {"type": "websocket.http.response.body", "body": b"", "more_body": 1},
+            ],
+            TypeError,
+            "more_body must be a bool",
+        ),
+        (
+            [
+                {"type": "websocket.http.response.start", "status": 400},
+                {"type": "websocket.accept"},
+            ],
+            RuntimeError,
+            "expected ASGI message websocket.http.response.body",
+        ),
+        (
+            [
+                {"type": "websocket.http.response.start", "status": 400},
+                {"type": "websocket.http.response.body", "body": b""},
+                {"type": "websocket.http.response.body", "body": b""},
+            ],
+            RuntimeError,
+            "after websocket.close",
+        ),
+    ],
+)
+def test_websocket_denial_bad_messages(
+    beam: MockBeam,
+    monkeypatch: pytest.MonkeyPatch,
+    messages: list[Any],
+    error: type[Exception],
+    match: str,
+) -> None:
+    import edge_apps
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        for message in messages:
+            await send(message)
+
+    monkeypatch.setattr(edge_apps, "bad_denial", app, raising=False)
+
+    async def script(s: WsSession) -> None:
+        pass  # The window (16) lets every message through without an ack.
+
+    with pytest.raises(error, match=match):
+        ws(beam, script, "edge_apps", "bad_denial", dict(DENIAL))
+
+
 def test_scope_types_are_served_by_their_own_runner() -> None:
     with pytest.raises(ValueError, match="served by py_asgi:websocket/4"):
         run({"type": "websocket"})

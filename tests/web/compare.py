@@ -85,7 +85,8 @@ async def compare(app: str, ours: str, theirs: str) -> tuple[int, list[str]]:
 
 
 # Websockets: the same conversations with the `websockets' client; what the client saw (the
-# messages, the subprotocol and app headers, the close code and reason, a refusal's status).
+# messages, the subprotocol, the extensions negotiated and app headers, the close code and
+# reason, a refusal's or denial response's status, headers and body).
 
 
 async def _ws_echo(ws: Any) -> list[Any]:
@@ -118,27 +119,45 @@ async def _ws_first(ws: Any) -> list[Any]:
 
 
 # (path, subprotocols offered, the conversation, whether the client closes at its end: when
-# not, the server does and the client waits for its close frame).
-_WS: list[tuple[str, list[str], Any, bool]] = [
-    ("/ws/echo", [], _ws_echo, True),
-    ("/ws/echo", ["chat", "other"], _ws_echo, True),
-    ("/ws/echo", [], _ws_close_asked, False),
-    ("/ws/closes", [], _ws_recv, False),
-    ("/ws/first", [], _ws_first, True),
-    ("/ws/reject", [], _ws_recv, False),
-    ("/ws/no/such/route", [], _ws_recv, False),
+# not, the server does and the client waits for its close frame, whether the client offers
+# permessage-deflate, as the `websockets' client does by default).
+_WS: list[tuple[str, list[str], Any, bool, bool]] = [
+    ("/ws/echo", [], _ws_echo, True, True),
+    ("/ws/echo", [], _ws_echo, True, False),
+    ("/ws/echo", ["chat", "other"], _ws_echo, True, True),
+    ("/ws/echo", [], _ws_close_asked, False, True),
+    ("/ws/closes", [], _ws_recv, False, True),
+    ("/ws/first", [], _ws_first, True, True),
+    ("/ws/reject", [], _ws_recv, False, True),
+    ("/ws/deny", [], _ws_recv, False, True),
+    ("/ws/no/such/route", [], _ws_recv, False, True),
 ]
 
 
-async def _ws_conversation(base: str, path: str, protocols: list[str], talk: Any) -> list[Any]:
+async def _ws_conversation(
+    base: str, path: str, protocols: list[str], talk: Any, deflate: bool
+) -> list[Any]:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     url = "ws" + base.removeprefix("http") + path
     seen: list[Any] = []
     try:
-        async with connect(url, subprotocols=protocols or None, open_timeout=30) as ws:
-            seen.append(("subprotocol", ws.subprotocol, ws.response.headers.get("x-ws")))
+        async with connect(
+            url,
+            subprotocols=protocols or None,
+            open_timeout=30,
+            compression="deflate" if deflate else None,
+        ) as ws:
+            headers = ws.response.headers
+            seen.append(
+                (
+                    "subprotocol",
+                    ws.subprotocol,
+                    headers.get("x-ws"),
+                    headers.get("sec-websocket-extensions"),
+                )
+            )
             try:
                 seen.extend(await talk(ws))
                 await ws.recv()  # until the server closes, or our close below
@@ -153,7 +172,16 @@ async def _ws_conversation(base: str, path: str, protocols: list[str], talk: Any
             else:
                 seen.append("no close")
     except InvalidStatus as exc:
-        seen.append(("refused", exc.response.status_code))
+        response = exc.response
+        seen.append(
+            (
+                "refused",
+                response.status_code,
+                response.headers.get("content-type"),
+                response.headers.get("x-why"),
+                response.body,
+            )
+        )
     return seen
 
 
@@ -161,18 +189,20 @@ async def compare_ws(ours: str, theirs: str) -> tuple[int, list[str]]:
     """The websocket conversations of ``_WS`` with both servers; returns how many there were
     and the differences."""
     differences = []
-    for path, protocols, talk, client_closes in _WS:
+    for path, protocols, talk, client_closes, deflate in _WS:
         results = []
         for base in (ours, theirs):
             try:
                 conversation = _ws_conversation(
-                    base, path, protocols, _closing(talk) if client_closes else talk
+                    base, path, protocols, _closing(talk) if client_closes else talk, deflate
                 )
                 results.append(await asyncio.wait_for(conversation, 30))
             except TimeoutError:
                 results.append(["no answer within 30 s"])
         if results[0] != results[1]:
-            differences.append(f"{path} {protocols}: {results[0]!r} != {results[1]!r}")
+            differences.append(
+                f"{path} {protocols} deflate={deflate}: {results[0]!r} != {results[1]!r}"
+            )
     return len(_WS), differences
 
 

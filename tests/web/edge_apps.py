@@ -410,6 +410,29 @@ async def ws_flood(scope: dict[str, Any], receive: Any, send: Any) -> None:
         EVENTS.append(("oserror", type(exc).__name__))
 
 
+async def ws_deny(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers the handshake with a 418 of its own, its body in two parts (the
+    websocket.http.response extension); `/raise` raises after the first part, `/big` sends
+    2000 bytes."""
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+    EVENTS.append(("extensions", sorted(scope.get("extensions", {}))))
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 418,
+            "headers": [(b"content-type", b"text/plain"), (b"x-why", b"teapot")],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": b"short ", "more_body": True})
+    if scope["path"] == "/raise":
+        raise LookupError("in the middle of a denial")
+    body = b"x" * 2000 if scope["path"] == "/big" else b"and stout"
+    await send({"type": "websocket.http.response.body", "body": body})
+    EVENTS.append("denied")
+
+
 def release() -> None:
     """Lets ws_lazy start receiving."""
     EVENTS.append("go")

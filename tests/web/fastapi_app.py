@@ -2,7 +2,8 @@
 comparison): path and query parameters, JSON bodies with validation errors, forms and uploads,
 cookies, redirects, custom exception handlers, a 500, streaming, server-sent events, a
 background task, lifespan state, and websockets (an echo, a route that closes with a code, one
-that refuses the handshake, one that sends first)."""
+that refuses the handshake, one that answers it with a 401 of its own, one that sends
+first)."""
 
 from __future__ import annotations
 
@@ -203,6 +204,14 @@ async def ws_closes(websocket: WebSocket) -> None:
 @app.websocket("/ws/reject")
 async def ws_reject(websocket: WebSocket) -> None:
     await websocket.close(code=1008)
+
+
+@app.websocket("/ws/deny")
+async def ws_deny(websocket: WebSocket) -> None:
+    # The denial response extension: an HTTP answer of the app's own instead of the handshake.
+    await websocket.send_denial_response(
+        JSONResponse({"detail": "no entry"}, status_code=401, headers={"x-why": "denied"})
+    )
 
 
 @app.websocket("/ws/first")
