@@ -30,8 +30,9 @@
 %% the client's close reply; `request_timeout': the app's wait to accept, and to end once the
 %% client left; `compression': whether a client's `permessage-deflate' offer is accepted.
 
-%% permessage-deflate, once negotiated. The zlib streams are opened at their first message, so
-%% an idle websocket holds none.
+%% permessage-deflate, once negotiated. The zlib streams are opened at their first message,
+%% and parked (closed, their history kept as a binary: at most the window, 4 KiB from us) once
+%% the connection has been quiet for ?PARK_AFTER ms, so an idle websocket holds none.
 -record(pmd, {
     %% The extension as the 101 answer names it.
     response :: binary(),
@@ -41,7 +42,12 @@
     out_bits :: 9..15,
     in_bits :: 8..15,
     out = undefined :: zlib:zstream() | undefined,
-    in = undefined :: zlib:zstream() | undefined
+    in = undefined :: zlib:zstream() | undefined,
+    %% The end of what our compressor compressed (up to its window; not kept when it starts
+    %% afresh at each message), and the inflater's window when parked: the dictionaries the
+    %% streams reopen with.
+    out_history = <<>> :: binary(),
+    in_history = <<>> :: binary()
 }).
 
 -record(ws, {
@@ -74,6 +80,7 @@
 -define(MAX_BITS, 12).
 -define(OUT_MEM_LEVEL, 5).
 -define(MIN_DEFLATE, 64).
+-define(PARK_AFTER, 1000).
 -define(LOG, #{domain => [erlang_python, http]}).
 
 %% @doc Whether the request asks for a websocket: `no', `{ok, Key, Subprotocols}' for a
@@ -283,13 +290,40 @@ loop(#ws{socket = Socket, session = Session} = W) ->
             end;
         {timeout, Timer, {py_http_ws, What}} when Timer =:= W#ws.timer ->
             tick(What, W);
+        '$py_http_ws_park' ->
+            %% For the tests: what a quiet connection does after ?PARK_AFTER ms.
+            loop(W#ws{deflate = park(W#ws.deflate)});
         Message ->
             case py_asgi:websocket_event(Message, Session) of
                 {event, Event} -> app_event(Event, W);
                 {done, Result} -> app_done(Result, W#ws{app_done = true});
                 unknown -> loop(W)
             end
+    after parking(W#ws.deflate) ->
+        loop(W#ws{deflate = park(W#ws.deflate)})
     end.
+
+%% How long a connection with open zlib streams waits before it parks them.
+-spec parking(none | #pmd{}) -> timeout().
+parking(#pmd{out = undefined, in = undefined}) -> infinity;
+parking(#pmd{}) -> ?PARK_AFTER;
+parking(none) -> infinity.
+
+%% The zlib streams closed, their histories kept for when they reopen.
+-spec park(none | #pmd{}) -> none | #pmd{}.
+park(#pmd{out = Out, in = In} = Pmd) ->
+    InHistory = case In of
+                    undefined ->
+                        Pmd#pmd.in_history;
+                    _ ->
+                        Window = iolist_to_binary(zlib:inflateGetDictionary(In)),
+                        ok = zlib:close(In),
+                        Window
+                end,
+    _ = Out =:= undefined orelse zlib:close(Out),
+    Pmd#pmd{out = undefined, in = undefined, in_history = InHistory};
+park(none) ->
+    none.
 
 %%% The app's side
 
@@ -425,18 +459,39 @@ out_frame(Op, Data, #ws{deflate = Pmd} = W) ->
                         New = zlib:open(),
                         ok = zlib:deflateInit(New, default, deflated, -Pmd#pmd.out_bits,
                                               ?OUT_MEM_LEVEL, default),
+                        %% Reopened after parking: the client's window still holds what we
+                        %% sent, and our next message may refer to it.
+                        _ = Pmd#pmd.out_history =:= <<>> orelse
+                            zlib:deflateSetDictionary(New, Pmd#pmd.out_history),
                         New;
                     Open ->
                         Open
                 end,
-            Flushed = iolist_to_binary(zlib:deflate(Z, Data, sync)),
+            Plain = iolist_to_binary(Data),
+            Flushed = iolist_to_binary(zlib:deflate(Z, Plain, sync)),
             %% RFC 7692 7.2.1: the sync flush's empty stored block (00 00 ff ff) is left out.
             Compressed = binary:part(Flushed, 0, byte_size(Flushed) - 4),
-            ok = case Pmd#pmd.reset_out of
-                     true -> zlib:deflateReset(Z);
-                     false -> ok
-                 end,
-            {frame(Op, Compressed, 1), W#ws{deflate = Pmd#pmd{out = Z}}}
+            Pmd1 = case Pmd#pmd.reset_out of
+                       true ->
+                           ok = zlib:deflateReset(Z),
+                           Pmd#pmd{out = Z};
+                       false ->
+                           History = window_tail(Pmd#pmd.out_history, Plain, Pmd#pmd.out_bits),
+                           Pmd#pmd{out = Z, out_history = History}
+                   end,
+            {frame(Op, Compressed, 1), W#ws{deflate = Pmd1}}
+    end.
+
+%% The last 2^Bits bytes of `Old' followed by `New' (a copy: it does not keep `New' alive).
+-spec window_tail(binary(), binary(), 9..15) -> binary().
+window_tail(Old, New, Bits) ->
+    Max = 1 bsl Bits,
+    case byte_size(New) >= Max of
+        true ->
+            binary:copy(binary:part(New, byte_size(New) - Max, Max));
+        false ->
+            Keep = min(byte_size(Old), Max - byte_size(New)),
+            <<(binary:part(Old, byte_size(Old) - Keep, Keep))/binary, New/binary>>
     end.
 
 %% A compressed message of the client, inflated: at most `max_size' bytes of it (RFC 7692
@@ -449,11 +504,16 @@ inflate(Data, #ws{deflate = Pmd, opts = #{max_size := Max}} = W) ->
                 %% reset: a client that ends its deflate stream (BFINAL) may start another one
                 %% in its next message.
                 ok = zlib:inflateInit(New, -Pmd#pmd.in_bits, reset),
+                %% Reopened after parking: the client's next message may refer to its last.
+                ok = case Pmd#pmd.in_history of
+                         <<>> -> ok;
+                         History -> zlib:inflateSetDictionary(New, History)
+                     end,
                 New;
             Open ->
                 Open
         end,
-    W1 = W#ws{deflate = Pmd#pmd{in = Z}},
+    W1 = W#ws{deflate = Pmd#pmd{in = Z, in_history = <<>>}},
     try inflated(Z, zlib:safeInflate(Z, [Data, <<0, 0, 255, 255>>]), Max, [], 0) of
         {ok, Plain} -> {ok, Plain, W1};
         too_big -> {error, 1009, <<"message too big once inflated">>}

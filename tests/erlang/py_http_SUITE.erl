@@ -1042,7 +1042,8 @@ websocket_deflate_negotiation(_Config) ->
 
 %% @doc With permessage-deflate: compressed messages of the client (one fragmented, one whose
 %% deflate data refers back to the one before) reach the app inflated; the app's messages come
-%% back compressed (RSV1) from 64 bytes on, smaller ones as they are; with
+%% back compressed (RSV1) from 64 bytes on, smaller ones as they are; the zlib streams parked
+%% and reopened keep their history; with
 %% `websocket_compression => false' the offer is declined.
 -spec websocket_deflate(ct_suite:ct_config()) -> term().
 websocket_deflate(_Config) ->
@@ -1061,14 +1062,21 @@ websocket_deflate(_Config) ->
         Echo = fun(Frames, Expected) ->
             ok = gen_tcp:send(C, Frames),
             {1, 1, Payload, <<>>} = ws_recv_rsv(C, <<>>),
-            Expected = iolist_to_binary(zlib:inflate(In, [Payload, <<0, 0, 255, 255>>]))
+            Expected = iolist_to_binary(zlib:inflate(In, [Payload, <<0, 0, 255, 255>>])),
+            byte_size(Payload)
         end,
-        %% Twice the same text: the second message is a back-reference into the first.
+        %% Twice the same text: the second message is a back-reference into the first, both
+        %% ways.
         First = ws_deflate(Out, Long),
         Second = ws_deflate(Out, Long),
         true = byte_size(Second) < byte_size(First) div 4,
-        Echo(ws_frame(1, 1, 1, First), Long),
-        Echo(ws_frame(1, 1, 1, Second), Long),
+        Big = Echo(ws_frame(1, 1, 1, First), Long),
+        Small = Echo(ws_frame(1, 1, 1, Second), Long),
+        true = Small < Big div 4,
+        %% A quiet connection parks its zlib streams; reopened, they still know the history.
+        {monitors, [{process, Connection}]} = erlang:process_info(S, monitors),
+        Connection ! '$py_http_ws_park',
+        true = Echo(ws_frame(1, 1, 1, ws_deflate(Out, Long)), Long) < Big div 4,
         %% A fragmented compressed message: RSV1 on its first frame only.
         Third = ws_deflate(Out, [Long, <<"!">>]),
         {A, B} = split_binary(Third, byte_size(Third) div 2),
@@ -1080,7 +1088,8 @@ websocket_deflate(_Config) ->
         {0, 8, <<1000:16>>, <<>>} = ws_recv_rsv(C, <<>>),
         py_test_util:wait_for_value(fun events/0,
                                     [<<"websocket.connect">>, {<<"text">>, 1000},
-                                     {<<"text">>, 1000}, {<<"text">>, 1001}, {<<"text">>, 4},
+                                     {<<"text">>, 1000}, {<<"text">>, 1000},
+                                     {<<"text">>, 1001}, {<<"text">>, 4},
                                      {<<"disconnect">>, 1000, <<>>}], 20000)
     end),
     with_server(#{app => {edge_apps, ws_recorder}, websocket_compression => false}, fun(S) ->
