@@ -15,7 +15,7 @@
 %% Pure parts, for the tests.
 -export([accept_key/1, parse/3, frame/3, negotiate/1]).
 
--export_type([opts/0]).
+-export_type([opts/0, settings/0]).
 
 -type opts() :: #{
     max_size := pos_integer(),
@@ -25,6 +25,11 @@
     lifespan := boolean(),
     compression := boolean()
 }.
+-type settings() :: #{reset_out := boolean(), reset_in := boolean(), out_bits := 9..15,
+                      in_bits := 8..15}.
+%% A permessage-deflate agreement (negotiate/1): whether our compressor and the client's start
+%% afresh at each message, and their windows (bits).
+
 %% `max_size': bytes of one message (and frame; of a compressed message, once inflated);
 %% `idle_timeout': silence before a ping, then before giving up; `read_timeout': the wait for
 %% the client's close reply; `request_timeout': the app's wait to accept, and to end once the
@@ -36,8 +41,10 @@
 -record(pmd, {
     %% The extension as the 101 answer names it.
     response :: binary(),
-    %% Our compressor starts afresh at each message (the client asked for it).
+    %% Our compressor starts afresh at each message (the client asked for it); so does the
+    %% client's, and our inflater with it.
     reset_out :: boolean(),
+    reset_in :: boolean(),
     %% The window of our compressor, and the client's (what our inflater needs).
     out_bits :: 9..15,
     in_bits :: 8..15,
@@ -139,13 +146,12 @@ accept_key(Key) ->
 %% for `server_max_window_bits=8', which zlib cannot produce. The parameters offered are
 %% answered as the `websockets' library (uvicorn's) answers them.
 -spec negotiate([{binary(), binary()}]) ->
-    none | {ok, binary(), #{reset_out := boolean(), out_bits := 9..15, in_bits := 8..15}}.
+    none | {ok, binary(), settings()}.
 negotiate(Headers) ->
     first_offer([string:trim(O) || {<<"sec-websocket-extensions">>, V} <- Headers,
                                    O <- binary:split(V, <<",">>, [global])]).
 
--spec first_offer([binary()]) ->
-    none | {ok, binary(), #{reset_out := boolean(), out_bits := 9..15, in_bits := 8..15}}.
+-spec first_offer([binary()]) -> none | {ok, binary(), settings()}.
 first_offer([]) ->
     none;
 first_offer([Offer | Rest]) ->
@@ -222,9 +228,10 @@ offer_answer(P) ->
                                     [<<"server_max_window_bits=",
                                        (integer_to_binary(Out))/binary>> | Client])).
 
--spec offer_settings(map()) -> #{reset_out := boolean(), out_bits := 9..15, in_bits := 8..15}.
+-spec offer_settings(map()) -> settings().
 offer_settings(P) ->
     #{reset_out => is_map_key(server_no_context_takeover, P),
+      reset_in => is_map_key(client_no_context_takeover, P),
       out_bits => case maps:get(server_max_window_bits, P, ?MAX_BITS) of
                       Server when is_integer(Server) -> min(Server, ?MAX_BITS)
                   end,
@@ -263,8 +270,10 @@ serve(Socket, Module, Callable, Scope, {Key, Opts}) ->
 -spec deflate_settings(none | {ok, binary(), map()}) -> none | #pmd{}.
 deflate_settings(none) ->
     none;
-deflate_settings({ok, Answer, #{reset_out := Reset, out_bits := Out, in_bits := In}}) ->
-    #pmd{response = Answer, reset_out = Reset, out_bits = Out, in_bits = In}.
+deflate_settings({ok, Answer, #{reset_out := ResetOut, reset_in := ResetIn, out_bits := Out,
+                                in_bits := In}}) ->
+    #pmd{response = Answer, reset_out = ResetOut, reset_in = ResetIn, out_bits = Out,
+         in_bits = In}.
 
 -spec timer(timeout(), handshake | idle) -> reference() | undefined.
 timer(infinity, _) -> undefined;
@@ -316,7 +325,10 @@ park(#pmd{out = Out, in = In} = Pmd) ->
                     undefined ->
                         Pmd#pmd.in_history;
                     _ ->
-                        Window = iolist_to_binary(zlib:inflateGetDictionary(In)),
+                        Window = case Pmd#pmd.reset_in of
+                                     true -> <<>>;
+                                     false -> iolist_to_binary(zlib:inflateGetDictionary(In))
+                                 end,
                         ok = zlib:close(In),
                         Window
                 end,
@@ -510,6 +522,10 @@ inflate(Data, #ws{deflate = Pmd, opts = #{max_size := Max}} = W) ->
                          History -> zlib:inflateSetDictionary(New, History)
                      end,
                 New;
+            Open when Pmd#pmd.reset_in ->
+                %% A new deflate stream: also right for a client that ends each one (BFINAL).
+                ok = zlib:inflateReset(Open),
+                Open;
             Open ->
                 Open
         end,

@@ -1084,6 +1084,7 @@ websocket_deflate(_Config) ->
         %% Not compressed by the client, small: not compressed either way.
         ok = ws_send(C, 1, <<"tiny">>),
         {0, 1, <<"tiny">>, <<>>} = ws_recv_rsv(C, <<>>),
+
         ok = gen_tcp:send(C, ws_frame(1, 8, <<1000:16>>)),
         {0, 8, <<1000:16>>, <<>>} = ws_recv_rsv(C, <<>>),
         py_test_util:wait_for_value(fun events/0,
@@ -1091,6 +1092,37 @@ websocket_deflate(_Config) ->
                                      {<<"text">>, 1000}, {<<"text">>, 1000},
                                      {<<"text">>, 1001}, {<<"text">>, 4},
                                      {<<"disconnect">>, 1000, <<>>}], 20000)
+    end),
+    %% With client_no_context_takeover, each message of the client is a deflate stream of its
+    %% own, also one that the client ends (BFINAL, no empty block to leave out).
+    with_server(#{app => {edge_apps, ws_recorder}}, fun(S) ->
+        {ok, _} = py:call(edge_apps, reset, []),
+        {C, Head, <<>>} = ws_connect(S, <<"/">>, <<"sec-websocket-extensions: permessage-deflate; "
+                                                    "client_no_context_takeover\r\n">>),
+        {match, _} = re:run(Head, <<"client_no_context_takeover">>),
+        Final = fun(Data) ->
+            Z = zlib:open(),
+            ok = zlib:deflateInit(Z, default, deflated, -15, 8, default),
+            Bin = iolist_to_binary(zlib:deflate(Z, Data, finish)),
+            ok = zlib:close(Z),
+            Bin
+        end,
+        Fresh = fun(Data) ->
+            Z = zlib:open(),
+            ok = zlib:deflateInit(Z, default, deflated, -15, 8, default),
+            ws_deflate(Z, Data)
+        end,
+        Twice = <<Long/binary, Long/binary>>,
+        [begin
+             ok = gen_tcp:send(C, ws_frame(1, 1, 1, Payload)),
+             {1, 1, _, <<>>} = ws_recv_rsv(C, <<>>)
+         end || Payload <- [Final(Long), Final(Twice), Fresh(Long), Final(Long), Fresh(Twice)]],
+        ok = gen_tcp:send(C, ws_frame(1, 8, <<1000:16>>)),
+        {0, 8, <<1000:16>>, <<>>} = ws_recv_rsv(C, <<>>),
+        py_test_util:wait_for_value(fun events/0,
+                                    [<<"websocket.connect">> |
+                                     [{<<"text">>, N} || N <- [1000, 2000, 1000, 1000, 2000]]] ++
+                                    [{<<"disconnect">>, 1000, <<>>}], 20000)
     end),
     with_server(#{app => {edge_apps, ws_recorder}, websocket_compression => false}, fun(S) ->
         {C, Head, <<>>} = ws_connect(S, <<"/">>, Offer),
