@@ -838,11 +838,18 @@ websocket_protocol_errors(_Config) ->
              {ws_frame(1, 8, <<1004:16>>), 1002},
              {ws_frame(1, 8, <<1000:16, 255>>), 1007},
              {ws_frame(1, 8, <<3>>), 1002}],
-    with_server(#{app => {edge_apps, ws_recorder}}, fun(S) ->
+    refused_frames(#{}, <<>>, Cases).
+
+%% Each of `Cases' ({Frames, Code}) sent on a websocket of its own (its handshake with `Extra'
+%% headers) to a server with `Opts' closes it with `Code' and a log entry; the app gets
+%% websocket.disconnect with that code; nothing is left behind.
+-spec refused_frames(map(), binary(), [{iodata(), 1002 | 1007 | 1009}]) -> term().
+refused_frames(Opts, Extra, Cases) ->
+    with_server(Opts#{app => {edge_apps, ws_recorder}}, fun(S) ->
         with_log(fun() ->
             [begin
                  {ok, _} = py:call(edge_apps, reset, []),
-                 {C, <<"HTTP/1.1 101 ", _/binary>>, <<>>} = ws_connect(S, <<"/">>),
+                 {C, <<"HTTP/1.1 101 ", _/binary>>, <<>>} = ws_connect(S, <<"/">>, Extra),
                  ok = gen_tcp:send(C, Bad),
                  {Code, <<>>} = ws_closed(C, <<>>),
                  await_log(<<"py_http: websocket closed with ", (integer_to_binary(Code))/binary>>),
@@ -1148,20 +1155,7 @@ websocket_deflate_errors(_Config) ->
              {ws_frame(1, 1, 1, <<255, 255, 255, 255, 1, 2, 3>>), 1002},
              {[ws_frame(0, 1, 1, <<"x">>), ws_frame(1, 1, 0, <<"y">>)], 1002},
              {ws_frame(1, 1, 9, <<>>), 1002}],
-    with_server(#{app => {edge_apps, ws_recorder}, websocket_max_size => 50000}, fun(S) ->
-        with_log(fun() ->
-            [begin
-                 {ok, _} = py:call(edge_apps, reset, []),
-                 {C, <<"HTTP/1.1 101 ", _/binary>>, <<>>} = ws_connect(S, <<"/">>, Offer),
-                 ok = gen_tcp:send(C, Bad),
-                 {Code, <<>>} = ws_closed(C, <<>>),
-                 await_log(<<"py_http: websocket closed with ", (integer_to_binary(Code))/binary>>),
-                 py_test_util:wait_for_value(fun events/0,
-                                             [<<"websocket.connect">>,
-                                              {<<"disconnect">>, Code, <<>>}], 20000)
-             end || {Bad, Code} <- Cases]
-        end)
-    end).
+    refused_frames(#{websocket_max_size => 50000}, Offer, Cases).
 
 %% @doc An app answering the handshake with a response of its own (the ASGI
 %% websocket.http.response extension, named in the scope): its status, headers and body, in
