@@ -1,17 +1,17 @@
 """``erlang.open_mailbox()``: a mailbox a coroutine awaits, with the pid of a real Erlang process.
 
 The mailbox's process (``py_mailbox``, spawned by erlang_python's router) hands each message it
-receives to the mailbox's inbox and writes one byte to a socket that the coroutine's event loop
-watches; the loop's thread then converts the messages (``MailboxInbox.drain``), so a message
-crosses one thread on its way to the coroutine. Under the mocked BEAM the inbox is the mock's
-(``MockBeam.deliver`` puts messages in it); the Mailbox is the same. Imported on first use of
-``erlang.open_mailbox`` (``asyncio`` is too heavy for ``import erlang``).
+receives to the mailbox's inbox and signals an eventfd that the coroutine's event loop watches
+(the inbox owns it); the loop's thread then converts the messages (``MailboxInbox.drain``), so
+a message crosses one thread on its way to the coroutine. Under the mocked BEAM the inbox is
+the mock's (``MockBeam.deliver`` puts messages in it); the Mailbox is the same. Imported on
+first use of ``erlang.open_mailbox`` (``asyncio`` is too heavy for ``import erlang``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
+import threading
 import weakref
 from collections import deque
 from types import TracebackType
@@ -31,7 +31,8 @@ class MailboxClosedError(Exception):
 
 
 class _Inbox(Protocol):
-    def take_fd(self) -> int: ...
+    # The fd stays open as long as the inbox object lives (also after close()).
+    def fileno(self) -> int: ...
 
     def drain(self) -> tuple[list[tuple[bool, Any]], _native.Pid | None, str | None]: ...
 
@@ -46,17 +47,17 @@ class Mailbox:
         """Use :func:`open_mailbox`."""
         self._inbox = inbox
         self._loop = loop
-        self._sock = socket.socket(fileno=inbox.take_fd())
-        self._sock.setblocking(False)
+        self._fd = inbox.fileno()  # the inbox's: watched, never closed here
         self._messages: deque[tuple[bool, Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._pid: _native.Pid | None = None
         self._attached: asyncio.Future[None] = loop.create_future()
         self._closed: str | None = None  # why, once closed
         self._by_close = False
-        loop.add_reader(self._sock.fileno(), self._wake)
-        # Forgotten without close(): the process ends when the mailbox is collected.
-        self._finalizer = weakref.finalize(self, _release, inbox, self._sock)
+        # The loop holds the mailbox weakly: one forgotten without close() is collected, and
+        # then its process ends and its fd closes.
+        loop.add_reader(self._fd, _on_readable, weakref.ref(self), inbox)
+        self._finalizer = weakref.finalize(self, _release, inbox, loop, self._fd)
 
     @property
     def pid(self) -> _native.Pid:
@@ -71,12 +72,7 @@ class Mailbox:
         return self._closed is not None
 
     def _wake(self) -> None:
-        try:
-            while self._sock.recv(4096):
-                pass
-        except (BlockingIOError, InterruptedError):
-            pass
-        messages, pid, down = self._inbox.drain()
+        messages, pid, down = self._inbox.drain()  # also resets the eventfd
         if pid is not None and self._pid is None:
             self._pid = pid
         self._messages.extend(messages)
@@ -90,8 +86,6 @@ class Mailbox:
     def _shut(self, reason: str) -> None:
         """Closes everything but the messages already received."""
         self._closed = reason
-        if not self._loop.is_closed():
-            self._loop.remove_reader(self._sock.fileno())
         self._finalizer()
 
     async def receive(self, timeout: float | None = None) -> Any:
@@ -158,9 +152,33 @@ class Mailbox:
         return f"<erlang.Mailbox {self._pid!r} {state}, {len(self._messages)} waiting>"
 
 
-def _release(inbox: _Inbox, sock: socket.socket) -> None:
+def _on_readable(mailbox: weakref.ref[Mailbox], inbox: _Inbox) -> None:
+    """The loop's reader of a mailbox's fd."""
+    alive = mailbox()
+    if alive is not None:
+        alive._wake()
+    else:  # collected, its reader not removed yet: nobody wants what came
+        inbox.drain()
+
+
+def _release(inbox: _Inbox, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """Closes a mailbox's inbox (its process ends) and stops watching its fd: at close(), or
+    when a forgotten mailbox is collected (on any thread)."""
     inbox.close()
-    sock.close()
+    if loop.is_closed():
+        return
+    if getattr(loop, "_thread_id", None) in (None, threading.get_ident()):
+        loop.remove_reader(fd)
+    else:
+        try:
+            # The callback holds the inbox, and so its fd, until the reader is gone.
+            loop.call_soon_threadsafe(_unwatch, loop, fd, inbox)
+        except RuntimeError:
+            pass  # the loop closed meanwhile
+
+
+def _unwatch(loop: asyncio.AbstractEventLoop, fd: int, inbox: _Inbox) -> None:
+    loop.remove_reader(fd)
 
 
 async def open_mailbox(timeout: float = 30.0) -> Mailbox:

@@ -28,7 +28,8 @@
     mailbox_close_ends_the_process/1,
     mailbox_killed_process_raises/1,
     mailbox_closed_when_router_ends/1,
-    mailbox_open_times_out/1
+    mailbox_open_times_out/1,
+    mailbox_file_descriptors/1
 ]).
 
 -define(KIND, <<
@@ -78,6 +79,27 @@ init_per_suite(Config) ->
         "    except erlang.MailboxClosedError as e:\n"
         "        return ('closed', str(e))\n"
         "    return 'opened'\n"
+        "async def mailboxes_fds(owner, n):\n"
+        "    import os\n"
+        "    def fds():\n"
+        "        return len(os.listdir('/proc/self/fd'))\n"
+        "    before = fds()\n"
+        "    boxes = [await erlang.open_mailbox() for _ in range(n)]\n"
+        "    opened = fds()\n"
+        "    for box in boxes[: n // 2]:\n"
+        "        box.close()\n"
+        "    erlang.send(owner, ('kill', [box.pid for box in boxes[n // 2 :]]))\n"
+        "    for box in boxes[n // 2 :]:\n"
+        "        try:\n"
+        "            await box.receive(timeout=30)\n"
+        "        except erlang.MailboxClosedError:\n"
+        "            pass\n"
+        "    boxes.clear()\n"
+        "    # Forgotten without close(): collected, its process ends.\n"
+        "    forgotten = [await erlang.open_mailbox() for _ in range(n)]\n"
+        "    erlang.send(owner, ('forgotten', [box.pid for box in forgotten]))\n"
+        "    forgotten.clear()\n"
+        "    return before, opened\n"
         "async def send_from_coroutine(pid, n):\n"
         "    for i in range(n):\n"
         "        erlang.send(pid, ('coroutine', i))\n"
@@ -331,6 +353,31 @@ mailbox_closed_when_router_ends(_Config) ->
     {Pid2, Ref2} = start_mailbox(mailbox_collect, [self(), 1]),
     Pid2 ! again,
     {ok, [<<"again">>]} = py:async_await(Ref2, 30000).
+
+%% @doc Each mailbox holds one file descriptor (its eventfd), and mailboxes that end in each
+%% way (closed, their process killed, forgotten and collected) leave none behind once their
+%% processes are gone.
+-spec mailbox_file_descriptors(ct_suite:ct_config()) -> term().
+mailbox_file_descriptors(_Config) ->
+    Fds = fun() -> {ok, Names} = file:list_dir("/proc/self/fd"), length(Names) end,
+    Baseline = Fds(),
+    Ref = py:async_call('__main__', mailboxes_fds, [self(), 100]),
+    Killed = receive {<<"kill">>, Pids} -> Pids after 30000 -> ct:fail(no_kill) end,
+    [exit(Pid, kill) || Pid <- Killed],
+    Forgotten = receive {<<"forgotten">>, Pids2} -> Pids2 after 30000 -> ct:fail(no_forgotten) end,
+    {ok, {Before, Opened}} = py:async_await(Ref, 60000),
+    %% One each, give or take the process's other fds opening or closing meanwhile (two each
+    %% before: a socket pair).
+    true = Opened - Before >= 90 andalso Opened - Before =< 110,
+    {ok, _} = py:eval(<<"__import__('gc').collect()">>),
+    py_test_util:wait_until(fun() ->
+        not lists:any(fun erlang:is_process_alive/1, Forgotten ++ Killed)
+    end, 20000),
+    %% The eventfds close as the inboxes' last holders let go (the processes' terms too).
+    py_test_util:wait_until(fun() ->
+        [erlang:garbage_collect(P) || P <- processes()],
+        Fds() =< Baseline
+    end, 20000).
 
 %% @doc open_mailbox(timeout=...) gives up with MailboxClosedError when no process comes (the
 %% router held up here); a bad timeout is a ValueError.

@@ -9,12 +9,14 @@ against the loop in tests/erlang/py_asyncio_conformance_SUITE.erl.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import ssl
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -739,6 +741,30 @@ def test_mailbox_in_the_mock() -> None:
         assert beam.sent[-1][1] == "sent"
         with pytest.raises(KeyError):
             beam.kill_mailbox(beam.new_pid())
+
+
+def test_forgotten_mailbox_is_collected() -> None:
+    """A mailbox dropped without close() is not kept alive by its loop: it is collected, its
+    process ends (the mock forgets it) and the loop stops watching its fd, as after close()."""
+    with MockBeam() as beam:
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            readers = len(loop._selector.get_map())  # type: ignore[attr-defined]
+            mailbox = await erlang.open_mailbox()
+            assert len(beam.mailboxes) == 1
+            gone = weakref.ref(mailbox)
+            del mailbox
+            gc.collect()
+            assert gone() is None
+            assert beam.mailboxes == []
+            assert len(loop._selector.get_map()) == readers  # type: ignore[attr-defined]
+            kept = await erlang.open_mailbox()
+            kept.close()
+            assert beam.mailboxes == []
+            assert len(loop._selector.get_map()) == readers  # type: ignore[attr-defined]
+
+        erlang.run(main())
 
 
 def test_mailbox_outside_the_beam() -> None:

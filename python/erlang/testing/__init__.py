@@ -36,7 +36,7 @@ The mock is process-wide, like the BEAM: while a ``MockBeam`` is active, every t
 from __future__ import annotations
 
 import inspect
-import socket
+import os
 import threading
 import traceback
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -281,9 +281,7 @@ class _MockInbox:
     does, with a Python list for the queue."""
 
     def __init__(self, pid: _native.Pid, forget: Callable[[], object]) -> None:
-        self._read, self._write = socket.socketpair()
-        self._read.setblocking(False)
-        self._write.setblocking(False)
+        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._lock = threading.Lock()
         self._messages: list[tuple[bool, Any]] = []
         self._pid = pid
@@ -293,10 +291,11 @@ class _MockInbox:
         self._wake()  # the "process" is attached at once
 
     def _wake(self) -> None:
-        try:
-            self._write.send(b"\x01")
-        except OSError:
-            pass  # full (the loop wakes anyway) or closed (nobody listens)
+        # Under the lock, so that close() cannot close the fd (and another file take its
+        # number) in between.
+        with self._lock:
+            if not self._closed:
+                os.eventfd_write(self._fd, 1)
 
     def put(self, item: tuple[bool, Any]) -> bool:
         with self._lock:
@@ -311,11 +310,15 @@ class _MockInbox:
             self._down = reason
         self._wake()
 
-    def take_fd(self) -> int:
-        return self._read.detach()
+    def fileno(self) -> int:
+        return self._fd
 
     def drain(self) -> tuple[list[tuple[bool, Any]], _native.Pid | None, str | None]:
         with self._lock:
+            try:
+                os.eventfd_read(self._fd)
+            except BlockingIOError:
+                pass
             messages, self._messages = self._messages, []
             return messages, self._pid, self._down
 
@@ -326,8 +329,12 @@ class _MockInbox:
             self._closed = True
             self._messages.clear()
         self._forget()
-        self._write.close()
         return True
+
+    def __del__(self) -> None:
+        # As the BEAM's inbox: the fd lives as long as the inbox (a loop may still watch it
+        # after close()).
+        os.close(self._fd)
 
 
 class MockBeam:

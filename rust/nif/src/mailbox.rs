@@ -4,15 +4,15 @@
 //! `_mailbox_open()` makes an [`Inbox`] (a resource) and asks the router (`py_callback`) for a
 //! process: the router spawns `py_mailbox` with the inbox, monitors it, and attaches its pid
 //! (`mailbox_attach/2`). The process hands every message it receives to `mailbox_deliver/2`,
-//! which only copies the term into an owned environment, queues it, and writes one byte to a
-//! socket the coroutine's event loop watches: the loop's thread then converts the messages
-//! with the GIL (`MailboxInbox.drain`), so a message crosses one thread. When the process ends
+//! which only copies the term into an owned environment, queues it, and signals an eventfd the
+//! coroutine's event loop watches (one file descriptor a mailbox, owned by the inbox): the
+//! loop's thread then converts the messages with the GIL (`MailboxInbox.drain`), so a message
+//! crosses one thread. When the process ends
 //! the router reports its exit reason (`mailbox_down/2`); `close()` sends the process
 //! `{'$py_mailbox_close', Inbox}`, on which it ends normally.
 
 use std::collections::VecDeque;
-use std::io::Write;
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 
@@ -29,8 +29,9 @@ use crate::bridge::callback::{message_to_py, pid_to_py};
 /// What the process and the loop share.
 pub struct Inbox {
     state: Mutex<InboxState>,
-    /// The write end of the wake-up socket (non-blocking).
-    wake: UnixStream,
+    /// The wake-up eventfd (non-blocking), closed when the last holder of the inbox (the
+    /// process or the Python object) lets go: the loop stops watching it before that.
+    wake: OwnedFd,
 }
 
 #[derive(Default)]
@@ -40,7 +41,7 @@ struct InboxState {
     /// The process's exit reason, once it ended.
     down: Option<String>,
     closed: bool,
-    /// A byte is in the socket that the loop has not drained yet.
+    /// The eventfd was signalled and the loop has not drained it yet.
     woken: bool,
 }
 
@@ -62,10 +63,33 @@ impl Inbox {
             Err(_) => (false, false),
         };
         if wake {
-            // A full socket already wakes the loop; a closed one means nobody listens.
-            let _ = (&self.wake).write(&[1]);
+            let one: u64 = 1;
+            // SAFETY: writes the 8 bytes of `one` to the eventfd this inbox owns; a failure
+            // (the counter full) still leaves the loop woken.
+            let _ = unsafe {
+                libc::write(
+                    self.wake.as_raw_fd(),
+                    std::ptr::addr_of!(one).cast(),
+                    std::mem::size_of::<u64>(),
+                )
+            };
         }
         changed
+    }
+
+    /// Resets the eventfd; before the state is read, so that a message queued after it wakes
+    /// the loop again.
+    fn unwake(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into `count` from the eventfd this inbox owns; it is
+        // non-blocking, and EAGAIN (not signalled) is fine.
+        let _ = unsafe {
+            libc::read(
+                self.wake.as_raw_fd(),
+                std::ptr::addr_of_mut!(count).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
     }
 
     /// Queues a message; false when the mailbox is closed (the process then ends).
@@ -109,13 +133,26 @@ pub(crate) fn wake_pair(what: &str) -> PyResult<(UnixStream, UnixStream)> {
         .map_err(|err| PyRuntimeError::new_err(format!("{what} wake-up socket: {err}")))
 }
 
+/// A new non-blocking eventfd.
+fn eventfd() -> PyResult<OwnedFd> {
+    // SAFETY: eventfd(2) with no pointers; a negative result is an error.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(PyRuntimeError::new_err(format!(
+            "mailbox wake-up eventfd: {err}"
+        )));
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// `erlang._native._mailbox_open()`: a new inbox, its process on the way (asked of
 /// `router`); None when the router is gone.
 pub fn open<'py>(py: Python<'py>, router: &LocalPid) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let (read, write) = wake_pair("mailbox")?;
     let inbox = ResourceArc::new(Inbox {
         state: Mutex::new(InboxState::default()),
-        wake: write,
+        wake: eventfd()?,
     });
     let mut env = OwnedEnv::new();
     let sent = env.send_and_clear(router, |env| {
@@ -127,14 +164,7 @@ pub fn open<'py>(py: Python<'py>, router: &LocalPid) -> PyResult<Option<Bound<'p
     if sent.is_err() {
         return Ok(None);
     }
-    Bound::new(
-        py,
-        MailboxInbox {
-            inbox,
-            read: Mutex::new(Some(read)),
-        },
-    )
-    .map(|inbox| Some(inbox.into_any()))
+    Bound::new(py, MailboxInbox { inbox }).map(|inbox| Some(inbox.into_any()))
 }
 
 /// What `MailboxInbox.drain` gives Python: the messages, the pid, the exit reason.
@@ -148,25 +178,21 @@ type Drained<'py> = (
 #[pyclass(frozen, module = "erlang._native", name = "MailboxInbox")]
 pub struct MailboxInbox {
     inbox: ResourceArc<Inbox>,
-    read: Mutex<Option<UnixStream>>,
 }
 
 #[pymethods]
 impl MailboxInbox {
-    /// The read end of the wake-up socket, once: the caller owns the fd.
-    fn take_fd(&self) -> PyResult<i32> {
-        self.read
-            .lock()
-            .ok()
-            .and_then(|mut read| read.take())
-            .map(IntoRawFd::into_raw_fd)
-            .ok_or_else(|| PyRuntimeError::new_err("the wake-up fd was already taken"))
+    /// The wake-up eventfd to watch: readable when `drain` has something. The inbox owns it
+    /// (it stays open at least as long as this object): stop watching it, never close it.
+    fn fileno(&self) -> i32 {
+        self.inbox.wake.as_raw_fd()
     }
 
     /// What arrived since the last drain: `(messages, pid, down)`, `messages` a list of
     /// `(True, value)` or `(False, exception)` (a message that cannot be converted), `pid` the
     /// process's `erlang.Pid` once attached, `down` its exit reason once it ended.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Drained<'py>> {
+        self.inbox.unwake();
         let (messages, pid, down) = match self.inbox.state.lock() {
             Ok(mut state) => {
                 state.woken = false;
