@@ -43,8 +43,8 @@ _WRONG_THREAD = (
 
 
 class _Selector(selectors.DefaultSelector):
-    """The selector of an :class:`ErlangEventLoop`: before it blocks while an
-    ``erlang.async_call`` of the loop has just left, it lets the loop's inbox wait a few tens of
+    """The selector of an :class:`ErlangEventLoop`: before it blocks while the loop's only
+    ``erlang.async_call`` in flight has just left, it lets the loop's inbox wait a few tens of
     microseconds for the reply spinning (``LoopInbox.spin``, GIL released), which saves the
     wake-up of a thread asleep in ``epoll_wait`` (docs/asyncio.md, "Performance"). A reply
     handed over that way writes no byte to the inbox's socket, so the inbox is reported ready
