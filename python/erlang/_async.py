@@ -62,6 +62,8 @@ def _inbox_of(loop: asyncio.AbstractEventLoop) -> Any:
         inbox = loop._erlang_inbox
         if inbox is None:
             inbox = loop._erlang_inbox = _attach(loop)
+            if inbox is not False and loop._erlang_selector is not None:
+                loop._erlang_selector.erlang_inbox = inbox
     else:
         try:
             inbox = _inboxes.get(loop)

@@ -42,6 +42,9 @@
     erlang_async_call_reply_through_the_loop_inbox/1,
     erlang_async_call_loop_closed_with_replies_in_flight/1,
     erlang_async_call_cancel_racing_replies/1,
+    erlang_async_call_one_by_one/1,
+    erlang_async_call_held_reply_lets_the_loop_sleep/1,
+    erlang_async_call_one_by_one_faults/1,
     call_awaits_a_coroutine/1,
     call_coroutine_error/1,
     call_coroutine_timeout_cancels_the_task/1,
@@ -661,6 +664,121 @@ erlang_async_call_cancel_racing_replies(_Config) ->
     {ok, {0, 0, <<"after">>}} = py:eval(<<"erlang.run(cancel_racing(50, 20))">>, #{}, 30000),
     0 = py_nif:callback_async_pending(),
     ok = py:unregister_function(as_ident).
+
+%% @doc Calls awaited one by one (the loop waits for each reply spinning briefly before it
+%% sleeps in its selector): 2000 on py:async_call's loop, on a loop of erlang.run and on an
+%% ErlangEventLoop with a selector of its own (which never spins) each get their own value,
+%% while another task of the same loop echoes over a socket pair and a timer fires; nothing is
+%% left waiting.
+-spec erlang_async_call_one_by_one(ct_suite:ct_config()) -> term().
+erlang_async_call_one_by_one(_Config) ->
+    ok = py:register_function(as_ident, fun([X]) -> X end),
+    ok = py:exec(<<
+        "import selectors, socket\n"
+        "async def echo_over(sock, n):\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    for i in range(n):\n"
+        "        data = await loop.sock_recv(sock, 16)\n"
+        "        await loop.sock_sendall(sock, data)\n"
+        "async def one_by_one(n):\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    a, b = socket.socketpair()\n"
+        "    a.setblocking(False)\n"
+        "    b.setblocking(False)\n"
+        "    echo = asyncio.ensure_future(echo_over(b, n // 10))\n"
+        "    fired = loop.create_future()\n"
+        "    loop.call_later(0.001, fired.set_result, True)\n"
+        "    wrong = 0\n"
+        "    for i in range(n):\n"
+        "        wrong += (await erlang.async_call('as_ident', i)) != i\n"
+        "        if i % 10 == 0:\n"
+        "            await loop.sock_sendall(a, b'%05d' % i)\n"
+        "            wrong += (await loop.sock_recv(a, 16)) != b'%05d' % i\n"
+        "    await echo\n"
+        "    a.close()\n"
+        "    b.close()\n"
+        "    return (wrong, await fired, loop._erlang_inbox.waiting())\n"
+        "def one_by_one_own_selector(n):\n"
+        "    loop = erlang.ErlangEventLoop(selectors.SelectSelector())\n"
+        "    try:\n"
+        "        return loop.run_until_complete(one_by_one(n))\n"
+        "    finally:\n"
+        "        loop.close()\n"
+    >>),
+    {ok, {0, true, 0}} = py:async_await(py:async_call('__main__', one_by_one, [2000]), 30000),
+    {ok, {0, true, 0}} = py:eval(<<"erlang.run(one_by_one(2000))">>, #{}, 30000),
+    {ok, {0, true, 0}} = py:call('__main__', one_by_one_own_selector, [2000], #{}, 30000),
+    0 = py_nif:callback_async_pending(),
+    ok = py:unregister_function(as_ident).
+
+%% @doc A loop whose call is held by its Erlang function stops waiting for it and sleeps: its
+%% inbox's spin returns false (no reply can come), and meanwhile a timer fires, the same
+%% loop's other calls one by one and a py:async_call get their answers; the held call gets its
+%% own once let go. An idle inbox never spins.
+-spec erlang_async_call_held_reply_lets_the_loop_sleep(ct_suite:ct_config()) -> term().
+erlang_async_call_held_reply_lets_the_loop_sleep(_Config) ->
+    Self = self(),
+    ok = py:register_function(as_held, fun([X]) ->
+                                               Self ! {as_held, self()},
+                                               receive go -> X end
+                                       end),
+    ok = py:register_function(as_ident, fun([X]) -> X end),
+    ok = py:exec(<<
+        "import erlang._async\n"
+        "async def held_while_others(owner, n):\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    await erlang.async_call('as_ident', 0)\n"
+        "    inbox = erlang._async._inbox_of(loop)\n"
+        "    idle = inbox.spin()\n"
+        "    held = asyncio.ensure_future(erlang.async_call('as_held', 'held'))\n"
+        "    await asyncio.sleep(0)\n"
+        "    spun = inbox.spin()\n"
+        "    await asyncio.sleep(0.001)\n"
+        "    others = [await erlang.async_call('as_ident', i) for i in range(n)]\n"
+        "    erlang.send(owner, 'others_done')\n"
+        "    return (idle, spun, others == list(range(n)), await held, inbox.waiting())\n"
+    >>),
+    Ref = py:async_call('__main__', held_while_others, [Self, 100]),
+    Held = receive {as_held, Pid} -> Pid after 10000 -> error(not_called) end,
+    receive <<"others_done">> -> ok after 10000 -> error(others_not_done) end,
+    %% A py:async_call while that loop still waits for the held reply.
+    {ok, 42} = py:async_await(py:async_call('__main__', dbl, [21]), 10000),
+    1 = py_nif:callback_async_pending(),
+    Held ! go,
+    {ok, {false, false, true, <<"held">>, 0}} = py:async_await(Ref, 10000),
+    0 = py_nif:callback_async_pending(),
+    ok = py:unregister_function(as_held),
+    ok = py:unregister_function(as_ident).
+
+%% @doc Faults one by one, on loops that may be spinning for the reply: functions killed
+%% before they reply, functions that fail, and functions that call back into Python (a
+%% py:call, which needs the GIL the waiting loop released) alternate with plain ones; each
+%% await gets its own answer or error, and nothing is left pending.
+-spec erlang_async_call_one_by_one_faults(ct_suite:ct_config()) -> term().
+erlang_async_call_one_by_one_faults(_Config) ->
+    ok = py:register_function(as_kill, fun(_) -> exit(self(), kill) end),
+    ok = py:register_function(as_crash, fun(_) -> error(kaboom) end),
+    ok = py:register_function(as_ident, fun([X]) -> X end),
+    ok = py:register_function(as_py, fun([X]) -> {ok, Y} = py:call('__main__', plus_one, [X]), Y end),
+    ok = py:exec(<<
+        "def plus_one(x):\n"
+        "    return x + 1\n"
+        "async def faults_one_by_one(n):\n"
+        "    wrong = 0\n"
+        "    for i in range(n):\n"
+        "        name = ('as_kill', 'as_crash', 'as_ident', 'as_py')[i % 4]\n"
+        "        try:\n"
+        "            got = ('ok', await erlang.async_call(name, i))\n"
+        "        except erlang.ErlangError as e:\n"
+        "            got = (e.erlang_class, e.reason)\n"
+        "        expected = (('exit', 'killed'), ('error', 'kaboom'), ('ok', i), ('ok', i + 1))[i % 4]\n"
+        "        wrong += got != expected\n"
+        "    return wrong\n"
+    >>),
+    {ok, 0} = py:async_await(py:async_call('__main__', faults_one_by_one, [400]), 30000),
+    {ok, 0} = py:eval(<<"erlang.run(faults_one_by_one(400))">>, #{}, 30000),
+    0 = py_nif:callback_async_pending(),
+    [ok = py:unregister_function(F) || F <- [as_kill, as_crash, as_ident, as_py]].
 
 %%% ---------------------------------------------------------------- coroutines from py:call
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import selectors
 import socket
 import ssl
 import subprocess
@@ -548,6 +549,87 @@ def test_idle_loop_does_not_wake_up() -> None:
     assert selects[1] is None  # waited with no timeout at all, however long it took
     # Only the wake-up from the other thread came after: no periodic wake-ups.
     assert len(selects) <= 4
+
+
+class _FakeInbox:
+    """Stands for a loop's inbox in the selector's tests: ``spin`` answers as told and records
+    the timeouts it was given."""
+
+    def __init__(self, fd: int, answer: bool) -> None:
+        self.fd = fd
+        self.answer = answer
+        self.spins: list[float | None] = []
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def spin(self, timeout: float | None = None) -> bool:
+        self.spins.append(timeout)
+        return self.answer
+
+
+@pytest.mark.embedded
+def test_selector_reports_the_inbox_after_a_spin() -> None:
+    """A reply handed to a loop spinning for it writes no byte to the inbox's socket: the
+    selector then reports the inbox readable itself, once (also when a byte came too). A spin
+    in vain leaves the wait to the selector; a poll (timeout 0) or a selector with no inbox
+    never spins; an inbox nobody watches any more is not reported."""
+    from erlang._loop import _Selector
+
+    quiet, quiet_peer = socket.socketpair()
+    loud, loud_peer = socket.socketpair()
+    selector = _Selector()
+    try:
+        selector.register(quiet, selectors.EVENT_READ, "quiet")
+        selector.register(loud, selectors.EVENT_READ, "loud")
+        assert selector.select(0) == []
+        inbox = _FakeInbox(quiet.fileno(), True)
+        selector.erlang_inbox = inbox
+        ready = selector.select(None)
+        assert [(key.data, events) for key, events in ready] == [("quiet", selectors.EVENT_READ)]
+        assert selector.select(0) == []
+        assert inbox.spins == [None]
+        quiet_peer.send(b"x")
+        assert [key.data for key, _ in selector.select(5.0)] == ["quiet"]
+        inbox.answer = False
+        loud_peer.send(b"y")
+        assert sorted(key.data for key, _ in selector.select(5.0)) == ["loud", "quiet"]
+        assert inbox.spins == [None, 5.0, 5.0]
+        selector.unregister(quiet)
+        inbox.answer = True
+        assert [key.data for key, _ in selector.select(5.0)] == ["loud"]
+    finally:
+        selector.close()
+        for sock in (quiet, quiet_peer, loud, loud_peer):
+            sock.close()
+
+
+@pytest.mark.embedded
+def test_async_call_one_by_one_and_the_selector(erlang_funcs: ErlangFuncs) -> None:
+    """Calls awaited one by one each get their own value, on a loop with erlang_python's
+    selector (inside the BEAM, the loop's inbox is the selector's while the loop lives, so the
+    wait for a reply may spin) and on a loop given a selector of its own (which never spins)."""
+    erlang_funcs.register("tl_echo", lambda args: args[0])
+
+    async def main(n: int) -> tuple[list[object], bool]:
+        loop: Any = asyncio.get_running_loop()
+        got = [await erlang.async_call("tl_echo", i) for i in range(n)]
+        inbox = loop._erlang_inbox
+        selector = loop._erlang_selector
+        watched = selector is not None and selector.erlang_inbox is inbox and inbox is not False
+        return got, watched
+
+    for own in (False, True):
+        loop: Any = erlang.ErlangEventLoop(selectors.SelectSelector() if own else None)
+        try:
+            got, watched = loop.run_until_complete(main(200))
+        finally:
+            loop.close()
+        assert got == list(range(200))
+        assert watched is (IN_BEAM and not own)
+        assert (loop._erlang_selector is None) is own
+        if not own:
+            assert loop._erlang_selector.erlang_inbox is None
 
 
 @pytest.mark.embedded
