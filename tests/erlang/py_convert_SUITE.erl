@@ -23,6 +23,8 @@
     unconvertible_arguments/1,
     improper_list/1,
     fast_path_edges/1,
+    big_arguments_external_format/1,
+    big_arguments_keep_their_handles/1,
     deep_nesting_erlang_side/1,
     deep_nesting_python_side/1,
     cyclic_python_structures/1,
@@ -350,6 +352,114 @@ fast_path_edges(_Config) ->
     {error, {'TypeError', _}} = ident(list_to_tuple(lists:seq(1, 5000) ++ [Fun])),
     {error, {'UnicodeEncodeError', _}} = py:eval(<<"list(range(5000)) + ['\\ud800']">>),
     {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc Arguments too big to copy on a normal scheduler that suit the external term format
+%% (docs/type-conversion.md, "What conversion costs") give the values and errors of the
+%% term-by-term path: random terms and faulty ones after 20,000 integers, opaque handles and
+%% keyword arguments beside them. Arguments whose first terms hold big binaries or references
+%% are copied as terms instead.
+-spec big_arguments_external_format(ct_suite:ct_config()) -> term().
+big_arguments_external_format(_Config) ->
+    ok = py:exec(<<"def ba_last(xs, **kw):\n    return (xs[-1], kw)\n"
+                   "def ba_id(xs):\n    return id(xs[-1])\n">>),
+    Pad = lists:seq(1, 20000),
+    {ok, Pool} = py_request:pool(),
+    Submit = fun(Args) ->
+                     py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, Args, #{})
+             end,
+    etf = Submit([Pad]),
+    etf = Submit([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- Pad]]),
+    dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- Pad]]),
+    dirty = Submit([[make_ref() | Pad]]),
+    {ok, 20000} = py:call(builtins, len, [[binary:copy(<<"b">>, 100) || _ <- Pad]]),
+    Big = fun(X) ->
+                  case py:call('__main__', ba_last, [Pad ++ [X]]) of
+                      {ok, {Got, #{}}} -> {ok, Got};
+                      Other -> Other
+                  end
+          end,
+    Same = fun(X) ->
+                   Small = ident(X),
+                   case Big(X) of
+                       Small -> ok;
+                       Other -> ct:fail({paths_differ, X, Small, Other})
+                   end
+           end,
+    _ = rand:seed(exsss, ?SEED),
+    lists:foreach(fun(_) -> Same(gen_term(0)) end, lists:seq(1, 200)),
+    Fun = fun() -> ok end,
+    Port = hd(erlang:ports()),
+    Faulty = [Fun, Port, <<1:3>>, [1 | 2], [Fun | 2], {1, [2 | 3]}, #{a => 1, <<"a">> => 2},
+              #{1 => a, 1.0 => Fun}, #{1 => Fun, 1.0 => a}, #{[1 | 2] => 1},
+              {py_array, nope, [1], <<>>}, {py_array, int8, [2], <<1, 2>>},
+              -0.0, 1 bsl 100, -(1 bsl 63), 'é', nil, undefined, "charlist", <<255, 0>>,
+              self(), make_ref()],
+    lists:foreach(Same, Faulty),
+    %% Faults in the padding itself, and a list of arguments that is improper at the end.
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [[Fun | Pad]]),
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [Pad ++ [1 | 2]]),
+    %% Keyword arguments beside big arguments.
+    Kw = #{<<"key">> => <<"v">>},
+    {ok, {7, Kw}} = py:call('__main__', ba_last, [Pad ++ [7]], Kw),
+    {ok, {7, Kw}} = py:call('__main__', ba_last, [Pad ++ [7]], [{key, <<"v">>}]),
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [Pad ++ [7]], #{1.5 => 2}),
+    %% A Python error, and a nested call from an Erlang function Python called.
+    {error, {'TypeError', _}} = py:call(builtins, len, [Pad, Pad]),
+    ok = py:register_function(ba_inner, fun([N]) ->
+                                                {ok, L} = py:call(builtins, len, [lists:seq(1, N)]),
+                                                L
+                                        end),
+    {ok, 30000} = py:eval(<<"erlang.call('ba_inner', 30000)">>),
+    ok = py:unregister_function(ba_inner),
+    %% Opaque handles after the padding are the objects they stand for.
+    {ok, Handle} = py:call(builtins, object, []),
+    {ok, Id} = py:call(builtins, id, [Handle]),
+    {ok, Id} = py:call('__main__', ba_id, [Pad ++ [Handle]]),
+    {ok, {[{Handle2}], _}} = py:call('__main__', ba_last, [Pad ++ [[{Handle}]]]),
+    {ok, Id} = py:call(builtins, id, [Handle2]).
+
+%% @doc A caller that holds an opaque handle only through big arguments (sent in the
+%% external term format, where the handle is a mere reference) keeps it alive until its
+%% reply: a request waiting for a busy executor while its caller is garbage-collected still
+%% gets the object.
+-spec big_arguments_keep_their_handles(ct_suite:ct_config()) -> term().
+big_arguments_keep_their_handles(_Config) ->
+    ok = py:exec(<<"def bk_hold():\n    return erlang.call('bk_wait')\n"
+                   "def bk_last_type(xs):\n    return type(xs[-1]).__name__\n">>),
+    Self = self(),
+    %% Runs in a process of its own while the executor that called it waits.
+    ok = py:register_function(bk_wait, fun([]) ->
+                                               Self ! {waiting, self()},
+                                               receive bk_release -> held end
+                                       end),
+    {ok, Pool} = py_request:pool(),
+    #{executors := Executors} = py_nif:pool_stats(Pool),
+    Caller = spawn_link(
+               fun() ->
+                       {ok, Handle} = py:call(builtins, object, []),
+                       Self ! {ready, self()},
+                       receive go -> ok end,
+                       Args = [lists:seq(1, 20000) ++ [Handle]],
+                       Self ! {reply, py:call('__main__', bk_last_type, Args)}
+               end),
+    receive {ready, Caller} -> ok end,
+    Holders = [spawn_link(fun() -> Self ! {held, self(), py:call('__main__', bk_hold, [])} end)
+               || _ <- lists:seq(1, Executors)],
+    Waiting = [receive {waiting, W} -> W end || _ <- Holders],
+    Caller ! go,
+    %% The caller's request waits for an executor; collect its garbage meanwhile.
+    ok = wait_queued(Pool),
+    [true = erlang:garbage_collect(Caller) || _ <- lists:seq(1, 5)],
+    [W ! bk_release || W <- Waiting],
+    [receive {held, H, {ok, <<"held">>}} -> ok end || H <- Holders],
+    receive {reply, Reply} -> {ok, <<"object">>} = Reply end,
+    ok = py:unregister_function(bk_wait).
+
+wait_queued(Pool) ->
+    case py_nif:pool_stats(Pool) of
+        #{queued := Queued} when Queued >= 1 -> ok;
+        _ -> timer:sleep(5), wait_queued(Pool)
+    end.
 
 %% @doc Erlang terms nested beyond max_depth give a ValueError, not a crash.
 -spec deep_nesting_erlang_side(ct_suite:ct_config()) -> term().

@@ -110,6 +110,71 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
     true
 }
 
+/// How much of a term [`etf_suits`] looks at.
+const ETF_SAMPLE: isize = 256;
+
+/// True when a term too big to copy on a normal scheduler may travel as the external term
+/// format that the caller's `term_to_binary/1` writes (decoded by the executor, see
+/// `erlang_python_core::convert::etf_list_to_tuple`) rather than be copied term by term on a
+/// dirty scheduler. Both give the same Python values; which is cheaper depends on what the
+/// term holds: the external format is a copy of the bytes of every binary, where a copied
+/// term shares those over 64 bytes, and a reference costs a lookup. So a term whose first
+/// [`ETF_SAMPLE`] or so terms hold such a binary or a reference is copied; anything else
+/// (lists of numbers, documents of small maps, short strings) takes the external format.
+/// Bounded: a sample, with its own stack.
+pub fn etf_suits(term: Term<'_>) -> bool {
+    let mut budget = ETF_SAMPLE;
+    let mut pending = vec![term];
+    while let Some(term) = pending.pop() {
+        budget -= 1;
+        if budget < 0 {
+            return true;
+        }
+        match term.get_type() {
+            TermType::List => {
+                let mut rest = term;
+                while let Ok((head, tail)) = rest.list_get_cell() {
+                    budget -= 1;
+                    if budget < 0 {
+                        return true;
+                    }
+                    // Elements are looked at as they come: a long list alone would spend
+                    // the sample on its cells.
+                    match head.get_type() {
+                        TermType::Binary if big_binary(head) => return false,
+                        TermType::Ref => return false,
+                        TermType::List | TermType::Tuple | TermType::Map => pending.push(head),
+                        _ => {}
+                    }
+                    rest = tail;
+                }
+            }
+            TermType::Tuple => {
+                if let Ok(items) = get_tuple(term) {
+                    pending.extend(items.into_iter().take(ETF_SAMPLE as usize));
+                }
+            }
+            TermType::Map => {
+                if let Some(entries) = rustler::types::map::MapIterator::new(term) {
+                    for (key, value) in entries.take(ETF_SAMPLE as usize) {
+                        pending.push(key);
+                        pending.push(value);
+                    }
+                }
+            }
+            TermType::Binary if big_binary(term) => return false,
+            TermType::Ref => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// A binary over 64 bytes: shared (not copied) when a term is copied.
+fn big_binary(term: Term<'_>) -> bool {
+    term.decode::<Binary>().map(|b| b.len()).unwrap_or(0) > 64
+}
+
 /// Atoms, numbers, pids, ports and references: terms the walk does not look into.
 fn is_scalar(term: Term<'_>) -> bool {
     matches!(

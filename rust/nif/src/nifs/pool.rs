@@ -7,7 +7,7 @@ use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
 use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
-use super::small_enough;
+use super::{etf_suits, small_enough};
 use crate::atoms;
 use crate::bridge::PyObjectResource;
 use crate::callback::inbox::{submit_to_loop, LoopStart};
@@ -223,7 +223,45 @@ fn call<'a>(
 ) -> NifResult<Term<'a>> {
     check_call(module, function, arguments, kwargs)?;
     if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
+        // `etf`: the caller encodes the arguments with term_to_binary/1 (which yields) and
+        // calls `pool_call_etf`, when that suits them (see `etf_suits`).
+        if small_enough(&[kwargs]) && etf_suits(arguments) {
+            return Ok(atoms::etf().encode(env));
+        }
         return Ok(dirty);
+    }
+    Ok(submit_maybe_to_loop(
+        env,
+        destination,
+        reference,
+        (module, function),
+        |save| Body::Call {
+            target: target(save, module, function),
+            args: save(arguments),
+            kwargs: save(kwargs),
+        },
+    ))
+}
+
+/// `pool_call/6` with the arguments list in the external term format (`term_to_binary/1` of
+/// it, which `pool_call` asks for with `etf`): saving the binary in the request shares its
+/// bytes, and the executor makes the Python objects straight from them
+/// (`bridge::request::call_arguments`). `Kwargs` are terms, small enough to copy here.
+#[rustler::nif]
+fn pool_call_etf<'a>(
+    env: Env<'a>,
+    destination: Destination,
+    reference: Term<'a>,
+    module: Term<'a>,
+    function: Term<'a>,
+    arguments: Binary<'a>,
+    kwargs: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let arguments = arguments.to_term(env);
+    if !(module.is_binary() && function.is_binary() && (kwargs.is_map() || kwargs.is_list()))
+        || !small_enough(&[kwargs])
+    {
+        return Err(rustler::Error::BadArg);
     }
     Ok(submit_maybe_to_loop(
         env,
