@@ -25,6 +25,7 @@
     fast_path_edges/1,
     big_arguments_external_format/1,
     big_arguments_keep_their_handles/1,
+    repeated_map_keys/1,
     deep_nesting_erlang_side/1,
     deep_nesting_python_side/1,
     cyclic_python_structures/1,
@@ -368,6 +369,13 @@ big_arguments_external_format(_Config) ->
                      py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, Args, #{})
              end,
     etf = Submit([Pad]),
+    %% From about 2,000 words on, below the copy budget too; small arguments are copied.
+    etf = Submit([lists:seq(1, 3000)]),
+    SmallRef = make_ref(),
+    Job = py_nif:pool_call(Pool, SmallRef, <<"builtins">>, <<"len">>, [[1, 2, 3]], #{}),
+    false = is_atom(Job),
+    receive {SmallRef, {ok, 3}} -> ok end,
+    {ok, {3000, #{}}} = py:call('__main__', ba_last, [[lists:seq(1, 3000), 3000]]),
     etf = Submit([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- Pad]]),
     dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- Pad]]),
     dirty = Submit([[make_ref() | Pad]]),
@@ -460,6 +468,35 @@ wait_queued(Pool) ->
         #{queued := Queued} when Queued >= 1 -> ok;
         _ -> timer:sleep(5), wait_queued(Pool)
     end.
+
+%% @doc Documents repeat their keys: the keys of many maps (decoded once per distinct key on
+%% the way in, made once per key object on the way out) give the same values as distinct
+%% keys do, whatever the keys are: equal keys of different kinds, non-UTF-8 and long
+%% binaries, str subclasses, and a key that cannot convert after the same key converted.
+-spec repeated_map_keys(ct_suite:ct_config()) -> term().
+repeated_map_keys(_Config) ->
+    Long = binary:copy(<<"long">>, 20),
+    Item = fun(I) -> #{<<"id">> => I, <<"name">> => <<"n">>, <<255>> => I, Long => I,
+                       atom_k => atom_key, 7 => int_key, {<<"id">>} => tuple_key} end,
+    Docs = [[Item(I) || I <- lists:seq(1, N)] || N <- [1, 40, 400, 3000]],
+    lists:foreach(fun(Doc) ->
+                          Expected = py_test_util:normalise(Doc),
+                          {ok, Expected} = ident(Doc)
+                  end, Docs),
+    %% Keys that become the same str in one map still collide, cached or not.
+    {error, {'ValueError', _}} = ident([#{<<"a">> => 1} || _ <- lists:seq(1, 3000)]
+                                       ++ [#{<<"a">> => 1, a => 2}]),
+    ok = py:exec(<<"class RkStr(str):\n    pass\n"
+                   "def rk_docs(n):\n"
+                   "    keys = ['k%d' % (i % 7) for i in range(n)]\n"
+                   "    return [{k: i, RkStr('s'): i, ''.join(['k', '0']): -i}"
+                   " for i, k in enumerate(keys)]\n">>),
+    {ok, Out} = py:call('__main__', rk_docs, [500]),
+    500 = length(Out),
+    #{<<"k0">> := 0, <<"s">> := 0} = hd(Out),
+    #{<<"k3">> := 10, <<"k0">> := -10, <<"s">> := 10} = lists:nth(11, Out),
+    {error, {'UnicodeEncodeError', _}} =
+        py:eval(<<"[{'k': 1} for _ in range(100)] + [{'k': 2, '\\ud800': 3}]">>).
 
 %% @doc Erlang terms nested beyond max_depth give a ValueError, not a crash.
 -spec deep_nesting_erlang_side(ct_suite:ct_config()) -> term().

@@ -140,6 +140,16 @@ pub trait TermBuilder {
     fn begin_map(&mut self, _len: usize) -> Result<()> {
         Ok(())
     }
+    /// The term this builder made earlier for the dict key `key` (an exact `str`), if it
+    /// remembers one ([`TermBuilder::remember_key`]): documents repeat the same keys, and a
+    /// builder whose terms can be shared makes each key's binary once. The default remembers
+    /// nothing.
+    fn known_key(&mut self, _key: &Bound<'_, PyString>) -> Option<Self::Term> {
+        None
+    }
+    /// Told that `term` is the term of the dict key `key` (an exact `str`); a builder that
+    /// remembers it must hold `key` meanwhile, so that no other object takes its address.
+    fn remember_key(&mut self, _key: &Bound<'_, PyString>, _term: &Self::Term) {}
     /// A pid from its external-format bytes.
     fn pid(&mut self, etf: &[u8]) -> Result<Self::Term>;
     /// A reference from its external-format bytes.
@@ -534,7 +544,17 @@ fn from_py_other<B: TermBuilder>(
         builder.begin_map(d.len())?;
         let mut pairs = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
-            let key = from_py_at(builder, &k, opts, depth + 1)?;
+            let key = match k.cast_exact::<PyString>() {
+                Ok(text) => match builder.known_key(text) {
+                    Some(term) => term,
+                    None => {
+                        let term = builder.binary(text.to_str()?.as_bytes());
+                        builder.remember_key(text, &term);
+                        term
+                    }
+                },
+                Err(_) => from_py_at(builder, &k, opts, depth + 1)?,
+            };
             let value = from_py_at(builder, &v, opts, depth + 1)?;
             pairs.push((key, value));
         }

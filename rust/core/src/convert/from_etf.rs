@@ -89,7 +89,13 @@ struct Decoder<'a, 'r> {
     data: &'a [u8],
     resolve: ResolveRef<'r>,
     opts: &'r Options,
+    /// The `str` objects of recent short map keys (see [`Decoder::map_key`]).
+    keys: Vec<Option<(&'a [u8], Py<PyAny>)>>,
 }
+
+/// Slots of the map-key cache, and the longest key it holds.
+const KEY_SLOTS: usize = 64;
+const KEY_MAX_LEN: usize = 32;
 
 /// A Python int (a new reference).
 fn small_int(py: Python<'_>, value: i64) -> Result<Bound<'_, PyAny>> {
@@ -104,6 +110,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
             data,
             resolve,
             opts,
+            keys: Vec::new(),
         })
     }
 
@@ -316,6 +323,44 @@ impl<'a, 'r> Decoder<'a, 'r> {
         super::to_py(py, &reader, reader.root(), self.opts)
     }
 
+    /// A map key. Documents repeat the same short keys in map after map: a short binary key
+    /// that is UTF-8 comes from a small cache of `str` objects, so that each distinct key is
+    /// decoded, allocated and hashed once (`str` caches its hash) and dicts compare the keys
+    /// by identity. The values are the same `str` either way.
+    fn map_key<'py>(&mut self, py: Python<'py>, depth: usize) -> Result<Bound<'py, PyAny>> {
+        let start = self.cur.pos();
+        let mut peek = self.cur.clone();
+        if peek.u8()? != BINARY_EXT {
+            return self.term(py, depth);
+        }
+        let len = peek.len32()?;
+        if len > KEY_MAX_LEN {
+            return self.term(py, depth);
+        }
+        let bytes = peek.take(len)?;
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return self.term(py, depth);
+        };
+        self.cur = peek;
+        if self.keys.is_empty() {
+            self.keys.resize_with(KEY_SLOTS, || None);
+        }
+        // FNV-1a: keys are short.
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let slot = &mut self.keys[(hash as usize) % KEY_SLOTS];
+        if let Some((seen, key)) = slot {
+            if *seen == bytes {
+                return Ok(key.bind(py).clone());
+            }
+        }
+        let key = PyString::new(py, text).into_any();
+        *slot = Some((bytes, key.clone().unbind()));
+        debug_assert!(self.cur.pos() > start);
+        Ok(key)
+    }
+
     fn map<'py>(
         &mut self,
         py: Python<'py>,
@@ -328,7 +373,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
         check_depth(depth + 1, self.opts)?;
         let dict = PyDict::new(py);
         for _ in 0..arity {
-            let key = self.term(py, depth + 1)?;
+            let key = self.map_key(py, depth + 1)?;
             // As `to_py`: a duplicate key found before a bad value is the error reported.
             let value = match self.term(py, depth + 1) {
                 Ok(value) => value,

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use erlang_python_core::convert::{Options, TermBuilder, TermReader, View, DEFAULT_MAX_DEPTH};
 use erlang_python_core::{etf, Error};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use rustler::env::SavedTerm;
 use rustler::sys::ErlNifTerm as NIF_TERM;
 use rustler::types::tuple::{get_tuple, make_tuple};
@@ -272,6 +273,17 @@ pub struct NifBuilder<'a> {
     /// refuses a map; `None`: no bound.
     hash_keys_left: Option<usize>,
     refused: bool,
+    /// The binaries made for recent dict keys, by `str` object (held, so that no other object
+    /// takes its address while it is here): [`TermBuilder::known_key`].
+    keys: Vec<Option<(Py<PyString>, NIF_TERM)>>,
+}
+
+/// Slots of [`NifBuilder`]'s dict-key cache.
+const KEY_SLOTS: usize = 64;
+
+fn key_slot(key: &Bound<'_, PyString>) -> usize {
+    // Objects are 16-byte aligned: the low bits carry nothing.
+    (key.as_ptr() as usize >> 4) % KEY_SLOTS
 }
 
 impl<'a> NifBuilder<'a> {
@@ -281,6 +293,7 @@ impl<'a> NifBuilder<'a> {
             env,
             hash_keys_left: None,
             refused: false,
+            keys: Vec::new(),
         }
     }
 
@@ -299,6 +312,7 @@ impl<'a> NifBuilder<'a> {
             env,
             hash_keys_left: Some(budget),
             refused: false,
+            keys: Vec::new(),
         }
     }
 
@@ -470,6 +484,23 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             }
             None => Ok(()),
         }
+    }
+
+    fn known_key(&mut self, key: &Bound<'_, PyString>) -> Option<Term<'a>> {
+        match self.keys.get(key_slot(key)) {
+            Some(Some((seen, term))) if seen.as_ptr() == key.as_ptr() => {
+                // SAFETY: `term` was made in `self.env` by this builder.
+                Some(unsafe { Term::new(self.env, *term) })
+            }
+            _ => None,
+        }
+    }
+
+    fn remember_key(&mut self, key: &Bound<'_, PyString>, term: &Term<'a>) {
+        if self.keys.is_empty() {
+            self.keys.resize_with(KEY_SLOTS, || None);
+        }
+        self.keys[key_slot(key)] = Some((key.clone().unbind(), term.as_c_arg()));
     }
 
     fn pid(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {

@@ -38,6 +38,12 @@ pub(crate) const COPY_BUDGET: isize = 16 * 1024;
 /// budget is spent, and keeps its own stack (a deeply nested term must not overflow the
 /// scheduler's). Bigger terms are copied by the `_dirty` twin of the NIF, on a dirty scheduler.
 pub fn small_enough(terms: &[Term<'_>]) -> bool {
+    copy_cost(terms).is_some()
+}
+
+/// What copying `terms` costs in [`COPY_BUDGET`]'s units, or `None` past the budget (the walk
+/// of [`small_enough`]).
+pub fn copy_cost(terms: &[Term<'_>]) -> Option<isize> {
     let mut budget = COPY_BUDGET;
     let mut pending: Vec<Term<'_>> = terms.to_vec();
     while let Some(term) = pending.pop() {
@@ -49,7 +55,7 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
                 // much faster than this loop walks it.
                 if let Ok(len) = term.list_length() {
                     if (len as isize).saturating_mul(2) > budget {
-                        return false;
+                        return None;
                     }
                 }
                 let mut rest = term;
@@ -64,7 +70,7 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
                         pending.push(head);
                     }
                     if budget < 0 {
-                        return false;
+                        return None;
                     }
                     rest = tail;
                 }
@@ -77,7 +83,7 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
                 if let Ok(items) = get_tuple(term) {
                     budget -= items.len() as isize;
                     if budget < 0 {
-                        return false;
+                        return None;
                     }
                     pending.extend(items);
                 }
@@ -87,7 +93,7 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
                     for (key, value) in entries {
                         budget -= 2;
                         if budget < 0 {
-                            return false;
+                            return None;
                         }
                         pending.push(key);
                         pending.push(value);
@@ -104,10 +110,10 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
             _ => {}
         }
         if budget < 0 {
-            return false;
+            return None;
         }
     }
-    true
+    Some(COPY_BUDGET - budget)
 }
 
 /// How much of a term [`etf_suits`] looks at.

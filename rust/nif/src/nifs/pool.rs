@@ -7,7 +7,7 @@ use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
 use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
-use super::{etf_suits, small_enough};
+use super::{copy_cost, etf_suits, small_enough, COPY_BUDGET};
 use crate::atoms;
 use crate::bridge::PyObjectResource;
 use crate::callback::inbox::{submit_to_loop, LoopStart};
@@ -152,6 +152,12 @@ fn check_call(
     }
 }
 
+/// Arguments that cost more than this to copy (in `COPY_BUDGET`'s units, about words) go in
+/// the external term format when they suit it: from about this size the caller's
+/// `term_to_binary/1` and the executor's one-pass decoding cost less than the copy and the
+/// term-by-term reading.
+const ETF_MIN_COST: isize = 2048;
+
 /// `dirty` from a NIF on a normal scheduler whose terms are too big to copy there: the caller
 /// calls its `_dirty` twin, which runs on a dirty CPU scheduler.
 fn too_big<'a>(env: Env<'a>, scheduler: Scheduler, terms: &[Term<'a>]) -> Option<Term<'a>> {
@@ -222,13 +228,22 @@ fn call<'a>(
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
     check_call(module, function, arguments, kwargs)?;
-    if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
-        // `etf`: the caller encodes the arguments with term_to_binary/1 (which yields) and
-        // calls `pool_call_etf`, when that suits them (see `etf_suits`).
-        if small_enough(&[kwargs]) && etf_suits(arguments) {
+    // `etf`: the caller encodes the arguments with term_to_binary/1 (which yields) and calls
+    // `pool_call_etf`, when they are big and suit it (see `etf_suits`): those too big to copy
+    // here, and those of more than ETF_MIN_COST, which the executor makes into Python objects
+    // faster from the external format than term by term.
+    if scheduler == Scheduler::Normal {
+        let (args_cost, kwargs_cost) = (copy_cost(&[arguments]), copy_cost(&[kwargs]));
+        if kwargs_cost.is_some()
+            && args_cost.is_none_or(|cost| cost > ETF_MIN_COST)
+            && etf_suits(arguments)
+        {
             return Ok(atoms::etf().encode(env));
         }
-        return Ok(dirty);
+        match (args_cost, kwargs_cost) {
+            (Some(a), Some(k)) if a + k <= COPY_BUDGET => {}
+            _ => return Ok(atoms::dirty().encode(env)),
+        }
     }
     Ok(submit_maybe_to_loop(
         env,
