@@ -8,10 +8,8 @@
 //! turns cyclic Python structures into a clear error.
 
 mod arrays;
-mod from_etf;
 
 pub use arrays::{py_array, PyArrayTerm, ARRAY_TAG};
-pub use from_etf::{etf_list_to_tuple, etf_to_py, ResolveRef};
 
 use std::borrow::Cow;
 

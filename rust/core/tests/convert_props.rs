@@ -13,7 +13,7 @@
 //! - Bytes: garbage and mutated encodings decode or fail, never panic, and whatever decodes is
 //!   a fixed point: encoding and decoding it again gives the same value.
 //!
-//! - The one-pass decoder of call arguments (`convert::etf_to_py`, `etf_list_to_tuple`) gives
+//! - The one-pass decoder of call arguments (`ext::etf_to_py`, `etf_list_to_tuple`) gives
 //!   what the rules give on the same bytes (`ext::decode`): the same values, and for terms
 //!   with faults (funs, ports, bitstrings, improper lists, colliding map keys, bad values,
 //!   malformed arrays, too deep) the same error, however the faults combine.
@@ -390,7 +390,7 @@ proptest! {
                 let obj = build(py, value).map_err(fail)?;
                 let bytes = encode(py, &obj, &opts).map_err(fail)?;
                 let rules = inspect(&decode(py, &bytes, &opts).map_err(fail)?)?;
-                let fast = convert::etf_to_py(py, &bytes, &no_handles, &opts).map_err(fail)?;
+                let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts).map_err(fail)?;
                 prop_assert_eq!(inspect(&fast)?, rules);
             }
             let list = build(py, &V::List(values.clone())).map_err(fail)?;
@@ -398,7 +398,7 @@ proptest! {
             let V::List(rules) = inspect(&decode(py, &bytes, &opts).map_err(fail)?)? else {
                 return Err(fail("not a list"));
             };
-            let args = convert::etf_list_to_tuple(py, &bytes, &no_handles, &opts).map_err(fail)?;
+            let args = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts).map_err(fail)?;
             prop_assert_eq!(inspect(args.as_any())?, V::Tuple(rules));
             Ok(())
         })?;
@@ -434,7 +434,7 @@ proptest! {
             }
             bytes.extend_from_slice(if improper { &[97, 7] } else { &[106] });
             let rules = decode(py, &bytes, &opts);
-            let fast = convert::etf_to_py(py, &bytes, &no_handles, &opts);
+            let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts);
             match (rules, fast) {
                 (Ok(rules), Ok(fast)) => prop_assert_eq!(inspect(&fast)?, inspect(&rules)?),
                 (Err(rules), Err(fast)) => prop_assert_eq!(fast.to_string(), rules.to_string()),
@@ -447,7 +447,7 @@ proptest! {
                 }
             }
             // As call arguments: the list is not a level, each element is a top-level value.
-            let args = convert::etf_list_to_tuple(py, &bytes, &no_handles, &opts);
+            let args = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts);
             match (rules_arguments(py, &bytes, &opts), args) {
                 (Ok(rules), Ok(args)) => prop_assert_eq!(inspect(args.as_any())?, rules),
                 (Err(rules), Err(args)) => prop_assert_eq!(args.to_string(), rules),
@@ -473,8 +473,8 @@ proptest! {
             for m in &mutations {
                 mutate(&mut bytes, m);
             }
-            let fast = convert::etf_to_py(py, &bytes, &no_handles, &opts);
-            let _ = convert::etf_list_to_tuple(py, &bytes, &no_handles, &opts);
+            let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts);
+            let _ = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts);
             if let (Ok(fast), Ok(rules)) = (fast, decode(py, &bytes, &opts)) {
                 prop_assert_eq!(inspect(&fast)?, inspect(&rules)?);
             }

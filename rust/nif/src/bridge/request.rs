@@ -3,6 +3,7 @@
 //! GIL held.
 
 use erlang_python_core::convert::{self, TermReader, View};
+use erlang_python_core::ext;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -25,8 +26,8 @@ pub fn call_arguments<'py>(
         // A binary: the list in the external term format (`pool_call_etf`).
         if let Ok(etf) = args.decode::<Binary<'_>>() {
             let resolve = |py: Python<'_>, bytes: &[u8]| handle_of(py, env, bytes);
-            let args = convert::etf_list_to_tuple(py, etf.as_slice(), &resolve, &opts)
-                .map_err(PyErr::from)?;
+            let args =
+                ext::etf_list_to_tuple(py, etf.as_slice(), &resolve, &opts).map_err(PyErr::from)?;
             let kwargs =
                 convert::kwargs_to_py(py, &reader, kwargs.load(env), &opts).map_err(PyErr::from)?;
             return Ok((args, kwargs));

@@ -12,6 +12,7 @@ pub mod semaphore;
 pub mod subinterp;
 pub mod trace;
 
+use rustler::sys::ErlNifTerm as NIF_TERM;
 use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Decoder, LocalPid, NifResult, Term, TermType};
 
@@ -44,22 +45,30 @@ pub fn small_enough(terms: &[Term<'_>]) -> bool {
 /// What copying `terms` costs in [`COPY_BUDGET`]'s units, or `None` past the budget (the walk
 /// of [`small_enough`]).
 pub fn copy_cost(terms: &[Term<'_>]) -> Option<isize> {
-    let mut budget = COPY_BUDGET;
+    copy_cost_within(terms, COPY_BUDGET)
+}
+
+/// [`copy_cost`] against `limit`: `None` as soon as the cost passes it, so the walk is bounded
+/// by `limit` whatever the terms hold (a list of a million elements included: its cells are
+/// walked only up to the limit, never counted to the end).
+pub fn copy_cost_within(terms: &[Term<'_>], limit: isize) -> Option<isize> {
+    let mut budget = limit;
     let mut pending: Vec<Term<'_>> = terms.to_vec();
     while let Some(term) = pending.pop() {
         budget -= 1;
         match term.get_type() {
             TermType::List => {
-                // A proper list costs at least two per element (its cell and the element), so
-                // a long one is known to be too big from its length alone, which the VM counts
-                // much faster than this loop walks it.
-                if let Ok(len) = term.list_length() {
-                    if (len as isize).saturating_mul(2) > budget {
-                        return None;
-                    }
-                }
-                let mut rest = term;
-                while let Ok((head, tail)) = rest.list_get_cell() {
+                let env = term.get_env();
+                let (mut rest, mut head, mut tail) =
+                    (term.as_c_arg(), NIF_TERM::default(), NIF_TERM::default());
+                // SAFETY: `rest` is a term of `env` (the list, then each tail); head and tail
+                // are written only on success.
+                while unsafe {
+                    rustler::sys::enif_get_list_cell(env.as_c_arg(), rest, &mut head, &mut tail)
+                } != 0
+                {
+                    // SAFETY: `head` is a term of `env`, just read from the list.
+                    let head = unsafe { Term::new(env, head) };
                     // A cons cell, and its head: a scalar is charged here (one, as for any
                     // term taken from `pending`) without a trip through `pending`: the
                     // elements of big lists are mostly scalars.
@@ -74,6 +83,8 @@ pub fn copy_cost(terms: &[Term<'_>]) -> Option<isize> {
                     }
                     rest = tail;
                 }
+                // SAFETY: `rest` is a term of `env`.
+                let rest = unsafe { Term::new(env, rest) };
                 // An improper list's tail; `[]` ends a proper one.
                 if !rest.is_empty_list() {
                     pending.push(rest);
@@ -113,7 +124,7 @@ pub fn copy_cost(terms: &[Term<'_>]) -> Option<isize> {
             return None;
         }
     }
-    Some(COPY_BUDGET - budget)
+    Some(limit - budget)
 }
 
 /// How much of a term [`etf_suits`] looks at.
@@ -121,7 +132,7 @@ const ETF_SAMPLE: isize = 256;
 
 /// True when a term too big to copy on a normal scheduler may travel as the external term
 /// format that the caller's `term_to_binary/1` writes (decoded by the executor, see
-/// `erlang_python_core::convert::etf_list_to_tuple`) rather than be copied term by term on a
+/// `erlang_python_core::ext::etf_list_to_tuple`) rather than be copied term by term on a
 /// dirty scheduler. Both give the same Python values; which is cheaper depends on what the
 /// term holds: the external format is a copy of the bytes of every binary, where a copied
 /// term shares those over 64 bytes, and a reference costs a lookup. So a term whose first

@@ -7,7 +7,7 @@ use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
 use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
-use super::{copy_cost, etf_suits, small_enough, COPY_BUDGET};
+use super::{copy_cost, copy_cost_within, etf_suits, small_enough, COPY_BUDGET};
 use crate::atoms;
 use crate::bridge::PyObjectResource;
 use crate::callback::inbox::{submit_to_loop, LoopStart};
@@ -233,13 +233,14 @@ fn call<'a>(
     // here, and those of more than ETF_MIN_COST, which the executor makes into Python objects
     // faster from the external format than term by term.
     if scheduler == Scheduler::Normal {
-        let (args_cost, kwargs_cost) = (copy_cost(&[arguments]), copy_cost(&[kwargs]));
-        if kwargs_cost.is_some()
-            && args_cost.is_none_or(|cost| cost > ETF_MIN_COST)
-            && etf_suits(arguments)
-        {
-            return Ok(atoms::etf().encode(env));
-        }
+        let kwargs_cost = copy_cost(&[kwargs]);
+        let args_cost = match copy_cost_within(&[arguments], ETF_MIN_COST) {
+            None if kwargs_cost.is_some() && etf_suits(arguments) => {
+                return Ok(atoms::etf().encode(env));
+            }
+            None => copy_cost(&[arguments]),
+            small => small,
+        };
         match (args_cost, kwargs_cost) {
             (Some(a), Some(k)) if a + k <= COPY_BUDGET => {}
             _ => return Ok(atoms::dirty().encode(env)),

@@ -4,7 +4,7 @@
 //! "What conversion costs"): the caller's `term_to_binary` is C-fast and yields, and this
 //! decoder makes the Python objects with nothing between them and the bytes.
 //!
-//! The rules are [`super::to_py`]'s, to the letter (the tests hold the two to the same
+//! The rules are [`convert::to_py`]'s, to the letter (the tests hold the two to the same
 //! results over generated terms, errors included): the same objects, the same errors, and the
 //! same error when a term has more than one fault. Tuples tagged `py_array` are handed to the
 //! array rules through an [`ExtReader`] over their bytes. References go through a resolver, so
@@ -15,10 +15,12 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
-use super::{atom_to_py, bigint_to_py, check_depth, duplicate_key, new_list, new_tuple, Options};
+use super::{ExtReader, NoHandles};
+use crate::convert::{
+    self, atom_to_py, bigint_to_py, check_depth, duplicate_key, new_list, new_tuple, Options,
+};
 use crate::error::{Error, Result};
 use crate::etf::{self, tag::*, Cursor};
-use crate::ext::{ExtReader, NoHandles};
 use crate::types::{Pid, Ref};
 
 /// Finds the Python object an encoded reference (its ETF, with the version byte) stands for,
@@ -26,7 +28,7 @@ use crate::types::{Pid, Ref};
 pub type ResolveRef<'r> = &'r dyn Fn(Python<'_>, &[u8]) -> Option<Py<PyAny>>;
 
 /// The Python object of the encoded term `data` (with the version byte), by the rules of
-/// [`super::to_py`].
+/// [`convert::to_py`].
 pub fn etf_to_py<'py>(
     py: Python<'py>,
     data: &[u8],
@@ -40,7 +42,7 @@ pub fn etf_to_py<'py>(
 }
 
 /// The elements of the encoded list `data` as a tuple (a call's positional arguments): each
-/// element by the rules of [`super::to_py`], at the depth of a top-level value.
+/// element by the rules of [`convert::to_py`], at the depth of a top-level value.
 pub fn etf_list_to_tuple<'py>(
     py: Python<'py>,
     data: &[u8],
@@ -307,7 +309,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
         match peek.u8() {
             Ok(tag) => peek
                 .atom_after(tag)
-                .is_ok_and(|name| name == super::arrays::ARRAY_TAG),
+                .is_ok_and(|name| name == convert::ARRAY_TAG),
             Err(_) => false,
         }
     }
@@ -320,7 +322,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
         bytes.push(VERSION);
         bytes.extend_from_slice(&self.data[at..self.cur.pos()]);
         let reader = ExtReader::new(&bytes, &NoHandles, self.opts.max_depth)?;
-        super::to_py(py, &reader, reader.root(), self.opts)
+        convert::to_py(py, &reader, reader.root(), self.opts)
     }
 
     /// A map key. Documents repeat the same short keys in map after map: a short binary key
