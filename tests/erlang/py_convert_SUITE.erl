@@ -354,21 +354,23 @@ fast_path_edges(_Config) ->
     {error, {'UnicodeEncodeError', _}} = py:eval(<<"list(range(5000)) + ['\\ud800']">>),
     {ok, 2.0} = py:call(math, sqrt, [4]).
 
-%% @doc Arguments too big to copy on a normal scheduler that suit the external term format
-%% (docs/type-conversion.md, "What conversion costs") give the values and errors of the
-%% term-by-term path: random terms and faulty ones after 20,000 integers, opaque handles and
-%% keyword arguments beside them. Arguments whose first terms hold big binaries or references
-%% are copied as terms instead.
+%% @doc Big arguments that suit the external term format (docs/type-conversion.md, "What
+%% conversion costs"), encoded by the caller (after 5,000 integers) or on a dirty scheduler
+%% (after 20,000), give the values and errors of the term-by-term path: random terms and
+%% faulty ones, opaque handles and keyword arguments beside them. Arguments whose first terms
+%% hold big binaries or references are copied as terms instead.
 -spec big_arguments_external_format(ct_suite:ct_config()) -> term().
 big_arguments_external_format(_Config) ->
     ok = py:exec(<<"def ba_last(xs, **kw):\n    return (xs[-1], kw)\n"
                    "def ba_id(xs):\n    return id(xs[-1])\n">>),
-    Pad = lists:seq(1, 20000),
+    Pad = lists:seq(1, 5000),
+    DirtyPad = lists:seq(1, 20000),
     {ok, Pool} = py_request:pool(),
     Submit = fun(Args) ->
                      py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, Args, #{})
              end,
     etf = Submit([Pad]),
+    dirty = Submit([DirtyPad]),
     %% From about 2,000 words on, below the copy budget too; small arguments are copied.
     etf = Submit([lists:seq(1, 3000)]),
     SmallRef = make_ref(),
@@ -376,22 +378,22 @@ big_arguments_external_format(_Config) ->
     false = is_atom(Job),
     receive {SmallRef, {ok, 3}} -> ok end,
     {ok, {3000, #{}}} = py:call('__main__', ba_last, [[lists:seq(1, 3000), 3000]]),
-    etf = Submit([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- Pad]]),
-    dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- Pad]]),
-    dirty = Submit([[make_ref() | Pad]]),
-    {ok, 20000} = py:call(builtins, len, [[binary:copy(<<"b">>, 100) || _ <- Pad]]),
-    Big = fun(X) ->
-                  case py:call('__main__', ba_last, [Pad ++ [X]]) of
+    etf = Submit([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- lists:seq(1, 1000)]]),
+    dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
+    dirty = Submit([[make_ref() | DirtyPad]]),
+    {ok, 20000} = py:call(builtins, len, [[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
+    {ok, 20001} = py:call(builtins, len, [[make_ref() | DirtyPad]]),
+    Big = fun(P, X) ->
+                  case py:call('__main__', ba_last, [P ++ [X]]) of
                       {ok, {Got, #{}}} -> {ok, Got};
                       Other -> Other
                   end
           end,
     Same = fun(X) ->
                    Small = ident(X),
-                   case Big(X) of
-                       Small -> ok;
-                       Other -> ct:fail({paths_differ, X, Small, Other})
-                   end
+                   [ct:fail({paths_differ, X, Small, Other})
+                    || P <- [Pad, DirtyPad], (Other = Big(P, X)) =/= Small],
+                   ok
            end,
     _ = rand:seed(exsss, ?SEED),
     lists:foreach(fun(_) -> Same(gen_term(0)) end, lists:seq(1, 200)),
@@ -406,6 +408,7 @@ big_arguments_external_format(_Config) ->
     %% Faults in the padding itself, and a list of arguments that is improper at the end.
     {error, {'TypeError', _}} = py:call('__main__', ba_last, [[Fun | Pad]]),
     {error, {'TypeError', _}} = py:call('__main__', ba_last, [Pad ++ [1 | 2]]),
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [DirtyPad ++ [1 | 2]]),
     %% Keyword arguments beside big arguments.
     Kw = #{<<"key">> => <<"v">>},
     {ok, {7, Kw}} = py:call('__main__', ba_last, [Pad ++ [7]], Kw),
@@ -413,6 +416,7 @@ big_arguments_external_format(_Config) ->
     {error, {'TypeError', _}} = py:call('__main__', ba_last, [Pad ++ [7]], #{1.5 => 2}),
     %% A Python error, and a nested call from an Erlang function Python called.
     {error, {'TypeError', _}} = py:call(builtins, len, [Pad, Pad]),
+    {error, {'TypeError', _}} = py:call(builtins, len, [DirtyPad, DirtyPad]),
     ok = py:register_function(ba_inner, fun([N]) ->
                                                 {ok, L} = py:call(builtins, len, [lists:seq(1, N)]),
                                                 L
@@ -423,6 +427,7 @@ big_arguments_external_format(_Config) ->
     {ok, Handle} = py:call(builtins, object, []),
     {ok, Id} = py:call(builtins, id, [Handle]),
     {ok, Id} = py:call('__main__', ba_id, [Pad ++ [Handle]]),
+    {ok, Id} = py:call('__main__', ba_id, [DirtyPad ++ [Handle]]),
     {ok, {[{Handle2}], _}} = py:call('__main__', ba_last, [Pad ++ [[{Handle}]]]),
     {ok, Id} = py:call(builtins, id, [Handle2]).
 
@@ -447,7 +452,7 @@ big_arguments_keep_their_handles(_Config) ->
                        {ok, Handle} = py:call(builtins, object, []),
                        Self ! {ready, self()},
                        receive go -> ok end,
-                       Args = [lists:seq(1, 20000) ++ [Handle]],
+                       Args = [lists:seq(1, 5000) ++ [Handle]],
                        Self ! {reply, py:call('__main__', bk_last_type, Args)}
                end),
     receive {ready, Caller} -> ok end,

@@ -130,17 +130,29 @@ pub fn copy_cost_within(terms: &[Term<'_>], limit: isize) -> Option<isize> {
 /// How much of a term [`etf_suits`] looks at.
 const ETF_SAMPLE: isize = 256;
 
-/// True when a term too big to copy on a normal scheduler may travel as the external term
-/// format that the caller's `term_to_binary/1` writes (decoded by the executor, see
-/// `erlang_python_core::ext::etf_list_to_tuple`) rather than be copied term by term on a
-/// dirty scheduler. Both give the same Python values; which is cheaper depends on what the
-/// term holds: the external format is a copy of the bytes of every binary, where a copied
-/// term shares those over 64 bytes, and a reference costs a lookup. So a term whose first
-/// [`ETF_SAMPLE`] or so terms hold such a binary or a reference is copied; anything else
-/// (lists of numbers, documents of small maps, short strings) takes the external format.
-/// Bounded: a sample, with its own stack.
+/// True when a term may travel as the external term format (decoded by the executor, see
+/// `erlang_python_core::ext::etf_list_to_tuple`) rather than be copied term by term. Both give
+/// the same Python values; which is cheaper depends on what the term holds: the external
+/// format is a copy of the bytes of every binary, where a copied term shares those over 64
+/// bytes, and a reference costs a lookup (and a handle must be kept alive by the caller). So a
+/// term whose first [`ETF_SAMPLE`] or so terms hold such a binary or a reference is copied;
+/// anything else (lists of numbers, documents of small maps, short strings) takes the external
+/// format. Bounded: a sample, with its own stack.
 pub fn etf_suits(term: Term<'_>) -> bool {
-    let mut budget = ETF_SAMPLE;
+    etf_walk(term, Some(ETF_SAMPLE))
+}
+
+/// True when no part of a term is a binary over 64 bytes or a reference: the whole term is
+/// walked (on a dirty scheduler), so such arguments are encoded there with nothing for the
+/// caller to keep alive.
+pub fn etf_clean(term: Term<'_>) -> bool {
+    etf_walk(term, None)
+}
+
+/// [`etf_suits`] over at most `sample` terms (true past it), or over all of them.
+fn etf_walk(term: Term<'_>, sample: Option<isize>) -> bool {
+    let mut budget = sample.unwrap_or(isize::MAX);
+    let take = sample.map_or(usize::MAX, |s| s as usize);
     let mut pending = vec![term];
     while let Some(term) = pending.pop() {
         budget -= 1;
@@ -165,15 +177,18 @@ pub fn etf_suits(term: Term<'_>) -> bool {
                     }
                     rest = tail;
                 }
+                if !rest.is_empty_list() {
+                    pending.push(rest);
+                }
             }
             TermType::Tuple => {
                 if let Ok(items) = get_tuple(term) {
-                    pending.extend(items.into_iter().take(ETF_SAMPLE as usize));
+                    pending.extend(items.into_iter().take(take));
                 }
             }
             TermType::Map => {
                 if let Some(entries) = rustler::types::map::MapIterator::new(term) {
-                    for (key, value) in entries.take(ETF_SAMPLE as usize) {
+                    for (key, value) in entries.take(take) {
                         pending.push(key);
                         pending.push(value);
                     }
