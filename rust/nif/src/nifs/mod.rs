@@ -67,16 +67,17 @@ pub fn copy_cost_within(terms: &[Term<'_>], limit: isize) -> Option<isize> {
                     rustler::sys::enif_get_list_cell(env.as_c_arg(), rest, &mut head, &mut tail)
                 } != 0
                 {
-                    // SAFETY: `head` is a term of `env`, just read from the list.
-                    let head = unsafe { Term::new(env, head) };
                     // A cons cell, and its head: a scalar is charged here (one, as for any
                     // term taken from `pending`) without a trip through `pending`: the
-                    // elements of big lists are mostly scalars.
+                    // elements of big lists are mostly scalars, most of them immediates,
+                    // known from their tag without a call.
                     budget -= 1;
-                    if is_scalar(head) {
+                    // SAFETY: `head` is a term of `env`, just read from the list.
+                    let head_term = unsafe { Term::new(env, head) };
+                    if is_immediate(head) || is_scalar(head_term) {
                         budget -= 1;
                     } else {
-                        pending.push(head);
+                        pending.push(head_term);
                     }
                     if budget < 0 {
                         return None;
@@ -205,6 +206,17 @@ fn etf_walk(term: Term<'_>, sample: Option<isize>) -> bool {
 /// A binary over 64 bytes: shared (not copied) when a term is copied.
 fn big_binary(term: Term<'_>) -> bool {
     term.decode::<Binary>().map(|b| b.len()).unwrap_or(0) > 64
+}
+
+/// True for an immediate term (a small integer, an atom, a local pid or port, `[]`): one whose
+/// two low bits are `TAG_PRIMARY_IMMED1` (erts `erl_term.h`, unchanged since R7; lists,
+/// boxed terms and headers have other tags). A shortcut of the cost walk only, which looks at
+/// any other term with `enif_term_type`: were the tags ever to change, the walk would misjudge
+/// a cost (which path big arguments take), never a value.
+fn is_immediate(term: NIF_TERM) -> bool {
+    // SAFETY: ErlNifTerm is a `repr(transparent)` wrapper of the word that is the term.
+    let word: usize = unsafe { std::mem::transmute::<NIF_TERM, usize>(term) };
+    word & 0x3 == 0x3
 }
 
 /// Atoms, numbers, pids, ports and references: terms the walk does not look into.
