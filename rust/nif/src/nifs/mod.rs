@@ -56,6 +56,9 @@ pub fn copy_cost_within(terms: &[Term<'_>], limit: isize) -> Option<isize> {
     let mut pending: Vec<Term<'_>> = terms.to_vec();
     while let Some(term) = pending.pop() {
         budget -= 1;
+        if is_immediate(term.as_c_arg()) {
+            continue;
+        }
         match term.get_type() {
             TermType::List => {
                 let env = term.get_env();
