@@ -17,6 +17,7 @@
     pool_fairness_stats/0,
     pool_call/6,
     pool_call_dirty/6,
+    pool_call_etf/6,
     pool_eval/4,
     pool_eval_dirty/4,
     pool_exec/3,
@@ -112,6 +113,7 @@
     pool_fairness_stats/0,
     pool_call/6,
     pool_call_dirty/6,
+    pool_call_etf/6,
     pool_eval/4,
     pool_eval_dirty/4,
     pool_exec/3,
@@ -333,10 +335,11 @@ pool_fairness_stats() ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.
-%% `dirty' when the arguments are too big to copy on a normal scheduler: call
-%% {@link pool_call_dirty/6} instead.
+%% When the arguments are too big to copy on a normal scheduler: `etf' when they suit the
+%% external term format (call {@link pool_call_etf/6} with `term_to_binary(Args)', or
+%% {@link pool_call_dirty/6}), else `dirty' (call {@link pool_call_dirty/6}).
 -spec pool_call(target(), reference(), binary(), binary(), list(), kwargs()) ->
-    job() | {error, submit_error()} | dirty.
+    job() | {error, submit_error()} | dirty | etf.
 pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
 
@@ -344,6 +347,14 @@ pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
 -spec pool_call_dirty(target(), reference(), binary(), binary(), list(), kwargs()) ->
     job() | {error, submit_error()}.
 pool_call_dirty(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->
+    erlang:nif_error(nif_not_loaded).
+
+%% @doc {@link pool_call/6} with `ArgsEtf' the `term_to_binary/1' of the arguments list: the
+%% executor makes the Python arguments straight from those bytes. Opaque handles in the
+%% arguments must stay referenced by the caller until the reply comes.
+-spec pool_call_etf(target(), reference(), binary(), binary(), binary(), kwargs()) ->
+    job() | {error, submit_error()}.
+pool_call_etf(_Pool, _Ref, _Module, _Func, _ArgsEtf, _Kwargs) ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue the evaluation of an expression in the shared `__main__' namespace (`dirty':

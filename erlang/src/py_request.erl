@@ -33,6 +33,9 @@
     last_traceback/0
 ]).
 
+%% Called as ?MODULE:keep/1 so that the compiler keeps its argument alive.
+-export([keep/1]).
+
 -export_type([request/0, where/0, outcome/0]).
 
 %% What py asks for; names and code are already UTF-8 binaries.
@@ -179,20 +182,31 @@ send({subinterp, Pool} = Target, {exec, Code}, Timeout) ->
 send(Target, Request, Timeout) ->
     Deadline = deadline(Timeout),
     Ref = make_ref(),
-    case submit(Target, Ref, Request) of
+    case submit(Target, Ref, Request, etf) of
         {error, _} = Error ->
             Error;
         Job ->
-            receive
-                {Ref, {'$py_callback', _, _, _} = Callback} ->
-                    outcome(Ref, handle(Ref, Callback, #{Ref => Job}, Deadline, #{}, #{}));
-                {Ref, Reply} ->
-                    %% The common case, a reply and nothing else: no wait state to build.
-                    reply(Reply)
-            after Timeout ->
-                outcome(Ref, expire(#{Ref => Job}, #{}, #{}))
-            end
+            Outcome =
+                receive
+                    {Ref, {'$py_callback', _, _, _} = Callback} ->
+                        outcome(Ref, handle(Ref, Callback, #{Ref => Job}, Deadline, #{}, #{}));
+                    {Ref, Reply} ->
+                        %% The common case, a reply and nothing else: no wait state to build.
+                        reply(Reply)
+                after Timeout ->
+                    outcome(Ref, expire(#{Ref => Job}, #{}, #{}))
+                end,
+            %% Arguments sent in the external term format hold their opaque handles only as
+            %% references: the request keeps the handles themselves alive meanwhile.
+            ?MODULE:keep(Request),
+            Outcome
     end.
+
+%% @private Does nothing with `Term': a remote call the compiler cannot drop, so that `Term'
+%% stays alive (referenced by the caller's stack) until this call.
+-spec keep(term()) -> ok.
+keep(_Term) ->
+    ok.
 
 %% Queues `Request' on `Target'. The reply will come as `{Ref, Reply}'.
 -spec submit(target(), reference(), request()) ->
@@ -200,40 +214,53 @@ send(Target, Request, Timeout) ->
     | {error, not_started | no_workers_available | subinterpreters_not_supported
               | {'TypeError', binary()}}.
 submit(Target, Ref, Request) ->
-    case submit_nif(Target, Ref, Request) of
+    submit(Target, Ref, Request, copy).
+
+%% `etf': the caller keeps `Request' alive until the reply (see send/3), so big arguments may
+%% go in the external term format; `copy': they are always copied as terms.
+-spec submit(target(), reference(), request(), etf | copy) ->
+    py_nif:job()
+    | {error, not_started | no_workers_available | subinterpreters_not_supported
+              | {'TypeError', binary()}}.
+submit(Target, Ref, Request, Big) ->
+    case submit_nif(Target, Ref, Request, Big) of
         {error, Reason} -> submit_failed(Reason);
         Job -> Job
     end.
 
--spec submit_nif(target(), reference(), request()) ->
+-spec submit_nif(target(), reference(), request(), etf | copy) ->
     py_nif:job() | {error, py_nif:submit_error() | subinterpreters_not_supported | handle}.
-submit_nif({subinterp, Pool}, Ref, {call, Module, Func, Args, Kwargs}) ->
+submit_nif({subinterp, Pool}, Ref, {call, Module, Func, Args, Kwargs}, _Big) ->
     case py_nif:subinterp_call(Pool, Ref, Module, Func, Args, Kwargs) of
         dirty -> py_nif:subinterp_call_dirty(Pool, Ref, Module, Func, Args, Kwargs);
         Submitted -> Submitted
     end;
-submit_nif({subinterp, Pool}, Ref, {eval, Code, Locals}) ->
+submit_nif({subinterp, Pool}, Ref, {eval, Code, Locals}, _Big) ->
     case py_nif:subinterp_eval(Pool, Ref, Code, Locals) of
         dirty -> py_nif:subinterp_eval_dirty(Pool, Ref, Code, Locals);
         Submitted -> Submitted
     end;
-submit_nif({subinterp, Pool}, Ref, {exec_on, Index, Code}) ->
+submit_nif({subinterp, Pool}, Ref, {exec_on, Index, Code}, _Big) ->
     py_nif:subinterp_exec(Pool, Ref, Code, Index);
-submit_nif(Target, Ref, {call, Module, Func, Args, Kwargs}) ->
+submit_nif(Target, Ref, {call, Module, Func, Args, Kwargs}, Big) ->
     case py_nif:pool_call(Target, Ref, Module, Func, Args, Kwargs) of
-        dirty -> py_nif:pool_call_dirty(Target, Ref, Module, Func, Args, Kwargs);
+        etf when Big =:= etf ->
+            %% term_to_binary/1 yields: a big list is encoded without holding the scheduler.
+            py_nif:pool_call_etf(Target, Ref, Module, Func, term_to_binary(Args), Kwargs);
+        Big1 when Big1 =:= dirty; Big1 =:= etf ->
+            py_nif:pool_call_dirty(Target, Ref, Module, Func, Args, Kwargs);
         Submitted -> Submitted
     end;
-submit_nif(Target, Ref, {eval, Code, Locals}) ->
+submit_nif(Target, Ref, {eval, Code, Locals}, _Big) ->
     case py_nif:pool_eval(Target, Ref, Code, Locals) of
         dirty -> py_nif:pool_eval_dirty(Target, Ref, Code, Locals);
         Submitted -> Submitted
     end;
-submit_nif(Target, Ref, {exec, Code}) ->
+submit_nif(Target, Ref, {exec, Code}, _Big) ->
     py_nif:pool_exec(Target, Ref, Code);
-submit_nif(Target, Ref, {next, Handle, Max}) ->
+submit_nif(Target, Ref, {next, Handle, Max}, _Big) ->
     py_nif:pool_next(Target, Ref, Handle, Max);
-submit_nif(Target, Ref, {async, Module, Func, Args, Kwargs, Stream}) ->
+submit_nif(Target, Ref, {async, Module, Func, Args, Kwargs, Stream}, _Big) ->
     case py_nif:pool_async(Target, Ref, Module, Func, Args, Kwargs, Stream) of
         dirty -> py_nif:pool_async_dirty(Target, Ref, Module, Func, Args, Kwargs, Stream);
         Submitted -> Submitted

@@ -23,6 +23,9 @@
     unconvertible_arguments/1,
     improper_list/1,
     fast_path_edges/1,
+    big_arguments_external_format/1,
+    big_arguments_keep_their_handles/1,
+    repeated_map_keys/1,
     deep_nesting_erlang_side/1,
     deep_nesting_python_side/1,
     cyclic_python_structures/1,
@@ -350,6 +353,155 @@ fast_path_edges(_Config) ->
     {error, {'TypeError', _}} = ident(list_to_tuple(lists:seq(1, 5000) ++ [Fun])),
     {error, {'UnicodeEncodeError', _}} = py:eval(<<"list(range(5000)) + ['\\ud800']">>),
     {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc Big arguments that suit the external term format (docs/type-conversion.md, "What
+%% conversion costs"), encoded by the caller (after 5,000 integers) or on a dirty scheduler
+%% (after 20,000), give the values and errors of the term-by-term path: random terms and
+%% faulty ones, opaque handles and keyword arguments beside them. Arguments whose first terms
+%% hold big binaries or references are copied as terms instead.
+-spec big_arguments_external_format(ct_suite:ct_config()) -> term().
+big_arguments_external_format(_Config) ->
+    ok = py:exec(<<"def ba_last(xs, **kw):\n    return (xs[-1], kw)\n"
+                   "def ba_id(xs):\n    return id(xs[-1])\n">>),
+    Pad = lists:seq(1, 5000),
+    DirtyPad = lists:seq(1, 20000),
+    {ok, Pool} = py_request:pool(),
+    Submit = fun(Args) ->
+                     py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, Args, #{})
+             end,
+    etf = Submit([Pad]),
+    dirty = Submit([DirtyPad]),
+    %% From about 2,000 words on, below the copy budget too; small arguments are copied.
+    etf = Submit([lists:seq(1, 3000)]),
+    SmallRef = make_ref(),
+    Job = py_nif:pool_call(Pool, SmallRef, <<"builtins">>, <<"len">>, [[1, 2, 3]], #{}),
+    false = is_atom(Job),
+    receive {SmallRef, {ok, 3}} -> ok end,
+    {ok, {3000, #{}}} = py:call('__main__', ba_last, [[lists:seq(1, 3000), 3000]]),
+    etf = Submit([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- lists:seq(1, 1000)]]),
+    dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
+    dirty = Submit([[make_ref() | DirtyPad]]),
+    {ok, 20000} = py:call(builtins, len, [[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
+    {ok, 20001} = py:call(builtins, len, [[make_ref() | DirtyPad]]),
+    Big = fun(P, X) ->
+                  case py:call('__main__', ba_last, [P ++ [X]]) of
+                      {ok, {Got, #{}}} -> {ok, Got};
+                      Other -> Other
+                  end
+          end,
+    Same = fun(X) ->
+                   Small = ident(X),
+                   [ct:fail({paths_differ, X, Small, Other})
+                    || P <- [Pad, DirtyPad], (Other = Big(P, X)) =/= Small],
+                   ok
+           end,
+    _ = rand:seed(exsss, ?SEED),
+    lists:foreach(fun(_) -> Same(gen_term(0)) end, lists:seq(1, 200)),
+    Fun = fun() -> ok end,
+    Port = hd(erlang:ports()),
+    Faulty = [Fun, Port, <<1:3>>, [1 | 2], [Fun | 2], {1, [2 | 3]}, #{a => 1, <<"a">> => 2},
+              #{1 => a, 1.0 => Fun}, #{1 => Fun, 1.0 => a}, #{[1 | 2] => 1},
+              {py_array, nope, [1], <<>>}, {py_array, int8, [2], <<1, 2>>},
+              -0.0, 1 bsl 100, -(1 bsl 63), 'é', nil, undefined, "charlist", <<255, 0>>,
+              self(), make_ref()],
+    lists:foreach(Same, Faulty),
+    %% Faults in the padding itself, and a list of arguments that is improper at the end.
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [[Fun | Pad]]),
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [Pad ++ [1 | 2]]),
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [DirtyPad ++ [1 | 2]]),
+    %% Keyword arguments beside big arguments.
+    Kw = #{<<"key">> => <<"v">>},
+    {ok, {7, Kw}} = py:call('__main__', ba_last, [Pad ++ [7]], Kw),
+    {ok, {7, Kw}} = py:call('__main__', ba_last, [Pad ++ [7]], [{key, <<"v">>}]),
+    {error, {'TypeError', _}} = py:call('__main__', ba_last, [Pad ++ [7]], #{1.5 => 2}),
+    %% A Python error, and a nested call from an Erlang function Python called.
+    {error, {'TypeError', _}} = py:call(builtins, len, [Pad, Pad]),
+    {error, {'TypeError', _}} = py:call(builtins, len, [DirtyPad, DirtyPad]),
+    ok = py:register_function(ba_inner, fun([N]) ->
+                                                {ok, L} = py:call(builtins, len, [lists:seq(1, N)]),
+                                                L
+                                        end),
+    {ok, 30000} = py:eval(<<"erlang.call('ba_inner', 30000)">>),
+    ok = py:unregister_function(ba_inner),
+    %% Opaque handles after the padding are the objects they stand for.
+    {ok, Handle} = py:call(builtins, object, []),
+    {ok, Id} = py:call(builtins, id, [Handle]),
+    {ok, Id} = py:call('__main__', ba_id, [Pad ++ [Handle]]),
+    {ok, Id} = py:call('__main__', ba_id, [DirtyPad ++ [Handle]]),
+    {ok, {[{Handle2}], _}} = py:call('__main__', ba_last, [Pad ++ [[{Handle}]]]),
+    {ok, Id} = py:call(builtins, id, [Handle2]).
+
+%% @doc A caller that holds an opaque handle only through big arguments (sent in the
+%% external term format, where the handle is a mere reference) keeps it alive until its
+%% reply: a request waiting for a busy executor while its caller is garbage-collected still
+%% gets the object.
+-spec big_arguments_keep_their_handles(ct_suite:ct_config()) -> term().
+big_arguments_keep_their_handles(_Config) ->
+    ok = py:exec(<<"def bk_hold():\n    return erlang.call('bk_wait')\n"
+                   "def bk_last_type(xs):\n    return type(xs[-1]).__name__\n">>),
+    Self = self(),
+    %% Runs in a process of its own while the executor that called it waits.
+    ok = py:register_function(bk_wait, fun([]) ->
+                                               Self ! {waiting, self()},
+                                               receive bk_release -> held end
+                                       end),
+    {ok, Pool} = py_request:pool(),
+    #{executors := Executors} = py_nif:pool_stats(Pool),
+    Caller = spawn_link(
+               fun() ->
+                       {ok, Handle} = py:call(builtins, object, []),
+                       Self ! {ready, self()},
+                       receive go -> ok end,
+                       Args = [lists:seq(1, 5000) ++ [Handle]],
+                       Self ! {reply, py:call('__main__', bk_last_type, Args)}
+               end),
+    receive {ready, Caller} -> ok end,
+    Holders = [spawn_link(fun() -> Self ! {held, self(), py:call('__main__', bk_hold, [])} end)
+               || _ <- lists:seq(1, Executors)],
+    Waiting = [receive {waiting, W} -> W end || _ <- Holders],
+    Caller ! go,
+    %% The caller's request waits for an executor; collect its garbage meanwhile.
+    ok = wait_queued(Pool),
+    [true = erlang:garbage_collect(Caller) || _ <- lists:seq(1, 5)],
+    [W ! bk_release || W <- Waiting],
+    [receive {held, H, {ok, <<"held">>}} -> ok end || H <- Holders],
+    receive {reply, Reply} -> {ok, <<"object">>} = Reply end,
+    ok = py:unregister_function(bk_wait).
+
+wait_queued(Pool) ->
+    case py_nif:pool_stats(Pool) of
+        #{queued := Queued} when Queued >= 1 -> ok;
+        _ -> timer:sleep(5), wait_queued(Pool)
+    end.
+
+%% @doc Documents repeat their keys: the keys of many maps (decoded once per distinct key on
+%% the way in, made once per key object on the way out) give the same values as distinct
+%% keys do, whatever the keys are: equal keys of different kinds, non-UTF-8 and long
+%% binaries, str subclasses, and a key that cannot convert after the same key converted.
+-spec repeated_map_keys(ct_suite:ct_config()) -> term().
+repeated_map_keys(_Config) ->
+    Long = binary:copy(<<"long">>, 20),
+    Item = fun(I) -> #{<<"id">> => I, <<"name">> => <<"n">>, <<255>> => I, Long => I,
+                       atom_k => atom_key, 7 => int_key, {<<"id">>} => tuple_key} end,
+    Docs = [[Item(I) || I <- lists:seq(1, N)] || N <- [1, 40, 400, 3000]],
+    lists:foreach(fun(Doc) ->
+                          Expected = py_test_util:normalise(Doc),
+                          {ok, Expected} = ident(Doc)
+                  end, Docs),
+    %% Keys that become the same str in one map still collide, cached or not.
+    {error, {'ValueError', _}} = ident([#{<<"a">> => 1} || _ <- lists:seq(1, 3000)]
+                                       ++ [#{<<"a">> => 1, a => 2}]),
+    ok = py:exec(<<"class RkStr(str):\n    pass\n"
+                   "def rk_docs(n):\n"
+                   "    keys = ['k%d' % (i % 7) for i in range(n)]\n"
+                   "    return [{k: i, RkStr('s'): i, ''.join(['k', '0']): -i}"
+                   " for i, k in enumerate(keys)]\n">>),
+    {ok, Out} = py:call('__main__', rk_docs, [500]),
+    500 = length(Out),
+    #{<<"k0">> := 0, <<"s">> := 0} = hd(Out),
+    #{<<"k3">> := 10, <<"k0">> := -10, <<"s">> := 10} = lists:nth(11, Out),
+    {error, {'UnicodeEncodeError', _}} =
+        py:eval(<<"[{'k': 1} for _ in range(100)] + [{'k': 2, '\\ud800': 3}]">>).
 
 %% @doc Erlang terms nested beyond max_depth give a ValueError, not a crash.
 -spec deep_nesting_erlang_side(ct_suite:ct_config()) -> term().

@@ -252,15 +252,22 @@ multiprocessing_spawns(_Config) ->
     {ok, 4.0} = py:eval(<<"ep_mp">>).
 
 %% @doc Terms too big to copy within a normal scheduler's budget are declined there (`dirty')
-%% and copied by the NIFs' dirty twins; every path that copies an Erlang term for Python works
-%% with them: call arguments, eval locals, async calls, and the results of callbacks from
-%% executors, Python threads and coroutines. Small terms stay on the normal scheduler.
+%% and copied by the NIFs' dirty twins, or, for call arguments that suit it, sent in the
+%% external term format the caller encodes (`etf'); every path that copies an Erlang term for
+%% Python works with them: call arguments, eval locals, async calls, and the results of
+%% callbacks from executors, Python threads and coroutines. Small terms stay on the normal
+%% scheduler.
 -spec big_terms_copied_on_dirty_schedulers(ct_suite:ct_config()) -> term().
 big_terms_copied_on_dirty_schedulers(_Config) ->
     Big = lists:seq(1, 200000),
     N = length(Big),
     {ok, Pool} = py_request:pool(),
     dirty = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, [Big], #{}),
+    etf = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>,
+                           [lists:seq(1, 5000)], #{}),
+    BigBins = [binary:copy(<<"b">>, 100) || _ <- Big],
+    dirty = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, [BigBins], #{}),
+    {ok, N} = py:call(builtins, len, [BigBins]),
     dirty = py_nif:pool_eval(Pool, make_ref(), <<"len(x)">>, #{x => Big}),
     Small = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, [[1, 2]], #{}),
     true = is_reference(Small),

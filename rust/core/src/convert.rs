@@ -138,6 +138,16 @@ pub trait TermBuilder {
     fn begin_map(&mut self, _len: usize) -> Result<()> {
         Ok(())
     }
+    /// The term this builder made earlier for the dict key `key` (an exact `str`), if it
+    /// remembers one ([`TermBuilder::remember_key`]): documents repeat the same keys, and a
+    /// builder whose terms can be shared makes each key's binary once. The default remembers
+    /// nothing.
+    fn known_key(&mut self, _key: &Bound<'_, PyString>) -> Option<Self::Term> {
+        None
+    }
+    /// Told that `term` is the term of the dict key `key` (an exact `str`); a builder that
+    /// remembers it must hold `key` meanwhile, so that no other object takes its address.
+    fn remember_key(&mut self, _key: &Bound<'_, PyString>, _term: &Self::Term) {}
     /// A pid from its external-format bytes.
     fn pid(&mut self, etf: &[u8]) -> Result<Self::Term>;
     /// A reference from its external-format bytes.
@@ -272,13 +282,13 @@ fn to_py_view<'py, 'a, R: TermReader<'a>>(
     })
 }
 
-fn duplicate_key(key: &Bound<'_, PyAny>) -> Error {
+pub(crate) fn duplicate_key(key: &Bound<'_, PyAny>) -> Error {
     let shown = key.repr().map(|r| r.to_string_lossy().into_owned());
     Error::DuplicateMapKey(shown.unwrap_or_default())
 }
 
 /// A new list of `len` empty (NULL) slots, to be filled with `PyList_SET_ITEM`.
-fn new_list(py: Python<'_>, len: usize) -> Result<Bound<'_, PyList>> {
+pub(crate) fn new_list(py: Python<'_>, len: usize) -> Result<Bound<'_, PyList>> {
     let len = ffi::Py_ssize_t::try_from(len).map_err(|_| Error::Unsupported("list too long"))?;
     // SAFETY: PyList_New returns a new reference or NULL with an exception set, which
     // `from_owned_ptr_or_err` turns into an error; the object is a list.
@@ -288,7 +298,7 @@ fn new_list(py: Python<'_>, len: usize) -> Result<Bound<'_, PyList>> {
 }
 
 /// A new tuple of `len` empty (NULL) slots, to be filled with `PyTuple_SET_ITEM`.
-fn new_tuple(py: Python<'_>, len: usize) -> Result<Bound<'_, PyTuple>> {
+pub(crate) fn new_tuple(py: Python<'_>, len: usize) -> Result<Bound<'_, PyTuple>> {
     let len = ffi::Py_ssize_t::try_from(len).map_err(|_| Error::Unsupported("tuple too long"))?;
     // SAFETY: as in `new_list`, for PyTuple_New.
     let tuple = unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyTuple_New(len))? };
@@ -296,7 +306,7 @@ fn new_tuple(py: Python<'_>, len: usize) -> Result<Bound<'_, PyTuple>> {
     Ok(unsafe { tuple.cast_into_unchecked() })
 }
 
-fn atom_to_py<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
+pub(crate) fn atom_to_py<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
     match name {
         "true" => PyBool::new(py, true).to_owned().into_any(),
         "false" => PyBool::new(py, false).to_owned().into_any(),
@@ -305,7 +315,7 @@ fn atom_to_py<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyAny> {
     }
 }
 
-fn bigint_to_py<'py>(
+pub(crate) fn bigint_to_py<'py>(
     py: Python<'py>,
     negative: bool,
     magnitude_le: &[u8],
@@ -466,8 +476,22 @@ fn exact_scalar<B: TermBuilder>(
     builder: &mut B,
     obj: &Bound<'_, PyAny>,
 ) -> Option<Result<B::Term>> {
-    let ptr = obj.as_ptr();
-    // SAFETY: `ptr` is a live object (borrowed from `obj`); the CheckExact macros only read
+    // SAFETY: `obj` is a live object.
+    unsafe { exact_scalar_ptr(builder, obj.py(), obj.as_ptr()) }
+}
+
+/// [`exact_scalar`] on a raw object pointer.
+///
+/// # Safety
+/// `ptr` must be a live object for the duration of the call (a borrowed reference will do:
+/// no Python code runs here).
+#[inline(always)]
+unsafe fn exact_scalar_ptr<B: TermBuilder>(
+    builder: &mut B,
+    py: Python<'_>,
+    ptr: *mut ffi::PyObject,
+) -> Option<Result<B::Term>> {
+    // SAFETY: `ptr` is a live object (the caller's promise); the CheckExact macros only read
     // its type, and PyLong_AsLongLongAndOverflow and PyFloat_AS_DOUBLE are given objects of
     // exactly their types.
     unsafe {
@@ -478,7 +502,7 @@ fn exact_scalar<B: TermBuilder>(
                 return None;
             }
             if value == -1 {
-                if let Some(err) = PyErr::take(obj.py()) {
+                if let Some(err) = PyErr::take(py) {
                     return Some(Err(err.into()));
                 }
             }
@@ -518,18 +542,28 @@ fn from_py_other<B: TermBuilder>(
         builder.begin_map(d.len())?;
         let mut pairs = Vec::with_capacity(d.len());
         for (k, v) in d.iter() {
-            let key = from_py_at(builder, &k, opts, depth + 1)?;
+            let key = match k.cast_exact::<PyString>() {
+                Ok(text) => match builder.known_key(text) {
+                    Some(term) => term,
+                    None => {
+                        let term = builder.binary(text.to_str()?.as_bytes());
+                        builder.remember_key(text, &term);
+                        term
+                    }
+                },
+                Err(_) => from_py_at(builder, &k, opts, depth + 1)?,
+            };
             let value = from_py_at(builder, &v, opts, depth + 1)?;
             pairs.push((key, value));
         }
         return builder.map(pairs);
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        let items = elements(builder, l.iter(), l.len(), opts, depth)?;
+        let items = list_elements(builder, l, opts, depth)?;
         return Ok(builder.list(items));
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        let items = elements(builder, t.iter(), t.len(), opts, depth)?;
+        let items = tuple_elements(builder, t, opts, depth)?;
         return Ok(builder.tuple(items));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
@@ -569,7 +603,73 @@ fn from_py_other<B: TermBuilder>(
     builder.object(obj.clone().unbind())
 }
 
-/// Converts the elements of a list, tuple or set one level down (`len` is a capacity hint).
+/// Converts the elements of a list one level down, reading its slots in place: an exact `int`
+/// or `float` element is converted from the borrowed slot (nothing can run Python code
+/// meanwhile); any other element is held (a new reference) while it converts, because its
+/// conversion may run Python code (a numpy `tolist`, an `int` subclass's methods) that changes
+/// the list. The length is read again at each step for the same reason, as the list's own
+/// iterator does.
+fn list_elements<B: TermBuilder>(
+    builder: &mut B,
+    list: &Bound<'_, PyList>,
+    opts: &Options,
+    depth: usize,
+) -> Result<Vec<B::Term>> {
+    check_depth(depth + 1, opts)?;
+    let py = list.py();
+    let ptr = list.as_ptr();
+    let mut terms = Vec::with_capacity(list.len());
+    let mut i: ffi::Py_ssize_t = 0;
+    // SAFETY: `ptr` is a live list (borrowed from `list`); GET_SIZE reads its length.
+    while i < unsafe { ffi::PyList_GET_SIZE(ptr) } {
+        // SAFETY: `i` is below the list's current length, so the slot holds a live object,
+        // borrowed from the list for as long as no Python code runs.
+        let item = unsafe { ffi::PyList_GET_ITEM(ptr, i) };
+        // SAFETY: as above; `exact_scalar_ptr` runs no Python code.
+        terms.push(match unsafe { exact_scalar_ptr(builder, py, item) } {
+            Some(term) => term?,
+            None => {
+                // SAFETY: `item` is live (see above); this takes a reference of our own.
+                let item = unsafe { Bound::from_borrowed_ptr(py, item) };
+                from_py_other(builder, &item, opts, depth + 1)?
+            }
+        });
+        i += 1;
+    }
+    Ok(terms)
+}
+
+/// Converts the elements of a tuple one level down, reading its slots in place (a tuple's
+/// slots never change; the tuple itself is held by the caller for the whole loop).
+fn tuple_elements<B: TermBuilder>(
+    builder: &mut B,
+    tuple: &Bound<'_, PyTuple>,
+    opts: &Options,
+    depth: usize,
+) -> Result<Vec<B::Term>> {
+    check_depth(depth + 1, opts)?;
+    let py = tuple.py();
+    let ptr = tuple.as_ptr();
+    let len = tuple.len();
+    let mut terms = Vec::with_capacity(len);
+    for i in 0..len {
+        // SAFETY: `i` is below the tuple's length; the slot holds a live object that the
+        // tuple (held by our caller) keeps alive.
+        let item = unsafe { ffi::PyTuple_GET_ITEM(ptr, i as ffi::Py_ssize_t) };
+        // SAFETY: as above; `exact_scalar_ptr` runs no Python code.
+        terms.push(match unsafe { exact_scalar_ptr(builder, py, item) } {
+            Some(term) => term?,
+            None => {
+                // SAFETY: `item` is live (see above).
+                let item = unsafe { Bound::from_borrowed_ptr(py, item) };
+                from_py_other(builder, &item, opts, depth + 1)?
+            }
+        });
+    }
+    Ok(terms)
+}
+
+/// Converts the elements of a set one level down (`len` is a capacity hint).
 fn elements<'py, B: TermBuilder>(
     builder: &mut B,
     items: impl Iterator<Item = Bound<'py, PyAny>>,

@@ -10,6 +10,9 @@
 //!   ([`NoHandles`]: such objects cannot be encoded); the mocked BEAM keeps them in a
 //!   [`HandleTable`] and encodes each as a reference of the node [`HANDLE_NODE`].
 //!
+//! - [`etf_to_py`] and [`etf_list_to_tuple`] (module `one_pass`) make Python objects from ETF
+//!   bytes in one pass, with no index: big call arguments reach executors this way.
+//!
 //! Reading indexes the whole input first ([`etf::Index`]), so malformed input is an
 //! [`Error::BadEtf`] before any object is made; nesting is then bounded by
 //! [`Options::max_depth`] as for live terms. Writing is [`etf::Writer`]'s. Runs on any thread
@@ -22,6 +25,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyo3::prelude::*;
 use pyo3::types::PyType;
+
+mod one_pass;
+
+pub use one_pass::{etf_list_to_tuple, etf_to_py, ResolveRef};
 
 use crate::convert::{self, Options, TermBuilder, TermReader, View};
 use crate::error::{Error, Result};

@@ -71,6 +71,12 @@ impl<B: TermBuilder> TermBuilder for ReprObjects<'_, B> {
     fn int_list(&mut self, values: &[i64]) -> B::Term {
         self.inner.int_list(values)
     }
+    fn known_key(&mut self, key: &Bound<'_, PyString>) -> Option<B::Term> {
+        self.inner.known_key(key)
+    }
+    fn remember_key(&mut self, key: &Bound<'_, PyString>, term: &B::Term) {
+        self.inner.remember_key(key, term)
+    }
     fn pid(&mut self, etf: &[u8]) -> Result<B::Term> {
         self.inner.pid(etf)
     }

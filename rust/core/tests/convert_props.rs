@@ -13,11 +13,16 @@
 //! - Bytes: garbage and mutated encodings decode or fail, never panic, and whatever decodes is
 //!   a fixed point: encoding and decoding it again gives the same value.
 //!
+//! - The one-pass decoder of call arguments (`ext::etf_to_py`, `etf_list_to_tuple`) gives
+//!   what the rules give on the same bytes (`ext::decode`): the same values, and for terms
+//!   with faults (funs, ports, bitstrings, improper lists, colliding map keys, bad values,
+//!   malformed arrays, too deep) the same error, however the faults combine.
+//!
 //! Cases per property: [`common::CASES`] by default, `PROPTEST_CASES` when set (`make fuzz`).
 
 mod common;
 
-use erlang_python_core::convert::Options;
+use erlang_python_core::convert::{self, Options, TermReader, View};
 use erlang_python_core::ext::{self, NoHandles};
 use erlang_python_core::types::{Pid, Ref};
 use erlang_python_core::Error;
@@ -374,4 +379,183 @@ proptest! {
         }
         decode_is_a_fixed_point(&bytes)?;
     }
+
+    /// The one-pass decoder agrees with the rules on the encodings of Python values, as a
+    /// value and as a list of call arguments.
+    #[test]
+    fn fast_decoder_agrees_with_the_rules(values in vec(value(), 0..4)) {
+        let opts = Options::default();
+        with_py(|py| {
+            for value in &values {
+                let obj = build(py, value).map_err(fail)?;
+                let bytes = encode(py, &obj, &opts).map_err(fail)?;
+                let rules = inspect(&decode(py, &bytes, &opts).map_err(fail)?)?;
+                let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts).map_err(fail)?;
+                prop_assert_eq!(inspect(&fast)?, rules);
+            }
+            let list = build(py, &V::List(values.clone())).map_err(fail)?;
+            let bytes = encode(py, &list, &opts).map_err(fail)?;
+            let V::List(rules) = inspect(&decode(py, &bytes, &opts).map_err(fail)?)? else {
+                return Err(fail("not a list"));
+            };
+            let args = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts).map_err(fail)?;
+            prop_assert_eq!(inspect(args.as_any())?, V::Tuple(rules));
+            Ok(())
+        })?;
+    }
+
+    /// Terms with faults fail with the error the rules give, whichever faults they hold and
+    /// wherever they are: a list of values and faulty terms, proper or not, at a depth bound.
+    #[test]
+    fn fast_decoder_fails_as_the_rules_do(
+        items in vec(prop_oneof![
+            2 => value().prop_map(Item::Value),
+            1 => (0usize..FAULTS.len()).prop_map(Item::Fault),
+        ], 0..6),
+        improper in any::<bool>(),
+        max_depth in prop_oneof![Just(1000usize), 0usize..6],
+    ) {
+        let opts = Options { max_depth };
+        // A LIST_EXT of no elements with a tail is its tail: binary_to_term/1 reads it so, but
+        // term_to_binary/1 never writes it.
+        let improper = improper && !items.is_empty();
+        with_py(|py| {
+            let mut bytes = vec![131, 108];
+            bytes.extend_from_slice(&(items.len() as u32).to_be_bytes());
+            for item in &items {
+                match item {
+                    Item::Value(value) => {
+                        let obj = build(py, value).map_err(fail)?;
+                        let deep = Options { max_depth: 1000 };
+                        bytes.extend_from_slice(&encode(py, &obj, &deep).map_err(fail)?[1..]);
+                    }
+                    Item::Fault(i) => bytes.extend_from_slice(FAULTS[*i]),
+                }
+            }
+            bytes.extend_from_slice(if improper { &[97, 7] } else { &[106] });
+            let rules = decode(py, &bytes, &opts);
+            let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts);
+            match (rules, fast) {
+                (Ok(rules), Ok(fast)) => prop_assert_eq!(inspect(&fast)?, inspect(&rules)?),
+                (Err(rules), Err(fast)) => prop_assert_eq!(fast.to_string(), rules.to_string()),
+                (rules, fast) => {
+                    return Err(fail(format!(
+                        "rules {:?}, one-pass decoder {:?}",
+                        rules.map(|o| o.to_string()),
+                        fast.map(|o| o.to_string())
+                    )))
+                }
+            }
+            // As call arguments: the list is not a level, each element is a top-level value.
+            let args = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts);
+            match (rules_arguments(py, &bytes, &opts), args) {
+                (Ok(rules), Ok(args)) => prop_assert_eq!(inspect(args.as_any())?, rules),
+                (Err(rules), Err(args)) => prop_assert_eq!(args.to_string(), rules),
+                (rules, args) => {
+                    return Err(fail(format!(
+                        "rules {rules:?}, one-pass decoder {:?}",
+                        args.map(|o| o.to_string())
+                    )))
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    /// Garbage and mutated encodings make the one-pass decoder fail or agree with the rules,
+    /// never panic.
+    #[test]
+    fn fast_decoder_survives_garbage(value in value(), mutations in vec(mutation(), 1..3)) {
+        let opts = Options { max_depth: 64 };
+        with_py(|py| {
+            let obj = build(py, &value).map_err(fail)?;
+            let mut bytes = encode(py, &obj, &Options::default()).map_err(fail)?;
+            for m in &mutations {
+                mutate(&mut bytes, m);
+            }
+            let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts);
+            let _ = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts);
+            if let (Ok(fast), Ok(rules)) = (fast, decode(py, &bytes, &opts)) {
+                prop_assert_eq!(inspect(&fast)?, inspect(&rules)?);
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// An element of a generated list: a value, or one of [`FAULTS`].
+#[derive(Debug, Clone)]
+enum Item {
+    Value(V),
+    Fault(usize),
+}
+
+/// Encoded terms (no version byte) that do not convert, or convert only in part: a fun, a
+/// port, a bitstring, an improper list, keys that collide in Python (alone, and before a bad
+/// value), a bad value, a malformed array, a pid and a reference (which do convert), a big
+/// integer, and a charlist.
+const FAULTS: [&[u8]; 13] = [
+    // fun erlang:self/0
+    &[
+        113, 119, 6, b'e', b'r', b'l', b'a', b'n', b'g', 119, 4, b's', b'e', b'l', b'f', 97, 0,
+    ],
+    // a port of node 'n@h'
+    &[89, 119, 3, b'n', b'@', b'h', 0, 0, 0, 1, 0, 0, 0, 0],
+    // <<1:3>>
+    &[77, 0, 0, 0, 1, 3, 0x20],
+    // [1 | 2]
+    &[108, 0, 0, 0, 1, 97, 1, 97, 2],
+    // #{a => 1, <<"a">> => 2}
+    &[
+        116, 0, 0, 0, 2, 119, 1, b'a', 97, 1, 109, 0, 0, 0, 1, b'a', 97, 2,
+    ],
+    // #{a => 1, <<"a">> => fun erlang:self/0}
+    &[
+        116, 0, 0, 0, 2, 119, 1, b'a', 97, 1, 109, 0, 0, 0, 1, b'a', 113, 119, 6, b'e', b'r', b'l',
+        b'a', b'n', b'g', 119, 4, b's', b'e', b'l', b'f', 97, 0,
+    ],
+    // #{1 => [1 | 2]}
+    &[116, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 1, 97, 1, 97, 2],
+    // {py_array, nope, [1], <<>>}
+    &[
+        104, 4, 119, 8, b'p', b'y', b'_', b'a', b'r', b'r', b'a', b'y', 119, 4, b'n', b'o', b'p',
+        b'e', 107, 0, 1, 1, 109, 0, 0, 0, 0,
+    ],
+    // a pid of node 'n@h'
+    &[
+        88, 119, 3, b'n', b'@', b'h', 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1,
+    ],
+    // a reference of node 'n@h'
+    &[
+        90, 0, 2, 119, 3, b'n', b'@', b'h', 0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 9,
+    ],
+    // 2^64
+    &[110, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    // "ab"
+    &[107, 0, 2, b'a', b'b'],
+    // [[[[]]]]: depth
+    &[
+        108, 0, 0, 0, 1, 108, 0, 0, 0, 1, 108, 0, 0, 0, 1, 106, 106, 106, 106,
+    ],
+];
+
+/// What the rules make of call arguments given as the encoded list `bytes`, as the NIF reads
+/// live terms (`bridge::request::call_arguments`): the list's elements, each a top-level value.
+fn rules_arguments(py: Python<'_>, bytes: &[u8], opts: &Options) -> Result<V, String> {
+    let reader =
+        ext::ExtReader::new(bytes, &NoHandles, opts.max_depth).map_err(|e| e.to_string())?;
+    let View::List(items) = reader.view(py, reader.root()).map_err(|e| e.to_string())? else {
+        return Err("not a list".to_owned());
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let obj = convert::to_py(py, &reader, item, opts).map_err(|e| e.to_string())?;
+        out.push(inspect(&obj).map_err(|e| e.to_string())?);
+    }
+    Ok(V::Tuple(out))
+}
+
+/// No opaque handles (as `NoHandles`).
+fn no_handles(_py: Python<'_>, _etf: &[u8]) -> Option<Py<PyAny>> {
+    None
 }

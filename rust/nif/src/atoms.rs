@@ -24,6 +24,7 @@ rustler::atoms! {
     cancelled,
     granted,
     dirty,
+    etf,
     wait,
     py_semaphore = "$py_semaphore",
     replied,

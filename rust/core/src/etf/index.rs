@@ -450,6 +450,15 @@ fn is_list_tag(tag: u8) -> bool {
     matches!(tag, NIL_EXT | STRING_EXT | LIST_EXT)
 }
 
+/// Consumes one whole term, iteratively (no recursion however deep the term nests).
+pub fn skip_term(cur: &mut Cursor<'_>) -> Result<()> {
+    let mut pending: u64 = 1;
+    while pending > 0 {
+        pending = pending - 1 + skip_header(cur)?;
+    }
+    Ok(())
+}
+
 /// Consumes the header of one term (all of it for a leaf) and returns how many child terms
 /// follow it.
 fn skip_header(cur: &mut Cursor<'_>) -> Result<u64> {

@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use identity::{
     canonical_identity, describe_pid, describe_ref, is_pid, is_ref, PidParts, RefParts,
 };
-pub use index::{Index, Slot, Term};
+pub use index::{skip_term, Index, Slot, Term};
 pub use printer::format;
 pub use tag::VERSION;
 pub use writer::Writer;

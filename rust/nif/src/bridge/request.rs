@@ -1,14 +1,16 @@
 //! A request's saved terms as Python values, read on the executor (the request's shape was
-//! checked on the caller's scheduler, see `crate::nifs::pool`).
+//! checked on the caller's scheduler, see `crate::nifs::pool`). Runs on the executor, with the
+//! GIL held.
 
 use erlang_python_core::convert::{self, TermReader, View};
+use erlang_python_core::ext;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use rustler::env::SavedTerm;
-use rustler::{Binary, Env, OwnedEnv};
+use rustler::{Binary, Env, OwnedEnv, ResourceArc};
 
-use super::term::{options, NifReader};
+use super::term::{options, NifReader, PyObjectResource};
 
 /// `Args` (a list) and `Kwargs` (a map) as a call's positional and keyword arguments.
 pub fn call_arguments<'py>(
@@ -20,7 +22,17 @@ pub fn call_arguments<'py>(
     env.run(|env| {
         let opts = options();
         let reader = NifReader::new(env);
-        let View::List(items) = reader.view(py, args.load(env)).map_err(PyErr::from)? else {
+        let args = args.load(env);
+        // A binary: the list in the external term format (`pool_call_etf`).
+        if let Ok(etf) = args.decode::<Binary<'_>>() {
+            let resolve = |py: Python<'_>, bytes: &[u8]| handle_of(py, env, bytes);
+            let args =
+                ext::etf_list_to_tuple(py, etf.as_slice(), &resolve, &opts).map_err(PyErr::from)?;
+            let kwargs =
+                convert::kwargs_to_py(py, &reader, kwargs.load(env), &opts).map_err(PyErr::from)?;
+            return Ok((args, kwargs));
+        }
+        let View::List(items) = reader.view(py, args).map_err(PyErr::from)? else {
             return Err(PyTypeError::new_err("arguments must be a list"));
         };
         let args = items
@@ -32,6 +44,14 @@ pub fn call_arguments<'py>(
             convert::kwargs_to_py(py, &reader, kwargs.load(env), &opts).map_err(PyErr::from)?;
         Ok((PyTuple::new(py, args)?, kwargs))
     })
+}
+
+/// The Python object behind the opaque handle whose reference `etf` encodes (the caller
+/// holds the handle until the reply, see `py_request`), or `None` for any other reference.
+fn handle_of(py: Python<'_>, env: Env<'_>, etf: &[u8]) -> Option<Py<PyAny>> {
+    let (term, _) = env.binary_to_term(etf)?;
+    let handle = term.decode::<ResourceArc<PyObjectResource>>().ok()?;
+    Some(handle.object(py).unbind())
 }
 
 /// `Locals` (a map) as a dict of names.

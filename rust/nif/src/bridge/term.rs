@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use erlang_python_core::convert::{Options, TermBuilder, TermReader, View, DEFAULT_MAX_DEPTH};
 use erlang_python_core::{etf, Error};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use rustler::env::SavedTerm;
 use rustler::sys::ErlNifTerm as NIF_TERM;
 use rustler::types::tuple::{get_tuple, make_tuple};
@@ -130,13 +131,17 @@ impl<'a> TermReader<'a> for NifReader<'a> {
 
     fn view(&self, py: Python<'_>, term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
         // The common kinds inline, the rest out of line: this runs once per element. An
-        // integer that fits in 64 bits is the commonest element of big lists: one call reads
-        // it (the call fails at once for any other term), before the type is asked for.
-        if let Ok(i) = term.decode::<i64>() {
-            return Ok(View::Int(i));
+        // integer that fits in 64 bits is the commonest element of big lists: one raw call
+        // reads it (it fails at once for any other term), before the type is asked for.
+        let mut int: i64 = 0;
+        // SAFETY: `term` is a live term of the reader's env; `int` is written only on success.
+        if unsafe {
+            rustler::sys::enif_get_int64(term.get_env().as_c_arg(), term.as_c_arg(), &mut int)
+        } != 0
+        {
+            return Ok(View::Int(int));
         }
         match term.get_type() {
-            // Not a 64-bit one (read above).
             TermType::Integer => bigint_view(term),
             TermType::Float => Ok(View::Float(
                 term.decode::<f64>()
@@ -191,14 +196,25 @@ fn bigint_view<'a>(term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
     })
 }
 
+/// The elements of a proper list, in one pass over its cells with raw calls (no length count
+/// first, no wrapper or `Result` per cell); an improper list's tail is found at the end.
 #[inline(never)]
 fn list_view<'a>(term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
-    let len = term.list_length().map_err(|_| Error::ImproperList)?;
-    let mut items = Vec::with_capacity(len);
-    let mut rest = term;
-    while let Ok((head, tail)) = rest.list_get_cell() {
-        items.push(head);
+    let env = term.get_env();
+    let raw_env = env.as_c_arg();
+    let mut items = Vec::new();
+    let mut rest = term.as_c_arg();
+    let (mut head, mut tail) = (NIF_TERM::default(), NIF_TERM::default());
+    // SAFETY: `rest` is a term of `env` (the list, then each tail); head and tail are written
+    // only on success.
+    while unsafe { rustler::sys::enif_get_list_cell(raw_env, rest, &mut head, &mut tail) } != 0 {
+        // SAFETY: `head` is a term of `env`, just read from the list.
+        items.push(unsafe { Term::new(env, head) });
         rest = tail;
+    }
+    // SAFETY: `rest` is a term of `env`.
+    if unsafe { rustler::sys::enif_is_empty_list(raw_env, rest) } == 0 {
+        return Err(Error::ImproperList);
     }
     Ok(View::List(items))
 }
@@ -257,6 +273,17 @@ pub struct NifBuilder<'a> {
     /// refuses a map; `None`: no bound.
     hash_keys_left: Option<usize>,
     refused: bool,
+    /// The binaries made for recent dict keys, by `str` object (held, so that no other object
+    /// takes its address while it is here): [`TermBuilder::known_key`].
+    keys: Vec<Option<(Py<PyString>, NIF_TERM)>>,
+}
+
+/// Slots of [`NifBuilder`]'s dict-key cache.
+const KEY_SLOTS: usize = 64;
+
+fn key_slot(key: &Bound<'_, PyString>) -> usize {
+    // Objects are 16-byte aligned: the low bits carry nothing.
+    (key.as_ptr() as usize >> 4) % KEY_SLOTS
 }
 
 impl<'a> NifBuilder<'a> {
@@ -266,6 +293,7 @@ impl<'a> NifBuilder<'a> {
             env,
             hash_keys_left: None,
             refused: false,
+            keys: Vec::new(),
         }
     }
 
@@ -284,6 +312,7 @@ impl<'a> NifBuilder<'a> {
             env,
             hash_keys_left: Some(budget),
             refused: false,
+            keys: Vec::new(),
         }
     }
 
@@ -455,6 +484,23 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             }
             None => Ok(()),
         }
+    }
+
+    fn known_key(&mut self, key: &Bound<'_, PyString>) -> Option<Term<'a>> {
+        match self.keys.get(key_slot(key)) {
+            Some(Some((seen, term))) if seen.as_ptr() == key.as_ptr() => {
+                // SAFETY: `term` was made in `self.env` by this builder.
+                Some(unsafe { Term::new(self.env, *term) })
+            }
+            _ => None,
+        }
+    }
+
+    fn remember_key(&mut self, key: &Bound<'_, PyString>, term: &Term<'a>) {
+        if self.keys.is_empty() {
+            self.keys.resize_with(KEY_SLOTS, || None);
+        }
+        self.keys[key_slot(key)] = Some((key.clone().unbind(), term.as_c_arg()));
     }
 
     fn pid(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
