@@ -322,9 +322,10 @@ line_cap(Max) -> max(4 * Max, 65536).
 
 -spec connection(gen_tcp:socket(), #config{}) -> ok.
 connection(Socket, Config) ->
+    %% As the scope and the environ give them, once per connection rather than per request.
     {Peer, Local} = case {inet:peername(Socket), inet:sockname(Socket)} of
-                        {{ok, P}, {ok, L}} -> {P, L};
-                        _ -> {undefined, undefined}
+                        {{ok, P}, {ok, L}} -> {address(P), address(L)};
+                        _ -> {none, none}
                     end,
     idle(Socket, Config, Peer, Local).
 
@@ -645,8 +646,7 @@ wsgi_event({response_body, Chunk, More}, Req) ->
 %% responses); adds chunked framing when the app gave no length (as uvicorn and gunicorn do).
 -spec start_response(iodata(), integer(), [{binary(), binary()}], #req{}) -> {ok, #req{}}.
 start_response(StatusLine, Status, Headers, #req{version = Version} = Req) ->
-    HasLength = lists:any(fun({N, _}) -> string:lowercase(N) =:= <<"content-length">> end,
-                          Headers),
+    HasLength = lists:any(fun({N, _}) -> is_content_length(N) end, Headers),
     NoBody = Req#req.no_body orelse Status =:= 204 orelse Status =:= 304
         orelse (Status >= 100 andalso Status < 200),
     Chunked = not HasLength andalso not NoBody andalso Version =:= {1, 1},
@@ -657,6 +657,12 @@ start_response(StatusLine, Status, Headers, #req{version = Version} = Req) ->
             [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Headers], Extra, <<"\r\n">>],
     {ok, Req#req{response = {pending, Head}, chunked = Chunked, no_body = NoBody,
                  keep_alive = KeepAlive}}.
+
+-spec is_content_length(binary()) -> boolean().
+is_content_length(<<"content-length">>) -> true;
+is_content_length(Name) when byte_size(Name) =:= 14 ->
+    string:lowercase(Name) =:= <<"content-length">>;
+is_content_length(_) -> false.
 
 -spec body(binary(), boolean(), #req{}) -> {ok | disconnect, #req{}}.
 body(Chunk, More, #req{response = Response, socket = Socket} = Req) ->
@@ -684,10 +690,22 @@ body(Chunk, More, #req{response = Response, socket = Socket} = Req) ->
         error -> {disconnect, Req#req{response = sending, keep_alive = false}}
     end.
 
-%% The Date header (RFC 9110 6.6.1): `Sun, 06 Nov 1994 08:49:37 GMT'.
+%% The Date header (RFC 9110 6.6.1): `Sun, 06 Nov 1994 08:49:37 GMT'; made once a second per
+%% connection (formatting it was a visible part of a small response's cost).
 -spec http_date() -> binary().
 http_date() ->
-    {{Y, Mo, D} = Day, {H, Mi, S}} = calendar:universal_time(),
+    Now = erlang:system_time(second),
+    case get('$py_http_date') of
+        {Now, Date} ->
+            Date;
+        _ ->
+            Date = format_date(calendar:system_time_to_universal_time(Now, second)),
+            put('$py_http_date', {Now, Date}),
+            Date
+    end.
+
+-spec format_date(calendar:datetime()) -> binary().
+format_date({{Y, Mo, D} = Day, {H, Mi, S}}) ->
     Wd = element(calendar:day_of_the_week(Day),
                  {<<"Mon">>, <<"Tue">>, <<"Wed">>, <<"Thu">>, <<"Fri">>, <<"Sat">>, <<"Sun">>}),
     Mon = element(Mo, {<<"Jan">>, <<"Feb">>, <<"Mar">>, <<"Apr">>, <<"May">>, <<"Jun">>,
@@ -812,8 +830,10 @@ cgi_name(Name) ->
     << <<(case C of $- -> $_; _ when C >= $a, C =< $z -> C - 32; _ -> C end)>>
        || <<C>> <= Name >>.
 
+%% An address as `{Host, Port}' with the host as text (given that way, it stays).
 -spec address(term()) -> {binary(), inet:port_number()} | none.
 address({IP, Port}) when is_tuple(IP) -> {list_to_binary(inet:ntoa(IP)), Port};
+address({Host, Port}) when is_binary(Host) -> {Host, Port};
 address(_) -> none.
 
 -spec percent_decode(binary()) -> binary().
