@@ -30,6 +30,7 @@
     request_timeout => timeout(),
     drain_timeout => timeout(),
     lifespan => boolean(),
+    freeze_heap => boolean(),
     websocket_max_size => pos_integer()
 }.
 %% `app': `<<"module:attribute">>' (as uvicorn and gunicorn take it) or `{Module, Callable}'.
@@ -42,7 +43,11 @@
 %% default 30000), `idle_timeout' (between keep-alive requests, default 60000),
 %% `request_timeout' (the app's wait for its next event, default 30000; `py_asgi' and
 %% `py_wsgi''s `timeout'), `drain_timeout' (stop/1's wait for requests in flight, default
-%% 15000). `lifespan' (default `true'). `websocket_max_size' (bytes of one websocket message,
+%% 15000). `lifespan' (default `true'). `freeze_heap' (default `true'): once the app is
+%% imported and its lifespan started, Python's heap is collected and frozen (`gc.freeze()'), so
+%% that the objects of the app and its libraries are no longer scanned by every full collection
+%% (a 45-50 ms pause of the event loop every second or so under load with FastAPI, which made
+%% the p99 latency; docs/web-frameworks.md). `websocket_max_size' (bytes of one websocket message,
 %% default 16 MiB as uvicorn; a larger one closes the websocket with 1009). A websocket's
 %% `idle_timeout' is its keepalive: after that much silence the server pings, and closes with
 %% 1011 when nothing came back within as long again.
@@ -59,6 +64,7 @@
     idle_timeout :: timeout(),
     request_timeout :: timeout(),
     lifespan :: boolean(),
+    freeze_heap :: boolean(),
     websocket_max_size :: pos_integer()
 }).
 
@@ -160,7 +166,9 @@ port(Server) ->
 init({Config, Opts}) ->
     process_flag(trap_exit, true),
     case start_app(Config) of
-        ok -> listen(Config, Opts);
+        ok ->
+            ok = freeze_heap(Config),
+            listen(Config, Opts);
         {error, Reason} -> {stop, {app_start_failed, Reason}}
     end.
 
@@ -176,6 +184,19 @@ start_app(#config{module = M, callable = C} = Config) ->
         {ok, none} -> ok;
         {error, _} = Error -> Error
     end.
+
+%% The app's objects, made at its import and lifespan startup, live as long as the server:
+%% frozen, a full collection no longer walks them (a long pause of the event loop otherwise).
+-spec freeze_heap(#config{}) -> ok.
+freeze_heap(#config{freeze_heap = true, request_timeout = Timeout}) ->
+    case py:call(<<"erlang._web">>, <<"freeze_heap">>, [], #{}, Timeout) of
+        {ok, _} -> ok;
+        {error, Reason} ->
+            logger:warning("py_http: the Python heap was not frozen: ~tp", [Reason],
+                           #{domain => [erlang_python, http]})
+    end;
+freeze_heap(#config{}) ->
+    ok.
 
 -spec listen(#config{}, opts()) -> {ok, #state{}} | {stop, term()}.
 listen(Config, Opts) ->
@@ -257,6 +278,7 @@ config(#{app := App} = Opts) ->
                          idle_timeout = maps:get(idle_timeout, Opts, 60000),
                          request_timeout = maps:get(request_timeout, Opts, 30000),
                          lifespan = maps:get(lifespan, Opts, true) =/= false,
+                         freeze_heap = maps:get(freeze_heap, Opts, true) =/= false,
                          websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000)}};
         {error, _} ->
             {error, {bad_app, App}};

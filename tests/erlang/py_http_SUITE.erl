@@ -17,6 +17,7 @@
     keep_alive/1,
     keep_alive_addresses_and_date/1,
     response_before_the_app_returns/1,
+    freeze_heap/1,
     chunked_request_body/1,
     chunked_response/1,
     head_and_http10/1,
@@ -286,6 +287,22 @@ response_before_the_app_returns(_Config) ->
         {_, <<"early">>} = read_response(C),
         [<<"answered">>, <<"returned">>, <<"answered">> | _] = events(),
         ok = gen_tcp:close(C)
+    end).
+
+%% @doc The server freezes Python's heap once the app is imported (`freeze_heap', default
+%% `true'), and leaves it alone with `freeze_heap => false'.
+-spec freeze_heap(ct_suite:ct_config()) -> term().
+freeze_heap(_Config) ->
+    Count = <<"__import__('gc').get_freeze_count()">>,
+    Unfreeze = <<"__import__('gc').unfreeze()">>,
+    {ok, _} = py:eval(Unfreeze),
+    {ok, 0} = py:eval(Count),
+    with_server(#{app => {edge_apps, addresses}, freeze_heap => false}, fun(_) ->
+        {ok, 0} = py:eval(Count)
+    end),
+    with_server(#{app => {edge_apps, addresses}}, fun(_) ->
+        {ok, N} = py:eval(Count),
+        true = N > 0
     end).
 
 %% @doc A chunked request body reaches the app whole (ASGI, in chunks; WSGI, at once).

@@ -398,6 +398,20 @@ def test_response_waiters_are_independent() -> None:
     assert asyncio.run(main()) == ["second"]
 
 
+def test_freeze_heap() -> None:
+    import gc
+
+    from erlang import _web
+
+    gc.unfreeze()
+    try:
+        frozen = _web.freeze_heap()
+        assert frozen > 0
+        assert frozen == gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+
+
 # Websocket sessions against the mocked BEAM ----------------------------------------------------
 
 
