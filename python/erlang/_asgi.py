@@ -87,6 +87,17 @@ def _headers(value: object) -> list[tuple[bytes, bytes]]:
         raise TypeError(f"ASGI scope headers must be a list, not {type(value).__name__}")
     headers = []
     for item in value:
+        if type(item) is tuple and len(item) == 2:
+            # What a server's {Name, Value} of UTF-8 binaries becomes: no checks to make.
+            name, val = item
+            if type(name) is str and type(val) is str:
+                headers.append(
+                    (
+                        name.encode("utf-8", "surrogateescape").lower(),
+                        val.encode("utf-8", "surrogateescape"),
+                    )
+                )
+                continue
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise TypeError(f"ASGI header must be a [Name, Value] pair, not {item!r}")
         headers.append((_bytes(item[0], "header name").lower(), _bytes(item[1], "header value")))
@@ -102,7 +113,8 @@ def _address(value: object, what: str) -> tuple[str, int] | None:
         and isinstance(value[1], int)
         and not isinstance(value[1], bool)
     ):
-        return (_text(value[0], f"{what} host"), value[1])
+        host = value[0]
+        return (host if type(host) is str else _text(host, what + " host"), value[1])
     raise TypeError(f"ASGI scope {what} must be a {{Host, Port}} tuple, not {value!r}")
 
 
