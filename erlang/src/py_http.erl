@@ -32,6 +32,7 @@
     request_timeout => timeout(),
     drain_timeout => timeout(),
     lifespan => boolean(),
+    freeze_heap => boolean(),
     websocket_max_size => pos_integer(),
     websocket_compression => boolean()
 }.
@@ -45,9 +46,13 @@
 %% default 30000), `idle_timeout' (between keep-alive requests, default 60000),
 %% `request_timeout' (the app's wait for its next event, default 30000; `py_asgi' and
 %% `py_wsgi''s `timeout'), `drain_timeout' (stop/1's wait for requests in flight, default
-%% 15000). `lifespan' (default `true'). `websocket_max_size' (bytes of one websocket message,
-%% default 16 MiB as uvicorn; a larger one closes the websocket with 1009; a compressed one
-%% counts once inflated). `websocket_compression' (default `true', as uvicorn): accept a
+%% 15000). `lifespan' (default `true'). `freeze_heap' (default `true'): once the app is
+%% imported and its lifespan started, Python's heap is collected and frozen (`gc.freeze()'), so
+%% that the objects of the app and its libraries are no longer scanned by every full collection
+%% (a 45-50 ms pause of the event loop every second or so under load with FastAPI, which made
+%% the p99 latency; docs/web-frameworks.md). `websocket_max_size' (bytes of one websocket
+%% message, default 16 MiB as uvicorn; a larger one closes the websocket with 1009; a compressed
+%% one counts once inflated). `websocket_compression' (default `true', as uvicorn): accept a
 %% client's `permessage-deflate' offer (RFC 7692). A websocket's
 %% `idle_timeout' is its keepalive: after that much silence the server pings, and closes with
 %% 1011 when nothing came back within as long again.
@@ -64,6 +69,7 @@
     idle_timeout :: timeout(),
     request_timeout :: timeout(),
     lifespan :: boolean(),
+    freeze_heap :: boolean(),
     websocket_max_size :: pos_integer(),
     websocket_compression :: boolean()
 }).
@@ -167,7 +173,9 @@ port(Server) ->
 init({Config, Opts}) ->
     process_flag(trap_exit, true),
     case start_app(Config) of
-        ok -> listen(Config, Opts);
+        ok ->
+            ok = freeze_heap(Config),
+            listen(Config, Opts);
         {error, Reason} -> {stop, {app_start_failed, Reason}}
     end.
 
@@ -183,6 +191,19 @@ start_app(#config{module = M, callable = C} = Config) ->
         {ok, none} -> ok;
         {error, _} = Error -> Error
     end.
+
+%% The app's objects, made at its import and lifespan startup, live as long as the server:
+%% frozen, a full collection no longer walks them (a long pause of the event loop otherwise).
+-spec freeze_heap(#config{}) -> ok.
+freeze_heap(#config{freeze_heap = true, request_timeout = Timeout}) ->
+    case py:call(<<"erlang._web">>, <<"freeze_heap">>, [], #{}, Timeout) of
+        {ok, _} -> ok;
+        {error, Reason} ->
+            logger:warning("py_http: the Python heap was not frozen: ~tp", [Reason],
+                           #{domain => [erlang_python, http]})
+    end;
+freeze_heap(#config{}) ->
+    ok.
 
 -spec listen(#config{}, opts()) -> {ok, #state{}} | {stop, term()}.
 listen(Config, Opts) ->
@@ -266,6 +287,7 @@ config(#{app := App} = Opts) ->
                          idle_timeout = maps:get(idle_timeout, Opts, 60000),
                          request_timeout = maps:get(request_timeout, Opts, 30000),
                          lifespan = maps:get(lifespan, Opts, true),
+                         freeze_heap = maps:get(freeze_heap, Opts, true),
                          websocket_max_size = maps:get(websocket_max_size, Opts, 16#1000000),
                          websocket_compression = maps:get(websocket_compression, Opts, true)}};
         {error, _, _} ->
@@ -303,7 +325,7 @@ good_option(max_body_size, N) ->
 good_option(Key, T) when Key =:= read_timeout; Key =:= idle_timeout; Key =:= request_timeout;
                          Key =:= drain_timeout ->
     T =:= infinity orelse (is_integer(T) andalso T >= 0);
-good_option(Key, B) when Key =:= lifespan; Key =:= websocket_compression ->
+good_option(Key, B) when Key =:= lifespan; Key =:= freeze_heap; Key =:= websocket_compression ->
     is_boolean(B);
 good_option(_Key, _Value) ->
     false.
@@ -364,9 +386,10 @@ line_cap(Max) -> max(4 * Max, 65536).
 
 -spec connection(gen_tcp:socket(), #config{}) -> ok.
 connection(Socket, Config) ->
+    %% As the scope and the environ give them, once per connection rather than per request.
     {Peer, Local} = case {inet:peername(Socket), inet:sockname(Socket)} of
-                        {{ok, P}, {ok, L}} -> {P, L};
-                        _ -> {undefined, undefined}
+                        {{ok, P}, {ok, L}} -> {address(P), address(L)};
+                        _ -> {none, none}
                     end,
     idle(Socket, Config, Peer, Local).
 
@@ -690,8 +713,7 @@ wsgi_event({response_body, Chunk, More}, Req) ->
 %% responses); adds chunked framing when the app gave no length (as uvicorn and gunicorn do).
 -spec start_response(iodata(), integer(), [{binary(), binary()}], #req{}) -> {ok, #req{}}.
 start_response(StatusLine, Status, Headers, #req{version = Version} = Req) ->
-    HasLength = lists:any(fun({N, _}) -> string:lowercase(N) =:= <<"content-length">> end,
-                          Headers),
+    HasLength = lists:any(fun({N, _}) -> is_content_length(N) end, Headers),
     NoBody = Req#req.no_body orelse Status =:= 204 orelse Status =:= 304
         orelse (Status >= 100 andalso Status < 200),
     Chunked = not HasLength andalso not NoBody andalso Version =:= {1, 1},
@@ -702,6 +724,12 @@ start_response(StatusLine, Status, Headers, #req{version = Version} = Req) ->
             [[N, <<": ">>, V, <<"\r\n">>] || {N, V} <- Headers], Extra, <<"\r\n">>],
     {ok, Req#req{response = {pending, Head}, chunked = Chunked, no_body = NoBody,
                  keep_alive = KeepAlive}}.
+
+-spec is_content_length(binary()) -> boolean().
+is_content_length(<<"content-length">>) -> true;
+is_content_length(Name) when byte_size(Name) =:= 14 ->
+    string:lowercase(Name) =:= <<"content-length">>;
+is_content_length(_) -> false.
 
 -spec body(binary(), boolean(), #req{}) -> {ok | disconnect, #req{}}.
 body(Chunk, More, #req{response = Response, socket = Socket} = Req) ->
@@ -729,10 +757,22 @@ body(Chunk, More, #req{response = Response, socket = Socket} = Req) ->
         error -> {disconnect, Req#req{response = sending, keep_alive = false}}
     end.
 
-%% The Date header (RFC 9110 6.6.1): `Sun, 06 Nov 1994 08:49:37 GMT'.
+%% The Date header (RFC 9110 6.6.1): `Sun, 06 Nov 1994 08:49:37 GMT'; made once a second per
+%% connection (formatting it was a visible part of a small response's cost).
 -spec http_date() -> binary().
 http_date() ->
-    {{Y, Mo, D} = Day, {H, Mi, S}} = calendar:universal_time(),
+    Now = erlang:system_time(second),
+    case get('$py_http_date') of
+        {Now, Date} ->
+            Date;
+        _ ->
+            Date = format_date(calendar:system_time_to_universal_time(Now, second)),
+            put('$py_http_date', {Now, Date}),
+            Date
+    end.
+
+-spec format_date(calendar:datetime()) -> binary().
+format_date({{Y, Mo, D} = Day, {H, Mi, S}}) ->
     Wd = element(calendar:day_of_the_week(Day),
                  {<<"Mon">>, <<"Tue">>, <<"Wed">>, <<"Thu">>, <<"Fri">>, <<"Sat">>, <<"Sun">>}),
     Mon = element(Mo, {<<"Jan">>, <<"Feb">>, <<"Mar">>, <<"Apr">>, <<"May">>, <<"Jun">>,
@@ -857,8 +897,10 @@ cgi_name(Name) ->
     << <<(case C of $- -> $_; _ when C >= $a, C =< $z -> C - 32; _ -> C end)>>
        || <<C>> <= Name >>.
 
+%% An address as `{Host, Port}' with the host as text (given that way, it stays).
 -spec address(term()) -> {binary(), inet:port_number()} | none.
 address({IP, Port}) when is_tuple(IP) -> {list_to_binary(inet:ntoa(IP)), Port};
+address({Host, Port}) when is_binary(Host) -> {Host, Port};
 address(_) -> none.
 
 -spec percent_decode(binary()) -> binary().

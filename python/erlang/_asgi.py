@@ -87,6 +87,17 @@ def _headers(value: object) -> list[tuple[bytes, bytes]]:
         raise TypeError(f"ASGI scope headers must be a list, not {type(value).__name__}")
     headers = []
     for item in value:
+        if type(item) is tuple and len(item) == 2:
+            # What a server's {Name, Value} of UTF-8 binaries becomes: no checks to make.
+            name, val = item
+            if type(name) is str and type(val) is str:
+                headers.append(
+                    (
+                        name.encode("utf-8", "surrogateescape").lower(),
+                        val.encode("utf-8", "surrogateescape"),
+                    )
+                )
+                continue
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise TypeError(f"ASGI header must be a [Name, Value] pair, not {item!r}")
         headers.append((_bytes(item[0], "header name").lower(), _bytes(item[1], "header value")))
@@ -102,7 +113,8 @@ def _address(value: object, what: str) -> tuple[str, int] | None:
         and isinstance(value[1], int)
         and not isinstance(value[1], bool)
     ):
-        return (_text(value[0], f"{what} host"), value[1])
+        host = value[0]
+        return (host if type(host) is str else _text(host, what + " host"), value[1])
     raise TypeError(f"ASGI scope {what} must be a {{Host, Port}} tuple, not {value!r}")
 
 
@@ -259,8 +271,11 @@ async def _state(module: str, name: str, app: App) -> dict[str, Any]:
     lifespan = registry.get(key)
     if lifespan is None:
         lifespan = registry[key] = _Lifespan(app)
-    # Shielded: a request that gives up does not stop the startup the others wait for.
-    await asyncio.shield(lifespan.started)
+    if lifespan.started.done():
+        lifespan.started.result()  # Raises what a failed startup raised.
+    else:
+        # Shielded: a request that gives up does not stop the startup the others wait for.
+        await asyncio.shield(lifespan.started)
     return lifespan.state
 
 
@@ -323,7 +338,25 @@ class _Response:
     def __init__(self) -> None:
         self.started = False
         self.complete = False
-        self.done = asyncio.Event()
+        # Futures of the tasks in wait(); made only when one waits (most requests never do).
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def wait(self) -> None:
+        """Returns once the response is complete, or :meth:`wake` was called; each waiter
+        has a future of its own, so cancelling one waiter leaves the others waiting."""
+        if self.complete:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.remove(waiter)
+
+    def wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def check(self, message: Message) -> tuple[str, Any, Any]:
         kind = message.get("type")
@@ -346,7 +379,7 @@ class _Response:
             more = bool(message.get("more_body", False))
             if not more:
                 self.complete = True
-                self.done.set()
+                self.wake()
             return ("response_body", bytes(body), more)
         raise RuntimeError(f"unexpected ASGI message {kind!r} for an http scope")
 
@@ -387,7 +420,7 @@ async def run(
     async def receive() -> Message:
         if pending:
             return pending.pop()
-        await response.done.wait()  # Nobody disconnects before the response is complete.
+        await response.wait()  # Nobody disconnects before the response is complete.
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
@@ -440,78 +473,93 @@ async def serve(
     from erlang import async_call
 
     app, scope = await _prepare(module, name, raw_scope, opts)
+    loop = asyncio.get_running_loop()
     response = _Response()
-    disconnected = asyncio.Event()
+    # True once Erlang reported that the client went away (the response's waiters woken).
+    gone = False
     first: list[Message] = [
         {"type": "http.request", "body": _bytes(body, "body"), "more_body": bool(more_body)}
     ]
     body_pending = bool(more_body)
 
+    def disconnected() -> None:
+        nonlocal gone
+        gone = True
+        response.wake()
+
     async def receive() -> Message:
         nonlocal body_pending
         if first:
             return first.pop()
-        if body_pending and not disconnected.is_set():
+        if body_pending and not gone:
             reply = await async_call(EVENT_FUNCTION, peer, gate, "request_body")
             if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "body":
                 body_pending = bool(reply[2])
                 chunk = _bytes(reply[1], "request body chunk")
                 return {"type": "http.request", "body": chunk, "more_body": body_pending}
-            disconnected.set()
+            disconnected()
             return {"type": "http.disconnect"}
         # The whole body is in: the next message is the disconnect, after the response.
-        done = asyncio.ensure_future(response.done.wait())
-        gone = asyncio.ensure_future(disconnected.wait())
-        try:
-            await asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            done.cancel()
-            gone.cancel()
+        while not response.complete and not gone:
+            await response.wait()
         return {"type": "http.disconnect"}
 
     # Response events wait here until they are handed to Erlang, several in one call: the
     # start goes with the first body chunk, and a complete response made in one loop step
-    # (the common case) goes back as the coroutine's result, with no call at all.
+    # (the common case) goes back as the coroutine's result, with no call and no task at all:
+    # the start and the last chunk only schedule a check for the next loop step (kick), which
+    # starts a delivery if the app is still running then.
     pending: list[tuple[str, Any, Any]] = []
-    delivering = asyncio.Lock()
-    later: list[asyncio.Future[None]] = []
+    delivering: asyncio.Lock | None = None
+    deliveries: list[asyncio.Task[None]] = []
+    kick_scheduled = False
+    settled = False
 
     async def flush() -> None:
+        nonlocal delivering
+        if delivering is None:
+            delivering = asyncio.Lock()
         async with delivering:
-            if not pending or disconnected.is_set():
+            if not pending or gone:
                 return
             events = pending[:]
             pending.clear()
             reply = await async_call(EVENT_FUNCTION, peer, gate, events)
             if reply != "ok":
-                disconnected.set()
+                disconnected()
 
-    async def flush_later() -> None:
-        await asyncio.sleep(0)
-        await flush()
+    def kick() -> None:
+        nonlocal kick_scheduled
+        kick_scheduled = False
+        if pending and not settled:
+            deliveries.append(loop.create_task(flush()))
 
     async def send(message: Message) -> None:
-        if disconnected.is_set():
+        nonlocal kick_scheduled
+        if gone:
             raise ClientDisconnected("the client disconnected")
         event = response.check(message)
         pending.append(event)
         if event[0] == "response_start" or response.complete:
             # Held for one loop step: a body chunk or the app's return may follow at once.
-            if not later or later[-1].done():
-                later.append(asyncio.ensure_future(flush_later()))
+            if not kick_scheduled:
+                kick_scheduled = True
+                loop.call_soon(kick)
             return
         await flush()
-        if disconnected.is_set():
+        if gone:
             raise ClientDisconnected("the client disconnected")
 
     async def settle() -> str | tuple[str, list[tuple[str, Any, Any]]]:
-        for task in later:
+        nonlocal settled
+        settled = True
+        for task in deliveries:
             if not task.done():
-                if pending and not delivering.locked():
+                if pending and (delivering is None or not delivering.locked()):
                     task.cancel()  # Not started: the events go back with the result.
                 else:
                     await task
-        if disconnected.is_set():
+        if gone:
             return "disconnected"
         if pending:
             return ("events", pending)
@@ -526,16 +574,17 @@ async def serve(
         if response.complete:
             _log.exception("ASGI app raised after its response was complete")
             return await settle()
-        for task in later:
+        settled = True
+        for task in deliveries:
             task.cancel()
-        if disconnected.is_set():
+        if gone:
             # The app failed on its way out after the client left: nobody to answer.
             _log.debug("ASGI app raised after the client disconnected", exc_info=True)
             return "disconnected"
         raise
-    if not response.started and not disconnected.is_set():
+    if not response.started and not gone:
         raise RuntimeError("ASGI app returned without sending http.response.start")
-    if not response.complete and not disconnected.is_set():
+    if not response.complete and not gone:
         raise RuntimeError("ASGI app returned before its response body was complete")
     return await settle()
 

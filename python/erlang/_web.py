@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Any
 
@@ -21,3 +22,15 @@ def check_app(module: str, name: str) -> None:
     """Imports the app (``resolve_app``) and returns nothing: the check a server makes before
     it listens."""
     resolve_app(module, name)
+
+
+def freeze_heap() -> int:
+    """Collects the garbage, then freezes what is left (``gc.freeze()``): the objects alive now
+    (modules, the app, its routes and models) are no longer walked by the collector, whose full
+    collections otherwise pause the event loop for tens of milliseconds under load. What is
+    frozen is still freed when its reference count drops to zero; only cycles among frozen
+    objects stay. py_http calls it once the app is imported and its lifespan started (its
+    ``freeze_heap`` option). Returns the number of frozen objects."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -15,6 +15,9 @@
     same_as_gunicorn/1,
     comparison_sees_differences/1,
     keep_alive/1,
+    keep_alive_addresses_and_date/1,
+    response_before_the_app_returns/1,
+    freeze_heap/1,
     chunked_request_body/1,
     chunked_response/1,
     head_and_http10/1,
@@ -248,6 +251,63 @@ keep_alive(Config) ->
     ok = gen_tcp:send(S, [Get, Get]),
     {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
     ok = gen_tcp:close(S).
+
+%% @doc On a kept-alive connection each request gets the connection's client and server
+%% addresses (worked out once per connection) and a well-formed `date' header (made once a
+%% second).
+-spec keep_alive_addresses_and_date(ct_suite:ct_config()) -> term().
+keep_alive_addresses_and_date(_Config) ->
+    with_server(#{app => {edge_apps, addresses}}, fun(S) ->
+        C = connect(S),
+        {ok, {_, ClientPort}} = inet:sockname(C),
+        Expected = iolist_to_binary(io_lib:format("(('127.0.0.1', ~b), ('127.0.0.1', ~b))",
+                                                  [ClientPort, py_http:port(S)])),
+        Get = <<"GET / HTTP/1.1\r\nhost: x\r\n\r\n">>,
+        [begin
+             ok = gen_tcp:send(C, Get),
+             {Head, Expected} = read_response(C),
+             <<"HTTP/1.1 200 OK">> = status(Head),
+             {match, _} = re:run(Head, <<"\r\ndate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} "
+                                         "[A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} "
+                                         "GMT\r\n">>)
+         end || _ <- lists:seq(1, 3)],
+        ok = gen_tcp:close(C)
+    end).
+
+%% @doc A response the app completed reaches the client while the app runs on (work after
+%% the answer, as a background task's); the connection serves its next request once the app
+%% returned.
+-spec response_before_the_app_returns(ct_suite:ct_config()) -> term().
+response_before_the_app_returns(_Config) ->
+    with_server(#{app => {edge_apps, linger}}, fun(S) ->
+        C = connect(S),
+        Get = <<"GET / HTTP/1.1\r\nhost: x\r\n\r\n">>,
+        ok = gen_tcp:send(C, Get),
+        {Head, <<"early">>} = read_response(C),
+        <<"HTTP/1.1 200 OK">> = status(Head),
+        [<<"answered">>] = events(),
+        {ok, _} = py:call(edge_apps, release_linger, []),
+        ok = gen_tcp:send(C, Get),
+        {_, <<"early">>} = read_response(C),
+        [<<"answered">>, <<"returned">>, <<"answered">> | _] = events(),
+        ok = gen_tcp:close(C)
+    end).
+
+%% @doc The server freezes Python's heap once the app is imported (`freeze_heap', default
+%% `true'), and leaves it alone with `freeze_heap => false'.
+-spec freeze_heap(ct_suite:ct_config()) -> term().
+freeze_heap(_Config) ->
+    Count = <<"__import__('gc').get_freeze_count()">>,
+    Unfreeze = <<"__import__('gc').unfreeze()">>,
+    {ok, _} = py:eval(Unfreeze),
+    {ok, 0} = py:eval(Count),
+    with_server(#{app => {edge_apps, addresses}, freeze_heap => false}, fun(_) ->
+        {ok, 0} = py:eval(Count)
+    end),
+    with_server(#{app => {edge_apps, addresses}}, fun(_) ->
+        {ok, N} = py:eval(Count),
+        true = N > 0
+    end).
 
 %% @doc A chunked request body reaches the app whole (ASGI, in chunks; WSGI, at once).
 -spec chunked_request_body(ct_suite:ct_config()) -> term().
@@ -584,7 +644,8 @@ bad_options(_Config) ->
                          {acceptors, 0}, {max_header_line, 0}, {max_headers, x},
                          {max_body_size, -1}, {websocket_max_size, 0}, {read_timeout, abc},
                          {idle_timeout, -5}, {request_timeout, 1.5}, {drain_timeout, forever},
-                         {lifespan, maybe}, {websocket_compression, 1}, {max_body, 10}]],
+                         {lifespan, maybe}, {freeze_heap, yes}, {websocket_compression, 1},
+                         {max_body, 10}]],
     {ok, S} = py_http:start(#{app => <<"edge_apps:nap">>, port => 0}),
     {error, eaddrinuse} = py_http:start(#{app => <<"edge_apps:nap">>, port => py_http:port(S)}),
     ok = py_http:stop(S),

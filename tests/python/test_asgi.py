@@ -346,6 +346,72 @@ def test_serve_request_body_disconnect(beam: MockBeam) -> None:
     assert edge_apps.events() == ["disconnect"]
 
 
+def test_serve_hands_over_a_complete_response_while_the_app_runs_on(beam: MockBeam) -> None:
+    # linger answers, then waits for release_linger(): the events must reach Erlang in the
+    # meantime (the release comes from the event function, so the test cannot pass otherwise).
+    import edge_apps
+
+    def answer(ev: Any) -> str:
+        edge_apps.release_linger()
+        return "ok"
+
+    result, events = serve(beam, answer, {"app": "linger"}, module="edge_apps")
+    assert result == "ok"
+    assert events == [
+        ("response_start", 200, [("content-length", "5")]),
+        ("response_body", "early", False),
+    ]
+    assert edge_apps.events() == ["answered", "returned"]
+
+
+def test_serve_complete_in_one_step_makes_no_call(beam: MockBeam) -> None:
+    # The whole response comes back with the result: the event function is never called.
+    calls: list[Any] = []
+    result, events = serve(beam, lambda ev: calls.append(ev) or "ok", {"path": "/"})
+    assert result == "ok"
+    assert calls == []
+    assert [ev[0] for ev in events] == ["response_start", "response_body"]
+
+
+def test_response_waiters_are_independent() -> None:
+    async def main() -> list[str]:
+        response = _asgi._Response()
+        seen: list[str] = []
+
+        async def waiter(name: str) -> None:
+            await response.wait()
+            seen.append(name)
+
+        first = asyncio.ensure_future(waiter("first"))
+        second = asyncio.ensure_future(waiter("second"))
+        await asyncio.sleep(0)
+        first.cancel()  # Cancelling one waiter leaves the other waiting.
+        await asyncio.sleep(0)
+        assert not second.done()
+        response.check({"type": "http.response.start", "status": 200})
+        response.check({"type": "http.response.body", "body": b""})
+        await second
+        await response.wait()  # Complete: returns at once.
+        assert first.cancelled()
+        return seen
+
+    assert asyncio.run(main()) == ["second"]
+
+
+def test_freeze_heap() -> None:
+    import gc
+
+    from erlang import _web
+
+    gc.unfreeze()
+    try:
+        frozen = _web.freeze_heap()
+        assert frozen > 0
+        assert frozen == gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+
+
 # Websocket sessions against the mocked BEAM ----------------------------------------------------
 
 

@@ -13,10 +13,19 @@ EVENTS: list[Any] = []
 SENT = 0
 
 
+# Whether `linger` may return (set by `release_linger`).
+LINGER = {"released": False}
+
+
 def reset() -> None:
     global SENT
     EVENTS.clear()
     SENT = 0
+    LINGER["released"] = False
+
+
+def release_linger() -> None:
+    LINGER["released"] = True
 
 
 def events() -> list[Any]:
@@ -43,6 +52,34 @@ async def scope_types(scope: dict[str, Any], receive: Any, send: Any) -> None:
         lines.append(f"{key}: {text}")
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": "\n".join(lines).encode()})
+
+
+async def addresses(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the scope's client and server, with a length (a kept-alive connection)."""
+    if scope["type"] == "lifespan":
+        return
+    body = repr((scope["client"], scope["server"])).encode()
+    headers = [(b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def linger(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers at once, then runs on until `release_linger()`: its response must reach the
+    client before it returns."""
+    if scope["type"] == "lifespan":
+        return
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]}
+    )
+    await send({"type": "http.response.body", "body": b"early"})
+    EVENTS.append("answered")
+    for _ in range(6000):  # 30 s at most: a test that never releases it fails, not hangs.
+        if LINGER["released"]:
+            EVENTS.append("returned")
+            return
+        await asyncio.sleep(0.005)
+    raise TimeoutError("linger was never released")
 
 
 async def raise_before_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
