@@ -9,8 +9,14 @@
 %% Usage: idle_websockets.escript EBIN VENV_PYTHON [N]
 -mode(compile).
 
-main([Ebin, Py | Rest]) ->
+main([Ebin, Py0 | Rest]) ->
     N = case Rest of [] -> 1000; [A] -> list_to_integer(A) end,
+    %% The ports below run in bench/web: a relative path to the venv's python would not
+    %% resolve there (uvicorn then never starts).
+    Py = case lists:member($/, Py0) of
+             true -> filename:absname(Py0);
+             false -> os:find_executable(Py0)
+         end,
     true = code:add_patha(Ebin),
     Here = filename:dirname(filename:absname(escript:script_name())),
     {ok, _} = application:ensure_all_started(erlang_python),
