@@ -20,7 +20,7 @@ import importlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from erlang._web import resolve_app
@@ -350,16 +350,26 @@ async def release(module: str, name: str) -> bool:
 
 
 def _response_headers(value: object) -> list[tuple[bytes, bytes]]:
-    if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+    # A list or tuple (what frameworks send) needs no ABC check; a (bytes, bytes) tuple, the
+    # usual header, is kept as it is: (bytes(name), bytes(val)) would be an equal copy.
+    if not isinstance(value, (list, tuple)) and (
+        not isinstance(value, Iterable) or isinstance(value, (str, bytes))
+    ):
         raise TypeError("ASGI response headers must be an iterable of [name, value] pairs")
-    headers = []
-    for item in value:
+    headers: list[tuple[bytes, bytes]] = []
+    append = headers.append
+    for item in cast("Iterable[object]", value):
+        if type(item) is tuple and len(item) == 2:
+            name, val = item
+            if type(name) is bytes and type(val) is bytes:
+                append(item)
+                continue
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise TypeError(f"ASGI response header must be a (name, value) pair, not {item!r}")
         name, val = item
         if not isinstance(name, (bytes, bytearray)) or not isinstance(val, (bytes, bytearray)):
             raise TypeError(f"ASGI response header must be bytes, not {item!r}")
-        headers.append((bytes(name), bytes(val)))
+        append((bytes(name), bytes(val)))
     return headers
 
 

@@ -147,6 +147,40 @@ def test_resolve_app_imports_like_import_module(monkeypatch: pytest.MonkeyPatch)
         resolve_app("fastapi_app", "__name__")
 
 
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"a", b"1")], [(b"a", b"1")]),
+        (((b"a", b"1"), [b"b", bytearray(b"2")]), [(b"a", b"1"), (b"b", b"2")]),
+        ([(bytearray(b"c"), b"3")], [(b"c", b"3")]),
+        (iter([(b"d", b"4")]), [(b"d", b"4")]),
+        ({(b"e", b"5"): None}, [(b"e", b"5")]),
+        ([], []),
+    ],
+)
+def test_response_headers(headers: object, expected: list[tuple[bytes, bytes]]) -> None:
+    result = _asgi._response_headers(headers)
+    assert result == expected
+    assert all(type(h) is tuple and type(h[0]) is bytes and type(h[1]) is bytes for h in result)
+
+
+@pytest.mark.parametrize(
+    ("headers", "match"),
+    [
+        ("ab", "must be an iterable"),
+        (b"ab", "must be an iterable"),
+        (1, "must be an iterable"),
+        ([(b"a", b"1", b"2")], "must be a \\(name, value\\) pair"),
+        ([b"ab"], "must be a \\(name, value\\) pair"),
+        ([("a", "b")], "must be bytes"),
+        ([(b"a", "b")], "must be bytes"),
+    ],
+)
+def test_response_headers_errors(headers: object, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        _asgi._response_headers(headers)
+
+
 def test_scope_handle_is_a_mapping_not_a_dict() -> None:
     handle = _asgi.scope_handle({"path": "/p"})
     assert not isinstance(handle, dict)
