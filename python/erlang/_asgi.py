@@ -439,7 +439,14 @@ async def _prepare(
         other = "py_asgi:websocket/4" if kind == "http" else "py_asgi:run/5 or stream/6"
         raise ValueError(f"an ASGI {scope['type']} scope is served by {other}, not here")
     if options.get("lifespan", True):
-        state = await _state(module, name, app)
+        # What _state does for an app whose startup is over (every request but the first),
+        # without making and awaiting a coroutine.
+        lifespan = _registry().get((module, name))
+        if lifespan is not None and lifespan.started.done():
+            lifespan.started.result()  # Raises what a failed startup raised.
+            state = lifespan.state
+        else:
+            state = await _state(module, name, app)
         scope["state"] = {**state, **scope["state"]}
     return app, scope
 

@@ -304,6 +304,32 @@ def test_lifespan_startup_failed() -> None:
         run({}, module="edge_apps", app="failing_startup")
 
 
+def test_lifespan_startup_failed_fails_every_request_of_the_loop() -> None:
+    async def twice() -> list[str]:
+        errors = []
+        for _ in range(2):  # The second finds the failed startup already over.
+            with pytest.raises(RuntimeError, match="startup failed: no database") as info:
+                await _asgi.run("edge_apps", "failing_startup", {}, b"", {"lifespan": True})
+            errors.append(str(info.value))
+        return errors
+
+    assert len(asyncio.run(twice())) == 2
+
+
+def test_lifespan_state_reaches_every_request_of_the_loop() -> None:
+    async def twice() -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+        return [
+            await _asgi.run("fastapi_app", "app", {"path": "/state"}, b"", {"lifespan": True})
+            for _ in range(2)
+        ]
+
+    first, second = asyncio.run(twice())
+    # One startup for the loop: the second request gets the same state by the fast path.
+    expected = {"greeting": "hello from lifespan", "started": 1}
+    assert (first[0], json.loads(first[2])) == (200, expected)
+    assert (second[0], json.loads(second[2])) == (200, expected)
+
+
 def test_run_with_runner_module() -> None:
     with pytest.raises(ModuleNotFoundError):
         _asgi.run_with_runner("no_such_runner_module", "m", "a", {}, b"")
