@@ -20,7 +20,7 @@ import importlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from erlang._web import resolve_app
@@ -85,13 +85,14 @@ def _bytes(value: object, what: str) -> bytes:
 def _headers(value: object) -> list[tuple[bytes, bytes]]:
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"ASGI scope headers must be a list, not {type(value).__name__}")
-    headers = []
+    headers: list[tuple[bytes, bytes]] = []
+    append = headers.append
     for item in value:
         if type(item) is tuple and len(item) == 2:
             # What a server's {Name, Value} of UTF-8 binaries becomes: no checks to make.
             name, val = item
             if type(name) is str and type(val) is str:
-                headers.append(
+                append(
                     (
                         name.encode("utf-8", "surrogateescape").lower(),
                         val.encode("utf-8", "surrogateescape"),
@@ -135,52 +136,79 @@ def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
     """
     if not isinstance(raw, dict):
         raise TypeError("expected map for ASGI scope")
-    scope: dict[str, Any] = {}
-    for key, value in raw.items():
-        if not isinstance(key, str):
+    # The common values (what py_http and most callers give: str for binaries, tuples for
+    # pairs) take the `type(...) is` fast paths; anything else goes through the checks of
+    # _text, _bytes and _address, which give the same results and errors.
+    scope: dict[str, Any] = dict(raw) if type(raw) is dict else dict(raw.items())
+    for key in scope:
+        if type(key) is not str and not isinstance(key, str):
             raise TypeError(f"ASGI scope keys must be atoms or binaries, not {key!r}")
-        scope[key] = value
     if opts is not None:
         for key, value in _dict(opts, "options").items():
             if key in ("state", "extensions"):
                 scope[key] = {**_dict(scope.get(key, {}), key), **_dict(value, key)}
-    kind = _text(scope.get("type", "http"), "type")
-    if kind not in ("http", "websocket"):
+    get = scope.get
+    kind = get("type", "http")
+    if type(kind) is not str:
+        kind = _text(kind, "type")
+    if kind != "http" and kind != "websocket":
         raise ValueError(f"ASGI scope type must be http or websocket, not {kind!r}")
     scope["type"] = kind
-    asgi = scope.get("asgi")
-    scope["asgi"] = {**_ASGI, **(_dict(asgi, "asgi") if asgi is not None else {})}
-    version = _text(scope.get("http_version", "1.1"), "http_version")
+    asgi = get("asgi")
+    scope["asgi"] = dict(_ASGI) if asgi is None else {**_ASGI, **_dict(asgi, "asgi")}
+    version = get("http_version", "1.1")
+    if type(version) is not str:
+        version = _text(version, "http_version")
     if version not in _HTTP_VERSIONS:
         raise ValueError(f"ASGI scope http_version must be one of 1.0, 1.1, 2, 3, not {version!r}")
     scope["http_version"] = version
     if kind == "http":
-        scope["method"] = _text(scope.get("method", "GET"), "method").upper()
+        method = get("method", "GET")
+        scope["method"] = (method if type(method) is str else _text(method, "method")).upper()
     else:
-        protocols = scope.get("subprotocols", [])
+        protocols = get("subprotocols", [])
         if not isinstance(protocols, (list, tuple)):
             raise TypeError("ASGI scope subprotocols must be a list of binaries")
         scope["subprotocols"] = [_text(p, "subprotocol") for p in protocols]
-    scheme_default = "http" if kind == "http" else "ws"
-    scope["scheme"] = _text(scope.get("scheme", scheme_default), "scheme")
+    scheme = get("scheme", "http" if kind == "http" else "ws")
+    scope["scheme"] = scheme if type(scheme) is str else _text(scheme, "scheme")
     if "path" in scope:
-        scope["path"] = _text(scope["path"], "path")
-        raw_path = scope.get("raw_path")
-        scope["raw_path"] = (
-            _bytes(raw_path, "raw_path") if raw_path is not None else scope["path"].encode()
-        )
+        path = scope["path"]
+        if type(path) is not str:
+            path = scope["path"] = _text(path, "path")
+        raw_path = get("raw_path")
+        if type(raw_path) is str:
+            scope["raw_path"] = raw_path.encode("utf-8", "surrogateescape")
+        elif raw_path is not None:
+            scope["raw_path"] = _bytes(raw_path, "raw_path")
+        else:
+            scope["raw_path"] = path.encode()
     else:
-        scope["raw_path"] = _bytes(scope.get("raw_path", b"/"), "raw_path")
-        scope["path"] = unquote(scope["raw_path"].decode("latin-1"))
-    if not scope["path"].startswith("/"):
-        raise ValueError(f"ASGI scope path must start with /, not {scope['path']!r}")
-    scope["query_string"] = _bytes(scope.get("query_string", b""), "query_string")
-    scope["root_path"] = _text(scope.get("root_path", ""), "root_path")
-    scope["headers"] = _headers(scope.get("headers", []))
+        scope["raw_path"] = _bytes(get("raw_path", b"/"), "raw_path")
+        path = scope["path"] = unquote(scope["raw_path"].decode("latin-1"))
+    if not path.startswith("/"):
+        raise ValueError(f"ASGI scope path must start with /, not {path!r}")
+    query = get("query_string", b"")
+    scope["query_string"] = (
+        query.encode("utf-8", "surrogateescape")
+        if type(query) is str
+        else _bytes(query, "query_string")
+    )
+    root_path = get("root_path", "")
+    scope["root_path"] = root_path if type(root_path) is str else _text(root_path, "root_path")
+    scope["headers"] = _headers(get("headers", []))
     for key in ("server", "client"):
         if key in scope:
-            scope[key] = _address(scope[key], key)
-    scope["state"] = dict(_dict(scope.get("state", {}), "state"))
+            value = scope[key]
+            if not (
+                type(value) is tuple
+                and len(value) == 2
+                and type(value[0]) is str
+                and type(value[1]) is int
+            ):
+                scope[key] = _address(value, key)
+    state = get("state")
+    scope["state"] = {} if state is None and "state" not in scope else dict(_dict(state, "state"))
     if "extensions" in scope:
         scope["extensions"] = _dict(scope["extensions"], "extensions")
     return scope
@@ -261,7 +289,10 @@ _lifespans: weakref.WeakKeyDictionary[
 
 
 def _registry() -> dict[tuple[str, str], _Lifespan]:
-    return _lifespans.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    # get() first: setdefault() makes a weak reference to the loop on every call.
+    registry = _lifespans.get(loop)
+    return registry if registry is not None else _lifespans.setdefault(loop, {})
 
 
 async def _state(module: str, name: str, app: App) -> dict[str, Any]:
@@ -319,16 +350,26 @@ async def release(module: str, name: str) -> bool:
 
 
 def _response_headers(value: object) -> list[tuple[bytes, bytes]]:
-    if not isinstance(value, Iterable) or isinstance(value, (str, bytes)):
+    # A list or tuple (what frameworks send) needs no ABC check; a (bytes, bytes) tuple, the
+    # usual header, is kept as it is: (bytes(name), bytes(val)) would be an equal copy.
+    if not isinstance(value, (list, tuple)) and (
+        not isinstance(value, Iterable) or isinstance(value, (str, bytes))
+    ):
         raise TypeError("ASGI response headers must be an iterable of [name, value] pairs")
-    headers = []
-    for item in value:
+    headers: list[tuple[bytes, bytes]] = []
+    append = headers.append
+    for item in cast("Iterable[object]", value):
+        if type(item) is tuple and len(item) == 2:
+            name, val = item
+            if type(name) is bytes and type(val) is bytes:
+                append(item)
+                continue
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise TypeError(f"ASGI response header must be a (name, value) pair, not {item!r}")
         name, val = item
         if not isinstance(name, (bytes, bytearray)) or not isinstance(val, (bytes, bytearray)):
             raise TypeError(f"ASGI response header must be bytes, not {item!r}")
-        headers.append((bytes(name), bytes(val)))
+        append((bytes(name), bytes(val)))
     return headers
 
 
@@ -398,7 +439,14 @@ async def _prepare(
         other = "py_asgi:websocket/4" if kind == "http" else "py_asgi:run/5 or stream/6"
         raise ValueError(f"an ASGI {scope['type']} scope is served by {other}, not here")
     if options.get("lifespan", True):
-        state = await _state(module, name, app)
+        # What _state does for an app whose startup is over (every request but the first),
+        # without making and awaiting a coroutine.
+        lifespan = _registry().get((module, name))
+        if lifespan is not None and lifespan.started.done():
+            lifespan.started.result()  # Raises what a failed startup raised.
+            state = lifespan.state
+        else:
+            state = await _state(module, name, app)
         scope["state"] = {**state, **scope["state"]}
     return app, scope
 

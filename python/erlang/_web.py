@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import gc
 import importlib
+import sys
 from typing import Any
 
 
 def resolve_app(module: str, name: str) -> Any:
     """The app ``name`` (a dotted attribute path) of ``module``, imported; ``TypeError`` when it
     is not callable. The caller gives it its ASGI or WSGI type."""
-    obj: Any = importlib.import_module(module)
+    obj: Any = sys.modules.get(module)
+    # What import_module would return, without its machinery (a request resolves its app each
+    # time): a module already imported, and not still being imported by another thread.
+    if obj is None or getattr(getattr(obj, "__spec__", None), "_initializing", False):
+        obj = importlib.import_module(module)
     for part in name.split("."):
         obj = getattr(obj, part)
     if not callable(obj):

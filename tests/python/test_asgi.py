@@ -63,6 +63,19 @@ def run(
         ({"extensions": {"e": {}}}, "extensions", {"e": {}}),
         ({"type": "websocket"}, "scheme", "ws"),
         ({"custom": 1}, "custom", 1),
+        # Binaries that are not valid UTF-8 arrive as bytes: the checked paths beside the
+        # fast ones for str give the same values.
+        ({"type": b"http"}, "type", "http"),
+        ({"http_version": b"2"}, "http_version", "2"),
+        ({"method": b"get"}, "method", "GET"),
+        ({"scheme": b"https"}, "scheme", "https"),
+        ({"path": b"/p"}, "path", "/p"),
+        ({"path": "/p", "raw_path": "/q%20"}, "raw_path", b"/q%20"),
+        ({"path": "/p", "raw_path": b"/\xff"}, "raw_path", b"/\xff"),
+        ({"query_string": b"\xff"}, "query_string", b"\xff"),
+        ({"root_path": b"/r"}, "root_path", "/r"),
+        ({"server": (b"h", 80)}, "server", ("h", 80)),
+        ({"state": {"k": 1}}, "state", {"k": 1}),
     ],
 )
 def test_build_scope(raw: dict[str, Any], key: str, expected: object) -> None:
@@ -90,11 +103,82 @@ def test_build_scope_opts_merge_state_and_extensions() -> None:
         ({"http_version": "0.9"}, ValueError, "http_version"),
         ({"state": []}, TypeError, "state must be a map"),
         ({"method": 1}, TypeError, "method must be a binary"),
+        ({"state": None}, TypeError, "state must be a map"),
+        ({"server": ("h", 1.5)}, TypeError, "server must be"),
+        ({"client": ("h", "80")}, TypeError, "client must be"),
+        ({"path": 1}, TypeError, "path must be a binary"),
+        ({"raw_path": 1}, TypeError, "raw_path must be a binary"),
+        ({"path": "/", "raw_path": 1}, TypeError, "raw_path must be a binary"),
+        ({"query_string": 1}, TypeError, "query_string must be a binary"),
+        ({"root_path": 1}, TypeError, "root_path must be a binary"),
+        ({"scheme": 1}, TypeError, "scheme must be a binary"),
+        ({"asgi": 1}, TypeError, "asgi must be a map"),
     ],
 )
 def test_build_scope_errors(raw: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         _asgi.build_scope(raw)
+
+
+def test_build_scope_copies_and_accepts_a_dict_subclass() -> None:
+    class Raw(dict[str, Any]):
+        pass
+
+    raw = {"path": "/p", "headers": [("Host", "h")], "server": ("h", 80), "state": {"a": 1}}
+    scope = _asgi.build_scope(raw)
+    assert _asgi.build_scope(Raw(raw)) == scope
+    assert scope["state"] == raw["state"]
+    assert scope["state"] is not raw["state"]
+    assert raw == {"path": "/p", "headers": [("Host", "h")], "server": ("h", 80), "state": {"a": 1}}
+
+
+def test_resolve_app_imports_like_import_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    from erlang._web import resolve_app
+
+    monkeypatch.delitem(sys.modules, "fastapi_app", raising=False)
+    app = resolve_app("fastapi_app", "app")
+    assert app is sys.modules["fastapi_app"].app
+    assert resolve_app("fastapi_app", "app") is app
+    # An entry of None in sys.modules stops the import, as import_module does.
+    monkeypatch.setitem(sys.modules, "blocked_mod", None)
+    with pytest.raises(ModuleNotFoundError):
+        resolve_app("blocked_mod", "app")
+    with pytest.raises(TypeError, match="is not callable"):
+        resolve_app("fastapi_app", "__name__")
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ([(b"a", b"1")], [(b"a", b"1")]),
+        (((b"a", b"1"), [b"b", bytearray(b"2")]), [(b"a", b"1"), (b"b", b"2")]),
+        ([(bytearray(b"c"), b"3")], [(b"c", b"3")]),
+        (iter([(b"d", b"4")]), [(b"d", b"4")]),
+        ({(b"e", b"5"): None}, [(b"e", b"5")]),
+        ([], []),
+    ],
+)
+def test_response_headers(headers: object, expected: list[tuple[bytes, bytes]]) -> None:
+    result = _asgi._response_headers(headers)
+    assert result == expected
+    assert all(type(h) is tuple and type(h[0]) is bytes and type(h[1]) is bytes for h in result)
+
+
+@pytest.mark.parametrize(
+    ("headers", "match"),
+    [
+        ("ab", "must be an iterable"),
+        (b"ab", "must be an iterable"),
+        (1, "must be an iterable"),
+        ([(b"a", b"1", b"2")], "must be a \\(name, value\\) pair"),
+        ([b"ab"], "must be a \\(name, value\\) pair"),
+        ([("a", "b")], "must be bytes"),
+        ([(b"a", "b")], "must be bytes"),
+    ],
+)
+def test_response_headers_errors(headers: object, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        _asgi._response_headers(headers)
 
 
 def test_scope_handle_is_a_mapping_not_a_dict() -> None:
@@ -218,6 +302,32 @@ def test_startup_errors() -> None:
 def test_lifespan_startup_failed() -> None:
     with pytest.raises(RuntimeError, match="startup failed: no database"):
         run({}, module="edge_apps", app="failing_startup")
+
+
+def test_lifespan_startup_failed_fails_every_request_of_the_loop() -> None:
+    async def twice() -> list[str]:
+        errors = []
+        for _ in range(2):  # The second finds the failed startup already over.
+            with pytest.raises(RuntimeError, match="startup failed: no database") as info:
+                await _asgi.run("edge_apps", "failing_startup", {}, b"", {"lifespan": True})
+            errors.append(str(info.value))
+        return errors
+
+    assert len(asyncio.run(twice())) == 2
+
+
+def test_lifespan_state_reaches_every_request_of_the_loop() -> None:
+    async def twice() -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+        return [
+            await _asgi.run("fastapi_app", "app", {"path": "/state"}, b"", {"lifespan": True})
+            for _ in range(2)
+        ]
+
+    first, second = asyncio.run(twice())
+    # One startup for the loop: the second request gets the same state by the fast path.
+    expected = {"greeting": "hello from lifespan", "started": 1}
+    assert (first[0], json.loads(first[2])) == (200, expected)
+    assert (second[0], json.loads(second[2])) == (200, expected)
 
 
 def test_run_with_runner_module() -> None:
