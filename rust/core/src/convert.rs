@@ -650,60 +650,70 @@ fn dict_term<B: TermBuilder>(
     builder.begin_map(len)?;
     let py = dict.py();
     let ptr = dict.as_ptr();
-    let mut pairs = Vec::with_capacity(len);
-    let mut pos: ffi::Py_ssize_t = 0;
-    let mut key: *mut ffi::PyObject = std::ptr::null_mut();
-    let mut value: *mut ffi::PyObject = std::ptr::null_mut();
-    loop {
-        if dict.len() != len {
-            return Err(dict_changed("dictionary changed size during iteration"));
-        }
-        // SAFETY: `ptr` is a live dict (held by `dict`); `pos` is only ever advanced by this
-        // call, which checks it against the dict's current table; `key` and `value` are written
-        // only on success, as borrowed references.
-        if unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut value) } == 0 {
-            break;
-        }
-        if pairs.len() == len {
-            return Err(dict_changed("dictionary keys changed during iteration"));
-        }
-        // SAFETY: `key` is a live object borrowed from the dict; the check reads its type.
-        let key_term = if unsafe { ffi::PyUnicode_CheckExact(key) } != 0 {
-            // SAFETY: `key` is a live exact str, borrowed from the dict, which nothing changes
-            // until the value's conversion below (the key is not used after it starts).
-            let text = unsafe { Borrowed::from_ptr(py, key).cast_unchecked::<PyString>() };
-            match builder.known_key(&text) {
-                Some(term) => term,
-                None => {
-                    let term = builder.binary(str_bytes(&text)?);
-                    builder.remember_key(&text, &term);
-                    term
+    // On a free-threaded build the dict is locked while it is read (as pyo3's own iterator
+    // does); with the GIL this is just the closure.
+    let pairs = pyo3::sync::critical_section::with_critical_section(
+        dict.as_any(),
+        || -> Result<Vec<_>> {
+            let mut pairs = Vec::with_capacity(len);
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+            loop {
+                if dict.len() != len {
+                    return Err(dict_changed("dictionary changed size during iteration"));
                 }
+                // SAFETY: `ptr` is a live dict (held by `dict`); `pos` is only ever advanced by
+                // this call, which checks it against the dict's current table; `key` and `value`
+                // are written only on success, as borrowed references.
+                if unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut value) } == 0 {
+                    break;
+                }
+                if pairs.len() == len {
+                    return Err(dict_changed("dictionary keys changed during iteration"));
+                }
+                // SAFETY: `key` is a live object borrowed from the dict; the check reads its type.
+                let key_term = if unsafe { ffi::PyUnicode_CheckExact(key) } != 0 {
+                    // SAFETY: `key` is a live exact str, borrowed from the dict, which nothing
+                    // changes until the value's conversion below (the key is not used after it
+                    // starts).
+                    let text = unsafe { Borrowed::from_ptr(py, key).cast_unchecked::<PyString>() };
+                    match builder.known_key(&text) {
+                        Some(term) => term,
+                        None => {
+                            let term = builder.binary(str_bytes(&text)?);
+                            builder.remember_key(&text, &term);
+                            term
+                        }
+                    }
+                } else {
+                    // SAFETY: `key` and `value` are live, borrowed from the dict; these take
+                    // references of our own before any Python code can run.
+                    let (key, value) = unsafe {
+                        (
+                            Bound::from_borrowed_ptr(py, key),
+                            Bound::from_borrowed_ptr(py, value),
+                        )
+                    };
+                    let key_term = from_py_at(builder, &key, opts, depth + 1)?;
+                    pairs.push((key_term, from_py_at(builder, &value, opts, depth + 1)?));
+                    continue;
+                };
+                // SAFETY: `value` is live, borrowed from the dict; `exact_scalar_ptr` runs no
+                // Python code.
+                let value_term = match unsafe { exact_scalar_ptr(builder, py, value) } {
+                    Some(term) => term?,
+                    None => {
+                        // SAFETY: as above; this takes a reference of our own.
+                        let value = unsafe { Bound::from_borrowed_ptr(py, value) };
+                        from_py_other(builder, &value, opts, depth + 1)?
+                    }
+                };
+                pairs.push((key_term, value_term));
             }
-        } else {
-            // SAFETY: `key` and `value` are live, borrowed from the dict; these take references
-            // of our own before any Python code can run.
-            let (key, value) = unsafe {
-                (
-                    Bound::from_borrowed_ptr(py, key),
-                    Bound::from_borrowed_ptr(py, value),
-                )
-            };
-            let key_term = from_py_at(builder, &key, opts, depth + 1)?;
-            pairs.push((key_term, from_py_at(builder, &value, opts, depth + 1)?));
-            continue;
-        };
-        // SAFETY: `value` is live, borrowed from the dict; `exact_scalar_ptr` runs no Python code.
-        let value_term = match unsafe { exact_scalar_ptr(builder, py, value) } {
-            Some(term) => term?,
-            None => {
-                // SAFETY: as above; this takes a reference of our own.
-                let value = unsafe { Bound::from_borrowed_ptr(py, value) };
-                from_py_other(builder, &value, opts, depth + 1)?
-            }
-        };
-        pairs.push((key_term, value_term));
-    }
+            Ok(pairs)
+        },
+    )?;
     builder.map(pairs)
 }
 
