@@ -564,15 +564,16 @@ stop_iteration(_Config) ->
     {error, {stop_iteration, none}} = py:eval(<<"next(iter([]))">>).
 
 %% @doc A panic in the NIF's Rust code becomes {error, {internal, Msg}} and the executor lives on.
-%% (A result dict that its own conversion mutates makes pyo3's dict iterator panic.)
+%% (A result set that its own conversion mutates makes pyo3's set iterator panic; a dict
+%% mutated that way is a RuntimeError, py_convert_SUITE:results_read_in_place.)
 -spec rust_panic_is_internal_error(ct_suite:ct_config()) -> ok.
 rust_panic_is_internal_error(_Config) ->
     ok = py:exec(<<"class EpEvil:\n"
                    "    def tolist(self):\n"
-                   "        ep_evil_dict[len(ep_evil_dict)] = 0\n"
+                   "        ep_evil_dict.add(len(ep_evil_dict))\n"
                    "        return 1\n"
                    "EpEvil.__module__ = 'numpy'\n"
-                   "ep_evil_dict = {'a': EpEvil(), 'b': 2}\n">>),
+                   "ep_evil_dict = {EpEvil(), 'b'}\n">>),
     Executors = py:num_executors(),
     Results = [py:eval(<<"ep_evil_dict">>) || _ <- lists:seq(1, Executors * 2)],
     [{error, {internal, Msg}}] = lists:usort(Results),

@@ -26,6 +26,7 @@
     big_arguments_external_format/1,
     big_arguments_keep_their_handles/1,
     repeated_map_keys/1,
+    results_read_in_place/1,
     deep_nesting_erlang_side/1,
     deep_nesting_python_side/1,
     cyclic_python_structures/1,
@@ -502,6 +503,50 @@ repeated_map_keys(_Config) ->
     #{<<"k3">> := 10, <<"k0">> := -10, <<"s">> := 10} = lists:nth(11, Out),
     {error, {'UnicodeEncodeError', _}} =
         py:eval(<<"[{'k': 1} for _ in range(100)] + [{'k': 2, '\\ud800': 3}]">>).
+
+%% @doc Results whose str/int/float elements are read in place (lists, tuples and dicts of
+%% any size: flat maps and maps built key by key past 32 keys) give the same terms as ever, and
+%% fail the same way halfway through: two keys that become one binary, a lone surrogate as a
+%% key or a value, a dict that grows while its values convert (RuntimeError, as in Python).
+-spec results_read_in_place(ct_suite:ct_config()) -> term().
+results_read_in_place(_Config) ->
+    ok = py:exec(<<"class RpText(str):\n    pass\n"
+                   "class RpGrows:\n"
+                   "    __module__ = 'numpy'\n"
+                   "    def __init__(self, owner):\n        self.owner = owner\n"
+                   "    def tolist(self):\n"
+                   "        self.owner['added%d' % len(self.owner)] = 1\n        return 0\n"
+                   "def rp_mixed(n):\n"
+                   "    items = ['s', 1, 2.5, RpText('t'), True, None, 2**70, b'b', (1, 's')] * n\n"
+                   "    return items, tuple(items), {'k%d' % i: x for i, x in enumerate(items)}\n"
+                   "def rp_colliding(n, at):\n"
+                   "    d = {'k%d' % i: i for i in range(n)}\n"
+                   "    d[('k%d' % at).encode()] = -1\n"
+                   "    d.update({'m%d' % i: i for i in range(n)})\n    return d\n"
+                   "def rp_bad_value(n):\n"
+                   "    d = {'k%d' % i: float(i) for i in range(n)}\n"
+                   "    d['bad'] = '\\ud800'\n    d['last'] = 1\n    return d\n"
+                   "def rp_growing(n):\n"
+                   "    d = {'k%d' % i: i for i in range(n)}\n"
+                   "    d['grows'] = RpGrows(d)\n    d['after'] = 1\n    return d\n">>),
+    Mixed = [<<"s">>, 1, 2.5, <<"t">>, true, none, 1 bsl 70, <<"b">>, {1, <<"s">>}],
+    lists:foreach(
+      fun(N) ->
+              Items = lists:append(lists:duplicate(N, Mixed)),
+              Map = maps:from_list([{<<"k", (integer_to_binary(I - 1))/binary>>, X}
+                                    || {I, X} <- lists:zip(lists:seq(1, length(Items)), Items)]),
+              {ok, {Items, Tuple, Map}} = py:call('__main__', rp_mixed, [N]),
+              Items = tuple_to_list(Tuple)
+      end, [1, 3, 4, 500]),
+    [{error, {'ValueError', _}} = py:call('__main__', rp_colliding, [N, At])
+     || {N, At} <- [{10, 5}, {40, 20}, {40, 39}, {3000, 1500}]],
+    [{error, {'UnicodeEncodeError', _}} = py:call('__main__', rp_bad_value, [N])
+     || N <- [5, 60, 3000]],
+    {error, {'UnicodeEncodeError', _}} =
+        py:eval(<<"{**{'k%d' % i: i for i in range(50)}, '\\ud800': 1, 'last': 2}">>),
+    {error, {'UnicodeEncodeError', _}} = py:eval(<<"['s'] * 5000 + ['\\ud800'] + ['t']">>),
+    [{error, {'RuntimeError', _}} = py:call('__main__', rp_growing, [N]) || N <- [3, 100]],
+    {ok, 3} = py:eval(<<"1 + 2">>).
 
 %% @doc Erlang terms nested beyond max_depth give a ValueError, not a crash.
 -spec deep_nesting_erlang_side(ct_suite:ct_config()) -> term().

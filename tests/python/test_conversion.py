@@ -309,6 +309,27 @@ def cyclic_dict() -> dict[str, object]:
     return mapping
 
 
+class GrowsItsDict:
+    """Claims to be a numpy value, so that converting it runs its ``tolist``, which adds a key
+    to the dict being converted."""
+
+    __module__ = "numpy"
+
+    def __init__(self, owner: dict[str, object]) -> None:
+        self.owner = owner
+
+    def tolist(self) -> int:
+        self.owner[f"added{len(self.owner)}"] = 1
+        return 0
+
+
+def growing_dict() -> dict[str, object]:
+    mapping: dict[str, object] = {f"k{i}": i for i in range(5)}
+    mapping["grows"] = GrowsItsDict(mapping)
+    mapping["after"] = 2
+    return mapping
+
+
 def nested_python(depth: int) -> list[object]:
     value: list[object] = []
     for _ in range(depth - 1):
@@ -337,6 +358,36 @@ def nesting_depth(value: object) -> int:
         pytest.param("\ud800", UnicodeEncodeError, "surrogate", id="lone-surrogate"),
         pytest.param({"a": 1, b"a": 2}, ValueError, "same Erlang term", id="duplicate-keys"),
         pytest.param({(1, "x"): 1, (1, b"x"): 2}, ValueError, "same Erlang term", id="dup-nested"),
+        pytest.param(
+            {**{f"k{i}": i for i in range(60)}, b"k30": 0, **{f"m{i}": i for i in range(60)}},
+            ValueError,
+            "same Erlang term",
+            id="duplicate-keys-in-big-map",
+        ),
+        pytest.param(
+            {**{f"k{i}": float(i) for i in range(60)}, "bad": "\ud800", "last": 1},
+            UnicodeEncodeError,
+            "surrogate",
+            id="bad-value-halfway-through-big-map",
+        ),
+        pytest.param(
+            {**{f"k{i}": i for i in range(20)}, "\ud800": 1, "last": 1},
+            UnicodeEncodeError,
+            "surrogate",
+            id="bad-key-halfway-through-map",
+        ),
+        pytest.param(
+            ["s"] * 50 + ["\ud800"] + ["t"] * 50,
+            UnicodeEncodeError,
+            "surrogate",
+            id="bad-str-in-list",
+        ),
+        pytest.param(
+            ("s", 1, 2.5, "\ud800"), UnicodeEncodeError, "surrogate", id="bad-str-in-tuple"
+        ),
+        pytest.param(
+            growing_dict(), RuntimeError, "changed size", id="dict-changed-while-converted"
+        ),
         pytest.param(cyclic_list(), ValueError, "deeper than 1000", id="cyclic-list"),
         pytest.param(cyclic_dict(), ValueError, "deeper than 1000", id="cyclic-dict"),
         pytest.param(nested_python(1001), ValueError, "deeper than 1000", id="deep"),
@@ -349,6 +400,29 @@ def test_python_values_that_fail(
         beam.to_erlang(value)
     with pytest.raises(error, match=match):
         erlang.term_to_binary(value)
+
+
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+def test_big_containers_of_mixed_elements(beam: MockBeam) -> None:
+    """Exact str/int/float elements are read in place, subclasses and other objects the usual
+    way: each converts as it would alone, in lists, tuples and maps of any size."""
+    mixed: list[object] = ["s", 1, 2.5, Text("t"), Number(3), True, None, 2**70, b"b", (1, "x")]
+    for n in (1, 40, 1000):
+        items = mixed * n
+        alone = [beam.roundtrip(x) for x in items]
+        assert beam.roundtrip(items) == alone
+        assert beam.roundtrip(tuple(items)) == tuple(alone)
+        mapping = {f"k{i}": x for i, x in enumerate(items)} | {Text("sub"): 1, 7: "seven"}
+        assert beam.roundtrip(mapping) == {
+            beam.roundtrip(k): beam.roundtrip(v) for k, v in mapping.items()
+        }
 
 
 def test_nesting_bound_is_inclusive(beam: MockBeam) -> None:

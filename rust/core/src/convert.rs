@@ -19,6 +19,7 @@ use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyIterator, PyList, PySet,
     PyString, PyTuple,
 };
+use pyo3::Borrowed;
 
 use crate::error::{Error, Result};
 use crate::types::{Pid, Ref};
@@ -467,8 +468,9 @@ fn from_py_at<B: TermBuilder>(
     }
 }
 
-/// The term of an exact `int` that fits in 64 bits or an exact `float`, with no exception
-/// machinery and no call out of line: the commonest elements of big lists. `None` for anything
+/// The term of an exact `int` that fits in 64 bits, an exact `float` or an exact `str`, with no
+/// exception machinery, no reference taken and no call out of line: the commonest elements of
+/// big lists and values of dicts. `None` for anything
 /// else, subclasses included (bool is an int subclass): [`from_py_other`] gives those the same
 /// terms as always.
 #[inline(always)]
@@ -509,10 +511,27 @@ unsafe fn exact_scalar_ptr<B: TermBuilder>(
             Some(Ok(builder.int(value)))
         } else if ffi::PyFloat_CheckExact(ptr) != 0 {
             Some(Ok(float_term(builder, ffi::PyFloat_AS_DOUBLE(ptr))))
+        } else if ffi::PyUnicode_CheckExact(ptr) != 0 {
+            Some(exact_str(builder, py, ptr))
         } else {
             None
         }
     }
+}
+
+/// The binary of an exact `str`, out of line (the int and float paths stay small).
+///
+/// # Safety
+/// `ptr` must be a live exact `str` for the duration of the call.
+#[inline(never)]
+unsafe fn exact_str<B: TermBuilder>(
+    builder: &mut B,
+    py: Python<'_>,
+    ptr: *mut ffi::PyObject,
+) -> Result<B::Term> {
+    // SAFETY: the caller's promise: `ptr` is a live exact str, borrowed for this call.
+    let text = unsafe { Borrowed::from_ptr(py, ptr).cast_unchecked::<PyString>() };
+    Ok(builder.binary(str_bytes(&text)?))
 }
 
 #[inline(never)]
@@ -538,25 +557,7 @@ fn from_py_other<B: TermBuilder>(
         return Ok(float_term(builder, f.value()));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        check_depth(depth + 1, opts)?;
-        builder.begin_map(d.len())?;
-        let mut pairs = Vec::with_capacity(d.len());
-        for (k, v) in d.iter() {
-            let key = match k.cast_exact::<PyString>() {
-                Ok(text) => match builder.known_key(text) {
-                    Some(term) => term,
-                    None => {
-                        let term = builder.binary(text.to_str()?.as_bytes());
-                        builder.remember_key(text, &term);
-                        term
-                    }
-                },
-                Err(_) => from_py_at(builder, &k, opts, depth + 1)?,
-            };
-            let value = from_py_at(builder, &v, opts, depth + 1)?;
-            pairs.push((key, value));
-        }
-        return builder.map(pairs);
+        return dict_term(builder, d, opts, depth);
     }
     if let Ok(l) = obj.cast::<PyList>() {
         let items = list_elements(builder, l, opts, depth)?;
@@ -625,18 +626,170 @@ fn list_elements<B: TermBuilder>(
         // SAFETY: `i` is below the list's current length, so the slot holds a live object,
         // borrowed from the list for as long as no Python code runs.
         let item = unsafe { ffi::PyList_GET_ITEM(ptr, i) };
-        // SAFETY: as above; `exact_scalar_ptr` runs no Python code.
-        terms.push(match unsafe { exact_scalar_ptr(builder, py, item) } {
-            Some(term) => term?,
-            None => {
-                // SAFETY: `item` is live (see above); this takes a reference of our own.
-                let item = unsafe { Bound::from_borrowed_ptr(py, item) };
-                from_py_other(builder, &item, opts, depth + 1)?
-            }
-        });
+        // SAFETY: as above.
+        unsafe { push_element(builder, py, item, opts, depth + 1, &mut terms)? };
         i += 1;
     }
     Ok(terms)
+}
+
+/// The map of a dict, read with borrowed references (`PyDict_Next`): an exact `str` key is
+/// converted in place (or found in the builder's key cache), and an exact `int`/`float`/`str`
+/// value too, with no reference taken, as none of that runs Python code. Any other key or value
+/// is held (a new reference) while it converts, because its conversion may run Python code
+/// that changes the dict; a change of the dict's size or keys meanwhile is a `RuntimeError`, as
+/// for Python's own iteration (`PyDict_Next` itself stays within the current table).
+fn dict_term<B: TermBuilder>(
+    builder: &mut B,
+    dict: &Bound<'_, PyDict>,
+    opts: &Options,
+    depth: usize,
+) -> Result<B::Term> {
+    check_depth(depth + 1, opts)?;
+    let len = dict.len();
+    builder.begin_map(len)?;
+    let py = dict.py();
+    let ptr = dict.as_ptr();
+    // On a free-threaded build the dict is locked while it is read (as pyo3's own iterator
+    // does); with the GIL this is just the closure.
+    let pairs = pyo3::sync::critical_section::with_critical_section(
+        dict.as_any(),
+        || -> Result<Vec<_>> {
+            let mut pairs = Vec::with_capacity(len);
+            let mut pos: ffi::Py_ssize_t = 0;
+            let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+            let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+            loop {
+                if dict.len() != len {
+                    return Err(dict_changed("dictionary changed size during iteration"));
+                }
+                // SAFETY: `ptr` is a live dict (held by `dict`); `pos` is only ever advanced by
+                // this call, which checks it against the dict's current table; `key` and `value`
+                // are written only on success, as borrowed references.
+                if unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut value) } == 0 {
+                    break;
+                }
+                if pairs.len() == len {
+                    return Err(dict_changed("dictionary keys changed during iteration"));
+                }
+                // SAFETY: `key` is a live object borrowed from the dict; the check reads its type.
+                let key_term = if unsafe { ffi::PyUnicode_CheckExact(key) } != 0 {
+                    // SAFETY: `key` is a live exact str, borrowed from the dict, which nothing
+                    // changes until the value's conversion below (the key is not used after it
+                    // starts).
+                    let text = unsafe { Borrowed::from_ptr(py, key).cast_unchecked::<PyString>() };
+                    match builder.known_key(&text) {
+                        Some(term) => term,
+                        None => {
+                            let term = builder.binary(str_bytes(&text)?);
+                            builder.remember_key(&text, &term);
+                            term
+                        }
+                    }
+                } else {
+                    // SAFETY: `key` and `value` are live, borrowed from the dict; these take
+                    // references of our own before any Python code can run.
+                    let (key, value) = unsafe {
+                        (
+                            Bound::from_borrowed_ptr(py, key),
+                            Bound::from_borrowed_ptr(py, value),
+                        )
+                    };
+                    let key_term = from_py_at(builder, &key, opts, depth + 1)?;
+                    pairs.push((key_term, from_py_at(builder, &value, opts, depth + 1)?));
+                    continue;
+                };
+                // SAFETY: `value` is live, borrowed from the dict; `exact_scalar_ptr` runs no
+                // Python code.
+                let value_term = match unsafe { exact_scalar_ptr(builder, py, value) } {
+                    Some(term) => term?,
+                    None => {
+                        // SAFETY: as above; this takes a reference of our own.
+                        let value = unsafe { Bound::from_borrowed_ptr(py, value) };
+                        from_py_other(builder, &value, opts, depth + 1)?
+                    }
+                };
+                pairs.push((key_term, value_term));
+            }
+            Ok(pairs)
+        },
+    )?;
+    builder.map(pairs)
+}
+
+#[cold]
+fn dict_changed(what: &str) -> Error {
+    PyErr::new::<pyo3::exceptions::PyRuntimeError, _>(what.to_owned()).into()
+}
+
+/// The UTF-8 bytes of a `str` (CPython caches them in the object); a `UnicodeEncodeError` for
+/// a lone surrogate.
+#[inline]
+fn str_bytes<'a>(text: &'a Bound<'_, PyString>) -> Result<&'a [u8]> {
+    Ok(text.to_str()?.as_bytes())
+}
+
+/// Converts `item`, an element at `depth`, onto the end of `terms`. An exact `int` that fits in
+/// 64 bits and an exact `float` are pushed from here, straight from the builder's call (the
+/// hot loop of big lists: no `Option`/`Result` around the term, whose copies cost more than
+/// the conversion); anything else goes out of line to [`push_other`].
+///
+/// # Safety
+/// `item` must be a live object, borrowed for as long as no Python code runs.
+#[inline(always)]
+unsafe fn push_element<B: TermBuilder>(
+    builder: &mut B,
+    py: Python<'_>,
+    item: *mut ffi::PyObject,
+    opts: &Options,
+    depth: usize,
+    terms: &mut Vec<B::Term>,
+) -> Result<()> {
+    // SAFETY: `item` is live (the caller's promise); the CheckExact macros only read its type,
+    // and PyLong_AsLongLongAndOverflow and PyFloat_AS_DOUBLE are given objects of exactly
+    // their types.
+    unsafe {
+        if ffi::PyLong_CheckExact(item) != 0 {
+            let mut overflow: std::ffi::c_int = 0;
+            let value = ffi::PyLong_AsLongLongAndOverflow(item, &mut overflow);
+            if overflow == 0 && (value != -1 || ffi::PyErr_Occurred().is_null()) {
+                terms.push(builder.int(value));
+                return Ok(());
+            }
+        } else if ffi::PyFloat_CheckExact(item) != 0 {
+            terms.push(float_term(builder, ffi::PyFloat_AS_DOUBLE(item)));
+            return Ok(());
+        }
+        push_other(builder, py, item, opts, depth, terms)
+    }
+}
+
+/// [`push_element`]'s other cases: the rules of [`from_py_at`] (a big `int` and a failed read
+/// of one included), with an exact `str` read in place and any other object held while it
+/// converts.
+///
+/// # Safety
+/// As for [`push_element`].
+#[inline(never)]
+unsafe fn push_other<B: TermBuilder>(
+    builder: &mut B,
+    py: Python<'_>,
+    item: *mut ffi::PyObject,
+    opts: &Options,
+    depth: usize,
+    terms: &mut Vec<B::Term>,
+) -> Result<()> {
+    // SAFETY: `item` is live (the caller's promise); `exact_scalar_ptr` runs no Python code.
+    let term = match unsafe { exact_scalar_ptr(builder, py, item) } {
+        Some(term) => term?,
+        None => {
+            // SAFETY: as above; this takes a reference of our own before Python code can run.
+            let item = unsafe { Bound::from_borrowed_ptr(py, item) };
+            from_py_other(builder, &item, opts, depth)?
+        }
+    };
+    terms.push(term);
+    Ok(())
 }
 
 /// Converts the elements of a tuple one level down, reading its slots in place (a tuple's
@@ -656,15 +809,8 @@ fn tuple_elements<B: TermBuilder>(
         // SAFETY: `i` is below the tuple's length; the slot holds a live object that the
         // tuple (held by our caller) keeps alive.
         let item = unsafe { ffi::PyTuple_GET_ITEM(ptr, i as ffi::Py_ssize_t) };
-        // SAFETY: as above; `exact_scalar_ptr` runs no Python code.
-        terms.push(match unsafe { exact_scalar_ptr(builder, py, item) } {
-            Some(term) => term?,
-            None => {
-                // SAFETY: `item` is live (see above).
-                let item = unsafe { Bound::from_borrowed_ptr(py, item) };
-                from_py_other(builder, &item, opts, depth + 1)?
-            }
-        });
+        // SAFETY: as above.
+        unsafe { push_element(builder, py, item, opts, depth + 1, &mut terms)? };
     }
     Ok(terms)
 }

@@ -33,6 +33,9 @@ impl PyObjectResource {
     }
 }
 
+/// Tuples up to this size are made from an array on the stack.
+const SMALL_TUPLE: usize = 8;
+
 /// The largest map OTP stores flat (MAP_SMALL_MAP_LIMIT).
 const FLAT_MAP_LIMIT: usize = 32;
 
@@ -396,7 +399,27 @@ impl<'a> TermBuilder for NifBuilder<'a> {
     }
 
     fn tuple(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
-        make_tuple(self.env, &items)
+        // Small tuples (records, pairs: the common ones) from an array on the stack; rustler's
+        // make_tuple collects the raw terms in a Vec of its own, an allocation per tuple.
+        let mut small = [NIF_TERM::default(); SMALL_TUPLE];
+        if items.len() > SMALL_TUPLE {
+            return make_tuple(self.env, &items);
+        }
+        for (slot, item) in small.iter_mut().zip(&items) {
+            *slot = item.as_c_arg();
+        }
+        // SAFETY: the first `items.len()` slots of `small` hold terms of `self.env`, and the
+        // tuple is made in it.
+        unsafe {
+            Term::new(
+                self.env,
+                rustler::sys::enif_make_tuple_from_array(
+                    self.env.as_c_arg(),
+                    small.as_ptr(),
+                    items.len() as c_uint,
+                ),
+            )
+        }
     }
 
     fn map(&mut self, pairs: Vec<(Term<'a>, Term<'a>)>) -> Result<Term<'a>, Error> {
