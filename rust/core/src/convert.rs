@@ -255,25 +255,7 @@ fn to_py_view<'py, 'a, R: TermReader<'a>>(
             let dict = PyDict::new(py);
             for (k, v) in pairs {
                 let key = to_py_at(py, reader, k, opts, depth + 1)?;
-                // One lookup per key: insert, then a dict that did not grow had the key already.
-                // Which error a map with both a duplicate key and a bad value reports stays
-                // as it was (the duplicate, found before the value is converted): the bad
-                // value's error path looks the key up.
-                let value = match to_py_at(py, reader, v, opts, depth + 1) {
-                    Ok(value) => value,
-                    Err(err) => {
-                        return Err(if dict.contains(&key)? {
-                            duplicate_key(&key)
-                        } else {
-                            err
-                        })
-                    }
-                };
-                let before = dict.len();
-                dict.set_item(&key, value)?;
-                if dict.len() == before {
-                    return Err(duplicate_key(&key));
-                }
+                insert_entry(&dict, &key, to_py_at(py, reader, v, opts, depth + 1))?;
             }
             dict.into_any()
         }
@@ -281,6 +263,33 @@ fn to_py_view<'py, 'a, R: TermReader<'a>>(
         View::Ref(etf) => Bound::new(py, Ref::from_etf(&etf))?.into_any(),
         View::Object(obj) => obj.into_bound(py),
     })
+}
+
+/// Puts `key` and its converted `value` in `dict`, a map's entry, with one lookup: insert,
+/// then a dict that did not grow had the key already. Which error a map with both a
+/// duplicate key and a bad value reports stays the duplicate (found before the value is
+/// converted): the bad value's error path looks the key up.
+pub(crate) fn insert_entry<'py>(
+    dict: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyAny>,
+    value: Result<Bound<'py, PyAny>>,
+) -> Result<()> {
+    let value = match value {
+        Ok(value) => value,
+        Err(err) => {
+            return Err(if dict.contains(key)? {
+                duplicate_key(key)
+            } else {
+                err
+            })
+        }
+    };
+    let before = dict.len();
+    dict.set_item(key, value)?;
+    if dict.len() == before {
+        return Err(duplicate_key(key));
+    }
+    Ok(())
 }
 
 pub(crate) fn duplicate_key(key: &Bound<'_, PyAny>) -> Error {

@@ -16,9 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use super::{ExtReader, NoHandles};
-use crate::convert::{
-    self, atom_to_py, bigint_to_py, check_depth, duplicate_key, new_list, new_tuple, Options,
-};
+use crate::convert::{self, atom_to_py, bigint_to_py, check_depth, new_list, new_tuple, Options};
 use crate::error::{Error, Result};
 use crate::etf::{self, tag::*, Cursor};
 use crate::types::{Pid, Ref};
@@ -377,21 +375,7 @@ impl<'a, 'r> Decoder<'a, 'r> {
         for _ in 0..arity {
             let key = self.map_key(py, depth + 1)?;
             // As `to_py`: a duplicate key found before a bad value is the error reported.
-            let value = match self.term(py, depth + 1) {
-                Ok(value) => value,
-                Err(err) => {
-                    return Err(if dict.contains(&key)? {
-                        duplicate_key(&key)
-                    } else {
-                        err
-                    })
-                }
-            };
-            let before = dict.len();
-            dict.set_item(&key, value)?;
-            if dict.len() == before {
-                return Err(duplicate_key(&key));
-            }
+            convert::insert_entry(&dict, &key, self.term(py, depth + 1))?;
         }
         Ok(dict.into_any())
     }

@@ -258,16 +258,13 @@ fn call<'a>(
     } else {
         arguments
     };
-    Ok(submit_maybe_to_loop(
+    Ok(submit_call(
         env,
         destination,
         reference,
         (module, function),
-        |save| Body::Call {
-            target: target(save, module, function),
-            args: save(arguments),
-            kwargs: save(kwargs),
-        },
+        arguments,
+        kwargs,
     ))
 }
 
@@ -291,17 +288,33 @@ fn pool_call_etf<'a>(
     {
         return Err(rustler::Error::BadArg);
     }
-    Ok(submit_maybe_to_loop(
+    Ok(submit_call(
         env,
         destination,
         reference,
         (module, function),
-        |save| Body::Call {
+        arguments,
+        kwargs,
+    ))
+}
+
+/// Submits a `Module:Function(*Arguments, **Kwargs)` call: `arguments` a list of terms, or
+/// the binary of its external term format (`pool_call_etf`).
+fn submit_call<'a>(
+    env: Env<'a>,
+    destination: Destination,
+    reference: Term<'a>,
+    (module, function): (Term<'a>, Term<'a>),
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+) -> Term<'a> {
+    submit_maybe_to_loop(env, destination, reference, (module, function), |save| {
+        Body::Call {
             target: target(save, module, function),
             args: save(arguments),
             kwargs: save(kwargs),
-        },
-    ))
+        }
+    })
 }
 
 /// `py:async_call` and `py:async_stream`: a call whose awaitable result is finished on the
