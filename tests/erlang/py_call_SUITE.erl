@@ -53,6 +53,7 @@
     bad_timeout/1,
     bad_names/1,
     improper_args_list/1,
+    arguments_freed_after_the_reply/1,
     not_started_after_stop/1
 ]).
 
@@ -634,6 +635,37 @@ improper_args_list(_Config) ->
              Other -> ct:fail({unexpected, Other})
          end,
     {ok, 2.0} = py:call(math, sqrt, [4]).
+
+%% @doc A call's arguments are freed once its caller has the reply, before the executor's next
+%% request, and a finalizer among them may still call Erlang. Bound, so that both calls run on
+%% one executor, one after the other (with or without a GIL).
+-spec arguments_freed_after_the_reply(ct_suite:ct_config()) -> term().
+arguments_freed_after_the_reply(_Config) ->
+    ok = py:bind(),
+    try
+        Self = self(),
+        ok = py:register_function(af_note, fun([X]) -> Self ! {af_noted, X}, ok end),
+        ok = py:exec(<<"import erlang, gc\n"
+                       "class AfFinal:\n"
+                       "    def __del__(self):\n"
+                       "        erlang.call('af_note', 'finalized')\n"
+                       "def af_grow(xs):\n"
+                       "    xs.append(AfFinal())\n"
+                       "    return len(xs)\n"
+                       "def af_alive():\n"
+                       "    return sum(1 for o in gc.get_objects()\n"
+                       "               if type(o) is dict and o.get('af') == 'spent')\n">>),
+        Big = [#{<<"af">> => <<"spent">>, <<"i">> => I} || I <- lists:seq(1, 3000)],
+        {ok, 3000} = py:call(builtins, len, [Big]),
+        {ok, 0} = py:call('__main__', af_alive, []),
+        {ok, 4} = py:call('__main__', af_grow, [[1, 2, 3]]),
+        receive {af_noted, <<"finalized">>} -> ok end,
+        {ok, 2} = py:call('__main__', af_grow, [[1]], #{}, 5000),
+        receive {af_noted, <<"finalized">>} -> ok end
+    after
+        py:unregister_function(af_note),
+        py:unbind()
+    end.
 
 %% @doc After application:stop, calls return {error, not_started}; start makes them work again.
 -spec not_started_after_stop(ct_suite:ct_config()) -> term().

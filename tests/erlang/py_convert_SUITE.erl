@@ -379,6 +379,17 @@ big_arguments_external_format(_Config) ->
     false = is_atom(Job),
     receive {SmallRef, {ok, 3}} -> ok end,
     {ok, {3000, #{}}} = py:call('__main__', ba_last, [[lists:seq(1, 3000), 3000]]),
+    %% Arguments holding maps from about 800 words on: 100 small maps are encoded, where a
+    %% list of 600 ints of a greater cost is copied.
+    etf = Submit([[#{<<"k">> => I, <<"v">> => <<"x">>} || I <- lists:seq(1, 100)]]),
+    IntsRef = make_ref(),
+    IntsJob = py_nif:pool_call(Pool, IntsRef, <<"builtins">>, <<"len">>,
+                               [lists:seq(1, 600)], #{}),
+    false = is_atom(IntsJob),
+    receive {IntsRef, {ok, 600}} -> ok end,
+    {ok, {#{<<"k">> := 100, <<"v">> := <<"x">>}, #{}}} =
+        py:call('__main__', ba_last,
+                [[#{<<"k">> => I, <<"v">> => <<"x">>} || I <- lists:seq(1, 100)]]),
     etf = Submit([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- lists:seq(1, 1000)]]),
     dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
     dirty = Submit([[make_ref() | DirtyPad]]),

@@ -462,6 +462,37 @@ proptest! {
         })?;
     }
 
+    /// Maps that share short keys (the one-pass decoder's key cache: more keys than slots,
+    /// keys that are not UTF-8, keys past the cached length) and lists of integers of every
+    /// encoding (its integer shortcut in lists) give what the rules give.
+    #[test]
+    fn fast_decoder_agrees_on_shared_keys_and_int_lists(
+        maps in vec(vec((0usize..shared_keys().len(), int()), 0..8), 0..12),
+        ints in vec(int(), 0..48),
+    ) {
+        let keys = shared_keys();
+        let maps = maps
+            .into_iter()
+            .map(|pairs| dict(pairs.into_iter().map(|(k, v)| (keys[k].clone(), V::Int(v))).collect()))
+            .collect();
+        let ints = ints.into_iter().map(V::Int).collect();
+        let value = V::List(vec![V::List(maps), V::List(ints)]);
+        let opts = Options::default();
+        with_py(|py| {
+            let obj = build(py, &value).map_err(fail)?;
+            let bytes = encode(py, &obj, &opts).map_err(fail)?;
+            let rules = decode(py, &bytes, &opts).map_err(fail)?;
+            let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts).map_err(fail)?;
+            prop_assert_eq!(inspect(&fast)?, inspect(&rules)?);
+            let args = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts).map_err(fail)?;
+            let V::List(items) = inspect(&rules)? else {
+                return Err(fail("not a list"));
+            };
+            prop_assert_eq!(inspect(args.as_any())?, V::Tuple(items));
+            Ok(())
+        })?;
+    }
+
     /// Garbage and mutated encodings make the one-pass decoder fail or agree with the rules,
     /// never panic.
     #[test]
@@ -481,6 +512,22 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// Map keys for [`fast_decoder_agrees_on_shared_keys_and_int_lists`]: 100 short binaries
+/// (more than the decoder's 64 cache slots, so some share a slot), the same with a byte that
+/// is not UTF-8, a truncated UTF-8 sequence, a two-byte character, the empty binary and one
+/// longer than the cache keeps.
+fn shared_keys() -> Vec<V> {
+    let mut keys: Vec<V> = (0..100)
+        .map(|i| V::Bytes(format!("k{i}").into_bytes()))
+        .collect();
+    keys.extend((0..100).map(|i| V::Bytes([format!("k{i}").as_bytes(), &[0xff]].concat())));
+    keys.push(V::Bytes(vec![b'n', 0xc3]));
+    keys.push(V::Bytes("é".as_bytes().to_vec()));
+    keys.push(V::Bytes(Vec::new()));
+    keys.push(V::Bytes(vec![b'x'; 40]));
+    keys
 }
 
 /// An element of a generated list: a value, or one of [`FAULTS`].

@@ -258,7 +258,11 @@ impl<'a, 'r> Decoder<'a, 'r> {
         let list = new_list(py, len)?;
         for i in 0..len {
             let at = self.cur.pos();
-            match self.term(py, depth + 1) {
+            let item = match self.next_small_int() {
+                Some(value) => small_int(py, value),
+                None => self.term(py, depth + 1),
+            };
+            match item {
                 Ok(item) => {
                     // SAFETY: as for strings above: a new list, slot `i` in range and empty.
                     // On an early return the list is freed with its empty slots still NULL,
@@ -301,6 +305,24 @@ impl<'a, 'r> Decoder<'a, 'r> {
         Ok(tuple.into_any())
     }
 
+    /// The next term when it is an integer of one or four bytes (most elements of lists of
+    /// numbers), read past; else `None`, and the cursor stays. [`Decoder::term`] reads the
+    /// same integers; this is its first two cases without the dispatch of every other tag.
+    fn next_small_int(&mut self) -> Option<i64> {
+        let at = self.cur.pos();
+        match *self.data.get(at..)? {
+            [SMALL_INTEGER_EXT, b, ..] => {
+                self.cur = Cursor::new(self.data, at + 2);
+                Some(i64::from(b))
+            }
+            [INTEGER_EXT, b0, b1, b2, b3, ..] => {
+                self.cur = Cursor::new(self.data, at + 5);
+                Some(i64::from(i32::from_be_bytes([b0, b1, b2, b3])))
+            }
+            _ => None,
+        }
+    }
+
     /// True when the next term is the atom that tags the array form.
     fn next_is_array_tag(&self) -> bool {
         let mut peek = self.cur.clone();
@@ -328,7 +350,6 @@ impl<'a, 'r> Decoder<'a, 'r> {
     /// decoded, allocated and hashed once (`str` caches its hash) and dicts compare the keys
     /// by identity. The values are the same `str` either way.
     fn map_key<'py>(&mut self, py: Python<'py>, depth: usize) -> Result<Bound<'py, PyAny>> {
-        let start = self.cur.pos();
         let mut peek = self.cur.clone();
         if peek.u8()? != BINARY_EXT {
             return self.term(py, depth);
@@ -338,10 +359,6 @@ impl<'a, 'r> Decoder<'a, 'r> {
             return self.term(py, depth);
         }
         let bytes = peek.take(len)?;
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            return self.term(py, depth);
-        };
-        self.cur = peek;
         if self.keys.is_empty() {
             self.keys.resize_with(KEY_SLOTS, || None);
         }
@@ -350,14 +367,19 @@ impl<'a, 'r> Decoder<'a, 'r> {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
         });
         let slot = &mut self.keys[(hash as usize) % KEY_SLOTS];
+        // A hit is UTF-8: the slot's bytes were checked when the key was made.
         if let Some((seen, key)) = slot {
             if *seen == bytes {
+                self.cur = peek;
                 return Ok(key.bind(py).clone());
             }
         }
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return self.term(py, depth);
+        };
+        self.cur = peek;
         let key = PyString::new(py, text).into_any();
         *slot = Some((bytes, key.clone().unbind()));
-        debug_assert!(self.cur.pos() > start);
         Ok(key)
     }
 

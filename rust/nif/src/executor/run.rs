@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use erlang_python_core::native::Interrupted;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 use rustler::env::SavedTerm;
 use rustler::{Env, OwnedEnv, Term};
 
@@ -25,7 +25,13 @@ use crate::bridge::{self, reply::panic_message, Outcome};
 struct RunningTerms {
     env: RefCell<OwnedEnv>,
     reference: SavedTerm,
+    /// A call's arguments once the call has returned, freed after the reply (see
+    /// [`call_resolved`]).
+    spent: RefCell<Option<Spent>>,
 }
+
+/// A call's positional and keyword arguments.
+type Spent = (Py<PyTuple>, Py<PyDict>);
 
 impl RunningTerms {
     /// Copies the request's `Ref` into `dst`; `env` is this request's env, borrowed.
@@ -92,6 +98,7 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source, gil: Gil) {
     let terms = Rc::new(RunningTerms {
         env: RefCell::new(env),
         reference,
+        spent: RefCell::new(None),
     });
     let body = |py: Python<'_>| {
         // Nested requests (served while waiting for a callback) restore the outer job.
@@ -143,6 +150,8 @@ pub fn run(slot: &Arc<Slot>, request: Request, from: Source, gil: Gil) {
                 bridge::reply::send(py, &mut env, job.caller(), &terms.reference, outcome);
             }
         }
+        // With the GIL, once the caller has its reply.
+        drop(terms.spent.borrow_mut().take());
     };
     match gil {
         Gil::Released => fair::attach(Usage::of(job.caller()), body),
@@ -167,7 +176,7 @@ fn execute<'py>(
             kwargs,
         } => {
             let callable = resolve(py, &namespace, &env, target)?;
-            let value = call_resolved(py, &env, &callable, args, kwargs)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs, &terms.spent)?;
             if aio::is_coroutine(py, &value)? {
                 defer(py, job, terms, &env, value, None)?;
                 if job.namespace().is_none() {
@@ -184,7 +193,7 @@ fn execute<'py>(
             stream,
         } => {
             let callable = resolve(py, &namespace, &env, target)?;
-            let value = call_resolved(py, &env, &callable, args, kwargs)?;
+            let value = call_resolved(py, &env, &callable, args, kwargs, &terms.spent)?;
             if aio::is_native_awaitable(py, &value, *stream)? {
                 defer(py, job, terms, &env, value, Some(*stream))?;
                 // Handed over: no interrupt reaches this job any more. The next call of the
@@ -256,13 +265,20 @@ fn resolve<'py>(
     })
 }
 
+/// Calls `callable` with the request's arguments. The arguments are left in `spent`, to be
+/// freed once the caller has its reply: freeing a big argument (the 10k objects of a 10k-int
+/// list) takes as long as a good part of making it, and the caller need not wait for it.
+/// Python's own calls keep their arguments alive past the call in the caller's frame too.
 fn call_resolved<'py>(
     py: Python<'py>,
     env: &OwnedEnv,
     callable: &Bound<'py, PyAny>,
     args: &SavedTerm,
     kwargs: &SavedTerm,
+    spent: &RefCell<Option<Spent>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let (args, kwargs) = bridge::request::call_arguments(py, env, args, kwargs)?;
-    python::call(callable, args, &kwargs)
+    let result = python::call(callable, args.clone(), &kwargs);
+    *spent.borrow_mut() = Some((args.unbind(), kwargs.unbind()));
+    result
 }

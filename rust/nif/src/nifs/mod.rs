@@ -51,84 +51,187 @@ pub fn copy_cost(terms: &[Term<'_>]) -> Option<isize> {
 /// [`copy_cost`] against `limit`: `None` as soon as the cost passes it, so the walk is bounded
 /// by `limit` whatever the terms hold (a list of a million elements included: its cells are
 /// walked only up to the limit, never counted to the end).
+///
+/// The walk runs on the caller's normal scheduler for every big call (its share of a 10k-word
+/// document's way in was as large as `term_to_binary/1`'s), so the elements of lists, tuples
+/// and maps are charged as they are read: immediates from their tag bits, binaries (most of a
+/// document's keys and strings) with one `enif_inspect_binary`, and only containers and the
+/// other boxed terms go through `pending` and `enif_term_type`. The charges are the same
+/// either way: one per term, one more per list cell, tuple element and map entry (two), and
+/// a binary's words when it is copied (64 bytes or less).
 pub fn copy_cost_within(terms: &[Term<'_>], limit: isize) -> Option<isize> {
-    let mut budget = limit;
-    let mut pending: Vec<Term<'_>> = terms.to_vec();
-    while let Some(term) = pending.pop() {
-        budget -= 1;
-        if is_immediate(term.as_c_arg()) {
-            continue;
+    cost_within(terms, limit).map(|cost| cost.words)
+}
+
+/// What [`cost_within`] finds.
+#[derive(Clone, Copy)]
+pub struct Cost {
+    /// What copying the terms costs, in [`COPY_BUDGET`]'s units.
+    pub words: isize,
+    /// Whether the terms hold a map.
+    pub maps: bool,
+}
+
+/// [`copy_cost_within`], and whether the terms hold a map (which makes term-by-term reading
+/// dearer: see `pool::ETF_MIN_COST_MAPS`).
+pub fn cost_within(terms: &[Term<'_>], limit: isize) -> Option<Cost> {
+    let Some(first) = terms.first() else {
+        return Some(Cost {
+            words: 0,
+            maps: false,
+        });
+    };
+    let env = first.get_env();
+    let mut walk = CostWalk {
+        env: env.as_c_arg(),
+        budget: limit,
+        pending: Vec::with_capacity(64),
+        maps: false,
+    };
+    for term in terms {
+        walk.budget -= 1;
+        walk.term(term.as_c_arg());
+    }
+    while let Some(term) = walk.pending.pop() {
+        if walk.budget < 0 {
+            return None;
         }
+        // SAFETY: every term in `pending` was read from `terms`, all terms of `env`.
+        let term = unsafe { Term::new(env, term) };
         match term.get_type() {
-            TermType::List => {
-                let env = term.get_env();
-                let (mut rest, mut head, mut tail) =
-                    (term.as_c_arg(), NIF_TERM::default(), NIF_TERM::default());
-                // SAFETY: `rest` is a term of `env` (the list, then each tail); head and tail
-                // are written only on success.
-                while unsafe {
-                    rustler::sys::enif_get_list_cell(env.as_c_arg(), rest, &mut head, &mut tail)
-                } != 0
-                {
-                    // A cons cell, and its head: a scalar is charged here (one, as for any
-                    // term taken from `pending`) without a trip through `pending`: the
-                    // elements of big lists are mostly scalars, most of them immediates,
-                    // known from their tag without a call.
-                    budget -= 1;
-                    // SAFETY: `head` is a term of `env`, just read from the list.
-                    let head_term = unsafe { Term::new(env, head) };
-                    if is_immediate(head) || is_scalar(head_term) {
-                        budget -= 1;
-                    } else {
-                        pending.push(head_term);
-                    }
-                    if budget < 0 {
-                        return None;
-                    }
-                    rest = tail;
-                }
-                // SAFETY: `rest` is a term of `env`.
-                let rest = unsafe { Term::new(env, rest) };
-                // An improper list's tail; `[]` ends a proper one.
-                if !rest.is_empty_list() {
-                    pending.push(rest);
-                }
-            }
-            TermType::Tuple => {
-                if let Ok(items) = get_tuple(term) {
-                    budget -= items.len() as isize;
-                    if budget < 0 {
-                        return None;
-                    }
-                    pending.extend(items);
-                }
-            }
-            TermType::Map => {
-                if let Some(entries) = rustler::types::map::MapIterator::new(term) {
-                    for (key, value) in entries {
-                        budget -= 2;
-                        if budget < 0 {
-                            return None;
-                        }
-                        pending.push(key);
-                        pending.push(value);
-                    }
-                }
-            }
-            // Binaries over 64 bytes are shared, not copied; smaller ones are copied.
+            TermType::List => walk.list(term.as_c_arg()),
+            TermType::Tuple => walk.tuple(term.as_c_arg()),
+            TermType::Map => walk.map(term.as_c_arg()),
             TermType::Binary => {
-                let size = term.decode::<Binary>().map(|b| b.len()).unwrap_or(0);
-                if size <= 64 {
-                    budget -= (size / 8) as isize;
-                }
+                walk.binary(term.as_c_arg());
             }
             _ => {}
         }
-        if budget < 0 {
-            return None;
+    }
+    (walk.budget >= 0).then_some(Cost {
+        words: limit - walk.budget,
+        maps: walk.maps,
+    })
+}
+
+/// The state of [`copy_cost_within`]: what is left of the budget, and the containers (and
+/// other boxed terms) charged but not looked into yet.
+struct CostWalk {
+    env: *mut rustler::sys::ErlNifEnv,
+    budget: isize,
+    pending: Vec<NIF_TERM>,
+    /// Whether a map was seen.
+    maps: bool,
+}
+
+impl CostWalk {
+    /// Looks at a term its caller has just read and charged (one), at once when that needs
+    /// no `enif_term_type`: an immediate is done, a binary is charged its copied words,
+    /// anything else waits in `pending`.
+    fn term(&mut self, term: NIF_TERM) {
+        if is_immediate(term) {
+            return;
+        }
+        if !is_list_cell(term) && self.binary(term) {
+            return;
+        }
+        self.pending.push(term);
+    }
+
+    /// Charges a binary's copied words; false when `term` is not a binary.
+    fn binary(&mut self, term: NIF_TERM) -> bool {
+        let mut bin = std::mem::MaybeUninit::<rustler::sys::ErlNifBinary>::uninit();
+        // SAFETY: `term` is a term of `self.env`; `bin` is written only on success.
+        if unsafe { rustler::sys::enif_inspect_binary(self.env, term, bin.as_mut_ptr()) } == 0 {
+            return false;
+        }
+        // SAFETY: enif_inspect_binary succeeded, so it filled `bin`.
+        let size = unsafe { bin.assume_init_ref() }.size;
+        // Binaries over 64 bytes are shared, not copied; smaller ones are copied.
+        if size <= 64 {
+            self.budget -= (size / 8) as isize;
+        }
+        true
+    }
+
+    /// A list's cells (one each) and their heads, up to the budget; an improper tail waits.
+    fn list(&mut self, mut rest: NIF_TERM) {
+        let (mut head, mut tail) = (NIF_TERM::default(), NIF_TERM::default());
+        // SAFETY: `rest` is a term of `self.env` (the list, then each tail); head and tail
+        // are written only on success.
+        while unsafe { rustler::sys::enif_get_list_cell(self.env, rest, &mut head, &mut tail) } != 0
+        {
+            self.budget -= 2;
+            self.term(head);
+            if self.budget < 0 {
+                return;
+            }
+            rest = tail;
+        }
+        // An improper list's tail; `[]` ends a proper one.
+        // SAFETY: `rest` is a term of `self.env`.
+        if unsafe { rustler::sys::enif_is_empty_list(self.env, rest) } == 0 {
+            self.budget -= 1;
+            self.term(rest);
         }
     }
-    Some(limit - budget)
+
+    /// A tuple's elements: two each.
+    fn tuple(&mut self, term: NIF_TERM) {
+        let mut arity = 0;
+        let mut items: *const NIF_TERM = std::ptr::null();
+        // SAFETY: `term` is a term of `self.env`; arity and items are written on success.
+        if unsafe { rustler::sys::enif_get_tuple(self.env, term, &mut arity, &mut items) } == 0 {
+            return;
+        }
+        // SAFETY: enif_get_tuple gave `arity` elements at `items`, alive as long as the term.
+        let items = unsafe { std::slice::from_raw_parts(items, arity as usize) };
+        for &item in items {
+            self.budget -= 2;
+            if self.budget < 0 {
+                return;
+            }
+            self.term(item);
+        }
+    }
+
+    /// A map's entries: two each, and one for each key and each value.
+    fn map(&mut self, term: NIF_TERM) {
+        self.maps = true;
+        let mut iter = std::mem::MaybeUninit::<rustler::sys::ErlNifMapIterator>::uninit();
+        // SAFETY: `term` is a map of `self.env` (enif_term_type said so); the iterator is
+        // written on success and destroyed below.
+        let created = unsafe {
+            rustler::sys::enif_map_iterator_create(
+                self.env,
+                term,
+                iter.as_mut_ptr(),
+                rustler::sys::ErlNifMapIteratorEntry::ERL_NIF_MAP_ITERATOR_HEAD,
+            )
+        };
+        if created == 0 {
+            return;
+        }
+        let iter = iter.as_mut_ptr();
+        let (mut key, mut value) = (NIF_TERM::default(), NIF_TERM::default());
+        // SAFETY: `iter` was created above over a map of `self.env`; key and value are
+        // written only on success.
+        while unsafe {
+            rustler::sys::enif_map_iterator_get_pair(self.env, iter, &mut key, &mut value)
+        } != 0
+        {
+            self.budget -= 4;
+            if self.budget < 0 {
+                break;
+            }
+            self.term(key);
+            self.term(value);
+            // SAFETY: as above.
+            unsafe { rustler::sys::enif_map_iterator_next(self.env, iter) };
+        }
+        // SAFETY: created above, destroyed once.
+        unsafe { rustler::sys::enif_map_iterator_destroy(self.env, iter) };
+    }
 }
 
 /// How much of a term [`etf_suits`] looks at.
@@ -217,20 +320,17 @@ fn big_binary(term: Term<'_>) -> bool {
 /// any other term with `enif_term_type`: were the tags ever to change, the walk would misjudge
 /// a cost (which path big arguments take), never a value.
 fn is_immediate(term: NIF_TERM) -> bool {
-    // SAFETY: ErlNifTerm is a `repr(transparent)` wrapper of the word that is the term.
-    let word: usize = unsafe { std::mem::transmute::<NIF_TERM, usize>(term) };
-    word & 0x3 == 0x3
+    term_word(term) & 0x3 == 0x3
 }
 
-/// Atoms, numbers, pids, ports and references: terms the walk does not look into.
-fn is_scalar(term: Term<'_>) -> bool {
-    matches!(
-        term.get_type(),
-        TermType::Atom
-            | TermType::Integer
-            | TermType::Float
-            | TermType::Pid
-            | TermType::Port
-            | TermType::Ref
-    )
+/// True for a list cell (primary tag `TAG_PRIMARY_LIST`, erts `erl_term.h`): a hint of the
+/// cost walk, which then reads the cell through the NIF API.
+fn is_list_cell(term: NIF_TERM) -> bool {
+    term_word(term) & 0x3 == 0x1
+}
+
+/// The word that is the term.
+fn term_word(term: NIF_TERM) -> usize {
+    // SAFETY: ErlNifTerm is a `repr(transparent)` wrapper of the word that is the term.
+    unsafe { std::mem::transmute::<NIF_TERM, usize>(term) }
 }
