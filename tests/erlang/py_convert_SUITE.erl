@@ -1033,6 +1033,9 @@ big_map_replies(_Config) ->
     Flat = bm_flat(100000),
     Kinds = bm_kinds(6000, Pid, Ref),
     {ok, Kinds} = py:eval(<<"bm_kinds(6000, bm_pid, bm_ref)">>, Locals),
+    %% Smaller ones, some decoded by the caller (under 16 KiB of bytes).
+    [{N, {ok, Small}} = {N, py:eval(<<"bm_kinds(n, bm_pid, bm_ref)">>, Locals#{n => N})}
+     || N <- [0, 1, 7, 8, 33, 100, 1000], Small <- [bm_kinds(N, Pid, Ref)]],
     Nested = #{<<"kinds">> => Kinds,
                <<"list">> => [bm_flat(5000), #{<<"inner">> => bm_flat(5000, <<"i">>)}],
                <<"tuple">> => {bm_flat(40), 1.5, none},
@@ -1065,21 +1068,37 @@ collect_stream(Gen, Acc) ->
         {error, _} = Error -> Error
     end.
 
-%% @doc A reply whose hash maps (maps of more than 32 keys) hold up to 4096 keys in all is
-%% built as terms; a bigger one comes as `{ok_etf, Bytes}' (`{done_etf, Bytes}' for the last
-%% stream batch), which py_request decodes. Seen by tracing what this process receives.
+%% @doc A reply holding hash maps (maps of more than 32 keys) comes in the external term
+%% format, `{ok_etf, Bytes}' (`{done_etf, Bytes}' for the last stream batch), which py_request
+%% decodes. Other replies, and those holding opaque handles, are built as terms. Seen by
+%% tracing what this process receives.
 -spec big_map_reply_encoding(ct_suite:ct_config()) -> term().
 big_map_reply_encoding(_Config) ->
     ok = py:exec(?BIG_MAP_HELPERS),
     Code = fun(Expr) -> fun() -> py:eval(Expr) end end,
-    {[ok], {ok, _}} = reply_tags(Code(<<"bm_flat(4096)">>)),
+    {[ok_etf], {ok, M4096}} = reply_tags(Code(<<"bm_flat(4096)">>)),
+    M4096 = bm_flat(4096),
+    {[ok_etf], {ok, M33}} = reply_tags(Code(<<"bm_flat(33)">>)),
+    M33 = bm_flat(33),
     {[ok_etf], {ok, M4097}} = reply_tags(Code(<<"bm_flat(4097)">>)),
     M4097 = bm_flat(4097),
-    {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2048)]">>)),
+    {[ok_etf], {ok, _}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2048)]">>)),
     {[ok_etf], {ok, [_, _]}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2049)]">>)),
     %% Flat maps (up to 32 keys) do not count, however many.
     {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(32) for _ in range(1000)]">>)),
     {[ok], {ok, _}} = reply_tags(Code(<<"list(range(200000))">>)),
+    %% A handle cannot travel in the external format: built as terms.
+    {[ok], {ok, #{<<"obj">> := Handle} = WithHandle}} =
+        reply_tags(Code(<<"{**bm_flat(40), 'obj': object()}">>)),
+    true = is_reference(Handle),
+    41 = map_size(WithHandle),
+    %% Colliding keys are the same error either way.
+    {error, {'ValueError', Collide}} = py:eval(<<"{**bm_flat(40), 'a': 1, b'a': 2}">>),
+    {error, {'ValueError', Collide}} = py:eval(<<"{'a': 1, b'a': 2}">>),
+    ok = py:exec(<<"def bm_gen3():\n    yield bm_flat(100)\n">>),
+    {ok, {generator, Gen3}} = py:call('__main__', bm_gen3, []),
+    {[done_etf], {done, [M100]}} = reply_tags(fun() -> py:stream_next(Gen3) end),
+    M100 = bm_flat(100),
     ok = py:exec(<<"def bm_gen2():\n    yield bm_flat(5000)\n">>),
     {ok, {generator, Gen}} = py:call('__main__', bm_gen2, []),
     {[done_etf], {done, [M5000]}} = reply_tags(fun() -> py:stream_next(Gen) end),
