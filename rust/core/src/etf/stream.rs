@@ -277,3 +277,79 @@ impl Stream {
         Ok(self.out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::etf::format;
+
+    fn text(stream: Stream, root: Span) -> String {
+        format(&stream.finish(root).unwrap(), 100).unwrap()
+    }
+
+    #[test]
+    fn containers_with_rooms() {
+        let mut s = Stream::new();
+        s.open();
+        let a = s.int(1);
+        s.open();
+        let empty = s.list(&[]).unwrap();
+        s.open();
+        let k = s.binary(b"k").unwrap();
+        let v = s.float(1.5);
+        let map = s.map(&[(k, v)]).unwrap();
+        s.open();
+        let tuple = s.tuple(&[]).unwrap();
+        let root = s.list(&[a, empty, map, tuple]).unwrap();
+        assert_eq!(text(s, root), "[1,[],#{<<\"k\">> => 1.5},{}]");
+    }
+
+    #[test]
+    fn containers_without_rooms_move_their_elements() {
+        let mut s = Stream::new();
+        s.open();
+        // The first element of the outer list takes its room; the outer list then moves.
+        let a = s.atom("x");
+        let inner = s.tuple(&[a]).unwrap();
+        let b = s.int(300);
+        let empty = s.list(&[]).unwrap();
+        let ints = s.int_list(&[1, -1, 1 << 40]).unwrap();
+        let floats = s.float_list(&[]).unwrap();
+        let root = s.list(&[inner, b, empty, ints, floats]).unwrap();
+        assert_eq!(text(s, root), "[{x},300,[],[1,-1,1099511627776],[]]");
+    }
+
+    #[test]
+    fn elements_out_of_order_fail() {
+        let mut s = Stream::new();
+        let a = s.int(1);
+        let b = s.int(2);
+        let root = s.list(&[b, a]).unwrap();
+        assert!(s.finish(root).is_err());
+
+        let mut s = Stream::new();
+        let a = s.int(1);
+        let _unused = s.int(2);
+        let root = s.list(&[a]).unwrap();
+        assert!(s.finish(root).is_err());
+
+        // A room never taken.
+        let mut s = Stream::new();
+        s.open();
+        let root = s.int(1);
+        assert!(s.finish(root).is_err());
+    }
+
+    #[test]
+    fn equal_keys_are_refused() {
+        let mut s = Stream::new();
+        let k1 = s.binary(b"a").unwrap();
+        let v1 = s.int(1);
+        let k2 = s.binary(b"a").unwrap();
+        let v2 = s.int(2);
+        assert!(matches!(
+            s.map(&[(k1, v1), (k2, v2)]),
+            Err(Error::DuplicateKey)
+        ));
+    }
+}
