@@ -709,6 +709,20 @@ numpy_arrays(_Config) ->
     {ok, [[1.0, nan]]} = py:eval(<<"ep_np.array([[1.0, float('nan')]])">>),
     {ok, 3} = py:eval(<<"ep_np.array(3)">>),
     {ok, #{<<"a">> := [1, 2]}} = py:eval(<<"{'a': ep_np.array([1, 2])}">>),
+    %% The same inside a dict of more than 32 keys (its reply comes in the external term
+    %% format): rows, non-finite floats, empty, Fortran order, strided views, the array form.
+    ok = py:exec(<<"import erlang as ep_erl\n"
+                   "def ep_np_parts():\n"
+                   "    return {'arr': ep_np.arange(6.0).reshape(2, 3),\n"
+                   "            'nan': ep_np.array([1.0, float('nan'), float('-inf')]),\n"
+                   "            'ints': ep_np.arange(5, dtype='int32'), 'empty': ep_np.zeros((0, 3)),\n"
+                   "            'fortran': ep_np.asfortranarray(ep_np.arange(6).reshape(2, 3)),\n"
+                   "            'sl': ep_np.arange(10)[::3], 'b': ep_np.array([True, False]),\n"
+                   "            'form': ep_erl.py_array(ep_np.arange(4.0))}\n">>),
+    {ok, Parts} = py:eval(<<"ep_np_parts()">>),
+    {ok, WithParts} = py:eval(<<"{**{f'k{i}': i for i in range(40)}, **ep_np_parts()}">>),
+    Parts = maps:with(maps:keys(Parts), WithParts),
+    48 = map_size(WithParts),
     {ok, 6} = py:call(numpy, sum, [[1, 2, 3]]),
     {ok, 2.5} = py:call(numpy, mean, [[1, 2, 3, 4]]),
     {ok, 11} = py:call(numpy, dot, [[1, 2], [3, 4]]),
