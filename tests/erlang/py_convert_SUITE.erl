@@ -27,7 +27,6 @@
     big_arguments_keep_their_handles/1,
     repeated_map_keys/1,
     results_read_in_place/1,
-    repeated_dict_shapes/1,
     deep_nesting_erlang_side/1,
     deep_nesting_python_side/1,
     cyclic_python_structures/1,
@@ -504,42 +503,6 @@ repeated_map_keys(_Config) ->
     #{<<"k3">> := 10, <<"k0">> := -10, <<"s">> := 10} = lists:nth(11, Out),
     {error, {'UnicodeEncodeError', _}} =
         py:eval(<<"[{'k': 1} for _ in range(100)] + [{'k': 2, '\\ud800': 3}]">>).
-
-%% @doc Dicts that repeat one key set (a document's records) are put in key order from the
-%% second one on, before the map is made: the same maps, in any key order, of every small
-%% size, among dicts of other key sets, with keys of other kinds, and colliding keys still
-%% refused on every sighting.
--spec repeated_dict_shapes(ct_suite:ct_config()) -> term().
-repeated_dict_shapes(_Config) ->
-    ok = py:exec(<<"def rds_keys(n, rev):\n"
-                   "    ks = ['k%02d' % j for j in range(n)]\n"
-                   "    return ks[::-1] if rev else ks\n"
-                   "def rds(n, rev, count):\n"
-                   "    ks = [k for k in rds_keys(n, rev)]\n"
-                   "    return [{k: i * 100 + j for j, k in enumerate(ks)} for i in range(count)]\n">>),
-    Expected = fun(N, Rev, Count) ->
-        Keys = [iolist_to_binary(io_lib:format("k~2..0B", [J])) || J <- lists:seq(0, N - 1)],
-        Ordered = case Rev of true -> lists:reverse(Keys); false -> Keys end,
-        [maps:from_list([{K, I * 100 + J} || {J, K} <- lists:enumerate(0, Ordered)])
-         || I <- lists:seq(0, Count - 1)]
-    end,
-    [{N, Rev, {ok, Want}} = {N, Rev, py:call('__main__', rds, [N, Rev, 5])}
-     || N <- lists:seq(0, 32), Rev <- [false, true], Want <- [Expected(N, Rev, 5)]],
-    %% Interleaved key sets of one size, and mixed kinds of keys.
-    {ok, Mixed} = py:eval(<<"[d for i in range(6) for d in ({'b': i, 'a': 1, 'c': 2},"
-                            " {'c': i, 'a': 1, 'b': 2}, {3: 'x', 'a': i, (1, 2): None},"
-                            " {'z': [i], 'y': {'q': i, 'p': 0, 'r': 1}, 'x': 1.5})]">>),
-    Mixed = lists:append([[#{<<"b">> => I, <<"a">> => 1, <<"c">> => 2},
-                           #{<<"c">> => I, <<"a">> => 1, <<"b">> => 2},
-                           #{3 => <<"x">>, <<"a">> => I, {1, 2} => none},
-                           #{<<"z">> => [I], <<"y">> => #{<<"q">> => I, <<"p">> => 0, <<"r">> => 1},
-                             <<"x">> => 1.5}] || I <- lists:seq(0, 5)]),
-    %% Keys that collide: refused the first time and every later time.
-    ok = py:exec(<<"RDS_A = 'a'\n">>),
-    {error, {'ValueError', _}} =
-        py:eval(<<"[{RDS_A: i, 'm': 0, 'n': 1, b'a': 2} for i in range(5)]">>),
-    {error, {'ValueError', _}} =
-        py:eval(<<"[{'p': i, 'q': 0, 'r': 1} for i in range(5)] + [{'a': 1, 'q': 0, b'a': 2}]">>).
 
 %% @doc Results whose str/int/float elements are read in place (lists, tuples and dicts of
 %% any size: flat maps and maps built key by key past 32 keys) give the same terms as ever, and

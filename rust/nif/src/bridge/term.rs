@@ -279,40 +279,6 @@ pub struct NifBuilder<'a> {
     /// The binaries made for recent dict keys, by `str` object (held, so that no other object
     /// takes its address while it is here): [`TermBuilder::known_key`].
     keys: Vec<Option<(Py<PyString>, NIF_TERM)>>,
-    /// The key sets of recent flat maps, with their keys' sorted order once a set is seen
-    /// twice: [`NifBuilder::sorted_pairs`].
-    shapes: Vec<Shape>,
-}
-
-/// The keys of a flat map (the same terms, in the same order), and once known, the order that
-/// sorts them.
-struct Shape {
-    keys: Vec<NIF_TERM>,
-    order: Option<Vec<u8>>,
-}
-
-/// Slots of [`NifBuilder`]'s flat-map key-set cache.
-const SHAPE_SLOTS: usize = 8;
-
-/// The machine word of a term (rustler keeps it private; its `Hash` gives it).
-fn term_word(term: NIF_TERM) -> usize {
-    struct Word(usize);
-    impl std::hash::Hasher for Word {
-        fn write(&mut self, bytes: &[u8]) {
-            for &b in bytes {
-                self.0 = self.0.rotate_left(8) ^ usize::from(b);
-            }
-        }
-        fn write_usize(&mut self, word: usize) {
-            self.0 = word;
-        }
-        fn finish(&self) -> u64 {
-            self.0 as u64
-        }
-    }
-    let mut word = Word(0);
-    std::hash::Hash::hash(&term, &mut word);
-    word.0
 }
 
 /// Slots of [`NifBuilder`]'s dict-key cache.
@@ -331,7 +297,6 @@ impl<'a> NifBuilder<'a> {
             hash_keys_left: None,
             refused: false,
             keys: Vec::new(),
-            shapes: Vec::new(),
         }
     }
 
@@ -351,7 +316,6 @@ impl<'a> NifBuilder<'a> {
             hash_keys_left: Some(budget),
             refused: false,
             keys: Vec::new(),
-            shapes: Vec::new(),
         }
     }
 
@@ -469,9 +433,6 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             keys[i] = key.as_c_arg();
             values[i] = value.as_c_arg();
         }
-        if pairs.len() == split {
-            self.sort_flat(&mut keys[..split], &mut values[..split]);
-        }
         let mut made = NIF_TERM::default();
         // SAFETY: `keys` and `values` hold `split` terms of `self.env` each; `made` is written
         // only on success, and the map is made in `self.env`.
@@ -579,53 +540,6 @@ impl<'a> TermBuilder for NifBuilder<'a> {
 }
 
 impl<'a> NifBuilder<'a> {
-    /// Puts the pairs of a flat map in key order when its key set (the very same key terms,
-    /// in the same order: a document's repeated dict keys, made once each by
-    /// [`TermBuilder::known_key`]) was seen before. `enif_make_map_from_arrays` sorts the keys
-    /// by insertion, so sorted keys take it one comparison each instead of about `n^2/4`
-    /// (the 6-key maps of a document: 5 instead of 12). Equal keys stay neighbours, and are
-    /// still refused there. A key set seen once is only remembered: sorting costs as much as
-    /// what it saves.
-    fn sort_flat(&mut self, keys: &mut [NIF_TERM], values: &mut [NIF_TERM]) {
-        let n = keys.len();
-        if n < 3 {
-            return;
-        }
-        if self.shapes.is_empty() {
-            self.shapes.resize_with(SHAPE_SLOTS, || Shape {
-                keys: Vec::new(),
-                order: None,
-            });
-        }
-        let slot = ((term_word(keys[0]) >> 3) ^ n) % SHAPE_SLOTS;
-        let shape = &mut self.shapes[slot];
-        if shape.keys != keys {
-            shape.keys.clear();
-            shape.keys.extend_from_slice(keys);
-            shape.order = None;
-            return;
-        }
-        let order = shape.order.get_or_insert_with(|| {
-            let mut order: Vec<u8> = (0..n as u8).collect();
-            order.sort_by(|&a, &b| {
-                let (a, b) = (keys[usize::from(a)], keys[usize::from(b)]);
-                // SAFETY: the keys are live terms of this builder's env.
-                unsafe { rustler::sys::enif_compare(a, b) }.cmp(&0)
-            });
-            order
-        });
-        let (mut sorted_keys, mut sorted_values) = (
-            [NIF_TERM::default(); FLAT_MAP_LIMIT],
-            [NIF_TERM::default(); FLAT_MAP_LIMIT],
-        );
-        for (to, &from) in order.iter().enumerate() {
-            sorted_keys[to] = keys[usize::from(from)];
-            sorted_values[to] = values[usize::from(from)];
-        }
-        keys.copy_from_slice(&sorted_keys[..n]);
-        values.copy_from_slice(&sorted_values[..n]);
-    }
-
     /// The list of `raw`, terms of this builder's env.
     fn raw_list(&self, raw: &[NIF_TERM]) -> Term<'a> {
         // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
