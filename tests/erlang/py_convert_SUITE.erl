@@ -686,6 +686,21 @@ numpy_arrays(_Config) ->
     {ok, WithParts} = py:eval(<<"{**{f'k{i}': i for i in range(40)}, **ep_np_parts()}">>),
     Parts = maps:with(maps:keys(Parts), WithParts),
     48 = map_size(WithParts),
+    %% Arrays of 2 to 4 axes inside one: written in the external format too (no fallback
+    %% to terms), rows or elements, with the same values as on their own.
+    ok = py:exec(<<"def ep_np_axes():\n"
+                   "    return {'f3': ep_np.arange(24.0).reshape(2, 3, 4),\n"
+                   "            'i4': ep_np.arange(48).reshape(2, 2, 3, 4),\n"
+                   "            'b3': ep_np.arange(12).reshape(3, 2, 2) % 3 == 0,\n"
+                   "            'u2': ep_np.arange(6, dtype='uint8').reshape(3, 2),\n"
+                   "            'one': ep_np.arange(3.0).reshape(1, 1, 3)}\n">>),
+    {ok, Axes} = py:eval(<<"ep_np_axes()">>),
+    [[[0.0, 1.0, 2.0, 3.0] | _] | _] = maps:get(<<"f3">>, Axes),
+    [[[true, false], [false, true]] | _] = maps:get(<<"b3">>, Axes),
+    [[[0.0, 1.0, 2.0]]] = maps:get(<<"one">>, Axes),
+    {[ok_etf], {ok, WithAxes}} =
+        reply_tags(fun() -> py:eval(<<"{**{f'k{i}': i for i in range(40)}, **ep_np_axes()}">>) end),
+    Axes = maps:with(maps:keys(Axes), WithAxes),
     {ok, 6} = py:call(numpy, sum, [[1, 2, 3]]),
     {ok, 2.5} = py:call(numpy, mean, [[1, 2, 3, 4]]),
     {ok, 11} = py:call(numpy, dot, [[1, 2], [3, 4]]),
