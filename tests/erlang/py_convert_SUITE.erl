@@ -683,6 +683,35 @@ numpy_arrays(_Config) ->
     {ok, [[1.0, nan]]} = py:eval(<<"ep_np.array([[1.0, float('nan')]])">>),
     {ok, 3} = py:eval(<<"ep_np.array(3)">>),
     {ok, #{<<"a">> := [1, 2]}} = py:eval(<<"{'a': ep_np.array([1, 2])}">>),
+    %% The same inside a dict of more than 32 keys (its reply comes in the external term
+    %% format): rows, non-finite floats, empty, Fortran order, strided views, the array form.
+    ok = py:exec(<<"import erlang as ep_erl\n"
+                   "def ep_np_parts():\n"
+                   "    return {'arr': ep_np.arange(6.0).reshape(2, 3),\n"
+                   "            'nan': ep_np.array([1.0, float('nan'), float('-inf')]),\n"
+                   "            'ints': ep_np.arange(5, dtype='int32'), 'empty': ep_np.zeros((0, 3)),\n"
+                   "            'fortran': ep_np.asfortranarray(ep_np.arange(6).reshape(2, 3)),\n"
+                   "            'sl': ep_np.arange(10)[::3], 'b': ep_np.array([True, False]),\n"
+                   "            'form': ep_erl.py_array(ep_np.arange(4.0))}\n">>),
+    {ok, Parts} = py:eval(<<"ep_np_parts()">>),
+    {ok, WithParts} = py:eval(<<"{**{f'k{i}': i for i in range(40)}, **ep_np_parts()}">>),
+    Parts = maps:with(maps:keys(Parts), WithParts),
+    48 = map_size(WithParts),
+    %% Arrays of 2 to 4 axes inside one: written in the external format too (no fallback
+    %% to terms), rows or elements, with the same values as on their own.
+    ok = py:exec(<<"def ep_np_axes():\n"
+                   "    return {'f3': ep_np.arange(24.0).reshape(2, 3, 4),\n"
+                   "            'i4': ep_np.arange(48).reshape(2, 2, 3, 4),\n"
+                   "            'b3': ep_np.arange(12).reshape(3, 2, 2) % 3 == 0,\n"
+                   "            'u2': ep_np.arange(6, dtype='uint8').reshape(3, 2),\n"
+                   "            'one': ep_np.arange(3.0).reshape(1, 1, 3)}\n">>),
+    {ok, Axes} = py:eval(<<"ep_np_axes()">>),
+    [[[0.0, 1.0, 2.0, 3.0] | _] | _] = maps:get(<<"f3">>, Axes),
+    [[[true, false], [false, true]] | _] = maps:get(<<"b3">>, Axes),
+    [[[0.0, 1.0, 2.0]]] = maps:get(<<"one">>, Axes),
+    {[ok_etf], {ok, WithAxes}} =
+        reply_tags(fun() -> py:eval(<<"{**{f'k{i}': i for i in range(40)}, **ep_np_axes()}">>) end),
+    Axes = maps:with(maps:keys(Axes), WithAxes),
     {ok, 6} = py:call(numpy, sum, [[1, 2, 3]]),
     {ok, 2.5} = py:call(numpy, mean, [[1, 2, 3, 4]]),
     {ok, 11} = py:call(numpy, dot, [[1, 2], [3, 4]]),
@@ -1044,6 +1073,9 @@ big_map_replies(_Config) ->
     Flat = bm_flat(100000),
     Kinds = bm_kinds(6000, Pid, Ref),
     {ok, Kinds} = py:eval(<<"bm_kinds(6000, bm_pid, bm_ref)">>, Locals),
+    %% Smaller ones, some decoded by the caller (under 16 KiB of bytes).
+    [{N, {ok, Small}} = {N, py:eval(<<"bm_kinds(n, bm_pid, bm_ref)">>, Locals#{n => N})}
+     || N <- [0, 1, 7, 8, 33, 100, 1000], Small <- [bm_kinds(N, Pid, Ref)]],
     Nested = #{<<"kinds">> => Kinds,
                <<"list">> => [bm_flat(5000), #{<<"inner">> => bm_flat(5000, <<"i">>)}],
                <<"tuple">> => {bm_flat(40), 1.5, none},
@@ -1076,21 +1108,37 @@ collect_stream(Gen, Acc) ->
         {error, _} = Error -> Error
     end.
 
-%% @doc A reply whose hash maps (maps of more than 32 keys) hold up to 4096 keys in all is
-%% built as terms; a bigger one comes as `{ok_etf, Bytes}' (`{done_etf, Bytes}' for the last
-%% stream batch), which py_request decodes. Seen by tracing what this process receives.
+%% @doc A reply holding hash maps (maps of more than 32 keys) comes in the external term
+%% format, `{ok_etf, Bytes}' (`{done_etf, Bytes}' for the last stream batch), which py_request
+%% decodes. Other replies, and those holding opaque handles, are built as terms. Seen by
+%% tracing what this process receives.
 -spec big_map_reply_encoding(ct_suite:ct_config()) -> term().
 big_map_reply_encoding(_Config) ->
     ok = py:exec(?BIG_MAP_HELPERS),
     Code = fun(Expr) -> fun() -> py:eval(Expr) end end,
-    {[ok], {ok, _}} = reply_tags(Code(<<"bm_flat(4096)">>)),
+    {[ok_etf], {ok, M4096}} = reply_tags(Code(<<"bm_flat(4096)">>)),
+    M4096 = bm_flat(4096),
+    {[ok_etf], {ok, M33}} = reply_tags(Code(<<"bm_flat(33)">>)),
+    M33 = bm_flat(33),
     {[ok_etf], {ok, M4097}} = reply_tags(Code(<<"bm_flat(4097)">>)),
     M4097 = bm_flat(4097),
-    {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2048)]">>)),
+    {[ok_etf], {ok, _}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2048)]">>)),
     {[ok_etf], {ok, [_, _]}} = reply_tags(Code(<<"[bm_flat(2048), bm_flat(2049)]">>)),
     %% Flat maps (up to 32 keys) do not count, however many.
     {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(32) for _ in range(1000)]">>)),
     {[ok], {ok, _}} = reply_tags(Code(<<"list(range(200000))">>)),
+    %% A handle cannot travel in the external format: built as terms.
+    {[ok], {ok, #{<<"obj">> := Handle} = WithHandle}} =
+        reply_tags(Code(<<"{**bm_flat(40), 'obj': object()}">>)),
+    true = is_reference(Handle),
+    41 = map_size(WithHandle),
+    %% Colliding keys are the same error either way.
+    {error, {'ValueError', Collide}} = py:eval(<<"{**bm_flat(40), 'a': 1, b'a': 2}">>),
+    {error, {'ValueError', Collide}} = py:eval(<<"{'a': 1, b'a': 2}">>),
+    ok = py:exec(<<"def bm_gen3():\n    yield bm_flat(100)\n">>),
+    {ok, {generator, Gen3}} = py:call('__main__', bm_gen3, []),
+    {[done_etf], {done, [M100]}} = reply_tags(fun() -> py:stream_next(Gen3) end),
+    M100 = bm_flat(100),
     ok = py:exec(<<"def bm_gen2():\n    yield bm_flat(5000)\n">>),
     {ok, {generator, Gen}} = py:call('__main__', bm_gen2, []),
     {[done_etf], {done, [M5000]}} = reply_tags(fun() -> py:stream_next(Gen) end),

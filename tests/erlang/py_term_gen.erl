@@ -9,7 +9,8 @@
 %% `key': the generator of map keys; `bitstrings': whether leaves include bitstrings that are
 %% not binaries (they have no Python equivalent).
 
-%% @doc Terms nested up to `Depth' levels: lists, tuples, maps and improper lists of `leaf/1's.
+%% @doc Terms nested up to `Depth' levels: lists, tuples, maps (some of more than 32 keys) and
+%% improper lists of `leaf/1's.
 -spec term(non_neg_integer(), opts()) -> proper_types:type().
 term(0, #{bitstrings := Bits}) ->
     leaf(Bits);
@@ -21,6 +22,12 @@ term(Depth, Opts = #{key := Key, bitstrings := Bits}) ->
         {1, proper_types:bind(proper_types:list(Sub), fun list_to_tuple/1, false)},
         {1, proper_types:bind(proper_types:list(proper_types:tuple([Key, Sub])),
                               fun maps:from_list/1, false)},
+        %% Maps of more than 32 keys (hash maps) come back another way (in the external
+        %% term format, docs/type-conversion.md).
+        {1, proper_types:bind(proper_types:tuple([proper_types:list(proper_types:tuple([Key, Sub])),
+                                                  proper_types:vector(33, proper_types:tuple(
+                                                                            [Key, leaf(Bits)]))]),
+                              fun({Some, More}) -> maps:from_list(Some ++ More) end, false)},
         {1, proper_types:bind(proper_types:tuple([leaf(Bits), leaf(Bits)]),
                               fun({A, B}) -> [A | B] end, false)}
     ]).

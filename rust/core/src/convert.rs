@@ -139,6 +139,10 @@ pub trait TermBuilder {
     fn begin_map(&mut self, _len: usize) -> Result<()> {
         Ok(())
     }
+    /// Told that the elements (or key-value pairs) of a list, tuple or map come next, made
+    /// one after the other, and then the container itself: a builder that writes bytes keeps
+    /// room for the container's header there. The default does nothing.
+    fn open(&mut self) {}
     /// The term this builder made earlier for the dict key `key` (an exact `str`), if it
     /// remembers one ([`TermBuilder::remember_key`]): documents repeat the same keys, and a
     /// builder whose terms can be shared makes each key's binary once. The default remembers
@@ -629,6 +633,7 @@ fn list_elements<B: TermBuilder>(
     let py = list.py();
     let ptr = list.as_ptr();
     let mut terms = Vec::with_capacity(list.len());
+    builder.open();
     let mut i: ffi::Py_ssize_t = 0;
     // SAFETY: `ptr` is a live list (borrowed from `list`); GET_SIZE reads its length.
     while i < unsafe { ffi::PyList_GET_SIZE(ptr) } {
@@ -657,6 +662,7 @@ fn dict_term<B: TermBuilder>(
     check_depth(depth + 1, opts)?;
     let len = dict.len();
     builder.begin_map(len)?;
+    builder.open();
     let py = dict.py();
     let ptr = dict.as_ptr();
     // On a free-threaded build the dict is locked while it is read (as pyo3's own iterator
@@ -814,6 +820,7 @@ fn tuple_elements<B: TermBuilder>(
     let ptr = tuple.as_ptr();
     let len = tuple.len();
     let mut terms = Vec::with_capacity(len);
+    builder.open();
     for i in 0..len {
         // SAFETY: `i` is below the tuple's length; the slot holds a live object that the
         // tuple (held by our caller) keeps alive.
@@ -834,6 +841,7 @@ fn elements<'py, B: TermBuilder>(
 ) -> Result<Vec<B::Term>> {
     check_depth(depth + 1, opts)?;
     let mut terms = Vec::with_capacity(len);
+    builder.open();
     for item in items {
         terms.push(match exact_scalar(builder, &item) {
             Some(term) => term?,

@@ -32,7 +32,7 @@ pub use one_pass::{etf_list_to_tuple, etf_to_py, ResolveRef};
 
 use crate::convert::{self, Options, TermBuilder, TermReader, View};
 use crate::error::{Error, Result};
-use crate::etf::{self, Index, RefParts, Slot, Term, Writer};
+use crate::etf::{self, Index, RefParts, Slot, Span, Stream, Term, Writer};
 
 /// The node of the references that stand for Python objects in the mocked BEAM.
 pub const HANDLE_NODE: &str = "erlang_python_mock@handle";
@@ -304,5 +304,115 @@ impl TermBuilder for ExtBuilder<'_, '_> {
     fn object(&mut self, object: Py<PyAny>) -> Result<usize> {
         let id = self.handles.store(self.py, object)?;
         Ok(self.writer.reference(&handle_ref(id))?)
+    }
+}
+
+/// Builds ETF for the conversion rules straight into one buffer ([`etf::Stream`]): the same
+/// term as [`ExtBuilder`]'s, made faster, for replies that the caller decodes. Objects with no
+/// Erlang equivalent go to `handles`, as for [`ExtBuilder`].
+pub struct StreamBuilder<'py, 'h> {
+    py: Python<'py>,
+    stream: Stream,
+    handles: &'h dyn Handles,
+}
+
+impl<'py, 'h> StreamBuilder<'py, 'h> {
+    /// A builder whose objects with no Erlang equivalent go to `handles`.
+    pub fn new(py: Python<'py>, handles: &'h dyn Handles) -> Self {
+        StreamBuilder {
+            py,
+            stream: Stream::new(),
+            handles,
+        }
+    }
+
+    /// The ETF bytes of `root`, the last term built (with the version byte).
+    pub fn finish(self, root: Span) -> Result<Vec<u8>> {
+        Ok(self.stream.finish(root)?)
+    }
+}
+
+impl TermBuilder for StreamBuilder<'_, '_> {
+    type Term = Span;
+
+    fn atom(&mut self, name: &'static str) -> Span {
+        self.stream.atom(name)
+    }
+
+    fn int(&mut self, value: i64) -> Span {
+        self.stream.int(value)
+    }
+
+    fn bigint(&mut self, negative: bool, magnitude_le: &[u8]) -> Result<Span> {
+        match etf::small_int(negative, magnitude_le) {
+            Some(i) => Ok(self.stream.int(i)),
+            None => Ok(self
+                .stream
+                .bigint(negative, etf::trim_magnitude(magnitude_le))?),
+        }
+    }
+
+    fn float(&mut self, value: f64) -> Span {
+        self.stream.float(value)
+    }
+
+    fn binary(&mut self, bytes: &[u8]) -> Span {
+        // A binary of 4 GiB or more has no ETF: the stream fails at finish, and the reply is
+        // built as terms instead.
+        self.stream
+            .binary(bytes)
+            .unwrap_or_else(|_| self.stream.scatter())
+    }
+
+    fn list(&mut self, items: Vec<Span>) -> Span {
+        self.stream
+            .list(&items)
+            .unwrap_or_else(|_| self.stream.scatter())
+    }
+
+    fn tuple(&mut self, items: Vec<Span>) -> Span {
+        self.stream
+            .tuple(&items)
+            .unwrap_or_else(|_| self.stream.scatter())
+    }
+
+    fn map(&mut self, pairs: Vec<(Span, Span)>) -> Result<Span> {
+        Ok(self.stream.map(&pairs)?)
+    }
+
+    fn float_list(&mut self, values: &[f64]) -> Span {
+        if values.iter().all(|v| v.is_finite()) {
+            if let Ok(span) = self.stream.float_list(values) {
+                return span;
+            }
+        }
+        let items = values
+            .iter()
+            .map(|&v| convert::float_term(self, v))
+            .collect::<Vec<_>>();
+        self.list(items)
+    }
+
+    fn int_list(&mut self, values: &[i64]) -> Span {
+        self.stream
+            .int_list(values)
+            .unwrap_or_else(|_| self.stream.scatter())
+    }
+
+    fn open(&mut self) {
+        self.stream.open();
+    }
+
+    fn pid(&mut self, etf: &[u8]) -> Result<Span> {
+        Ok(self.stream.pid(etf)?)
+    }
+
+    fn reference(&mut self, etf: &[u8]) -> Result<Span> {
+        Ok(self.stream.reference(etf)?)
+    }
+
+    fn object(&mut self, object: Py<PyAny>) -> Result<Span> {
+        let id = self.handles.store(self.py, object)?;
+        Ok(self.stream.reference(&handle_ref(id))?)
     }
 }

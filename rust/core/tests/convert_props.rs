@@ -18,6 +18,11 @@
 //!   with faults (funs, ports, bitstrings, improper lists, colliding map keys, bad values,
 //!   malformed arrays, too deep) the same error, however the faults combine.
 //!
+//! - The one-pass writer of replies (`ext::StreamBuilder`) writes the term the rules' writer
+//!   (`ext::encode`) writes: its bytes decode to the same value, which encodes to the writer's
+//!   bytes, and where the writer fails (colliding dict keys) it fails the same way; in nested
+//!   values and in dicts of up to 60 keys (hash maps past 32).
+//!
 //! Cases per property: [`common::CASES`] by default, `PROPTEST_CASES` when set (`make fuzz`).
 
 mod common;
@@ -236,6 +241,33 @@ fn encode(py: Python<'_>, obj: &Bound<'_, PyAny>, opts: &Options) -> Result<Vec<
     ext::encode(py, obj, &NoHandles, opts)
 }
 
+fn stream(py: Python<'_>, obj: &Bound<'_, PyAny>, opts: &Options) -> Result<Vec<u8>, Error> {
+    let mut builder = ext::StreamBuilder::new(py, &NoHandles);
+    let root = convert::from_py(&mut builder, obj, opts)?;
+    builder.finish(root)
+}
+
+/// The stream's bytes for `value` are the writer's term (or the writer's error).
+fn stream_agrees(value: &V) -> Result<(), TestCaseError> {
+    let opts = Options::default();
+    with_py(|py| {
+        let obj = build(py, value).map_err(fail)?;
+        match (encode(py, &obj, &opts), stream(py, &obj, &opts)) {
+            (Ok(written), Ok(streamed)) => {
+                let back = decode(py, &streamed, &opts).map_err(fail)?;
+                let expected = decode(py, &written, &opts).map_err(fail)?;
+                prop_assert_eq!(inspect(&back)?, inspect(&expected)?);
+                prop_assert_eq!(encode(py, &back, &opts).map_err(fail)?, written);
+            }
+            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => {
+                return Err(fail(format!("writer: {a:?}, stream: {b:?}")));
+            }
+        }
+        Ok(())
+    })
+}
+
 fn decode<'py>(py: Python<'py>, bytes: &[u8], opts: &Options) -> Result<Bound<'py, PyAny>, Error> {
     ext::decode(py, bytes, &NoHandles, opts)
 }
@@ -328,6 +360,25 @@ proptest! {
             prop_assert_eq!(encode(py, &back, &opts).map_err(fail)?, bytes);
             Ok(())
         })?;
+    }
+
+    /// The one-pass reply writer writes what the rules' writer writes.
+    #[test]
+    fn stream_writes_the_writers_term(value in value()) {
+        stream_agrees(&value)?;
+    }
+
+    /// The same for dicts of up to 60 keys, some of which collide (`str` and `bytes` of the
+    /// same text, both binaries in Erlang).
+    #[test]
+    fn stream_writes_big_and_colliding_dicts(
+        pairs in vec((text(), any::<bool>(), value()), 0..60),
+    ) {
+        let pairs = pairs
+            .into_iter()
+            .map(|(k, raw, v)| (if raw { V::Bytes(k.into_bytes()) } else { V::Str(k) }, v))
+            .collect();
+        stream_agrees(&V::List(vec![dict(pairs), V::Tuple(vec![])]))?;
     }
 
     /// Nesting deeper than `max_depth` is a TooDeep error both ways, never a panic; nesting

@@ -28,6 +28,9 @@ trait Leaf: Element + Copy {
     fn row<B: TermBuilder>(_values: &[Self], _builder: &mut B) -> Option<B::Term> {
         None
     }
+
+    /// True for the dtypes whose [`Leaf::row`] gives a list.
+    const ROWS: bool = false;
 }
 
 macro_rules! small_int_leaf {
@@ -49,6 +52,8 @@ impl Leaf for i64 {
     fn row<B: TermBuilder>(values: &[Self], builder: &mut B) -> Option<B::Term> {
         Some(builder.int_list(values))
     }
+
+    const ROWS: bool = true;
 }
 
 impl Leaf for u64 {
@@ -68,6 +73,8 @@ impl Leaf for f64 {
     fn row<B: TermBuilder>(values: &[Self], builder: &mut B) -> Option<B::Term> {
         Some(builder.float_list(values))
     }
+
+    const ROWS: bool = true;
 }
 
 impl Leaf for f32 {
@@ -132,21 +139,83 @@ fn typed<B: TermBuilder, T: Leaf>(
     // C order: the buffer is the row-major sequence tolist() reads. Row by row where the
     // dtype has a list maker: one list per row of the innermost axis, then nested as usual.
     if let Some((&dim, outer)) = shape.split_last() {
-        if dim > 0 && !values.is_empty() {
-            let mut chunks = values.chunks_exact(dim);
-            if let Some(first) = chunks.next().and_then(|row| T::row(row, builder)) {
-                let mut rows = Vec::with_capacity(values.len() / dim);
-                rows.push(first);
-                rows.extend(chunks.filter_map(|row| T::row(row, builder)));
-                return Ok(nest(builder, rows, outer));
+        if T::ROWS && dim > 0 && !values.is_empty() {
+            let row = |values: &[T], builder: &mut B| {
+                T::row(values, builder).ok_or(Error::Unsupported("array row"))
+            };
+            if outer.is_empty() {
+                return row(values, builder);
             }
+            let mut rows = Nest::new(builder, outer);
+            for values in values.chunks_exact(dim) {
+                let term = row(values, builder)?;
+                rows.push(builder, term);
+            }
+            return rows.finish();
         }
+    }
+    if !shape.is_empty() && !values.is_empty() {
+        let mut leaves = Nest::new(builder, shape);
+        for value in values {
+            let leaf = value.term(builder)?;
+            leaves.push(builder, leaf);
+        }
+        return leaves.finish();
     }
     let mut leaves = Vec::with_capacity(values.len());
     for value in values {
         leaves.push(value.term(builder)?);
     }
     Ok(nest(builder, leaves, shape))
+}
+
+/// Groups terms given one at a time in row-major order into nested lists of `shape` (no
+/// dimension zero), as [`nest`] does, but makes each list as soon as its last element is
+/// given: a list's elements are then the last terms made, side by side, and a room is kept
+/// for each list before its first element ([`TermBuilder::open`]), as a builder that writes
+/// bytes needs (a reply in the external term format).
+struct Nest<'s, T> {
+    shape: &'s [usize],
+    /// The lists being filled, outermost first.
+    lists: Vec<Vec<T>>,
+    done: Option<T>,
+}
+
+impl<'s, T> Nest<'s, T> {
+    fn new<B: TermBuilder<Term = T>>(builder: &mut B, shape: &'s [usize]) -> Self {
+        for _ in shape {
+            builder.open();
+        }
+        Nest {
+            shape,
+            lists: shape.iter().map(|_| Vec::new()).collect(),
+            done: None,
+        }
+    }
+
+    fn push<B: TermBuilder<Term = T>>(&mut self, builder: &mut B, term: T) {
+        let mut term = term;
+        let mut axis = self.shape.len();
+        while axis > 0 {
+            axis -= 1;
+            self.lists[axis].push(term);
+            if self.lists[axis].len() < self.shape[axis] {
+                // The lists inside this axis start again with the next term.
+                for _ in axis + 1..self.shape.len() {
+                    builder.open();
+                }
+                return;
+            }
+            term = builder.list(std::mem::take(&mut self.lists[axis]));
+        }
+        self.done = Some(term);
+    }
+
+    /// The outermost list, once every term of the shape has been given.
+    fn finish(self) -> Result<T> {
+        self.done
+            .ok_or(Error::Unsupported("array with missing elements"))
+    }
 }
 
 /// Groups the elements, in row-major order, into nested lists of `shape` (a scalar for `[]`).

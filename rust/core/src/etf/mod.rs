@@ -22,6 +22,7 @@ mod identity;
 mod index;
 mod printer;
 mod put;
+mod stream;
 pub mod tag;
 mod writer;
 
@@ -33,6 +34,7 @@ pub use identity::{
 };
 pub use index::{skip_term, Index, Slot, Term};
 pub use printer::format;
+pub use stream::{Span, Stream};
 pub use tag::VERSION;
 pub use writer::Writer;
 

@@ -314,7 +314,7 @@ impl Writer {
 }
 
 /// An integer in its smallest encoding.
-fn put_int(out: &mut Vec<u8>, value: i64) {
+pub(super) fn put_int(out: &mut Vec<u8>, value: i64) {
     if let Ok(small) = u8::try_from(value) {
         out.extend_from_slice(&[SMALL_INTEGER_EXT, small]);
     } else if let Ok(word) = i32::try_from(value) {

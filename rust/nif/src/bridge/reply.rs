@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use erlang_python_core::callback::ErlangError;
 use erlang_python_core::convert::{self, TermBuilder};
-use erlang_python_core::ext::{ExtBuilder, NoHandles};
+use erlang_python_core::ext::{NoHandles, StreamBuilder};
 use erlang_python_core::native::Interrupted;
 use erlang_python_core::text::elide;
 use erlang_python_core::Error as ConvertError;
@@ -66,10 +66,9 @@ fn body<'a>(py: Python<'_>, env: Env<'a>, outcome: Outcome<'_>) -> Term<'a> {
     }
 }
 
-/// The keys of hash maps (maps of more than 32 keys) a reply may hold and still be built as
-/// terms here (see [`NifBuilder::with_hash_key_budget`] for why there is a bound). Past it,
-/// the reply goes as external-term-format bytes. Below it the direct build is the cheaper
-/// one (a 4000-key dict: a 2 ms call, and no stretch of 1 ms or more for its caller).
+/// The keys of hash maps (maps of more than 32 keys) a callback request (`bridge::callback`)
+/// may hold and still be built as terms (see [`NifBuilder::with_hash_key_budget`] for why
+/// there is a bound).
 pub const HASH_KEY_BUDGET: usize = 4096;
 
 /// What converts to the reply's value.
@@ -89,6 +88,7 @@ impl<'py> Reply<'_, 'py> {
         match self {
             Reply::Value(value) => convert::result_from_py(b, value, &opts),
             Reply::Items(items, _) => {
+                b.open();
                 let terms = items
                     .iter()
                     .map(|item| convert::from_py(b, item, &opts))
@@ -116,40 +116,59 @@ impl<'py> Reply<'_, 'py> {
 }
 
 /// `{ok, Value}` (`{ok | done, Items}` for a batch), built as terms in `env`, unless the value
-/// holds more than [`HASH_KEY_BUDGET`] keys of hash maps: then `{ok_etf, Bytes}`
-/// (`{ok_etf | done_etf, Bytes}`), the value in the external term format, which the caller
-/// decodes on a dirty scheduler (`py_request`, `py_nif:job_decode_reply/1`). Values ETF cannot
-/// carry (opaque handles) are built as terms in a scratch env and copied into `env`, so that
-/// the garbage of the map inserts stays behind. Either way the caller gets the same term.
+/// holds a hash map (a map of more than 32 keys): then `{ok_etf, Bytes}` (`{ok_etf | done_etf,
+/// Bytes}`), the value in the external term format, written in one pass ([`streamed`]), which
+/// the caller decodes (`py_request`: with `binary_to_term/2` when small, otherwise on a dirty
+/// scheduler with `py_nif:job_decode_reply/1`). Values ETF cannot carry (opaque handles) are
+/// built as terms in a scratch env and copied into `env`, so that the garbage of the map
+/// inserts stays behind. Either way the caller gets the same term.
+///
+/// Why hash maps go as bytes: a process-independent env (where executors build replies) can
+/// only make them one insert at a time (see [`NifBuilder::with_hash_key_budget`]), which costs
+/// more than writing the bytes and decoding them (a 1000-key dict's way back: 131-193 us
+/// against 268-412 at best). For other values the direct build costs about what the bytes do
+/// (a 150-item document) or less (a list of 10,000 ints), so they stay terms.
 fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a> {
-    let mut b = NifBuilder::with_hash_key_budget(env, HASH_KEY_BUDGET);
+    let mut b = NifBuilder::with_hash_key_budget(env, 0);
     let err = match reply.convert(&mut b) {
         Ok(term) => return b.pair(reply.tag(), term),
         Err(err) if !b.refused_map() => err,
-        Err(_) => {
-            let mut etf = ExtBuilder::new(py, &NoHandles);
-            match reply.convert(&mut etf).and_then(|root| etf.finish(root)) {
-                Ok(bytes) => {
-                    let mut bin = NewBinary::new(env, bytes.len());
-                    bin.as_mut_slice().copy_from_slice(&bytes);
-                    let bin: Term<'a> = bin.into();
-                    return b.pair(reply.etf_tag(), bin);
+        Err(_) => match streamed(py, reply) {
+            Ok(bytes) => return b.pair(reply.etf_tag(), binary(env, &bytes)),
+            // The rules' own errors, as the direct build gives them.
+            Err(
+                err @ (ConvertError::Python(_)
+                | ConvertError::TooDeep(_)
+                | ConvertError::DuplicateKey),
+            ) => err,
+            // Opaque handles (or a term the stream cannot write): built as terms.
+            Err(_) => {
+                let scratch = OwnedEnv::new();
+                match scratch.run(|scratch_env| {
+                    let mut sb = NifBuilder::new(scratch_env);
+                    reply.convert(&mut sb).map(|term| term.in_env(env))
+                }) {
+                    Ok(term) => return b.pair(reply.tag(), term),
+                    Err(err) => err,
                 }
-                Err(ConvertError::NotEncodable(_)) => {
-                    let scratch = OwnedEnv::new();
-                    match scratch.run(|scratch_env| {
-                        let mut sb = NifBuilder::new(scratch_env);
-                        reply.convert(&mut sb).map(|term| term.in_env(env))
-                    }) {
-                        Ok(term) => return b.pair(reply.tag(), term),
-                        Err(err) => err,
-                    }
-                }
-                Err(err) => err,
             }
-        }
+        },
     };
     python_error(py, env, PyErr::from(err))
+}
+
+/// The reply's value in the external term format, written in one pass ([`StreamBuilder`]).
+fn streamed(py: Python<'_>, reply: Reply<'_, '_>) -> Result<Vec<u8>, ConvertError> {
+    let mut stream = StreamBuilder::new(py, &NoHandles);
+    let root = reply.convert(&mut stream)?;
+    stream.finish(root)
+}
+
+/// A binary of `bytes` in `env`.
+fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
+    let mut bin = NewBinary::new(env, bytes.len());
+    bin.as_mut_slice().copy_from_slice(bytes);
+    bin.into()
 }
 
 /// The text of a panic's payload.
