@@ -247,8 +247,19 @@ keep_alive(Config) ->
          {Head, <<"{\"message\":\"hello\"}">>} = read_response(S),
          <<"HTTP/1.1 200 OK">> = status(Head)
      end || _ <- lists:seq(1, 3)],
-    %% Two pipelined requests.
+    %% Two pipelined requests, then three in one write with a body between them, then a
+    %% request in pieces: each gets its response, in order.
     ok = gen_tcp:send(S, [Get, Get]),
+    {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
+    {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
+    Put = <<"PUT /echo HTTP/1.1\r\ncontent-type: application/json\r\n"
+            "content-length: 7\r\n\r\n{\"a\":1}">>,
+    ok = gen_tcp:send(S, [Get, Put, Get]),
+    {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
+    {_, <<"{\"a\":1}">>} = read_response(S),
+    {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
+    [begin ok = gen_tcp:send(S, Piece), timer:sleep(20) end
+     || Piece <- [<<"GE">>, <<"T / HTTP/1.1\r">>, <<"\nhost: x\r\nx-a: 1\r\n">>, <<"\r\n">>]],
     {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
     ok = gen_tcp:close(S).
 
