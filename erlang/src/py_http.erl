@@ -571,9 +571,16 @@ headers(Socket, Config, Buffer, Acc) ->
             {error, closed}
     end.
 
+%% The parser passes only token characters in a header name (RFC 9110 5.1: ASCII; a name with
+%% any other byte is an `http_error', 400), so lowering A-Z is the whole job, without
+%% string:lowercase/1's Unicode case tables (a visible part of a request's cost, per header).
 -spec header_name(atom() | binary()) -> binary().
-header_name(Name) when is_atom(Name) -> string:lowercase(atom_to_binary(Name, latin1));
-header_name(Name) -> string:lowercase(Name).
+header_name(Name) when is_atom(Name) -> ascii_lowercase(atom_to_binary(Name, latin1));
+header_name(Name) -> ascii_lowercase(Name).
+
+-spec ascii_lowercase(binary()) -> binary().
+ascii_lowercase(Name) ->
+    << <<(case C of _ when C >= $A, C =< $Z -> C + 32; _ -> C end)>> || <<C>> <= Name >>.
 
 -spec method(atom() | binary()) -> binary().
 method(M) when is_atom(M) -> atom_to_binary(M, latin1);
