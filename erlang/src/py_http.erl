@@ -207,8 +207,10 @@ freeze_heap(#config{}) ->
 
 -spec listen(#config{}, opts()) -> {ok, #state{}} | {stop, term()}.
 listen(Config, Opts) ->
-    Listen = [binary, {packet, raw}, {active, false}, {reuseaddr, true}, {nodelay, true},
-              {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
+    %% The port driver backend whatever the node's default (`kernel' `inet_backend'): the
+    %% head reader puts bytes back with gen_tcp:unrecv/2, which only it has.
+    Listen = [{inet_backend, inet}, binary, {packet, raw}, {active, false}, {reuseaddr, true},
+              {nodelay, true}, {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
               {packet_size, line_cap(Config#config.max_header_line)}],
     case gen_tcp:listen(Config#config.port, Listen) of
         {ok, LSock} ->
