@@ -49,6 +49,8 @@ run_wrk() { # label port [path]
 
 echo "== $(uname -m), $(nproc) cores, $("$PY" -VV | head -1), $(erl -noshell -eval 'io:format("OTP ~s", [erlang:system_info(otp_release)]), halt().')"
 echo "== wrk: $CONNS connections, ${SECONDS_} s per server, loopback"
+# erl reads ERL_FLAGS from the environment (e.g. ERL_FLAGS="+sbwt none" make bench-web).
+echo "== py_http's VM flags: ${ERL_FLAGS:-none (the VM's defaults, schedulers busy-wait as usual)}"
 
 start py_http 18801 erl -noshell -pa "$EBIN" -eval "
     {ok, _} = application:ensure_all_started(erlang_python),

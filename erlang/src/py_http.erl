@@ -207,8 +207,10 @@ freeze_heap(#config{}) ->
 
 -spec listen(#config{}, opts()) -> {ok, #state{}} | {stop, term()}.
 listen(Config, Opts) ->
-    Listen = [binary, {packet, raw}, {active, false}, {reuseaddr, true}, {nodelay, true},
-              {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
+    %% The port driver backend whatever the node's default (`kernel' `inet_backend'): the
+    %% head reader puts bytes back with gen_tcp:unrecv/2, which only it has.
+    Listen = [{inet_backend, inet}, binary, {packet, raw}, {active, false}, {reuseaddr, true},
+              {nodelay, true}, {backlog, 1024}, {ip, maps:get(ip, Opts, {127, 0, 0, 1})},
               {packet_size, line_cap(Config#config.max_header_line)}],
     case gen_tcp:listen(Config#config.port, Listen) of
         {ok, LSock} ->
@@ -393,11 +395,17 @@ connection(Socket, Config) ->
                     end,
     idle(Socket, Config, Peer, Local).
 
-%% Waits for the next request line, or a drain, or the idle timeout.
+%% Waits for the next request, or a drain, or the idle timeout. The request line and headers
+%% are read as raw bytes and parsed here with the BEAM's HTTP parser
+%% (`erlang:decode_packet/3', the one `{packet, http_bin}' runs in the socket): one socket
+%% option call and one message for a request that comes in one piece, where reading in packet
+%% mode took a round trip to the socket per header line. Bytes read past the headers (a body,
+%% pipelined requests) are put back in the socket (`gen_tcp:unrecv/2') for the body reader
+%% and the next request.
 -spec idle(gen_tcp:socket(), #config{}, term(), term()) -> ok.
 idle(Socket, Config, Peer, Local) ->
     %% Setting options fails once the client has closed (einval): the connection is over.
-    case inet:setopts(Socket, [{packet, http_bin}, {active, once}]) of
+    case inet:setopts(Socket, [{packet, raw}, {active, once}]) of
         ok -> await_request(Socket, Config, Peer, Local);
         {error, _} -> gen_tcp:close(Socket), ok
     end.
@@ -405,26 +413,27 @@ idle(Socket, Config, Peer, Local) ->
 -spec await_request(gen_tcp:socket(), #config{}, term(), term()) -> ok.
 await_request(Socket, Config, Peer, Local) ->
     receive
-        {http, Socket, {http_request, Method, Uri, Version}} ->
-            Served = case inet:setopts(Socket, [{active, false}]) of
-                         ok -> request(Socket, Config, Peer, Local, Method, Uri, Version);
-                         {error, _} -> close
-                     end,
-            case Served of
-                keep_alive ->
-                    receive
-                        '$py_http_drain' -> gen_tcp:close(Socket), ok
-                    after 0 ->
-                        idle(Socket, Config, Peer, Local)
+        {tcp, Socket, Data} ->
+            case request_line(Socket, Config, Data) of
+                {ok, Method, Uri, Version, Rest} ->
+                    Served = request(Socket, Config, Peer, Local, Method, Uri, Version, Rest),
+                    case Served of
+                        keep_alive ->
+                            receive
+                                '$py_http_drain' -> gen_tcp:close(Socket), ok
+                            after 0 ->
+                                idle(Socket, Config, Peer, Local)
+                            end;
+                        close ->
+                            gen_tcp:close(Socket),
+                            ok
                     end;
-                close ->
+                {error, 400} ->
+                    reject(Socket, 400);
+                {error, closed} ->
                     gen_tcp:close(Socket),
                     ok
             end;
-        {http, Socket, {http_error, _}} ->
-            reject(Socket, 400);
-        {http, Socket, _Other} ->
-            reject(Socket, 400);
         {tcp_closed, Socket} ->
             ok;
         {tcp_error, Socket, _} ->
@@ -437,6 +446,38 @@ await_request(Socket, Config, Peer, Local) ->
         gen_tcp:close(Socket),
         ok
     end.
+
+%% The request line at the start of `Buffer', read on until it is whole (within the idle
+%% timeout, as the wait for it began). `{error, closed}' for a line past line_cap/1 (as the
+%% socket's parser dropped such a connection) or a client that left.
+-spec request_line(gen_tcp:socket(), #config{}, binary()) ->
+    {ok, term(), term(), term(), binary()} | {error, 400 | closed}.
+request_line(Socket, Config, Buffer) ->
+    case erlang:decode_packet(http_bin, Buffer, [{packet_size, cap(Config)}]) of
+        {ok, {http_request, Method, Uri, Version}, Rest} ->
+            {ok, Method, Uri, Version, Rest};
+        {ok, _Other, _} ->
+            %% `{http_error, Line}', or a response line.
+            {error, 400};
+        {more, _} ->
+            case recv_more(Socket, Buffer, Config#config.idle_timeout) of
+                {ok, More} -> request_line(Socket, Config, More);
+                error -> {error, closed}
+            end;
+        {error, _} ->
+            {error, closed}
+    end.
+
+%% `Buffer' and the next bytes from the socket (passive once an `{active, once}' message came).
+-spec recv_more(gen_tcp:socket(), binary(), timeout()) -> {ok, binary()} | error.
+recv_more(Socket, Buffer, Timeout) ->
+    case gen_tcp:recv(Socket, 0, Timeout) of
+        {ok, Data} -> {ok, <<Buffer/binary, Data/binary>>};
+        {error, _} -> error
+    end.
+
+-spec cap(#config{}) -> pos_integer().
+cap(#config{max_header_line = Max}) -> line_cap(Max).
 
 %% Answers a request the server refuses with a short error response, and closes.
 -spec reject(gen_tcp:socket(), 400 | 413 | 414 | 417 | 431 | 500 | 501) -> ok.
@@ -459,56 +500,89 @@ reject(Socket, Status) ->
     gen_tcp:close(Socket),
     ok.
 
--spec request(gen_tcp:socket(), #config{}, term(), term(), term(), term(), term()) ->
+-spec request(gen_tcp:socket(), #config{}, term(), term(), term(), term(), term(), binary()) ->
     keep_alive | close.
-request(Socket, #config{max_header_line = Max}, _Peer, _Local, _Method, Uri, _Version)
+request(Socket, #config{max_header_line = Max}, _Peer, _Local, _Method, Uri, _Version, _Rest)
   when is_tuple(Uri), byte_size(element(tuple_size(Uri), Uri)) > Max ->
     %% `{abs_path, Target}' or `{absoluteURI, Scheme, Host, Port, Target}' (lines up to
     %% line_cap/1 reach here).
     reject(Socket, 414),
     close;
-request(Socket, Config, Peer, Local, Method0, Uri, Version) ->
-    case headers(Socket, Config, []) of
-        {ok, Headers} ->
-            Method = method(Method0),
-            case target(Uri) of
-                {ok, Path, Query} ->
-                    dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers);
+request(Socket, Config, Peer, Local, Method0, Uri, Version, Buffer) ->
+    case headers(Socket, Config, Buffer, []) of
+        {ok, Headers, Rest} ->
+            case unread(Socket, Rest) of
+                ok ->
+                    Method = method(Method0),
+                    case target(Uri) of
+                        {ok, Path, Query} ->
+                            dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version,
+                                     Headers);
+                        error ->
+                            reject(Socket, 400),
+                            close
+                    end;
                 error ->
-                    reject(Socket, 400),
                     close
             end;
+        {error, closed} ->
+            close;
         {error, Status} ->
             reject(Socket, Status),
             close
     end.
 
-%% Reads the header lines: `[{LowercaseName, Value}]' in order.
--spec headers(gen_tcp:socket(), #config{}, [{binary(), binary()}]) ->
-    {ok, [{binary(), binary()}]} | {error, 400 | 431}.
-headers(_Socket, #config{max_headers = Max}, Acc) when length(Acc) > Max ->
+%% Puts the bytes read past the headers back in the socket, for the body reader and the next
+%% request.
+-spec unread(gen_tcp:socket(), binary()) -> ok | error.
+unread(_Socket, <<>>) ->
+    ok;
+unread(Socket, Rest) ->
+    case gen_tcp:unrecv(Socket, Rest) of
+        ok -> ok;
+        {error, _} -> error
+    end.
+
+%% Reads the header lines from `Buffer' on: `[{LowercaseName, Value}]' in order, and the bytes
+%% after them.
+-spec headers(gen_tcp:socket(), #config{}, binary(), [{binary(), binary()}]) ->
+    {ok, [{binary(), binary()}], binary()} | {error, 400 | 431 | closed}.
+headers(_Socket, #config{max_headers = Max}, _Buffer, Acc) when length(Acc) > Max ->
     {error, 431};
-headers(Socket, Config, Acc) ->
-    case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
-        {ok, {http_header, _, Name0, _, Value}} ->
+headers(Socket, Config, Buffer, Acc) ->
+    case erlang:decode_packet(httph_bin, Buffer, [{packet_size, cap(Config)}]) of
+        {ok, {http_header, _, Name0, _, Value}, Rest} ->
             Name = header_name(Name0),
             case byte_size(Name) + 2 + byte_size(Value) > Config#config.max_header_line of
                 true -> {error, 431};
-                false -> headers(Socket, Config, [{Name, Value} | Acc])
+                false -> headers(Socket, Config, Rest, [{Name, Value} | Acc])
             end;
-        {ok, http_eoh} ->
-            {ok, lists:reverse(Acc)};
-        {ok, {http_error, _}} ->
+        {ok, http_eoh, Rest} ->
+            {ok, lists:reverse(Acc), Rest};
+        {ok, {http_error, _}, _} ->
             {error, 400};
-        _ ->
-            %% Closed, timed out, or a line over line_cap/1 (`emsgsize': the socket is
-            %% already gone, the 400 goes nowhere).
-            {error, 400}
+        {more, _} ->
+            case recv_more(Socket, Buffer, Config#config.read_timeout) of
+                {ok, More} -> headers(Socket, Config, More, Acc);
+                %% Closed or timed out: the 400 goes nowhere, or to a client that stalled.
+                error -> {error, 400}
+            end;
+        {error, _} ->
+            %% A line over line_cap/1: the connection closes, as the socket's own parser
+            %% dropped it.
+            {error, closed}
     end.
 
+%% The parser passes only token characters in a header name (RFC 9110 5.1: ASCII; a name with
+%% any other byte is an `http_error', 400), so lowering A-Z is the whole job, without
+%% string:lowercase/1's Unicode case tables (a visible part of a request's cost, per header).
 -spec header_name(atom() | binary()) -> binary().
-header_name(Name) when is_atom(Name) -> string:lowercase(atom_to_binary(Name, latin1));
-header_name(Name) -> string:lowercase(Name).
+header_name(Name) when is_atom(Name) -> ascii_lowercase(atom_to_binary(Name, latin1));
+header_name(Name) -> ascii_lowercase(Name).
+
+-spec ascii_lowercase(binary()) -> binary().
+ascii_lowercase(Name) ->
+    << <<(case C of _ when C >= $A, C =< $Z -> C + 32; _ -> C end)>> || <<C>> <= Name >>.
 
 -spec method(atom() | binary()) -> binary().
 method(M) when is_atom(M) -> atom_to_binary(M, latin1);

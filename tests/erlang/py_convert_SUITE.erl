@@ -17,6 +17,7 @@
     pids_and_refs/1,
     pids_and_refs_pickle_and_copy/1,
     utf8_atoms/1,
+    atoms_seen_again/1,
     invalid_utf8_binary_is_bytes/1,
     dict_key_collision_python_side/1,
     lone_surrogate/1,
@@ -240,6 +241,63 @@ utf8_atoms(_Config) ->
     {ok, #{<<"日本"/utf8>> := <<"東京"/utf8>>}} = ident(#{'日本' => '東京'}),
     Long = list_to_atom(lists:duplicate(255, $a)),
     {ok, 255} = py:call(builtins, len, [Long]).
+
+%% @doc Atoms converted again and again (the reader keeps the `str' of the atoms it saw last)
+%% give the same values as the first time, in every place an atom is read: values, map keys,
+%% keyword names, the array form's tag and dtype; `true', `false', `nil', `none' and
+%% `undefined' stay True, False and None; more atoms than the cache holds, the empty atom and
+%% Unicode atoms; own-GIL sub-interpreters, which convert on their own, agree.
+-spec atoms_seen_again(ct_suite:ct_config()) -> term().
+atoms_seen_again(_Config) ->
+    Many = [list_to_atom("ep_seen_" ++ integer_to_list(I)) || I <- lists:seq(1, 700)],
+    Names = [atom_to_binary(A, utf8) || A <- Many],
+    Odd = ['', 'é', '日本', 'ü-ß', list_to_atom(lists:duplicate(255, $z)), nan, infinity, ok],
+    OddNames = [atom_to_binary(A, utf8) || A <- Odd],
+    Specials = [true, false, nil, none, undefined],
+    Python = [true, false, none, none, none],
+    [begin
+         %% Twice in one conversion, and over three calls (the second and third find them).
+         {ok, Names} = ident(Many),
+         {ok, [Names, Names]} = ident([Many, Many]),
+         {ok, OddNames} = ident(Odd),
+         {ok, Python} = ident(Specials),
+         {ok, [<<"bool">>, <<"bool">>, <<"NoneType">>, <<"NoneType">>, <<"NoneType">>]} =
+             py:eval(<<"[type(x).__name__ for x in xs]">>, #{xs => Specials}),
+         {ok, [<<"str">>, <<"str">>]} =
+             py:eval(<<"[type(x).__name__ for x in xs]">>, #{xs => ['', nan]}),
+         %% As map keys (an atom and its own name collide in Python, as before).
+         {ok, #{<<>> := 1, <<"é"/utf8>> := 2, true := 3, none := 4}} =
+             ident(#{'' => 1, 'é' => 2, true => 3, undefined => 4}),
+         {error, {'ValueError', _}} = py:call('__main__', ident, [#{'' => 1, <<>> => 2}]),
+         %% As keyword names, from a map and from a keyword list.
+         {ok, #{<<"ep_seen_1">> := 1, <<"日本"/utf8>> := 2}} =
+             py:call(builtins, dict, [], #{ep_seen_1 => 1, '日本' => 2}),
+         {ok, #{<<"ep_seen_2">> := 1, <<"é"/utf8>> := 2}} =
+             py:call(builtins, dict, [], [{ep_seen_2, 1}, {'é', 2}]),
+         {error, {'TypeError', <<"keyword argument 'ep_seen_3' is given more than once">>}} =
+             py:call(builtins, dict, [], [{ep_seen_3, 1}, {ep_seen_3, 2}]),
+         %% The array form: its tag and dtype are atoms too.
+         {ok, <<"float64 [1.5]">>} =
+             py:eval(<<"f'{a.dtype} {a.tolist()}'">>,
+                     #{a => {py_array, float64, [1], <<1.5:64/float-native>>}}),
+         {error, {'ValueError', <<"malformed py_array: unknown dtype ep_seen_4", _/binary>>}} =
+             ident({py_array, ep_seen_4, [1], <<0:64>>}),
+         %% A cached atom is one object, equal to the str of its name.
+         {ok, [true, true]} = py:eval(<<"[x is y, x == 'ep_seen_5']">>,
+                                      #{x => ep_seen_5, y => ep_seen_5})
+     end || _ <- lists:seq(1, 3)],
+    case py:subinterp_supported() of
+        true ->
+            Sub = #{pool => subinterp},
+            [begin
+                 {ok, <<"ep_seen_6">>} = py:call(builtins, str, [ep_seen_6], #{}, Sub),
+                 {ok, <<"{'ep_seen_6': 'é', True: None}"/utf8>>} =
+                     py:call(builtins, repr, [#{ep_seen_6 => 'é', true => nil}], #{}, Sub)
+             end || _ <- lists:seq(1, 3)],
+            {ok, <<"ep_seen_6">>} = py:call(builtins, str, [ep_seen_6]);
+        false ->
+            ok
+    end.
 
 %% @doc A binary that is not valid UTF-8 becomes bytes and round-trips unchanged.
 -spec invalid_utf8_binary_is_bytes(ct_suite:ct_config()) -> term().

@@ -15,6 +15,7 @@
     same_as_gunicorn/1,
     comparison_sees_differences/1,
     keep_alive/1,
+    header_names_lowercase/1,
     keep_alive_addresses_and_date/1,
     response_before_the_app_returns/1,
     freeze_heap/1,
@@ -137,6 +138,30 @@ read_response(S, Acc) ->
             read_response(S, <<Acc/binary, Data/binary>>)
     end.
 
+%% The bodies of the next N responses (each with a Content-Length) on a kept-alive
+%% connection, however they arrive (several in one segment).
+-spec read_bodies(gen_tcp:socket(), non_neg_integer(), binary()) -> [binary()].
+read_bodies(_S, 0, <<>>) ->
+    [];
+read_bodies(S, N, Acc) ->
+    case binary:split(Acc, <<"\r\n\r\n">>) of
+        [Head, Rest] ->
+            {match, [Len]} = re:run(Head, <<"(?i)content-length: (\\d+)">>,
+                                    [{capture, all_but_first, binary}]),
+            Size = binary_to_integer(Len),
+            case Rest of
+                <<Body:Size/binary, More/binary>> -> [Body | read_bodies(S, N - 1, More)];
+                _ -> read_bodies(S, N, <<Acc/binary, (recv(S))/binary>>)
+            end;
+        [_] ->
+            read_bodies(S, N, <<Acc/binary, (recv(S))/binary>>)
+    end.
+
+-spec recv(gen_tcp:socket()) -> binary().
+recv(S) ->
+    {ok, Data} = gen_tcp:recv(S, 0, 10000),
+    Data.
+
 -spec read_n(gen_tcp:socket(), binary(), non_neg_integer()) -> binary().
 read_n(_S, Acc, N) when byte_size(Acc) >= N ->
     binary:part(Acc, 0, N);
@@ -247,10 +272,34 @@ keep_alive(Config) ->
          {Head, <<"{\"message\":\"hello\"}">>} = read_response(S),
          <<"HTTP/1.1 200 OK">> = status(Head)
      end || _ <- lists:seq(1, 3)],
-    %% Two pipelined requests.
+    %% Two pipelined requests, then three in one write with a body between them, then a
+    %% request in pieces: each gets its response, in order.
+    Hello = <<"{\"message\":\"hello\"}">>,
     ok = gen_tcp:send(S, [Get, Get]),
+    [Hello, Hello] = read_bodies(S, 2, <<>>),
+    Put = <<"PUT /echo HTTP/1.1\r\ncontent-type: application/json\r\n"
+            "content-length: 7\r\n\r\n{\"a\":1}">>,
+    ok = gen_tcp:send(S, [Get, Put, Get]),
+    [Hello, <<"{\"a\":1}">>, Hello] = read_bodies(S, 3, <<>>),
+    [begin ok = gen_tcp:send(S, Piece), timer:sleep(20) end
+     || Piece <- [<<"GE">>, <<"T / HTTP/1.1\r">>, <<"\nhost: x\r\nx-a: 1\r\n">>, <<"\r\n">>]],
     {_, <<"{\"message\":\"hello\"}">>} = read_response(S),
     ok = gen_tcp:close(S).
+
+%% @doc Header names reach the app in lower case, known ones (`Host') and others alike, in the
+%% order sent; a name with a byte outside the token characters gets 400.
+-spec header_names_lowercase(ct_suite:ct_config()) -> term().
+header_names_lowercase(_Config) ->
+    with_server(#{app => {edge_apps, scope_types}}, fun(S) ->
+        Body = exchange(S, <<"GET / HTTP/1.1\r\nHost: x\r\nX-Mixed-Case: A\r\n"
+                                          "CONTENT-TYPE: text/plain\r\nx-zz_09~!: b\r\n"
+                                          "connection: close\r\n\r\n">>),
+        {_, _} = binary:match(Body, <<"[(b'host', b'x'), (b'x-mixed-case', b'A'), "
+                                          "(b'content-type', b'text/plain'), "
+                                          "(b'x-zz_09~!', b'b'), (b'connection', b'close')]">>),
+        <<"HTTP/1.1 400 ", _/binary>> =
+            exchange(S, <<"GET / HTTP/1.1\r\nX-", 16#c3, 16#89, ": 1\r\n\r\n">>)
+    end).
 
 %% @doc On a kept-alive connection each request gets the connection's client and server
 %% addresses (worked out once per connection) and a well-formed `date' header (made once a

@@ -47,6 +47,11 @@ impl Default for Options {
 pub enum View<'a, T> {
     /// An atom, by name.
     Atom(Cow<'a, str>),
+    /// An atom that converts to a `str` (any but `true`, `false`, `nil`, `none` and
+    /// `undefined`), given as that `str`: a reader that keeps the `str`s of the atoms it saw
+    /// hands them out again rather than the name (the NIF's reader, for the atom keys every
+    /// request repeats). [`View::is_atom`] and [`View::into_atom_name`] see both forms.
+    AtomStr(Py<PyString>),
     /// An integer that fits in 64 bits.
     Int(i64),
     /// Any other integer: sign and little-endian magnitude.
@@ -72,6 +77,26 @@ pub enum View<'a, T> {
     Ref(Vec<u8>),
     /// A handle to a Python object that went to Erlang earlier.
     Object(Py<PyAny>),
+}
+
+impl<'a, T> View<'a, T> {
+    /// Whether this is the atom `name`, in either form.
+    pub fn is_atom(&self, py: Python<'_>, name: &str) -> bool {
+        match self {
+            View::Atom(atom) => atom == name,
+            View::AtomStr(text) => text.bind(py).to_str().is_ok_and(|text| text == name),
+            _ => false,
+        }
+    }
+
+    /// The atom's name, in either form; `None` for any other term.
+    pub fn into_atom_name(self, py: Python<'_>) -> Option<Cow<'a, str>> {
+        match self {
+            View::Atom(atom) => Some(atom),
+            View::AtomStr(text) => Some(Cow::Owned(text.bind(py).to_string_lossy().into_owned())),
+            _ => None,
+        }
+    }
 }
 
 /// Shows Erlang terms to the rules. `view` fails with [`Error::ImproperList`] or
@@ -211,6 +236,7 @@ fn to_py_view<'py, 'a, R: TermReader<'a>>(
 ) -> Result<Bound<'py, PyAny>> {
     Ok(match view {
         View::Atom(name) => atom_to_py(py, &name),
+        View::AtomStr(text) => text.into_bound(py).into_any(),
         View::Int(i) => i.into_pyobject(py).map_err(PyErr::from)?.into_any(),
         View::BigInt {
             negative,
@@ -239,7 +265,7 @@ fn to_py_view<'py, 'a, R: TermReader<'a>>(
         View::Tuple(items) => {
             check_depth(depth + 1, opts)?;
             if let [tag, dtype, shape, data] = items[..] {
-                if matches!(reader.view(py, tag)?, View::Atom(name) if name == arrays::ARRAY_TAG) {
+                if reader.view(py, tag)?.is_atom(py, arrays::ARRAY_TAG) {
                     return arrays::array_from_term(py, reader, dtype, shape, data);
                 }
             }
@@ -369,6 +395,7 @@ fn kwargs_map_to_py<'py, 'a, R: TermReader<'a>>(
     for (k, v) in pairs {
         let key = match reader.view(py, k)? {
             View::Atom(name) => PyString::new(py, &name),
+            View::AtomStr(text) => text.into_bound(py),
             View::Binary(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => PyString::new(py, text),
                 Err(_) => return Err(Error::BadKwargKey),
@@ -421,7 +448,7 @@ fn kwargs_list_to_py<'py, 'a, R: TermReader<'a>>(
         let [name, value] = pair[..] else {
             return Err(Error::BadKwargList);
         };
-        let View::Atom(name) = reader.view(py, name)? else {
+        let Some(name) = reader.view(py, name)?.into_atom_name(py) else {
             return Err(Error::BadKwargList);
         };
         let key = PyString::new(py, &name);

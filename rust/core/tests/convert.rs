@@ -333,3 +333,83 @@ fn pids_and_python_objects_round_trip() {
         assert_eq!(back.as_ptr(), handle.as_ptr());
     });
 }
+
+/// [`Reader`], but atoms that become `str` come as [`View::AtomStr`], as from a reader that
+/// keeps the `str`s of the atoms it saw (the NIF's).
+struct StrAtomReader;
+
+impl<'a> TermReader<'a> for StrAtomReader {
+    type Term = &'a T;
+
+    fn view(&self, py: Python<'_>, term: &'a T) -> Result<View<'a, &'a T>, Error> {
+        match term {
+            T::Atom(a) if !["true", "false", "nil", "none", "undefined"].contains(&a.as_str()) => {
+                Ok(View::AtomStr(pyo3::types::PyString::new(py, a).unbind()))
+            }
+            _ => Reader.view(py, term),
+        }
+    }
+}
+
+#[test]
+fn atoms_given_as_str_convert_as_atoms_given_by_name() {
+    with_py(|py| {
+        let pair = |k: &str, v: T| T::Tuple(vec![atom(k), v]);
+        let values = [
+            atom("k"),
+            atom(""),
+            atom("日本"),
+            atom("true"),
+            atom("undefined"),
+            atom("nan"),
+            T::Map(vec![(atom("k"), atom("v")), (atom("none"), T::Int(1))]),
+            T::List(vec![atom("py_array"), atom("float64")]),
+            T::Tuple(vec![atom("a"), atom("b"), atom("c"), atom("d")]),
+            // The array form: the tag and the dtype are read by name.
+            T::Tuple(vec![
+                atom("py_array"),
+                atom("int8"),
+                T::List(vec![T::Int(2)]),
+                T::Bin(vec![1, 2]),
+            ]),
+            T::Tuple(vec![
+                atom("py_array"),
+                atom("no_such_dtype"),
+                T::List(vec![T::Int(1)]),
+                T::Bin(vec![1]),
+            ]),
+            T::Map(vec![(atom("k"), T::Int(1)), (bin("k"), T::Int(2))]),
+        ];
+        let show = |result: Result<Bound<'_, PyAny>, Error>| match result {
+            Ok(obj) => format!(
+                "{}: {}",
+                obj.get_type().name().unwrap(),
+                obj.repr().unwrap()
+            ),
+            Err(err) => format!("error: {err}"),
+        };
+        for value in &values {
+            let by_name = show(convert::to_py(py, &Reader, value, &opts()));
+            let as_str = show(convert::to_py(py, &StrAtomReader, value, &opts()));
+            assert_eq!(by_name, as_str, "{value:?}");
+        }
+        let kwargs = [
+            T::Map(vec![(atom("a"), T::Int(1)), (atom("é"), T::Int(2))]),
+            T::List(vec![pair("b", T::Int(1)), pair("a", atom("x"))]),
+            T::List(vec![pair("a", T::Int(1)), pair("a", T::Int(2))]),
+            T::Map(vec![(atom("a"), T::Int(1)), (bin("a"), T::Int(2))]),
+        ];
+        for value in &kwargs {
+            let by_name =
+                show(convert::kwargs_to_py(py, &Reader, value, &opts()).map(|d| d.into_any()));
+            let as_str = show(
+                convert::kwargs_to_py(py, &StrAtomReader, value, &opts()).map(|d| d.into_any()),
+            );
+            assert_eq!(by_name, as_str, "{value:?}");
+        }
+        let view: View<'_, &T> = View::AtomStr(pyo3::types::PyString::new(py, "é").unbind());
+        assert!(view.is_atom(py, "é") && !view.is_atom(py, "e"));
+        assert_eq!(view.into_atom_name(py).as_deref(), Some("é"));
+        assert_eq!(View::<&T>::Int(1).into_atom_name(py), None);
+    });
+}

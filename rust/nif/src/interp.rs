@@ -266,6 +266,16 @@ pub fn current_thread_state(py: Python<'_>) -> usize {
     unsafe { ffi::PyThreadState_Get() as usize }
 }
 
+/// Whether the calling thread runs in the main interpreter (not in an own-GIL sub-interpreter):
+/// Python objects belong to one interpreter, and caches of objects shared between threads
+/// (the term reader's atom cache) hand them out only there.
+pub fn in_main_interpreter(py: Python<'_>) -> bool {
+    let _ = py;
+    // SAFETY: the thread is attached (we have `py`), so it has a current interpreter;
+    // PyInterpreterState_Main only reads a runtime field set at init.
+    unsafe { ffi::PyInterpreterState_Get() == ffi::PyInterpreterState_Main() }
+}
+
 /// The innermost Python frame of the thread state at `tstate` (from [`current_thread_state`]),
 /// or `None` when that thread runs no Python code. Only this thread's frames are made into
 /// objects: `sys._current_frames()` would make frame objects for the threads of every

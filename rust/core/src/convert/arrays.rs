@@ -316,8 +316,8 @@ pub(crate) fn array_from_term<'py, 'a, R: TermReader<'a>>(
     shape_term: R::Term,
     data_term: R::Term,
 ) -> Result<Bound<'py, PyAny>> {
-    let (name, item_size) = match reader.view(py, dtype_term)? {
-        View::Atom(name) => *ARRAY_DTYPES
+    let (name, item_size) = match reader.view(py, dtype_term)?.into_atom_name(py) {
+        Some(name) => *ARRAY_DTYPES
             .iter()
             .find(|(known, _)| *known == name)
             .ok_or_else(|| bad_array(format!("unknown dtype {name}; one of {}", dtype_list())))?,

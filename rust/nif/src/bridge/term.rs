@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::ffi::{c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use erlang_python_core::convert::{Options, TermBuilder, TermReader, View, DEFAULT_MAX_DEPTH};
 use erlang_python_core::{etf, Error};
@@ -15,7 +16,7 @@ use rustler::sys::ErlNifTerm as NIF_TERM;
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, OwnedEnv, ResourceArc, Term, TermType};
 
-use crate::atoms;
+use crate::{atoms, interp};
 
 /// A Python object held by Erlang (an opaque handle, or the body of `{generator, Handle}`).
 /// Dropping it off the GIL is fine: pyo3 defers the decref to the next GIL holder.
@@ -159,7 +160,7 @@ impl<'a> TermReader<'a> for NifReader<'a> {
                 get_tuple(term).map_err(|_| Error::Unsupported("tuple"))?,
             )),
             TermType::Map => map_view(term),
-            TermType::Atom => Ok(View::Atom(atom_name(term)?)),
+            TermType::Atom => atom_view(py, term),
             other => other_view(py, term, other),
         }
     }
@@ -248,7 +249,24 @@ fn other_view<'a>(
     })
 }
 
-fn atom_name(term: Term<'_>) -> Result<Cow<'static, str>, Error> {
+/// Slots of the atom cache: the `str`s of the atoms converted last, by atom.
+const ATOM_SLOTS: usize = 256;
+
+/// One slot of the atom cache: an atom's term word and its `str`.
+type AtomSlot = Mutex<Option<(NIF_TERM, Py<PyString>)>>;
+
+/// The `str` of the atoms converted last, so that the atoms a caller sends again and again (the
+/// keys of an ASGI scope, ~11 per request) are not read and made into a `str` each time.
+/// Direct-mapped by atom: a term word names one atom for the VM's life (atoms are never
+/// collected), whatever the env. The `str`s belong to the main interpreter and are handed out
+/// there only ([`interp::in_main_interpreter`]). A slot taken by another thread (free-threaded
+/// builds) is passed by: the atom is converted as if it were not cached. The `str`s are not
+/// interned: interning would make every atom ever converted immortal (CPython 3.12+), and the
+/// cache holds at most [`ATOM_SLOTS`] of them.
+static ATOM_STRS: [AtomSlot; ATOM_SLOTS] = [const { Mutex::new(None) }; ATOM_SLOTS];
+
+#[inline(never)]
+fn atom_view<'a>(py: Python<'_>, term: Term<'a>) -> Result<View<'a, Term<'a>>, Error> {
     let atom = Atom::from_term(term).map_err(|_| Error::Unsupported("atom"))?;
     for (known, name) in [
         (atoms::true_(), "true"),
@@ -258,13 +276,62 @@ fn atom_name(term: Term<'_>) -> Result<Cow<'static, str>, Error> {
         (atoms::undefined(), "undefined"),
     ] {
         if atom == known {
-            return Ok(Cow::Borrowed(name));
+            return Ok(View::Atom(Cow::Borrowed(name)));
         }
     }
+    if !interp::in_main_interpreter(py) {
+        return Ok(View::Atom(Cow::Owned(atom_name(term)?)));
+    }
+    let word = term.as_c_arg();
+    let slot = &ATOM_STRS[atom_slot(word)];
+    if let Ok(cached) = slot.try_lock() {
+        if let Some((known, text)) = cached.as_ref() {
+            if *known == word {
+                return Ok(View::AtomStr(text.clone_ref(py)));
+            }
+        }
+    }
+    let text = PyString::new(py, &atom_name(term)?).unbind();
+    let evicted = match slot.try_lock() {
+        Ok(mut cached) => cached.replace((word, text.clone_ref(py))),
+        Err(_) => None,
+    };
+    // Freed after the slot is let go (with the thread attached: at once).
+    drop(evicted);
+    Ok(View::AtomStr(text))
+}
+
+/// The cache slot of the atom with term word `word`.
+fn atom_slot(word: NIF_TERM) -> usize {
+    /// Reads the one word a term hashes as.
+    struct Word(usize);
+    impl std::hash::Hasher for Word {
+        fn finish(&self) -> u64 {
+            self.0 as u64
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = self.0.rotate_left(8) ^ usize::from(b);
+            }
+        }
+        fn write_usize(&mut self, word: usize) {
+            self.0 = word;
+        }
+    }
+    let mut hasher = Word(0);
+    std::hash::Hash::hash(&word, &mut hasher);
+    // An atom's term word is its index in the atom table above 6 tag bits (ERTS's
+    // `make_atom`): consecutive atoms take consecutive slots. Another layout would only spread
+    // the atoms differently.
+    (hasher.0 >> 6) % ATOM_SLOTS
+}
+
+/// The name of an atom.
+fn atom_name(term: Term<'_>) -> Result<String, Error> {
     // enif_get_atom reads Latin-1 only on OTP 25; the external format has every atom as UTF-8.
     match term.atom_to_string() {
-        Ok(name) if name.is_ascii() => Ok(Cow::Owned(name)),
-        _ => Ok(Cow::Owned(etf::decode_atom(&etf_of(term))?)),
+        Ok(name) if name.is_ascii() => Ok(name),
+        _ => Ok(etf::decode_atom(&etf_of(term))?),
     }
 }
 

@@ -1,0 +1,85 @@
+#!/bin/sh
+# FastAPI JSON hello (bench/web/hello.py) under wrk in interleaved rounds: py_http from one or
+# more builds (each an ebin, optionally with VM flags) and uvicorn with one worker (uvloop +
+# httptools), each server in turn within a round, so that a machine whose load changes (other
+# builds) weighs on all of them alike. Prints req/s, p50, p99 and the load average per run.
+#
+# Usage: bench/web/rounds.sh VENV_PYTHON ROUNDS SECONDS CONNECTIONS LABEL=EBIN[@FLAGS]...
+#   e.g. bench/web/rounds.sh _build/py3.12/venv/bin/python 5 5 50 \
+#          main=/work/main/_build/py3.12/lib/erlang_python/ebin \
+#          branch=$PWD/_build/py3.12/lib/erlang_python/ebin \
+#          branch-sbwt=$PWD/_build/py3.12/lib/erlang_python/ebin@"+sbwt none +sbwtdcpu none +sbwtdio none"
+# The NIF beside each ebin (../priv) runs the Python it was built for; uvicorn runs VENV_PYTHON.
+set -eu
+PY=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+ROUNDS=$2
+SECONDS_=$3
+CONNS=$4
+shift 4
+HERE=$(cd "$(dirname "$0")" && pwd)
+TMP=$(mktemp -d)
+PIDS=""
+cleanup() {
+    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+wait_port() {
+    i=0
+    until "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2).close()" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 150 ] || { echo "port $1 never opened" >&2; exit 1; }
+        sleep 0.2
+    done
+}
+
+start() { # port command...
+    port=$1; shift
+    (cd "$HERE" && exec "$@") >"$TMP/$port.log" 2>&1 &
+    PIDS="$PIDS $!"
+    wait_port "$port"
+}
+
+run_wrk() { # label port
+    url="http://127.0.0.1:$2/"
+    wrk -t1 -c"$CONNS" -d1s "$url" >/dev/null
+    out=$(wrk -t2 -c"$CONNS" -d"${SECONDS_}s" --latency "$url")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    printf '%-24s %10s req/s   p50 %8s   p99 %8s   load %s\n' "$1" "$rps" "$p50" "$p99" \
+        "$(cut -d' ' -f1 /proc/loadavg)"
+}
+
+echo "== $(nproc) cores, $("$PY" -VV | head -1), wrk $CONNS connections, ${SECONDS_} s runs"
+SERVERS=""
+port=18820
+for spec in "$@"; do
+    label=${spec%%=*}
+    rest=${spec#*=}
+    ebin=${rest%%@*}
+    flags=""
+    [ "$rest" = "$ebin" ] || flags=${rest#*@}
+    port=$((port + 1))
+    # shellcheck disable=SC2086 # the flags are words for erl
+    start "$port" erl -noshell $flags -pa "$ebin" -eval "
+        {ok, _} = application:ensure_all_started(erlang_python),
+        ok = py:add_python_path(<<\"$HERE\">>),
+        {ok, _} = py_http:start(#{app => <<\"hello:app\">>, port => $port}),
+        receive after infinity -> ok end."
+    echo "== $label: py_http, $ebin, VM flags: ${flags:-none}"
+    SERVERS="$SERVERS $label:$port"
+done
+port=$((port + 1))
+start "$port" "$PY" -m uvicorn hello:app --port "$port" --workers 1 --loop uvloop \
+    --http httptools --log-level warning --no-access-log
+SERVERS="$SERVERS uvicorn:$port"
+echo "== uvicorn: 1 worker, uvloop + httptools"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    echo "-- round $r"
+    for server in $SERVERS; do run_wrk "${server%%:*}" "${server##*:}"; done
+    r=$((r + 1))
+done
