@@ -225,7 +225,7 @@ conversion_equals_main_for_terms(_Config) ->
                  fun(Term) ->
                          Main = py:call('__main__', ep_ident, [Term]),
                          Sub = py:call('__main__', ep_ident, [Term], #{}, opts()),
-                         Same = same_outcome(Main, Sub),
+                         Same = same_outcome(Term, Main, Sub),
                          Same orelse ct:pal("~p~nmain ~p~nsub  ~p", [Term, Main, Sub]),
                          Same
                  end),
@@ -243,11 +243,37 @@ conversion_equals_main_for_terms(_Config) ->
     ok.
 
 %% A value converts to the same term; a term that does not convert gives the same exception
-%% class. (A term with several parts that do not convert, a fun and a bitstring, may have
-%% either named: the two paths may walk a big map in different orders.)
--spec same_outcome(term(), term()) -> boolean().
-same_outcome({error, {Type, _}}, {error, {Type, _}}) -> true;
-same_outcome(Main, Sub) -> Main =:= Sub.
+%% class. A term with several parts that do not convert may have either named, since the two
+%% paths may walk a big map in different orders: a fun and a bitstring are both a TypeError,
+%% but a bitstring (TypeError) and two keys that become the same dict key (ValueError) are
+%% not, so a ValueError on one side and a TypeError on the other pass when the term holds
+%% both a bitstring and a map that could hold such keys.
+-spec same_outcome(term(), term(), term()) -> boolean().
+same_outcome(_Term, {error, {Type, _}}, {error, {Type, _}}) -> true;
+same_outcome(Term, {error, {A, _}}, {error, {B, _}})
+  when {A, B} =:= {'TypeError', 'ValueError'}; {A, B} =:= {'ValueError', 'TypeError'} ->
+    has(fun is_partial_bitstring/1, Term) andalso has(fun is_multi_key_map/1, Term);
+same_outcome(_Term, Main, Sub) -> Main =:= Sub.
+
+-spec is_partial_bitstring(term()) -> boolean().
+is_partial_bitstring(T) -> is_bitstring(T) andalso not is_binary(T).
+
+-spec is_multi_key_map(term()) -> boolean().
+is_multi_key_map(T) -> is_map(T) andalso map_size(T) >= 2.
+
+%% Whether `Pred' holds for `Term' or any term inside it (list cells, improper tails, tuple
+%% elements, map keys and values).
+-spec has(fun((term()) -> boolean()), term()) -> boolean().
+has(Pred, Term) ->
+    Pred(Term) orelse
+        case Term of
+            [H | T] -> has(Pred, H) orelse has(Pred, T);
+            _ when is_tuple(Term) -> lists:any(fun(E) -> has(Pred, E) end, tuple_to_list(Term));
+            _ when is_map(Term) ->
+                lists:any(fun({K, V}) -> has(Pred, K) orelse has(Pred, V) end,
+                          maps:to_list(Term));
+            _ -> false
+        end.
 
 %% Terms of every kind the conversion table knows, nested (as py_prop_SUITE generates them).
 -spec term(non_neg_integer()) -> proper_types:type().
