@@ -346,12 +346,17 @@ pub struct NifBuilder<'a> {
     keys: Vec<Option<(Py<PyString>, NIF_TERM)>>,
 }
 
-/// Slots of [`NifBuilder`]'s dict-key cache.
-const KEY_SLOTS: usize = 64;
+/// Slots of [`NifBuilder`]'s dict-key cache: `1 << KEY_SLOT_BITS`.
+const KEY_SLOT_BITS: u32 = 6;
+const KEY_SLOTS: usize = 1 << KEY_SLOT_BITS;
 
 fn key_slot(key: &Bound<'_, PyString>) -> usize {
-    // Objects are 16-byte aligned: the low bits carry nothing.
-    (key.as_ptr() as usize >> 4) % KEY_SLOTS
+    // Objects are 16-byte aligned: the low bits carry nothing. The rest is mixed (Fibonacci
+    // hashing) rather than taken modulo the slots: CPython's allocator places objects of one
+    // size class at a fixed stride, so the address bits just above the alignment take only a
+    // few values among a document's keys, which then evict each other at every dict.
+    let word = (key.as_ptr() as usize >> 4) as u64;
+    (word.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KEY_SLOT_BITS)) as usize
 }
 
 impl<'a> NifBuilder<'a> {
