@@ -416,10 +416,11 @@ impl<'a> RawTerm<'a> {
             _env: PhantomData,
         }
     }
-}
 
-impl<'a> From<Term<'a>> for RawTerm<'a> {
-    fn from(term: Term<'a>) -> Self {
+    /// The word of `term`, a term the builder of env `'a` made by a rustler call. Not a
+    /// public `From`: only a builder's own terms may be wrapped, so that [`NifBuilder::term`]
+    /// gives back a term of its env.
+    fn of(term: Term<'a>) -> Self {
         RawTerm::new(term.as_c_arg())
     }
 }
@@ -488,7 +489,7 @@ impl<'a> TermBuilder for NifBuilder<'a> {
         let bytes = etf::encode_bignum(negative, magnitude_le)?;
         self.env
             .binary_to_term(&bytes)
-            .map(|(term, _)| term.into())
+            .map(|(term, _)| RawTerm::of(term))
             .ok_or(Error::BadExternalTerm("integer too large for Erlang"))
     }
 
@@ -654,14 +655,14 @@ impl<'a> TermBuilder for NifBuilder<'a> {
     }
 
     fn object(&mut self, object: Py<PyAny>) -> Result<RawTerm<'a>, Error> {
-        Ok(ResourceArc::new(PyObjectResource { object })
-            .encode(self.env)
-            .into())
+        Ok(RawTerm::of(
+            ResourceArc::new(PyObjectResource { object }).encode(self.env),
+        ))
     }
 }
 
 impl<'a> NifBuilder<'a> {
-    /// The rustler term of `raw`, a term this builder made.
+    /// The rustler term of `raw`, a term this builder made (only builders make `RawTerm`s).
     pub fn term(&self, raw: RawTerm<'a>) -> Term<'a> {
         // SAFETY: a `RawTerm<'a>` is a term of the env `'a` names, which is `self.env`'s.
         unsafe { Term::new(self.env, raw.word) }
@@ -685,7 +686,7 @@ impl<'a> NifBuilder<'a> {
         }
         self.env
             .binary_to_term(bytes)
-            .map(|(term, _)| term.into())
+            .map(|(term, _)| RawTerm::of(term))
             .ok_or(Error::BadExternalTerm(what))
     }
 
