@@ -508,11 +508,11 @@ fn from_py_at<B: TermBuilder>(
     }
 }
 
-/// The term of an exact `int` that fits in 64 bits, an exact `float` or an exact `str`, with no
-/// exception machinery, no reference taken and no call out of line: the commonest elements of
-/// big lists and values of dicts. `None` for anything
-/// else, subclasses included (bool is an int subclass): [`from_py_other`] gives those the same
-/// terms as always.
+/// The term of an exact `int` that fits in 64 bits, an exact `float`, an exact `str`, `True`,
+/// `False` or `None`, with no exception machinery, no reference taken and no call out of line:
+/// the commonest elements of big lists and values of dicts. `None` for anything else,
+/// subclasses included (bool is an int subclass): [`from_py_other`] gives those the same terms
+/// as always.
 #[inline(always)]
 fn exact_scalar<B: TermBuilder>(
     builder: &mut B,
@@ -553,6 +553,12 @@ unsafe fn exact_scalar_ptr<B: TermBuilder>(
             Some(Ok(float_term(builder, ffi::PyFloat_AS_DOUBLE(ptr))))
         } else if ffi::PyUnicode_CheckExact(ptr) != 0 {
             Some(exact_str(builder, py, ptr))
+        } else if ptr == ffi::Py_True() {
+            Some(Ok(builder.atom("true")))
+        } else if ptr == ffi::Py_False() {
+            Some(Ok(builder.atom("false")))
+        } else if ptr == ffi::Py_None() {
+            Some(Ok(builder.atom("none")))
         } else {
             None
         }
@@ -581,6 +587,14 @@ fn from_py_other<B: TermBuilder>(
     opts: &Options,
     depth: usize,
 ) -> Result<B::Term> {
+    // The exact containers first, one type compare each: the inner nodes of documents.
+    if let Ok(d) = obj.cast_exact::<PyDict>() {
+        return dict_term(builder, d, opts, depth);
+    }
+    if let Ok(l) = obj.cast_exact::<PyList>() {
+        let items = list_elements(builder, l, opts, depth)?;
+        return Ok(builder.list(items));
+    }
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(builder.binary(s.to_str()?.as_bytes()));
     }

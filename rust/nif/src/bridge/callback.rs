@@ -65,13 +65,11 @@ fn converted<'a>(
     builder: &mut NifBuilder<'a>,
     value: &Bound<'_, PyAny>,
 ) -> Result<Term<'a>, Refused> {
-    convert::from_py(builder, value, &options()).map_err(|err| {
-        if builder.refused_map() {
-            Refused::BigMap
-        } else {
-            Refused::Error(err.into())
-        }
-    })
+    match convert::from_py(builder, value, &options()) {
+        Ok(raw) => Ok(builder.term(raw)),
+        Err(_) if builder.refused_map() => Err(Refused::BigMap),
+        Err(err) => Err(Refused::Error(err.into())),
+    }
 }
 
 fn builder(env: Env<'_>, budget: Option<usize>) -> NifBuilder<'_> {

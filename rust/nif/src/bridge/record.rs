@@ -34,6 +34,7 @@ pub fn log_record<'a>(
     let ts = timestamp_us();
     let mut builder = ReprObjects::new(py, NifBuilder::new(env));
     let meta_term = attrs_to_term(&mut builder, meta, &options())
+        .map(|raw| builder.inner.term(raw))
         .unwrap_or_else(|_| rustler::types::map::map_new(env));
     let parts: [Term<'_>; 6] = [
         atoms::py_log().encode(env),
@@ -51,6 +52,7 @@ pub fn log_record<'a>(
 pub fn span<'a>(py: Python<'_>, env: Env<'a>, span: &SpanRecord<'_>) -> Term<'a> {
     let mut builder = ReprObjects::new(py, NifBuilder::new(env));
     let map = span_to_term(&mut builder, span, &options())
+        .map(|raw| builder.inner.term(raw))
         .unwrap_or_else(|_| atoms::undefined().encode(env));
     (atoms::py_span(), map).encode(env)
 }

@@ -131,7 +131,7 @@ impl<'py> Reply<'_, 'py> {
 fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a> {
     let mut b = NifBuilder::with_hash_key_budget(env, 0);
     let err = match reply.convert(&mut b) {
-        Ok(term) => return b.pair(reply.tag(), term),
+        Ok(term) => return b.pair(reply.tag(), b.term(term)),
         Err(err) if !b.refused_map() => err,
         Err(_) => match streamed(py, reply) {
             Ok(bytes) => return b.pair(reply.etf_tag(), binary(env, &bytes)),
@@ -146,7 +146,7 @@ fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a>
                 let scratch = OwnedEnv::new();
                 match scratch.run(|scratch_env| {
                     let mut sb = NifBuilder::new(scratch_env);
-                    reply.convert(&mut sb).map(|term| term.in_env(env))
+                    reply.convert(&mut sb).map(|term| sb.term(term).in_env(env))
                 }) {
                     Ok(term) => return b.pair(reply.tag(), term),
                     Err(err) => err,

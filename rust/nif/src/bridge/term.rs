@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::ffi::{c_int, c_uint, c_void};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -14,7 +15,7 @@ use pyo3::types::PyString;
 use rustler::env::SavedTerm;
 use rustler::sys::ErlNifTerm as NIF_TERM;
 use rustler::types::tuple::{get_tuple, make_tuple};
-use rustler::{Atom, Binary, Encoder, Env, NewBinary, OwnedEnv, ResourceArc, Term, TermType};
+use rustler::{Atom, Binary, Encoder, Env, OwnedEnv, ResourceArc, Term, TermType};
 
 use crate::{atoms, interp};
 
@@ -33,9 +34,6 @@ impl PyObjectResource {
         self.object.bind(py).clone()
     }
 }
-
-/// Tuples up to this size are made from an array on the stack.
-const SMALL_TUPLE: usize = 8;
 
 /// The largest map OTP stores flat (MAP_SMALL_MAP_LIMIT).
 const FLAT_MAP_LIMIT: usize = 32;
@@ -348,12 +346,17 @@ pub struct NifBuilder<'a> {
     keys: Vec<Option<(Py<PyString>, NIF_TERM)>>,
 }
 
-/// Slots of [`NifBuilder`]'s dict-key cache.
-const KEY_SLOTS: usize = 64;
+/// Slots of [`NifBuilder`]'s dict-key cache: `1 << KEY_SLOT_BITS`.
+const KEY_SLOT_BITS: u32 = 6;
+const KEY_SLOTS: usize = 1 << KEY_SLOT_BITS;
 
 fn key_slot(key: &Bound<'_, PyString>) -> usize {
-    // Objects are 16-byte aligned: the low bits carry nothing.
-    (key.as_ptr() as usize >> 4) % KEY_SLOTS
+    // Objects are 16-byte aligned: the low bits carry nothing. The rest is mixed (Fibonacci
+    // hashing) rather than taken modulo the slots: CPython's allocator places objects of one
+    // size class at a fixed stride, so the address bits just above the alignment take only a
+    // few values among a document's keys, which then evict each other at every dict.
+    let word = (key.as_ptr() as usize >> 4) as u64;
+    (word.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KEY_SLOT_BITS)) as usize
 }
 
 impl<'a> NifBuilder<'a> {
@@ -392,10 +395,47 @@ impl<'a> NifBuilder<'a> {
     }
 }
 
-impl<'a> TermBuilder for NifBuilder<'a> {
-    type Term = Term<'a>;
+/// A term made by a [`NifBuilder`]: the bare term word, with the lifetime of the builder's env
+/// (8 bytes, where rustler's `Term` carries the env beside it: 24). The builder's vectors of
+/// elements hold these and go to `enif_make_*` as they are, with no copy to raw words first.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct RawTerm<'a> {
+    word: NIF_TERM,
+    /// Ties the word to the env it was made in (`Env` is invariant in `'a`).
+    _env: PhantomData<Env<'a>>,
+}
 
-    fn atom(&mut self, name: &'static str) -> Term<'a> {
+impl<'a> RawTerm<'a> {
+    /// Wraps `word`, which must be a term of the env `'a` names (every caller below makes it
+    /// in the builder's env, or reads it from a `Term<'a>`).
+    #[inline(always)]
+    fn new(word: NIF_TERM) -> Self {
+        RawTerm {
+            word,
+            _env: PhantomData,
+        }
+    }
+
+    /// The word of `term`, a term the builder of env `'a` made by a rustler call. Not a
+    /// public `From`: only a builder's own terms may be wrapped, so that [`NifBuilder::term`]
+    /// gives back a term of its env.
+    fn of(term: Term<'a>) -> Self {
+        RawTerm::new(term.as_c_arg())
+    }
+}
+
+/// The words of `terms`, in place.
+fn words<'t>(terms: &'t [RawTerm<'_>]) -> &'t [NIF_TERM] {
+    // SAFETY: `RawTerm` is `repr(transparent)` over `NIF_TERM` (its other field is a
+    // zero-sized marker), so a slice of one has the layout of a slice of the other.
+    unsafe { std::slice::from_raw_parts(terms.as_ptr().cast::<NIF_TERM>(), terms.len()) }
+}
+
+impl<'a> TermBuilder for NifBuilder<'a> {
+    type Term = RawTerm<'a>;
+
+    fn atom(&mut self, name: &'static str) -> RawTerm<'a> {
         let atom = match name {
             "true" => atoms::true_(),
             "false" => atoms::false_(),
@@ -435,98 +475,113 @@ impl<'a> TermBuilder for NifBuilder<'a> {
             "bool" => atoms::bool_(),
             _ => atoms::undefined(),
         };
-        atom.encode(self.env)
+        // An atom's word is the same in every env.
+        RawTerm::new(atom.as_c_arg())
     }
 
-    fn int(&mut self, value: i64) -> Term<'a> {
-        value.encode(self.env)
+    #[inline]
+    fn int(&mut self, value: i64) -> RawTerm<'a> {
+        // SAFETY: `self.env` is the builder's live env.
+        RawTerm::new(unsafe { rustler::sys::enif_make_int64(self.env.as_c_arg(), value) })
     }
 
-    fn bigint(&mut self, negative: bool, magnitude_le: &[u8]) -> Result<Term<'a>, Error> {
+    fn bigint(&mut self, negative: bool, magnitude_le: &[u8]) -> Result<RawTerm<'a>, Error> {
         let bytes = etf::encode_bignum(negative, magnitude_le)?;
         self.env
             .binary_to_term(&bytes)
-            .map(|(term, _)| term)
+            .map(|(term, _)| RawTerm::of(term))
             .ok_or(Error::BadExternalTerm("integer too large for Erlang"))
     }
 
-    fn float(&mut self, value: f64) -> Term<'a> {
-        value.encode(self.env)
+    #[inline]
+    fn float(&mut self, value: f64) -> RawTerm<'a> {
+        // SAFETY: `self.env` is the builder's live env; the rules only pass finite doubles
+        // here (`convert::float_term` turns the others into atoms).
+        RawTerm::new(unsafe { rustler::sys::enif_make_double(self.env.as_c_arg(), value) })
     }
 
-    fn binary(&mut self, bytes: &[u8]) -> Term<'a> {
-        let mut bin = NewBinary::new(self.env, bytes.len());
-        bin.as_mut_slice().copy_from_slice(bytes);
-        bin.into()
-    }
-
-    fn list(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
-        let raw: Vec<NIF_TERM> = items.iter().map(Term::as_c_arg).collect();
-        self.raw_list(&raw)
-    }
-
-    fn tuple(&mut self, items: Vec<Term<'a>>) -> Term<'a> {
-        // Small tuples (records, pairs: the common ones) from an array on the stack; rustler's
-        // make_tuple collects the raw terms in a Vec of its own, an allocation per tuple.
-        let mut small = [NIF_TERM::default(); SMALL_TUPLE];
-        if items.len() > SMALL_TUPLE {
-            return make_tuple(self.env, &items);
-        }
-        for (slot, item) in small.iter_mut().zip(&items) {
-            *slot = item.as_c_arg();
-        }
-        // SAFETY: the first `items.len()` slots of `small` hold terms of `self.env`, and the
-        // tuple is made in it.
+    #[inline]
+    fn binary(&mut self, bytes: &[u8]) -> RawTerm<'a> {
+        let mut word = NIF_TERM::default();
+        // SAFETY: `self.env` is the builder's live env; on success enif_make_new_binary
+        // returns a buffer of `bytes.len()` bytes owned by the new binary `word`, which the
+        // copy fills before anything else sees the term.
         unsafe {
-            Term::new(
-                self.env,
-                rustler::sys::enif_make_tuple_from_array(
-                    self.env.as_c_arg(),
-                    small.as_ptr(),
-                    items.len() as c_uint,
-                ),
-            )
+            let data =
+                rustler::sys::enif_make_new_binary(self.env.as_c_arg(), bytes.len(), &mut word);
+            if data.is_null() {
+                // As rustler's NewBinary does.
+                std::alloc::handle_alloc_error(
+                    std::alloc::Layout::array::<u8>(bytes.len())
+                        .unwrap_or(std::alloc::Layout::new::<u8>()),
+                );
+            }
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
         }
+        RawTerm::new(word)
     }
 
-    fn map(&mut self, pairs: Vec<(Term<'a>, Term<'a>)>) -> Result<Term<'a>, Error> {
+    fn list(&mut self, items: Vec<RawTerm<'a>>) -> RawTerm<'a> {
+        self.raw_list(words(&items))
+    }
+
+    fn tuple(&mut self, items: Vec<RawTerm<'a>>) -> RawTerm<'a> {
+        let raw = words(&items);
+        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the tuple is made in it.
+        RawTerm::new(unsafe {
+            rustler::sys::enif_make_tuple_from_array(
+                self.env.as_c_arg(),
+                raw.as_ptr(),
+                raw.len() as c_uint,
+            )
+        })
+    }
+
+    fn map(&mut self, pairs: Vec<(RawTerm<'a>, RawTerm<'a>)>) -> Result<RawTerm<'a>, Error> {
         // enif_make_map_from_arrays crashes OTP 25 for hash maps (more than 32 keys) built in
         // a process-independent env, which is where executors build replies: start with a
         // flat map and add the rest one by one, checking the size to catch duplicate keys.
+        let env = self.env.as_c_arg();
         let split = pairs.len().min(FLAT_MAP_LIMIT);
         let mut keys = [NIF_TERM::default(); FLAT_MAP_LIMIT];
         let mut values = [NIF_TERM::default(); FLAT_MAP_LIMIT];
         for (i, (key, value)) in pairs[..split].iter().enumerate() {
-            keys[i] = key.as_c_arg();
-            values[i] = value.as_c_arg();
+            keys[i] = key.word;
+            values[i] = value.word;
         }
-        let mut made = NIF_TERM::default();
-        // SAFETY: `keys` and `values` hold `split` terms of `self.env` each; `made` is written
+        let mut map = NIF_TERM::default();
+        // SAFETY: `keys` and `values` hold `split` terms of `self.env` each; `map` is written
         // only on success, and the map is made in `self.env`.
         let ok = unsafe {
             rustler::sys::enif_make_map_from_arrays(
-                self.env.as_c_arg(),
+                env,
                 keys.as_ptr(),
                 values.as_ptr(),
                 split,
-                &mut made,
+                &mut map,
             )
         };
         if ok == 0 {
             return Err(Error::DuplicateKey);
         }
-        // SAFETY: `made` is a map term of `self.env`.
-        let mut map = unsafe { Term::new(self.env, made) };
         for (i, (key, value)) in pairs[split..].iter().enumerate() {
-            map = map.map_put(*key, *value).map_err(|_| Error::DuplicateKey)?;
-            if map.map_size().map_err(|_| Error::DuplicateKey)? != split + i + 1 {
+            let (mut bigger, mut size) = (NIF_TERM::default(), 0usize);
+            // SAFETY: `map`, `key` and `value` are terms of `self.env`; `bigger` and `size`
+            // are written only on success.
+            let ok = unsafe {
+                rustler::sys::enif_make_map_put(env, map, key.word, value.word, &mut bigger) != 0
+                    && rustler::sys::enif_get_map_size(env, bigger, &mut size) != 0
+            };
+            // A duplicate key replaces its value and leaves the size as it was.
+            if !ok || size != split + i + 1 {
                 return Err(Error::DuplicateKey);
             }
+            map = bigger;
         }
-        Ok(map)
+        Ok(RawTerm::new(map))
     }
 
-    fn float_list(&mut self, values: &[f64]) -> Term<'a> {
+    fn float_list(&mut self, values: &[f64]) -> RawTerm<'a> {
         // One pass straight to raw terms: the rows of float64 arrays (a 1M-element array is
         // a million of these), with no term wrapper nor Result per element.
         let env = self.env.as_c_arg();
@@ -549,7 +604,7 @@ impl<'a> TermBuilder for NifBuilder<'a> {
         self.raw_list(&raw)
     }
 
-    fn int_list(&mut self, values: &[i64]) -> Term<'a> {
+    fn int_list(&mut self, values: &[i64]) -> RawTerm<'a> {
         let env = self.env.as_c_arg();
         let raw: Vec<NIF_TERM> = values
             .iter()
@@ -576,59 +631,62 @@ impl<'a> TermBuilder for NifBuilder<'a> {
         }
     }
 
-    fn known_key(&mut self, key: &Bound<'_, PyString>) -> Option<Term<'a>> {
+    fn known_key(&mut self, key: &Bound<'_, PyString>) -> Option<RawTerm<'a>> {
         match self.keys.get(key_slot(key)) {
-            Some(Some((seen, term))) if seen.as_ptr() == key.as_ptr() => {
-                // SAFETY: `term` was made in `self.env` by this builder.
-                Some(unsafe { Term::new(self.env, *term) })
-            }
+            // `term` was made in `self.env` by this builder.
+            Some(Some((seen, term))) if seen.as_ptr() == key.as_ptr() => Some(RawTerm::new(*term)),
             _ => None,
         }
     }
 
-    fn remember_key(&mut self, key: &Bound<'_, PyString>, term: &Term<'a>) {
+    fn remember_key(&mut self, key: &Bound<'_, PyString>, term: &RawTerm<'a>) {
         if self.keys.is_empty() {
             self.keys.resize_with(KEY_SLOTS, || None);
         }
-        self.keys[key_slot(key)] = Some((key.clone().unbind(), term.as_c_arg()));
+        self.keys[key_slot(key)] = Some((key.clone().unbind(), term.word));
     }
 
-    fn pid(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
+    fn pid(&mut self, etf_bytes: &[u8]) -> Result<RawTerm<'a>, Error> {
         self.external(etf_bytes, etf::is_pid(etf_bytes), "not a pid")
     }
 
-    fn reference(&mut self, etf_bytes: &[u8]) -> Result<Term<'a>, Error> {
+    fn reference(&mut self, etf_bytes: &[u8]) -> Result<RawTerm<'a>, Error> {
         self.external(etf_bytes, etf::is_ref(etf_bytes), "not a reference")
     }
 
-    fn object(&mut self, object: Py<PyAny>) -> Result<Term<'a>, Error> {
-        Ok(ResourceArc::new(PyObjectResource { object }).encode(self.env))
+    fn object(&mut self, object: Py<PyAny>) -> Result<RawTerm<'a>, Error> {
+        Ok(RawTerm::of(
+            ResourceArc::new(PyObjectResource { object }).encode(self.env),
+        ))
     }
 }
 
 impl<'a> NifBuilder<'a> {
-    /// The list of `raw`, terms of this builder's env.
-    fn raw_list(&self, raw: &[NIF_TERM]) -> Term<'a> {
-        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
-        unsafe {
-            Term::new(
-                self.env,
-                rustler::sys::enif_make_list_from_array(
-                    self.env.as_c_arg(),
-                    raw.as_ptr(),
-                    raw.len() as c_uint,
-                ),
-            )
-        }
+    /// The rustler term of `raw`, a term this builder made (only builders make `RawTerm`s).
+    pub fn term(&self, raw: RawTerm<'a>) -> Term<'a> {
+        // SAFETY: a `RawTerm<'a>` is a term of the env `'a` names, which is `self.env`'s.
+        unsafe { Term::new(self.env, raw.word) }
     }
 
-    fn external(&self, bytes: &[u8], ok: bool, what: &'static str) -> Result<Term<'a>, Error> {
+    /// The list of `raw`, terms of this builder's env.
+    fn raw_list(&self, raw: &[NIF_TERM]) -> RawTerm<'a> {
+        // SAFETY: `raw` holds `raw.len()` terms of `self.env`, and the list is made in it.
+        RawTerm::new(unsafe {
+            rustler::sys::enif_make_list_from_array(
+                self.env.as_c_arg(),
+                raw.as_ptr(),
+                raw.len() as c_uint,
+            )
+        })
+    }
+
+    fn external(&self, bytes: &[u8], ok: bool, what: &'static str) -> Result<RawTerm<'a>, Error> {
         if !ok {
             return Err(Error::BadExternalTerm(what));
         }
         self.env
             .binary_to_term(bytes)
-            .map(|(term, _)| term)
+            .map(|(term, _)| RawTerm::of(term))
             .ok_or(Error::BadExternalTerm(what))
     }
 
