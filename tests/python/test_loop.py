@@ -897,3 +897,78 @@ def test_cpython_asyncio_tests_pass_on_the_loop_in_the_mock() -> None:
         assert " 0 run," not in f" {rest}", line
         assert "'ErlangEventLoop'" in rest, line
         assert "SelectorEventLoop" not in rest, line
+
+
+class _Reply:
+    """A stand-in for ``erlang._native.AsyncReply``: records what ``_aio.start`` does with it."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[str, object]] = []
+        self.hooks: list[object] = []
+
+    def resolve(self, value: object) -> bool:
+        self.outcomes.append(("resolve", value))
+        return True
+
+    def fail(self, exc: BaseException) -> bool:
+        self.outcomes.append(("fail", type(exc).__name__))
+        return True
+
+    def on_cancel(self, hook: object) -> None:
+        self.hooks.append(hook)
+
+
+def test_start_runs_a_coroutine_that_never_waits_at_once() -> None:
+    """``_aio.start`` (a known ``async def`` started by the loop's inbox): from Python 3.12 on,
+    a coroutine that ends without waiting has replied when ``start`` returns, as a task (with
+    ``current_task``), with no cancel hook left behind; one that waits replies later and can
+    be cancelled; with a task factory on the loop, or before 3.12, the task starts later."""
+    from erlang import _aio
+
+    eager = sys.version_info >= (3, 12)
+
+    async def quick() -> bool:
+        return asyncio.current_task() is not None
+
+    async def quick_boom() -> None:
+        raise KeyError("quick")
+
+    async def slow() -> str:
+        await asyncio.sleep(0)
+        return "slow"
+
+    async def main() -> None:
+        done, boom, waits = _Reply(), _Reply(), _Reply()
+        _aio.start(quick(), done)
+        _aio.start(quick_boom(), boom)
+        _aio.start(slow(), waits)
+        assert (done.outcomes, boom.outcomes) == (
+            ([("resolve", True)], [("fail", "KeyError")]) if eager else ([], [])
+        )
+        assert (len(done.hooks), len(boom.hooks)) == ((0, 0) if eager else (1, 1))
+        assert (waits.outcomes, len(waits.hooks)) == ([], 1)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert done.outcomes == [("resolve", True)]
+        assert boom.outcomes == [("fail", "KeyError")]
+        assert waits.outcomes == [("resolve", "slow")]
+
+        # A task factory on the loop is honoured: no eager start.
+        loop = asyncio.get_running_loop()
+        made: list[object] = []
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            made.append(coro)
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+        try:
+            later = _Reply()
+            _aio.start(quick(), later)
+            assert (later.outcomes, len(made), len(later.hooks)) == ([], 1, 1)
+            await asyncio.sleep(0)
+            assert later.outcomes == [("resolve", True)]
+        finally:
+            loop.set_task_factory(None)
+
+    asyncio.run(main())
