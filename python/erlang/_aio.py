@@ -17,7 +17,6 @@ import asyncio
 import contextvars
 import functools
 import inspect
-import sys
 import threading
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterator
 from typing import Protocol, cast
@@ -73,22 +72,9 @@ def start(coroutine: Awaitable[object], reply: Reply) -> None:
     """On the loop's thread: runs ``coroutine``, just made by an ``async def`` that a
     ``py:async_call`` submitted straight to the loop, as a task that replies to the Erlang
     caller, in a context of its own (as an executor's request starts in a fresh one); the task
-    is cancelled when the caller stops waiting.
-
-    From Python 3.12 on, and unless the loop has a task factory, the task starts eagerly: its
-    first step runs here, at once (called from the loop's inbox reader, where no task runs), so
-    a coroutine that ends without waiting (a small web response, most of the time) replies with
-    no loop iteration of its own and no cancel hook."""
+    is cancelled when the caller stops waiting."""
     loop = asyncio.get_running_loop()
-    work = _finish(coroutine, reply)
-    context = contextvars.Context()
-    task: asyncio.Task[None]
-    if sys.version_info >= (3, 12) and loop.get_task_factory() is None:
-        task = asyncio.Task(work, loop=loop, context=context, eager_start=True)
-        if task.done():
-            return
-    else:
-        task = loop.create_task(work, context=context)
+    task = loop.create_task(_finish(coroutine, reply), context=contextvars.Context())
     reply.on_cancel(functools.partial(_cancel_soon, loop, task))
 
 
