@@ -368,8 +368,8 @@ flush_tag(Tag) ->
 '_event'([Alias, {Owner, Over}, Event]) when is_reference(Alias), is_pid(Owner) ->
     MRef = monitor(process, Owner),
     Alias ! {'$py_asgi', Alias, self(), MRef, Event},
-    case atomics:get(Over, 1) of
-        0 ->
+    case over(Over) of
+        false ->
             receive
                 {MRef, Answer} ->
                     demonitor(MRef, [flush]),
@@ -377,11 +377,22 @@ flush_tag(Tag) ->
                 {'DOWN', MRef, process, _, _} ->
                     disconnect
             end;
-        _ ->
+        true ->
             %% The request is over: a flush may have answered already; this process ends with
             %% the call, and its mailbox with it.
             demonitor(MRef, [flush]),
             disconnect
+    end.
+
+%% Whether stream/6's request is over. The flag reaches here through Python (as the external
+%% format), which keeps no hold on it: once stream/6 returned, it may be freed, and then
+%% `Over' names no atomics any more (badarg), which means over too.
+-spec over(atomics:atomics_ref()) -> boolean().
+over(Over) ->
+    try
+        atomics:get(Over, 1) =/= 0
+    catch
+        error:badarg -> true
     end.
 
 %% Registered once per application start (py_callback's table is new after a restart).
