@@ -159,19 +159,22 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
                     More = maps:get(more_body, Opts, false) =:= true,
                     Timeout = maps:get(timeout, Opts, ?DEFAULT_TIMEOUT),
                     %% Events come to an alias, so that none reaches this process once the
-                    %% request is over (unalias/1 drops them); the gate, linked to this process,
-                    %% lives as long as the request: the processes waiting for an answer watch
-                    %% it, so none outlives the request.
+                    %% request is over (unalias/1 drops them). The processes waiting for an
+                    %% answer (see '_event'/1) watch this process, and read `Over' after
+                    %% sending: set before the last flush, it tells those whose event came too
+                    %% late to be answered, so none outlives the request (no process is
+                    %% spawned per request for it).
                     Alias = alias(),
-                    Gate = spawn_link(fun gate/0),
-                    Ref = py:async_call(?RUNNER, serve,
-                                        [M, C, Scope, Body, More, Alias, Gate, run_opts(Opts)]),
+                    Over = atomics:new(1, []),
+                    Ref = py:async_call(?RUNNER, serve, [M, C, Scope, Body, More, Alias,
+                                                         {self(), Over}, run_opts(Opts)]),
                     try
                         loop(Ref, Alias, Handler, Acc0, Timeout)
                     after
+                        atomics:put(Over, 1, 1),
+                        flush(Alias),
                         unalias(Alias),
-                        unlink(Gate),
-                        exit(Gate, kill),
+                        %% An event let in after the first flush, before the alias went.
                         flush(Alias)
                     end;
                 {error, Reason} ->
@@ -354,17 +357,42 @@ flush_tag(Tag) ->
 
 %% @private The function the runner calls for each event (`erlang.async_call' runs it in a
 %% process of its own): hands it to the process running stream/6 (through its alias) and waits
-%% for the answer; `disconnect' once the request is over (its gate is gone).
+%% for the answer; `disconnect' once the request is over or that process is gone.
+%%
+%% No answer is lost: stream/6, when its request ends, sets `Over', answers the events already
+%% sent (flush/1), deactivates the alias and answers any event let in meanwhile. An event
+%% sent here before `Over' was set is in that process's queue before the first flush, so it
+%% is answered; one sent later may be dropped with the alias, and the read of `Over' after the
+%% send sees it set.
 -spec '_event'([term()]) -> term().
-'_event'([Alias, Gate, Event]) when is_reference(Alias), is_pid(Gate) ->
-    MRef = monitor(process, Gate),
+'_event'([Alias, {Owner, Over}, Event]) when is_reference(Alias), is_pid(Owner) ->
+    MRef = monitor(process, Owner),
     Alias ! {'$py_asgi', Alias, self(), MRef, Event},
-    receive
-        {MRef, Answer} ->
+    case over(Over) of
+        false ->
+            receive
+                {MRef, Answer} ->
+                    demonitor(MRef, [flush]),
+                    Answer;
+                {'DOWN', MRef, process, _, _} ->
+                    disconnect
+            end;
+        true ->
+            %% The request is over: a flush may have answered already; this process ends with
+            %% the call, and its mailbox with it.
             demonitor(MRef, [flush]),
-            Answer;
-        {'DOWN', MRef, process, _, _} ->
             disconnect
+    end.
+
+%% Whether stream/6's request is over. The flag reaches here through Python (as the external
+%% format), which keeps no hold on it: once stream/6 returned, it may be freed, and then
+%% `Over' names no atomics any more (badarg), which means over too.
+-spec over(atomics:atomics_ref()) -> boolean().
+over(Over) ->
+    try
+        atomics:get(Over, 1) =/= 0
+    catch
+        error:badarg -> true
     end.
 
 %% Registered once per application start (py_callback's table is new after a restart).
@@ -374,10 +402,6 @@ register_event_function() ->
         true -> ok;
         false -> py_callback:register(?EVENT_FUNCTION, {?MODULE, '_event'})
     end.
-
--spec gate() -> no_return().
-gate() ->
-    receive after infinity -> ok end.
 
 %%% Internal
 

@@ -509,15 +509,16 @@ async def serve(
     body: object,
     more_body: bool,
     peer: object,
-    gate: object,
+    watch: object,
     opts: object = None,
 ) -> str | tuple[str, list[tuple[str, Any, Any]]]:
     """``py_asgi:stream/6``: calls the app, handing its response events (lists of them) to the
     Erlang process behind the alias ``peer`` (and asking it for the next request body chunk
     while ``more_body`` is true) with ``erlang.async_call``; a ``send`` of a body chunk with
-    more to come returns when Erlang answered (``gate`` is the process whose end means nobody
-    will). Returns ``'ok'``, ``('events', Events)`` with the events not handed over yet, or
-    ``'disconnected'`` when Erlang reported that the client went away."""
+    more to come returns when Erlang answered (``watch``, handed back with each call, is how the
+    Erlang side answers a call that comes after the request's end). Returns ``'ok'``,
+    ``('events', Events)`` with the events not handed over yet, or ``'disconnected'`` when
+    Erlang reported that the client went away."""
     from erlang import async_call
 
     app, scope = await _prepare(module, name, raw_scope, opts)
@@ -540,7 +541,7 @@ async def serve(
         if first:
             return first.pop()
         if body_pending and not gone:
-            reply = await async_call(EVENT_FUNCTION, peer, gate, "request_body")
+            reply = await async_call(EVENT_FUNCTION, peer, watch, "request_body")
             if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "body":
                 body_pending = bool(reply[2])
                 chunk = _bytes(reply[1], "request body chunk")
@@ -572,7 +573,7 @@ async def serve(
                 return
             events = pending[:]
             pending.clear()
-            reply = await async_call(EVENT_FUNCTION, peer, gate, events)
+            reply = await async_call(EVENT_FUNCTION, peer, watch, events)
             if reply != "ok":
                 disconnected()
 

@@ -59,6 +59,7 @@
     redefined_async_def_runs_on_an_executor/1,
     bound_context_keeps_its_namespace/1,
     async_def_starts_in_a_fresh_context/1,
+    async_def_ending_without_a_wait/1,
     async_def_call_errors/1,
     async_def_queued_for_the_loop_when_the_pool_stops/1
 ]).
@@ -1053,6 +1054,26 @@ async_def_starts_in_a_fresh_context(_Config) ->
                    "    return (before, request_var.get())\n">>),
     Results = [py:async_await(py:async_call('__main__', set_var, [I])) || I <- lists:seq(1, 5)],
     Results = [{ok, {<<"unset">>, I}} || I <- lists:seq(1, 5)].
+
+%% @doc A coroutine the loop starts that ends without ever waiting still runs as a task of its
+%% own (`asyncio.current_task()'), in a fresh context, and its result or exception reaches the
+%% caller.
+-spec async_def_ending_without_a_wait(ct_suite:ct_config()) -> term().
+async_def_ending_without_a_wait(_Config) ->
+    ok = py:exec(<<"import contextvars\n"
+                   "quick_var = contextvars.ContextVar('quick_var')\n"
+                   "async def quick(value):\n"
+                   "    before = quick_var.get('unset')\n"
+                   "    quick_var.set(value)\n"
+                   "    task = asyncio.current_task()\n"
+                   "    return (before, task is not None and not task.done())\n"
+                   "async def quick_boom():\n"
+                   "    raise KeyError('quick')\n">>),
+    Results = [py:async_await(py:async_call('__main__', quick, [I])) || I <- lists:seq(1, 4)],
+    Results = [{ok, {<<"unset">>, true}} || _ <- lists:seq(1, 4)],
+    [{error, {'KeyError', _}} = py:async_await(py:async_call('__main__', quick_boom, []))
+     || _ <- [1, 2]],
+    {ok, {<<"unset">>, true}} = py:async_await(py:async_call('__main__', quick, [5])).
 
 %% @doc Errors of an async def started by the loop: bad arguments, an exception in the
 %% coroutine, an unconvertible argument; the caller gets each as from an executor.

@@ -33,6 +33,8 @@
     asgi_stream_request_body_disconnect/1,
     asgi_stream_handler_crash_cancels_app/1,
     asgi_stream_caller_death_cancels_app/1,
+    asgi_stream_caller_death_releases_event/1,
+    asgi_stream_late_event_answered/1,
     asgi_stream_idle_timeout/1,
     asgi_timeout_cancels_app/1,
     asgi_app_errors/1,
@@ -448,6 +450,51 @@ asgi_stream_caller_death_cancels_app(_Config) ->
     exit(Pid, kill),
     wait_events([<<"sleeping">>, <<"cancelled">>]),
     ok.
+
+%% @doc When the process running stream/6 dies while the app waits for its answer (here to
+%% a request for body), the process carrying the app's call ends too.
+-spec asgi_stream_caller_death_releases_event(ct_suite:ct_config()) -> term().
+asgi_stream_caller_death_releases_event(_Config) ->
+    Self = self(),
+    Handler = fun(request_body, _) -> Self ! {blocked, self()}, receive after infinity -> ok end;
+                 (_, Acc) -> {ok, Acc}
+              end,
+    Pid = spawn(fun() ->
+                        py_asgi:stream(edge_apps, echo_chunks, #{method => <<"POST">>}, Handler,
+                                       [], #{body => <<"a">>, more_body => true})
+                end),
+    receive {blocked, Pid} -> ok after 20000 -> ct:fail(never_asked_for_body) end,
+    1 = length(event_waiters()),
+    exit(Pid, kill),
+    py_test_util:wait_until(fun() -> event_waiters() =:= [] end, 10000),
+    ok.
+
+%% @doc An event the app sends once its request is over (a task of its own asks for more
+%% body after stream/6 returned, its caller still alive) gets `http.disconnect': nothing waits
+%% for an answer, nothing reaches the caller's mailbox.
+-spec asgi_stream_late_event_answered(ct_suite:ct_config()) -> term().
+asgi_stream_late_event_answered(_Config) ->
+    Handler = fun(request_body, _) -> error(late_event_handled);
+                 (Event, Acc) -> {ok, [Event | Acc]}
+              end,
+    {ok, [{response_body, <<"ok">>, false}, {response_start, 200, _}]} =
+        py_asgi:stream(edge_apps, late_reader, #{method => <<"POST">>}, Handler, [],
+                       #{body => <<"a">>, more_body => true}),
+    [] = events(),
+    %% The request's flag may be freed by now (here: surely), as in a server's process that
+    %% goes on to its next request.
+    true = erlang:garbage_collect(),
+    {ok, _} = py:call(edge_apps, release_linger, []),
+    py_test_util:wait_until(fun() -> events() =/= [] end, 10000),
+    [{<<"late">>, <<"http.disconnect">>}] = events(),
+    [] = event_waiters(),
+    py_test_util:assert_mailbox_empty(),
+    ok.
+
+-spec event_waiters() -> [pid()].
+event_waiters() ->
+    [P || P <- processes(),
+          erlang:process_info(P, current_function) =:= {current_function, {py_asgi, '_event', 1}}].
 
 %% @doc An app that sends nothing for `timeout' ms is cancelled: {error, timeout, Acc}.
 -spec asgi_stream_idle_timeout(ct_suite:ct_config()) -> term().

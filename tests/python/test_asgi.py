@@ -352,8 +352,8 @@ def serve(
     events: list[Any] = []
 
     def event(args: list[Any]) -> object:
-        alias, gate, evs = args
-        assert (alias, gate) == ("alias", "gate")
+        alias, watch, evs = args
+        assert (alias, watch) == ("alias", "watch")
         if evs == "request_body":
             events.append(evs)
             return answer(evs)
@@ -367,7 +367,7 @@ def serve(
     beam.register_function(_asgi.EVENT_FUNCTION, event)
     app = "app" if module == "fastapi_app" else scope.pop("app")
     result = asyncio.run(
-        _asgi.serve(module, app, scope, body, more, "alias", "gate", {"lifespan": False})
+        _asgi.serve(module, app, scope, body, more, "alias", "watch", {"lifespan": False})
     )
     if isinstance(result, tuple):
         # Not converted by the mock: shown as Erlang would see them (UTF-8 binaries as str).

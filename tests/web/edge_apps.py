@@ -82,6 +82,35 @@ async def linger(scope: dict[str, Any], receive: Any, send: Any) -> None:
     raise TimeoutError("linger was never released")
 
 
+# Tasks `late_reader` leaves behind, kept until they end.
+LATE: set[asyncio.Task[None]] = set()
+
+
+async def late_reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers after the first body chunk, leaving a task that asks for the next one once
+    `release_linger()` is called, after the request is over; records what it got."""
+    if scope["type"] == "lifespan":
+        return
+    await receive()
+
+    async def read_late() -> None:
+        for _ in range(6000):  # 30 s at most, as `linger`.
+            if LINGER["released"]:
+                message = await receive()
+                EVENTS.append(("late", message["type"]))
+                return
+            await asyncio.sleep(0.005)
+        EVENTS.append(("late", "never released"))
+
+    task = asyncio.get_running_loop().create_task(read_late())
+    LATE.add(task)
+    task.add_done_callback(LATE.discard)
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
 async def raise_before_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         return
