@@ -17,29 +17,10 @@ SECONDS_=$3
 CONNS=$4
 shift 4
 HERE=$(cd "$(dirname "$0")" && pwd)
-TMP=$(mktemp -d)
-PIDS=""
-cleanup() {
-    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-wait_port() {
-    i=0
-    until "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2).close()" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -lt 150 ] || { echo "port $1 never opened" >&2; exit 1; }
-        sleep 0.2
-    done
-}
+. "$HERE/lib.sh"
 
 start() { # port command...
-    port=$1; shift
-    (cd "$HERE" && exec "$@") >"$TMP/$port.log" 2>&1 &
-    PIDS="$PIDS $!"
-    wait_port "$port"
+    start_server "$1" "$@"
 }
 
 run_wrk() { # label port

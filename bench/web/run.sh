@@ -10,29 +10,10 @@ PY=$2
 SECONDS_=${3:-10}
 CONNS=${4:-50}
 HERE=$(cd "$(dirname "$0")" && pwd)
-TMP=$(mktemp -d)
-PIDS=""
-cleanup() {
-    for pid in $PIDS; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-wait_port() {
-    i=0
-    until "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2).close()" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -lt 150 ] || { echo "port $1 never opened" >&2; exit 1; }
-        sleep 0.2
-    done
-}
+. "$HERE/lib.sh"
 
 start() { # name port command...
-    name=$1; port=$2; shift 2
-    (cd "$HERE" && exec "$@") >"$TMP/$name.log" 2>&1 &
-    PIDS="$PIDS $!"
-    wait_port "$port"
+    start_server "$@"
 }
 
 run_wrk() { # label port [path]
