@@ -538,17 +538,12 @@ unsafe fn exact_scalar_ptr<B: TermBuilder>(
     // exactly their types.
     unsafe {
         if ffi::PyLong_CheckExact(ptr) != 0 {
-            let mut overflow: std::ffi::c_int = 0;
-            let value = ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow);
-            if overflow != 0 {
-                return None;
+            match small_int_value(ptr) {
+                Some(value) => Some(Ok(builder.int(value))),
+                // Too big for 64 bits (no error: `from_py_other` makes the bignum), or the
+                // read raised.
+                None => PyErr::take(py).map(|err| Err(err.into())),
             }
-            if value == -1 {
-                if let Some(err) = PyErr::take(py) {
-                    return Some(Err(err.into()));
-                }
-            }
-            Some(Ok(builder.int(value)))
         } else if ffi::PyFloat_CheckExact(ptr) != 0 {
             Some(Ok(float_term(builder, ffi::PyFloat_AS_DOUBLE(ptr))))
         } else if ffi::PyUnicode_CheckExact(ptr) != 0 {
@@ -563,6 +558,21 @@ unsafe fn exact_scalar_ptr<B: TermBuilder>(
             None
         }
     }
+}
+
+/// The value of the exact `int` `ptr` when it fits in 64 bits and reading it raised nothing;
+/// `None` otherwise (the error, if any, left set for the caller).
+///
+/// # Safety
+/// `ptr` must be a live exact `int` for the duration of the call.
+#[inline(always)]
+unsafe fn small_int_value(ptr: *mut ffi::PyObject) -> Option<i64> {
+    let mut overflow: std::ffi::c_int = 0;
+    // SAFETY: the caller's promise: `ptr` is a live exact int.
+    let value = unsafe { ffi::PyLong_AsLongLongAndOverflow(ptr, &mut overflow) };
+    // SAFETY: PyErr_Occurred only reads the thread's error indicator (the thread is attached:
+    // the caller holds a live object).
+    (overflow == 0 && (value != -1 || unsafe { ffi::PyErr_Occurred() }.is_null())).then_some(value)
 }
 
 /// The binary of an exact `str`, out of line (the int and float paths stay small).
@@ -755,16 +765,8 @@ fn dict_term<B: TermBuilder>(
                     pairs.push((key_term, from_py_at(builder, &value, opts, depth + 1)?));
                     continue;
                 };
-                // SAFETY: `value` is live, borrowed from the dict; `exact_scalar_ptr` runs no
-                // Python code.
-                let value_term = match unsafe { exact_scalar_ptr(builder, py, value) } {
-                    Some(term) => term?,
-                    None => {
-                        // SAFETY: as above; this takes a reference of our own.
-                        let value = unsafe { Bound::from_borrowed_ptr(py, value) };
-                        from_py_other(builder, &value, opts, depth + 1)?
-                    }
-                };
+                // SAFETY: `value` is live, borrowed from the dict.
+                let value_term = unsafe { from_borrowed(builder, py, value, opts, depth + 1) }?;
                 pairs.push((key_term, value_term));
             }
             Ok(pairs)
@@ -806,9 +808,7 @@ unsafe fn push_element<B: TermBuilder>(
     // their types.
     unsafe {
         if ffi::PyLong_CheckExact(item) != 0 {
-            let mut overflow: std::ffi::c_int = 0;
-            let value = ffi::PyLong_AsLongLongAndOverflow(item, &mut overflow);
-            if overflow == 0 && (value != -1 || ffi::PyErr_Occurred().is_null()) {
+            if let Some(value) = small_int_value(item) {
                 terms.push(builder.int(value));
                 return Ok(());
             }
@@ -835,17 +835,35 @@ unsafe fn push_other<B: TermBuilder>(
     depth: usize,
     terms: &mut Vec<B::Term>,
 ) -> Result<()> {
-    // SAFETY: `item` is live (the caller's promise); `exact_scalar_ptr` runs no Python code.
-    let term = match unsafe { exact_scalar_ptr(builder, py, item) } {
-        Some(term) => term?,
-        None => {
-            // SAFETY: as above; this takes a reference of our own before Python code can run.
-            let item = unsafe { Bound::from_borrowed_ptr(py, item) };
-            from_py_other(builder, &item, opts, depth)?
-        }
-    };
+    // SAFETY: `item` is live (the caller's promise).
+    let term = unsafe { from_borrowed(builder, py, item, opts, depth) }?;
     terms.push(term);
     Ok(())
+}
+
+/// [`from_py_at`] on a borrowed object pointer: an exact scalar converted in place
+/// ([`exact_scalar_ptr`]), any other object held (a reference of our own) while it converts,
+/// as that may run Python code.
+///
+/// # Safety
+/// `ptr` must be a live object, borrowed for as long as no Python code runs.
+#[inline(always)]
+unsafe fn from_borrowed<B: TermBuilder>(
+    builder: &mut B,
+    py: Python<'_>,
+    ptr: *mut ffi::PyObject,
+    opts: &Options,
+    depth: usize,
+) -> Result<B::Term> {
+    // SAFETY: `ptr` is live (the caller's promise); `exact_scalar_ptr` runs no Python code.
+    match unsafe { exact_scalar_ptr(builder, py, ptr) } {
+        Some(term) => term,
+        None => {
+            // SAFETY: as above; this takes a reference of our own before Python code can run.
+            let obj = unsafe { Bound::from_borrowed_ptr(py, ptr) };
+            from_py_other(builder, &obj, opts, depth)
+        }
+    }
 }
 
 /// Converts the elements of a tuple one level down, reading its slots in place (a tuple's
