@@ -1,8 +1,8 @@
-//! Write primitives shared by the bignum, identity and term writers: length fields and
-//! atoms. Any thread.
+//! Write primitives shared by the bignum, identity and term writers ([`super::Writer`] and
+//! [`super::Stream`]): length fields, atoms, floats and binaries. Any thread.
 
 use super::error::{Error, Result};
-use super::tag::{ATOM_UTF8_EXT, SMALL_ATOM_UTF8_EXT};
+use super::tag::{ATOM_UTF8_EXT, BINARY_EXT, NEW_FLOAT_EXT, SMALL_ATOM_UTF8_EXT};
 
 /// A 32-bit big-endian length field; fails past `u32::MAX`.
 pub(super) fn len32(len: usize) -> Result<[u8; 4]> {
@@ -22,4 +22,20 @@ pub(super) fn put_atom(out: &mut Vec<u8>, name: &str) {
         }
     }
     out.extend_from_slice(name.as_bytes());
+}
+
+/// A float (`NEW_FLOAT_EXT`; Erlang floats are finite).
+#[inline]
+pub(super) fn put_float(out: &mut Vec<u8>, value: f64) {
+    out.push(NEW_FLOAT_EXT);
+    out.extend_from_slice(&value.to_be_bytes());
+}
+
+/// A binary holding a copy of `bytes`; fails past 4 GiB.
+pub(super) fn put_binary(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
+    let len = len32(bytes.len())?;
+    out.push(BINARY_EXT);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(bytes);
+    Ok(())
 }

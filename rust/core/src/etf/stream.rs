@@ -17,10 +17,9 @@
 use super::bignum::put_big;
 use super::error::{Error, Result};
 use super::identity::canonical_identity;
-use super::put::{len32, put_atom};
+use super::put::{len32, put_atom, put_binary, put_float};
 use super::tag::{
-    BINARY_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NEWER_REFERENCE_EXT, NEW_FLOAT_EXT,
-    NEW_PID_EXT, NIL_EXT, VERSION,
+    LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, NIL_EXT, VERSION,
 };
 use super::writer::put_int;
 
@@ -104,18 +103,14 @@ impl Stream {
     /// A finite float.
     pub fn float(&mut self, value: f64) -> Span {
         let start = self.out.len();
-        self.out.push(NEW_FLOAT_EXT);
-        self.out.extend_from_slice(&value.to_be_bytes());
+        put_float(&mut self.out, value);
         self.from(start)
     }
 
     /// A binary holding a copy of `bytes`.
     pub fn binary(&mut self, bytes: &[u8]) -> Result<Span> {
         let start = self.out.len();
-        let len = len32(bytes.len())?;
-        self.out.push(BINARY_EXT);
-        self.out.extend_from_slice(&len);
-        self.out.extend_from_slice(bytes);
+        put_binary(&mut self.out, bytes)?;
         Ok(self.from(start))
     }
 
@@ -144,9 +139,8 @@ impl Stream {
         let start = self.out.len();
         self.list_header(values.len())?;
         self.out.reserve(values.len() * 9 + 1);
-        for v in values {
-            self.out.push(NEW_FLOAT_EXT);
-            self.out.extend_from_slice(&v.to_be_bytes());
+        for &v in values {
+            put_float(&mut self.out, v);
         }
         self.out.push(NIL_EXT);
         Ok(self.from(start))

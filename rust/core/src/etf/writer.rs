@@ -9,10 +9,10 @@ use std::cmp::Ordering;
 use super::bignum::{put_big, small_int, trim_magnitude};
 use super::error::{Error, Result};
 use super::identity::canonical_identity;
-use super::put::{len32, put_atom};
+use super::put::{len32, put_atom, put_binary, put_float};
 use super::tag::{
-    BINARY_EXT, INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NEWER_REFERENCE_EXT,
-    NEW_FLOAT_EXT, NEW_PID_EXT, NIL_EXT, SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, STRING_EXT, VERSION,
+    INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, NIL_EXT,
+    SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, STRING_EXT, VERSION,
 };
 
 /// A term being built. Children are built before their parent, so terms are kept as a small
@@ -150,15 +150,8 @@ impl Writer {
             Built::Atom(name) => put_atom(out, name),
             Built::Int(i) => put_int(out, *i),
             Built::Big(negative, magnitude) => put_big(out, *negative, magnitude)?,
-            Built::Float(f) => {
-                out.push(NEW_FLOAT_EXT);
-                out.extend_from_slice(&f.to_be_bytes());
-            }
-            Built::Binary(bytes) => {
-                out.push(BINARY_EXT);
-                out.extend_from_slice(&len32(bytes.len())?);
-                out.extend_from_slice(bytes);
-            }
+            Built::Float(f) => put_float(out, *f),
+            Built::Binary(bytes) => put_binary(out, bytes)?,
             Built::List(items) => self.write_list(items, out)?,
             Built::Tuple(items) => {
                 match u8::try_from(items.len()) {
