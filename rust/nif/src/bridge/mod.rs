@@ -17,4 +17,4 @@ mod term;
 pub use reply::Outcome;
 #[cfg(all(Py_3_12, not(Py_GIL_DISABLED)))]
 pub use term::options;
-pub use term::{set_max_depth, PyObjectResource};
+pub use term::{set_max_depth, term_word, PyObjectResource};

@@ -301,27 +301,16 @@ fn atom_view<'a>(py: Python<'_>, term: Term<'a>) -> Result<View<'a, Term<'a>>, E
 
 /// The cache slot of the atom with term word `word`.
 fn atom_slot(word: NIF_TERM) -> usize {
-    /// Reads the one word a term hashes as.
-    struct Word(usize);
-    impl std::hash::Hasher for Word {
-        fn finish(&self) -> u64 {
-            self.0 as u64
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for &b in bytes {
-                self.0 = self.0.rotate_left(8) ^ usize::from(b);
-            }
-        }
-        fn write_usize(&mut self, word: usize) {
-            self.0 = word;
-        }
-    }
-    let mut hasher = Word(0);
-    std::hash::Hash::hash(&word, &mut hasher);
     // An atom's term word is its index in the atom table above 6 tag bits (ERTS's
     // `make_atom`): consecutive atoms take consecutive slots. Another layout would only spread
     // the atoms differently.
-    (hasher.0 >> 6) % ATOM_SLOTS
+    (term_word(word) >> 6) % ATOM_SLOTS
+}
+
+/// The word that is the term (for the cost walk's tag checks and the atom cache's slots).
+pub fn term_word(term: NIF_TERM) -> usize {
+    // SAFETY: ErlNifTerm is a `repr(transparent)` wrapper of the word that is the term.
+    unsafe { std::mem::transmute::<NIF_TERM, usize>(term) }
 }
 
 /// The name of an atom.

@@ -17,6 +17,7 @@ use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Decoder, LocalPid, NifResult, Term, TermType};
 
 use crate::atoms;
+use crate::bridge::term_word;
 
 /// A process or `undefined` (which clears a receiver).
 pub struct OptionalPid(pub Option<LocalPid>);
@@ -327,10 +328,4 @@ fn is_immediate(term: NIF_TERM) -> bool {
 /// cost walk, which then reads the cell through the NIF API.
 fn is_list_cell(term: NIF_TERM) -> bool {
     term_word(term) & 0x3 == 0x1
-}
-
-/// The word that is the term.
-fn term_word(term: NIF_TERM) -> usize {
-    // SAFETY: ErlNifTerm is a `repr(transparent)` wrapper of the word that is the term.
-    unsafe { std::mem::transmute::<NIF_TERM, usize>(term) }
 }
