@@ -16,7 +16,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyString, PyType};
 use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
-use rustler::{Atom, Encoder, Env, LocalPid, NewBinary, OwnedEnv, Term};
+use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Term};
 
 use super::term::{options, NifBuilder};
 use crate::atoms;
@@ -134,7 +134,10 @@ fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a>
         Ok(term) => return b.pair(reply.tag(), b.term(term)),
         Err(err) if !b.refused_map() => err,
         Err(_) => match streamed(py, reply) {
-            Ok(bytes) => return b.pair(reply.etf_tag(), binary(env, &bytes)),
+            Ok(bytes) => {
+                let bin = b.binary(&bytes);
+                return b.pair(reply.etf_tag(), b.term(bin));
+            }
             // The rules' own errors, as the direct build gives them.
             Err(
                 err @ (ConvertError::Python(_)
@@ -162,13 +165,6 @@ fn streamed(py: Python<'_>, reply: Reply<'_, '_>) -> Result<Vec<u8>, ConvertErro
     let mut stream = StreamBuilder::new(py, &NoHandles);
     let root = reply.convert(&mut stream)?;
     stream.finish(root)
-}
-
-/// A binary of `bytes` in `env`.
-fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> Term<'a> {
-    let mut bin = NewBinary::new(env, bytes.len());
-    bin.as_mut_slice().copy_from_slice(bytes);
-    bin.into()
 }
 
 /// The text of a panic's payload.
