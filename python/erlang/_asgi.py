@@ -295,18 +295,29 @@ def _registry() -> dict[tuple[str, str], _Lifespan]:
     return registry if registry is not None else _lifespans.setdefault(loop, {})
 
 
+def _started_state(module: str, name: str) -> dict[str, Any] | None:
+    """The lifespan state of an app whose startup is over (every request but the first), with
+    no coroutine made and awaited; ``None`` while its startup has not begun or still runs.
+    Raises what a failed startup raised."""
+    lifespan = _registry().get((module, name))
+    if lifespan is None or not lifespan.started.done():
+        return None
+    lifespan.started.result()
+    return lifespan.state
+
+
 async def _state(module: str, name: str, app: App) -> dict[str, Any]:
     """The lifespan state of the app (its startup run by the first request)."""
+    state = _started_state(module, name)
+    if state is not None:
+        return state
     key = (module, name)
     registry = _registry()
     lifespan = registry.get(key)
     if lifespan is None:
         lifespan = registry[key] = _Lifespan(app)
-    if lifespan.started.done():
-        lifespan.started.result()  # Raises what a failed startup raised.
-    else:
-        # Shielded: a request that gives up does not stop the startup the others wait for.
-        await asyncio.shield(lifespan.started)
+    # Shielded: a request that gives up does not stop the startup the others wait for.
+    await asyncio.shield(lifespan.started)
     return lifespan.state
 
 
@@ -439,13 +450,8 @@ async def _prepare(
         other = "py_asgi:websocket/4" if kind == "http" else "py_asgi:run/5 or stream/6"
         raise ValueError(f"an ASGI {scope['type']} scope is served by {other}, not here")
     if options.get("lifespan", True):
-        # What _state does for an app whose startup is over (every request but the first),
-        # without making and awaiting a coroutine.
-        lifespan = _registry().get((module, name))
-        if lifespan is not None and lifespan.started.done():
-            lifespan.started.result()  # Raises what a failed startup raised.
-            state = lifespan.state
-        else:
+        state = _started_state(module, name)
+        if state is None:
             state = await _state(module, name, app)
         scope["state"] = {**state, **scope["state"]}
     return app, scope
