@@ -335,9 +335,11 @@ pool_fairness_stats() ->
     erlang:nif_error(nif_not_loaded).
 
 %% @doc Enqueue `Module.Func(*Args, **Kwargs)'; the caller later receives `{Ref, Reply}'.
-%% When the arguments are too big to copy on a normal scheduler: `etf' when they suit the
-%% external term format (call {@link pool_call_etf/6} with `term_to_binary(Args)', or
-%% {@link pool_call_dirty/6}), else `dirty' (call {@link pool_call_dirty/6}).
+%% Big arguments are sent in the external term format, which the NIF writes itself, unless
+%% they hold a binary over 64 bytes or a reference: then `etf' when their first terms hold
+%% none (call {@link pool_call_etf/6} with `term_to_binary(Args)', or
+%% {@link pool_call_dirty/6}); arguments too big for a normal scheduler: `dirty' (call
+%% {@link pool_call_dirty/6}).
 -spec pool_call(target(), reference(), binary(), binary(), list(), kwargs()) ->
     job() | {error, submit_error()} | dirty | etf.
 pool_call(_Pool, _Ref, _Module, _Func, _Args, _Kwargs) ->

@@ -428,27 +428,35 @@ big_arguments_external_format(_Config) ->
     Submit = fun(Args) ->
                      py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, Args, #{})
              end,
-    etf = Submit([Pad]),
+    %% Submitted there and then (the NIF encodes big arguments itself): the reply comes.
+    Submitted = fun(Args) ->
+                        Ref = make_ref(),
+                        Job = py_nif:pool_call(Pool, Ref, <<"builtins">>, <<"len">>, Args, #{}),
+                        true = is_reference(Job),
+                        receive {Ref, {ok, Len}} -> Len end
+                end,
+    5000 = Submitted([Pad]),
     dirty = Submit([DirtyPad]),
     %% From about 2,000 words on, below the copy budget too; small arguments are copied.
-    etf = Submit([lists:seq(1, 3000)]),
-    SmallRef = make_ref(),
-    Job = py_nif:pool_call(Pool, SmallRef, <<"builtins">>, <<"len">>, [[1, 2, 3]], #{}),
-    false = is_atom(Job),
-    receive {SmallRef, {ok, 3}} -> ok end,
+    3000 = Submitted([lists:seq(1, 3000)]),
+    3 = Submitted([[1, 2, 3]]),
     {ok, {3000, #{}}} = py:call('__main__', ba_last, [[lists:seq(1, 3000), 3000]]),
     %% Arguments holding maps from about 800 words on: 100 small maps are encoded, where a
     %% list of 600 ints of a greater cost is copied.
-    etf = Submit([[#{<<"k">> => I, <<"v">> => <<"x">>} || I <- lists:seq(1, 100)]]),
-    IntsRef = make_ref(),
-    IntsJob = py_nif:pool_call(Pool, IntsRef, <<"builtins">>, <<"len">>,
-                               [lists:seq(1, 600)], #{}),
-    false = is_atom(IntsJob),
-    receive {IntsRef, {ok, 600}} -> ok end,
+    100 = Submitted([[#{<<"k">> => I, <<"v">> => <<"x">>} || I <- lists:seq(1, 100)]]),
+    600 = Submitted([lists:seq(1, 600)]),
     {ok, {#{<<"k">> := 100, <<"v">> := <<"x">>}, #{}}} =
         py:call('__main__', ba_last,
                 [[#{<<"k">> => I, <<"v">> => <<"x">>} || I <- lists:seq(1, 100)]]),
-    etf = Submit([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- lists:seq(1, 1000)]]),
+    1000 = Submitted([[#{<<"k">> => [1.5, <<"short">>, atom]} || _ <- lists:seq(1, 1000)]]),
+    %% A binary over 64 bytes (shared when copied) or a reference past the terms the walk
+    %% samples: the caller encodes them with term_to_binary/1 (`etf'); within the sample, or
+    %% too big for the caller to encode, they are copied on a dirty scheduler.
+    LateBig = Pad ++ [binary:copy(<<"b">>, 100)],
+    etf = Submit([LateBig]),
+    {ok, {<<"bbbb", _/binary>>, #{}}} = py:call('__main__', ba_last, [LateBig]),
+    etf = Submit([Pad ++ [make_ref()]]),
+    3000 = Submitted([[binary:copy(<<"b">>, 100)] ++ lists:seq(1, 2999)]),
     dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
     dirty = Submit([[make_ref() | DirtyPad]]),
     {ok, 20000} = py:call(builtins, len, [[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
@@ -473,7 +481,17 @@ big_arguments_external_format(_Config) ->
               #{1 => a, 1.0 => Fun}, #{1 => Fun, 1.0 => a}, #{[1 | 2] => 1},
               {py_array, nope, [1], <<>>}, {py_array, int8, [2], <<1, 2>>},
               -0.0, 1 bsl 100, -(1 bsl 63), 'é', nil, undefined, "charlist", <<255, 0>>,
-              self(), make_ref()],
+              self(), make_ref(),
+              %% What the NIF's encoder writes its own way or splices in from
+              %% enif_term_to_binary: an atom that is not Latin-1, an integer of 64 bits and
+              %% one past them, a tuple of more than 255 elements, maps of more and fewer
+              %% than 33 keys, atom keys, an improper list inside, a sub-binary, nesting past
+              %% the depth limit, a float list, an empty tuple, map and binary.
+              '日本', 1 bsl 62, -(1 bsl 64), list_to_tuple(lists:seq(1, 300)),
+              maps:from_list([{I, [I]} || I <- lists:seq(1, 40)]), #{a => 1, b => [true]},
+              [#{true => false}, [x | y]], binary:part(<<"abcdefgh">>, 2, 3),
+              lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 1010)),
+              [1.5, -2.25, 1.0e300], {}, #{}, <<>>],
     lists:foreach(Same, Faulty),
     %% Faults in the padding itself, and a list of arguments that is improper at the end.
     {error, {'TypeError', _}} = py:call('__main__', ba_last, [[Fun | Pad]]),

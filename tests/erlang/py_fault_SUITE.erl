@@ -253,7 +253,7 @@ multiprocessing_spawns(_Config) ->
 
 %% @doc Terms too big to copy within a normal scheduler's budget are declined there (`dirty')
 %% and copied by the NIFs' dirty twins, or, for call arguments that suit it, sent in the
-%% external term format the caller encodes (`etf'); every path that copies an Erlang term for
+%% external term format the NIF writes; every path that copies an Erlang term for
 %% Python works with them: call arguments, eval locals, async calls, and the results of
 %% callbacks from executors, Python threads and coroutines. Small terms stay on the normal
 %% scheduler.
@@ -263,8 +263,10 @@ big_terms_copied_on_dirty_schedulers(_Config) ->
     N = length(Big),
     {ok, Pool} = py_request:pool(),
     dirty = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, [Big], #{}),
-    etf = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>,
-                           [lists:seq(1, 5000)], #{}),
+    %% Encoded by the NIF itself, there and then.
+    Encoded = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>,
+                               [lists:seq(1, 5000)], #{}),
+    true = is_reference(Encoded),
     BigBins = [binary:copy(<<"b">>, 100) || _ <- Big],
     dirty = py_nif:pool_call(Pool, make_ref(), <<"builtins">>, <<"len">>, [BigBins], #{}),
     {ok, N} = py:call(builtins, len, [BigBins]),

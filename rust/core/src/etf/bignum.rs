@@ -1,13 +1,14 @@
 //! The one bignum codec: `SMALL_BIG_EXT` / `LARGE_BIG_EXT` read and written as a sign and a
 //! little-endian magnitude (the form Python's `int.from_bytes(b, "little")` takes), and
-//! printed in decimal. Any thread.
+//! printed in decimal; and [`put_int`], any 64-bit integer in its smallest encoding. Any
+//! thread.
 
 use std::fmt::Write as _;
 
 use super::cursor::Cursor;
 use super::error::Result;
 use super::put::len32;
-use super::tag::{LARGE_BIG_EXT, SMALL_BIG_EXT, VERSION};
+use super::tag::{INTEGER_EXT, LARGE_BIG_EXT, SMALL_BIG_EXT, SMALL_INTEGER_EXT, VERSION};
 
 impl<'a> Cursor<'a> {
     /// Sign and little-endian magnitude of a bignum, after its tag. Like erts, any non-zero
@@ -111,4 +112,19 @@ pub(super) fn decimal(magnitude_le: &[u8]) -> String {
         }
     }
     text
+}
+
+/// An integer in its smallest encoding.
+#[inline]
+pub fn put_int(out: &mut Vec<u8>, value: i64) {
+    if let Ok(small) = u8::try_from(value) {
+        out.extend_from_slice(&[SMALL_INTEGER_EXT, small]);
+    } else if let Ok(word) = i32::try_from(value) {
+        out.push(INTEGER_EXT);
+        out.extend_from_slice(&word.to_be_bytes());
+    } else {
+        let magnitude = value.unsigned_abs().to_le_bytes();
+        // Cannot fail: at most 8 bytes.
+        let _ = put_big(out, value < 0, trim_magnitude(&magnitude));
+    }
 }

@@ -21,12 +21,12 @@ mod error;
 mod identity;
 mod index;
 mod printer;
-mod put;
+pub mod put;
 mod stream;
 pub mod tag;
 mod writer;
 
-pub use bignum::{decode_bignum, encode_bignum, small_int, trim_magnitude};
+pub use bignum::{decode_bignum, encode_bignum, put_int, small_int, trim_magnitude};
 pub use cursor::Cursor;
 pub use error::{Error, Result};
 pub use identity::{

@@ -1,11 +1,12 @@
 //! Write primitives shared by the bignum, identity and term writers ([`super::Writer`] and
-//! [`super::Stream`]): length fields, atoms, floats and binaries. Any thread.
+//! [`super::Stream`], and the NIF's encoder of call arguments): length fields, atoms, floats
+//! and binaries (integers: [`super::put_int`]). Any thread.
 
 use super::error::{Error, Result};
 use super::tag::{ATOM_UTF8_EXT, BINARY_EXT, NEW_FLOAT_EXT, SMALL_ATOM_UTF8_EXT};
 
 /// A 32-bit big-endian length field; fails past `u32::MAX`.
-pub(super) fn len32(len: usize) -> Result<[u8; 4]> {
+pub fn len32(len: usize) -> Result<[u8; 4]> {
     u32::try_from(len)
         .map(u32::to_be_bytes)
         .map_err(|_| Error::Invalid("too large for the external term format"))
@@ -13,7 +14,7 @@ pub(super) fn len32(len: usize) -> Result<[u8; 4]> {
 
 /// An atom as OTP 26 writes it (UTF-8). Atoms have at most 255 characters, so at most 1020
 /// bytes.
-pub(super) fn put_atom(out: &mut Vec<u8>, name: &str) {
+pub fn put_atom(out: &mut Vec<u8>, name: &str) {
     match u8::try_from(name.len()) {
         Ok(len) => out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, len]),
         Err(_) => {
@@ -26,13 +27,13 @@ pub(super) fn put_atom(out: &mut Vec<u8>, name: &str) {
 
 /// A float (`NEW_FLOAT_EXT`; Erlang floats are finite).
 #[inline]
-pub(super) fn put_float(out: &mut Vec<u8>, value: f64) {
+pub fn put_float(out: &mut Vec<u8>, value: f64) {
     out.push(NEW_FLOAT_EXT);
     out.extend_from_slice(&value.to_be_bytes());
 }
 
 /// A binary holding a copy of `bytes`; fails past 4 GiB.
-pub(super) fn put_binary(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
+pub fn put_binary(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
     let len = len32(bytes.len())?;
     out.push(BINARY_EXT);
     out.extend_from_slice(&len);

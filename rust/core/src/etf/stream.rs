@@ -14,14 +14,13 @@
 //! `LARGE_TUPLE_EXT`, lists always `LIST_EXT`, map keys in the order given), not the term
 //! `binary_to_term/2` makes of them.
 
-use super::bignum::put_big;
+use super::bignum::{put_big, put_int};
 use super::error::{Error, Result};
 use super::identity::canonical_identity;
 use super::put::{len32, put_atom, put_binary, put_float};
 use super::tag::{
     LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, NIL_EXT, VERSION,
 };
-use super::writer::put_int;
 
 /// The bytes a container's header takes here: its tag and a 32-bit count.
 const HEADER: usize = 5;

@@ -6,13 +6,13 @@
 
 use std::cmp::Ordering;
 
-use super::bignum::{put_big, small_int, trim_magnitude};
+use super::bignum::{put_big, put_int, small_int, trim_magnitude};
 use super::error::{Error, Result};
 use super::identity::canonical_identity;
 use super::put::{len32, put_atom, put_binary, put_float};
 use super::tag::{
-    INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, NIL_EXT,
-    SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, STRING_EXT, VERSION,
+    LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NEWER_REFERENCE_EXT, NEW_PID_EXT, NIL_EXT, SMALL_TUPLE_EXT,
+    STRING_EXT, VERSION,
 };
 
 /// A term being built. Children are built before their parent, so terms are kept as a small
@@ -303,19 +303,5 @@ impl Writer {
             }
         }
         Ok(Ordering::Equal)
-    }
-}
-
-/// An integer in its smallest encoding.
-pub(super) fn put_int(out: &mut Vec<u8>, value: i64) {
-    if let Ok(small) = u8::try_from(value) {
-        out.extend_from_slice(&[SMALL_INTEGER_EXT, small]);
-    } else if let Ok(word) = i32::try_from(value) {
-        out.push(INTEGER_EXT);
-        out.extend_from_slice(&word.to_be_bytes());
-    } else {
-        let magnitude = value.unsigned_abs().to_le_bytes();
-        // Cannot fail: at most 8 bytes.
-        let _ = put_big(out, value < 0, trim_magnitude(&magnitude));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod callback;
 pub mod context;
+mod encode;
 pub mod interp;
 pub mod job;
 pub mod log;
@@ -14,7 +15,7 @@ pub mod trace;
 
 use rustler::sys::ErlNifTerm as NIF_TERM;
 use rustler::types::tuple::get_tuple;
-use rustler::{Binary, Decoder, LocalPid, NifResult, Term, TermType};
+use rustler::{Binary, Decoder, Env, LocalPid, NifResult, Term, TermType};
 
 use crate::atoms;
 use crate::bridge::term_word;
@@ -322,6 +323,38 @@ fn big_binary(term: Term<'_>) -> bool {
 /// a cost (which path big arguments take), never a value.
 fn is_immediate(term: NIF_TERM) -> bool {
     term_word(term) & 0x3 == 0x3
+}
+
+/// True for a small integer (immediate tag `_TAG_IMMED1_SMALL`, erts `erl_term.h`): a hint of
+/// the argument encoder (`encode`), which reads the integer with [`small_int_value`] or the
+/// NIF API.
+fn is_small_int(term: NIF_TERM) -> bool {
+    term_word(term) & 0xf == 0xf
+}
+
+/// The value of a small integer read from its term word (the value above the 4 tag bits of
+/// `_TAG_IMMED1_SMALL`, erts `erl_term.h`), when this VM makes small integers that way:
+/// [`small_ints_tagged`] checks it once against `enif_make_int64`; else `None` and the
+/// caller reads the integer through the NIF API.
+fn small_int_value(env: Env<'_>, term: NIF_TERM) -> Option<i64> {
+    let word = term_word(term);
+    (word & 0xf == 0xf && small_ints_tagged(env)).then_some((word as i64) >> 4)
+}
+
+/// Whether small integers are their value above the 4 bits of tag `0xf`: checked once, on
+/// values from both ends of the range of small integers and between.
+fn small_ints_tagged(env: Env<'_>) -> bool {
+    static TAGGED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TAGGED.get_or_init(|| {
+        let min = -(1i64 << 59);
+        [0, 1, -1, 255, 256, -256, 1 << 31, min, -min - 1]
+            .into_iter()
+            .all(|value| {
+                // SAFETY: `env` is the calling NIF's env.
+                let term = unsafe { rustler::sys::enif_make_int64(env.as_c_arg(), value) };
+                term_word(term) == (((value << 4) | 0xf) as usize)
+            })
+    })
 }
 
 /// True for a list cell (primary tag `TAG_PRIMARY_LIST`, erts `erl_term.h`): a hint of the

@@ -7,6 +7,7 @@ use rustler::env::SavedTerm;
 use rustler::types::map::map_new;
 use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
+use super::encode::{binary_term, encode_within, Encoded};
 use super::{copy_cost, cost_within, etf_clean, etf_suits, small_enough, Cost, COPY_BUDGET};
 use crate::atoms;
 use crate::bridge::PyObjectResource;
@@ -247,23 +248,47 @@ fn call<'a>(
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
     check_call(module, function, arguments, kwargs)?;
-    // `etf`: the caller encodes the arguments with term_to_binary/1 and calls `pool_call_etf`,
-    // when they suit it (see `etf_suits`) and cost between ETF_MIN_COST (ETF_MIN_COST_MAPS
-    // when they hold a map) and ETF_MAX_COST:
-    // from the first, the executor makes them into Python objects faster from the external
-    // format than term by term; up to the second, term_to_binary/1 takes well under a
-    // millisecond of the caller's scheduler (it yields only every few milliseconds).
+    // Arguments that cost between ETF_MIN_COST (ETF_MIN_COST_MAPS when they hold a map) and
+    // ETF_MAX_COST travel in the external term format: from the first, the executor makes
+    // them into Python objects faster from the bytes than term by term; up to the second,
+    // writing them takes well under a millisecond of the caller's scheduler. The NIF writes
+    // them (`encode`), unless they hold a binary over 64 bytes or a reference: then `etf`,
+    // when the walk's sample of them has none (see `etf_suits`), and the caller encodes them
+    // with term_to_binary/1 and calls `pool_call_etf`.
     if scheduler == Scheduler::Normal {
-        let kwargs_cost = copy_cost(&[kwargs]);
-        let args_cost = cost_within(&[arguments], ETF_MAX_COST);
-        if kwargs_cost.is_some()
-            && args_cost.is_some_and(|cost| cost.words > etf_min_cost(cost))
-            && etf_suits(arguments)
-        {
-            return Ok(atoms::etf().encode(env));
-        }
-        match (args_cost, kwargs_cost) {
-            (Some(a), Some(k)) if a.words + k <= COPY_BUDGET => {}
+        let Some(kwargs_cost) = copy_cost(&[kwargs]) else {
+            return Ok(atoms::dirty().encode(env));
+        };
+        // One pass writes the arguments' external format and finds what they cost; it gives
+        // up at a shared binary or a reference, and the walk decides as it always did (the
+        // caller then encodes them with term_to_binary/1 and calls `pool_call_etf`).
+        let args_cost = match encode_within(arguments, ETF_MAX_COST) {
+            Encoded::Etf(bytes, cost) if cost.words > etf_min_cost(cost) => {
+                let Some(etf) = binary_term(env, &bytes) else {
+                    return Ok(atoms::dirty().encode(env));
+                };
+                return Ok(submit_call(
+                    env,
+                    destination,
+                    reference,
+                    (module, function),
+                    etf,
+                    kwargs,
+                ));
+            }
+            Encoded::Etf(_, cost) => Some(cost),
+            Encoded::TooBig => None,
+            Encoded::Unsuitable => {
+                let cost = cost_within(&[arguments], ETF_MAX_COST);
+                if cost.is_some_and(|cost| cost.words > etf_min_cost(cost)) && etf_suits(arguments)
+                {
+                    return Ok(atoms::etf().encode(env));
+                }
+                cost
+            }
+        };
+        match args_cost {
+            Some(a) if a.words + kwargs_cost <= COPY_BUDGET => {}
             _ => return Ok(atoms::dirty().encode(env)),
         }
     }
