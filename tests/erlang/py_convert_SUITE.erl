@@ -459,6 +459,11 @@ big_arguments_external_format(_Config) ->
     3000 = Submitted([[binary:copy(<<"b">>, 100)] ++ lists:seq(1, 2999)]),
     dirty = Submit([[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
     dirty = Submit([[make_ref() | DirtyPad]]),
+    %% Big integers are charged their words: 60 of 40,000 bits are too big for the caller.
+    Bigs = [1 bsl 40000 + I || I <- lists:seq(1, 60)],
+    dirty = Submit([Bigs]),
+    {ok, {LastBig, #{}}} = py:call('__main__', ba_last, [Bigs]),
+    LastBig = lists:last(Bigs),
     {ok, 20000} = py:call(builtins, len, [[binary:copy(<<"b">>, 100) || _ <- DirtyPad]]),
     {ok, 20001} = py:call(builtins, len, [[make_ref() | DirtyPad]]),
     Big = fun(P, X) ->

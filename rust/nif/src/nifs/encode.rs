@@ -49,7 +49,8 @@ const SHARED_BINARY: usize = 64;
 
 /// `term` in the external term format, charged as [`super::cost_within`] charges it (one per
 /// term, two per list cell or tuple element, four per map entry, one per improper tail, a
-/// small binary's words) and given up as soon as that passes `limit`. Bounded by `limit`
+/// small binary's words; and, which the walk does not, the words of a term spliced in, such
+/// as a big integer) and given up as soon as that passes `limit`. Bounded by `limit`
 /// whatever `term` holds, with its own stacks (deep nesting never grows the scheduler's).
 pub fn encode_within<'a>(term: Term<'a>, limit: isize) -> Encoded {
     let mut enc = Encoder {
@@ -513,6 +514,8 @@ impl Encoder<'_> {
         let bytes = unsafe { std::slice::from_raw_parts(bin.data, bin.size) };
         self.out
             .extend_from_slice(bytes.get(1..).unwrap_or_default());
+        // Its words: a big integer's may be many (the walk charges it as one term).
+        self.budget -= (bytes.len() / 8) as isize;
         // SAFETY: allocated by enif_term_to_binary, released once.
         unsafe { enif_release_binary(bin) };
         Ok(())
