@@ -498,6 +498,27 @@ big_arguments_external_format(_Config) ->
               lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 1010)),
               [1.5, -2.25, 1.0e300], {}, #{}, <<>>],
     lists:foreach(Same, Faulty),
+    %% py:async_call's arguments take the same ways (never `etf': its caller does not keep
+    %% them), with the same results.
+    AsyncRef = make_ref(),
+    AsyncJob = py_nif:pool_async(Pool, AsyncRef, <<"builtins">>, <<"len">>, [Pad], #{}, false),
+    true = is_reference(AsyncJob),
+    receive {AsyncRef, {ok, 5000}} -> ok end,
+    dirty = py_nif:pool_async(Pool, make_ref(), <<"builtins">>, <<"len">>, [DirtyPad], #{},
+                              false),
+    {ok, 5001} = py:async_await(py:async_call(builtins, len, [Pad ++ [make_ref()]])),
+    SameAsync = fun(X) ->
+                        Small = ident(X),
+                        [ct:fail({async_paths_differ, X, Small, Other})
+                         || P <- [Pad, DirtyPad],
+                            (Other = case py:async_await(
+                                            py:async_call('__main__', ba_last, [P ++ [X]])) of
+                                         {ok, {Got, #{}}} -> {ok, Got};
+                                         Error -> Error
+                                     end) =/= Small],
+                        ok
+                end,
+    lists:foreach(SameAsync, Faulty),
     %% Faults in the padding itself, and a list of arguments that is improper at the end.
     {error, {'TypeError', _}} = py:call('__main__', ba_last, [[Fun | Pad]]),
     {error, {'TypeError', _}} = py:call('__main__', ba_last, [Pad ++ [1 | 2]]),

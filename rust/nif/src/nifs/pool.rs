@@ -248,65 +248,88 @@ fn call<'a>(
     kwargs: Term<'a>,
 ) -> NifResult<Term<'a>> {
     check_call(module, function, arguments, kwargs)?;
-    // Arguments that cost between ETF_MIN_COST (ETF_MIN_COST_MAPS when they hold a map) and
-    // ETF_MAX_COST travel in the external term format: from the first, the executor makes
-    // them into Python objects faster from the bytes than term by term; up to the second,
-    // writing them takes well under a millisecond of the caller's scheduler. The NIF writes
-    // them (`encode`), unless they hold a binary over 64 bytes or a reference: then `etf`,
-    // when the walk's sample of them has none (see `etf_suits`), and the caller encodes them
-    // with term_to_binary/1 and calls `pool_call_etf`.
-    if scheduler == Scheduler::Normal {
-        let Some(kwargs_cost) = copy_cost(&[kwargs]) else {
-            return Ok(atoms::dirty().encode(env));
-        };
-        // One pass writes the arguments' external format and finds what they cost; it gives
-        // up at a shared binary or a reference, and the walk decides as it always did (the
-        // caller then encodes them with term_to_binary/1 and calls `pool_call_etf`).
-        let args_cost = match encode_within(arguments, ETF_MAX_COST) {
-            Encoded::Etf(bytes, cost) if cost.words > etf_min_cost(cost) => {
-                let Some(etf) = binary_term(env, &bytes) else {
-                    return Ok(atoms::dirty().encode(env));
-                };
-                return Ok(submit_call(
-                    env,
-                    destination,
-                    reference,
-                    (module, function),
-                    etf,
-                    kwargs,
-                ));
-            }
-            Encoded::Etf(_, cost) => Some(cost),
-            Encoded::TooBig => None,
-            Encoded::Unsuitable => {
-                let cost = cost_within(&[arguments], ETF_MAX_COST);
-                if cost.is_some_and(|cost| cost.words > etf_min_cost(cost)) && etf_suits(arguments)
-                {
-                    return Ok(atoms::etf().encode(env));
-                }
-                cost
-            }
-        };
-        match args_cost {
-            Some(a) if a.words + kwargs_cost <= COPY_BUDGET => {}
-            _ => return Ok(atoms::dirty().encode(env)),
-        }
+    match route(env, scheduler, arguments, kwargs, CallerEtf::Yes) {
+        Route::Submit(arguments) => Ok(submit_call(
+            env,
+            destination,
+            reference,
+            (module, function),
+            arguments,
+            kwargs,
+        )),
+        Route::Answer(next) => Ok(next.encode(env)),
     }
-    // Bigger arguments, on a dirty scheduler: encoded here when no part of them is a big
-    // binary or a reference (the same one-pass decoding on the executor), else copied.
-    let arguments = if scheduler == Scheduler::Dirty && etf_clean(arguments) {
-        arguments.to_binary().release(env).to_term(env)
-    } else {
-        arguments
+}
+
+/// How a call's arguments go to the executor.
+enum Route<'a> {
+    /// In the request: the terms, or the binary of their external term format.
+    Submit(Term<'a>),
+    /// The caller's next step instead: `dirty` (the NIF's `_dirty` twin), or `etf` (the
+    /// caller encodes them with term_to_binary/1 and calls `pool_call_etf`).
+    Answer(rustler::Atom),
+}
+
+/// Whether the caller can be asked to encode the arguments itself (`etf`): `py_request`
+/// does it for `pool_call`, and keeps the arguments alive until the reply, which opaque
+/// handles among them need.
+#[derive(PartialEq, Eq)]
+enum CallerEtf {
+    Yes,
+    No,
+}
+
+/// Picks how `arguments` travel (`kwargs` are always copied as terms, and must be small
+/// enough to copy here). Arguments that cost between ETF_MIN_COST (ETF_MIN_COST_MAPS when they
+/// hold a map) and ETF_MAX_COST travel in the external term format: from the first, the
+/// executor makes them into Python objects faster from the bytes than term by term; up to the
+/// second, writing them takes well under a millisecond of the caller's scheduler. The NIF
+/// writes them (`encode`), in the pass that finds what they cost, unless they hold a binary
+/// over 64 bytes or a reference: then `etf` when the caller can encode them and the walk's
+/// sample of them has none (see `etf_suits`). Smaller arguments are copied as terms; bigger
+/// ones go to a dirty scheduler, where they are encoded when no part of them is a big binary
+/// or a reference (the same one-pass decoding on the executor), else copied.
+fn route<'a>(
+    env: Env<'a>,
+    scheduler: Scheduler,
+    arguments: Term<'a>,
+    kwargs: Term<'a>,
+    caller_etf: CallerEtf,
+) -> Route<'a> {
+    if scheduler == Scheduler::Dirty {
+        return Route::Submit(if etf_clean(arguments) {
+            arguments.to_binary().release(env).to_term(env)
+        } else {
+            arguments
+        });
+    }
+    let Some(kwargs_cost) = copy_cost(&[kwargs]) else {
+        return Route::Answer(atoms::dirty());
     };
-    Ok(submit_call(
-        env,
-        destination,
-        reference,
-        (module, function),
-        arguments,
-        kwargs,
-    ))
+    let args_cost = match encode_within(arguments, ETF_MAX_COST) {
+        Encoded::Etf(bytes, cost) if cost.words > etf_min_cost(cost) => {
+            return match binary_term(env, &bytes) {
+                Some(etf) => Route::Submit(etf),
+                None => Route::Answer(atoms::dirty()),
+            };
+        }
+        Encoded::Etf(_, cost) => Some(cost),
+        Encoded::TooBig => None,
+        Encoded::Unsuitable => {
+            let cost = cost_within(&[arguments], ETF_MAX_COST);
+            if caller_etf == CallerEtf::Yes
+                && cost.is_some_and(|cost| cost.words > etf_min_cost(cost))
+                && etf_suits(arguments)
+            {
+                return Route::Answer(atoms::etf());
+            }
+            cost
+        }
+    };
+    match args_cost {
+        Some(a) if a.words + kwargs_cost <= COPY_BUDGET => Route::Submit(arguments),
+        _ => Route::Answer(atoms::dirty()),
+    }
 }
 
 /// `pool_call/6` with the arguments list in the external term format (`term_to_binary/1` of
@@ -430,9 +453,10 @@ fn async_call<'a>(
         kwargs,
         stream,
     } = call;
-    if let Some(dirty) = too_big(env, scheduler, &[arguments, kwargs]) {
-        return Ok(dirty);
-    }
+    let arguments = match route(env, scheduler, arguments, kwargs, CallerEtf::No) {
+        Route::Submit(arguments) => arguments,
+        Route::Answer(next) => return Ok(next.encode(env)),
+    };
     let body = |save: &dyn Fn(Term<'a>) -> SavedTerm| Body::Async {
         target: target(save, module, function),
         args: save(arguments),
