@@ -147,7 +147,7 @@ fn executor_call<'py>(
         if job.is_cancelled() {
             return Err(Interrupted::new_err("the Erlang caller stopped waiting"));
         }
-        match py.detach(|| slot.next_private()) {
+        match py.detach(|| slot.next_private(crate::executor::slot::SPIN)) {
             Some(SlotMessage::Reply { id: got, env, term }) if got == id => {
                 return result_to_py(py, &env, &term);
             }

@@ -16,7 +16,7 @@ use super::fair::{self, Usage};
 use super::job::{JobInner, Request};
 use super::python::Namespace;
 use super::run::{run, Gil, Source};
-use super::slot::{self, spin_then_recv, Counters, Poll, Slot, SlotMessage};
+use super::slot::{self, spin_then_recv, Counters, IdleSpin, Poll, Slot, SlotMessage};
 use crate::error::{Error, Result};
 use crate::interp;
 
@@ -383,10 +383,14 @@ enum Either {
 /// arrive outside a callback wait (late replies and wake-ups are dropped, nested requests
 /// whose callback already ended still run).
 fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>, backlog: &Backlog) {
+    let mut idle = IdleSpin::default();
     loop {
+        let spin = idle.idle();
         if slot.is_bound() {
             // Checked out by a context: its requests only, until it is released (Wake).
-            match slot.next_private() {
+            let next = slot.next_private(spin);
+            idle.woke();
+            match next {
                 Some(SlotMessage::Run(request)) => {
                     run(slot, request, Source::Private, Gil::Released)
                 }
@@ -395,7 +399,7 @@ fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>, backlog: &Backlog) {
             }
             continue;
         }
-        let next = spin_then_recv(rx, |rx| {
+        let next = spin_then_recv(rx, spin, |rx| {
             if let Some(private) = slot.try_private() {
                 return Poll::Ready(Either::Private(private));
             }
@@ -411,6 +415,7 @@ fn serve(slot: &Arc<Slot>, rx: &Receiver<Message>, backlog: &Backlog) {
                 recv(slot.private_receiver()) -> m => m.ok().map(Either::Private),
             }
         });
+        idle.woke();
         match next {
             Some(Either::Shared(Message::Run)) => {
                 if let Some(request) = backlog.take() {

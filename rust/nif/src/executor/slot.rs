@@ -166,9 +166,10 @@ impl Slot {
         self.private_tx.send(message).is_ok()
     }
 
-    /// Waits (GIL released by the caller) for the next private message.
-    pub fn next_private(&self) -> Option<SlotMessage> {
-        spin_then_recv(&self.private_rx, |rx| match rx.try_recv() {
+    /// Waits (GIL released by the caller) for the next private message, polling for `spin`
+    /// first.
+    pub fn next_private(&self, spin: Duration) -> Option<SlotMessage> {
+        spin_then_recv(&self.private_rx, spin, |rx| match rx.try_recv() {
             Ok(m) => Poll::Ready(m),
             Err(crossbeam_channel::TryRecvError::Empty) => Poll::Empty,
             Err(crossbeam_channel::TryRecvError::Disconnected) => Poll::Closed,
@@ -523,14 +524,64 @@ pub enum Poll<T> {
     Closed,
 }
 
-/// How long an idle executor polls before it parks. Sequential callers send their next
-/// request (or callback reply) a few microseconds after the previous message; catching it
+/// How long a waiting executor polls before it parks, at least. Sequential callers send their
+/// next request (or callback reply) a few microseconds after the previous message; catching it
 /// while still awake saves two futex wake-ups per round trip.
-const SPIN: Duration = Duration::from_micros(50);
+pub const SPIN: Duration = Duration::from_micros(50);
 
-/// Polls `poll` for up to [`SPIN`]; `None` when nothing came (the caller then blocks) or the
-/// channel closed.
-pub fn spin_then_recv<C, T>(channel: &C, mut poll: impl FnMut(&C) -> Poll<T>) -> Option<T> {
+/// How long a waiting executor polls without yielding its core.
+const SPIN_PAUSE: Duration = Duration::from_micros(5);
+
+/// The longest an idle executor polls for its next request ([`IdleSpin`]).
+const SPIN_MAX: Duration = Duration::from_micros(250);
+
+/// How long an idle executor polls for its next request before it parks: [`SPIN`], or, when
+/// its last request came later than that but within [`SPIN_MAX`] of its going idle, twice that
+/// gap (at most [`SPIN_MAX`]). A caller that sends big arguments spends 50-150 us making them
+/// (a 150-item document's external term format, or a 10k-int list's), more than [`SPIN`], so
+/// without this its every request woke a parked thread. The polling yields the core
+/// ([`spin_then_recv`]), so a spinning executor never keeps a thread waiting beside it.
+pub struct IdleSpin {
+    spin: Duration,
+    since: Instant,
+}
+
+impl Default for IdleSpin {
+    fn default() -> IdleSpin {
+        IdleSpin {
+            spin: SPIN,
+            since: Instant::now(),
+        }
+    }
+}
+
+impl IdleSpin {
+    /// The executor goes idle now; how long to poll.
+    pub fn idle(&mut self) -> Duration {
+        self.since = Instant::now();
+        self.spin
+    }
+
+    /// A message came: the next idle spell polls for twice the gap, when that was short.
+    pub fn woke(&mut self) {
+        let gap = self.since.elapsed();
+        self.spin = if gap <= SPIN_MAX {
+            (gap * 2).clamp(SPIN, SPIN_MAX)
+        } else {
+            SPIN
+        };
+    }
+}
+
+/// Polls `poll` for up to `spin`; `None` when nothing came (the caller then blocks) or the
+/// channel closed. Between polls the thread yields its core to any thread that is ready to
+/// run on it (on a machine of few cores that is often the scheduler thread whose reply or
+/// request this executor waits for), and otherwise goes on at once.
+pub fn spin_then_recv<C, T>(
+    channel: &C,
+    spin: Duration,
+    mut poll: impl FnMut(&C) -> Poll<T>,
+) -> Option<T> {
     let start = Instant::now();
     loop {
         match poll(channel) {
@@ -538,11 +589,16 @@ pub fn spin_then_recv<C, T>(channel: &C, mut poll: impl FnMut(&C) -> Poll<T>) ->
             Poll::Closed => return None,
             Poll::Empty => {}
         }
-        if start.elapsed() >= SPIN {
+        let spent = start.elapsed();
+        if spent >= spin {
             return None;
         }
-        for _ in 0..64 {
-            std::hint::spin_loop();
+        if spent < SPIN_PAUSE {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
         }
     }
 }
