@@ -26,6 +26,7 @@
     fast_path_edges/1,
     big_arguments_external_format/1,
     big_arguments_keep_their_handles/1,
+    big_eval_locals_external_format/1,
     repeated_map_keys/1,
     results_read_in_place/1,
     deep_nesting_erlang_side/1,
@@ -544,6 +545,51 @@ big_arguments_external_format(_Config) ->
     {ok, Id} = py:call('__main__', ba_id, [DirtyPad ++ [Handle]]),
     {ok, {[{Handle2}], _}} = py:call('__main__', ba_last, [Pad ++ [[{Handle}]]]),
     {ok, Id} = py:call(builtins, id, [Handle2]).
+
+%% @doc Big eval locals travel as big call arguments do (written in the external term format
+%% by the NIF, or encoded on a dirty scheduler past 32k words) and give the same names, values
+%% and errors as small ones copied as terms: each case is run alone, and beside a padding
+%% local that sends it one way or the other.
+-spec big_eval_locals_external_format(ct_suite:ct_config()) -> term().
+big_eval_locals_external_format(_Config) ->
+    Pad = lists:seq(1, 5000),
+    DirtyPad = lists:seq(1, 20000),
+    {ok, Pool} = py_request:pool(),
+    Ref = make_ref(),
+    Job = py_nif:pool_eval(Pool, Ref, <<"len(zzpad)">>, #{zzpad => Pad}),
+    true = is_reference(Job),
+    receive {Ref, {ok, 5000}} -> ok end,
+    dirty = py_nif:pool_eval(Pool, make_ref(), <<"len(zzpad)">>, #{zzpad => DirtyPad}),
+    Same = fun(Code, Locals) ->
+                   Small = py:eval(Code, Locals),
+                   [ct:fail({paths_differ, Locals, Small, Other})
+                    || P <- [Pad, DirtyPad],
+                       (Other = py:eval(Code, Locals#{zzpad => P})) =/= Small],
+                   ok
+           end,
+    %% Values.
+    Fun = fun() -> ok end,
+    lists:foreach(fun(X) -> Same(<<"x">>, #{x => X}) end,
+                  [1, -1 bsl 70, 1.5, <<"text">>, <<255>>, "chars", [1 | 2], {a, [b]},
+                   #{<<"k">> => [#{}]}, true, nil, undefined, '日本', Fun, self(),
+                   lists:foldl(fun(_, Acc) -> [Acc] end, [], lists:seq(1, 1010))]),
+    %% Names: atoms, UTF-8 binaries and lists of character codes; anything else, a name
+    %% given twice, and what the term reader refuses outright (an improper list, a fun, a
+    %% bitstring), each with its own error.
+    %% The names whose value is this case's own mark (names of earlier evals stay in the
+    %% shared namespace).
+    Names = fun(Keys) ->
+                    Mark = integer_to_binary(erlang:unique_integer([positive])),
+                    maps:from_list([{mark, Mark} | [{K, Mark} || K <- Keys]])
+            end,
+    NamesCode = <<"sorted(k for k, v in list(locals().items()) if v == mark)">>,
+    lists:foreach(fun(Keys) -> Same(NamesCode, Names(Keys)) end,
+                  [[a, '日本', <<"b">>, "c", [], [16#10FFFF]],
+                   [1], [1.5], [<<255>>], [{a}], [#{}], [self()], [make_ref()],
+                   [[1 | 2]], [[97, -1]], [[97, 16#110000]], [[97, 1 bsl 70]],
+                   [[97, a]], [[97, <<"b">>]], [[97, [98]]], [[97, [98 | 99]]],
+                   [[97, Fun]], [[97, <<1:3>>]], [[97, <<"bb">>, Fun]], [<<1:3>>], [Fun],
+                   [a, <<"a">>], ["a", a], [b, "a", <<"a">>], [<<"x">>, 1]]).
 
 %% @doc A caller that holds an opaque handle only through big arguments (sent in the
 %% external term format, where the handle is a mere reference) keeps it alive until its

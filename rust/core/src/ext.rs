@@ -28,7 +28,7 @@ use pyo3::types::PyType;
 
 mod one_pass;
 
-pub use one_pass::{etf_list_to_tuple, etf_to_py, ResolveRef};
+pub use one_pass::{etf_kwargs_to_py, etf_list_to_tuple, etf_to_py, ResolveRef};
 
 use crate::convert::{self, Options, TermBuilder, TermReader, View};
 use crate::error::{Error, Result};

@@ -513,6 +513,54 @@ proptest! {
         })?;
     }
 
+    /// Eval locals (a map of names) decode as the rules read them from terms
+    /// (`convert::kwargs_to_py`): the same names and values, and the same error for the first
+    /// faulty name or value, whatever the names are (atoms, binaries, lists of character codes,
+    /// and everything that is not a name).
+    #[test]
+    fn fast_decoder_reads_locals_as_the_rules_do(
+        entries in vec((0usize..NAMES.len(), prop_oneof![
+            3 => value().prop_map(Item::Value),
+            1 => (0usize..FAULTS.len()).prop_map(Item::Fault),
+        ]), 0..6),
+    ) {
+        let opts = Options::default();
+        // An Erlang map holds each key once.
+        let mut seen = std::collections::HashSet::new();
+        let entries: Vec<_> = entries.into_iter().filter(|(name, _)| seen.insert(*name)).collect();
+        with_py(|py| {
+            let mut bytes = vec![131, 116];
+            bytes.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+            for (name, item) in &entries {
+                bytes.extend_from_slice(NAMES[*name]);
+                match item {
+                    Item::Value(value) => {
+                        let obj = build(py, value).map_err(fail)?;
+                        bytes.extend_from_slice(&encode(py, &obj, &opts).map_err(fail)?[1..]);
+                    }
+                    Item::Fault(i) => bytes.extend_from_slice(FAULTS[*i]),
+                }
+            }
+            let reader = ext::ExtReader::new(&bytes, &NoHandles, opts.max_depth).map_err(fail)?;
+            let rules = convert::kwargs_to_py(py, &reader, reader.root(), &opts);
+            let fast = ext::etf_kwargs_to_py(py, &bytes, &no_handles, &opts);
+            match (rules, fast) {
+                (Ok(rules), Ok(fast)) => {
+                    prop_assert_eq!(inspect(fast.as_any())?, inspect(rules.as_any())?)
+                }
+                (Err(rules), Err(fast)) => prop_assert_eq!(fast.to_string(), rules.to_string()),
+                (rules, fast) => {
+                    return Err(fail(format!(
+                        "rules {:?}, one-pass decoder {:?}",
+                        rules.map(|o| o.to_string()),
+                        fast.map(|o| o.to_string())
+                    )))
+                }
+            }
+            Ok(())
+        })?;
+    }
+
     /// Maps that share short keys (the one-pass decoder's key cache: more keys than slots,
     /// keys that are not UTF-8, keys past the cached length) and lists of integers of every
     /// encoding (its integer shortcut in lists) give what the rules give.
@@ -634,6 +682,37 @@ const FAULTS: [&[u8]; 13] = [
     // [[[[]]]]: depth
     &[
         108, 0, 0, 0, 1, 108, 0, 0, 0, 1, 108, 0, 0, 0, 1, 106, 106, 106, 106,
+    ],
+];
+
+/// Names of eval locals, encoded: what makes a name (an atom, a UTF-8 binary, a list of
+/// character codes in every encoding, `[]`) and what does not, down to the elements of a list.
+const NAMES: [&[u8]; 22] = [
+    &[119, 1, b'a'],
+    &[119, 1, b'b'],
+    &[100, 0, 1, b'c'],
+    &[109, 0, 0, 0, 1, b'a'],
+    &[109, 0, 0, 0, 2, 0xe6, 0x97],
+    &[77, 0, 0, 0, 1, 8, b'd'],
+    &[106],
+    &[107, 0, 2, b'a', b'b'],
+    &[108, 0, 0, 0, 2, 97, b'a', 98, 0, 0, 0x65, 0xe5, 106],
+    &[108, 0, 0, 0, 1, 98, 0xff, 0xff, 0xff, 0xff, 106],
+    &[108, 0, 0, 0, 1, 98, 0, 0x11, 0, 0, 106],
+    &[108, 0, 0, 0, 1, 110, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 106],
+    &[108, 0, 0, 0, 2, 97, b'a', 119, 1, b'a', 106],
+    &[
+        108, 0, 0, 0, 2, 97, b'a', 108, 0, 0, 0, 1, 97, 1, 97, 2, 106,
+    ],
+    &[108, 0, 0, 0, 2, 97, b'a', 108, 0, 0, 0, 1, 97, 1, 106, 106],
+    &[108, 0, 0, 0, 2, 97, b'a', 77, 0, 0, 0, 1, 3, 0x20, 106],
+    &[108, 0, 0, 0, 1, 97, b'a', 97, 2],
+    &[97, 1],
+    &[104, 1, 97, 1],
+    &[70, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0],
+    &[77, 0, 0, 0, 1, 3, 0x20],
+    &[
+        113, 119, 6, b'e', b'r', b'l', b'a', b'n', b'g', 119, 4, b's', b'e', b'l', b'f', 97, 0,
     ],
 ];
 

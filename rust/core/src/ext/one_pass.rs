@@ -84,6 +84,43 @@ pub fn etf_list_to_tuple<'py>(
     Ok(PyTuple::new(py, items)?)
 }
 
+/// The encoded map `data` (with the version byte) as a dict of names: eval locals, by the
+/// rules of [`convert::kwargs_to_py`] for a map, to the letter (the same keys, the same
+/// errors, the first fault in the map's order reported).
+pub fn etf_kwargs_to_py<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    resolve: ResolveRef<'_>,
+    opts: &Options,
+) -> Result<Bound<'py, PyDict>> {
+    let mut dec = Decoder::new(data, resolve, opts)?;
+    let at = dec.cur.pos();
+    if dec.cur.u8()? != MAP_EXT {
+        return Err(Error::BadEtf {
+            at,
+            what: "keyword arguments are not a map",
+        });
+    }
+    let arity = dec.cur.len32()?;
+    if arity > dec.cur.remaining() {
+        return Err(dec.cur.bad("truncated").into());
+    }
+    let dict = PyDict::new(py);
+    for _ in 0..arity {
+        let key = dec.kwarg_key(py)?;
+        if dict.contains(&key)? {
+            return Err(Error::DuplicateMapKey(format!(
+                "{:?}",
+                key.to_string_lossy()
+            )));
+        }
+        // As `kwargs_to_py`: a value nests as deep as a positional argument.
+        dict.set_item(key, dec.term(py, 0)?)?;
+    }
+    dec.cur.finish()?;
+    Ok(dict)
+}
+
 struct Decoder<'a, 'r> {
     cur: Cursor<'a>,
     data: &'a [u8],
@@ -345,6 +382,120 @@ impl<'a, 'r> Decoder<'a, 'r> {
         convert::to_py(py, &reader, reader.root(), self.opts)
     }
 
+    /// A keyword argument's name, as `convert::kwargs_to_py` reads it from a term: an atom's
+    /// name, a UTF-8 binary, or a list of character codes; anything else is
+    /// [`Error::BadKwargKey`], except what the term reader refuses outright (a bitstring, a
+    /// fun, a port, an improper list), which is that error.
+    fn kwarg_key<'py>(&mut self, py: Python<'py>) -> Result<Bound<'py, PyString>> {
+        let tag = self.cur.u8()?;
+        match tag {
+            ATOM_EXT | SMALL_ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_UTF8_EXT | ATOM_CACHE_REF => {
+                let name = self.cur.atom_after(tag)?;
+                Ok(PyString::new(py, &name))
+            }
+            BINARY_EXT => {
+                let len = self.cur.len32()?;
+                let bytes = self.cur.take(len)?;
+                utf8_key(py, bytes)
+            }
+            BIT_BINARY_EXT => {
+                let len = self.cur.len32()?;
+                let bits = self.cur.u8()?;
+                let bytes = self.cur.take(len)?;
+                if bits == 8 {
+                    utf8_key(py, bytes)
+                } else {
+                    Err(Error::Unsupported("bitstring"))
+                }
+            }
+            NIL_EXT => Ok(PyString::new(py, "")),
+            STRING_EXT => {
+                let bytes = self.cur.take_u16_len()?;
+                let text: String = bytes.iter().map(|&b| char::from(b)).collect();
+                Ok(PyString::new(py, &text))
+            }
+            LIST_EXT => self.charlist_key(py),
+            PORT_EXT | NEW_PORT_EXT | V4_PORT_EXT => Err(Error::Unsupported("port")),
+            NEW_FUN_EXT | EXPORT_EXT | FUN_EXT => Err(Error::Unsupported("fun")),
+            _ => Err(Error::BadKwargKey),
+        }
+    }
+
+    /// A keyword argument's name given as a list (after its `LIST_EXT` tag): the term reader
+    /// finds an improper list first, then looks at the elements in order.
+    fn charlist_key<'py>(&mut self, py: Python<'py>) -> Result<Bound<'py, PyString>> {
+        let len = self.cur.len32()?;
+        if len > self.cur.remaining() {
+            return Err(self.cur.bad("truncated").into());
+        }
+        let start = self.cur.pos();
+        for _ in 0..len {
+            etf::skip_term(&mut self.cur)?;
+        }
+        if !self.tail_is_nil()? {
+            return Err(Error::ImproperList);
+        }
+        let end = self.cur.pos();
+        self.cur = Cursor::new(self.data, start);
+        let mut text = String::with_capacity(len);
+        for _ in 0..len {
+            match self.key_char()? {
+                Some(ch) => text.push(ch),
+                None => return Err(Error::BadKwargKey),
+            }
+        }
+        self.cur = Cursor::new(self.data, end);
+        Ok(PyString::new(py, &text))
+    }
+
+    /// An element of a name given as a list: its character, `None` when it is not one, or the
+    /// term reader's error for a term it refuses outright.
+    fn key_char(&mut self) -> Result<Option<char>> {
+        let at = self.cur.pos();
+        let tag = self.cur.u8()?;
+        let code = match tag {
+            SMALL_INTEGER_EXT => i64::from(self.cur.u8()?),
+            INTEGER_EXT => i64::from(self.cur.u32()? as i32),
+            SMALL_BIG_EXT | LARGE_BIG_EXT => {
+                let (negative, magnitude) = self.cur.bignum(tag)?;
+                match etf::small_int(negative, magnitude) {
+                    Some(value) => value,
+                    None => return Ok(None),
+                }
+            }
+            BIT_BINARY_EXT => {
+                let len = self.cur.len32()?;
+                let bits = self.cur.u8()?;
+                self.cur.take(len)?;
+                // A whole number of bytes is a binary: not a character.
+                return if bits == 8 {
+                    Ok(None)
+                } else {
+                    Err(Error::Unsupported("bitstring"))
+                };
+            }
+            LIST_EXT => {
+                // A list element is looked at as a list: improper is an error of its own.
+                let len = self.cur.len32()?;
+                for _ in 0..len {
+                    etf::skip_term(&mut self.cur)?;
+                }
+                return if self.tail_is_nil()? {
+                    Ok(None)
+                } else {
+                    Err(Error::ImproperList)
+                };
+            }
+            PORT_EXT | NEW_PORT_EXT | V4_PORT_EXT => return Err(Error::Unsupported("port")),
+            NEW_FUN_EXT | EXPORT_EXT | FUN_EXT => return Err(Error::Unsupported("fun")),
+            _ => {
+                self.skip_from(at)?;
+                return Ok(None);
+            }
+        };
+        Ok(u32::try_from(code).ok().and_then(char::from_u32))
+    }
+
     /// A map key. Documents repeat the same short keys in map after map: a short binary key
     /// that is UTF-8 comes from a small cache of `str` objects, so that each distinct key is
     /// decoded, allocated and hashed once (`str` caches its hash) and dicts compare the keys
@@ -400,6 +551,14 @@ impl<'a, 'r> Decoder<'a, 'r> {
             convert::insert_entry(&dict, &key, self.term(py, depth + 1))?;
         }
         Ok(dict.into_any())
+    }
+}
+
+/// A keyword argument's name given as a binary: its text when it is UTF-8.
+fn utf8_key<'py>(py: Python<'py>, bytes: &[u8]) -> Result<Bound<'py, PyString>> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(PyString::new(py, text)),
+        Err(_) => Err(Error::BadKwargKey),
     }
 }
 

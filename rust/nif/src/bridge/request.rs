@@ -61,8 +61,15 @@ pub fn locals<'py>(
     locals: &SavedTerm,
 ) -> PyResult<Bound<'py, PyDict>> {
     env.run(|env| {
+        let locals = locals.load(env);
+        // A binary: the map in the external term format (`pool_eval`'s big locals).
+        if let Ok(etf) = locals.decode::<Binary<'_>>() {
+            let resolve = |py: Python<'_>, bytes: &[u8]| handle_of(py, env, bytes);
+            return ext::etf_kwargs_to_py(py, etf.as_slice(), &resolve, &options())
+                .map_err(PyErr::from);
+        }
         let reader = NifReader::new(env);
-        convert::kwargs_to_py(py, &reader, locals.load(env), &options()).map_err(PyErr::from)
+        convert::kwargs_to_py(py, &reader, locals, &options()).map_err(PyErr::from)
     })
 }
 

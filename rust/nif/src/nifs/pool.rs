@@ -178,12 +178,6 @@ fn etf_min_cost(cost: Cost) -> isize {
 /// 2-core build machine). Bigger arguments go to a dirty scheduler.
 const ETF_MAX_COST: isize = 32 * 1024;
 
-/// `dirty` from a NIF on a normal scheduler whose terms are too big to copy there: the caller
-/// calls its `_dirty` twin, which runs on a dirty CPU scheduler.
-fn too_big<'a>(env: Env<'a>, scheduler: Scheduler, terms: &[Term<'a>]) -> Option<Term<'a>> {
-    (scheduler == Scheduler::Normal && !small_enough(terms)).then(|| atoms::dirty().encode(env))
-}
-
 /// Which kind of scheduler a NIF runs on.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scheduler {
@@ -279,8 +273,8 @@ enum CallerEtf {
     No,
 }
 
-/// Picks how `arguments` travel (`kwargs` are always copied as terms, and must be small
-/// enough to copy here). Arguments that cost between ETF_MIN_COST (ETF_MIN_COST_MAPS when they
+/// Picks how `arguments` travel (`beside`, a call's keyword arguments or an eval's code, is
+/// always copied as terms, and must be small enough to copy here). Arguments that cost between ETF_MIN_COST (ETF_MIN_COST_MAPS when they
 /// hold a map) and ETF_MAX_COST travel in the external term format: from the first, the
 /// executor makes them into Python objects faster from the bytes than term by term; up to the
 /// second, writing them takes well under a millisecond of the caller's scheduler. The NIF
@@ -293,7 +287,7 @@ fn route<'a>(
     env: Env<'a>,
     scheduler: Scheduler,
     arguments: Term<'a>,
-    kwargs: Term<'a>,
+    beside: Term<'a>,
     caller_etf: CallerEtf,
 ) -> Route<'a> {
     if scheduler == Scheduler::Dirty {
@@ -303,7 +297,7 @@ fn route<'a>(
             arguments
         });
     }
-    let Some(kwargs_cost) = copy_cost(&[kwargs]) else {
+    let Some(beside_cost) = copy_cost(&[beside]) else {
         return Route::Answer(atoms::dirty());
     };
     let args_cost = match encode_within(arguments, ETF_MAX_COST) {
@@ -327,7 +321,7 @@ fn route<'a>(
         }
     };
     match args_cost {
-        Some(a) if a.words + kwargs_cost <= COPY_BUDGET => Route::Submit(arguments),
+        Some(a) if a.words + beside_cost <= COPY_BUDGET => Route::Submit(arguments),
         _ => Route::Answer(atoms::dirty()),
     }
 }
@@ -554,9 +548,12 @@ fn eval<'a>(
     if !code.is_binary() || !locals.is_map() {
         return Err(rustler::Error::BadArg);
     }
-    if let Some(dirty) = too_big(env, scheduler, &[code, locals]) {
-        return Ok(dirty);
-    }
+    // Big locals as big call arguments: written in the external term format here, decoded
+    // into the dict of names by the executor (`bridge::request::locals`).
+    let locals = match route(env, scheduler, locals, code, CallerEtf::No) {
+        Route::Submit(locals) => locals,
+        Route::Answer(next) => return Ok(next.encode(env)),
+    };
     Ok(submit(env, destination, reference, |save| Body::Eval {
         code: save(code),
         locals: save(locals),
