@@ -483,6 +483,10 @@ reply({ok_etf, Etf}) ->
     {ok, decode_etf(Etf)};
 reply({done_etf, Etf}) ->
     {done, decode_etf(Etf)};
+reply({ok_etf, Etf, Handles}) ->
+    {ok, decode_etf(Etf, Handles)};
+reply({done_etf, Etf, Handles}) ->
+    {done, decode_etf(Etf, Handles)};
 reply({error, Reason, Traceback}) ->
     _ = put(?PY_TRACEBACK_KEY, Traceback),
     {error, Reason};
@@ -496,6 +500,20 @@ decode_etf(Etf) when byte_size(Etf) < ?ETF_DIRTY_BYTES ->
     binary_to_term(Etf, [safe]);
 decode_etf(Etf) ->
     py_nif:job_decode_reply(Etf).
+
+%% A result whose bytes hold opaque handles: the references of NIF resources, which decoding in
+%% this node turns back into the resources only while they live. `Handles' (the resources, sent
+%% beside the bytes) keeps them alive until the bytes are decoded: it is still used after the
+%% decode, so a garbage collection while `binary_to_term/2' yields cannot free it.
+-spec decode_etf(binary(), [reference(), ...]) -> term().
+decode_etf(Etf, Handles) ->
+    Value = decode_etf(Etf),
+    ok = held(Handles),
+    Value.
+
+-spec held([reference(), ...]) -> ok.
+held([_ | _]) ->
+    ok.
 
 %% Starts a process of its own (as erlang_python 1.6 runs callback functions) that runs the
 %% function registered as `Name' for callback `Id' of `Job', answers the executor, then runs the

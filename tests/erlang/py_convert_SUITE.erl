@@ -1168,8 +1168,8 @@ collect_stream(Gen, Acc) ->
 
 %% @doc A reply holding hash maps (maps of more than 32 keys) comes in the external term
 %% format, `{ok_etf, Bytes}' (`{done_etf, Bytes}' for the last stream batch), which py_request
-%% decodes. Other replies, and those holding opaque handles, are built as terms. Seen by
-%% tracing what this process receives.
+%% decodes; with opaque handles, `{ok_etf, Bytes, Handles}'. Other replies are built as terms.
+%% Seen by tracing what this process receives.
 -spec big_map_reply_encoding(ct_suite:ct_config()) -> term().
 big_map_reply_encoding(_Config) ->
     ok = py:exec(?BIG_MAP_HELPERS),
@@ -1185,11 +1185,12 @@ big_map_reply_encoding(_Config) ->
     %% Flat maps (up to 32 keys) do not count, however many.
     {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(32) for _ in range(1000)]">>)),
     {[ok], {ok, _}} = reply_tags(Code(<<"list(range(200000))">>)),
-    %% A handle cannot travel in the external format: built as terms.
-    {[ok], {ok, #{<<"obj">> := Handle} = WithHandle}} =
+    %% A handle travels as its resource's reference, the resource beside the bytes.
+    {[ok_etf], {ok, #{<<"obj">> := Handle} = WithHandle}} =
         reply_tags(Code(<<"{**bm_flat(40), 'obj': object()}">>)),
     true = is_reference(Handle),
     41 = map_size(WithHandle),
+    {ok, true} = py:eval(<<"type(h) is object">>, #{h => Handle}),
     %% Colliding keys are the same error either way.
     {error, {'ValueError', Collide}} = py:eval(<<"{**bm_flat(40), 'a': 1, b'a': 2}">>),
     {error, {'ValueError', Collide}} = py:eval(<<"{'a': 1, b'a': 2}">>),
@@ -1246,15 +1247,17 @@ big_map_reply_errors(_Config) ->
     %% A failure in Python still gives the traceback of the exception.
     {error, {'ZeroDivisionError', _}} = py:eval(<<"[bm_flat(9000), 1 / 0]">>).
 
-%% @doc Opaque handles cannot travel in the external term format: a reply with big maps and
-%% handles is built as terms, and the handles work.
+%% @doc Opaque handles travel in the external term format as the references of their
+%% resources, which the reply carries beside the bytes until they are decoded: the handles of a
+%% reply with big maps work, are the objects Python returned, and are kept alive by nothing
+%% else (decoded in this process or on a dirty scheduler, with collections in between).
 -spec big_map_reply_with_handles(ct_suite:ct_config()) -> term().
 big_map_reply_with_handles(_Config) ->
     ok = py:exec(?BIG_MAP_HELPERS),
     ok = py:exec(<<"class BmThing:\n"
                    "    def __init__(self, n):\n        self.n = n\n"
                    "    def get(self):\n        return self.n\n">>),
-    {[ok], {ok, #{<<"thing">> := Thing} = M}} =
+    {[ok_etf], {ok, #{<<"thing">> := Thing} = M}} =
         reply_tags(fun() -> py:eval(<<"{**bm_flat(9000), 'thing': BmThing(7)}">>) end),
     9001 = map_size(M),
     Flat = bm_flat(9000),
@@ -1265,7 +1268,22 @@ big_map_reply_with_handles(_Config) ->
     ok = py:exec(<<"def bm_things():\n    yield [bm_flat(5000), BmThing(8)]\n">>),
     {ok, [[Flat5000, Thing8]]} = py:stream('__main__', bm_things, []),
     Flat5000 = bm_flat(5000),
-    {ok, 8} = py:eval(<<"t.get()">>, #{t => Thing8}).
+    {ok, 8} = py:eval(<<"t.get()">>, #{t => Thing8}),
+    %% A handle is the object Python returned (each occurrence a handle of its own).
+    ok = py:exec(<<"import builtins\nbuiltins.BM_KEPT = BmThing(9)\n">>),
+    {ok, [#{}, Kept1, Kept2]} = py:eval(<<"[bm_flat(40), BM_KEPT, BM_KEPT]">>),
+    {ok, true} = py:eval(<<"a is BM_KEPT and b is BM_KEPT">>, #{a => Kept1, b => Kept2}),
+    %% Many handles in a small reply (decoded here) and a big one (decoded on a dirty
+    %% scheduler), each the only reference to its object, with collections meanwhile.
+    lists:foreach(
+      fun(N) ->
+              {ok, [#{}, Things]} =
+                  py:eval(<<"[bm_flat(N), [BmThing(i) for i in range(200)]]">>, #{'N' => N}),
+              true = erlang:garbage_collect(),
+              {ok, Ns} = py:eval(<<"[t.get() for t in ts]">>, #{ts => Things}),
+              Ns = lists:seq(0, 199)
+      end,
+      [40, 5000]).
 
 %% @doc Big dicts passed to `erlang.call' and `erlang.send' (built apart from the message, so
 %% that the garbage of the map inserts stays out of it) arrive whole, handles included, from

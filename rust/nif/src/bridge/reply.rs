@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use erlang_python_core::callback::ErlangError;
 use erlang_python_core::convert::{self, TermBuilder};
-use erlang_python_core::ext::{NoHandles, StreamBuilder};
+use erlang_python_core::ext::StreamBuilder;
 use erlang_python_core::native::Interrupted;
 use erlang_python_core::text::elide;
 use erlang_python_core::Error as ConvertError;
@@ -18,7 +18,7 @@ use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Term};
 
-use super::term::{options, NifBuilder};
+use super::term::{options, NifBuilder, ResourceRefs};
 use crate::atoms;
 
 /// How a job ended, before its result is turned into a term.
@@ -119,9 +119,10 @@ impl<'py> Reply<'_, 'py> {
 /// holds a hash map (a map of more than 32 keys): then `{ok_etf, Bytes}` (`{ok_etf | done_etf,
 /// Bytes}`), the value in the external term format, written in one pass ([`streamed`]), which
 /// the caller decodes (`py_request`: with `binary_to_term/2` when small, otherwise on a dirty
-/// scheduler with `py_nif:job_decode_reply/1`). Values ETF cannot carry (opaque handles) are
-/// built as terms in a scratch env and copied into `env`, so that the garbage of the map
-/// inserts stays behind. Either way the caller gets the same term.
+/// scheduler with `py_nif:job_decode_reply/1`). A value holding opaque handles comes as
+/// `{ok_etf, Bytes, Handles}`: the bytes hold the handles' references, and `Handles` (the
+/// resources themselves) keeps them alive until the caller has decoded the bytes
+/// ([`ResourceRefs`]). Either way the caller gets the same term.
 ///
 /// Why hash maps go as bytes: a process-independent env (where executors build replies) can
 /// only make them one insert at a time (see [`NifBuilder::with_hash_key_budget`]), which costs
@@ -133,10 +134,18 @@ fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a>
     let err = match reply.convert(&mut b) {
         Ok(term) => return b.pair(reply.tag(), b.term(term)),
         Err(err) if !b.refused_map() => err,
-        Err(_) => match streamed(py, reply) {
-            Ok(bytes) => {
+        Err(_) => match streamed(py, env, reply) {
+            Ok((bytes, handles)) => {
                 let bin = b.binary(&bytes);
-                return b.pair(reply.etf_tag(), b.term(bin));
+                let bin = b.term(bin);
+                return if handles.is_empty() {
+                    b.pair(reply.etf_tag(), bin)
+                } else {
+                    make_tuple(
+                        env,
+                        &[reply.etf_tag().encode(env), bin, handles.encode(env)],
+                    )
+                };
             }
             // The rules' own errors, as the direct build gives them.
             Err(
@@ -144,7 +153,7 @@ fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a>
                 | ConvertError::TooDeep(_)
                 | ConvertError::DuplicateKey),
             ) => err,
-            // Opaque handles (or a term the stream cannot write): built as terms.
+            // A term the stream cannot write (a binary of 4 GiB or more): built as terms.
             Err(_) => {
                 let scratch = OwnedEnv::new();
                 match scratch.run(|scratch_env| {
@@ -160,11 +169,18 @@ fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a>
     python_error(py, env, PyErr::from(err))
 }
 
-/// The reply's value in the external term format, written in one pass ([`StreamBuilder`]).
-fn streamed(py: Python<'_>, reply: Reply<'_, '_>) -> Result<Vec<u8>, ConvertError> {
-    let mut stream = StreamBuilder::new(py, &NoHandles);
+/// The reply's value in the external term format, written in one pass ([`StreamBuilder`]),
+/// and the resources of its opaque handles, made in `env` ([`ResourceRefs`]).
+fn streamed<'a>(
+    py: Python<'_>,
+    env: Env<'a>,
+    reply: Reply<'_, '_>,
+) -> Result<(Vec<u8>, Vec<Term<'a>>), ConvertError> {
+    let handles = ResourceRefs::new(env);
+    let mut stream = StreamBuilder::new(py, &handles);
     let root = reply.convert(&mut stream)?;
-    stream.finish(root)
+    let bytes = stream.finish(root)?;
+    Ok((bytes, handles.kept()))
 }
 
 /// The text of a panic's payload.
