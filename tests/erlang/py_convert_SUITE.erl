@@ -54,6 +54,7 @@
     big_map_reply_encoding/1,
     big_map_reply_errors/1,
     big_map_reply_with_handles/1,
+    big_map_reply_converted_once/1,
     decode_reply_bad_input/1,
     big_maps_to_erlang_call_and_send/1,
     kwargs_values/1,
@@ -1284,6 +1285,42 @@ big_map_reply_with_handles(_Config) ->
               Ns = lists:seq(0, 199)
       end,
       [40, 5000]).
+
+%% @doc A result whose big map comes after other values is converted once, straight to the
+%% external term format, when a short look at the value and its elements sees that map first;
+%% deeper or further, the terms built up to it are dropped and the value converted again.
+%% Counted by the calls of `tolist()' on a numpy-like object (the rules call it to convert one).
+-spec big_map_reply_converted_once(ct_suite:ct_config()) -> term().
+big_map_reply_converted_once(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    ok = py:exec(<<"class BmCounted:\n"
+                   "    calls = 0\n"
+                   "    def tolist(self):\n"
+                   "        BmCounted.calls += 1\n"
+                   "        return 1\n"
+                   "BmCounted.__module__ = 'numpy'\n"
+                   "def bm_counted(n, tail):\n"
+                   "    BmCounted.calls = 0\n"
+                   "    return [{'c': BmCounted()} for _ in range(n)] + tail\n">>),
+    Calls = fun(Expr) ->
+                    {[Tag], {ok, Value}} = reply_tags(fun() -> py:eval(Expr) end),
+                    {ok, N} = py:eval(<<"BmCounted.calls">>),
+                    {Tag, N, Value}
+            end,
+    Ones = lists:duplicate(50, #{<<"c">> => 1}),
+    M40 = bm_flat(40),
+    {ok_etf, 50, [_ | _] = L1} = Calls(<<"bm_counted(50, [bm_flat(40)])">>),
+    L1 = Ones ++ [M40],
+    {ok_etf, 50, [_ | _] = L2} = Calls(<<"bm_counted(50, [bm_flat(40), object()])">>),
+    [M40, Handle] = lists:nthtail(50, L2),
+    true = is_reference(Handle),
+    {ok_etf, 50, #{<<"rows">> := Ones, <<"big">> := M40}} =
+        Calls(<<"{'rows': bm_counted(50, []), 'big': bm_flat(40)}">>),
+    %% One level deeper: seen by the direct build, converted again.
+    {ok_etf, 100, L3} = Calls(<<"bm_counted(50, [(bm_flat(40),)])">>),
+    L3 = Ones ++ [{M40}],
+    %% No big map: built as terms, once.
+    {ok, 50, Ones} = Calls(<<"bm_counted(50, [])">>).
 
 %% @doc Big dicts passed to `erlang.call' and `erlang.send' (built apart from the message, so
 %% that the garbage of the map inserts stays out of it) arrive whole, handles included, from

@@ -18,7 +18,7 @@ use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Term};
 
-use super::term::{options, NifBuilder, ResourceRefs};
+use super::term::{options, NifBuilder, ResourceRefs, FLAT_MAP_LIMIT};
 use crate::atoms;
 
 /// How a job ended, before its result is turned into a term.
@@ -71,6 +71,11 @@ fn body<'a>(py: Python<'_>, env: Env<'a>, outcome: Outcome<'_>) -> Term<'a> {
 /// there is a bound).
 pub const HASH_KEY_BUDGET: usize = 4096;
 
+/// The most elements [`Reply::shows_big_map`] looks at: well under a microsecond. A hash map
+/// it does not see is found by the direct build, which then gives up for the external format
+/// (the value is converted twice).
+const LOOK_BUDGET: usize = 256;
+
 /// What converts to the reply's value.
 #[derive(Clone, Copy)]
 enum Reply<'r, 'py> {
@@ -96,6 +101,16 @@ impl<'py> Reply<'_, 'py> {
                 Ok(b.list(terms))
             }
         }
+    }
+
+    /// Whether a short look at the value ([`convert::shows_big_dict`]: the value and its
+    /// elements, at most [`LOOK_BUDGET`] of them) finds a dict the rules make a hash map of.
+    fn shows_big_map(self) -> bool {
+        let values = match self {
+            Reply::Value(value) => std::slice::from_ref(value),
+            Reply::Items(items, _) => items,
+        };
+        convert::shows_big_dict(values, FLAT_MAP_LIMIT, LOOK_BUDGET)
     }
 
     /// `ok`, or `done` for the last batch.
@@ -129,42 +144,58 @@ impl<'py> Reply<'_, 'py> {
 /// more than writing the bytes and decoding them (a 1000-key dict's way back: 131-193 us
 /// against 268-412 at best). For other values the direct build costs about what the bytes do
 /// (a 150-item document) or less (a list of 10,000 ints), so they stay terms.
+///
+/// Which way is found by building the terms and giving up at the first hash map (the value is
+/// then converted again); a short look first ([`Reply::shows_big_map`]) sends a value whose
+/// hash map it sees straight to the bytes.
 fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a> {
-    let mut b = NifBuilder::with_hash_key_budget(env, 0);
-    let err = match reply.convert(&mut b) {
-        Ok(term) => return b.pair(reply.tag(), b.term(term)),
-        Err(err) if !b.refused_map() => err,
-        Err(_) => match streamed(py, env, reply) {
-            Ok((bytes, handles)) => {
-                let bin = b.binary(&bytes);
-                let bin = b.term(bin);
-                return if handles.is_empty() {
-                    b.pair(reply.etf_tag(), bin)
-                } else {
-                    make_tuple(
-                        env,
-                        &[reply.etf_tag().encode(env), bin, handles.encode(env)],
-                    )
-                };
+    // A hash map seen at once saves building the value as terms up to that map first.
+    if !reply.shows_big_map() {
+        let mut b = NifBuilder::with_hash_key_budget(env, 0);
+        match reply.convert(&mut b) {
+            Ok(term) => return b.pair(reply.tag(), b.term(term)),
+            Err(err) if !b.refused_map() => return python_error(py, env, PyErr::from(err)),
+            Err(_) => {}
+        }
+    }
+    external(py, env, reply)
+}
+
+/// [`converted`] for a value holding a hash map: `{ok_etf, Bytes}` or `{ok_etf, Bytes,
+/// Handles}`. Out of line, so that the direct build above (into which the rules' loops are
+/// inlined) stays as small as it was.
+#[inline(never)]
+fn external<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a> {
+    let mut b = NifBuilder::new(env);
+    let err = match streamed(py, env, reply) {
+        Ok((bytes, handles)) => {
+            let bin = b.binary(&bytes);
+            let bin = b.term(bin);
+            return if handles.is_empty() {
+                b.pair(reply.etf_tag(), bin)
+            } else {
+                make_tuple(
+                    env,
+                    &[reply.etf_tag().encode(env), bin, handles.encode(env)],
+                )
+            };
+        }
+        // The rules' own errors, as the direct build gives them.
+        Err(
+            err @ (ConvertError::Python(_) | ConvertError::TooDeep(_) | ConvertError::DuplicateKey),
+        ) => err,
+        // A term the stream cannot write (a binary of 4 GiB or more): built as terms in a
+        // scratch env and copied, so that the garbage of the map inserts stays behind.
+        Err(_) => {
+            let scratch = OwnedEnv::new();
+            match scratch.run(|scratch_env| {
+                let mut sb = NifBuilder::new(scratch_env);
+                reply.convert(&mut sb).map(|term| sb.term(term).in_env(env))
+            }) {
+                Ok(term) => return b.pair(reply.tag(), term),
+                Err(err) => err,
             }
-            // The rules' own errors, as the direct build gives them.
-            Err(
-                err @ (ConvertError::Python(_)
-                | ConvertError::TooDeep(_)
-                | ConvertError::DuplicateKey),
-            ) => err,
-            // A term the stream cannot write (a binary of 4 GiB or more): built as terms.
-            Err(_) => {
-                let scratch = OwnedEnv::new();
-                match scratch.run(|scratch_env| {
-                    let mut sb = NifBuilder::new(scratch_env);
-                    reply.convert(&mut sb).map(|term| sb.term(term).in_env(env))
-                }) {
-                    Ok(term) => return b.pair(reply.tag(), term),
-                    Err(err) => err,
-                }
-            }
-        },
+        }
     };
     python_error(py, env, PyErr::from(err))
 }

@@ -71,7 +71,7 @@ impl erlang_python_core::ext::ObjectRefs for ResourceRefs<'_> {
 }
 
 /// The largest map OTP stores flat (MAP_SMALL_MAP_LIMIT).
-const FLAT_MAP_LIMIT: usize = 32;
+pub const FLAT_MAP_LIMIT: usize = 32;
 
 static MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DEPTH);
 
