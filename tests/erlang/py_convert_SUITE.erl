@@ -55,6 +55,7 @@
     big_map_reply_errors/1,
     big_map_reply_with_handles/1,
     big_map_reply_converted_once/1,
+    big_map_callback_arguments/1,
     decode_reply_bad_input/1,
     big_maps_to_erlang_call_and_send/1,
     kwargs_values/1,
@@ -1354,6 +1355,83 @@ big_maps_to_erlang_call_and_send(_Config) ->
     receive {<<"bm_sent">>, Flat} -> ok after 5000 -> ct:fail(no_bm_sent) end,
     ok = py:unregister_function(bm_echo),
     ok = py:unregister_function(bm_keep).
+
+%% @doc The arguments of `erlang.call' holding a map of more than 32 keys come in the external
+%% term format (`{etf, Bytes, Handles}' in the callback request, seen by tracing this process),
+%% which py_callback decodes before it calls the function: the function gets the same terms,
+%% handles included, from an executor and from a thread of Python's own; errors are those of
+%% small maps; arguments with no big map come as a list.
+-spec big_map_callback_arguments(ct_suite:ct_config()) -> term().
+big_map_callback_arguments(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    Self = self(),
+    ok = py:register_function(bm_args, fun(Args) -> Self ! {bm_args, Args}, length(Args) end),
+    ok = py:exec(<<"import erlang, threading\n"
+                   "class BmArg:\n    pass\n"
+                   "BM_ARG = BmArg()\n"
+                   "def bm_thread(*args):\n"
+                   "    out = []\n"
+                   "    t = threading.Thread(target=lambda: out.append(erlang.call('bm_args', *args)))\n"
+                   "    t.start()\n    t.join()\n    return out[0]\n">>),
+    Got = fun() -> receive {bm_args, A} -> A after 5000 -> ct:fail(no_bm_args) end end,
+    M40 = bm_flat(40),
+    Smalls = [#{<<"a">> => I} || I <- lists:seq(0, 49)],
+    %% From an executor: the request's arguments, as this process received them.
+    {[{etf, _, []}], {ok, 2}} =
+        callback_args(fun() -> py:eval(<<"erlang.call('bm_args', 1, bm_flat(40))">>) end),
+    [1, M40] = Got(),
+    {[{etf, _, [_]}], {ok, 2}} =
+        callback_args(fun() -> py:eval(<<"erlang.call('bm_args', BM_ARG, [bm_flat(40)])">>) end),
+    [Handle, [M40]] = Got(),
+    {ok, true} = py:eval(<<"h is BM_ARG">>, #{h => Handle}),
+    %% A big map the short look does not see: found by the build, same bytes.
+    {[{etf, _, []}], {ok, 1}} =
+        callback_args(fun() ->
+                              py:eval(<<"erlang.call('bm_args', [{'a': i} for i in range(50)] + "
+                                        "[[bm_flat(40)]])">>)
+                      end),
+    [L] = Got(),
+    L = Smalls ++ [[M40]],
+    {[L2], {ok, 1}} = callback_args(fun() -> py:eval(<<"erlang.call('bm_args', [1, {'a': 2}])">>) end),
+    [[1, #{<<"a">> := 2}]] = L2,
+    [[1, #{<<"a">> := 2}]] = Got(),
+    {[[]], {ok, 0}} = callback_args(fun() -> py:eval(<<"erlang.call('bm_args')">>) end),
+    [] = Got(),
+    %% From a thread of Python's own (through the router), a big one decoded on a dirty
+    %% scheduler.
+    {ok, 2} = py:eval(<<"bm_thread(BM_ARG, bm_flat(9000))">>),
+    [Handle2, M9000] = Got(),
+    M9000 = bm_flat(9000),
+    {ok, true} = py:eval(<<"h is BM_ARG">>, #{h => Handle2}),
+    %% Errors are the errors of small maps, raised in Python; the function is not called.
+    {error, {'ValueError', Collide}} =
+        py:eval(<<"erlang.call('bm_args', {**bm_flat(40), 'a': 1, b'a': 2})">>),
+    {error, {'ValueError', Collide}} = py:eval(<<"erlang.call('bm_args', {'a': 1, b'a': 2})">>),
+    {error, {'UnicodeEncodeError', _}} =
+        py:eval(<<"erlang.call('bm_args', {**bm_flat(40), 'x': '\\ud800'})">>),
+    receive {bm_args, Unexpected} -> ct:fail({called, Unexpected}) after 0 -> ok end,
+    ok = py:unregister_function(bm_args).
+
+%% The arguments of the callback requests this process receives while `Fun' runs (as they come:
+%% a list, or `{etf, Bytes, Handles}'), and what `Fun' returned.
+callback_args(Fun) ->
+    Self = self(),
+    Tracer = spawn_link(fun() -> callback_collect(Self, []) end),
+    1 = erlang:trace(Self, true, ['receive', {tracer, Tracer}]),
+    Result = Fun(),
+    1 = erlang:trace(Self, false, ['receive']),
+    Tracer ! {stop, Self},
+    receive {args, Tracer, Args} -> {Args, Result} end.
+
+callback_collect(Self, Acc) ->
+    receive
+        {trace, Self, 'receive', {_, {'$py_callback', _, _, Args}}} ->
+            callback_collect(Self, [Args | Acc]);
+        {trace, Self, 'receive', _} ->
+            callback_collect(Self, Acc);
+        {stop, Self} ->
+            Self ! {args, self(), lists:reverse(Acc)}
+    end.
 
 %% @doc `py_nif:job_decode_reply/1' decodes one whole term in the external format, with no
 %% new atoms; anything else is `badarg'.

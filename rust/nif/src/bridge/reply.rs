@@ -66,15 +66,15 @@ fn body<'a>(py: Python<'_>, env: Env<'a>, outcome: Outcome<'_>) -> Term<'a> {
     }
 }
 
-/// The keys of hash maps (maps of more than 32 keys) a callback request (`bridge::callback`)
-/// may hold and still be built as terms (see [`NifBuilder::with_hash_key_budget`] for why
-/// there is a bound).
+/// The keys of hash maps (maps of more than 32 keys) a message of `erlang.send`
+/// (`bridge::callback::save_message`) may hold and still be built as terms in the message's
+/// env (see [`NifBuilder::with_hash_key_budget`] for why there is a bound).
 pub const HASH_KEY_BUDGET: usize = 4096;
 
 /// The most elements [`Reply::shows_big_map`] looks at: well under a microsecond. A hash map
 /// it does not see is found by the direct build, which then gives up for the external format
 /// (the value is converted twice).
-const LOOK_BUDGET: usize = 256;
+pub const LOOK_BUDGET: usize = 256;
 
 /// What converts to the reply's value.
 #[derive(Clone, Copy)]
