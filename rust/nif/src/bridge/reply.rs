@@ -1,6 +1,8 @@
 //! How a job ended, and the `{Ref, Reply}` message that tells its caller: `{ok, Value}`,
-//! `{ok, Items} | {done, Items}` for stream batches, `ok`, `{error, {Type, Msg}, Traceback}`
-//! (docs/errors.md), `{error, {internal, Msg}}` or `{error, stopped}`.
+//! `{ok, Items} | {done, Items}` for stream batches (`{ok_etf | done_etf, Bytes}` or
+//! `{ok_etf | done_etf, Bytes, Handles}` when they hold maps of more than 32 keys: [`converted`]),
+//! `ok`, `{error, {Type, Msg}, Traceback}` (docs/errors.md), `{error, {internal, Msg}}` or
+//! `{error, stopped}`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
