@@ -26,7 +26,10 @@
     {ok, term()}
     | {error, Class :: binary(), Reason :: binary(), Stacktrace :: binary()}
     | {not_found, binary()}.
--export_type([result/0]).
+%% A callback's positional arguments as the NIF sends them: a list, or that list in the external
+%% term format with the resources of the handles it holds (see execute/2).
+-type args() :: list() | {etf, binary(), [reference()]}.
+-export_type([result/0, args/0]).
 
 %% How a runner answers: thread_reply/2 or async_reply/2.
 -type reply_fun() :: fun((reference(), result()) -> ok | error).
@@ -66,8 +69,13 @@ is_registered(Name) ->
         error:badarg -> false
     end.
 
-%% @doc Run the function registered as `Name' with the list of positional arguments.
--spec execute(binary(), list()) -> result().
+%% @doc Run the function registered as `Name' with the list of positional arguments. Arguments
+%% holding maps of more than 32 keys come from the NIF in the external term format, `{etf,
+%% Bytes, Handles}' (docs/type-conversion.md, "Big maps in results"): decoded here, in the
+%% process that runs the function.
+-spec execute(binary(), args()) -> result().
+execute(Name, {etf, Bytes, Handles}) ->
+    execute(Name, py_request:decode_etf(Bytes, Handles));
 execute(Name, Args) ->
     try ets:lookup(?TAB, Name) of
         [{_, Fun}] when is_function(Fun, 1) -> invoke(Fun, Args);
@@ -197,7 +205,7 @@ print_list(Tail, Budget, Acc) ->
 
 %% Runs the function in a fresh monitored process that replies through `Reply'; remembers the
 %% channel until that process ends.
--spec run(reply_fun(), reference(), binary(), list(), running()) -> running().
+-spec run(reply_fun(), reference(), binary(), args(), running()) -> running().
 run(Reply, Channel, Name, Args, Running) ->
     {_Pid, Monitor} = spawn_monitor(fun() -> Reply(Channel, execute(Name, Args)) end),
     Running#{Monitor => {Reply, Channel}}.

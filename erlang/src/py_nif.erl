@@ -260,6 +260,8 @@
     | {ok, term()}
     | {ok_etf, binary()}
     | {done_etf, binary()}
+    | {ok_etf, binary(), Handles :: [reference()]}
+    | {done_etf, binary(), Handles :: [reference()]}
     | {error, term()}
     | {done, [term()]}
     | {error, {atom() | binary(), binary()}, Traceback :: binary()}.

@@ -35,6 +35,8 @@
 
 %% Called as ?MODULE:keep/1 so that the compiler keeps its argument alive.
 -export([keep/1]).
+%% py_callback decodes the arguments of callbacks that come in the external term format.
+-export([decode_etf/2]).
 
 -export_type([request/0, where/0, outcome/0]).
 
@@ -483,6 +485,10 @@ reply({ok_etf, Etf}) ->
     {ok, decode_etf(Etf)};
 reply({done_etf, Etf}) ->
     {done, decode_etf(Etf)};
+reply({ok_etf, Etf, Handles}) ->
+    {ok, decode_etf(Etf, Handles)};
+reply({done_etf, Etf, Handles}) ->
+    {done, decode_etf(Etf, Handles)};
 reply({error, Reason, Traceback}) ->
     _ = put(?PY_TRACEBACK_KEY, Traceback),
     {error, Reason};
@@ -497,6 +503,18 @@ decode_etf(Etf) when byte_size(Etf) < ?ETF_DIRTY_BYTES ->
 decode_etf(Etf) ->
     py_nif:job_decode_reply(Etf).
 
+%% @doc The term in `Etf', bytes the NIF wrote that may hold opaque handles (a result's, or the
+%% arguments of a callback, {@link py_callback:execute/2}): the references of NIF resources,
+%% which decoding in this node turns back into the resources only while they live. `Handles'
+%% (the resources, sent beside the bytes) keeps them alive until the bytes are decoded: it is
+%% used after the decode, so a garbage collection while `binary_to_term/2' yields cannot free it.
+%% Decoded as replies are: in this process under 16 KiB, otherwise on a dirty scheduler.
+-spec decode_etf(binary(), [reference()]) -> term().
+decode_etf(Etf, Handles) ->
+    Value = decode_etf(Etf),
+    ?MODULE:keep(Handles),
+    Value.
+
 %% Starts a process of its own (as erlang_python 1.6 runs callback functions) that runs the
 %% function registered as `Name' for callback `Id' of `Job', answers the executor, then runs the
 %% job's next callbacks, one at a time (the executor waits for each answer), until the job has
@@ -507,7 +525,8 @@ decode_etf(Etf) ->
 %% process: if this process dies, so does the function; a function that kills its own process
 %% (`exit(self(), kill)') takes this one along, as it did when functions ran here. A function
 %% that returns after its caller gave up answers a cancelled job, which ignores it.
--spec serve(reference(), py_nif:job(), non_neg_integer(), binary(), list()) -> pid().
+-spec serve(reference(), py_nif:job(), non_neg_integer(), binary(), py_callback:args()) ->
+    pid().
 serve(Ref, Job, Id, Name, Args) ->
     Caller = self(),
     Pid = spawn_link(fun() ->
@@ -520,7 +539,8 @@ serve(Ref, Job, Id, Name, Args) ->
     ok = py_nif:job_route_callbacks(Job, Pid),
     Pid.
 
--spec serve_loop(reference(), py_nif:job(), non_neg_integer(), binary(), list()) -> ok.
+-spec serve_loop(reference(), py_nif:job(), non_neg_integer(), binary(), py_callback:args()) ->
+    ok.
 serve_loop(Ref, Job, Id, Name, Args) ->
     answer(Job, Id, py_callback:execute(Name, Args)),
     receive

@@ -55,6 +55,8 @@
     big_map_reply_encoding/1,
     big_map_reply_errors/1,
     big_map_reply_with_handles/1,
+    big_map_reply_converted_once/1,
+    big_map_callback_arguments/1,
     decode_reply_bad_input/1,
     big_maps_to_erlang_call_and_send/1,
     kwargs_values/1,
@@ -1258,8 +1260,8 @@ collect_stream(Gen, Acc) ->
 
 %% @doc A reply holding hash maps (maps of more than 32 keys) comes in the external term
 %% format, `{ok_etf, Bytes}' (`{done_etf, Bytes}' for the last stream batch), which py_request
-%% decodes. Other replies, and those holding opaque handles, are built as terms. Seen by
-%% tracing what this process receives.
+%% decodes; with opaque handles, `{ok_etf, Bytes, Handles}'. Other replies are built as terms.
+%% Seen by tracing what this process receives.
 -spec big_map_reply_encoding(ct_suite:ct_config()) -> term().
 big_map_reply_encoding(_Config) ->
     ok = py:exec(?BIG_MAP_HELPERS),
@@ -1275,11 +1277,12 @@ big_map_reply_encoding(_Config) ->
     %% Flat maps (up to 32 keys) do not count, however many.
     {[ok], {ok, _}} = reply_tags(Code(<<"[bm_flat(32) for _ in range(1000)]">>)),
     {[ok], {ok, _}} = reply_tags(Code(<<"list(range(200000))">>)),
-    %% A handle cannot travel in the external format: built as terms.
-    {[ok], {ok, #{<<"obj">> := Handle} = WithHandle}} =
+    %% A handle travels as its resource's reference, the resource beside the bytes.
+    {[ok_etf], {ok, #{<<"obj">> := Handle} = WithHandle}} =
         reply_tags(Code(<<"{**bm_flat(40), 'obj': object()}">>)),
     true = is_reference(Handle),
     41 = map_size(WithHandle),
+    {ok, true} = py:eval(<<"type(h) is object">>, #{h => Handle}),
     %% Colliding keys are the same error either way.
     {error, {'ValueError', Collide}} = py:eval(<<"{**bm_flat(40), 'a': 1, b'a': 2}">>),
     {error, {'ValueError', Collide}} = py:eval(<<"{'a': 1, b'a': 2}">>),
@@ -1336,15 +1339,17 @@ big_map_reply_errors(_Config) ->
     %% A failure in Python still gives the traceback of the exception.
     {error, {'ZeroDivisionError', _}} = py:eval(<<"[bm_flat(9000), 1 / 0]">>).
 
-%% @doc Opaque handles cannot travel in the external term format: a reply with big maps and
-%% handles is built as terms, and the handles work.
+%% @doc Opaque handles travel in the external term format as the references of their
+%% resources, which the reply carries beside the bytes until they are decoded: the handles of a
+%% reply with big maps work, are the objects Python returned, and are kept alive by nothing
+%% else (decoded in this process or on a dirty scheduler, with collections in between).
 -spec big_map_reply_with_handles(ct_suite:ct_config()) -> term().
 big_map_reply_with_handles(_Config) ->
     ok = py:exec(?BIG_MAP_HELPERS),
     ok = py:exec(<<"class BmThing:\n"
                    "    def __init__(self, n):\n        self.n = n\n"
                    "    def get(self):\n        return self.n\n">>),
-    {[ok], {ok, #{<<"thing">> := Thing} = M}} =
+    {[ok_etf], {ok, #{<<"thing">> := Thing} = M}} =
         reply_tags(fun() -> py:eval(<<"{**bm_flat(9000), 'thing': BmThing(7)}">>) end),
     9001 = map_size(M),
     Flat = bm_flat(9000),
@@ -1355,7 +1360,58 @@ big_map_reply_with_handles(_Config) ->
     ok = py:exec(<<"def bm_things():\n    yield [bm_flat(5000), BmThing(8)]\n">>),
     {ok, [[Flat5000, Thing8]]} = py:stream('__main__', bm_things, []),
     Flat5000 = bm_flat(5000),
-    {ok, 8} = py:eval(<<"t.get()">>, #{t => Thing8}).
+    {ok, 8} = py:eval(<<"t.get()">>, #{t => Thing8}),
+    %% A handle is the object Python returned (each occurrence a handle of its own).
+    ok = py:exec(<<"import builtins\nbuiltins.BM_KEPT = BmThing(9)\n">>),
+    {ok, [#{}, Kept1, Kept2]} = py:eval(<<"[bm_flat(40), BM_KEPT, BM_KEPT]">>),
+    {ok, true} = py:eval(<<"a is BM_KEPT and b is BM_KEPT">>, #{a => Kept1, b => Kept2}),
+    %% Many handles in a small reply (decoded here) and a big one (decoded on a dirty
+    %% scheduler), each the only reference to its object, with collections meanwhile.
+    lists:foreach(
+      fun(N) ->
+              {ok, [#{}, Things]} =
+                  py:eval(<<"[bm_flat(N), [BmThing(i) for i in range(200)]]">>, #{'N' => N}),
+              true = erlang:garbage_collect(),
+              {ok, Ns} = py:eval(<<"[t.get() for t in ts]">>, #{ts => Things}),
+              Ns = lists:seq(0, 199)
+      end,
+      [40, 5000]).
+
+%% @doc A result whose big map comes after other values is converted once, straight to the
+%% external term format, when a short look at the value and its elements sees that map first;
+%% deeper or further, the terms built up to it are dropped and the value converted again.
+%% Counted by the calls of `tolist()' on a numpy-like object (the rules call it to convert one).
+-spec big_map_reply_converted_once(ct_suite:ct_config()) -> term().
+big_map_reply_converted_once(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    ok = py:exec(<<"class BmCounted:\n"
+                   "    calls = 0\n"
+                   "    def tolist(self):\n"
+                   "        BmCounted.calls += 1\n"
+                   "        return 1\n"
+                   "BmCounted.__module__ = 'numpy'\n"
+                   "def bm_counted(n, tail):\n"
+                   "    BmCounted.calls = 0\n"
+                   "    return [{'c': BmCounted()} for _ in range(n)] + tail\n">>),
+    Calls = fun(Expr) ->
+                    {[Tag], {ok, Value}} = reply_tags(fun() -> py:eval(Expr) end),
+                    {ok, N} = py:eval(<<"BmCounted.calls">>),
+                    {Tag, N, Value}
+            end,
+    Ones = lists:duplicate(50, #{<<"c">> => 1}),
+    M40 = bm_flat(40),
+    {ok_etf, 50, [_ | _] = L1} = Calls(<<"bm_counted(50, [bm_flat(40)])">>),
+    L1 = Ones ++ [M40],
+    {ok_etf, 50, [_ | _] = L2} = Calls(<<"bm_counted(50, [bm_flat(40), object()])">>),
+    [M40, Handle] = lists:nthtail(50, L2),
+    true = is_reference(Handle),
+    {ok_etf, 50, #{<<"rows">> := Ones, <<"big">> := M40}} =
+        Calls(<<"{'rows': bm_counted(50, []), 'big': bm_flat(40)}">>),
+    %% One level deeper: seen by the direct build, converted again.
+    {ok_etf, 100, L3} = Calls(<<"bm_counted(50, [(bm_flat(40),)])">>),
+    L3 = Ones ++ [{M40}],
+    %% No big map: built as terms, once.
+    {ok, 50, Ones} = Calls(<<"bm_counted(50, [])">>).
 
 %% @doc Big dicts passed to `erlang.call' and `erlang.send' (built apart from the message, so
 %% that the garbage of the map inserts stays out of it) arrive whole, handles included, from
@@ -1389,6 +1445,83 @@ big_maps_to_erlang_call_and_send(_Config) ->
     receive {<<"bm_sent">>, Flat} -> ok after 5000 -> ct:fail(no_bm_sent) end,
     ok = py:unregister_function(bm_echo),
     ok = py:unregister_function(bm_keep).
+
+%% @doc The arguments of `erlang.call' holding a map of more than 32 keys come in the external
+%% term format (`{etf, Bytes, Handles}' in the callback request, seen by tracing this process),
+%% which py_callback decodes before it calls the function: the function gets the same terms,
+%% handles included, from an executor and from a thread of Python's own; errors are those of
+%% small maps; arguments with no big map come as a list.
+-spec big_map_callback_arguments(ct_suite:ct_config()) -> term().
+big_map_callback_arguments(_Config) ->
+    ok = py:exec(?BIG_MAP_HELPERS),
+    Self = self(),
+    ok = py:register_function(bm_args, fun(Args) -> Self ! {bm_args, Args}, length(Args) end),
+    ok = py:exec(<<"import erlang, threading\n"
+                   "class BmArg:\n    pass\n"
+                   "BM_ARG = BmArg()\n"
+                   "def bm_thread(*args):\n"
+                   "    out = []\n"
+                   "    t = threading.Thread(target=lambda: out.append(erlang.call('bm_args', *args)))\n"
+                   "    t.start()\n    t.join()\n    return out[0]\n">>),
+    Got = fun() -> receive {bm_args, A} -> A after 5000 -> ct:fail(no_bm_args) end end,
+    M40 = bm_flat(40),
+    Smalls = [#{<<"a">> => I} || I <- lists:seq(0, 49)],
+    %% From an executor: the request's arguments, as this process received them.
+    {[{etf, _, []}], {ok, 2}} =
+        callback_args(fun() -> py:eval(<<"erlang.call('bm_args', 1, bm_flat(40))">>) end),
+    [1, M40] = Got(),
+    {[{etf, _, [_]}], {ok, 2}} =
+        callback_args(fun() -> py:eval(<<"erlang.call('bm_args', BM_ARG, [bm_flat(40)])">>) end),
+    [Handle, [M40]] = Got(),
+    {ok, true} = py:eval(<<"h is BM_ARG">>, #{h => Handle}),
+    %% A big map the short look does not see: found by the build, same bytes.
+    {[{etf, _, []}], {ok, 1}} =
+        callback_args(fun() ->
+                              py:eval(<<"erlang.call('bm_args', [{'a': i} for i in range(50)] + "
+                                        "[[bm_flat(40)]])">>)
+                      end),
+    [L] = Got(),
+    L = Smalls ++ [[M40]],
+    {[L2], {ok, 1}} = callback_args(fun() -> py:eval(<<"erlang.call('bm_args', [1, {'a': 2}])">>) end),
+    [[1, #{<<"a">> := 2}]] = L2,
+    [[1, #{<<"a">> := 2}]] = Got(),
+    {[[]], {ok, 0}} = callback_args(fun() -> py:eval(<<"erlang.call('bm_args')">>) end),
+    [] = Got(),
+    %% From a thread of Python's own (through the router), a big one decoded on a dirty
+    %% scheduler.
+    {ok, 2} = py:eval(<<"bm_thread(BM_ARG, bm_flat(9000))">>),
+    [Handle2, M9000] = Got(),
+    M9000 = bm_flat(9000),
+    {ok, true} = py:eval(<<"h is BM_ARG">>, #{h => Handle2}),
+    %% Errors are the errors of small maps, raised in Python; the function is not called.
+    {error, {'ValueError', Collide}} =
+        py:eval(<<"erlang.call('bm_args', {**bm_flat(40), 'a': 1, b'a': 2})">>),
+    {error, {'ValueError', Collide}} = py:eval(<<"erlang.call('bm_args', {'a': 1, b'a': 2})">>),
+    {error, {'UnicodeEncodeError', _}} =
+        py:eval(<<"erlang.call('bm_args', {**bm_flat(40), 'x': '\\ud800'})">>),
+    receive {bm_args, Unexpected} -> ct:fail({called, Unexpected}) after 0 -> ok end,
+    ok = py:unregister_function(bm_args).
+
+%% The arguments of the callback requests this process receives while `Fun' runs (as they come:
+%% a list, or `{etf, Bytes, Handles}'), and what `Fun' returned.
+callback_args(Fun) ->
+    Self = self(),
+    Tracer = spawn_link(fun() -> callback_collect(Self, []) end),
+    1 = erlang:trace(Self, true, ['receive', {tracer, Tracer}]),
+    Result = Fun(),
+    1 = erlang:trace(Self, false, ['receive']),
+    Tracer ! {stop, Self},
+    receive {args, Tracer, Args} -> {Args, Result} end.
+
+callback_collect(Self, Acc) ->
+    receive
+        {trace, Self, 'receive', {_, {'$py_callback', _, _, Args}}} ->
+            callback_collect(Self, [Args | Acc]);
+        {trace, Self, 'receive', _} ->
+            callback_collect(Self, Acc);
+        {stop, Self} ->
+            Self ! {args, self(), lists:reverse(Acc)}
+    end.
 
 %% @doc `py_nif:job_decode_reply/1' decodes one whole term in the external format, with no
 %% new atoms; anything else is `badarg'.

@@ -475,6 +475,92 @@ pub fn result_from_py<B: TermBuilder>(
     from_py(builder, obj, opts)
 }
 
+/// Whether a short look at `values` finds a dict of more than `max_keys` keys (a map the rules
+/// would make that big): each value itself, and the elements of each value that is a list or
+/// a tuple (a dict's values), at most `budget` of those. One level down only, and no more than
+/// a type check and a size per element, so the look costs well under a microsecond whatever the
+/// value; `false` says nothing of what lies deeper or further (nor of what an object the look
+/// does not open, such as a numpy array, converts to). No Python code runs.
+///
+/// For the NIF's replies, which go in the external term format when they hold a map of more
+/// than 32 keys: with the look, a list of records whose big one comes after small ones (or a
+/// dict with a big dict among its values) is written once in that format, instead of being
+/// built as terms up to that dict first.
+pub fn shows_big_dict(values: &[Bound<'_, PyAny>], max_keys: usize, budget: usize) -> bool {
+    let mut left = budget;
+    for value in values {
+        // SAFETY: `value` is a live object held by the caller.
+        if unsafe { is_big_dict(value.as_ptr(), max_keys) } {
+            return true;
+        }
+        let mut look = |item: *mut ffi::PyObject| -> Option<bool> {
+            if left == 0 {
+                return Some(false);
+            }
+            left -= 1;
+            // SAFETY: `item` is a live object borrowed from `value`, which nothing changes
+            // meanwhile (no Python code runs here; a dict is read inside its critical section).
+            unsafe { is_big_dict(item, max_keys) }.then_some(true)
+        };
+        let ptr = value.as_ptr();
+        let found = if let Ok(dict) = value.cast::<PyDict>() {
+            pyo3::sync::critical_section::with_critical_section(dict.as_any(), || {
+                let (mut pos, mut key, mut item) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+                // SAFETY: `ptr` is a live dict; `pos` is only advanced by PyDict_Next, which
+                // writes `key` and `item` (borrowed references) only on success.
+                while unsafe { ffi::PyDict_Next(ptr, &mut pos, &mut key, &mut item) } != 0 {
+                    if let Some(found) = look(item) {
+                        return Some(found);
+                    }
+                }
+                None
+            })
+        } else if value.is_instance_of::<PyList>() {
+            let mut i = 0;
+            let mut found = None;
+            // SAFETY: `ptr` is a live list; its size is read again at each step, as
+            // `list_elements` does, and `i` stays below it.
+            while found.is_none() && i < unsafe { ffi::PyList_GET_SIZE(ptr) } {
+                // SAFETY: as above.
+                found = look(unsafe { ffi::PyList_GET_ITEM(ptr, i) });
+                i += 1;
+            }
+            found
+        } else if let Ok(tuple) = value.cast::<PyTuple>() {
+            let mut found = None;
+            for i in 0..tuple.len() {
+                // SAFETY: `i` is below the tuple's length; the tuple (held by the caller)
+                // keeps the slot's object alive.
+                found = look(unsafe { ffi::PyTuple_GET_ITEM(ptr, i as ffi::Py_ssize_t) });
+                if found.is_some() {
+                    break;
+                }
+            }
+            found
+        } else {
+            None
+        };
+        match found {
+            Some(true) => return true,
+            Some(false) => return false,
+            None => {}
+        }
+    }
+    false
+}
+
+/// Whether `ptr` is a dict (or a subclass, which the rules convert alike) of more than
+/// `max_keys` keys.
+///
+/// # Safety
+/// `ptr` must be a live object.
+#[inline(always)]
+unsafe fn is_big_dict(ptr: *mut ffi::PyObject, max_keys: usize) -> bool {
+    // SAFETY: `ptr` is live (the caller's promise); the check reads its type, and PyDict_Size
+    // is given a dict.
+    unsafe { ffi::PyDict_Check(ptr) != 0 && ffi::PyDict_Size(ptr) as usize > max_keys }
+}
+
 /// Strings, numbers and containers: values that are never treated as iterators (nor as
 /// coroutines), checked without any Python call.
 pub fn is_plain_value(obj: &Bound<'_, PyAny>) -> bool {

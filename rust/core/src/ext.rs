@@ -7,8 +7,10 @@
 //!   the `erlang.binary_to_term` / `erlang.term_to_binary` functions of both worlds, and the
 //!   mocked BEAM's view of "what Erlang would see".
 //! - [`Handles`] says where opaque Python objects go. Inside the BEAM there is no table
-//!   ([`NoHandles`]: such objects cannot be encoded); the mocked BEAM keeps them in a
-//!   [`HandleTable`] and encodes each as a reference of the node [`HANDLE_NODE`].
+//!   ([`NoHandles`]: such objects cannot be encoded by `erlang.term_to_binary`); the mocked
+//!   BEAM keeps them in a [`HandleTable`] and encodes each as a reference of the node
+//!   [`HANDLE_NODE`]. [`ObjectRefs`] is what the one-pass writer of replies asks: any table,
+//!   or inside the BEAM the reply's NIF resources.
 //!
 //! - [`etf_to_py`] and [`etf_list_to_tuple`] (module `one_pass`) make Python objects from ETF
 //!   bytes in one pass, with no index: big call arguments reach executors this way.
@@ -48,8 +50,26 @@ pub trait Handles {
     fn lookup(&self, py: Python<'_>, id: u64) -> Option<Py<PyAny>>;
 }
 
-/// No handle table: the external term format of the real BEAM, where an object with no Erlang
-/// equivalent cannot be encoded (a NIF resource does not survive `term_to_binary`).
+/// Where a one-pass writer ([`StreamBuilder`]) gets the external-format bytes of the reference
+/// that stands for an opaque Python object. Every [`Handles`] table is one (the reference of
+/// the handle it stores the object as); inside the BEAM, the reply writer makes the object a
+/// NIF resource, whose reference a `binary_to_term` in the same node turns back into the
+/// resource while it lives (`bridge::reply`).
+pub trait ObjectRefs {
+    /// Keeps `object` and returns the ETF bytes (with the version byte) of its reference, or
+    /// fails when this world cannot encode it.
+    fn object_ref(&self, py: Python<'_>, object: Py<PyAny>) -> Result<Vec<u8>>;
+}
+
+impl<H: Handles + ?Sized> ObjectRefs for H {
+    fn object_ref(&self, py: Python<'_>, object: Py<PyAny>) -> Result<Vec<u8>> {
+        Ok(handle_ref(self.store(py, object)?))
+    }
+}
+
+/// No handle table: the external term format of the real BEAM as `erlang.term_to_binary` writes
+/// it, where an object with no Erlang equivalent cannot be encoded (a NIF resource's reference
+/// gives back the resource only in the same node, and only while something else holds it).
 pub struct NoHandles;
 
 impl Handles for NoHandles {
@@ -309,16 +329,17 @@ impl TermBuilder for ExtBuilder<'_, '_> {
 
 /// Builds ETF for the conversion rules straight into one buffer ([`etf::Stream`]): the same
 /// term as [`ExtBuilder`]'s, made faster, for replies that the caller decodes. Objects with no
-/// Erlang equivalent go to `handles`, as for [`ExtBuilder`].
+/// Erlang equivalent become the references `handles` gives them.
 pub struct StreamBuilder<'py, 'h> {
     py: Python<'py>,
     stream: Stream,
-    handles: &'h dyn Handles,
+    handles: &'h dyn ObjectRefs,
 }
 
 impl<'py, 'h> StreamBuilder<'py, 'h> {
-    /// A builder whose objects with no Erlang equivalent go to `handles`.
-    pub fn new(py: Python<'py>, handles: &'h dyn Handles) -> Self {
+    /// A builder whose objects with no Erlang equivalent become the references `handles`
+    /// gives them.
+    pub fn new(py: Python<'py>, handles: &'h dyn ObjectRefs) -> Self {
         StreamBuilder {
             py,
             stream: Stream::new(),
@@ -412,7 +433,7 @@ impl TermBuilder for StreamBuilder<'_, '_> {
     }
 
     fn object(&mut self, object: Py<PyAny>) -> Result<Span> {
-        let id = self.handles.store(self.py, object)?;
-        Ok(self.stream.reference(&handle_ref(id))?)
+        let etf = self.handles.object_ref(self.py, object)?;
+        Ok(self.stream.reference(&etf)?)
     }
 }

@@ -413,3 +413,37 @@ fn atoms_given_as_str_convert_as_atoms_given_by_name() {
         assert_eq!(View::<&T>::Int(1).into_atom_name(py), None);
     });
 }
+
+#[test]
+fn a_short_look_finds_big_dicts() {
+    with_py(|py| {
+        let shows =
+            |code: &str, budget: usize| convert::shows_big_dict(&[eval(py, code)], 32, budget);
+        let big = "{i: i for i in range(33)}";
+        // The value itself, and one level down in lists, tuples and dict values (subclasses
+        // included).
+        assert!(shows(big, 0));
+        assert!(!shows("{i: i for i in range(32)}", 1000));
+        assert!(shows(&format!("[{{'a': 1}}] * 100 + [{big}]"), 1000));
+        assert!(shows(&format!("({{'a': 1}}, {big})"), 1000));
+        assert!(shows(&format!("{{'a': 1, 'b': {big}}}"), 1000));
+        assert!(shows(
+            &format!("__import__('collections').OrderedDict(x={big})"),
+            1000
+        ));
+        // Not deeper, nor inside anything else, nor past the budget.
+        assert!(!shows(&format!("[[{big}]]"), 1000));
+        assert!(!shows(&format!("[{{'a': {big}}}]"), 1000));
+        assert!(!shows("[set(), 'x' * 40, object(), [], (), {}, 1]", 1000));
+        assert!(!shows(&format!("[0] * 600 + [{big}]"), 512));
+        assert!(shows(&format!("[0] * 600 + [{big}]"), 601));
+        // Several values (a stream batch's items) share one budget.
+        let items = [eval(py, "[1, 2]"), eval(py, big)];
+        assert!(convert::shows_big_dict(&items, 32, 2));
+        assert!(!convert::shows_big_dict(&items, 32, 1));
+        let items = [eval(py, "[1, 2]"), eval(py, &format!("[{big}]"))];
+        assert!(!convert::shows_big_dict(&items, 32, 2));
+        assert!(convert::shows_big_dict(&items, 32, 3));
+        assert!(!convert::shows_big_dict(&items[..1], 32, 1000));
+    });
+}

@@ -1,12 +1,14 @@
 //! How a job ended, and the `{Ref, Reply}` message that tells its caller: `{ok, Value}`,
-//! `{ok, Items} | {done, Items}` for stream batches, `ok`, `{error, {Type, Msg}, Traceback}`
-//! (docs/errors.md), `{error, {internal, Msg}}` or `{error, stopped}`.
+//! `{ok, Items} | {done, Items}` for stream batches (`{ok_etf | done_etf, Bytes}` or
+//! `{ok_etf | done_etf, Bytes, Handles}` when they hold maps of more than 32 keys: [`converted`]),
+//! `ok`, `{error, {Type, Msg}, Traceback}` (docs/errors.md), `{error, {internal, Msg}}` or
+//! `{error, stopped}`.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use erlang_python_core::callback::ErlangError;
 use erlang_python_core::convert::{self, TermBuilder};
-use erlang_python_core::ext::{NoHandles, StreamBuilder};
+use erlang_python_core::ext::StreamBuilder;
 use erlang_python_core::native::Interrupted;
 use erlang_python_core::text::elide;
 use erlang_python_core::Error as ConvertError;
@@ -18,7 +20,7 @@ use rustler::env::SavedTerm;
 use rustler::types::tuple::make_tuple;
 use rustler::{Atom, Encoder, Env, LocalPid, OwnedEnv, Term};
 
-use super::term::{options, NifBuilder};
+use super::term::{options, NifBuilder, ResourceRefs, FLAT_MAP_LIMIT};
 use crate::atoms;
 
 /// How a job ended, before its result is turned into a term.
@@ -66,10 +68,15 @@ fn body<'a>(py: Python<'_>, env: Env<'a>, outcome: Outcome<'_>) -> Term<'a> {
     }
 }
 
-/// The keys of hash maps (maps of more than 32 keys) a callback request (`bridge::callback`)
-/// may hold and still be built as terms (see [`NifBuilder::with_hash_key_budget`] for why
-/// there is a bound).
+/// The keys of hash maps (maps of more than 32 keys) a message of `erlang.send`
+/// (`bridge::callback::save_message`) may hold and still be built as terms in the message's
+/// env (see [`NifBuilder::with_hash_key_budget`] for why there is a bound).
 pub const HASH_KEY_BUDGET: usize = 4096;
+
+/// The most elements [`Reply::shows_big_map`] looks at: well under a microsecond. A hash map
+/// it does not see is found by the direct build, which then gives up for the external format
+/// (the value is converted twice).
+pub const LOOK_BUDGET: usize = 256;
 
 /// What converts to the reply's value.
 #[derive(Clone, Copy)]
@@ -98,6 +105,16 @@ impl<'py> Reply<'_, 'py> {
         }
     }
 
+    /// Whether a short look at the value ([`convert::shows_big_dict`]: the value and its
+    /// elements, at most [`LOOK_BUDGET`] of them) finds a dict the rules make a hash map of.
+    fn shows_big_map(self) -> bool {
+        let values = match self {
+            Reply::Value(value) => std::slice::from_ref(value),
+            Reply::Items(items, _) => items,
+        };
+        convert::shows_big_dict(values, FLAT_MAP_LIMIT, LOOK_BUDGET)
+    }
+
     /// `ok`, or `done` for the last batch.
     fn tag(self) -> Atom {
         match self {
@@ -119,52 +136,84 @@ impl<'py> Reply<'_, 'py> {
 /// holds a hash map (a map of more than 32 keys): then `{ok_etf, Bytes}` (`{ok_etf | done_etf,
 /// Bytes}`), the value in the external term format, written in one pass ([`streamed`]), which
 /// the caller decodes (`py_request`: with `binary_to_term/2` when small, otherwise on a dirty
-/// scheduler with `py_nif:job_decode_reply/1`). Values ETF cannot carry (opaque handles) are
-/// built as terms in a scratch env and copied into `env`, so that the garbage of the map
-/// inserts stays behind. Either way the caller gets the same term.
+/// scheduler with `py_nif:job_decode_reply/1`). A value holding opaque handles comes as
+/// `{ok_etf, Bytes, Handles}`: the bytes hold the handles' references, and `Handles` (the
+/// resources themselves) keeps them alive until the caller has decoded the bytes
+/// ([`ResourceRefs`]). Either way the caller gets the same term.
 ///
 /// Why hash maps go as bytes: a process-independent env (where executors build replies) can
 /// only make them one insert at a time (see [`NifBuilder::with_hash_key_budget`]), which costs
 /// more than writing the bytes and decoding them (a 1000-key dict's way back: 131-193 us
 /// against 268-412 at best). For other values the direct build costs about what the bytes do
 /// (a 150-item document) or less (a list of 10,000 ints), so they stay terms.
+///
+/// Which way is found by building the terms and giving up at the first hash map (the value is
+/// then converted again); a short look first ([`Reply::shows_big_map`]) sends a value whose
+/// hash map it sees straight to the bytes.
 fn converted<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a> {
-    let mut b = NifBuilder::with_hash_key_budget(env, 0);
-    let err = match reply.convert(&mut b) {
-        Ok(term) => return b.pair(reply.tag(), b.term(term)),
-        Err(err) if !b.refused_map() => err,
-        Err(_) => match streamed(py, reply) {
-            Ok(bytes) => {
-                let bin = b.binary(&bytes);
-                return b.pair(reply.etf_tag(), b.term(bin));
+    // A hash map seen at once saves building the value as terms up to that map first.
+    if !reply.shows_big_map() {
+        let mut b = NifBuilder::with_hash_key_budget(env, 0);
+        match reply.convert(&mut b) {
+            Ok(term) => return b.pair(reply.tag(), b.term(term)),
+            Err(err) if !b.refused_map() => return python_error(py, env, PyErr::from(err)),
+            Err(_) => {}
+        }
+    }
+    external(py, env, reply)
+}
+
+/// [`converted`] for a value holding a hash map: `{ok_etf, Bytes}` or `{ok_etf, Bytes,
+/// Handles}`. Out of line, so that the direct build above (into which the rules' loops are
+/// inlined) stays as small as it was.
+#[inline(never)]
+fn external<'a>(py: Python<'_>, env: Env<'a>, reply: Reply<'_, '_>) -> Term<'a> {
+    let mut b = NifBuilder::new(env);
+    let err = match streamed(py, env, reply) {
+        Ok((bytes, handles)) => {
+            let bin = b.binary(&bytes);
+            let bin = b.term(bin);
+            return if handles.is_empty() {
+                b.pair(reply.etf_tag(), bin)
+            } else {
+                make_tuple(
+                    env,
+                    &[reply.etf_tag().encode(env), bin, handles.encode(env)],
+                )
+            };
+        }
+        // The rules' own errors, as the direct build gives them.
+        Err(
+            err @ (ConvertError::Python(_) | ConvertError::TooDeep(_) | ConvertError::DuplicateKey),
+        ) => err,
+        // A term the stream cannot write (a binary of 4 GiB or more): built as terms in a
+        // scratch env and copied, so that the garbage of the map inserts stays behind.
+        Err(_) => {
+            let scratch = OwnedEnv::new();
+            match scratch.run(|scratch_env| {
+                let mut sb = NifBuilder::new(scratch_env);
+                reply.convert(&mut sb).map(|term| sb.term(term).in_env(env))
+            }) {
+                Ok(term) => return b.pair(reply.tag(), term),
+                Err(err) => err,
             }
-            // The rules' own errors, as the direct build gives them.
-            Err(
-                err @ (ConvertError::Python(_)
-                | ConvertError::TooDeep(_)
-                | ConvertError::DuplicateKey),
-            ) => err,
-            // Opaque handles (or a term the stream cannot write): built as terms.
-            Err(_) => {
-                let scratch = OwnedEnv::new();
-                match scratch.run(|scratch_env| {
-                    let mut sb = NifBuilder::new(scratch_env);
-                    reply.convert(&mut sb).map(|term| sb.term(term).in_env(env))
-                }) {
-                    Ok(term) => return b.pair(reply.tag(), term),
-                    Err(err) => err,
-                }
-            }
-        },
+        }
     };
     python_error(py, env, PyErr::from(err))
 }
 
-/// The reply's value in the external term format, written in one pass ([`StreamBuilder`]).
-fn streamed(py: Python<'_>, reply: Reply<'_, '_>) -> Result<Vec<u8>, ConvertError> {
-    let mut stream = StreamBuilder::new(py, &NoHandles);
+/// The reply's value in the external term format, written in one pass ([`StreamBuilder`]),
+/// and the resources of its opaque handles, made in `env` ([`ResourceRefs`]).
+fn streamed<'a>(
+    py: Python<'_>,
+    env: Env<'a>,
+    reply: Reply<'_, '_>,
+) -> Result<(Vec<u8>, Vec<Term<'a>>), ConvertError> {
+    let handles = ResourceRefs::new(env);
+    let mut stream = StreamBuilder::new(py, &handles);
     let root = reply.convert(&mut stream)?;
-    stream.finish(root)
+    let bytes = stream.finish(root)?;
+    Ok((bytes, handles.kept()))
 }
 
 /// The text of a panic's payload.

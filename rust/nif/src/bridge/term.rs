@@ -35,8 +35,43 @@ impl PyObjectResource {
     }
 }
 
+/// Opaque objects of a reply written in the external term format (`ext::StreamBuilder`): each
+/// becomes a [`PyObjectResource`] made in the reply's env, and its reference's bytes go in the
+/// stream. A resource's reference is a "magic" reference: encoding it records it in the VM's
+/// table of them, and `binary_to_term` in the same node gives back the resource, as long as it
+/// lives. So the reply carries the resources too ([`ResourceRefs::kept`]), and the caller holds
+/// them until the bytes are decoded (`py_request`).
+pub struct ResourceRefs<'a> {
+    env: Env<'a>,
+    kept: std::cell::RefCell<Vec<Term<'a>>>,
+}
+
+impl<'a> ResourceRefs<'a> {
+    /// Resources made in `env`.
+    pub fn new(env: Env<'a>) -> Self {
+        ResourceRefs {
+            env,
+            kept: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The resources made so far, in the order their objects came.
+    pub fn kept(self) -> Vec<Term<'a>> {
+        self.kept.into_inner()
+    }
+}
+
+impl erlang_python_core::ext::ObjectRefs for ResourceRefs<'_> {
+    fn object_ref(&self, _py: Python<'_>, object: Py<PyAny>) -> Result<Vec<u8>, Error> {
+        let term = ResourceArc::new(PyObjectResource { object }).encode(self.env);
+        let bytes = term.to_binary().as_slice().to_vec();
+        self.kept.borrow_mut().push(term);
+        Ok(bytes)
+    }
+}
+
 /// The largest map OTP stores flat (MAP_SMALL_MAP_LIMIT).
-const FLAT_MAP_LIMIT: usize = 32;
+pub const FLAT_MAP_LIMIT: usize = 32;
 
 static MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DEPTH);
 
