@@ -979,7 +979,11 @@ address(_) -> none.
 
 -spec percent_decode(binary()) -> binary().
 percent_decode(Bin) ->
-    percent_decode(Bin, <<>>).
+    %% Most paths have nothing to decode: the same binary, not a copy made byte by byte.
+    case binary:match(Bin, <<"%">>) of
+        nomatch -> Bin;
+        _ -> percent_decode(Bin, <<>>)
+    end.
 
 -spec percent_decode(binary(), binary()) -> binary().
 percent_decode(<<$%, H, L, Rest/binary>>, Acc) ->
