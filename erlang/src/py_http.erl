@@ -404,8 +404,9 @@ connection(Socket, Config) ->
 %% and the next request.
 -spec idle(gen_tcp:socket(), #config{}, term(), term()) -> ok.
 idle(Socket, Config, Peer, Local) ->
-    %% Setting options fails once the client has closed (einval): the connection is over.
-    case inet:setopts(Socket, [{packet, raw}, {active, once}]) of
+    %% Setting options fails once the client has closed (einval): the connection is over. The
+    %% socket is in `{packet, raw}' here: the body reader leaves it so (trailers/1).
+    case inet:setopts(Socket, [{active, once}]) of
         ok -> await_request(Socket, Config, Peer, Local);
         {error, _} -> gen_tcp:close(Socket), ok
     end.
@@ -603,7 +604,8 @@ target(_) ->
                {non_neg_integer(), non_neg_integer()}, [{binary(), binary()}]) ->
     keep_alive | close.
 dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
-    Connection = string:lowercase(iolist_to_binary(values(<<"connection">>, Headers))),
+    {Connections, Expects, Encodings, Lengths} = framing(Headers),
+    Connection = string:lowercase(iolist_to_binary(Connections)),
     KeepAlive = case Version of
                     {1, 1} -> binary:match(Connection, <<"close">>) =:= nomatch;
                     _ -> binary:match(Connection, <<"keep-alive">>) =/= nomatch
@@ -612,7 +614,7 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
                   asgi -> py_http_ws:handshake(Method, Headers);
                   wsgi -> no
               end,
-    case {Upgrade, body_framing(Headers, Config), expectation(Headers, Version)} of
+    case {Upgrade, body_framing(Encodings, Lengths, Config), expectation(Expects, Version)} of
         {{ok, Key, Subprotocols}, _, _} when Version =:= {1, 1} ->
             websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols);
         {{ok, _, _}, _, _} ->
@@ -641,10 +643,10 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
 
 %% `Expect' (RFC 9110 10.1.1): `100-continue' from an HTTP/1.1 client asks for `100 Continue'
 %% before the body (sent when the body is first read); any other expectation gets 417.
--spec expectation([{binary(), binary()}], {non_neg_integer(), non_neg_integer()}) ->
+-spec expectation([binary()], {non_neg_integer(), non_neg_integer()}) ->
     {ok, boolean()} | {error, 417}.
-expectation(Headers, Version) ->
-    case [string:lowercase(string:trim(V)) || V <- values(<<"expect">>, Headers)] of
+expectation(Expects, Version) ->
+    case [string:lowercase(string:trim(V)) || V <- Expects] of
         [] -> {ok, false};
         [<<"100-continue">>] -> {ok, Version >= {1, 1}};
         _ -> {error, 417}
@@ -668,10 +670,11 @@ websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols) 
              compression => Config#config.websocket_compression},
     py_http_ws:serve(Socket, Config#config.module, Config#config.callable, Scope, {Key, Opts}).
 
--spec body_framing([{binary(), binary()}], #config{}) ->
+%% From the values of `Transfer-Encoding' and `Content-Length'.
+-spec body_framing([binary()], [binary()], #config{}) ->
     {ok, {length, non_neg_integer()} | chunked | done} | {error, 400 | 413 | 501}.
-body_framing(Headers, #config{max_body_size = Max}) ->
-    case {values(<<"transfer-encoding">>, Headers), values(<<"content-length">>, Headers)} of
+body_framing(Encodings, Lengths, #config{max_body_size = Max}) ->
+    case {Encodings, Lengths} of
         {[], []} ->
             {ok, done};
         {[], [Length]} ->
@@ -693,9 +696,27 @@ body_framing(Headers, #config{max_body_size = Max}) ->
             {error, 400}
     end.
 
--spec values(binary(), [{binary(), binary()}]) -> [binary()].
-values(Name, Headers) ->
-    [V || {N, V} <- Headers, N =:= Name].
+%% The values of the headers that decide how a request is read and answered, each in the
+%% order the client sent them: `{Connection, Expect, Transfer-Encoding, Content-Length}', in
+%% one pass over the headers.
+-spec framing([{binary(), binary()}]) -> {[binary()], [binary()], [binary()], [binary()]}.
+framing(Headers) ->
+    framing(lists:reverse(Headers), [], [], [], []).
+
+-spec framing([{binary(), binary()}], [binary()], [binary()], [binary()], [binary()]) ->
+    {[binary()], [binary()], [binary()], [binary()]}.
+framing([], Connections, Expects, Encodings, Lengths) ->
+    {Connections, Expects, Encodings, Lengths};
+framing([{<<"connection">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, [V | Connections], Expects, Encodings, Lengths);
+framing([{<<"expect">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, [V | Expects], Encodings, Lengths);
+framing([{<<"transfer-encoding">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, Expects, [V | Encodings], Lengths);
+framing([{<<"content-length">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, Expects, Encodings, [V | Lengths]);
+framing([_ | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, Expects, Encodings, Lengths).
 
 -spec serve(#req{}, term(), term(), binary(), binary(), [{binary(), binary()}]) ->
     keep_alive | close.
@@ -932,9 +953,18 @@ read_all(Req0, Acc) ->
 -spec trailers(#req{}) -> {binary() | error, #req{}}.
 trailers(#req{socket = Socket, config = Config} = Req) ->
     case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
-        {ok, <<"\r\n">>} -> {<<>>, Req#req{body = done}};
-        {ok, <<"\n">>} -> {<<>>, Req#req{body = done}};
+        {ok, <<"\r\n">>} -> body_done(Req);
+        {ok, <<"\n">>} -> body_done(Req);
         {ok, _Trailer} -> trailers(Req);
+        {error, _} -> {error, Req#req{body = done, keep_alive = false}}
+    end.
+
+%% A chunked body read to its end: the socket goes back from `{packet, line}' to raw, as the
+%% head reader of the next request (idle/4) expects it.
+-spec body_done(#req{}) -> {binary() | error, #req{}}.
+body_done(#req{socket = Socket} = Req) ->
+    case inet:setopts(Socket, [{packet, raw}]) of
+        ok -> {<<>>, Req#req{body = done}};
         {error, _} -> {error, Req#req{body = done, keep_alive = false}}
     end.
 

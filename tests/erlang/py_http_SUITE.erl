@@ -20,6 +20,7 @@
     response_before_the_app_returns/1,
     freeze_heap/1,
     chunked_request_body/1,
+    chunked_request_body_keep_alive/1,
     chunked_response/1,
     head_and_http10/1,
     wsgi_environ_from_request/1,
@@ -368,6 +369,27 @@ chunked_request_body(Config) ->
     [_, <<"hello world">>] = binary:split(R1, <<"\r\n\r\n">>),
     R2 = exchange(?config(wsgi, Config), Req),
     [_, <<"hello world">>] = binary:split(R2, <<"\r\n\r\n">>).
+
+%% @doc After a chunked request body (read line by line) the connection goes on in raw mode:
+%% the next requests on it, pipelined with a body, are served in order.
+-spec chunked_request_body_keep_alive(ct_suite:ct_config()) -> term().
+chunked_request_body_keep_alive(_Config) ->
+    with_server(#{app => {fastapi_app, app}}, fun(Server) ->
+        S = connect(Server),
+        ok = gen_tcp:send(S, <<"PUT /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
+                               "\r\n5\r\nhello\r\n0\r\nx-trailer: 1\r\n\r\n">>),
+        {_, <<"hello">>} = read_response(S),
+        %% The connection's socket is raw again before it waits for the next request.
+        [Conn] = [Pid || {process, Pid} <- element(2, process_info(Server, monitors))],
+        [Port] = [P || P <- element(2, process_info(Conn, links)), is_port(P)],
+        %% (`raw' reads back as 0.)
+        {ok, [{packet, 0}]} = inet:getopts(Port, [packet]),
+        Put = <<"PUT /echo HTTP/1.1\r\ncontent-type: application/json\r\n"
+                "content-length: 7\r\n\r\n{\"a\":1}">>,
+        ok = gen_tcp:send(S, [Put, <<"GET / HTTP/1.1\r\nhost: x\r\n\r\n">>]),
+        [<<"{\"a\":1}">>, <<"{\"message\":\"hello\"}">>] = read_bodies(S, 2, <<>>),
+        ok = gen_tcp:close(S)
+    end).
 
 %% @doc A response without a length goes out chunked.
 -spec chunked_response(ct_suite:ct_config()) -> term().
