@@ -578,8 +578,65 @@ headers(Socket, Config, Buffer, Acc) ->
 %% any other byte is an `http_error', 400), so lowering A-Z is the whole job, without
 %% string:lowercase/1's Unicode case tables (a visible part of a request's cost, per header).
 -spec header_name(atom() | binary()) -> binary().
-header_name(Name) when is_atom(Name) -> ascii_lowercase(atom_to_binary(Name, latin1));
+header_name(Name) when is_atom(Name) -> known_name(Name);
 header_name(Name) -> ascii_lowercase(Name).
+
+%% The names the parser gives as atoms (`HttpField' of erlang:decode_packet/3, the usual
+%% request headers), lowered once here: a literal, not a new binary per header and request.
+-spec known_name(atom()) -> binary().
+known_name('Cache-Control') -> <<"cache-control">>;
+known_name('Connection') -> <<"connection">>;
+known_name('Date') -> <<"date">>;
+known_name('Pragma') -> <<"pragma">>;
+known_name('Transfer-Encoding') -> <<"transfer-encoding">>;
+known_name('Upgrade') -> <<"upgrade">>;
+known_name('Via') -> <<"via">>;
+known_name('Accept') -> <<"accept">>;
+known_name('Accept-Charset') -> <<"accept-charset">>;
+known_name('Accept-Encoding') -> <<"accept-encoding">>;
+known_name('Accept-Language') -> <<"accept-language">>;
+known_name('Authorization') -> <<"authorization">>;
+known_name('From') -> <<"from">>;
+known_name('Host') -> <<"host">>;
+known_name('If-Modified-Since') -> <<"if-modified-since">>;
+known_name('If-Match') -> <<"if-match">>;
+known_name('If-None-Match') -> <<"if-none-match">>;
+known_name('If-Range') -> <<"if-range">>;
+known_name('If-Unmodified-Since') -> <<"if-unmodified-since">>;
+known_name('Max-Forwards') -> <<"max-forwards">>;
+known_name('Proxy-Authorization') -> <<"proxy-authorization">>;
+known_name('Range') -> <<"range">>;
+known_name('Referer') -> <<"referer">>;
+known_name('User-Agent') -> <<"user-agent">>;
+known_name('Age') -> <<"age">>;
+known_name('Location') -> <<"location">>;
+known_name('Proxy-Authenticate') -> <<"proxy-authenticate">>;
+known_name('Public') -> <<"public">>;
+known_name('Retry-After') -> <<"retry-after">>;
+known_name('Server') -> <<"server">>;
+known_name('Vary') -> <<"vary">>;
+known_name('Warning') -> <<"warning">>;
+known_name('Www-Authenticate') -> <<"www-authenticate">>;
+known_name('Allow') -> <<"allow">>;
+known_name('Content-Base') -> <<"content-base">>;
+known_name('Content-Encoding') -> <<"content-encoding">>;
+known_name('Content-Language') -> <<"content-language">>;
+known_name('Content-Length') -> <<"content-length">>;
+known_name('Content-Location') -> <<"content-location">>;
+known_name('Content-Md5') -> <<"content-md5">>;
+known_name('Content-Range') -> <<"content-range">>;
+known_name('Content-Type') -> <<"content-type">>;
+known_name('Etag') -> <<"etag">>;
+known_name('Expires') -> <<"expires">>;
+known_name('Last-Modified') -> <<"last-modified">>;
+known_name('Accept-Ranges') -> <<"accept-ranges">>;
+known_name('Set-Cookie') -> <<"set-cookie">>;
+known_name('Set-Cookie2') -> <<"set-cookie2">>;
+known_name('X-Forwarded-For') -> <<"x-forwarded-for">>;
+known_name('Cookie') -> <<"cookie">>;
+known_name('Keep-Alive') -> <<"keep-alive">>;
+known_name('Proxy-Connection') -> <<"proxy-connection">>;
+known_name(Name) -> ascii_lowercase(atom_to_binary(Name, latin1)).
 
 -spec ascii_lowercase(binary()) -> binary().
 ascii_lowercase(Name) ->
