@@ -648,9 +648,14 @@ method(M) -> M.
 
 -spec target(term()) -> {ok, binary(), binary()} | error.
 target({abs_path, Target}) ->
-    case binary:split(Target, <<"?">>) of
-        [Path, Query] -> {ok, Path, Query};
-        [Path] -> {ok, Path, <<>>}
+    %% Not binary:split/2: with a one-byte pattern it yields (the process is scheduled out and
+    %% in again) on every call on OTP 25, once per request here.
+    case byte_offset(Target, $?, 0) of
+        nomatch ->
+            {ok, Target, <<>>};
+        At ->
+            <<Path:At/binary, $?, Query/binary>> = Target,
+            {ok, Path, Query}
     end;
 target({absoluteURI, _Scheme, _Host, _Port, Target}) ->
     target({abs_path, Target});
@@ -1066,10 +1071,20 @@ address(_) -> none.
 
 -spec percent_decode(binary()) -> binary().
 percent_decode(Bin) ->
-    %% Most paths have nothing to decode: the same binary, not a copy made byte by byte.
-    case binary:match(Bin, <<"%">>) of
+    %% Most paths have nothing to decode: the same binary, not a copy made byte by byte (and
+    %% not binary:match/2, which yields on every call with a one-byte pattern, see target/1).
+    case byte_offset(Bin, $%, 0) of
         nomatch -> Bin;
         _ -> percent_decode(Bin, <<>>)
+    end.
+
+%% Where `Byte' first occurs in `Bin' (from offset `At'), or `nomatch'.
+-spec byte_offset(binary(), byte(), non_neg_integer()) -> non_neg_integer() | nomatch.
+byte_offset(Bin, Byte, At) ->
+    case Bin of
+        <<_:At/binary, Byte, _/binary>> -> At;
+        <<_:At/binary, _, _/binary>> -> byte_offset(Bin, Byte, At + 1);
+        _ -> nomatch
     end.
 
 -spec percent_decode(binary(), binary()) -> binary().
