@@ -421,11 +421,15 @@ loop(Ref, Tag, Handler, Acc, Timeout) ->
                 end,
             From ! {MRef, Answer},
             loop(Ref, Tag, Handler, Acc1, Timeout);
-        {Ref, _} = Reply ->
-            %% The outcome: py:async_await/2 takes it from the mailbox (and keeps its
-            %% traceback for py:last_traceback/0).
-            self() ! Reply,
-            finish(py:async_await(Ref, infinity), Handler, Acc)
+        {Ref, {'$py_callback', _, _, _}} = Callback ->
+            %% A callback request of the job (not the runner's): py:async_await/2 serves it
+            %% and goes on to the outcome.
+            self() ! Callback,
+            finish(py:async_await(Ref, infinity), Handler, Acc);
+        {Ref, Reply} ->
+            %% The outcome, as py:async_await/2 would give it (keeping its traceback for
+            %% py:last_traceback/0), without a second trip through the mailbox.
+            finish(py_request:taken(Ref, Reply), Handler, Acc)
     after Timeout ->
         finish(py:async_await(Ref, 0), Handler, Acc)
     end.

@@ -404,8 +404,9 @@ connection(Socket, Config) ->
 %% and the next request.
 -spec idle(gen_tcp:socket(), #config{}, term(), term()) -> ok.
 idle(Socket, Config, Peer, Local) ->
-    %% Setting options fails once the client has closed (einval): the connection is over.
-    case inet:setopts(Socket, [{packet, raw}, {active, once}]) of
+    %% Setting options fails once the client has closed (einval): the connection is over. The
+    %% socket is in `{packet, raw}' here: the body reader leaves it so (trailers/1).
+    case inet:setopts(Socket, [{active, once}]) of
         ok -> await_request(Socket, Config, Peer, Local);
         {error, _} -> gen_tcp:close(Socket), ok
     end.
@@ -577,8 +578,65 @@ headers(Socket, Config, Buffer, Acc) ->
 %% any other byte is an `http_error', 400), so lowering A-Z is the whole job, without
 %% string:lowercase/1's Unicode case tables (a visible part of a request's cost, per header).
 -spec header_name(atom() | binary()) -> binary().
-header_name(Name) when is_atom(Name) -> ascii_lowercase(atom_to_binary(Name, latin1));
+header_name(Name) when is_atom(Name) -> known_name(Name);
 header_name(Name) -> ascii_lowercase(Name).
+
+%% The names the parser gives as atoms (`HttpField' of erlang:decode_packet/3, the usual
+%% request headers), lowered once here: a literal, not a new binary per header and request.
+-spec known_name(atom()) -> binary().
+known_name('Cache-Control') -> <<"cache-control">>;
+known_name('Connection') -> <<"connection">>;
+known_name('Date') -> <<"date">>;
+known_name('Pragma') -> <<"pragma">>;
+known_name('Transfer-Encoding') -> <<"transfer-encoding">>;
+known_name('Upgrade') -> <<"upgrade">>;
+known_name('Via') -> <<"via">>;
+known_name('Accept') -> <<"accept">>;
+known_name('Accept-Charset') -> <<"accept-charset">>;
+known_name('Accept-Encoding') -> <<"accept-encoding">>;
+known_name('Accept-Language') -> <<"accept-language">>;
+known_name('Authorization') -> <<"authorization">>;
+known_name('From') -> <<"from">>;
+known_name('Host') -> <<"host">>;
+known_name('If-Modified-Since') -> <<"if-modified-since">>;
+known_name('If-Match') -> <<"if-match">>;
+known_name('If-None-Match') -> <<"if-none-match">>;
+known_name('If-Range') -> <<"if-range">>;
+known_name('If-Unmodified-Since') -> <<"if-unmodified-since">>;
+known_name('Max-Forwards') -> <<"max-forwards">>;
+known_name('Proxy-Authorization') -> <<"proxy-authorization">>;
+known_name('Range') -> <<"range">>;
+known_name('Referer') -> <<"referer">>;
+known_name('User-Agent') -> <<"user-agent">>;
+known_name('Age') -> <<"age">>;
+known_name('Location') -> <<"location">>;
+known_name('Proxy-Authenticate') -> <<"proxy-authenticate">>;
+known_name('Public') -> <<"public">>;
+known_name('Retry-After') -> <<"retry-after">>;
+known_name('Server') -> <<"server">>;
+known_name('Vary') -> <<"vary">>;
+known_name('Warning') -> <<"warning">>;
+known_name('Www-Authenticate') -> <<"www-authenticate">>;
+known_name('Allow') -> <<"allow">>;
+known_name('Content-Base') -> <<"content-base">>;
+known_name('Content-Encoding') -> <<"content-encoding">>;
+known_name('Content-Language') -> <<"content-language">>;
+known_name('Content-Length') -> <<"content-length">>;
+known_name('Content-Location') -> <<"content-location">>;
+known_name('Content-Md5') -> <<"content-md5">>;
+known_name('Content-Range') -> <<"content-range">>;
+known_name('Content-Type') -> <<"content-type">>;
+known_name('Etag') -> <<"etag">>;
+known_name('Expires') -> <<"expires">>;
+known_name('Last-Modified') -> <<"last-modified">>;
+known_name('Accept-Ranges') -> <<"accept-ranges">>;
+known_name('Set-Cookie') -> <<"set-cookie">>;
+known_name('Set-Cookie2') -> <<"set-cookie2">>;
+known_name('X-Forwarded-For') -> <<"x-forwarded-for">>;
+known_name('Cookie') -> <<"cookie">>;
+known_name('Keep-Alive') -> <<"keep-alive">>;
+known_name('Proxy-Connection') -> <<"proxy-connection">>;
+known_name(Name) -> ascii_lowercase(atom_to_binary(Name, latin1)).
 
 -spec ascii_lowercase(binary()) -> binary().
 ascii_lowercase(Name) ->
@@ -590,9 +648,14 @@ method(M) -> M.
 
 -spec target(term()) -> {ok, binary(), binary()} | error.
 target({abs_path, Target}) ->
-    case binary:split(Target, <<"?">>) of
-        [Path, Query] -> {ok, Path, Query};
-        [Path] -> {ok, Path, <<>>}
+    %% Not binary:split/2: with a one-byte pattern it yields (the process is scheduled out and
+    %% in again) on every call on OTP 25, once per request here.
+    case byte_offset(Target, $?, 0) of
+        nomatch ->
+            {ok, Target, <<>>};
+        At ->
+            <<Path:At/binary, $?, Query/binary>> = Target,
+            {ok, Path, Query}
     end;
 target({absoluteURI, _Scheme, _Host, _Port, Target}) ->
     target({abs_path, Target});
@@ -603,7 +666,8 @@ target(_) ->
                {non_neg_integer(), non_neg_integer()}, [{binary(), binary()}]) ->
     keep_alive | close.
 dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
-    Connection = string:lowercase(iolist_to_binary(values(<<"connection">>, Headers))),
+    {Connections, Expects, Encodings, Lengths} = framing(Headers),
+    Connection = string:lowercase(iolist_to_binary(Connections)),
     KeepAlive = case Version of
                     {1, 1} -> binary:match(Connection, <<"close">>) =:= nomatch;
                     _ -> binary:match(Connection, <<"keep-alive">>) =/= nomatch
@@ -612,7 +676,7 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
                   asgi -> py_http_ws:handshake(Method, Headers);
                   wsgi -> no
               end,
-    case {Upgrade, body_framing(Headers, Config), expectation(Headers, Version)} of
+    case {Upgrade, body_framing(Encodings, Lengths, Config), expectation(Expects, Version)} of
         {{ok, Key, Subprotocols}, _, _} when Version =:= {1, 1} ->
             websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols);
         {{ok, _, _}, _, _} ->
@@ -641,10 +705,10 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
 
 %% `Expect' (RFC 9110 10.1.1): `100-continue' from an HTTP/1.1 client asks for `100 Continue'
 %% before the body (sent when the body is first read); any other expectation gets 417.
--spec expectation([{binary(), binary()}], {non_neg_integer(), non_neg_integer()}) ->
+-spec expectation([binary()], {non_neg_integer(), non_neg_integer()}) ->
     {ok, boolean()} | {error, 417}.
-expectation(Headers, Version) ->
-    case [string:lowercase(string:trim(V)) || V <- values(<<"expect">>, Headers)] of
+expectation(Expects, Version) ->
+    case [string:lowercase(string:trim(V)) || V <- Expects] of
         [] -> {ok, false};
         [<<"100-continue">>] -> {ok, Version >= {1, 1}};
         _ -> {error, 417}
@@ -668,10 +732,11 @@ websocket(Socket, Config, Peer, Local, Path, Query, Headers, Key, Subprotocols) 
              compression => Config#config.websocket_compression},
     py_http_ws:serve(Socket, Config#config.module, Config#config.callable, Scope, {Key, Opts}).
 
--spec body_framing([{binary(), binary()}], #config{}) ->
+%% From the values of `Transfer-Encoding' and `Content-Length'.
+-spec body_framing([binary()], [binary()], #config{}) ->
     {ok, {length, non_neg_integer()} | chunked | done} | {error, 400 | 413 | 501}.
-body_framing(Headers, #config{max_body_size = Max}) ->
-    case {values(<<"transfer-encoding">>, Headers), values(<<"content-length">>, Headers)} of
+body_framing(Encodings, Lengths, #config{max_body_size = Max}) ->
+    case {Encodings, Lengths} of
         {[], []} ->
             {ok, done};
         {[], [Length]} ->
@@ -693,9 +758,27 @@ body_framing(Headers, #config{max_body_size = Max}) ->
             {error, 400}
     end.
 
--spec values(binary(), [{binary(), binary()}]) -> [binary()].
-values(Name, Headers) ->
-    [V || {N, V} <- Headers, N =:= Name].
+%% The values of the headers that decide how a request is read and answered, each in the
+%% order the client sent them: `{Connection, Expect, Transfer-Encoding, Content-Length}', in
+%% one pass over the headers.
+-spec framing([{binary(), binary()}]) -> {[binary()], [binary()], [binary()], [binary()]}.
+framing(Headers) ->
+    framing(lists:reverse(Headers), [], [], [], []).
+
+-spec framing([{binary(), binary()}], [binary()], [binary()], [binary()], [binary()]) ->
+    {[binary()], [binary()], [binary()], [binary()]}.
+framing([], Connections, Expects, Encodings, Lengths) ->
+    {Connections, Expects, Encodings, Lengths};
+framing([{<<"connection">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, [V | Connections], Expects, Encodings, Lengths);
+framing([{<<"expect">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, [V | Expects], Encodings, Lengths);
+framing([{<<"transfer-encoding">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, Expects, [V | Encodings], Lengths);
+framing([{<<"content-length">>, V} | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, Expects, Encodings, [V | Lengths]);
+framing([_ | Rest], Connections, Expects, Encodings, Lengths) ->
+    framing(Rest, Connections, Expects, Encodings, Lengths).
 
 -spec serve(#req{}, term(), term(), binary(), binary(), [{binary(), binary()}]) ->
     keep_alive | close.
@@ -932,9 +1015,18 @@ read_all(Req0, Acc) ->
 -spec trailers(#req{}) -> {binary() | error, #req{}}.
 trailers(#req{socket = Socket, config = Config} = Req) ->
     case gen_tcp:recv(Socket, 0, Config#config.read_timeout) of
-        {ok, <<"\r\n">>} -> {<<>>, Req#req{body = done}};
-        {ok, <<"\n">>} -> {<<>>, Req#req{body = done}};
+        {ok, <<"\r\n">>} -> body_done(Req);
+        {ok, <<"\n">>} -> body_done(Req);
         {ok, _Trailer} -> trailers(Req);
+        {error, _} -> {error, Req#req{body = done, keep_alive = false}}
+    end.
+
+%% A chunked body read to its end: the socket goes back from `{packet, line}' to raw, as the
+%% head reader of the next request (idle/4) expects it.
+-spec body_done(#req{}) -> {binary() | error, #req{}}.
+body_done(#req{socket = Socket} = Req) ->
+    case inet:setopts(Socket, [{packet, raw}]) of
+        ok -> {<<>>, Req#req{body = done}};
         {error, _} -> {error, Req#req{body = done, keep_alive = false}}
     end.
 
@@ -979,7 +1071,21 @@ address(_) -> none.
 
 -spec percent_decode(binary()) -> binary().
 percent_decode(Bin) ->
-    percent_decode(Bin, <<>>).
+    %% Most paths have nothing to decode: the same binary, not a copy made byte by byte (and
+    %% not binary:match/2, which yields on every call with a one-byte pattern, see target/1).
+    case byte_offset(Bin, $%, 0) of
+        nomatch -> Bin;
+        _ -> percent_decode(Bin, <<>>)
+    end.
+
+%% Where `Byte' first occurs in `Bin' (from offset `At'), or `nomatch'.
+-spec byte_offset(binary(), byte(), non_neg_integer()) -> non_neg_integer() | nomatch.
+byte_offset(Bin, Byte, At) ->
+    case Bin of
+        <<_:At/binary, Byte, _/binary>> -> At;
+        <<_:At/binary, _, _/binary>> -> byte_offset(Bin, Byte, At + 1);
+        _ -> nomatch
+    end.
 
 -spec percent_decode(binary(), binary()) -> binary().
 percent_decode(<<$%, H, L, Rest/binary>>, Acc) ->

@@ -23,6 +23,7 @@
     run/3,
     start/1,
     await/2,
+    taken/2,
     gather/2,
     parallel/3,
     collect/2,
@@ -321,6 +322,15 @@ start_job(Request) ->
 -spec await(reference(), timeout()) -> outcome().
 await(Ref, Timeout) ->
     outcome(Ref, wait(#{Ref => erase(?PY_ASYNC_KEY(Ref))}, deadline(Timeout), #{}, #{})).
+
+%% @doc The outcome of the request {@link start/1} returned `Ref' for, from the message
+%% `{Ref, Reply}' that the caller took from its mailbox itself (a reply, not a callback
+%% request): what {@link await/2} would return for it, without putting the message back for
+%% await/2 to take again.
+-spec taken(reference(), py_nif:reply()) -> outcome().
+taken(Ref, Reply) ->
+    _ = erase(?PY_ASYNC_KEY(Ref)),
+    reply(Reply).
 
 %% @doc Start every request and wait up to `Timeout' in all for their outcomes: `{ok, Values}'
 %% in the order of `Requests' when each gave `{ok, Value}'; the first error as soon as it

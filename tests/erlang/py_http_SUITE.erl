@@ -20,6 +20,7 @@
     response_before_the_app_returns/1,
     freeze_heap/1,
     chunked_request_body/1,
+    chunked_request_body_keep_alive/1,
     chunked_response/1,
     head_and_http10/1,
     wsgi_environ_from_request/1,
@@ -298,7 +299,28 @@ header_names_lowercase(_Config) ->
                                           "(b'content-type', b'text/plain'), "
                                           "(b'x-zz_09~!', b'b'), (b'connection', b'close')]">>),
         <<"HTTP/1.1 400 ", _/binary>> =
-            exchange(S, <<"GET / HTTP/1.1\r\nX-", 16#c3, 16#89, ": 1\r\n\r\n">>)
+            exchange(S, <<"GET / HTTP/1.1\r\nX-", 16#c3, 16#89, ": 1\r\n\r\n">>),
+        %% Every name the parser knows (it gives those as atoms), sent in upper case, reaches
+        %% the app lowered. Content-Length and Transfer-Encoding frame a body: left out.
+        Known = [<<"Cache-Control">>, <<"Connection">>, <<"Date">>, <<"Pragma">>,
+                 <<"Upgrade">>, <<"Via">>, <<"Accept">>, <<"Accept-Charset">>,
+                 <<"Accept-Encoding">>, <<"Accept-Language">>, <<"Authorization">>, <<"From">>,
+                 <<"Host">>, <<"If-Modified-Since">>, <<"If-Match">>, <<"If-None-Match">>,
+                 <<"If-Range">>, <<"If-Unmodified-Since">>, <<"Max-Forwards">>,
+                 <<"Proxy-Authorization">>, <<"Range">>, <<"Referer">>, <<"User-Agent">>,
+                 <<"Age">>, <<"Location">>, <<"Proxy-Authenticate">>, <<"Public">>,
+                 <<"Retry-After">>, <<"Server">>, <<"Vary">>, <<"Warning">>,
+                 <<"Www-Authenticate">>, <<"Allow">>, <<"Content-Base">>,
+                 <<"Content-Encoding">>, <<"Content-Language">>, <<"Content-Location">>,
+                 <<"Content-Md5">>, <<"Content-Range">>, <<"Content-Type">>, <<"Etag">>,
+                 <<"Expires">>, <<"Last-Modified">>, <<"Accept-Ranges">>, <<"Set-Cookie">>,
+                 <<"Set-Cookie2">>, <<"X-Forwarded-For">>, <<"Cookie">>, <<"Keep-Alive">>,
+                 <<"Proxy-Connection">>],
+        Lines = [[string:uppercase(N), <<": ">>, <<"v">>, <<"\r\n">>] || N <- Known,
+                 N =/= <<"Connection">>],
+        Seen = exchange(S, [<<"GET / HTTP/1.1\r\n">>, Lines, <<"connection: close\r\n\r\n">>]),
+        [{_, _} = binary:match(Seen, <<"(b'", (string:lowercase(N))/binary, "', b'v')">>)
+         || N <- Known, N =/= <<"Connection">>]
     end).
 
 %% @doc On a kept-alive connection each request gets the connection's client and server
@@ -368,6 +390,27 @@ chunked_request_body(Config) ->
     [_, <<"hello world">>] = binary:split(R1, <<"\r\n\r\n">>),
     R2 = exchange(?config(wsgi, Config), Req),
     [_, <<"hello world">>] = binary:split(R2, <<"\r\n\r\n">>).
+
+%% @doc After a chunked request body (read line by line) the connection goes on in raw mode:
+%% the next requests on it, pipelined with a body, are served in order.
+-spec chunked_request_body_keep_alive(ct_suite:ct_config()) -> term().
+chunked_request_body_keep_alive(_Config) ->
+    with_server(#{app => {fastapi_app, app}}, fun(Server) ->
+        S = connect(Server),
+        ok = gen_tcp:send(S, <<"PUT /echo HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n"
+                               "\r\n5\r\nhello\r\n0\r\nx-trailer: 1\r\n\r\n">>),
+        {_, <<"hello">>} = read_response(S),
+        %% The connection's socket is raw again before it waits for the next request.
+        [Conn] = [Pid || {process, Pid} <- element(2, process_info(Server, monitors))],
+        [Port] = [P || P <- element(2, process_info(Conn, links)), is_port(P)],
+        %% (`raw' reads back as 0.)
+        {ok, [{packet, 0}]} = inet:getopts(Port, [packet]),
+        Put = <<"PUT /echo HTTP/1.1\r\ncontent-type: application/json\r\n"
+                "content-length: 7\r\n\r\n{\"a\":1}">>,
+        ok = gen_tcp:send(S, [Put, <<"GET / HTTP/1.1\r\nhost: x\r\n\r\n">>]),
+        [<<"{\"a\":1}">>, <<"{\"message\":\"hello\"}">>] = read_bodies(S, 2, <<>>),
+        ok = gen_tcp:close(S)
+    end).
 
 %% @doc A response without a length goes out chunked.
 -spec chunked_response(ct_suite:ct_config()) -> term().

@@ -533,6 +533,11 @@ asgi_app_errors(_Config) ->
     {error, {'LookupError', <<"after start">>},
      [{response_start, 200, []}, {response_body, <<"part">>, true}]} =
         py_asgi:stream(edge_apps, raise_after_start, #{}, collect(), [], #{}),
+    %% The failed request's traceback is the caller's last one, and its reply is not left in
+    %% the mailbox.
+    Traceback = py:last_traceback(),
+    {match, _} = re:run(Traceback, <<"LookupError: after start">>),
+    {messages, []} = process_info(self(), messages),
     ok.
 
 %% @doc Malformed scopes, modules and names.
