@@ -274,15 +274,16 @@ enum CallerEtf {
 }
 
 /// Picks how `arguments` travel (`beside`, a call's keyword arguments or an eval's code, is
-/// always copied as terms, and must be small enough to copy here). Arguments that cost between ETF_MIN_COST (ETF_MIN_COST_MAPS when they
-/// hold a map) and ETF_MAX_COST travel in the external term format: from the first, the
-/// executor makes them into Python objects faster from the bytes than term by term; up to the
-/// second, writing them takes well under a millisecond of the caller's scheduler. The NIF
-/// writes them (`encode`), in the pass that finds what they cost, unless they hold a binary
-/// over 64 bytes or a reference: then `etf` when the caller can encode them and the walk's
-/// sample of them has none (see `etf_suits`). Smaller arguments are copied as terms; bigger
-/// ones go to a dirty scheduler, where they are encoded when no part of them is a big binary
-/// or a reference (the same one-pass decoding on the executor), else copied.
+/// always copied as terms, and must be small enough to copy here). Arguments that cost
+/// between ETF_MIN_COST (ETF_MIN_COST_MAPS when they hold a map) and ETF_MAX_COST travel in
+/// the external term format: from the first, the executor makes them into Python objects
+/// faster from the bytes than term by term; up to the second, writing them takes well under a
+/// millisecond of the caller's scheduler. The NIF writes them (`encode`), in the pass that
+/// finds what they cost, unless they hold a binary over 64 bytes or a reference: then `etf`
+/// when the caller can encode them and the walk's sample of them has none (see `etf_suits`).
+/// Smaller arguments are copied as terms; bigger ones go to a dirty scheduler, where they are
+/// encoded when no part of them is a big binary or a reference (the same one-pass decoding on
+/// the executor), else copied.
 fn route<'a>(
     env: Env<'a>,
     scheduler: Scheduler,
