@@ -440,12 +440,13 @@ big_arguments_external_format(_Config) ->
                 end,
     5000 = Submitted([Pad]),
     dirty = Submit([DirtyPad]),
-    %% From about 2,000 words on, below the copy budget too; small arguments are copied.
+    %% From about 500 words on (a cost of 512), below the copy budget too; small arguments
+    %% are copied.
     3000 = Submitted([lists:seq(1, 3000)]),
     3 = Submitted([[1, 2, 3]]),
+    200 = Submitted([lists:seq(1, 200)]),
     {ok, {3000, #{}}} = py:call('__main__', ba_last, [[lists:seq(1, 3000), 3000]]),
-    %% Arguments holding maps from about 800 words on: 100 small maps are encoded, where a
-    %% list of 600 ints of a greater cost is copied.
+    %% Maps the same: 100 small maps are encoded, as a list of 600 ints is.
     100 = Submitted([[#{<<"k">> => I, <<"v">> => <<"x">>} || I <- lists:seq(1, 100)]]),
     600 = Submitted([lists:seq(1, 600)]),
     {ok, {#{<<"k">> := 100, <<"v">> := <<"x">>}, #{}}} =

@@ -1,7 +1,7 @@
 //! A call's arguments in the external term format, written by the caller's NIF in the same
 //! pass that charges their cost. Big arguments that suit the format (docs/type-conversion.md,
 //! "What conversion costs") used to take two passes on the caller's scheduler: the routing
-//! walk ([`super::cost_within`]), then `term_to_binary/1` from Erlang and a second NIF call.
+//! walk ([`super::copy_cost_within`]), then `term_to_binary/1` from Erlang and a second NIF call.
 //! [`encode_within`] reads each term once, through the same NIF calls the walk made, charges
 //! it as the walk does, and writes its bytes as it goes; the executor decodes them as before.
 //!
@@ -30,13 +30,13 @@ use erlang_python_core::etf::tag::{
     SMALL_TUPLE_EXT, VERSION,
 };
 
-use super::{is_immediate, is_list_cell, is_small_int, small_int_value, Cost};
+use super::{is_immediate, is_list_cell, is_small_int, small_int_value};
 use crate::bridge::term_word;
 
 /// What [`encode_within`] found.
 pub enum Encoded {
     /// The term's external format, and what the walk charges for it.
-    Etf(Vec<u8>, Cost),
+    Etf(Vec<u8>, isize),
     /// It costs more than the limit.
     TooBig,
     /// It holds a binary of more than 64 bytes or a reference.
@@ -47,7 +47,7 @@ pub enum Encoded {
 /// [`Encoded::Unsuitable`].
 const SHARED_BINARY: usize = 64;
 
-/// `term` in the external term format, charged as [`super::cost_within`] charges it (one per
+/// `term` in the external term format, charged as [`super::copy_cost_within`] charges it (one per
 /// term, two per list cell or tuple element, four per map entry, one per improper tail, a
 /// small binary's words; and, which the walk does not, the words of a term spliced in, such
 /// as a big integer) and given up as soon as that passes `limit`. Bounded by `limit`
@@ -57,7 +57,6 @@ pub fn encode_within<'a>(term: Term<'a>, limit: isize) -> Encoded {
         term_env: term.get_env(),
         env: term.get_env().as_c_arg(),
         budget: limit - 1,
-        maps: false,
         out: Vec::with_capacity(256),
         frames: Vec::with_capacity(16),
         entries: Vec::new(),
@@ -69,11 +68,7 @@ pub fn encode_within<'a>(term: Term<'a>, limit: isize) -> Encoded {
         Ok(()) | Err(Stop::TooBig) => return Encoded::TooBig,
         Err(Stop::Unsuitable) => return Encoded::Unsuitable,
     }
-    let cost = Cost {
-        words: limit - enc.budget,
-        maps: enc.maps,
-    };
-    Encoded::Etf(enc.out, cost)
+    Encoded::Etf(enc.out, limit - enc.budget)
 }
 
 /// A new binary of `env` holding `bytes`; `None` when it cannot be allocated.
@@ -143,7 +138,6 @@ struct Encoder<'a> {
     term_env: Env<'a>,
     env: *mut ErlNifEnv,
     budget: isize,
-    maps: bool,
     out: Vec<u8>,
     frames: Vec<Frame>,
     /// The keys and values of the maps in `frames`, key before value.
@@ -435,7 +429,6 @@ impl Encoder<'_> {
     /// A map: its entries are read out at once (charged as they come, so a big map stops
     /// the reading at the limit), and written from `run`.
     fn map(&mut self, term: NIF_TERM) -> Result<bool, Stop> {
-        self.maps = true;
         let mut size = 0;
         // SAFETY: `term` is a map of `self.env`; `size` is written on success.
         if unsafe { enif_get_map_size(self.env, term, &mut size) } == 0 {

@@ -62,33 +62,14 @@ pub fn copy_cost(terms: &[Term<'_>]) -> Option<isize> {
 /// either way: one per term, one more per list cell, tuple element and map entry (two), and
 /// a binary's words when it is copied (64 bytes or less).
 pub fn copy_cost_within(terms: &[Term<'_>], limit: isize) -> Option<isize> {
-    cost_within(terms, limit).map(|cost| cost.words)
-}
-
-/// What [`cost_within`] finds.
-#[derive(Clone, Copy)]
-pub struct Cost {
-    /// What copying the terms costs, in [`COPY_BUDGET`]'s units.
-    pub words: isize,
-    /// Whether the terms hold a map.
-    pub maps: bool,
-}
-
-/// [`copy_cost_within`], and whether the terms hold a map (which makes term-by-term reading
-/// dearer: see `pool::ETF_MIN_COST_MAPS`).
-pub fn cost_within(terms: &[Term<'_>], limit: isize) -> Option<Cost> {
     let Some(first) = terms.first() else {
-        return Some(Cost {
-            words: 0,
-            maps: false,
-        });
+        return Some(0);
     };
     let env = first.get_env();
     let mut walk = CostWalk {
         env: env.as_c_arg(),
         budget: limit,
         pending: Vec::with_capacity(64),
-        maps: false,
     };
     for term in terms {
         walk.budget -= 1;
@@ -110,10 +91,7 @@ pub fn cost_within(terms: &[Term<'_>], limit: isize) -> Option<Cost> {
             _ => {}
         }
     }
-    (walk.budget >= 0).then_some(Cost {
-        words: limit - walk.budget,
-        maps: walk.maps,
-    })
+    (walk.budget >= 0).then_some(limit - walk.budget)
 }
 
 /// The state of [`copy_cost_within`]: what is left of the budget, and the containers (and
@@ -122,8 +100,6 @@ struct CostWalk {
     env: *mut rustler::sys::ErlNifEnv,
     budget: isize,
     pending: Vec<NIF_TERM>,
-    /// Whether a map was seen.
-    maps: bool,
 }
 
 impl CostWalk {
@@ -199,7 +175,6 @@ impl CostWalk {
 
     /// A map's entries: two each, and one for each key and each value.
     fn map(&mut self, term: NIF_TERM) {
-        self.maps = true;
         let mut iter = std::mem::MaybeUninit::<rustler::sys::ErlNifMapIterator>::uninit();
         // SAFETY: `term` is a map of `self.env` (enif_term_type said so); the iterator is
         // written on success and destroyed below.

@@ -8,7 +8,7 @@ use rustler::types::map::map_new;
 use rustler::{Binary, Encoder, Env, NifResult, OwnedEnv, ResourceArc, Term};
 
 use super::encode::{binary_term, encode_within, Encoded};
-use super::{copy_cost, cost_within, etf_clean, etf_suits, small_enough, Cost, COPY_BUDGET};
+use super::{copy_cost, copy_cost_within, etf_clean, etf_suits, small_enough, COPY_BUDGET};
 use crate::atoms;
 use crate::bridge::PyObjectResource;
 use crate::callback::inbox::{submit_to_loop, LoopStart};
@@ -154,25 +154,15 @@ fn check_call(
 }
 
 /// Arguments that cost more than this to copy (in `COPY_BUDGET`'s units, about words) go in
-/// the external term format when they suit it: from about this size the caller's
-/// `term_to_binary/1` and the executor's one-pass decoding cost less than the copy and the
-/// term-by-term reading.
-const ETF_MIN_COST: isize = 2048;
-
-/// [`ETF_MIN_COST`] for arguments that hold a map. Reading a map term by term takes an iterator
-/// and a call into the VM per key and per value, so the external format pays off sooner: a
-/// document of 9 small maps (960 words, a cost of about 670) took as long either way, one of
-/// 13 (1352 words) 25-35% less time in the external format.
-const ETF_MIN_COST_MAPS: isize = 768;
-
-/// The cost from which arguments may go in the external term format.
-fn etf_min_cost(cost: Cost) -> isize {
-    if cost.maps {
-        ETF_MIN_COST_MAPS
-    } else {
-        ETF_MIN_COST
-    }
-}
+/// the external term format when they suit it: from about this size writing the bytes in the
+/// NIF (`encode`) and the executor's one-pass decoding cost less than the copy and the
+/// term-by-term reading. Measured (fastest and p50 of 2000 calls of a function given the list,
+/// quiet 2-core machine, against the copy from 2048): 384 floats 26-34 and 36-59 µs against
+/// 34-43 and 61-71, 768 floats 35-45 and 51-60 against 64-81 and 113-132, 400 short strings
+/// 35-43 and 46-54 against 42-65 and 76-109, 500 ints 21-23 and 25-28 against 22-37 and 27-45.
+/// Reading a map term by term costs more still (an iterator and a call into the VM per key and
+/// per value).
+const ETF_MIN_COST: isize = 512;
 
 /// The most the caller encodes itself (its `term_to_binary/1` of 32k words: 0.3-0.6 ms on the
 /// 2-core build machine). Bigger arguments go to a dirty scheduler.
@@ -275,15 +265,14 @@ enum CallerEtf {
 
 /// Picks how `arguments` travel (`beside`, a call's keyword arguments or an eval's code, is
 /// always copied as terms, and must be small enough to copy here). Arguments that cost
-/// between ETF_MIN_COST (ETF_MIN_COST_MAPS when they hold a map) and ETF_MAX_COST travel in
-/// the external term format: from the first, the executor makes them into Python objects
-/// faster from the bytes than term by term; up to the second, writing them takes well under a
-/// millisecond of the caller's scheduler. The NIF writes them (`encode`), in the pass that
-/// finds what they cost, unless they hold a binary over 64 bytes or a reference: then `etf`
-/// when the caller can encode them and the walk's sample of them has none (see `etf_suits`).
-/// Smaller arguments are copied as terms; bigger ones go to a dirty scheduler, where they are
-/// encoded when no part of them is a big binary or a reference (the same one-pass decoding on
-/// the executor), else copied.
+/// between ETF_MIN_COST and ETF_MAX_COST travel in the external term format: from the first,
+/// the executor makes them into Python objects faster from the bytes than term by term; up to
+/// the second, writing them takes well under a millisecond of the caller's scheduler. The NIF
+/// writes them (`encode`), in the pass that finds what they cost, unless they hold a binary
+/// over 64 bytes or a reference: then `etf` when the caller can encode them and the walk's
+/// sample of them has none (see `etf_suits`). Smaller arguments are copied as terms; bigger
+/// ones go to a dirty scheduler, where they are encoded when no part of them is a big binary
+/// or a reference (the same one-pass decoding on the executor), else copied.
 fn route<'a>(
     env: Env<'a>,
     scheduler: Scheduler,
@@ -302,7 +291,7 @@ fn route<'a>(
         return Route::Answer(atoms::dirty());
     };
     let args_cost = match encode_within(arguments, ETF_MAX_COST) {
-        Encoded::Etf(bytes, cost) if cost.words > etf_min_cost(cost) => {
+        Encoded::Etf(bytes, cost) if cost > ETF_MIN_COST => {
             return match binary_term(env, &bytes) {
                 Some(etf) => Route::Submit(etf),
                 None => Route::Answer(atoms::dirty()),
@@ -311,9 +300,9 @@ fn route<'a>(
         Encoded::Etf(_, cost) => Some(cost),
         Encoded::TooBig => None,
         Encoded::Unsuitable => {
-            let cost = cost_within(&[arguments], ETF_MAX_COST);
+            let cost = copy_cost_within(&[arguments], ETF_MAX_COST);
             if caller_etf == CallerEtf::Yes
-                && cost.is_some_and(|cost| cost.words > etf_min_cost(cost))
+                && cost.is_some_and(|cost| cost > ETF_MIN_COST)
                 && etf_suits(arguments)
             {
                 return Route::Answer(atoms::etf());
@@ -322,7 +311,7 @@ fn route<'a>(
         }
     };
     match args_cost {
-        Some(a) if a.words + beside_cost <= COPY_BUDGET => Route::Submit(arguments),
+        Some(a) if a + beside_cost <= COPY_BUDGET => Route::Submit(arguments),
         _ => Route::Answer(atoms::dirty()),
     }
 }
