@@ -33,6 +33,7 @@ pub fn put_float(out: &mut Vec<u8>, value: f64) {
 }
 
 /// A binary holding a copy of `bytes`; fails past 4 GiB.
+#[inline]
 pub fn put_binary(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
     let len = len32(bytes.len())?;
     out.push(BINARY_EXT);

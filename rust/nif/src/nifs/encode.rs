@@ -23,11 +23,11 @@ use rustler::sys::{
 };
 use rustler::{Env, Term};
 
-use erlang_python_core::etf::put::{len32, put_atom, put_float};
+use erlang_python_core::etf::put::{len32, put_atom, put_binary, put_float};
 use erlang_python_core::etf::put_int;
 use erlang_python_core::etf::tag::{
-    BINARY_EXT, INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NIL_EXT, SMALL_INTEGER_EXT,
-    SMALL_TUPLE_EXT, VERSION,
+    INTEGER_EXT, LARGE_TUPLE_EXT, LIST_EXT, MAP_EXT, NIL_EXT, SMALL_INTEGER_EXT, SMALL_TUPLE_EXT,
+    VERSION,
 };
 
 use super::{is_immediate, is_list_cell, is_small_int, small_int_value};
@@ -384,10 +384,8 @@ impl Encoder<'_> {
         self.budget -= (bin.size / 8) as isize;
         // SAFETY: `bin.data` holds `bin.size` bytes as long as the term lives.
         let bytes = unsafe { std::slice::from_raw_parts(bin.data, bin.size) };
-        self.out.push(BINARY_EXT);
-        self.out
-            .extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        self.out.extend_from_slice(bytes);
+        // Cannot fail: at most 64 bytes.
+        put_binary(&mut self.out, bytes).map_err(|_| Stop::Unsuitable)?;
         Ok(true)
     }
 
