@@ -484,19 +484,10 @@ proptest! {
                 }
             }
             bytes.extend_from_slice(if improper { &[97, 7] } else { &[106] });
-            let rules = decode(py, &bytes, &opts);
-            let fast = ext::etf_to_py(py, &bytes, &no_handles, &opts);
-            match (rules, fast) {
-                (Ok(rules), Ok(fast)) => prop_assert_eq!(inspect(&fast)?, inspect(&rules)?),
-                (Err(rules), Err(fast)) => prop_assert_eq!(fast.to_string(), rules.to_string()),
-                (rules, fast) => {
-                    return Err(fail(format!(
-                        "rules {:?}, one-pass decoder {:?}",
-                        rules.map(|o| o.to_string()),
-                        fast.map(|o| o.to_string())
-                    )))
-                }
-            }
+            same_outcome(
+                decode(py, &bytes, &opts),
+                ext::etf_to_py(py, &bytes, &no_handles, &opts),
+            )?;
             // As call arguments: the list is not a level, each element is a top-level value.
             let args = ext::etf_list_to_tuple(py, &bytes, &no_handles, &opts);
             match (rules_arguments(py, &bytes, &opts), args) {
@@ -542,22 +533,10 @@ proptest! {
                 }
             }
             let reader = ext::ExtReader::new(&bytes, &NoHandles, opts.max_depth).map_err(fail)?;
-            let rules = convert::kwargs_to_py(py, &reader, reader.root(), &opts);
-            let fast = ext::etf_kwargs_to_py(py, &bytes, &no_handles, &opts);
-            match (rules, fast) {
-                (Ok(rules), Ok(fast)) => {
-                    prop_assert_eq!(inspect(fast.as_any())?, inspect(rules.as_any())?)
-                }
-                (Err(rules), Err(fast)) => prop_assert_eq!(fast.to_string(), rules.to_string()),
-                (rules, fast) => {
-                    return Err(fail(format!(
-                        "rules {:?}, one-pass decoder {:?}",
-                        rules.map(|o| o.to_string()),
-                        fast.map(|o| o.to_string())
-                    )))
-                }
-            }
-            Ok(())
+            same_outcome(
+                convert::kwargs_to_py(py, &reader, reader.root(), &opts).map(Bound::into_any),
+                ext::etf_kwargs_to_py(py, &bytes, &no_handles, &opts).map(Bound::into_any),
+            )
         })?;
     }
 
@@ -715,6 +694,25 @@ const NAMES: [&[u8]; 22] = [
         113, 119, 6, b'e', b'r', b'l', b'a', b'n', b'g', 119, 4, b's', b'e', b'l', b'f', 97, 0,
     ],
 ];
+
+/// The same value from the rules and the one-pass decoder, or the same error.
+fn same_outcome(
+    rules: Result<Bound<'_, PyAny>, Error>,
+    fast: Result<Bound<'_, PyAny>, Error>,
+) -> Result<(), TestCaseError> {
+    match (rules, fast) {
+        (Ok(rules), Ok(fast)) => prop_assert_eq!(inspect(&fast)?, inspect(&rules)?),
+        (Err(rules), Err(fast)) => prop_assert_eq!(fast.to_string(), rules.to_string()),
+        (rules, fast) => {
+            return Err(fail(format!(
+                "rules {:?}, one-pass decoder {:?}",
+                rules.map(|o| o.to_string()),
+                fast.map(|o| o.to_string())
+            )))
+        }
+    }
+    Ok(())
+}
 
 /// What the rules make of call arguments given as the encoded list `bytes`, as the NIF reads
 /// live terms (`bridge::request::call_arguments`): the list's elements, each a top-level value.
