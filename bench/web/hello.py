@@ -1,7 +1,8 @@
 """The apps of the web benchmark (bench/web/run.sh): FastAPI and Flask JSON hellos, and a
 websocket echo (bench/web/idle_websockets.escript)."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -43,3 +44,23 @@ wsgi = Flask(__name__)
 @wsgi.get("/")
 def wsgi_hello():  # type: ignore[no-untyped-def]
     return jsonify(message="hello")
+
+
+_RAW_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [(b"content-type", b"application/json"), (b"content-length", b"19")],
+}
+_RAW_BODY = {"type": "http.response.body", "body": b'{"message":"hello"}'}
+
+
+async def raw(
+    scope: dict[str, Any],
+    receive: Callable[[], Awaitable[dict[str, Any]]],
+    send: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    """The same JSON hello as a bare ASGI app (no framework): what serving costs by itself."""
+    if scope["type"] != "http":
+        raise RuntimeError("no lifespan")  # served without one
+    await send(_RAW_START)
+    await send(_RAW_BODY)

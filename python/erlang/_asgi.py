@@ -125,6 +125,97 @@ def _dict(value: object, what: str) -> dict[str, Any]:
     return value
 
 
+# The keys of the scope an HTTP server gives (py_http's): such a scope, with the usual types,
+# takes _server_scope.
+_SERVER_KEYS = frozenset(
+    {
+        "type",
+        "http_version",
+        "method",
+        "scheme",
+        "path",
+        "raw_path",
+        "query_string",
+        "root_path",
+        "headers",
+        "server",
+        "client",
+    }
+)
+
+
+def _server_scope(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """What :func:`build_scope` makes of ``raw``, an ``http`` scope with the keys of
+    ``_SERVER_KEYS`` whose values have the types a server gives (binaries as ``str``,
+    ``{Host, Port}`` tuples or none); ``None`` when any value is of another kind, for the
+    general path to check (and give the same result or error)."""
+    kind, version, method, scheme, path, raw_path, query, root_path, headers, server, client = (
+        raw["type"],
+        raw["http_version"],
+        raw["method"],
+        raw["scheme"],
+        raw["path"],
+        raw["raw_path"],
+        raw["query_string"],
+        raw["root_path"],
+        raw["headers"],
+        raw["server"],
+        raw["client"],
+    )
+    if not (
+        kind == "http"
+        and type(kind) is str
+        and type(method) is str
+        and type(scheme) is str
+        and type(path) is str
+        and type(raw_path) is str
+        and type(query) is str
+        and type(root_path) is str
+        and type(version) is str
+        and version in _HTTP_VERSIONS
+        and path.startswith("/")
+        and type(headers) is list
+        and (server is None or _plain_address(server))
+        and (client is None or _plain_address(client))
+    ):
+        return None
+    pairs: list[tuple[bytes, bytes]] = []
+    append = pairs.append
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            return None
+        name, val = item
+        if type(name) is not str or type(val) is not str:
+            return None
+        append(
+            (
+                name.encode("utf-8", "surrogateescape").lower(),
+                val.encode("utf-8", "surrogateescape"),
+            )
+        )
+    return {
+        "type": "http",
+        "http_version": version,
+        "method": method.upper(),
+        "scheme": scheme,
+        "path": path,
+        "raw_path": raw_path.encode("utf-8", "surrogateescape"),
+        "query_string": query.encode("utf-8", "surrogateescape"),
+        "root_path": root_path,
+        "headers": pairs,
+        "server": server,
+        "client": client,
+        "asgi": dict(_ASGI),
+        "state": {},
+    }
+
+
+def _plain_address(value: object) -> bool:
+    return (
+        type(value) is tuple and len(value) == 2 and type(value[0]) is str and type(value[1]) is int
+    )
+
+
 def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
     """The ASGI ``http`` (or ``websocket``) scope dict for the Erlang map ``raw``.
 
@@ -134,6 +225,10 @@ def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
     ``opts`` may carry ``state`` and ``extensions`` maps, merged in. Raises ``TypeError`` for
     a value of the wrong type.
     """
+    if type(raw) is dict and opts is None and raw.keys() == _SERVER_KEYS:
+        plain = _server_scope(raw)
+        if plain is not None:
+            return plain
     if not isinstance(raw, dict):
         raise TypeError("expected map for ASGI scope")
     # The common values (what py_http and most callers give: str for binaries, tuples for
@@ -387,6 +482,8 @@ def _response_headers(value: object) -> list[tuple[bytes, bytes]]:
 class _Response:
     """Checks the order of the app's ``http.response.*`` messages."""
 
+    __slots__ = ("_waiters", "complete", "started")
+
     def __init__(self) -> None:
         self.started = False
         self.complete = False
@@ -436,12 +533,21 @@ class _Response:
         raise RuntimeError(f"unexpected ASGI message {kind!r} for an http scope")
 
 
-async def _prepare(
+def _prepared(
     module: str, name: str, raw_scope: object, opts: object, kind: str = "http"
-) -> tuple[App, dict[str, Any]]:
+) -> tuple[App, dict[str, Any], bool]:
+    """The app and the scope of a request, with no coroutine made, and whether the scope is
+    ready: false when its lifespan state is still to come (the app's startup has not run,
+    :func:`_prepare` waits for it). Raises what a bad scope or a failed startup raised."""
     app: App = resolve_app(module, name)
-    options = _dict(opts, "options") if opts is not None else {}
-    if isinstance(raw_scope, ScopeHandle):
+    if opts is None:
+        options: dict[str, Any] = {}
+    elif type(opts) is dict:
+        options = opts
+    else:
+        options = _dict(opts, "options")
+    # A dict is no ScopeHandle: no ABC check for the usual scope.
+    if type(raw_scope) is not dict and isinstance(raw_scope, ScopeHandle):
         scope = dict(raw_scope.data)
         scope["state"] = dict(scope.get("state", {}))
     else:
@@ -452,7 +558,19 @@ async def _prepare(
     if options.get("lifespan", True):
         state = _started_state(module, name)
         if state is None:
-            state = await _state(module, name, app)
+            return app, scope, False
+        own = scope["state"]
+        scope["state"] = {**state, **own} if own else dict(state)
+    return app, scope, True
+
+
+async def _prepare(
+    module: str, name: str, raw_scope: object, opts: object, kind: str = "http"
+) -> tuple[App, dict[str, Any]]:
+    """:func:`_prepared`, waiting for the app's lifespan startup if it has not run yet."""
+    app, scope, ready = _prepared(module, name, raw_scope, opts, kind)
+    if not ready:
+        state = await _state(module, name, app)
         scope["state"] = {**state, **scope["state"]}
     return app, scope
 
@@ -508,6 +626,132 @@ def run_with_runner(runner: str, module: str, name: str, raw_scope: object, body
     return runner_module._run_asgi_sync(module, name, scope, _bytes(body, "body"))
 
 
+class _Stream(_Response):
+    """One request of :func:`serve`: the app's ``receive`` and ``send``, and the response
+    events waiting to be handed to the Erlang side.
+
+    Events wait in ``pending`` until they are handed over, several in one call: the start goes
+    with the first body chunk, and a complete response made in one loop step (the common case)
+    goes back as the coroutine's result, with no call and no task at all: the start and the
+    last chunk only schedule a check for the next loop step (:meth:`kick`), which starts a
+    delivery if the app is still running then."""
+
+    __slots__ = (
+        "body_pending",
+        "deliveries",
+        "delivering",
+        "first",
+        "gone",
+        "kick_scheduled",
+        "loop",
+        "peer",
+        "pending",
+        "settled",
+        "watch",
+    )
+
+    def __init__(self, peer: object, watch: object, body: object, more_body: bool) -> None:
+        super().__init__()
+        self.peer = peer
+        self.watch = watch
+        self.loop = asyncio.get_running_loop()
+        self.body_pending = bool(more_body)
+        self.first: Message | None = {
+            "type": "http.request",
+            "body": _bytes(body, "body"),
+            "more_body": self.body_pending,
+        }
+        # True once Erlang reported that the client went away (the waiters woken).
+        self.gone = False
+        self.pending: list[tuple[str, Any, Any]] = []
+        self.delivering: asyncio.Lock | None = None
+        self.deliveries: list[asyncio.Task[None]] = []
+        self.kick_scheduled = False
+        self.settled = False
+
+    def disconnected(self) -> None:
+        self.gone = True
+        self.wake()
+
+    async def receive(self) -> Message:
+        first = self.first
+        if first is not None:
+            self.first = None
+            return first
+        if self.body_pending and not self.gone:
+            reply = await _async_call()(EVENT_FUNCTION, self.peer, self.watch, "request_body")
+            if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "body":
+                self.body_pending = bool(reply[2])
+                chunk = _bytes(reply[1], "request body chunk")
+                return {"type": "http.request", "body": chunk, "more_body": self.body_pending}
+            self.disconnected()
+            return {"type": "http.disconnect"}
+        # The whole body is in: the next message is the disconnect, after the response.
+        while not self.complete and not self.gone:
+            await self.wait()
+        return {"type": "http.disconnect"}
+
+    async def flush(self) -> None:
+        if self.delivering is None:
+            self.delivering = asyncio.Lock()
+        async with self.delivering:
+            if not self.pending or self.gone:
+                return
+            events = self.pending[:]
+            self.pending.clear()
+            reply = await _async_call()(EVENT_FUNCTION, self.peer, self.watch, events)
+            if reply != "ok":
+                self.disconnected()
+
+    def kick(self) -> None:
+        self.kick_scheduled = False
+        if self.pending and not self.settled:
+            self.deliveries.append(self.loop.create_task(self.flush()))
+
+    async def send(self, message: Message) -> None:
+        if self.gone:
+            raise ClientDisconnected("the client disconnected")
+        event = self.check(message)
+        self.pending.append(event)
+        if event[0] == "response_start" or self.complete:
+            # Held for one loop step: a body chunk or the app's return may follow at once.
+            if not self.kick_scheduled:
+                self.kick_scheduled = True
+                self.loop.call_soon(self.kick)
+            return
+        await self.flush()
+        if self.gone:
+            raise ClientDisconnected("the client disconnected")
+
+    async def settle(self) -> str | tuple[str, list[tuple[str, Any, Any]]]:
+        self.settled = True
+        for task in self.deliveries:
+            if not task.done():
+                delivering = self.delivering
+                if self.pending and (delivering is None or not delivering.locked()):
+                    task.cancel()  # Not started: the events go back with the result.
+                else:
+                    await task
+        if self.gone:
+            return "disconnected"
+        if self.pending:
+            return ("events", self.pending)
+        return "ok"
+
+
+# erlang.async_call, imported on first use (erlang imports this module's package).
+_async_call_fn: Callable[..., Awaitable[object]] | None = None
+
+
+def _async_call() -> Callable[..., Awaitable[object]]:
+    global _async_call_fn
+    if _async_call_fn is None:
+        from erlang import async_call
+
+        _async_call_fn = async_call
+    return _async_call_fn
+
+
 async def serve(
     module: str,
     name: str,
@@ -525,123 +769,33 @@ async def serve(
     Erlang side answers a call that comes after the request's end). Returns ``'ok'``,
     ``('events', Events)`` with the events not handed over yet, or ``'disconnected'`` when
     Erlang reported that the client went away."""
-    from erlang import async_call
-
-    app, scope = await _prepare(module, name, raw_scope, opts)
-    loop = asyncio.get_running_loop()
-    response = _Response()
-    # True once Erlang reported that the client went away (the response's waiters woken).
-    gone = False
-    first: list[Message] = [
-        {"type": "http.request", "body": _bytes(body, "body"), "more_body": bool(more_body)}
-    ]
-    body_pending = bool(more_body)
-
-    def disconnected() -> None:
-        nonlocal gone
-        gone = True
-        response.wake()
-
-    async def receive() -> Message:
-        nonlocal body_pending
-        if first:
-            return first.pop()
-        if body_pending and not gone:
-            reply = await async_call(EVENT_FUNCTION, peer, watch, "request_body")
-            if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "body":
-                body_pending = bool(reply[2])
-                chunk = _bytes(reply[1], "request body chunk")
-                return {"type": "http.request", "body": chunk, "more_body": body_pending}
-            disconnected()
-            return {"type": "http.disconnect"}
-        # The whole body is in: the next message is the disconnect, after the response.
-        while not response.complete and not gone:
-            await response.wait()
-        return {"type": "http.disconnect"}
-
-    # Response events wait here until they are handed to Erlang, several in one call: the
-    # start goes with the first body chunk, and a complete response made in one loop step
-    # (the common case) goes back as the coroutine's result, with no call and no task at all:
-    # the start and the last chunk only schedule a check for the next loop step (kick), which
-    # starts a delivery if the app is still running then.
-    pending: list[tuple[str, Any, Any]] = []
-    delivering: asyncio.Lock | None = None
-    deliveries: list[asyncio.Task[None]] = []
-    kick_scheduled = False
-    settled = False
-
-    async def flush() -> None:
-        nonlocal delivering
-        if delivering is None:
-            delivering = asyncio.Lock()
-        async with delivering:
-            if not pending or gone:
-                return
-            events = pending[:]
-            pending.clear()
-            reply = await async_call(EVENT_FUNCTION, peer, watch, events)
-            if reply != "ok":
-                disconnected()
-
-    def kick() -> None:
-        nonlocal kick_scheduled
-        kick_scheduled = False
-        if pending and not settled:
-            deliveries.append(loop.create_task(flush()))
-
-    async def send(message: Message) -> None:
-        nonlocal kick_scheduled
-        if gone:
-            raise ClientDisconnected("the client disconnected")
-        event = response.check(message)
-        pending.append(event)
-        if event[0] == "response_start" or response.complete:
-            # Held for one loop step: a body chunk or the app's return may follow at once.
-            if not kick_scheduled:
-                kick_scheduled = True
-                loop.call_soon(kick)
-            return
-        await flush()
-        if gone:
-            raise ClientDisconnected("the client disconnected")
-
-    async def settle() -> str | tuple[str, list[tuple[str, Any, Any]]]:
-        nonlocal settled
-        settled = True
-        for task in deliveries:
-            if not task.done():
-                if pending and (delivering is None or not delivering.locked()):
-                    task.cancel()  # Not started: the events go back with the result.
-                else:
-                    await task
-        if gone:
-            return "disconnected"
-        if pending:
-            return ("events", pending)
-        return "ok"
-
+    app, scope, ready = _prepared(module, name, raw_scope, opts)
+    if not ready:
+        state = await _state(module, name, app)
+        scope["state"] = {**state, **scope["state"]}
+    stream = _Stream(peer, watch, body, more_body)
     try:
-        await app(scope, receive, send)
+        await app(scope, stream.receive, stream.send)
     except ClientDisconnected:
-        await settle()
+        await stream.settle()
         return "disconnected"
     except Exception:
-        if response.complete:
+        if stream.complete:
             _log.exception("ASGI app raised after its response was complete")
-            return await settle()
-        settled = True
-        for task in deliveries:
+            return await stream.settle()
+        stream.settled = True
+        for task in stream.deliveries:
             task.cancel()
-        if gone:
+        if stream.gone:
             # The app failed on its way out after the client left: nobody to answer.
             _log.debug("ASGI app raised after the client disconnected", exc_info=True)
             return "disconnected"
         raise
-    if not response.started and not gone:
+    if not stream.started and not stream.gone:
         raise RuntimeError("ASGI app returned without sending http.response.start")
-    if not response.complete and not gone:
+    if not stream.complete and not stream.gone:
         raise RuntimeError("ASGI app returned before its response body was complete")
-    return await settle()
+    return await stream.settle()
 
 
 # Websocket -----------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from erlang import _asgi
 from erlang.testing import MockBeam
@@ -130,6 +132,96 @@ def test_build_scope_copies_and_accepts_a_dict_subclass() -> None:
     assert scope["state"] == raw["state"]
     assert scope["state"] is not raw["state"]
     assert raw == {"path": "/p", "headers": [("Host", "h")], "server": ("h", 80), "state": {"a": 1}}
+
+
+_NAME = st.sampled_from(["host", "Host", "X-Odd", "a\udcff", "é"])
+_VALUE = st.one_of(st.sampled_from(["", "v", "\udcff", "é"]), st.text(max_size=3))
+# A scope as a server gives it (the keys of py_http's; binaries as str, addresses as tuples).
+_SERVER_SCOPE = st.fixed_dictionaries(
+    {
+        "type": st.just("http"),
+        "http_version": st.sampled_from(["1.0", "1.1", "2", "3"]),
+        "method": st.sampled_from(["GET", "post", "Patch"]),
+        "scheme": st.sampled_from(["http", "https"]),
+        "path": st.sampled_from(["/", "/a b", "/é", "/\udcff"]),
+        "raw_path": st.sampled_from(["/", "/a%20b", "/\udcff"]),
+        "query_string": st.sampled_from(["", "x=1", "é", "\udcff"]),
+        "root_path": st.sampled_from(["", "/api"]),
+        "headers": st.lists(st.tuples(_NAME, _VALUE), max_size=3),
+        "server": st.one_of(st.none(), st.tuples(st.just("127.0.0.1"), st.integers(0, 65535))),
+        "client": st.one_of(st.none(), st.tuples(st.just("::1"), st.integers(0, 65535))),
+    }
+)
+# What may stand in a server scope's place instead: other types, other shapes, bad values.
+_ODD = {
+    "type": st.sampled_from(["websocket", "HTTP", "", b"http", None]),
+    "http_version": st.sampled_from(["9", "", b"1.1", None, 1]),
+    "method": st.sampled_from([b"GET", 1, None, ""]),
+    "scheme": st.sampled_from([b"http", 1, None]),
+    "path": st.sampled_from(["", "a", b"/", None]),
+    "raw_path": st.sampled_from([b"/", b"\xff", None, 1]),
+    "query_string": st.sampled_from([b"x", b"\xff", None, 1]),
+    "root_path": st.sampled_from([b"/r", None, 1]),
+    "headers": st.one_of(
+        st.sampled_from(["h", None, (("a", "b"),), [["a", "b"]], [("a",)], [(b"a", "b")]]),
+        st.sampled_from([[("a", b"\xff")], [("a", 1)], [("a", "b", "c")], [1]]),
+    ),
+    "server": st.sampled_from([["h", 1], ("h", True), (b"h", 1), ("h",), ("h", "1"), "h"]),
+    "client": st.sampled_from([["h", 1], ("h", True), (b"h", 1), ("h", 1.5)]),
+}
+
+
+@st.composite
+def _server_like_scope(draw: st.DrawFn) -> dict[str, Any]:
+    raw: dict[str, Any] = draw(_SERVER_SCOPE)
+    for key in draw(st.lists(st.sampled_from(sorted(_ODD)), max_size=2, unique=True)):
+        raw[key] = draw(_ODD[key])
+    return raw
+
+
+def _scope_outcome(raw: dict[str, Any], opts: object) -> object:
+    try:
+        return _asgi.build_scope(raw, opts)
+    except (TypeError, ValueError) as exc:
+        return (type(exc), str(exc))
+
+
+@given(_server_like_scope())
+def test_build_scope_of_a_server_scope_as_the_general_rules(raw: dict[str, Any]) -> None:
+    # A scope with the keys a server gives takes a shorter path when its values have the usual
+    # types; empty options send the same scope down the general path: same scope, same error.
+    assert _scope_outcome(dict(raw), None) == _scope_outcome(dict(raw), {})
+
+
+def test_build_scope_of_a_server_scope() -> None:
+    raw = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "get",
+        "scheme": "http",
+        "path": "/a b",
+        "raw_path": "/a%20b",
+        "query_string": "x=1",
+        "root_path": "",
+        "headers": [("Host", "h"), ("X-Raw", "\udcff")],
+        "server": ("127.0.0.1", 80),
+        "client": None,
+    }
+    assert _asgi.build_scope(raw) == {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/a b",
+        "raw_path": b"/a%20b",
+        "query_string": b"x=1",
+        "root_path": "",
+        "headers": [(b"host", b"h"), (b"x-raw", b"\xff")],
+        "server": ("127.0.0.1", 80),
+        "client": None,
+        "state": {},
+    }
 
 
 def test_resolve_app_imports_like_import_module(monkeypatch: pytest.MonkeyPatch) -> None:
