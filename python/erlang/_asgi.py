@@ -174,25 +174,13 @@ def _server_scope(raw: dict[str, Any]) -> dict[str, Any] | None:
         and type(version) is str
         and version in _HTTP_VERSIONS
         and path.startswith("/")
-        and type(headers) is list
         and (server is None or _plain_address(server))
         and (client is None or _plain_address(client))
     ):
         return None
-    pairs: list[tuple[bytes, bytes]] = []
-    append = pairs.append
-    for item in headers:
-        if type(item) is not tuple or len(item) != 2:
-            return None
-        name, val = item
-        if type(name) is not str or type(val) is not str:
-            return None
-        append(
-            (
-                name.encode("utf-8", "surrogateescape").lower(),
-                val.encode("utf-8", "surrogateescape"),
-            )
-        )
+    # Everything the general path checks before the headers has passed: _headers gives the
+    # same pairs, or raises the same error, as it would there.
+    pairs = _headers(headers)
     return {
         "type": "http",
         "http_version": version,
@@ -211,6 +199,7 @@ def _server_scope(raw: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _plain_address(value: object) -> bool:
+    """Whether ``value`` is a ``(str, int)`` pair, an address that needs no conversion."""
     return (
         type(value) is tuple and len(value) == 2 and type(value[0]) is str and type(value[1]) is int
     )
@@ -295,12 +284,7 @@ def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
     for key in ("server", "client"):
         if key in scope:
             value = scope[key]
-            if not (
-                type(value) is tuple
-                and len(value) == 2
-                and type(value[0]) is str
-                and type(value[1]) is int
-            ):
+            if not _plain_address(value):
                 scope[key] = _address(value, key)
     state = get("state")
     scope["state"] = {} if state is None and "state" not in scope else dict(_dict(state, "state"))
@@ -559,9 +543,20 @@ def _prepared(
         state = _started_state(module, name)
         if state is None:
             return app, scope, False
-        own = scope["state"]
-        scope["state"] = {**state, **own} if own else dict(state)
+        _merge_state(scope, state)
     return app, scope, True
+
+
+def _merge_state(scope: dict[str, Any], state: dict[str, Any]) -> None:
+    """Gives the request a shallow copy of the app's lifespan ``state``, under what its own
+    scope's state already holds."""
+    scope["state"] = {**state, **scope["state"]}
+
+
+async def _add_state(module: str, name: str, app: App, scope: dict[str, Any]) -> None:
+    """:func:`_merge_state` once the app's lifespan startup (run by this request if it is the
+    first) is over."""
+    _merge_state(scope, await _state(module, name, app))
 
 
 async def _prepare(
@@ -570,8 +565,7 @@ async def _prepare(
     """:func:`_prepared`, waiting for the app's lifespan startup if it has not run yet."""
     app, scope, ready = _prepared(module, name, raw_scope, opts, kind)
     if not ready:
-        state = await _state(module, name, app)
-        scope["state"] = {**state, **scope["state"]}
+        await _add_state(module, name, app, scope)
     return app, scope
 
 
@@ -771,8 +765,7 @@ async def serve(
     Erlang reported that the client went away."""
     app, scope, ready = _prepared(module, name, raw_scope, opts)
     if not ready:
-        state = await _state(module, name, app)
-        scope["state"] = {**state, **scope["state"]}
+        await _add_state(module, name, app, scope)
     stream = _Stream(peer, watch, body, more_body)
     try:
         await app(scope, stream.receive, stream.send)
