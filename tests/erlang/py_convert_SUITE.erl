@@ -1298,24 +1298,34 @@ big_map_reply_encoding(_Config) ->
 
 %% The tags of the replies this process receives while `Fun' runs, and what `Fun' returned.
 reply_tags(Fun) ->
+    received(Fun, fun({Ref, Reply}) when is_reference(Ref), is_tuple(Reply) ->
+                          {true, element(1, Reply)};
+                     ({Ref, ok}) when is_reference(Ref) ->
+                          {true, ok};
+                     (_) ->
+                          false
+                  end).
+
+%% What `Pick' keeps (`{true, X}') of the messages this process receives while `Fun' runs, in
+%% order, and what `Fun' returned: the receives are traced, so the messages stay unread.
+received(Fun, Pick) ->
     Self = self(),
-    Tracer = spawn_link(fun() -> trace_collect(Self, []) end),
+    Tracer = spawn_link(fun() -> collect_received(Self, Pick, []) end),
     1 = erlang:trace(Self, true, ['receive', {tracer, Tracer}]),
     Result = Fun(),
     1 = erlang:trace(Self, false, ['receive']),
     Tracer ! {stop, Self},
-    receive {tags, Tracer, Tags} -> {Tags, Result} end.
+    receive {received, Tracer, Kept} -> {Kept, Result} end.
 
-trace_collect(Self, Tags) ->
+collect_received(Self, Pick, Kept) ->
     receive
-        {trace, Self, 'receive', {Ref, Reply}} when is_reference(Ref), is_tuple(Reply) ->
-            trace_collect(Self, [element(1, Reply) | Tags]);
-        {trace, Self, 'receive', {Ref, ok}} when is_reference(Ref) ->
-            trace_collect(Self, [ok | Tags]);
-        {trace, Self, 'receive', _} ->
-            trace_collect(Self, Tags);
+        {trace, Self, 'receive', Message} ->
+            case Pick(Message) of
+                {true, X} -> collect_received(Self, Pick, [X | Kept]);
+                false -> collect_received(Self, Pick, Kept)
+            end;
         {stop, Self} ->
-            Self ! {tags, self(), lists:reverse(Tags)}
+            Self ! {received, self(), lists:reverse(Kept)}
     end.
 
 %% @doc Errors in values with big maps are the errors of the table: the same reasons as for
@@ -1506,23 +1516,9 @@ big_map_callback_arguments(_Config) ->
 %% The arguments of the callback requests this process receives while `Fun' runs (as they come:
 %% a list, or `{etf, Bytes, Handles}'), and what `Fun' returned.
 callback_args(Fun) ->
-    Self = self(),
-    Tracer = spawn_link(fun() -> callback_collect(Self, []) end),
-    1 = erlang:trace(Self, true, ['receive', {tracer, Tracer}]),
-    Result = Fun(),
-    1 = erlang:trace(Self, false, ['receive']),
-    Tracer ! {stop, Self},
-    receive {args, Tracer, Args} -> {Args, Result} end.
-
-callback_collect(Self, Acc) ->
-    receive
-        {trace, Self, 'receive', {_, {'$py_callback', _, _, Args}}} ->
-            callback_collect(Self, [Args | Acc]);
-        {trace, Self, 'receive', _} ->
-            callback_collect(Self, Acc);
-        {stop, Self} ->
-            Self ! {args, self(), lists:reverse(Acc)}
-    end.
+    received(Fun, fun({_, {'$py_callback', _, _, Args}}) -> {true, Args};
+                     (_) -> false
+                  end).
 
 %% @doc `py_nif:job_decode_reply/1' decodes one whole term in the external format, with no
 %% new atoms; anything else is `badarg'.
