@@ -166,8 +166,9 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
                     %% spawned per request for it).
                     Alias = alias(),
                     Over = atomics:new(1, []),
-                    Ref = py:async_call(?RUNNER, serve, [M, C, Scope, Body, More, Alias,
-                                                         {self(), Over}, run_opts(Opts)]),
+                    Ref = py:async_call(?RUNNER, serve, [M, C, scope_arg(Scope), Body, More,
+                                                         Alias, {self(), Over},
+                                                         run_opts(Opts)]),
                     try
                         loop(Ref, Alias, Handler, Acc0, Timeout)
                     after
@@ -472,6 +473,26 @@ flush(Tag) ->
     after 0 ->
         ok
     end.
+
+%% How stream/6 hands its scope to the runner. A server's scope (the eleven keys py_http gives,
+%% binaries, a list of headers and two addresses) goes in the external format: the runner reads
+%% it straight into the scope dict (`erlang._native._asgi_scope'), where as an argument its
+%% binaries became `str' that the runner encoded back to `bytes' on the loop's thread. A
+%% handle from build_scope/2 goes as it is, and so does any other map: its values may be handles
+%% that only the argument conversion resolves. Anything else is encoded too, and gets the error
+%% the runner gives a scope that is no map.
+-spec scope_arg(term()) -> term().
+scope_arg(#{type := T, http_version := V, method := M, scheme := S, path := P, raw_path := R,
+            query_string := Q, root_path := Root, headers := H, server := Server,
+            client := Client} = Scope)
+  when map_size(Scope) =:= 11, is_binary(T), is_binary(V), is_binary(M), is_binary(S),
+       is_binary(P), is_binary(R), is_binary(Q), is_binary(Root), is_list(H),
+       is_tuple(Server) orelse is_atom(Server), is_tuple(Client) orelse is_atom(Client) ->
+    term_to_binary(Scope);
+scope_arg(Scope) when is_map(Scope); is_reference(Scope) ->
+    Scope;
+scope_arg(Other) ->
+    term_to_binary(Other).
 
 -spec run_opts(map()) -> map().
 run_opts(Opts) ->

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 from urllib.parse import unquote
 
+from erlang._native import _asgi_scope, binary_to_term
 from erlang._web import resolve_app
 
 Scope = MutableMapping[str, Any]
@@ -293,6 +294,14 @@ def build_scope(raw: object, opts: object = None) -> dict[str, Any]:
     return scope
 
 
+def _encoded_scope(data: bytes) -> dict[str, Any]:
+    """:func:`build_scope` of the term ``data`` encodes (what ``py_asgi:stream/6`` sends): a
+    server's scope is read straight into the dict (``erlang._native._asgi_scope``), anything
+    else is decoded and goes through the general rules, which give the same scope or raise."""
+    scope = _asgi_scope(data, _ASGI)
+    return build_scope(binary_to_term(data)) if scope is None else scope
+
+
 def scope_handle(raw: object, opts: object = None) -> ScopeHandle:
     """``py_asgi:build_scope/2``: the scope of :func:`build_scope` as an opaque handle."""
     return ScopeHandle(build_scope(raw, opts))
@@ -518,11 +527,17 @@ class _Response:
 
 
 def _prepared(
-    module: str, name: str, raw_scope: object, opts: object, kind: str = "http"
+    module: str,
+    name: str,
+    raw_scope: object,
+    opts: object,
+    kind: str = "http",
+    encoded: bool = False,
 ) -> tuple[App, dict[str, Any], bool]:
     """The app and the scope of a request, with no coroutine made, and whether the scope is
     ready: false when its lifespan state is still to come (the app's startup has not run,
-    :func:`_prepare` waits for it). Raises what a bad scope or a failed startup raised."""
+    :func:`_prepare` waits for it). ``encoded``: ``raw_scope`` is the term in the external
+    format (bytes). Raises what a bad scope or a failed startup raised."""
     app: App = resolve_app(module, name)
     if opts is None:
         options: dict[str, Any] = {}
@@ -530,8 +545,10 @@ def _prepared(
         options = opts
     else:
         options = _dict(opts, "options")
+    if encoded:
+        scope = _encoded_scope(cast("bytes", raw_scope))
     # A dict is no ScopeHandle: no ABC check for the usual scope.
-    if type(raw_scope) is not dict and isinstance(raw_scope, ScopeHandle):
+    elif type(raw_scope) is not dict and isinstance(raw_scope, ScopeHandle):
         scope = dict(raw_scope.data)
         scope["state"] = dict(scope.get("state", {}))
     else:
@@ -760,10 +777,12 @@ async def serve(
     Erlang process behind the alias ``peer`` (and asking it for the next request body chunk
     while ``more_body`` is true) with ``erlang.async_call``; a ``send`` of a body chunk with
     more to come returns when Erlang answered (``watch``, handed back with each call, is how the
-    Erlang side answers a call that comes after the request's end). Returns ``'ok'``,
+    Erlang side answers a call that comes after the request's end). ``raw_scope`` is a scope
+    as for :func:`build_scope`, a :class:`ScopeHandle`, or bytes: the scope term in the
+    external format, as ``py_asgi:stream/6`` sends a server's. Returns ``'ok'``,
     ``('events', Events)`` with the events not handed over yet, or ``'disconnected'`` when
     Erlang reported that the client went away."""
-    app, scope, ready = _prepared(module, name, raw_scope, opts)
+    app, scope, ready = _prepared(module, name, raw_scope, opts, encoded=type(raw_scope) is bytes)
     if not ready:
         await _add_state(module, name, app, scope)
     stream = _Stream(peer, watch, body, more_body)

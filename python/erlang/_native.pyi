@@ -159,6 +159,10 @@ def py_array(array: object, /) -> PyArray:
 def binary_to_term(data: bytes | bytearray, /) -> Any:
     """Decode bytes in Erlang's external term format to the value Python receives."""
 
+def _asgi_scope(data: bytes, asgi: dict[str, str], /) -> dict[str, Any] | None:
+    """The ASGI ``http`` scope of ``data``, a server's scope map in the external format, with
+    a copy of ``asgi`` and an empty ``state``; ``None`` for any other term (``erlang._asgi``)."""
+
 # The mocked BEAM's native half: only in the pip extension (rust/pyext), never in the BEAM.
 # `max_depth` defaults to core's DEFAULT_MAX_DEPTH (1000), a Rust constant the runtime
 # signature shows as `...`.

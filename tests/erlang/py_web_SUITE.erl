@@ -24,6 +24,7 @@
     asgi_lifespan_once_for_concurrent_requests/1,
     asgi_lifespan_startup_failed/1,
     asgi_scope_is_spec_compliant/1,
+    asgi_stream_scope_as_run/1,
     asgi_build_scope/1,
     asgi_stream_chunks_in_order/1,
     asgi_stream_sse/1,
@@ -333,6 +334,52 @@ asgi_scope_is_spec_compliant(_Config) ->
     {match, _} = re:run(Body2, <<"path: str '/x/y'">>),
     {ok, {200, _, Body3}} = py_asgi:run(edge_apps, scope_types, #{}, <<>>),
     {match, _} = re:run(Body3, <<"raw_path: bytes b'/'">>),
+    ok.
+
+%% @doc stream/6 sends a server's scope (its eleven keys, usual types) in the external format,
+%% read natively in Python; run/5 sends it as an argument. The app sees the same scope either
+%% way, for server scopes and for scopes that take the general path (another key, a value of
+%% another type), and a scope that is no map gets the same error.
+-spec asgi_stream_scope_as_run(ct_suite:ct_config()) -> term().
+asgi_stream_scope_as_run(_Config) ->
+    Server = #{type => <<"http">>, http_version => <<"1.1">>, method => <<"post">>,
+               scheme => <<"https">>, path => <<"/a b/é"/utf8>>, raw_path => <<"/a%20b/%C3%A9">>,
+               query_string => <<"q=", 255>>, root_path => <<"/api">>,
+               headers => [{<<"Host">>, <<"h">>}, {<<"x-bin">>, <<255, 0>>}],
+               server => {<<"127.0.0.1">>, 8080}, client => {<<"::1">>, 70000}},
+    Scopes = [Server,
+              Server#{client => none, server => undefined, headers => []},
+              %% Keys as binaries.
+              maps:from_list([{atom_to_binary(K), V} || {K, V} <- maps:to_list(Server)]),
+              %% The general path: an atom, a list address, a twelfth key, a path that is not
+              %% UTF-8, a method that is not ASCII.
+              Server#{method => 'GET'},
+              Server#{client => [<<"1.2.3.4">>, 9]},
+              Server#{state => #{k => 1}},
+              Server#{path => <<"/", 255>>},
+              Server#{method => <<"ß"/utf8>>}],
+    Same = fun(Scope) ->
+                   {ok, {200, _, Body}} = py_asgi:run(edge_apps, scope_types, Scope, <<>>),
+                   {ok, [{response_start, 200, []}, {response_body, Body, false}]} =
+                       py_asgi:stream(edge_apps, scope_types, Scope, collect(), [], #{}),
+                   Body
+           end,
+    [First | _] = [Same(Scope) || Scope <- Scopes],
+    Has = fun(Text) -> {_, _} = binary:match(First, Text) end,
+    Has(<<"[(b'host', b'h'), (b'x-bin', b'\\xff\\x00')]">>),
+    Has(<<"method: str 'POST'">>),
+    Has(<<"query_string: bytes b'q=\\xff'">>),
+    Has(<<"client: ('::1', 70000)">>),
+    %% Bad values get the general path's errors, the same through both.
+    Bad = [Server#{path => <<"x">>}, Server#{headers => [{<<"a">>}]},
+           Server#{http_version => <<"9">>}, Server#{type => <<"ws">>}],
+    [begin
+         {error, Reason} = py_asgi:run(edge_apps, scope_types, Scope, <<>>),
+         {error, Reason, []} = py_asgi:stream(edge_apps, scope_types, Scope, collect(), [], #{})
+     end || Scope <- Bad],
+    Expected = {'TypeError', <<"expected map for ASGI scope">>},
+    {error, Expected, []} = py_asgi:stream(edge_apps, scope_types, [not_a_map], collect(), [], #{}),
+    {error, Expected, []} = py_asgi:stream(edge_apps, scope_types, <<131, 106>>, collect(), [], #{}),
     ok.
 
 %% @doc build_scope/1,2 gives an opaque handle that run/5 and py:call accept.

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from erlang import _asgi
+from erlang import _asgi, _native
+from erlang._native import binary_to_term, term_to_binary
 from erlang.testing import MockBeam
 
 WEB = str(Path(__file__).resolve().parent.parent / "web")
@@ -191,6 +192,106 @@ def test_build_scope_of_a_server_scope_as_the_general_rules(raw: dict[str, Any])
     # A scope with the keys a server gives takes a shorter path when its values have the usual
     # types; empty options send the same scope down the general path: same scope, same error.
     assert _scope_outcome(dict(raw), None) == _scope_outcome(dict(raw), {})
+
+
+def _as_term(value: object) -> object:
+    """The Python form of a scope value as the term Erlang would send (a ``str`` with lone
+    surrogates is the binary, not UTF-8, that it stands for)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape") if not value.isascii() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_term(item) for item in value)
+    return value
+
+
+def _encoded_outcome(data: bytes) -> object:
+    try:
+        return _asgi._encoded_scope(data)
+    except (TypeError, ValueError) as exc:
+        return (type(exc), str(exc))
+
+
+def _decoded_outcome(data: bytes) -> object:
+    try:
+        return _asgi.build_scope(binary_to_term(data))
+    except (TypeError, ValueError) as exc:
+        return (type(exc), str(exc))
+
+
+@given(_server_like_scope())
+def test_encoded_server_scope_as_the_general_rules(raw: dict[str, Any]) -> None:
+    # What py_asgi:stream/6 sends for a server's scope (the map in the external format) is read
+    # straight into the scope when its values have the usual types; decoded as an argument
+    # would be and built by the general rules, it gives the same scope or the same error.
+    data = term_to_binary({key: _as_term(value) for key, value in raw.items()})
+    assert _encoded_outcome(data) == _decoded_outcome(data)
+
+
+@given(_SERVER_SCOPE)
+def test_encoded_server_scope_is_read_natively(raw: dict[str, Any]) -> None:
+    # A path that is not UTF-8 (percent-decoded from %FF) is left to the general path.
+    assume(raw["path"].isascii() or raw["path"] == "/é")
+    data = term_to_binary({key: _as_term(value) for key, value in raw.items()})
+    scope = _native._asgi_scope(data, _asgi._ASGI)
+    assert scope is not None
+    assert scope == _asgi.build_scope(binary_to_term(data))
+
+
+def test_encoded_server_scope() -> None:
+    term = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "get",
+        "scheme": "http",
+        "path": "/a b",
+        "raw_path": "/a%20b",
+        "query_string": b"x=\xff",
+        "root_path": "",
+        "headers": [("Host", "h"), ("X-Raw", b"\xff"), ("accept", "*/*")],
+        "server": ("127.0.0.1", 8000),
+        "client": None,
+    }
+    data = term_to_binary(term)
+    expected = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/a b",
+        "raw_path": b"/a%20b",
+        "query_string": b"x=\xff",
+        "root_path": "",
+        "headers": [(b"host", b"h"), (b"x-raw", b"\xff"), (b"accept", b"*/*")],
+        "server": ("127.0.0.1", 8000),
+        "client": None,
+        "state": {},
+    }
+    scope = _native._asgi_scope(data, _asgi._ASGI)
+    assert scope == expected
+    assert scope is not None
+    # Each request gets dicts of its own.
+    assert scope["asgi"] is not _asgi._ASGI
+    assert _native._asgi_scope(data, _asgi._ASGI)["state"] is not scope["state"]  # type: ignore[index]
+    # Anything else is left to the general path: another key, a value of another kind, a
+    # method that is not ASCII, bytes that are not one term.
+    for other in (
+        {**term, "state": {}},
+        {**term, "type": "websocket"},
+        {**term, "method": "ß"},
+        {**term, "headers": [["a", "b"]]},
+        {**term, "client": ["h", 1]},
+        {**term, "server": ("h", 2**40)},
+    ):
+        assert _native._asgi_scope(term_to_binary(other), _asgi._ASGI) is None
+    assert _native._asgi_scope(data[:-1], _asgi._ASGI) is None
+    assert _native._asgi_scope(data + b"j", _asgi._ASGI) is None
+    assert _native._asgi_scope(b"", _asgi._ASGI) is None
+    assert _asgi._encoded_scope(term_to_binary({**term, "method": "ß"}))["method"] == "SS"
+    with pytest.raises(TypeError, match="expected map for ASGI scope"):
+        _asgi._encoded_scope(term_to_binary(["not", "a", "map"]))
+    with pytest.raises(ValueError, match="truncated"):
+        _asgi._encoded_scope(data[:-1])
 
 
 def test_build_scope_of_a_server_scope() -> None:

@@ -17,12 +17,15 @@
 //! - [`log`]: `erlang._native._log`, its native level threshold and the [`log::LogSink`] trait.
 //! - [`callback`]: `erlang.call`, `erlang.Function`, `erlang.ErlangError` and the
 //!   [`callback::Backend`] trait through which they reach the BEAM (real or mocked).
+//! - [`asgi`]: `erlang._native._asgi_scope`, an HTTP server's ASGI scope read straight from
+//!   the external term format.
 //! - [`native`]: the body of the `erlang._native` Python module.
 //!
 //! This crate never links the BEAM. Every function that touches Python takes `Python<'py>` or a
 //! `Bound<'py, _>`, so it runs on whatever thread holds the GIL (an executor thread inside the
 //! BEAM, the caller's thread in plain Python).
 
+pub mod asgi;
 pub mod callback;
 pub mod convert;
 pub mod error;

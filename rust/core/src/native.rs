@@ -26,6 +26,7 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(binary_to_term, module)?)?;
     module.add_class::<crate::convert::PyArrayTerm>()?;
     module.add_function(wrap_pyfunction!(crate::convert::py_array, module)?)?;
+    module.add_function(wrap_pyfunction!(crate::asgi::_asgi_scope, module)?)?;
     // The one default nesting bound, for Python code that needs it (erlang.testing).
     module.add("DEFAULT_MAX_DEPTH", crate::convert::DEFAULT_MAX_DEPTH)?;
     crate::trace::populate(module)?;
