@@ -676,6 +676,52 @@ def test_serve_complete_in_one_step_makes_no_call(beam: MockBeam) -> None:
     assert [ev[0] for ev in events] == ["response_start", "response_body"]
 
 
+@pytest.mark.parametrize("shared", [True, False])
+def test_serve_kicks_of_one_step_share_a_callback(
+    beam: MockBeam, monkeypatch: pytest.MonkeyPatch, shared: bool
+) -> None:
+    # Five requests answer in the same loop step and run on until every response reached
+    # Erlang: each needs its kick, and one callback serves them all (or, on a loop that takes
+    # no attribute, one callback each).
+    delivered: list[Any] = []
+    everyone = asyncio.Event()
+
+    def event(args: list[Any]) -> object:
+        delivered.append(args[2])
+        if len(delivered) == 5:
+            everyone.set()
+        return "ok"
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+        await asyncio.wait_for(everyone.wait(), 5)
+
+    calls: list[int] = []
+    kick_all = _asgi._kick_all
+
+    def counting(kicks: list[Any]) -> None:
+        calls.append(len(kicks))
+        kick_all(kicks)
+
+    monkeypatch.setattr(_asgi, "_kick_all", counting)
+    if not shared:
+        monkeypatch.setattr(_asgi, "_kick_list", lambda loop: None)
+    monkeypatch.setattr(_asgi, "resolve_app", lambda module, name: app)
+    beam.register_function(_asgi.EVENT_FUNCTION, event)
+
+    async def one(i: int) -> object:
+        opts = {"lifespan": False}
+        return await _asgi.serve("m", "app", {"path": f"/{i}"}, b"", False, "a", "w", opts)
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(one(i) for i in range(5)))
+
+    assert asyncio.run(main()) == ["ok"] * 5
+    assert sorted(events[1][1] for events in delivered) == ["/0", "/1", "/2", "/3", "/4"]
+    assert calls == ([5] if shared else [])
+
+
 def test_response_waiters_are_independent() -> None:
     async def main() -> list[str]:
         response = _asgi._Response()
