@@ -272,6 +272,8 @@ fn address<'py>(py: Python<'py>, value: Value<'_>) -> PyResult<Option<Bound<'py,
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// `term_to_binary(#{type => <<"http">>, ...})` written by hand: eleven atom keys.
@@ -359,5 +361,44 @@ mod tests {
         let mut trailing = whole.clone();
         trailing.push(NIL_EXT);
         assert!(read(&trailing).is_none());
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 1024,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// Garbage is refused, never a panic.
+        #[test]
+        fn garbage_is_refused(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut data = vec![131, MAP_EXT, 0, 0, 0, 11];
+            data.extend(bytes);
+            let _ = read(&data);
+        }
+
+        /// A server scope with one byte changed is read or refused, never a panic; what is read
+        /// has headers that can be read again where `read` left them.
+        #[test]
+        fn damaged_scopes_are_read_or_refused(at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut data = encoded(&server_scope());
+            let i = at.index(data.len());
+            data[i] = byte;
+            if let Some(values) = read(&data) {
+                if let Value::Headers(start, count) = values[8] {
+                    let mut cur = Cursor::new(&data, start);
+                    for _ in 0..count {
+                        prop_assert!(header(&mut cur).is_some());
+                    }
+                } else {
+                    prop_assert!(false, "headers not read as headers");
+                }
+            }
+        }
     }
 }
