@@ -166,9 +166,13 @@ stream(Module, Callable, Scope, Handler, Acc0, Opts) when is_function(Handler, 2
                     %% spawned per request for it).
                     Alias = alias(),
                     Over = atomics:new(1, []),
+                    %% What the runner hands back with each event, opaque to it: as one binary
+                    %% it crosses as `bytes', where the alias, this pid and the flag each took
+                    %% a conversion to an object of its own on the loop's thread, also for
+                    %% the many responses that make no event call.
+                    Peer = term_to_binary({Alias, self(), Over}),
                     Ref = py:async_call(?RUNNER, serve, [M, C, scope_arg(Scope), Body, More,
-                                                         Alias, {self(), Over},
-                                                         run_opts(Opts)]),
+                                                         Peer, run_opts(Opts)]),
                     try
                         loop(Ref, Alias, Handler, Acc0, Timeout)
                     after
@@ -366,7 +370,27 @@ flush_tag(Tag) ->
 %% is answered; one sent later may be dropped with the alias, and the read of `Over' after the
 %% send sees it set.
 -spec '_event'([term()]) -> term().
-'_event'([Alias, {Owner, Over}, Event]) when is_reference(Alias), is_pid(Owner) ->
+'_event'([Peer, Event]) when is_binary(Peer) ->
+    case peer(Peer) of
+        {ok, Alias, Owner, Over} -> event(Alias, Owner, Over, Event);
+        error -> error({badarg, Peer})
+    end.
+
+%% The alias, the pid and the flag stream/6 encoded into `Peer'; `error' for anything else (the
+%% event function is there for any Python code to call).
+-spec peer(binary()) -> {ok, reference(), pid(), atomics:atomics_ref()} | error.
+peer(Peer) ->
+    try binary_to_term(Peer, [safe]) of
+        {Alias, Owner, Over} when is_reference(Alias), is_pid(Owner), is_reference(Over) ->
+            {ok, Alias, Owner, Over};
+        _ ->
+            error
+    catch
+        error:badarg -> error
+    end.
+
+-spec event(reference(), pid(), atomics:atomics_ref(), term()) -> term().
+event(Alias, Owner, Over, Event) ->
     MRef = monitor(process, Owner),
     Alias ! {'$py_asgi', Alias, self(), MRef, Event},
     case over(Over) of

@@ -661,13 +661,11 @@ class _Stream(_Response):
         "peer",
         "pending",
         "settled",
-        "watch",
     )
 
-    def __init__(self, peer: object, watch: object, body: object, more_body: bool) -> None:
+    def __init__(self, peer: object, body: object, more_body: bool) -> None:
         super().__init__()
         self.peer = peer
-        self.watch = watch
         self.loop = asyncio.get_running_loop()
         self.body_pending = bool(more_body)
         self.first: Message | None = {
@@ -694,7 +692,7 @@ class _Stream(_Response):
             self.first = None
             return first
         if self.body_pending and not self.gone:
-            reply = await _async_call()(EVENT_FUNCTION, self.peer, self.watch, "request_body")
+            reply = await _async_call()(EVENT_FUNCTION, self.peer, "request_body")
             if isinstance(reply, tuple) and len(reply) == 3 and reply[0] == "body":
                 self.body_pending = bool(reply[2])
                 chunk = _bytes(reply[1], "request body chunk")
@@ -714,7 +712,7 @@ class _Stream(_Response):
                 return
             events = self.pending[:]
             self.pending.clear()
-            reply = await _async_call()(EVENT_FUNCTION, self.peer, self.watch, events)
+            reply = await _async_call()(EVENT_FUNCTION, self.peer, events)
             if reply != "ok":
                 self.disconnected()
 
@@ -804,14 +802,14 @@ async def serve(
     body: object,
     more_body: bool,
     peer: object,
-    watch: object,
     opts: object = None,
 ) -> str | tuple[str, list[tuple[str, Any, Any]]]:
     """``py_asgi:stream/6``: calls the app, handing its response events (lists of them) to the
-    Erlang process behind the alias ``peer`` (and asking it for the next request body chunk
-    while ``more_body`` is true) with ``erlang.async_call``; a ``send`` of a body chunk with
-    more to come returns when Erlang answered (``watch``, handed back with each call, is how the
-    Erlang side answers a call that comes after the request's end). ``raw_scope`` is a scope
+    Erlang process ``peer`` names (and asking it for the next request body chunk while
+    ``more_body`` is true) with ``erlang.async_call``; a ``send`` of a body chunk with more to
+    come returns when Erlang answered. ``peer`` is opaque here, handed back with each call
+    (``py_asgi:stream/6`` encodes in it where the events go and how a call that comes after the
+    request's end is answered). ``raw_scope`` is a scope
     as for :func:`build_scope`, a :class:`ScopeHandle`, or bytes: the scope term in the
     external format, as ``py_asgi:stream/6`` sends a server's. Returns ``'ok'``,
     ``('events', Events)`` with the events not handed over yet, or ``'disconnected'`` when
@@ -819,7 +817,7 @@ async def serve(
     app, scope, ready = _prepared(module, name, raw_scope, opts, encoded=type(raw_scope) is bytes)
     if not ready:
         await _add_state(module, name, app, scope)
-    stream = _Stream(peer, watch, body, more_body)
+    stream = _Stream(peer, body, more_body)
     try:
         await app(scope, stream.receive, stream.send)
     except ClientDisconnected:

@@ -36,6 +36,7 @@
     asgi_stream_caller_death_cancels_app/1,
     asgi_stream_caller_death_releases_event/1,
     asgi_stream_late_event_answered/1,
+    asgi_event_function_refuses_bad_peers/1,
     asgi_stream_idle_timeout/1,
     asgi_timeout_cancels_app/1,
     asgi_app_errors/1,
@@ -516,6 +517,32 @@ asgi_stream_caller_death_releases_event(_Config) ->
     py_test_util:wait_until(fun() -> event_waiters() =:= [] end, 10000),
     ok.
 
+%% @doc The event function the runner calls (any Python code can) refuses a peer that
+%% stream/6 did not make, with an error and no crash.
+-spec asgi_event_function_refuses_bad_peers(ct_suite:ct_config()) -> term().
+asgi_event_function_refuses_bad_peers(_Config) ->
+    %% Registered by the first stream.
+    {ok, _} = py_asgi:stream(edge_apps, scope_types, #{}, collect(), [], #{}),
+    ok = py:exec(<<"import erlang">>),
+    Call = fun(Args) ->
+                   py:eval(<<"erlang.call('_py_asgi_event', *args)">>, #{args => Args})
+           end,
+    {error, {'ErlangError', <<"error: {badarg,<<\"junk\">>}">>}} =
+        Call([<<"junk">>, <<"x">>]),
+    {error, {'ErlangError', <<"error: function_clause">>}} = Call([1, 2, 3]),
+    NotAPeer = term_to_binary({1, 2, 3}),
+    {error, {'ErlangError', Message}} = Call([NotAPeer, <<"x">>]),
+    {match, _} = re:run(Message, <<"badarg">>),
+    %% A peer whose request is over (its process gone): disconnect, at once.
+    Gone = spawn(fun() -> ok end),
+    Alias = alias(),
+    true = unalias(Alias),
+    Over = atomics:new(1, []),
+    {ok, <<"disconnect">>} =
+        Call([term_to_binary({Alias, Gone, Over}), <<"request_body">>]),
+    {messages, []} = process_info(self(), messages),
+    ok.
+
 %% @doc An event the app sends once its request is over (a task of its own asks for more
 %% body after stream/6 returned, its caller still alive) gets `http.disconnect': nothing waits
 %% for an answer, nothing reaches the caller's mailbox.
@@ -541,7 +568,7 @@ asgi_stream_late_event_answered(_Config) ->
 -spec event_waiters() -> [pid()].
 event_waiters() ->
     [P || P <- processes(),
-          erlang:process_info(P, current_function) =:= {current_function, {py_asgi, '_event', 1}}].
+          erlang:process_info(P, current_function) =:= {current_function, {py_asgi, event, 4}}].
 
 %% @doc An app that sends nothing for `timeout' ms is cancelled: {error, timeout, Acc}.
 -spec asgi_stream_idle_timeout(ct_suite:ct_config()) -> term().

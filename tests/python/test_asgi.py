@@ -545,8 +545,8 @@ def serve(
     events: list[Any] = []
 
     def event(args: list[Any]) -> object:
-        alias, watch, evs = args
-        assert (alias, watch) == ("alias", "watch")
+        peer, evs = args
+        assert peer == "peer"
         if evs == "request_body":
             events.append(evs)
             return answer(evs)
@@ -559,9 +559,7 @@ def serve(
 
     beam.register_function(_asgi.EVENT_FUNCTION, event)
     app = "app" if module == "fastapi_app" else scope.pop("app")
-    result = asyncio.run(
-        _asgi.serve(module, app, scope, body, more, "alias", "watch", {"lifespan": False})
-    )
+    result = asyncio.run(_asgi.serve(module, app, scope, body, more, "peer", {"lifespan": False}))
     if isinstance(result, tuple):
         # Not converted by the mock: shown as Erlang would see them (UTF-8 binaries as str).
         events.extend(_as_erlang(ev) for ev in result[1])
@@ -687,7 +685,7 @@ def test_serve_kicks_of_one_step_share_a_callback(
     everyone = asyncio.Event()
 
     def event(args: list[Any]) -> object:
-        delivered.append(args[2])
+        delivered.append(args[1])
         if len(delivered) == 5:
             everyone.set()
         return "ok"
@@ -712,7 +710,7 @@ def test_serve_kicks_of_one_step_share_a_callback(
 
     async def one(i: int) -> object:
         opts = {"lifespan": False}
-        return await _asgi.serve("m", "app", {"path": f"/{i}"}, b"", False, "a", "w", opts)
+        return await _asgi.serve("m", "app", {"path": f"/{i}"}, b"", False, "p", opts)
 
     async def main() -> list[object]:
         return await asyncio.gather(*(one(i) for i in range(5)))
