@@ -158,20 +158,18 @@ fn read(data: &[u8]) -> Option<[Value<'_>; 11]> {
     Some(values.map(|value| value.unwrap_or(Value::Absent)))
 }
 
-/// The index in [`KEYS`] of the next key, an atom or a binary.
+/// The index in [`KEYS`] of the next key, an atom or a binary. The keys are ASCII, whose bytes
+/// are the same in each atom encoding (Latin-1 or UTF-8) and in a binary: the name's bytes are
+/// compared as they are, and anything else is no key of a server's scope.
 fn key(cur: &mut Cursor<'_>) -> Option<usize> {
-    let tag = cur.u8().ok()?;
-    let name = match tag {
-        ATOM_EXT | ATOM_UTF8_EXT | SMALL_ATOM_EXT | SMALL_ATOM_UTF8_EXT => {
-            cur.atom_after(tag).ok()?
-        }
-        BINARY_EXT => {
-            let len = cur.len32().ok()?;
-            std::str::from_utf8(cur.take(len).ok()?).ok()?.into()
-        }
+    let len = match cur.u8().ok()? {
+        ATOM_EXT | ATOM_UTF8_EXT => cur.u16().ok()?,
+        SMALL_ATOM_EXT | SMALL_ATOM_UTF8_EXT => usize::from(cur.u8().ok()?),
+        BINARY_EXT => cur.len32().ok()?,
         _ => return None,
     };
-    KEYS.iter().position(|k| *k == name)
+    let name = cur.take(len).ok()?;
+    KEYS.iter().position(|k| k.as_bytes() == name)
 }
 
 /// The bytes of the next term, a binary.
@@ -278,11 +276,24 @@ mod tests {
 
     /// `term_to_binary(#{type => <<"http">>, ...})` written by hand: eleven atom keys.
     fn encoded(values: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        encoded_with(SMALL_ATOM_UTF8_EXT, values)
+    }
+
+    /// [`encoded`] with the keys as `key_tag` gives them: an atom encoding or a binary.
+    fn encoded_with(key_tag: u8, values: &[(&str, Vec<u8>)]) -> Vec<u8> {
         let mut out = vec![131, MAP_EXT];
         out.extend_from_slice(&u32::try_from(values.len()).unwrap().to_be_bytes());
         for (key, value) in values {
-            out.push(SMALL_ATOM_UTF8_EXT);
-            out.push(u8::try_from(key.len()).unwrap());
+            out.push(key_tag);
+            match key_tag {
+                ATOM_EXT | ATOM_UTF8_EXT => {
+                    out.extend_from_slice(&u16::try_from(key.len()).unwrap().to_be_bytes());
+                }
+                BINARY_EXT => {
+                    out.extend_from_slice(&u32::try_from(key.len()).unwrap().to_be_bytes());
+                }
+                _ => out.push(u8::try_from(key.len()).unwrap()),
+            }
             out.extend_from_slice(key.as_bytes());
             out.extend_from_slice(value);
         }
@@ -336,6 +347,28 @@ mod tests {
         assert!(matches!(values[8], Value::Headers(_, 1)));
         assert!(matches!(values[9], Value::Address("127.0.0.1", 8000)));
         assert!(matches!(values[10], Value::Absent));
+    }
+
+    #[test]
+    fn reads_keys_in_each_encoding() {
+        for tag in [
+            ATOM_EXT,
+            ATOM_UTF8_EXT,
+            SMALL_ATOM_EXT,
+            SMALL_ATOM_UTF8_EXT,
+            BINARY_EXT,
+        ] {
+            assert!(
+                read(&encoded_with(tag, &server_scope())).is_some(),
+                "key tag {tag}"
+            );
+        }
+        // A key that is a prefix or an extension of a server's is none of them.
+        let mut other = server_scope();
+        other[0].0 = "typ";
+        assert!(read(&encoded(&other)).is_none());
+        other[0].0 = "types";
+        assert!(read(&encoded(&other)).is_none());
     }
 
     #[test]
