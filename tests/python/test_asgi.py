@@ -237,36 +237,42 @@ def test_encoded_server_scope_is_read_natively(raw: dict[str, Any]) -> None:
     assert scope == _asgi.build_scope(binary_to_term(data))
 
 
+# A server's scope as Python receives it (binaries that are not UTF-8 as str with surrogates),
+# and the ASGI scope built of it.
+_A_SERVER_SCOPE = {
+    "type": "http",
+    "http_version": "1.1",
+    "method": "get",
+    "scheme": "http",
+    "path": "/a b",
+    "raw_path": "/a%20b",
+    "query_string": "x=\udcff",
+    "root_path": "",
+    "headers": [("Host", "h"), ("X-Raw", "\udcff"), ("accept", "*/*")],
+    "server": ("127.0.0.1", 8000),
+    "client": None,
+}
+_ITS_ASGI_SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0", "spec_version": "2.4"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/a b",
+    "raw_path": b"/a%20b",
+    "query_string": b"x=\xff",
+    "root_path": "",
+    "headers": [(b"host", b"h"), (b"x-raw", b"\xff"), (b"accept", b"*/*")],
+    "server": ("127.0.0.1", 8000),
+    "client": None,
+    "state": {},
+}
+
+
 def test_encoded_server_scope() -> None:
-    term = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "get",
-        "scheme": "http",
-        "path": "/a b",
-        "raw_path": "/a%20b",
-        "query_string": b"x=\xff",
-        "root_path": "",
-        "headers": [("Host", "h"), ("X-Raw", b"\xff"), ("accept", "*/*")],
-        "server": ("127.0.0.1", 8000),
-        "client": None,
-    }
+    term = {key: _as_term(value) for key, value in _A_SERVER_SCOPE.items()}
     data = term_to_binary(term)
-    expected = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/a b",
-        "raw_path": b"/a%20b",
-        "query_string": b"x=\xff",
-        "root_path": "",
-        "headers": [(b"host", b"h"), (b"x-raw", b"\xff"), (b"accept", b"*/*")],
-        "server": ("127.0.0.1", 8000),
-        "client": None,
-        "state": {},
-    }
+    expected = _ITS_ASGI_SCOPE
     scope = _native._asgi_scope(data, _asgi._ASGI)
     assert scope == expected
     assert scope is not None
@@ -295,34 +301,7 @@ def test_encoded_server_scope() -> None:
 
 
 def test_build_scope_of_a_server_scope() -> None:
-    raw = {
-        "type": "http",
-        "http_version": "1.1",
-        "method": "get",
-        "scheme": "http",
-        "path": "/a b",
-        "raw_path": "/a%20b",
-        "query_string": "x=1",
-        "root_path": "",
-        "headers": [("Host", "h"), ("X-Raw", "\udcff")],
-        "server": ("127.0.0.1", 80),
-        "client": None,
-    }
-    assert _asgi.build_scope(raw) == {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/a b",
-        "raw_path": b"/a%20b",
-        "query_string": b"x=1",
-        "root_path": "",
-        "headers": [(b"host", b"h"), (b"x-raw", b"\xff")],
-        "server": ("127.0.0.1", 80),
-        "client": None,
-        "state": {},
-    }
+    assert _asgi.build_scope(dict(_A_SERVER_SCOPE)) == _ITS_ASGI_SCOPE
 
 
 def test_resolve_app_imports_like_import_module(monkeypatch: pytest.MonkeyPatch) -> None:
