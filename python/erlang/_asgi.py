@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, cast
 from urllib.parse import unquote
 
-from erlang._native import _asgi_scope, binary_to_term
+from erlang._native import _ASGI_SERVER_KEYS, _asgi_scope, binary_to_term
 from erlang._web import resolve_app
 
 Scope = MutableMapping[str, Any]
@@ -127,22 +127,8 @@ def _dict(value: object, what: str) -> dict[str, Any]:
 
 
 # The keys of the scope an HTTP server gives (py_http's): such a scope, with the usual types,
-# takes _server_scope.
-_SERVER_KEYS = frozenset(
-    {
-        "type",
-        "http_version",
-        "method",
-        "scheme",
-        "path",
-        "raw_path",
-        "query_string",
-        "root_path",
-        "headers",
-        "server",
-        "client",
-    }
-)
+# takes _server_scope (the native reader of the scope's bytes reads the same keys).
+_SERVER_KEYS = frozenset(_ASGI_SERVER_KEYS)
 
 
 def _server_scope(raw: dict[str, Any]) -> dict[str, Any] | None:

@@ -159,6 +159,9 @@ def py_array(array: object, /) -> PyArray:
 def binary_to_term(data: bytes | bytearray, /) -> Any:
     """Decode bytes in Erlang's external term format to the value Python receives."""
 
+_ASGI_SERVER_KEYS: tuple[str, ...]
+"""The eleven keys of an HTTP server's ASGI scope, in the order :func:`_asgi_scope` builds."""
+
 def _asgi_scope(data: bytes, asgi: dict[str, str], /) -> dict[str, Any] | None:
     """The ASGI ``http`` scope of ``data``, a server's scope map in the external format, with
     a copy of ``asgi`` and an empty ``state``; ``None`` for any other term (``erlang._asgi``)."""

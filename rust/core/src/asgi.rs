@@ -22,8 +22,9 @@ use crate::etf::tag::{
 };
 use crate::etf::Cursor;
 
-/// The keys of a server's scope, in the order the built scope has them.
-const KEYS: [&str; 11] = [
+/// The keys of a server's scope, in the order the built scope has them (`erlang._native.
+/// _ASGI_SERVER_KEYS`, which `erlang._asgi` takes its own short path's keys from).
+pub const KEYS: [&str; 11] = [
     "type",
     "http_version",
     "method",

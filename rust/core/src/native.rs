@@ -4,7 +4,7 @@
 
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyTuple};
 
 use crate::convert::Options;
 use crate::ext::{self, NoHandles};
@@ -27,6 +27,7 @@ pub fn populate(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<crate::convert::PyArrayTerm>()?;
     module.add_function(wrap_pyfunction!(crate::convert::py_array, module)?)?;
     module.add_function(wrap_pyfunction!(crate::asgi::_asgi_scope, module)?)?;
+    module.add("_ASGI_SERVER_KEYS", PyTuple::new(py, crate::asgi::KEYS)?)?;
     // The one default nesting bound, for Python code that needs it (erlang.testing).
     module.add("DEFAULT_MAX_DEPTH", crate::convert::DEFAULT_MAX_DEPTH)?;
     crate::trace::populate(module)?;
