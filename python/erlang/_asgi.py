@@ -795,11 +795,11 @@ async def serve(
     ``more_body`` is true) with ``erlang.async_call``; a ``send`` of a body chunk with more to
     come returns when Erlang answered. ``peer`` is opaque here, handed back with each call
     (``py_asgi:stream/6`` encodes in it where the events go and how a call that comes after the
-    request's end is answered). ``raw_scope`` is a scope
-    as for :func:`build_scope`, a :class:`ScopeHandle`, or bytes: the scope term in the
-    external format, as ``py_asgi:stream/6`` sends a server's. Returns ``'ok'``,
-    ``('events', Events)`` with the events not handed over yet, or ``'disconnected'`` when
-    Erlang reported that the client went away."""
+    request's end is answered). ``raw_scope`` is a scope as for :func:`build_scope`, a
+    :class:`ScopeHandle`, or bytes: the scope term in the external format, as
+    ``py_asgi:stream/6`` sends a server's. Returns ``'ok'``, ``('events', Events)`` with the
+    events not handed over yet, or ``'disconnected'`` when Erlang reported that the client went
+    away."""
     app, scope, ready = _prepared(module, name, raw_scope, opts, encoded=type(raw_scope) is bytes)
     if not ready:
         await _add_state(module, name, app, scope)
