@@ -2,8 +2,9 @@
 
 Inside the BEAM (tests/erlang/py_embedded_SUITE.erl) ``erlang._native`` is a built-in module,
 and hypothesis keeps no example database (the working directory is Common Test's log dir).
-``HYPOTHESIS_PROFILE=fuzz`` (what ``make fuzz`` sets) runs ``HYPOTHESIS_MAX_EXAMPLES`` examples
-per property instead of hypothesis's default of 100.
+Properties are derandomized (the same examples on every run); ``HYPOTHESIS_PROFILE=fuzz`` (what
+``make fuzz`` sets) runs ``HYPOTHESIS_MAX_EXAMPLES`` random examples per property instead of
+hypothesis's default of 100.
 
 Tests marked ``embedded`` run in both worlds, so they cannot use the ``beam`` fixture (the
 mocked BEAM refuses to start inside the real one). They use these fixtures instead, which are
@@ -40,15 +41,18 @@ pytest_plugins = ["pytester"]
 
 IN_BEAM = "erlang._native" in sys.builtin_module_names
 
+# The test runs (and so CI) are derandomized: the same examples on every run, so that a run's
+# outcome depends on the code alone; `make fuzz` explores at random.
 if IN_BEAM:
-    settings.register_profile("erlang_python", deadline=None, database=None)
+    settings.register_profile("erlang_python", deadline=None, database=None, derandomize=True)
 else:
-    settings.register_profile("erlang_python", deadline=None)
-# `make fuzz`: long runs, HYPOTHESIS_MAX_EXAMPLES examples per property, selected with
-# HYPOTHESIS_PROFILE=fuzz.
+    settings.register_profile("erlang_python", deadline=None, derandomize=True)
+# `make fuzz`: long runs, HYPOTHESIS_MAX_EXAMPLES examples per property, at random, selected
+# with HYPOTHESIS_PROFILE=fuzz.
 settings.register_profile(
     "fuzz",
     parent=settings.get_profile("erlang_python"),
+    derandomize=False,
     max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "100000")),
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "erlang_python"))
