@@ -6,6 +6,7 @@ from typing import Any, Never, Self, final
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "IN_BEAM",
+    "_ASGI_SERVER_KEYS",
     "ErlangError",
     "Function",
     "Interrupted",
@@ -13,6 +14,7 @@ __all__ = [
     "Pid",
     "PyArray",
     "Ref",
+    "_asgi_scope",
     "_async_start",
     "_beam_reachable",
     "_is_registered",
