@@ -294,9 +294,11 @@ test-deps: deps ## Sample rebar3 and mix projects depending on erlang_python (te
 # kept to their counts.
 fuzz: pyext ## Long property runs: proptest, hypothesis, PropEr (counts: PROPTEST_CASES etc.)
 	@start=$$SECONDS; \
-	PROPTEST_CASES=$(PROPTEST_CASES) $(CARGO_ENV) $(LIBPATH_ENV) \
+	seed=$${PROPTEST_RNG_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	PROPTEST_CASES=$(PROPTEST_CASES) PROPTEST_RNG_SEED=$$seed $(CARGO_ENV) $(LIBPATH_ENV) \
 	    cargo test -p erlang-python-core --release --test etf_props --test convert_props; \
-	echo "==> proptest: $(PROPTEST_CASES) cases per property in $$((SECONDS - start)) s"
+	echo "==> proptest: $(PROPTEST_CASES) cases per property in $$((SECONDS - start)) s" \
+	    "(PROPTEST_RNG_SEED=$$seed replays it)"
 	@start=$$SECONDS; \
 	HYPOTHESIS_PROFILE=fuzz HYPOTHESIS_MAX_EXAMPLES=$(HYPOTHESIS_MAX_EXAMPLES) $(LIBPATH_ENV) \
 	    $(VENV_BIN)/pytest tests/python -m hypothesis --hypothesis-show-statistics \
@@ -305,7 +307,7 @@ fuzz: pyext ## Long property runs: proptest, hypothesis, PropEr (counts: PROPTES
 	    "in $$((SECONDS - start)) s"
 	@start=$$SECONDS; \
 	PROPER_NUMTESTS=$(PROPER_NUMTESTS) PROPER_FAULT_NUMTESTS=$(PROPER_FAULT_NUMTESTS) \
-	    $(MAKE) test-ct CT_ARGS='-suite py_prop_SUITE'; \
+	    PROPER_SEED=$${PROPER_SEED:-random} $(MAKE) test-ct CT_ARGS='-suite py_prop_SUITE'; \
 	echo "==> PropEr: $(PROPER_NUMTESTS) round trips and $(PROPER_FAULT_NUMTESTS) fault" \
 	    "interleavings in $$((SECONDS - start)) s"
 

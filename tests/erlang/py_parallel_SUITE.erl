@@ -229,7 +229,7 @@ conversion_equals_main_for_terms(_Config) ->
                          Same orelse ct:pal("~p~nmain ~p~nsub  ~p", [Term, Main, Sub]),
                          Same
                  end),
-    true = proper:quickcheck(Property, [{numtests, numtests()}, {to_file, user}]),
+    true = py_test_util:quickcheck(Property, numtests()),
     %% Fixed cases the generator may miss.
     Fixed = [1 bsl 64, -(1 bsl 64), 1 bsl 1000, -(1 bsl 63), (1 bsl 63) - 1, 0.0, -0.0,
              1.0e308, 5.0e-324, <<0:7>>, <<255, 0>>, <<"日本"/utf8>>, '日本', [1 | 2],

@@ -41,8 +41,7 @@ numtests(Variable, Default) ->
 
 -spec check(term(), pos_integer()) -> ok.
 check(Property, N) ->
-    ct:pal("~p cases", [N]),
-    case proper:quickcheck(Property, [{numtests, N}, {to_file, user}, long_result]) of
+    case py_test_util:quickcheck(Property, N) of
         true -> ok;
         CounterExample -> ct:fail({counterexample, CounterExample})
     end.

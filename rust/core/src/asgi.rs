@@ -397,12 +397,17 @@ mod tests {
         assert!(read(&trailing).is_none());
     }
 
+    /// As `tests/common/mod.rs`: a fixed seed unless `PROPTEST_RNG_SEED` gives one.
     fn config() -> ProptestConfig {
-        ProptestConfig {
+        let mut config = ProptestConfig {
             cases: 1024,
             failure_persistence: None,
             ..ProptestConfig::default()
+        };
+        if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+            config.rng_seed = proptest::test_runner::RngSeed::Fixed(20_261_208);
         }
+        config
     }
 
     proptest! {
