@@ -32,6 +32,7 @@
 main(Args) ->
     Opts = parse_args(Args, default_opts()),
     case maps:get(impls, Opts) of
+        [] when map_get(rounds, Opts) > 1 -> usage("--rounds needs --impl");
         [] -> run_single(Opts);
         _ -> run_compare(Opts)
     end.
@@ -39,7 +40,7 @@ main(Args) ->
 default_opts() ->
     #{paths => [], app => erlang_python, quick => false, only => all, json => undefined,
       terms => undefined, env => [], impls => [], label => undefined,
-      callers => ?DEFAULT_CALLERS, duration_ms => undefined}.
+      callers => ?DEFAULT_CALLERS, duration_ms => undefined, rounds => 1}.
 
 parse_args([], Opts) ->
     Opts#{paths := lists:reverse(maps:get(paths, Opts)),
@@ -57,6 +58,7 @@ parse_args(["--duration", Ms | T], O) ->
     parse_args(T, O#{duration_ms := pos_int(Ms, "--duration")});
 parse_args(["--env", KV | T], O = #{env := Env}) ->
     parse_args(T, O#{env := [parse_env(KV) | Env]});
+parse_args(["--rounds", N | T], O) -> parse_args(T, O#{rounds := pos_int(N, "--rounds")});
 parse_args(["--impl", Spec | T], O = #{impls := Impls}) ->
     case string:split(Spec, "=") of
         [Name, Paths] when Name =/= "", Paths =/= "" ->
@@ -107,7 +109,9 @@ usage(Error) ->
         "  --json FILE             write machine-readable results\n"
         "  --label NAME            name of this implementation in the output\n"
         "  --impl NAME=PATHS       measure several implementations, each in its own BEAM,\n"
-        "                          and print them side by side (':'-separated code paths)\n",
+        "                          and print them side by side (':'-separated code paths)\n"
+        "  --rounds N              with --impl: N rounds, the implementations taking turns\n"
+        "                          (each goes first as often); medians, ranges, wins\n",
     case Error of
         none ->
             io:put_chars(Text),
@@ -1541,15 +1545,30 @@ run_compare(Opts = #{impls := Impls0, paths := Paths}) ->
               end,
     Self = filename:absname(escript:script_name()),
     Tmp = filename:join(tmp_dir(), "bench-" ++ os:getpid()),
-    Runs = [run_child(Escript, Self, Name, ImplPaths,
-                      Tmp ++ "-" ++ integer_to_list(I) ++ ".terms", Opts)
-            || {I, {Name, ImplPaths}} <- lists:zip(lists:seq(1, length(Impls)), Impls)],
-    print_comparison(Runs),
+    Rounds = maps:get(rounds, Opts),
+    Indexed = lists:zip(lists:seq(1, length(Impls)), Impls),
+    %% Round R starts with the R-th implementation, so that each goes first as often and a
+    %% machine whose speed drifts weighs on all of them alike.
+    Runs = [{R, run_child(Escript, Self, Name, ImplPaths,
+                          lists:concat([Tmp, "-", R, "-", I, ".terms"]), Opts)}
+            || R <- lists:seq(1, Rounds),
+               {I, {Name, ImplPaths}} <- rotate(Indexed, (R - 1) rem length(Indexed))],
+    case Rounds of
+        1 -> print_comparison([Run || {_, Run} <- Runs]);
+        _ -> print_rounds([Name || {Name, _} <- Impls], Runs, Rounds)
+    end,
     case maps:get(json, Opts) of
         undefined -> ok;
-        File -> ok = file:write_file(File, [json([Doc || {_, Doc} <- Runs]), $\n])
+        File ->
+            Docs = [Doc#{info => (maps:get(info, Doc, #{}))#{round => R}}
+                    || {R, {_, Doc}} <- Runs],
+            ok = file:write_file(File, [json(Docs), $\n])
     end,
     halt(0).
+
+rotate(List, N) ->
+    {Front, Back} = lists:split(N, List),
+    Back ++ Front.
 
 label_or(#{label := undefined}, Default) -> Default;
 label_or(#{label := L}, _) -> L.
@@ -1618,6 +1637,81 @@ print_comparison(Runs) ->
       end, Ids),
     [io:format("~ts: child run failed (~ts)~n", [N, F]) || {N, #{failed := F}} <- Runs],
     ok.
+
+%% With --rounds: per benchmark and implementation, the median of its main number over the
+%% rounds, the range, and in how many rounds it did best.
+print_rounds(Names, Runs, Rounds) ->
+    Width = 34,
+    Ids = lists:foldl(fun({_, {_, #{results := Rs}}}, Acc) ->
+                              Acc ++ [Id || #{id := Id} <- Rs, not lists:member(Id, Acc)];
+                         (_, Acc) -> Acc
+                      end, [], Runs),
+    io:format("~n=== ~b rounds: median [range] and rounds won, of p50 (us), calls/s or MB ===~n"
+              "~-40s", [Rounds, "benchmark"]),
+    [io:format(" ~-*ts", [Width, N]) || N <- Names],
+    io:format("~n~s~n", [lists:duplicate(40 + (Width + 1) * length(Names), $-)]),
+    lists:foreach(
+      fun(Id) ->
+              %% #{Round => #{Name => {Value, Better}}}
+              ByRound = lists:foldl(
+                          fun({R, {Name, Doc}}, Acc) ->
+                                  case round_value(Id, Doc) of
+                                      none -> Acc;
+                                      V -> maps:update_with(R, fun(M) -> M#{Name => V} end,
+                                                            #{Name => V}, Acc)
+                                  end
+                          end, #{}, Runs),
+              Wins = lists:foldl(fun(M, Acc) -> count_win(M, Acc) end, #{},
+                                 maps:values(ByRound)),
+              io:format("~-40ts", [Id]),
+              [io:format(" ~-*ts", [Width, round_cell(Name, ByRound, Wins, Rounds)])
+               || Name <- Names],
+              io:format("~n")
+      end, Ids),
+    Failed = lists:usort([{N, R, F} || {R, {N, #{failed := F}}} <- Runs]),
+    [io:format("~ts: child run of round ~b failed (~ts)~n", [N, R, F]) || {N, R, F} <- Failed],
+    ok.
+
+round_value(Id, #{results := Rs}) ->
+    case lists:search(fun(#{id := I}) -> I =:= Id end, Rs) of
+        {value, #{status := ok, metrics := #{calls_per_s := V, callers := _}}} -> {V, higher};
+        {value, #{status := ok, metrics := #{rss_delta_mb := V}}} when is_number(V) -> {V, lower};
+        {value, #{status := ok, metrics := #{p50_us := V}}} -> {V, lower};
+        _ -> none
+    end;
+round_value(_, _) ->
+    none.
+
+%% The implementation with the best value of one round (none on a tie or a lone value).
+count_win(Values, Wins) when map_size(Values) < 2 ->
+    Wins;
+count_win(Values, Wins) ->
+    Sorted = lists:sort(fun({_, {A, higher}}, {_, {B, _}}) -> A >= B;
+                           ({_, {A, lower}}, {_, {B, _}}) -> A =< B
+                        end, maps:to_list(Values)),
+    case Sorted of
+        [{_, {V, _}}, {_, {V, _}} | _] -> Wins;
+        [{Best, _} | _] -> maps:update_with(Best, fun(N) -> N + 1 end, 1, Wins)
+    end.
+
+round_cell(Name, ByRound, Wins, Rounds) ->
+    case [V || #{Name := V} <- maps:values(ByRound)] of
+        [] ->
+            "-";
+        [{_, Better} | _] = Values ->
+            Sorted = lists:sort([V || {V, _} <- Values]),
+            Median = lists:nth((length(Sorted) + 1) div 2, Sorted),
+            F = fun(V) -> round_number(V, Better) end,
+            io_lib:format("~ts [~ts-~ts] ~b/~b",
+                          [F(Median), F(hd(Sorted)), F(lists:last(Sorted)),
+                           maps:get(Name, Wins, 0), Rounds])
+    end.
+
+round_number(V, higher) when V >= 10000 -> io_lib:format("~.1fk/s", [V / 1000]);
+round_number(V, higher) -> io_lib:format("~b/s", [round(V)]);
+round_number(V, lower) when is_integer(V) -> integer_to_list(V);
+round_number(V, lower) when abs(V) < 100 -> io_lib:format("~.1f", [float(V)]);
+round_number(V, lower) -> integer_to_list(round(V)).
 
 short(false) -> "-";
 short({value, #{status := skipped}}) -> "skipped";
