@@ -269,6 +269,11 @@ fn address<'py>(py: Python<'py>, value: Value<'_>) -> PyResult<Option<Bound<'py,
     })
 }
 
+/// The property tests' shared configuration (cases, fixed seed, no failure files).
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod proptest_common;
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -397,21 +402,8 @@ mod tests {
         assert!(read(&trailing).is_none());
     }
 
-    /// As `tests/common/mod.rs`: a fixed seed unless `PROPTEST_RNG_SEED` gives one.
-    fn config() -> ProptestConfig {
-        let mut config = ProptestConfig {
-            cases: 1024,
-            failure_persistence: None,
-            ..ProptestConfig::default()
-        };
-        if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-            config.rng_seed = proptest::test_runner::RngSeed::Fixed(20_261_208);
-        }
-        config
-    }
-
     proptest! {
-        #![proptest_config(config())]
+        #![proptest_config(super::proptest_common::config())]
 
         /// Garbage is refused, never a panic.
         #[test]
