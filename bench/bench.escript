@@ -1620,9 +1620,7 @@ relay(Port) ->
 print_comparison(Runs) ->
     Width = 30,
     Names = [N || {N, _} <- Runs],
-    Ids = lists:foldl(fun({_, #{results := Rs}}, Acc) ->
-                              Acc ++ [Id || #{id := Id} <- Rs, not lists:member(Id, Acc)]
-                      end, [], Runs),
+    Ids = result_ids([Doc || {_, Doc} <- Runs]),
     io:format("~n=== side by side ===~n~-40s", ["benchmark"]),
     [io:format(" ~-*ts", [Width, N]) || N <- Names],
     io:format(" target~n~s~n", [lists:duplicate(40 + (Width + 1) * length(Names) + 22, $-)]),
@@ -1642,10 +1640,7 @@ print_comparison(Runs) ->
 %% rounds, the range, and in how many rounds it did best.
 print_rounds(Names, Runs, Rounds) ->
     Width = 34,
-    Ids = lists:foldl(fun({_, {_, #{results := Rs}}}, Acc) ->
-                              Acc ++ [Id || #{id := Id} <- Rs, not lists:member(Id, Acc)];
-                         (_, Acc) -> Acc
-                      end, [], Runs),
+    Ids = result_ids([Doc || {_, {_, Doc}} <- Runs]),
     io:format("~n=== ~b rounds: median [range] and rounds won, of p50 (us), calls/s or MB ===~n"
               "~-40s", [Rounds, "benchmark"]),
     [io:format(" ~-*ts", [Width, N]) || N <- Names],
@@ -1678,9 +1673,7 @@ round_value(Id, #{results := Rs}) ->
         {value, #{status := ok, metrics := #{rss_delta_mb := V}}} when is_number(V) -> {V, lower};
         {value, #{status := ok, metrics := #{p50_us := V}}} -> {V, lower};
         _ -> none
-    end;
-round_value(_, _) ->
-    none.
+    end.
 
 %% The implementation with the best value of one round (none on a tie or a lone value).
 count_win(Values, Wins) when map_size(Values) < 2 ->
@@ -1712,6 +1705,12 @@ round_number(V, higher) -> io_lib:format("~b/s", [round(V)]);
 round_number(V, lower) when is_integer(V) -> integer_to_list(V);
 round_number(V, lower) when abs(V) < 100 -> io_lib:format("~.1f", [float(V)]);
 round_number(V, lower) -> integer_to_list(round(V)).
+
+%% The benchmark ids of the runs' results, in the order they first appear.
+result_ids(Docs) ->
+    lists:foldl(fun(#{results := Rs}, Acc) ->
+                        Acc ++ [Id || #{id := Id} <- Rs, not lists:member(Id, Acc)]
+                end, [], Docs).
 
 short(false) -> "-";
 short({value, #{status := skipped}}) -> "skipped";
