@@ -9,6 +9,7 @@ external term format of the mocked BEAM.
 
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -59,18 +60,24 @@ def outcome(convert: Any, value: Any) -> object:
         return (type(exc), str(exc))
 
 
-@pytest.mark.embedded
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(arrays)
-def test_arrays_cross_as_their_tolist(erlang_funcs: Any, array: Any) -> None:
-    """Through a real Erlang function (the NIF's conversion inside the BEAM) an array comes back
-    as its tolist() does, or fails as it does."""
+def erlang_ident(erlang_funcs: Any) -> Callable[[Any], Any]:
+    """A call of the Erlang identity function ``ep_ident`` (registered on first use)."""
     if "ep_ident" not in erlang_funcs.names:
         erlang_funcs.register("ep_ident", lambda args: args[0])
 
     def ident(value: Any) -> Any:
         return erlang.call("ep_ident", value)
 
+    return ident
+
+
+@pytest.mark.embedded
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrays)
+def test_arrays_cross_as_their_tolist(erlang_funcs: Any, array: Any) -> None:
+    """Through a real Erlang function (the NIF's conversion inside the BEAM) an array comes back
+    as its tolist() does, or fails as it does."""
+    ident = erlang_ident(erlang_funcs)
     assert outcome(ident, array) == outcome(ident, array.tolist())
 
 
@@ -85,14 +92,13 @@ def test_arrays_encode_as_their_tolist(array: Any) -> None:
 @pytest.mark.embedded
 def test_array_with_a_lone_surrogate_fails_as_its_tolist(erlang_funcs: Any) -> None:
     """The case hypothesis found: a str array holding a lone surrogate."""
-    if "ep_ident" not in erlang_funcs.names:
-        erlang_funcs.register("ep_ident", lambda args: args[0])
+    ident = erlang_ident(erlang_funcs)
     array = np.array(["\ud800"], dtype="<U3")
     with pytest.raises(UnicodeEncodeError):
         erlang.term_to_binary(array)
     with pytest.raises(UnicodeEncodeError):
-        erlang.call("ep_ident", array)
-    for convert in (erlang.term_to_binary, lambda value: erlang.call("ep_ident", value)):
+        ident(array)
+    for convert in (erlang.term_to_binary, ident):
         assert outcome(convert, array) == outcome(convert, ["\ud800"])
 
 
