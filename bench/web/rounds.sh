@@ -3,6 +3,8 @@
 # more builds (each an ebin, optionally with VM flags) and uvicorn with one worker (uvloop +
 # httptools), each server in turn within a round, so that a machine whose load changes (other
 # builds) weighs on all of them alike. Prints req/s, p50, p99 and the load average per run.
+# With APP=flask in the environment: the Flask hello, py_http serving it as WSGI, and gunicorn
+# with one sync worker in uvicorn's place.
 #
 # Usage: bench/web/rounds.sh VENV_PYTHON ROUNDS SECONDS CONNECTIONS LABEL=EBIN[@FLAGS]...
 #   e.g. bench/web/rounds.sh _build/py3.12/venv/bin/python 5 5 50 \
@@ -18,6 +20,12 @@ CONNS=$4
 shift 4
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+APP=${APP:-fastapi}
+case $APP in
+    fastapi) PY_HTTP_APP=hello:app; PY_HTTP_OPTS="" ;;
+    flask) PY_HTTP_APP=hello:wsgi; PY_HTTP_OPTS=", interface => wsgi" ;;
+    *) echo "APP is fastapi or flask, not $APP" >&2; exit 2 ;;
+esac
 
 start() { # port command...
     start_server "$1" "$@"
@@ -34,7 +42,7 @@ run_wrk() { # label port
         "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
-echo "== $(nproc) cores, $("$PY" -VV | head -1), wrk $CONNS connections, ${SECONDS_} s runs"
+echo "== $(nproc) cores, $("$PY" -VV | head -1), $APP hello, wrk $CONNS connections, ${SECONDS_} s runs"
 SERVERS=""
 port=18820
 for spec in "$@"; do
@@ -48,16 +56,22 @@ for spec in "$@"; do
     start "$port" erl -noshell $flags -pa "$ebin" -eval "
         {ok, _} = application:ensure_all_started(erlang_python),
         ok = py:add_python_path(<<\"$HERE\">>),
-        {ok, _} = py_http:start(#{app => <<\"hello:app\">>, port => $port}),
+        {ok, _} = py_http:start(#{app => <<\"$PY_HTTP_APP\">>, port => $port$PY_HTTP_OPTS}),
         receive after infinity -> ok end."
     echo "== $label: py_http, $ebin, VM flags: ${flags:-none}"
     SERVERS="$SERVERS $label:$port"
 done
 port=$((port + 1))
-start "$port" "$PY" -m uvicorn hello:app --port "$port" --workers 1 --loop uvloop \
-    --http httptools --log-level warning --no-access-log
-SERVERS="$SERVERS uvicorn:$port"
-echo "== uvicorn: 1 worker, uvloop + httptools"
+if [ "$APP" = flask ]; then
+    start "$port" "$PY" -m gunicorn -w 1 -b "127.0.0.1:$port" hello:wsgi
+    SERVERS="$SERVERS gunicorn:$port"
+    echo "== gunicorn: 1 sync worker"
+else
+    start "$port" "$PY" -m uvicorn hello:app --port "$port" --workers 1 --loop uvloop \
+        --http httptools --log-level warning --no-access-log
+    SERVERS="$SERVERS uvicorn:$port"
+    echo "== uvicorn: 1 worker, uvloop + httptools"
+fi
 # The servers take turns at going first: a server run right after another one runs slower
 # (measured A/A: 4,355 against 5,466 req/s in the second slot), so a fixed order would favour
 # whichever comes first. Round r starts with the r-th server.

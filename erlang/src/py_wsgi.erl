@@ -15,7 +15,7 @@
 %% keys; `wsgi.input' may hold the request body as a binary.
 -type opts() :: #{runner => binary(), timeout => timeout(), body => iodata()}.
 %% `timeout' (default 30000 ms): for {@link run/4} the whole request, for {@link stream/6}
-%% each event. `body': the request body (else `wsgi.input' of the environ, else empty).
+%% each pull of the app's iterable (the first one includes calling the app). `body': the request body (else `wsgi.input' of the environ, else empty).
 -type event() ::
     {response_start, Status :: binary(), Headers :: [{binary(), binary()}]}
     | {response_body, Chunk :: binary(), MoreBody :: boolean()}.
@@ -54,7 +54,8 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
 
 %% @doc Run one request through the WSGI app, handing `Handler(Event, Acc)' the response
 %% start, then each body chunk, pulled from the app's iterable one at a time as the handler
-%% answers `ok'. Returns `{ok, Acc}' when the body ended or the handler answered `disconnect'
+%% answers `ok'. One executor job calls the app and takes its first output, each further job
+%% pulls the iterable once (a response of one chunk takes two jobs). Returns `{ok, Acc}' when the body ended or the handler answered `disconnect'
 %% (the iterable is then closed), `{error, Reason, Acc}' when the app failed. The `runner'
 %% option is refused (`{error, {unsupported, runner}, Acc}').
 -spec stream(binary() | atom(), binary() | atom(), environ(), handler(Acc), Acc, opts()) ->
@@ -66,8 +67,10 @@ stream(Module, Callable, Environ, Handler, Acc0, Opts) when is_function(Handler,
         {ok, M, C} ->
             Args = [M, C, environ(Environ), run_opts(Opts)],
             case py:call(?RUNNER, stream, Args, #{}, Timeout) of
-                {ok, {generator, Gen}} -> pull(Gen, Handler, Acc0, Timeout);
-                {error, Reason} -> {error, Reason, Acc0}
+                {ok, {Events, Stream}} when is_list(Events) ->
+                    deliver(Events, Stream, Handler, Acc0, Timeout);
+                {error, Reason} ->
+                    {error, Reason, Acc0}
             end;
         {runner, _, _, _} ->
             {error, {unsupported, runner}, Acc0}
@@ -75,21 +78,33 @@ stream(Module, Callable, Environ, Handler, Acc0, Opts) when is_function(Handler,
 
 %%% Internal
 
--spec pull(term(), handler(Acc), Acc, timeout()) -> {ok, Acc} | {error, term(), Acc}.
-pull(Gen, Handler, Acc, Timeout) ->
-    case py_request:run(default, {next, Gen, 1}, Timeout) of
-        {ok, [Event]} ->
-            case handle(Gen, Handler, Event, Acc) of
-                {ok, Acc1} -> pull(Gen, Handler, Acc1, Timeout);
-                {disconnect, Acc1} -> close(Gen, Acc1, Timeout)
+%% Hands the events of one batch to the handler; then, unless the last event ended the body,
+%% pulls the next batch (one pull of the app's iterable). `Stream' is `none' when the first
+%% batch was the whole response.
+-spec deliver([term()], term(), handler(Acc), Acc, timeout()) -> {ok, Acc} | {error, term(), Acc}.
+deliver([Event | Rest], Stream, Handler, Acc, Timeout) ->
+    case handle(Stream, Handler, Event, Acc) of
+        {ok, Acc1} when Rest =:= [] ->
+            case Event of
+                {<<"response_body">>, _, false} -> {ok, Acc1};
+                _ -> pull(Stream, Handler, Acc1, Timeout)
             end;
-        {done, [Event]} ->
-            {_, Acc1} = handle(Gen, Handler, Event, Acc),
-            {ok, Acc1};
-        {done, []} ->
-            {ok, Acc};
-        {error, Reason} ->
-            {error, Reason, Acc}
+        {ok, Acc1} ->
+            deliver(Rest, Stream, Handler, Acc1, Timeout);
+        {disconnect, Acc1} ->
+            close(Stream, Acc1, Timeout)
+    end;
+deliver([], Stream, Handler, Acc, Timeout) ->
+    pull(Stream, Handler, Acc, Timeout).
+
+-spec pull(term(), handler(Acc), Acc, timeout()) -> {ok, Acc} | {error, term(), Acc}.
+pull(none, _Handler, Acc, _Timeout) ->
+    {ok, Acc};
+pull(Stream, Handler, Acc, Timeout) ->
+    case py_request:run(default, {next, Stream, 1}, Timeout) of
+        {ok, [Events]} when is_list(Events) -> deliver(Events, Stream, Handler, Acc, Timeout);
+        {done, _} -> {ok, Acc};
+        {error, Reason} -> {error, Reason, Acc}
     end.
 
 -spec handle(term(), handler(Acc), term(), Acc) -> {ok | disconnect, Acc}.
@@ -103,9 +118,11 @@ handle(Gen, Handler, Event, Acc) ->
             erlang:raise(Class, Reason, Stack)
     end.
 
-%% Closes the generator now (running the iterable's close()), rather than when the handle is
+%% Closes the stream now (running the iterable's close()), rather than when its handle is
 %% garbage-collected.
 -spec close(term(), Acc, timeout()) -> {ok, Acc} | {error, term(), Acc}.
+close(none, Acc, _Timeout) ->
+    {ok, Acc};
 close(Gen, Acc, Timeout) ->
     case py:call(?RUNNER, close, [Gen], #{}, Timeout) of
         {ok, _} -> {ok, Acc};

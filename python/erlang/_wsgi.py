@@ -1,9 +1,10 @@
 """The WSGI (PEP 3333) runner behind ``py_wsgi`` (docs/web-frameworks.md).
 
 ``py_wsgi:run/3,4`` calls :func:`run` on an executor: the app's response is collected into
-``(status, headers, body)``. ``py_wsgi:stream/6`` calls :func:`stream`, a generator that Erlang
-pulls event by event (``py:stream_next``): the status and headers, then each body chunk the
-app's iterable yields, produced only when Erlang asks for it. Nothing runs on import.
+``(status, headers, body)``. ``py_wsgi:stream/6`` calls :func:`stream`, which calls the app
+and answers with the events of its first output (the status and headers, the first body
+chunk) and a stream that Erlang pulls for the rest (``py:stream_next``), one pull of the app's
+iterable each time Erlang asks. Nothing runs on import.
 """
 
 from __future__ import annotations
@@ -208,42 +209,59 @@ def run(
         for data in result:
             chunks.append(response.chunk(data))
     finally:
-        _close(result)
-        environ["wsgi.errors"].flush()
+        _finish(result, environ)
     if response.status is None:
         raise RuntimeError("WSGI app returned without calling start_response")
     return response.status, response.headers, b"".join(chunks)
 
 
-class _Stream(Iterator[object]):
-    """Runs each step of a generator in one ``contextvars`` context: each ``py:stream_next``
-    is a request of its own, which gets a fresh context, while the app (Flask's
-    ``stream_with_context``) expects the context variables it set in one step in the next."""
+Event = tuple[str, Any, Any]
 
-    def __init__(self, generator: Generator[object, None, None]) -> None:
+
+class _Stream(Iterator[list[Event]]):
+    """The response of one :func:`stream` request, one batch of events at a time. Each
+    ``py:stream_next`` is a request of its own, which gets a fresh ``contextvars`` context,
+    while the app (Flask's ``stream_with_context``) expects the context variables it set in
+    one step in the next: every step runs in the stream's own context."""
+
+    def __init__(self, generator: Generator[list[Event], None, None]) -> None:
         self._generator = generator
         self._context = contextvars.copy_context()
 
     def __iter__(self) -> _Stream:
         return self
 
-    def __next__(self) -> object:
+    def __next__(self) -> list[Event]:
         return self._context.run(next, self._generator)
 
     def close(self) -> None:
         self._context.run(self._generator.close)
 
 
-def stream(module: str, name: str, raw: object, opts: object = None) -> Iterator[object]:
-    """``py_wsgi:stream/6``: yields ``('response_start', Status, Headers)`` then
-    ``('response_body', Chunk, MoreBody)`` events, each produced when Erlang pulls it. The
-    app's iterable is closed when the body ends, the app fails, or Erlang stops pulling (the
-    iterator is closed or collected)."""
-    return _Stream(_events(module, name, raw, opts))
+def stream(
+    module: str, name: str, raw: object, opts: object = None
+) -> tuple[list[Event], _Stream | None]:
+    """``py_wsgi:stream/6``: calls the app and returns the events of its first output, and
+    the stream that gives the rest (``None`` when there is no rest).
+
+    Events are ``('response_start', Status, Headers)``, then ``('response_body', Chunk,
+    MoreBody)``; the last is ``('response_body', b'', False)``. They come in batches, one per
+    pull of the app's iterable (each ``next()`` of the stream pulls it once, when Erlang
+    asks): a batch holds what ``write()`` gave and the chunk the iterable gave, and the first
+    also the response start, so a response of one chunk takes two requests. The iterable is
+    closed before the batch that ends the response is handed over, or when the app fails,
+    or when Erlang stops pulling (the stream is closed or collected)."""
+    events = _Stream(_batches(module, name, raw, opts))
+    first = next(events)
+    done = first[-1] == ("response_body", b"", False)
+    return first, None if done else events
 
 
-def _events(module: str, name: str, raw: object, opts: object) -> Generator[object, None, None]:
+def _batches(
+    module: str, name: str, raw: object, opts: object
+) -> Generator[list[Event], None, None]:
     environ, response, result = _call(module, name, raw, opts)
+    finished = False
     try:
         iterator = iter(result)
         buffered: list[bytes] = []
@@ -254,18 +272,29 @@ def _events(module: str, name: str, raw: object, opts: object) -> Generator[obje
             exhausted = _pull(iterator, response, buffered)
         if response.status is None:
             raise RuntimeError("WSGI app returned without calling start_response")
-        yield ("response_start", response.status, response.headers)
+        batch: list[Event] = [("response_start", response.status, response.headers)]
         while True:
             # What write() gave while the iterable produced its chunk came first.
             out, response.written, buffered = response.written + buffered, [], []
-            for chunk in out:
-                yield ("response_body", chunk, True)
+            batch.extend(("response_body", chunk, True) for chunk in out)
             if exhausted:
                 break
+            yield batch
+            batch = []
             exhausted = _pull(iterator, response, buffered)
-        yield ("response_body", b"", False)
+        finished = True
+        _finish(result, environ)
+        batch.append(("response_body", b"", False))
+        yield batch
     finally:
+        if not finished:
+            _finish(result, environ)
+
+
+def _finish(result: object, environ: dict[str, Any]) -> None:
+    try:
         _close(result)
+    finally:
         environ["wsgi.errors"].flush()
 
 
@@ -282,8 +311,8 @@ def _pull(iterator: Iterator[object], response: _Response, buffered: list[bytes]
 
 
 def close(generator: Iterator[object]) -> None:
-    """Closes a :func:`stream` generator that Erlang stopped pulling (the iterable's
-    ``close()`` runs now)."""
+    """Closes a :func:`stream` that Erlang stopped pulling (the iterable's ``close()`` runs
+    now)."""
     close_method = getattr(generator, "close", None)
     if close_method is not None:
         close_method()

@@ -63,6 +63,7 @@
     wsgi_stream_events/1,
     wsgi_stream_disconnect_closes/1,
     wsgi_stream_error/1,
+    wsgi_stream_jobs/1,
     wsgi_timeout/1,
     wsgi_bad_input/1,
     wsgi_runner_option/1
@@ -843,6 +844,39 @@ wsgi_stream_disconnect_closes(_Config) ->
     {ok, 2} = py_wsgi:stream(flask_app, closing_app, #{'QUERY_STRING' => <<"stream">>}, Handler,
                              0, #{}),
     {ok, [<<"stream">>]} = py:eval(<<"__import__('flask_app').CLOSED[-1:]">>),
+    ok.
+
+%% @doc stream/6 takes one executor job to call the app and take its first output, then one
+%% per pull of the iterable: two for a response of one chunk (the second finds the end), one
+%% for an iterable with no output, whose close() has run when the last event comes.
+-spec wsgi_stream_jobs(ct_suite:ct_config()) -> term().
+wsgi_stream_jobs(_Config) ->
+    Jobs = fun(Fun) ->
+                   MFA = {py_request, submit_nif, 4},
+                   1 = erlang:trace_pattern(MFA, true, [local, call_count]),
+                   try
+                       Result = Fun(),
+                       {call_count, N} = erlang:trace_info(MFA, call_count),
+                       {Result, N}
+                   after
+                       erlang:trace_pattern(MFA, false, [local, call_count])
+                   end
+           end,
+    {{ok, [{response_start, <<"200 OK">>, _}, {response_body, Body, true},
+           {response_body, <<>>, false}]}, 2} =
+        Jobs(fun() -> py_wsgi:stream(flask_app, app, #{}, collect(), [], #{}) end),
+    #{<<"message">> := <<"hello">>} = json(Body),
+    {ok, _} = py:call(edge_apps, reset, []),
+    Closed = fun({response_body, <<>>, false}, Acc) -> {ok, [events() | Acc]};
+                (Event, Acc) -> {ok, [Event | Acc]}
+             end,
+    %% One job for the response, one for the handler's own call of events/0.
+    {{ok, [[<<"closed">>], {response_start, <<"204 No Content">>, []}]}, 2} =
+        Jobs(fun() -> py_wsgi:stream(edge_apps, wsgi_empty, #{}, Closed, [], #{}) end),
+    {{ok, [_, _, _, _]}, 3} =
+        Jobs(fun() -> py_wsgi:stream(flask_app, app, #{'PATH_INFO' => <<"/stream">>,
+                                                       'QUERY_STRING' => <<"n=2">>},
+                                     collect(), [], #{}) end),
     ok.
 
 %% @doc An app failing before or while streaming gives {error, Reason, Acc}.

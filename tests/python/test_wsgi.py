@@ -134,29 +134,86 @@ def test_errors_stream_to_logger(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_stream_steps_in_fresh_contexts() -> None:
     # Each py:stream_next runs in a fresh context: Flask's stream_with_context must still work.
-    stream = _wsgi.stream("flask_app", "app", {"PATH_INFO": "/stream", "QUERY_STRING": "n=2"})
-    events = []
+    # The app's first output comes with the call; then one batch per pull of its iterable.
+    first, stream = contextvars.Context().run(
+        _wsgi.stream, "flask_app", "app", {"PATH_INFO": "/stream", "QUERY_STRING": "n=2"}
+    )
+    assert first[0][:2] == ("response_start", b"200 OK")
+    assert first[1:] == [("response_body", b"chunk 0\n", True)]
+    assert stream is not None
+    batches = []
     while True:
         try:
-            events.append(contextvars.Context().run(next, stream))
+            batches.append(contextvars.Context().run(next, stream))
         except StopIteration:
             break
-    assert events[1:] == [
-        ("response_body", b"chunk 0\n", True),
-        ("response_body", b"chunk 1\n", True),
-        ("response_body", b"", False),
+    assert batches == [
+        [("response_body", b"chunk 1\n", True)],
+        [("response_body", b"", False)],
     ]
-    assert events[0][:2] == ("response_start", b"200 OK")
+
+
+def test_stream_batches_what_one_pull_gives() -> None:
+    import edge_apps
+
+    # What write() gave before the app returned is its first output: it comes with the start,
+    # and the iterable is pulled in the next job.
+    first, stream = _wsgi.stream("edge_apps", "wsgi_write", {})
+    assert first[0][0] == "response_start"
+    assert first[1:] == [("response_body", b"written,", True)]
+    assert stream is not None
+    assert list(stream) == [[("response_body", b"returned", True)], [("response_body", b"", False)]]
+    # An iterable with no output: the whole response in the first batch, the iterable closed
+    # before it is handed over, no stream left.
+    del edge_apps.EVENTS[:]
+    assert _wsgi.stream("edge_apps", "wsgi_empty", {}) == (
+        [("response_start", b"204 No Content", []), ("response_body", b"", False)],
+        None,
+    )
+    assert edge_apps.events() == ["closed"]
+    # A failure after the first chunk: the batch before it is out, the pull raises, the
+    # iterable is closed.
+    del edge_apps.EVENTS[:]
+    first, stream = _wsgi.stream("edge_apps", "wsgi_raise_after", {})
+    assert first[1:] == [("response_body", b"one,", True)]
+    assert stream is not None
+    with pytest.raises(LookupError, match="while iterating"):
+        next(stream)
+    assert edge_apps.events() == ["closed"]
+
+
+def test_stream_closes_the_iterable_before_the_last_batch() -> None:
+    import flask_app
+
+    del flask_app.CLOSED[:]
+    first, stream = _wsgi.stream("flask_app", "closing_app", {"QUERY_STRING": "whole"})
+    assert stream is not None
+    while first[-1] != ("response_body", b"", False):
+        assert flask_app.CLOSED == []
+        first = next(stream)
+    assert flask_app.CLOSED == ["whole"]
+    with pytest.raises(StopIteration):
+        next(stream)
+    _wsgi.close(stream)
+    assert flask_app.CLOSED == ["whole"]
 
 
 def test_stream_close_closes_iterable() -> None:
     import flask_app
 
-    stream = _wsgi.stream("flask_app", "closing_app", {"QUERY_STRING": "early"})
-    assert next(stream)[0] == "response_start"
-    assert next(stream) == ("response_body", b"first,", True)
+    first, stream = _wsgi.stream("flask_app", "closing_app", {"QUERY_STRING": "early"})
+    assert first[0][0] == "response_start"
+    assert first[1:] == [("response_body", b"first,", True)]
+    assert stream is not None
     _wsgi.close(stream)
     assert flask_app.CLOSED[-1] == "early"
+
+
+def test_stream_app_errors() -> None:
+    with pytest.raises(KeyError):
+        _wsgi.stream("edge_apps", "wsgi_raise_before", {})
+    with pytest.raises(RuntimeError, match="body before calling start_response"):
+        _wsgi.stream("edge_apps", "wsgi_no_start", {})
 
 
 def test_error_stream_is_text() -> None:

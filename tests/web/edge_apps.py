@@ -347,6 +347,21 @@ def wsgi_twice(environ: dict[str, Any], start_response: StartResponse) -> list[b
     return [b""]
 
 
+class _Empty:
+    """An iterable with no output whose close() is recorded."""
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+    def close(self) -> None:
+        EVENTS.append("closed")
+
+
+def wsgi_empty(environ: dict[str, Any], start_response: StartResponse) -> _Empty:
+    start_response("204 No Content", [])
+    return _Empty()
+
+
 def wsgi_write(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
     write = start_response("200 OK", [("Content-Type", "text/plain")])
     write(b"written,")
