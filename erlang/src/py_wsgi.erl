@@ -55,7 +55,8 @@ run(Module, Callable, Environ, Opts) when is_map(Opts) ->
 %% @doc Run one request through the WSGI app, handing `Handler(Event, Acc)' the response
 %% start, then each body chunk, pulled from the app's iterable one at a time as the handler
 %% answers `ok'. One executor job calls the app and takes its first output, each further job
-%% pulls the iterable once (a response of one chunk takes two jobs). Returns `{ok, Acc}' when the body ended or the handler answered `disconnect'
+%% pulls the iterable once (a response of one chunk takes two jobs, an app that returns a list
+%% one). Returns `{ok, Acc}' when the body ended or the handler answered `disconnect'
 %% (the iterable is then closed), `{error, Reason, Acc}' when the app failed. The `runner'
 %% option is refused (`{error, {unsupported, runner}, Acc}').
 -spec stream(binary() | atom(), binary() | atom(), environ(), handler(Acc), Acc, opts()) ->

@@ -248,7 +248,8 @@ def stream(
     MoreBody)``; the last is ``('response_body', b'', False)``. They come in batches, one per
     pull of the app's iterable (each ``next()`` of the stream pulls it once, when Erlang
     asks): a batch holds what ``write()`` gave and the chunk the iterable gave, and the first
-    also the response start, so a response of one chunk takes two requests. The iterable is
+    also the response start, so a response of one chunk takes two requests. An app that
+    returns a list or tuple has its whole response in the first batch. The iterable is
     closed before the batch that ends the response is handed over, or when the app fails,
     or when Erlang stops pulling (the stream is closed or collected)."""
     events = _Stream(_batches(module, name, raw, opts))
@@ -273,14 +274,18 @@ def _batches(
         if response.status is None:
             raise RuntimeError("WSGI app returned without calling start_response")
         batch: list[Event] = [("response_start", response.status, response.headers)]
+        # A list or tuple holds its whole body already: taking the rest runs no code of the
+        # app, so it all goes in one batch.
+        whole = type(result) in (list, tuple)
         while True:
             # What write() gave while the iterable produced its chunk came first.
             out, response.written, buffered = response.written + buffered, [], []
             batch.extend(("response_body", chunk, True) for chunk in out)
             if exhausted:
                 break
-            yield batch
-            batch = []
+            if not whole:
+                yield batch
+                batch = []
             exhausted = _pull(iterator, response, buffered)
         finished = True
         _finish(result, environ)

@@ -848,7 +848,8 @@ wsgi_stream_disconnect_closes(_Config) ->
 
 %% @doc stream/6 takes one executor job to call the app and take its first output, then one
 %% per pull of the iterable: two for a response of one chunk (the second finds the end), one
-%% for an iterable with no output, whose close() has run when the last event comes.
+%% for an iterable with no output, whose close() has run when the last event comes, and one
+%% for a list.
 -spec wsgi_stream_jobs(ct_suite:ct_config()) -> term().
 wsgi_stream_jobs(_Config) ->
     Jobs = fun(Fun) ->
@@ -877,6 +878,12 @@ wsgi_stream_jobs(_Config) ->
         Jobs(fun() -> py_wsgi:stream(flask_app, app, #{'PATH_INFO' => <<"/stream">>,
                                                        'QUERY_STRING' => <<"n=2">>},
                                      collect(), [], #{}) end),
+    %% A list: the whole response in the job that calls the app.
+    {{ok, [_, {response_body, <<"written,">>, true}, {response_body, <<"returned">>, true},
+           {response_body, <<>>, false}]}, 1} =
+        Jobs(fun() -> py_wsgi:stream(edge_apps, wsgi_write, #{}, collect(), [], #{}) end),
+    {{ok, [_, _, _, _]}, 3} =
+        Jobs(fun() -> py_wsgi:stream(edge_apps, wsgi_write_iter, #{}, collect(), [], #{}) end),
     ok.
 
 %% @doc An app failing before or while streaming gives {error, Reason, Acc}.

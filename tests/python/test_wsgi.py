@@ -156,10 +156,19 @@ def test_stream_steps_in_fresh_contexts() -> None:
 def test_stream_batches_what_one_pull_gives() -> None:
     import edge_apps
 
-    # What write() gave before the app returned is its first output: it comes with the start,
-    # and the iterable is pulled in the next job.
+    # What write() gave comes first; an app that returns a list has its whole response in the
+    # first batch (taking the list's items runs none of its code).
     first, stream = _wsgi.stream("edge_apps", "wsgi_write", {})
     assert first[0][0] == "response_start"
+    assert first[1:] == [
+        ("response_body", b"written,", True),
+        ("response_body", b"returned", True),
+        ("response_body", b"", False),
+    ]
+    assert stream is None
+    # Any other iterable is pulled once per batch: what write() gave before the app returned
+    # is its first output, the iterable's chunk comes with the next pull.
+    first, stream = _wsgi.stream("edge_apps", "wsgi_write_iter", {})
     assert first[1:] == [("response_body", b"written,", True)]
     assert stream is not None
     assert list(stream) == [[("response_body", b"returned", True)], [("response_body", b"", False)]]

@@ -368,6 +368,11 @@ def wsgi_write(environ: dict[str, Any], start_response: StartResponse) -> list[b
     return [b"returned"]
 
 
+def wsgi_write_iter(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+    """As wsgi_write, with an iterator in place of the list."""
+    return iter(wsgi_write(environ, start_response))
+
+
 def wsgi_no_start(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
     return [b"nothing"]
 
