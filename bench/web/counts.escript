@@ -7,7 +7,8 @@
 %% two builds can be compared on a busy machine. Tracing slows the server down: the rate it
 %% prints is not the server's.
 %%
-%% Usage: counts.escript EBIN [CONNECTIONS] [SECONDS]   (defaults 4 and 3)
+%% Usage: counts.escript EBIN [CONNECTIONS] [SECONDS]   (defaults 4 and 3); APP=flask in the
+%% environment counts the Flask hello (py_http serving it as WSGI) instead.
 -mode(compile).
 
 main([Ebin | Rest]) ->
@@ -20,7 +21,12 @@ main([Ebin | Rest]) ->
     Here = filename:dirname(filename:absname(escript:script_name())),
     {ok, _} = application:ensure_all_started(erlang_python),
     ok = py:add_python_path(list_to_binary(Here)),
-    {ok, Server} = py_http:start(#{app => <<"hello:app">>, port => 0}),
+    %% APP=flask in the environment: the Flask hello, served as WSGI.
+    Opts = case os:getenv("APP", "fastapi") of
+               "fastapi" -> #{app => <<"hello:app">>};
+               "flask" -> #{app => <<"hello:wsgi">>, interface => wsgi}
+           end,
+    {ok, Server} = py_http:start(Opts#{port => 0}),
     Url = "http://127.0.0.1:" ++ integer_to_list(py_http:port(Server)) ++ "/",
     %% Warm: the app imported, the connections' code loaded, the runner's caches filled.
     _ = wrk(Conns, 1, Url),
