@@ -885,7 +885,7 @@ start_response(StatusLine, Status, Headers, #req{version = Version} = Req) ->
 -spec is_content_length(binary()) -> boolean().
 is_content_length(<<"content-length">>) -> true;
 is_content_length(Name) when byte_size(Name) =:= 14 ->
-    string:lowercase(Name) =:= <<"content-length">>;
+    ascii_lowercase(Name) =:= <<"content-length">>;
 is_content_length(_) -> false.
 
 -spec body(binary(), boolean(), #req{}) -> {ok | disconnect, #req{}}.

@@ -24,7 +24,7 @@ from typing import Any, cast
 from urllib.parse import unquote
 
 from erlang._native import _ASGI_SERVER_KEYS, _asgi_scope, binary_to_term
-from erlang._web import resolve_app
+from erlang._web import check_header, resolve_app
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -447,6 +447,7 @@ def _response_headers(value: object) -> list[tuple[bytes, bytes]]:
         if type(item) is tuple and len(item) == 2:
             name, val = item
             if type(name) is bytes and type(val) is bytes:
+                check_header(name, val, "ASGI")
                 append(item)
                 continue
         if not isinstance(item, (list, tuple)) or len(item) != 2:
@@ -454,7 +455,9 @@ def _response_headers(value: object) -> list[tuple[bytes, bytes]]:
         name, val = item
         if not isinstance(name, (bytes, bytearray)) or not isinstance(val, (bytes, bytearray)):
             raise TypeError(f"ASGI response header must be bytes, not {item!r}")
-        append((bytes(name), bytes(val)))
+        pair = (bytes(name), bytes(val))
+        check_header(*pair, "ASGI")
+        append(pair)
     return headers
 
 

@@ -4,8 +4,33 @@ from __future__ import annotations
 
 import gc
 import importlib
+import re
 import sys
 from typing import Any
+
+# A response header's name is an HTTP token (RFC 9110, 5.1 and 5.6.2); its value holds no
+# control character but HTAB (RFC 9110, 5.5: CR, LF and NUL would let an app that echoes its
+# input into a header split the response; uvicorn and gunicorn refuse the same).
+_NOT_TOKEN = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def check_header(name: bytes, value: bytes, interface: str) -> None:
+    """Raises ``ValueError`` unless ``name`` is an HTTP token and ``value`` holds no control
+    character other than HTAB: what a response header may hold on the wire."""
+    if not name or _NOT_TOKEN.search(name) is not None:
+        raise ValueError(f"{interface} response header name {name!r} is not an HTTP token")
+    if _CONTROL.search(value) is not None:
+        raise ValueError(
+            f"{interface} response header {name.decode('latin-1')} holds a control character"
+        )
+
+
+def check_text(value: bytes, what: str) -> None:
+    """Raises ``ValueError`` when ``value`` (a status line's reason) holds a control character
+    other than HTAB."""
+    if _CONTROL.search(value) is not None:
+        raise ValueError(f"{what} holds a control character: {value!r}")
 
 
 def resolve_app(module: str, name: str) -> Any:

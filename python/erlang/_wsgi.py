@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from erlang._web import resolve_app
+from erlang._web import check_header, check_text, resolve_app
 
 __all__ = ["ErrorStream", "build_environ", "close", "run", "run_with_runner", "stream"]
 
@@ -119,7 +119,9 @@ def _status(value: object) -> bytes:
     code = value.split(" ", 1)[0]
     if len(code) != 3 or not code.isdigit():
         raise ValueError(f"WSGI status must start with a 3-digit code, not {value!r}")
-    return value.encode("latin-1")
+    status = value.encode("latin-1")
+    check_text(status, "WSGI status")
+    return status
 
 
 def _headers(value: object) -> list[tuple[bytes, bytes]]:
@@ -134,7 +136,9 @@ def _headers(value: object) -> list[tuple[bytes, bytes]]:
             or not isinstance(item[1], str)
         ):
             raise TypeError(f"WSGI response header must be a (str, str) tuple, not {item!r}")
-        headers.append((item[0].encode("latin-1"), item[1].encode("latin-1")))
+        name, val = item[0].encode("latin-1"), item[1].encode("latin-1")
+        check_header(name, val, "WSGI")
+        headers.append((name, val))
     return headers
 
 

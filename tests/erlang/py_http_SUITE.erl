@@ -31,6 +31,7 @@
     body_too_large/1,
     ambiguous_body_length/1,
     app_error_is_500/1,
+    bad_response_headers_are_500/1,
     app_timeout_is_500/1,
     client_disconnect_mid_stream/1,
     client_disconnect_mid_body/1,
@@ -602,6 +603,37 @@ app_error_is_500(_Config) ->
     after
         py_http:stop(S),
         py_http:stop(S2)
+    end.
+
+%% @doc A response header whose value holds CR, LF or another control character, or whose
+%% name is not an HTTP token, or a WSGI status whose reason holds one, never reaches the wire:
+%% the app's send or start_response raises, and the client gets 500 (as from uvicorn and
+%% gunicorn). An app that echoes its input into a header cannot split the response.
+-spec bad_response_headers_are_500(ct_suite:ct_config()) -> term().
+bad_response_headers_are_500(_Config) ->
+    {ok, A} = py_http:start(#{app => {edge_apps, echo_header}, port => 0}),
+    {ok, W} = py_http:start(#{app => {edge_apps, wsgi_echo_header}, interface => wsgi,
+                              port => 0}),
+    try
+        [begin
+             Ok = exchange(S, <<"GET /?fine%09value HTTP/1.1\r\nconnection: close\r\n\r\n">>),
+             <<"HTTP/1.1 200 OK", _/binary>> = Ok,
+             {_, _} = binary:match(Ok, <<"x-echo: fine\tvalue\r\n">>),
+             [begin
+                  R = exchange(S, <<"GET /?", Query/binary, " HTTP/1.1\r\n\r\n">>),
+                  <<"HTTP/1.1 500 Internal Server Error", _/binary>> = R,
+                  nomatch = binary:match(R, <<"injected">>)
+              end
+              || Query <- [<<"a%0d%0aset-cookie:%20injected=1">>, <<"a%0ainjected:%201">>,
+                           <<"a%00injected">>, <<"name=x-injected:%20y">>,
+                           <<"name=x%0d%0ainjected:%201">>, <<"name=">>,
+                           <<"name=caf%e9-injected">>]]
+         end || S <- [A, W]],
+        <<"HTTP/1.1 500 Internal Server Error", _/binary>> =
+            exchange(W, <<"GET /?status=OK%0d%0ainjected:%201 HTTP/1.1\r\n\r\n">>)
+    after
+        py_http:stop(A),
+        py_http:stop(W)
     end.
 
 %% @doc An app that does not answer within request_timeout gets 500; the app is cancelled.

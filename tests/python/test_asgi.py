@@ -353,6 +353,27 @@ def test_response_headers_errors(headers: object, match: str) -> None:
         _asgi._response_headers(headers)
 
 
+@pytest.mark.parametrize(
+    ("headers", "match"),
+    [
+        ([(b"x-echo", b"a\r\nset-cookie: injected=1")], "x-echo holds a control character"),
+        ([[b"x-echo", bytearray(b"a\nb")]], "x-echo holds a control character"),
+        ([(b"x-echo", b"a\x00b")], "x-echo holds a control character"),
+        ([(b"x-echo", b"a\x7fb")], "x-echo holds a control character"),
+        ([(b"x-a: b", b"1")], "name b'x-a: b' is not an HTTP token"),
+        ([(b"", b"1")], "is not an HTTP token"),
+        ([(b"caf\xe9", b"1")], "is not an HTTP token"),
+        ([(b"a\r\nb", b"1")], "is not an HTTP token"),
+    ],
+)
+def test_response_headers_refuse_what_the_wire_cannot_carry(headers: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _asgi._response_headers(headers)
+    # A tab, obs-text (bytes of 0x80 and over) and every token character are fine.
+    fine = [(b"x-echo", b"a\tb \x80\xff"), (b"!#$%&'*+-.^_`|~09AZaz", b"")]
+    assert _asgi._response_headers(fine) == fine
+
+
 def test_scope_handle_is_a_mapping_not_a_dict() -> None:
     handle = _asgi.scope_handle({"path": "/p"})
     assert not isinstance(handle, dict)

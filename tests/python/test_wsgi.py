@@ -113,6 +113,24 @@ def test_run_app_errors(app: str, error: type[Exception], match: str) -> None:
         _wsgi.run("edge_apps", app, {})
 
 
+@pytest.mark.parametrize(
+    ("query", "match"),
+    [
+        ("a%0d%0aset-cookie:%20injected=1", "x-echo holds a control character"),
+        ("a%00b", "x-echo holds a control character"),
+        ("name=x-a:%20b", "is not an HTTP token"),
+        ("name=caf%e9", "is not an HTTP token"),
+        ("name=", "is not an HTTP token"),
+        ("status=OK%0d%0ainjected:%201", "WSGI status holds a control character"),
+    ],
+)
+def test_start_response_refuses_what_the_wire_cannot_carry(query: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        _wsgi.run("edge_apps", "wsgi_echo_header", {"QUERY_STRING": query})
+    status, headers, body = _wsgi.run("edge_apps", "wsgi_echo_header", {"QUERY_STRING": "a%09b"})
+    assert (status, headers, body) == (b"200 OK", [(b"x-echo", b"a\tb")], b"echoed")
+
+
 def test_iterable_closed_on_error() -> None:
     import edge_apps
 

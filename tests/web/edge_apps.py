@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 # What the apps saw or did, for the tests to look at (reset with `reset()`).
 EVENTS: list[Any] = []
@@ -109,6 +110,29 @@ async def late_reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
         {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
     )
     await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def echo_header(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echoes the query string into a response header, named `x-echo` or, with `name=` first,
+    named by what follows: an app that trusts its input."""
+    if scope["type"] == "lifespan":
+        return
+    query = unquote_to_bytes(scope["query_string"])
+    name, value = (query[5:], b"v") if query.startswith(b"name=") else (b"x-echo", query)
+    await send({"type": "http.response.start", "status": 200, "headers": [(name, value)]})
+    await send({"type": "http.response.body", "body": b"echoed"})
+
+
+def wsgi_echo_header(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """echo_header for WSGI; `status=` puts the query in the status line's reason instead."""
+    query = unquote_to_bytes(environ["QUERY_STRING"]).decode("latin-1")
+    if query.startswith("status="):
+        start_response("200 " + query[7:], [])
+    elif query.startswith("name="):
+        start_response("200 OK", [(query[5:], "v")])
+    else:
+        start_response("200 OK", [("x-echo", query)])
+    return [b"echoed"]
 
 
 async def raise_before_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
