@@ -579,7 +579,7 @@ headers(Socket, Config, Buffer, Acc) ->
 %% string:lowercase/1's Unicode case tables (a visible part of a request's cost, per header).
 -spec header_name(atom() | binary()) -> binary().
 header_name(Name) when is_atom(Name) -> known_name(Name);
-header_name(Name) -> ascii_lowercase(Name).
+header_name(Name) -> py_web:lower(Name).
 
 %% The names the parser gives as atoms (`HttpField' of erlang:decode_packet/3, the usual
 %% request headers), lowered once here: a literal, not a new binary per header and request.
@@ -636,11 +636,7 @@ known_name('X-Forwarded-For') -> <<"x-forwarded-for">>;
 known_name('Cookie') -> <<"cookie">>;
 known_name('Keep-Alive') -> <<"keep-alive">>;
 known_name('Proxy-Connection') -> <<"proxy-connection">>;
-known_name(Name) -> ascii_lowercase(atom_to_binary(Name, latin1)).
-
--spec ascii_lowercase(binary()) -> binary().
-ascii_lowercase(Name) ->
-    << <<(case C of _ when C >= $A, C =< $Z -> C + 32; _ -> C end)>> || <<C>> <= Name >>.
+known_name(Name) -> py_web:lower(atom_to_binary(Name, latin1)).
 
 -spec method(atom() | binary()) -> binary().
 method(M) when is_atom(M) -> atom_to_binary(M, latin1);
@@ -667,7 +663,7 @@ target(_) ->
     keep_alive | close.
 dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
     {Connections, Expects, Encodings, Lengths} = framing(Headers),
-    Connection = string:lowercase(iolist_to_binary(Connections)),
+    Connection = py_web:lower(iolist_to_binary(Connections)),
     KeepAlive = case Version of
                     {1, 1} -> binary:match(Connection, <<"close">>) =:= nomatch;
                     _ -> binary:match(Connection, <<"keep-alive">>) =/= nomatch
@@ -708,7 +704,7 @@ dispatch(Socket, Config, Peer, Local, Method, Path, Query, Version, Headers) ->
 -spec expectation([binary()], {non_neg_integer(), non_neg_integer()}) ->
     {ok, boolean()} | {error, 417}.
 expectation(Expects, Version) ->
-    case [string:lowercase(string:trim(V)) || V <- Expects] of
+    case [py_web:lower(py_web:trim(V)) || V <- Expects] of
         [] -> {ok, false};
         [<<"100-continue">>] -> {ok, Version >= {1, 1}};
         _ -> {error, 417}
@@ -740,16 +736,14 @@ body_framing(Encodings, Lengths, #config{max_body_size = Max}) ->
         {[], []} ->
             {ok, done};
         {[], [Length]} ->
-            try binary_to_integer(string:trim(Length)) of
+            case py_web:digits(py_web:trim(Length), 10) of
+                error -> {error, 400};
                 N when N > Max -> {error, 413};
                 0 -> {ok, done};
-                N when N > 0 -> {ok, {length, N}};
-                _ -> {error, 400}
-            catch
-                error:badarg -> {error, 400}
+                N -> {ok, {length, N}}
             end;
         {[TE], []} ->
-            case string:lowercase(string:trim(TE)) of
+            case py_web:lower(py_web:trim(TE)) of
                 <<"chunked">> -> {ok, chunked};
                 _ -> {error, 501}
             end;
@@ -885,7 +879,7 @@ start_response(StatusLine, Status, Headers, #req{version = Version} = Req) ->
 -spec is_content_length(binary()) -> boolean().
 is_content_length(<<"content-length">>) -> true;
 is_content_length(Name) when byte_size(Name) =:= 14 ->
-    ascii_lowercase(Name) =:= <<"content-length">>;
+    py_web:lower(Name) =:= <<"content-length">>;
 is_content_length(_) -> false.
 
 -spec body(binary(), boolean(), #req{}) -> {ok | disconnect, #req{}}.
@@ -972,8 +966,10 @@ read_body(#req{body = {length, Left}, socket = Socket, config = Config} = Req, M
 read_body(#req{body = chunked, socket = Socket, config = Config} = Req, _Max) ->
     case recv(Socket, line, 0, Config#config.read_timeout) of
         {ok, Line} ->
-            [SizeText | _] = binary:split(string:trim(Line), <<";">>),
-            try binary_to_integer(string:trim(SizeText), 16) of
+            [SizeText | _] = binary:split(py_web:trim(Line), <<";">>),
+            case py_web:digits(py_web:trim(SizeText), 16) of
+                error ->
+                    {error, Req#req{body = done, keep_alive = false}};
                 0 ->
                     trailers(Req);
                 Size when Req#req.body_read + Size > Config#config.max_body_size ->
@@ -985,8 +981,6 @@ read_body(#req{body = chunked, socket = Socket, config = Config} = Req, _Max) ->
                         _ ->
                             {error, Req#req{body = done, keep_alive = false}}
                     end
-            catch
-                error:badarg -> {error, Req#req{body = done, keep_alive = false}}
             end;
         {error, _} ->
             {error, Req#req{body = done, keep_alive = false}}

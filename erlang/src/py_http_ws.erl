@@ -102,8 +102,8 @@ handshake(Method, Headers) ->
 
 -spec check(binary(), [{binary(), binary()}]) -> {ok, binary(), [binary()]} | {error, binary()}.
 check(Method, Headers) ->
-    Key = [string:trim(V) || {<<"sec-websocket-key">>, V} <- Headers],
-    Version = [string:trim(V) || {<<"sec-websocket-version">>, V} <- Headers],
+    Key = [py_web:trim(V) || {<<"sec-websocket-key">>, V} <- Headers],
+    Version = [py_web:trim(V) || {<<"sec-websocket-version">>, V} <- Headers],
     if
         Method =/= <<"GET">> -> {error, <<"a websocket upgrade must be a GET">>};
         true ->
@@ -125,13 +125,13 @@ decoded_size(K) ->
 
 -spec tokens(binary(), [{binary(), binary()}]) -> [binary()].
 tokens(Name, Headers) ->
-    [string:lowercase(string:trim(T)) || {N, V} <- Headers, N =:= Name,
+    [py_web:lower(py_web:trim(T)) || {N, V} <- Headers, N =:= Name,
                                          T <- binary:split(V, <<",">>, [global])].
 
 -spec subprotocols([{binary(), binary()}]) -> [binary()].
 subprotocols(Headers) ->
     [P || {<<"sec-websocket-protocol">>, V} <- Headers,
-          T <- binary:split(V, <<",">>, [global]), P <- [string:trim(T)], P =/= <<>>].
+          T <- binary:split(V, <<",">>, [global]), P <- [py_web:trim(T)], P =/= <<>>].
 
 %% @doc The Sec-WebSocket-Accept value for a key (RFC 6455 4.2.2).
 -spec accept_key(binary()) -> binary().
@@ -148,7 +148,7 @@ accept_key(Key) ->
 -spec negotiate([{binary(), binary()}]) ->
     none | {ok, binary(), settings()}.
 negotiate(Headers) ->
-    first_offer([string:trim(O) || {<<"sec-websocket-extensions">>, V} <- Headers,
+    first_offer([py_web:trim(O) || {<<"sec-websocket-extensions">>, V} <- Headers,
                                    O <- binary:split(V, <<",">>, [global])]).
 
 -spec first_offer([binary()]) -> none | {ok, binary(), settings()}.
@@ -156,7 +156,7 @@ first_offer([]) ->
     none;
 first_offer([Offer | Rest]) ->
     [Name | Params] = binary:split(Offer, <<";">>, [global]),
-    case string:lowercase(string:trim(Name)) of
+    case py_web:lower(py_web:trim(Name)) of
         <<"permessage-deflate">> ->
             case offer_params(Params, #{}) of
                 {ok, #{server_max_window_bits := 8}} -> first_offer(Rest);
@@ -172,8 +172,8 @@ offer_params([], Acc) ->
     {ok, Acc};
 offer_params([Param | Rest], Acc) ->
     {Name, Value} = case binary:split(Param, <<"=">>) of
-                        [N] -> {string:lowercase(string:trim(N)), true};
-                        [N, V] -> {string:lowercase(string:trim(N)), unquote(string:trim(V))}
+                        [N] -> {py_web:lower(py_web:trim(N)), true};
+                        [N, V] -> {py_web:lower(py_web:trim(N)), unquote(py_web:trim(V))}
                     end,
     Key = case Name of
               <<"server_no_context_takeover">> when Value =:= true -> server_no_context_takeover;
@@ -353,7 +353,7 @@ app_event({accept, Subprotocol, Headers}, #ws{phase = handshake, socket = Socket
     %% The subprotocol and the extensions are the server's to answer.
     Extra = [[N, <<": ">>, V, <<"\r\n">>]
              || {N, V} <- Headers,
-                not lists:member(string:lowercase(N), [<<"sec-websocket-protocol">>,
+                not lists:member(py_web:lower(N), [<<"sec-websocket-protocol">>,
                                                        <<"sec-websocket-extensions">>])],
     Response = [<<"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
                   "connection: Upgrade\r\nsec-websocket-accept: ">>, accept_key(W#ws.key),
@@ -442,7 +442,7 @@ reason({error, Reason}) -> Reason.
 %% content-length unless it gave one, and the connection closes.
 -spec deny(#ws{}, 100..599, [{binary(), binary()}], [binary()], non_neg_integer()) -> close.
 deny(#ws{socket = Socket} = W, Status, Headers, Body, Size) ->
-    Names = [string:lowercase(N) || {N, _} <- Headers],
+    Names = [py_web:lower(N) || {N, _} <- Headers],
     Length = case lists:member(<<"content-length">>, Names) of
                  true -> [];
                  false -> [<<"content-length: ">>, integer_to_binary(Size), <<"\r\n">>]

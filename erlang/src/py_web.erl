@@ -1,10 +1,10 @@
 %% @private
 %% @doc What py_asgi and py_wsgi share: the app's names checked, the runner chosen, and the
-%% runners' response events as the Erlang events of their handlers; and the deadlines of
-%% py_http's connections and websockets.
+%% runners' response events as the Erlang events of their handlers; and the deadlines and the
+%% header-value helpers of py_http's connections and websockets.
 -module(py_web).
 
--export([check/4, event/1, deadline/1, remaining/1]).
+-export([check/4, event/1, deadline/1, remaining/1, trim/1, lower/1, digits/2]).
 
 %% @doc `Module' and `Callable' as binaries (`error(badarg)' otherwise, as for py:call/3) and
 %% which runner runs them: `{ok, M, C}' for ours (the `runner' option unset, naming ours, or
@@ -48,3 +48,54 @@ deadline(Ms) -> erlang:monotonic_time(millisecond) + Ms.
 -spec remaining(integer() | infinity) -> timeout().
 remaining(infinity) -> infinity;
 remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
+
+%% @doc `Value' without the spaces, tabs, CRs and LFs around it (a header value's optional
+%% whitespace, RFC 9110 5.6.3, or a chunk-size line's end). Any bytes: a client's header
+%% values need not be UTF-8, which `string:trim/1' would fail on.
+-spec trim(binary()) -> binary().
+trim(Value) ->
+    trim_end(trim_start(Value)).
+
+-spec trim_start(binary()) -> binary().
+trim_start(<<C, Rest/binary>>) when C =:= $\s; C =:= $\t; C =:= $\r; C =:= $\n ->
+    trim_start(Rest);
+trim_start(Value) ->
+    Value.
+
+-spec trim_end(binary()) -> binary().
+trim_end(Value) ->
+    case byte_size(Value) of
+        0 ->
+            Value;
+        N ->
+            case binary:last(Value) of
+                C when C =:= $\s; C =:= $\t; C =:= $\r; C =:= $\n ->
+                    trim_end(binary:part(Value, 0, N - 1));
+                _ ->
+                    Value
+            end
+    end.
+
+%% @doc `Value' with A-Z lowered and every other byte as it is: HTTP's case-insensitive names
+%% and tokens, without `string:lowercase/1''s Unicode tables (which also fail on bytes that are
+%% not UTF-8).
+-spec lower(binary()) -> binary().
+lower(Value) ->
+    << <<(case C of _ when C >= $A, C =< $Z -> C + 32; _ -> C end)>> || <<C>> <= Value >>.
+
+%% @doc The non-negative integer that `Value' spells in digits of `Base' (10 or 16) only, no
+%% sign and no spaces (RFC 9112's `Content-Length = 1*DIGIT' and `chunk-size = 1*HEXDIG'), or
+%% `error'.
+-spec digits(binary(), 10 | 16) -> non_neg_integer() | error.
+digits(<<>>, _Base) ->
+    error;
+digits(Value, Base) ->
+    case lists:all(fun(C) -> is_digit(C, Base) end, binary_to_list(Value)) of
+        true -> binary_to_integer(Value, Base);
+        false -> error
+    end.
+
+-spec is_digit(byte(), 10 | 16) -> boolean().
+is_digit(C, _) when C >= $0, C =< $9 -> true;
+is_digit(C, 16) when C >= $a, C =< $f; C >= $A, C =< $F -> true;
+is_digit(_, _) -> false.

@@ -574,9 +574,36 @@ body_too_large(_Config) ->
     end.
 
 %% @doc Content-Length with Transfer-Encoding, or two lengths, get 400; an unknown coding 501.
+%% A length is decimal digits only (RFC 9112: a sign is a smuggling vector), and framing
+%% headers holding bytes that are not UTF-8 get an answer, not a dropped connection; so does
+%% a bad chunk size, after which the server still serves.
 -spec ambiguous_body_length(ct_suite:ct_config()) -> term().
 ambiguous_body_length(Config) ->
     S = ?config(asgi, Config),
+    [<<"HTTP/1.1 400 ", _/binary>> =
+         exchange(S, <<"PUT /echo HTTP/1.1\r\ncontent-length: ", L/binary, "\r\n\r\nhello">>)
+     || L <- [<<"+5">>, <<"-0">>, <<"5 5">>, <<"0x5">>, <<"5\xff">>, <<"\xff">>, <<>>]],
+    <<"HTTP/1.1 200 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\ncontent-length:  5\t\r\nconnection: close\r\n"
+                      "\r\nhello">>),
+    <<"HTTP/1.1 501 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\ntransfer-encoding: \xff\r\n\r\n">>),
+    <<"HTTP/1.1 417 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\nexpect: \xff\r\ncontent-length: 1\r\n\r\n">>),
+    <<"HTTP/1.1 200 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\nconnection: \xff, close\r\ncontent-length: 1\r\n"
+                      "\r\nx">>),
+    [begin
+         C = connect(S),
+         ok = gen_tcp:send(C, <<"PUT /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+                                Size/binary, "\r\nhello\r\n0\r\n\r\n">>),
+         %% The app may have started on the body: no status to rely on, but the connection
+         %% ends and the next request is served.
+         _ = read_all(C, <<>>)
+     end || Size <- [<<"+5">>, <<"-5">>, <<"\xff">>, <<"5x">>]],
+    <<"HTTP/1.1 200 ", _/binary>> =
+        exchange(S, <<"PUT /echo HTTP/1.1\r\ntransfer-encoding: chunked\r\nconnection: close\r\n"
+                      "\r\n5 ; ext=1\r\nhello\r\n0\r\n\r\n">>),
     <<"HTTP/1.1 400 ", _/binary>> =
         exchange(S, <<"PUT /echo HTTP/1.1\r\ncontent-length: 1\r\n"
                       "transfer-encoding: chunked\r\n\r\n">>),
@@ -999,7 +1026,21 @@ websocket_bad_handshake(Asgi, Wsgi, Base) ->
         <<"HTTP/1.1 400 ", _/binary>> =
             exchange(Asgi, [<<"POST /ws/echo HTTP/1.1\r\n">>, Base,
                             <<"sec-websocket-key: ">>, ?WS_KEY,
-                            <<"\r\nsec-websocket-version: 13\r\n\r\n">>])
+                            <<"\r\nsec-websocket-version: 13\r\n\r\n">>]),
+        %% Bytes that are not UTF-8 in the handshake's headers: an answer, not a crash.
+        <<"HTTP/1.1 400 ", _/binary>> =
+            exchange(Asgi, [<<"GET /ws/echo HTTP/1.1\r\n">>, Base,
+                            <<"sec-websocket-key: \xff\r\nsec-websocket-version: 13\r\n\r\n">>]),
+        await_log(<<"py_http: bad websocket upgrade: bad Sec-WebSocket-Key">>),
+        <<"HTTP/1.1 400 ", _/binary>> =
+            exchange(Asgi, [<<"GET /ws/echo HTTP/1.1\r\n">>, Base,
+                            <<"sec-websocket-key: ">>, ?WS_KEY,
+                            <<"\r\nsec-websocket-version: \xff\r\n\r\n">>]),
+        {C, <<"HTTP/1.1 101 ", _/binary>>, _} =
+            ws_connect(Asgi, <<"/ws/echo">>,
+                       <<"sec-websocket-protocol: \xff\r\n"
+                         "sec-websocket-extensions: \xff; \xff=\xff, x\xff\r\n">>),
+        gen_tcp:close(C)
     end),
     <<"HTTP/1.1 400 BAD REQUEST", _/binary>> =
         exchange(Wsgi, [<<"GET / HTTP/1.1\r\n">>, Base,
