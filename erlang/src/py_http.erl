@@ -556,7 +556,11 @@ headers(Socket, Config, Buffer, Acc) ->
             Name = header_name(Name0),
             case byte_size(Name) + 2 + byte_size(Value) > Config#config.max_header_line of
                 true -> {error, 431};
-                false -> headers(Socket, Config, Rest, [{Name, Value} | Acc])
+                false ->
+                    case field_value(Value) of
+                        true -> headers(Socket, Config, Rest, [{Name, Value} | Acc]);
+                        false -> {error, 400}
+                    end
             end;
         {ok, http_eoh, Rest} ->
             {ok, lists:reverse(Acc), Rest};
@@ -573,6 +577,14 @@ headers(Socket, Config, Buffer, Acc) ->
             %% dropped it.
             {error, closed}
     end.
+
+%% Whether a header value holds no control character but HTAB (RFC 9110 5.5): a NUL, a bare
+%% CR or the CR LF of an obsolete line folding would reach the app, and any code of it that
+%% echoes or logs the value, as they are. Refused with 400, as h11 (uvicorn) refuses them.
+-spec field_value(binary()) -> boolean().
+field_value(<<C, Rest/binary>>) when C >= 32, C =/= 127; C =:= $\t -> field_value(Rest);
+field_value(<<>>) -> true;
+field_value(_) -> false.
 
 %% The parser passes only token characters in a header name (RFC 9110 5.1: ASCII; a name with
 %% any other byte is an `http_error', 400), so lowering A-Z is the whole job, without

@@ -32,6 +32,7 @@
     ambiguous_body_length/1,
     app_error_is_500/1,
     bad_response_headers_are_500/1,
+    control_characters_in_request_headers_are_400/1,
     app_timeout_is_500/1,
     client_disconnect_mid_stream/1,
     client_disconnect_mid_body/1,
@@ -662,6 +663,18 @@ bad_response_headers_are_500(_Config) ->
         py_http:stop(A),
         py_http:stop(W)
     end.
+
+%% @doc A request header value holding a NUL, a bare CR, another control character or an
+%% obsolete line folding gets 400 before the app sees it; a tab and bytes of 0x80 and over
+%% (obs-text) are fine.
+-spec control_characters_in_request_headers_are_400(ct_suite:ct_config()) -> term().
+control_characters_in_request_headers_are_400(Config) ->
+    S = ?config(asgi, Config),
+    [<<"HTTP/1.1 400 ", _/binary>> =
+         exchange(S, <<"GET / HTTP/1.1\r\nx-a: ", V/binary, "\r\n\r\n">>)
+     || V <- [<<"a\0b">>, <<"a\rb">>, <<"a\eb">>, <<"a\x7fb">>, <<"1\r\n  folded">>]],
+    <<"HTTP/1.1 200 ", _/binary>> =
+        exchange(S, <<"GET / HTTP/1.1\r\nx-a: a\tb \x80\xff\r\nconnection: close\r\n\r\n">>).
 
 %% @doc An app that does not answer within request_timeout gets 500; the app is cancelled.
 -spec app_timeout_is_500(ct_suite:ct_config()) -> term().
