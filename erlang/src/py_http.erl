@@ -656,6 +656,24 @@ method(M) -> M.
 
 -spec target(term()) -> {ok, binary(), binary()} | error.
 target({abs_path, Target}) ->
+    case no_controls(Target) of
+        true -> split_target(Target);
+        %% RFC 9112 3.2: the target is visible characters; a control character (a NUL, a
+        %% DEL) would reach the app in its path or query string.
+        false -> error
+    end;
+target({absoluteURI, _Scheme, _Host, _Port, Target}) ->
+    target({abs_path, Target});
+target(_) ->
+    error.
+
+-spec no_controls(binary()) -> boolean().
+no_controls(<<C, Rest/binary>>) when C > 32, C =/= 127 -> no_controls(Rest);
+no_controls(<<>>) -> true;
+no_controls(_) -> false.
+
+-spec split_target(binary()) -> {ok, binary(), binary()}.
+split_target(Target) ->
     %% Not binary:split/2: with a one-byte pattern it yields (the process is scheduled out and
     %% in again) on every call on OTP 25, once per request here.
     case byte_offset(Target, $?, 0) of
@@ -664,11 +682,7 @@ target({abs_path, Target}) ->
         At ->
             <<Path:At/binary, $?, Query/binary>> = Target,
             {ok, Path, Query}
-    end;
-target({absoluteURI, _Scheme, _Host, _Port, Target}) ->
-    target({abs_path, Target});
-target(_) ->
-    error.
+    end.
 
 -spec dispatch(gen_tcp:socket(), #config{}, term(), term(), binary(), binary(), binary(),
                {non_neg_integer(), non_neg_integer()}, [{binary(), binary()}]) ->

@@ -666,7 +666,7 @@ bad_response_headers_are_500(_Config) ->
 
 %% @doc A request header value holding a NUL, a bare CR, another control character or an
 %% obsolete line folding gets 400 before the app sees it; a tab and bytes of 0x80 and over
-%% (obs-text) are fine.
+%% (obs-text) are fine. A request target with a control character gets 400 too.
 -spec control_characters_in_request_headers_are_400(ct_suite:ct_config()) -> term().
 control_characters_in_request_headers_are_400(Config) ->
     S = ?config(asgi, Config),
@@ -674,7 +674,11 @@ control_characters_in_request_headers_are_400(Config) ->
          exchange(S, <<"GET / HTTP/1.1\r\nx-a: ", V/binary, "\r\n\r\n">>)
      || V <- [<<"a\0b">>, <<"a\rb">>, <<"a\eb">>, <<"a\x7fb">>, <<"1\r\n  folded">>]],
     <<"HTTP/1.1 200 ", _/binary>> =
-        exchange(S, <<"GET / HTTP/1.1\r\nx-a: a\tb \x80\xff\r\nconnection: close\r\n\r\n">>).
+        exchange(S, <<"GET / HTTP/1.1\r\nx-a: a\tb \x80\xff\r\nconnection: close\r\n\r\n">>),
+    %% The same for the request target.
+    [<<"HTTP/1.1 400 ", _/binary>> = exchange(S, <<"GET ", T/binary, " HTTP/1.1\r\n\r\n">>)
+     || T <- [<<"/a\0b">>, <<"/a\x01b">>, <<"/a\x7f">>, <<"/?q=\0">>,
+              <<"http://x/a\x1fb">>]].
 
 %% @doc An app that does not answer within request_timeout gets 500; the app is cancelled.
 -spec app_timeout_is_500(ct_suite:ct_config()) -> term().
