@@ -24,7 +24,10 @@ main([Ebin | Rest]) ->
     %% APP=flask in the environment: the Flask hello, served as WSGI.
     Opts = case os:getenv("APP", "fastapi") of
                "fastapi" -> #{app => <<"hello:app">>};
-               "flask" -> #{app => <<"hello:wsgi">>, interface => wsgi}
+               "flask" -> #{app => <<"hello:wsgi">>, interface => wsgi};
+               Other ->
+                   io:format(standard_error, "APP is fastapi or flask, not ~s~n", [Other]),
+                   halt(2)
            end,
     {ok, Server} = py_http:start(Opts#{port => 0}),
     Url = "http://127.0.0.1:" ++ integer_to_list(py_http:port(Server)) ++ "/",

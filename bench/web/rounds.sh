@@ -20,16 +20,30 @@ CONNS=$4
 shift 4
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-APP=${APP:-fastapi}
-case $APP in
-    fastapi) PY_HTTP_APP=hello:app; PY_HTTP_OPTS="" ;;
-    flask) PY_HTTP_APP=hello:wsgi; PY_HTTP_OPTS=", interface => wsgi" ;;
-    *) echo "APP is fastapi or flask, not $APP" >&2; exit 2 ;;
-esac
-
 start() { # port command...
     start_server "$1" "$@"
 }
+
+# The app py_http serves, and its peer: start_peer PORT starts it and names it.
+APP=${APP:-fastapi}
+case $APP in
+    fastapi)
+        PY_HTTP_APP=hello:app; PY_HTTP_OPTS=""
+        start_peer() {
+            start "$1" "$PY" -m uvicorn hello:app --port "$1" --workers 1 --loop uvloop \
+                --http httptools --log-level warning --no-access-log
+            SERVERS="$SERVERS uvicorn:$1"
+            echo "== uvicorn: 1 worker, uvloop + httptools"
+        } ;;
+    flask)
+        PY_HTTP_APP=hello:wsgi; PY_HTTP_OPTS=", interface => wsgi"
+        start_peer() {
+            start "$1" "$PY" -m gunicorn -w 1 -b "127.0.0.1:$1" hello:wsgi
+            SERVERS="$SERVERS gunicorn:$1"
+            echo "== gunicorn: 1 sync worker"
+        } ;;
+    *) echo "APP is fastapi or flask, not $APP" >&2; exit 2 ;;
+esac
 
 run_wrk() { # label port
     url="http://127.0.0.1:$2/"
@@ -62,16 +76,7 @@ for spec in "$@"; do
     SERVERS="$SERVERS $label:$port"
 done
 port=$((port + 1))
-if [ "$APP" = flask ]; then
-    start "$port" "$PY" -m gunicorn -w 1 -b "127.0.0.1:$port" hello:wsgi
-    SERVERS="$SERVERS gunicorn:$port"
-    echo "== gunicorn: 1 sync worker"
-else
-    start "$port" "$PY" -m uvicorn hello:app --port "$port" --workers 1 --loop uvloop \
-        --http httptools --log-level warning --no-access-log
-    SERVERS="$SERVERS uvicorn:$port"
-    echo "== uvicorn: 1 worker, uvloop + httptools"
-fi
+start_peer "$port"
 # The servers take turns at going first: a server run right after another one runs slower
 # (measured A/A: 4,355 against 5,466 req/s in the second slot), so a fixed order would favour
 # whichever comes first. Round r starts with the r-th server.

@@ -99,8 +99,6 @@ deliver([], Stream, Handler, Acc, Timeout) ->
     pull(Stream, Handler, Acc, Timeout).
 
 -spec pull(term(), handler(Acc), Acc, timeout()) -> {ok, Acc} | {error, term(), Acc}.
-pull(none, _Handler, Acc, _Timeout) ->
-    {ok, Acc};
 pull(Stream, Handler, Acc, Timeout) ->
     case py_request:run(default, {next, Stream, 1}, Timeout) of
         {ok, [Events]} when is_list(Events) -> deliver(Events, Stream, Handler, Acc, Timeout);
